@@ -1,0 +1,173 @@
+//! Encodes records into a batch. Producers (the client) use it; so do tests
+//! and benchmarks that need real batches.
+
+use bytes::Bytes;
+
+use super::header::{
+    ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, CRC_START, FIRST_TIMESTAMP,
+    HEADER_LEN, LAST_OFFSET_DELTA, LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP,
+    PRODUCER_EPOCH, PRODUCER_ID, RECORD_COUNT,
+};
+use super::varint::{put_varint, put_varlong, varlong_len};
+use super::BatchError;
+
+/// Accumulates records and encodes them as one uncompressed batch with
+/// `base_offset` 0 (the broker assigns the real one).
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    count: u32,
+    first_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::with_capacity(4096)
+    }
+
+    /// An empty builder whose buffer starts with `bytes` of room.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
+        buf.resize(HEADER_LEN, 0);
+        BatchBuilder { buf, count: 0, first_timestamp: 0, max_timestamp: i64::MIN }
+    }
+
+    /// Records appended so far.
+    pub fn record_count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes the batch would take if built now.
+    pub fn size_in_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes one more record with these fields would add; lets a producer
+    /// decide to close a batch before it outgrows its limit.
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> usize {
+        let body = self.body_len(timestamp, key, value, headers);
+        varlong_len(body as i64) + body
+    }
+
+    fn body_len(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> usize {
+        let first = if self.count == 0 { timestamp } else { self.first_timestamp };
+        let field = |f: Option<&[u8]>| match f {
+            None => 1,
+            Some(b) => varlong_len(b.len() as i64) + b.len(),
+        };
+        let mut n = 1
+            + varlong_len(timestamp.wrapping_sub(first))
+            + varlong_len(i64::from(self.count))
+            + field(key)
+            + field(value)
+            + varlong_len(headers.len() as i64);
+        for (k, v) in headers {
+            n += field(Some(k.as_bytes())) + field(*v);
+        }
+        n
+    }
+
+    /// Appends one record. Fails (changing nothing) if a length does not fit
+    /// the format's 31-bit fields.
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), BatchError> {
+        let too_long = |b: Option<&[u8]>| b.is_some_and(|b| b.len() > i32::MAX as usize);
+        if too_long(key)
+            || too_long(value)
+            || headers.len() > i32::MAX as usize
+            || headers.iter().any(|(k, v)| too_long(Some(k.as_bytes())) || too_long(*v))
+        {
+            return Err(BatchError::Build("a key, value or header is longer than 2^31-1 bytes"));
+        }
+        if self.count == i32::MAX as u32 {
+            return Err(BatchError::Build("a batch holds at most 2^31-1 records"));
+        }
+        let body = self.body_len(timestamp, key, value, headers);
+        if self.buf.len() + body + 10 > u32::MAX as usize {
+            return Err(BatchError::Build("a batch is at most 4 GiB"));
+        }
+        if self.count == 0 {
+            self.first_timestamp = timestamp;
+        }
+        let b = &mut self.buf;
+        put_varlong(b, body as i64);
+        b.push(0);
+        put_varlong(b, timestamp.wrapping_sub(self.first_timestamp));
+        put_varint(b, self.count as i32);
+        put_bytes(b, key);
+        put_bytes(b, value);
+        put_varint(b, headers.len() as i32);
+        for (k, v) in headers {
+            put_bytes(b, Some(k.as_bytes()));
+            put_bytes(b, *v);
+        }
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        Ok(())
+    }
+
+    /// Fills in the header and CRC and returns the encoded batch.
+    pub fn build(self) -> Result<Bytes, BatchError> {
+        if self.count == 0 {
+            return Err(BatchError::Build("a batch needs at least one record"));
+        }
+        let mut b = self.buf;
+        let batch_length = (b.len() - LOG_OVERHEAD) as u32;
+        b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
+        b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_le_bytes());
+        b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&0u32.to_le_bytes());
+        b[MAGIC_AT] = MAGIC;
+        b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
+        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&(self.count - 1).to_le_bytes());
+        b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_le_bytes());
+        b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_le_bytes());
+        b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_le_bytes());
+        b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&(-1i16).to_le_bytes());
+        b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_le_bytes());
+        b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_le_bytes());
+        let crc = crc32fast::hash(&b[CRC_START..]);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        Ok(Bytes::from(b))
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        None => put_varint(out, -1),
+        Some(bytes) => {
+            put_varint(out, bytes.len() as i32);
+            out.extend_from_slice(bytes);
+        }
+    }
+}

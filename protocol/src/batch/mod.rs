@@ -1,0 +1,203 @@
+//! The record batch: Strata's one format for records on the wire and on disk
+//! (DESIGN.md, "Record batch"). Modelled on Kafka's v2 batch, little-endian.
+//!
+//! ```text
+//! base_offset u64 · batch_length u32 · partition_leader_epoch u32 · magic u8 ·
+//! crc u32 · attributes u16 · last_offset_delta u32 · first_timestamp i64 ·
+//! max_timestamp i64 · producer_id i64 · producer_epoch i16 ·
+//! base_sequence i32 · record_count u32 · records…
+//! ```
+//!
+//! `batch_length` counts the bytes after itself. The CRC covers every byte
+//! after the crc field, so `base_offset` and `partition_leader_epoch` can be
+//! assigned by the broker in place without recomputing it. Those two fields
+//! are therefore *not* protected by the CRC; the log protects `base_offset`
+//! by requiring dense offsets.
+
+mod builder;
+mod error;
+mod header;
+mod record;
+pub mod varint;
+
+use bytes::Bytes;
+
+pub use builder::BatchBuilder;
+pub use error::BatchError;
+pub use header::{
+    set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, HEADER_LEN,
+    LOG_OVERHEAD, MAGIC, MIN_BATCH_LENGTH, TIMESTAMP_TYPE_LOG_APPEND,
+};
+pub use record::{Record, RecordHeader};
+
+use header::CRC_START;
+
+/// Validates `buf` as exactly one record batch: length, magic, size limit,
+/// CRC, compression codec, and every record's structure against the header
+/// (count, offset deltas, max timestamp). Returns the parsed header.
+pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    let total = header.total_len();
+    if total > max_batch_bytes {
+        return Err(BatchError::TooLarge { size: total, max: max_batch_bytes });
+    }
+    if buf.len() < total {
+        return Err(BatchError::Truncated { needed: total, available: buf.len() });
+    }
+    if buf.len() > total {
+        return Err(BatchError::InvalidLength {
+            length: header.batch_length,
+            reason: "shorter than the bytes given",
+        });
+    }
+    let computed = crc32fast::hash(&buf[CRC_START..]);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+    }
+    if header.compression() != 0 {
+        return Err(BatchError::UnsupportedCompression(header.compression()));
+    }
+    check_records(buf, &header)?;
+    Ok(header)
+}
+
+fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    if header.record_count == 0 {
+        return Err(BatchError::InvalidHeader("record_count is 0: a batch holds at least one record"));
+    }
+    let mut pos = HEADER_LEN;
+    let mut found: u32 = 0;
+    let mut max_ts = i64::MIN;
+    while pos < buf.len() {
+        if found == header.record_count {
+            return Err(BatchError::RecordCountMismatch {
+                declared: header.record_count,
+                found: found.saturating_add(1),
+            });
+        }
+        let layout = record::walk(buf, pos, found)?;
+        if i64::from(layout.offset_delta) != i64::from(found) {
+            return Err(BatchError::MalformedRecord {
+                index: found,
+                reason: "offset delta",
+                detail: "offset deltas must count up from 0",
+            });
+        }
+        max_ts = max_ts.max(header.first_timestamp.wrapping_add(layout.timestamp_delta));
+        pos = layout.end;
+        found += 1;
+    }
+    if found != header.record_count {
+        return Err(BatchError::RecordCountMismatch { declared: header.record_count, found });
+    }
+    if header.last_offset_delta != found - 1 {
+        return Err(BatchError::InvalidHeader("last_offset_delta is not record_count - 1"));
+    }
+    if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 && header.max_timestamp != max_ts {
+        return Err(BatchError::InvalidHeader("max_timestamp is not the largest record timestamp"));
+    }
+    Ok(())
+}
+
+/// A validated batch over shared bytes; records decode from it zero-copy.
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    bytes: Bytes,
+    header: BatchHeader,
+}
+
+impl RecordBatch {
+    /// Validates `bytes` as exactly one batch (see [`validate`]).
+    pub fn new(bytes: Bytes, max_batch_bytes: usize) -> Result<Self, BatchError> {
+        let header = validate(&bytes, max_batch_bytes)?;
+        Ok(RecordBatch { bytes, header })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The encoded batch, exactly as stored.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Gives back the encoded batch.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// The records, in offset order.
+    pub fn records(&self) -> Records<'_> {
+        Records { batch: self, pos: HEADER_LEN, index: 0 }
+    }
+}
+
+/// Iterator over a batch's records. Items are `Result` only because decoding
+/// never trusts its input; a batch that passed [`validate`] yields no error.
+#[derive(Debug)]
+pub struct Records<'a> {
+    batch: &'a RecordBatch,
+    pos: usize,
+    index: u32,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.batch.header.record_count || self.pos >= self.batch.bytes.len() {
+            return None;
+        }
+        let h = &self.batch.header;
+        let item = record::walk(&self.batch.bytes, self.pos, self.index).and_then(|layout| {
+            self.pos = layout.end;
+            record::materialize(&self.batch.bytes, &layout, h.base_offset, h.first_timestamp, self.index)
+        });
+        self.index += 1;
+        if item.is_err() {
+            self.pos = self.batch.bytes.len();
+        }
+        Some(item)
+    }
+}
+
+/// Splits a buffer of back-to-back batches (a produce request, a fetch
+/// response) into validated batches. Stops at the first error.
+pub fn split_batches(bytes: Bytes, max_batch_bytes: usize) -> BatchSplitter {
+    BatchSplitter { rest: bytes, max_batch_bytes, failed: false }
+}
+
+/// Iterator returned by [`split_batches`].
+#[derive(Debug)]
+pub struct BatchSplitter {
+    rest: Bytes,
+    max_batch_bytes: usize,
+    failed: bool,
+}
+
+impl Iterator for BatchSplitter {
+    type Item = Result<RecordBatch, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.rest.is_empty() {
+            return None;
+        }
+        let item = BatchHeader::parse(&self.rest).and_then(|h| {
+            let total = h.total_len();
+            if total > self.max_batch_bytes {
+                return Err(BatchError::TooLarge { size: total, max: self.max_batch_bytes });
+            }
+            if total > self.rest.len() {
+                return Err(BatchError::Truncated { needed: total, available: self.rest.len() });
+            }
+            RecordBatch::new(self.rest.split_to(total), self.max_batch_bytes)
+        });
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::header::{CRC, CRC_START, LEADER_EPOCH, RECORD_COUNT};
+use super::*;
+
+type Hdr = (String, Option<Vec<u8>>);
+
+#[derive(Debug, Clone)]
+struct Input {
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<Hdr>,
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    (
+        -1_000_000i64..4_000_000_000_000i64,
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+        proptest::collection::vec(
+            ("[a-z\u{e9}]{0,8}", proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16))),
+            0..3,
+        ),
+    )
+        .prop_map(|(timestamp, key, value, headers)| Input { timestamp, key, value, headers })
+}
+
+fn build(inputs: &[Input]) -> Bytes {
+    let mut b = BatchBuilder::new();
+    for r in inputs {
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers).expect("append");
+    }
+    b.build().expect("build")
+}
+
+fn recrc(buf: &mut [u8]) {
+    let crc = crc32fast::hash(&buf[CRC_START..]);
+    buf[CRC..CRC + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+const MAX: usize = 1 << 20;
+
+proptest! {
+    #[test]
+    fn encode_then_decode_round_trips(inputs in proptest::collection::vec(input(), 1..20), base in 0u64..u64::MAX / 2) {
+        let mut raw = build(&inputs).to_vec();
+        set_base_offset(&mut raw, base).unwrap();
+        set_partition_leader_epoch(&mut raw, 7).unwrap();
+        let batch = RecordBatch::new(Bytes::from(raw), MAX).unwrap();
+        let h = *batch.header();
+        prop_assert_eq!(h.base_offset, base);
+        prop_assert_eq!(h.partition_leader_epoch, 7);
+        prop_assert_eq!(h.record_count as usize, inputs.len());
+        prop_assert_eq!(h.last_offset(), base + inputs.len() as u64 - 1);
+        prop_assert_eq!(h.max_timestamp, inputs.iter().map(|r| r.timestamp).max().unwrap());
+        let records: Vec<Record> = batch.records().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(records.len(), inputs.len());
+        for (i, (rec, inp)) in records.iter().zip(&inputs).enumerate() {
+            prop_assert_eq!(rec.offset, base + i as u64);
+            prop_assert_eq!(rec.timestamp, inp.timestamp);
+            prop_assert_eq!(rec.key.as_deref(), inp.key.as_deref());
+            prop_assert_eq!(rec.value.as_deref(), inp.value.as_deref());
+            let hs: Vec<Hdr> = rec.headers.iter().map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec()))).collect();
+            prop_assert_eq!(&hs, &inp.headers);
+        }
+    }
+
+    /// Every byte the format protects (all but `base_offset` and
+    /// `partition_leader_epoch`, which the broker rewrites) is checked.
+    #[test]
+    fn any_single_flipped_protected_byte_is_detected(
+        inputs in proptest::collection::vec(input(), 1..5),
+        pos_seed in any::<usize>(),
+        flip in 1u8..=255,
+    ) {
+        let raw = build(&inputs).to_vec();
+        let protected: Vec<usize> = (8..raw.len()).filter(|p| !(LEADER_EPOCH..LEADER_EPOCH + 4).contains(p)).collect();
+        let pos = protected[pos_seed % protected.len()];
+        let mut bad = raw.clone();
+        bad[pos] ^= flip;
+        prop_assert!(validate(&bad, MAX).is_err(), "flip at {} not detected", pos);
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = validate(&bytes, MAX);
+        for b in split_batches(Bytes::from(bytes), MAX) {
+            if let Ok(b) = b { for r in b.records() { let _ = r; } }
+        }
+    }
+
+    /// Hostile bytes that pass the CRC (a forger recomputes it) still never
+    /// panic and never yield a record that is not in the buffer.
+    #[test]
+    fn recrced_mutations_never_panic(inputs in proptest::collection::vec(input(), 1..4), edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let mut raw = build(&inputs).to_vec();
+        for (p, v) in edits {
+            let p = HEADER_LEN + p % (raw.len() - HEADER_LEN);
+            raw[p] = v;
+        }
+        recrc(&mut raw);
+        if let Ok(batch) = RecordBatch::new(Bytes::from(raw), MAX) {
+            let n = batch.records().filter(|r| r.is_ok()).count();
+            prop_assert_eq!(n, batch.header().record_count as usize);
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_rejected(inputs in proptest::collection::vec(input(), 1..4), cut_seed in any::<usize>()) {
+        let raw = build(&inputs);
+        let cut = cut_seed % raw.len();
+        let is_truncated = matches!(validate(&raw[..cut], MAX), Err(BatchError::Truncated { .. }));
+        prop_assert!(is_truncated);
+    }
+}
+
+fn one() -> Bytes {
+    build(&[Input { timestamp: 1000, key: Some(b"k".to_vec()), value: Some(b"v".to_vec()), headers: vec![] }])
+}
+
+#[test]
+fn wrong_magic_is_named() {
+    let mut raw = one().to_vec();
+    raw[16] = 9;
+    assert_eq!(validate(&raw, MAX), Err(BatchError::BadMagic { found: 9, expected: MAGIC }));
+}
+
+#[test]
+fn wrong_crc_is_named() {
+    let mut raw = one().to_vec();
+    raw[CRC] ^= 1;
+    assert!(matches!(validate(&raw, MAX), Err(BatchError::CrcMismatch { .. })));
+}
+
+#[test]
+fn oversized_batch_is_rejected_before_reading_it() {
+    let raw = one();
+    assert_eq!(validate(&raw, 10), Err(BatchError::TooLarge { size: raw.len(), max: 10 }));
+}
+
+#[test]
+fn record_count_mismatch_is_named() {
+    let mut raw = one().to_vec();
+    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&2u32.to_le_bytes());
+    recrc(&mut raw);
+    assert_eq!(validate(&raw, MAX), Err(BatchError::RecordCountMismatch { declared: 2, found: 1 }));
+    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&0u32.to_le_bytes());
+    recrc(&mut raw);
+    assert!(matches!(validate(&raw, MAX), Err(BatchError::InvalidHeader(_))));
+}
+
+#[test]
+fn bad_length_is_named() {
+    let mut raw = one().to_vec();
+    raw[8..12].copy_from_slice(&3u32.to_le_bytes());
+    assert!(matches!(validate(&raw, MAX), Err(BatchError::InvalidLength { length: 3, .. })));
+    let mut long = one().to_vec();
+    long.push(0);
+    assert!(matches!(validate(&long, MAX), Err(BatchError::InvalidLength { .. })));
+}
+
+#[test]
+fn compressed_batches_are_refused_by_name() {
+    let mut raw = one().to_vec();
+    raw[21] |= 1;
+    recrc(&mut raw);
+    assert_eq!(validate(&raw, MAX), Err(BatchError::UnsupportedCompression(1)));
+}
+
+#[test]
+fn split_yields_each_batch_then_stops_at_garbage() {
+    let mut all = one().to_vec();
+    all.extend_from_slice(&one());
+    all.extend_from_slice(&[1, 2, 3]);
+    let items: Vec<_> = split_batches(Bytes::from(all), MAX).collect();
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok() && items[1].is_ok());
+    assert!(matches!(items[2], Err(BatchError::Truncated { .. })));
+}
+
+#[test]
+fn empty_builder_refuses_to_build() {
+    assert!(matches!(BatchBuilder::new().build(), Err(BatchError::Build(_))));
+}
+
+#[test]
+fn record_size_predicts_growth() {
+    let mut b = BatchBuilder::new();
+    for i in 0..5i64 {
+        let before = b.size_in_bytes();
+        let predicted = b.record_size(100 + i, Some(b"key"), Some(&[7u8; 300]), &[("h", Some(b"v"))]);
+        b.append(100 + i, Some(b"key"), Some(&[7u8; 300]), &[("h", Some(b"v"))]).unwrap();
+        assert_eq!(b.size_in_bytes() - before, predicted);
+    }
+}

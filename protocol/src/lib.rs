@@ -1,0 +1,13 @@
+//! # strata-protocol
+//!
+//! Owns the formats that several crates and processes must agree on: the
+//! record batch (one binary format shared by the wire and the disk, see
+//! `DESIGN.md`, "Record batch") and, with the single-node issue, the gRPC
+//! schema. Everything here is pure: encoding, decoding and validation of
+//! bytes, with no I/O.
+//!
+//! It must never panic on input bytes (they come from sockets and files),
+//! never copy batch payloads where a `Bytes` slice will do, and never depend
+//! on another Strata crate.
+
+pub mod batch;
