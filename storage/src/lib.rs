@@ -1,1 +1,35 @@
-//! placeholder
+//! # strata-storage
+//!
+//! Owns the on-disk partition log: segmented, append-only files of record
+//! batches (`LogSegment`), sparse offset and time indexes, crash recovery
+//! from a recovery-point checkpoint (`loader`), retention, the flush policy,
+//! and the `LogManager` that holds every log of a data directory. Layout and
+//! invariants are those of DESIGN.md, "Storage invariants".
+//!
+//! It must never panic on bytes read from disk or handed to `append`, never
+//! write a batch that did not validate, never silently drop a batch that
+//! validated (damage below the recovery point or in a sealed segment is an
+//! error), and never shrink a file region that may be mapped by a reader.
+//! It knows nothing of replication, networking or async runtimes.
+
+mod checkpoint;
+mod clock;
+mod config;
+mod error;
+mod file_io;
+mod index;
+mod loader;
+mod log;
+mod manager;
+mod scan;
+mod segment;
+mod topic_partition;
+
+pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use loader::{RecoveryReport, TruncatedTail};
+pub use log::{AppendInfo, Log, ReadResult, RetentionResult};
+pub use manager::{BackgroundConfig, LogManager};
+pub use topic_partition::{validate_topic_name, TopicPartition, MAX_TOPIC_NAME_LEN};

@@ -1,0 +1,95 @@
+//! The storage crate's one error type. Every variant keeps its cause and names
+//! the file or offset at fault.
+
+use std::io;
+use std::path::PathBuf;
+
+use strata_protocol::batch::BatchError;
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `append` was given bytes that are not one valid record batch; the log
+    /// is unchanged.
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    /// The requested offset is outside the log.
+    #[error("offset {offset} is out of range: the log holds offsets [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        /// Offset asked for.
+        offset: u64,
+        /// First offset still in the log.
+        log_start: u64,
+        /// Offset the next append will get.
+        log_end: u64,
+    },
+    /// The file system is full: nothing was appended and reads still work.
+    #[error("disk full while {context} {path}")]
+    DiskFull {
+        /// File being written.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+    },
+    /// Any other I/O failure, with its cause.
+    #[error("I/O error while {context} {path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes inside a segment that must be intact (sealed, or already flushed)
+    /// do not validate. The partition is not opened rather than silently
+    /// losing data.
+    #[error("corrupt log segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the first bad batch.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A fsync failed earlier; the page cache state is unknown, so the log
+    /// refuses further writes until it is reopened (reads still work).
+    #[error("log {path} refuses writes after a failed fsync: {reason}")]
+    LogFailed {
+        /// The partition directory.
+        path: PathBuf,
+        /// The failure that poisoned it.
+        reason: String,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {path} is locked by another process")]
+    DirectoryLocked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A configuration value or argument is out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The setting or argument.
+        what: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl StorageError {
+    /// Wraps an I/O error, turning `ENOSPC` into [`StorageError::DiskFull`].
+    pub fn io(path: impl Into<PathBuf>, context: &'static str, source: io::Error) -> Self {
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            StorageError::DiskFull { path, context }
+        } else {
+            StorageError::Io { path, context, source }
+        }
+    }
+}

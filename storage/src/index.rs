@@ -1,0 +1,302 @@
+//! Sparse segment indexes: `.index` (relative offset → byte position) and
+//! `.timeindex` (max timestamp so far → relative offset). Fixed-size
+//! little-endian entries, no checksum: recovery rebuilds them from the log.
+//!
+//! The active segment's index lives in memory and is appended to its file
+//! with positional writes (a full disk is an error, never a SIGBUS); a sealed
+//! segment's index is mapped read-only on first use.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::error::{Result, StorageError};
+use crate::file_io;
+
+/// Bytes per `.index` entry: relative offset u32, position u32.
+pub(crate) const OFFSET_ENTRY: usize = 8;
+/// Bytes per `.timeindex` entry: timestamp i64, relative offset u32.
+pub(crate) const TIME_ENTRY: usize = 12;
+
+/// One `.index` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+/// One `.timeindex` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+impl OffsetEntry {
+    pub fn encode(self) -> [u8; OFFSET_ENTRY] {
+        let mut b = [0u8; OFFSET_ENTRY];
+        b[..4].copy_from_slice(&self.relative_offset.to_le_bytes());
+        b[4..].copy_from_slice(&self.position.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        OffsetEntry { relative_offset: le_u32(&b[..4]), position: le_u32(&b[4..8]) }
+    }
+}
+
+impl TimeEntry {
+    pub fn encode(self) -> [u8; TIME_ENTRY] {
+        let mut b = [0u8; TIME_ENTRY];
+        b[..8].copy_from_slice(&self.timestamp.to_le_bytes());
+        b[8..].copy_from_slice(&self.relative_offset.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[..8]);
+        TimeEntry { timestamp: i64::from_le_bytes(t), relative_offset: le_u32(&b[8..12]) }
+    }
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+/// Storage of one index file, in memory while its segment is active and
+/// mapped lazily once sealed.
+#[derive(Debug)]
+pub(crate) struct IndexFile {
+    path: PathBuf,
+    entry_size: usize,
+    active: Option<ActiveIndex>,
+    sealed_map: Mutex<Option<Bytes>>,
+}
+
+#[derive(Debug)]
+struct ActiveIndex {
+    file: File,
+    mem: Vec<u8>,
+}
+
+impl IndexFile {
+    /// Writes `entries` as the whole file and keeps it open for appends.
+    pub fn create_active(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(&path, "creating index", e))?;
+        file_io::write_all_at(&file, &path, &entries, 0)?;
+        Ok(IndexFile {
+            path,
+            entry_size,
+            active: Some(ActiveIndex { file, mem: entries }),
+            sealed_map: Mutex::new(None),
+        })
+    }
+
+    /// Writes `entries` as the whole file, syncs it, and serves it sealed.
+    pub fn create_sealed(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
+        let mut idx = Self::create_active(path, entry_size, entries)?;
+        idx.seal()?;
+        Ok(idx)
+    }
+
+    /// Serves an existing file sealed (mapped on first lookup).
+    pub fn open_sealed(path: PathBuf, entry_size: usize) -> Self {
+        IndexFile { path, entry_size, active: None, sealed_map: Mutex::new(None) }
+    }
+
+    /// Reads an existing file back into memory for appends.
+    pub fn open_active(path: PathBuf, entry_size: usize) -> Result<Self> {
+        let mem = std::fs::read(&path).map_err(|e| StorageError::io(&path, "reading index", e))?;
+        let mut mem = mem;
+        mem.truncate(mem.len() - mem.len() % entry_size);
+        Self::create_active(path, entry_size, mem)
+    }
+
+    /// Checks an index file that is about to be trusted without a rebuild:
+    /// whole entries only, and the last one accepted by `last_ok`.
+    pub fn sanity_check(path: &Path, entry_size: usize, last_ok: impl Fn(&[u8]) -> bool) -> bool {
+        let Ok(f) = File::open(path) else { return false };
+        let Ok(meta) = f.metadata() else { return false };
+        let len = meta.len();
+        if len % entry_size as u64 != 0 {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        let mut last = vec![0u8; entry_size];
+        f.read_exact_at(&mut last, len - entry_size as u64).is_ok() && last_ok(&last)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one encoded entry. On error nothing is added.
+    pub fn append(&mut self, entry: &[u8]) -> Result<()> {
+        let Some(a) = self.active.as_mut() else {
+            return Err(StorageError::InvalidArgument { what: "index append", reason: "index is sealed".into() });
+        };
+        file_io::write_all_at(&a.file, &self.path, entry, a.mem.len() as u64)?;
+        a.mem.extend_from_slice(entry);
+        Ok(())
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> Result<usize> {
+        self.with_bytes(|b| b.len() / self.entry_size)
+    }
+
+    /// Syncs, trims stray bytes past the last entry, and switches to lazy
+    /// read-only mapping.
+    pub fn seal(&mut self) -> Result<()> {
+        if let Some(a) = self.active.take() {
+            a.file
+                .set_len(a.mem.len() as u64)
+                .map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
+            file_io::sync_data(&a.file, &self.path)?;
+        }
+        *self.lock_map() = None;
+        Ok(())
+    }
+
+    /// Runs `f` over the raw entry bytes.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        if let Some(a) = &self.active {
+            return Ok(f(&a.mem));
+        }
+        let mut guard = self.lock_map();
+        if guard.is_none() {
+            *guard = Some(file_io::map_path(&self.path)?);
+        }
+        let bytes = guard.as_ref().map(|b| b.slice(..)).unwrap_or_default();
+        drop(guard);
+        let whole = bytes.len() - bytes.len() % self.entry_size;
+        Ok(f(&bytes[..whole]))
+    }
+
+    /// Drops a sealed index's mapping (it is remapped on next use).
+    pub fn release_map(&self) {
+        *self.lock_map() = None;
+    }
+
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, Option<Bytes>> {
+        self.sealed_map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Index of the last entry whose key satisfies `before` (entries sorted so
+/// that `before` is true for a prefix), or `None` if it holds for none.
+fn last_where(bytes: &[u8], entry_size: usize, before: impl Fn(&[u8]) -> bool) -> Option<usize> {
+    let n = bytes.len() / entry_size;
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(&bytes[mid * entry_size..(mid + 1) * entry_size]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo.checked_sub(1)
+}
+
+/// Largest `.index` entry with relative offset ≤ `target`.
+pub(crate) fn offset_lookup(bytes: &[u8], target: u32) -> Option<OffsetEntry> {
+    last_where(bytes, OFFSET_ENTRY, |e| OffsetEntry::decode(e).relative_offset <= target)
+        .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+}
+
+/// Largest `.timeindex` entry with timestamp strictly below `timestamp`:
+/// every record up to its offset is older than `timestamp`.
+pub(crate) fn time_lookup(bytes: &[u8], timestamp: i64) -> Option<TimeEntry> {
+    last_where(bytes, TIME_ENTRY, |e| TimeEntry::decode(e).timestamp < timestamp)
+        .map(|i| TimeEntry::decode(&bytes[i * TIME_ENTRY..]))
+}
+
+/// The last `.index` entry.
+pub(crate) fn offset_last(bytes: &[u8]) -> Option<OffsetEntry> {
+    let n = bytes.len() / OFFSET_ENTRY;
+    n.checked_sub(1).map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+}
+
+/// The last `.timeindex` entry.
+pub(crate) fn time_last(bytes: &[u8]) -> Option<TimeEntry> {
+    let n = bytes.len() / TIME_ENTRY;
+    n.checked_sub(1).map(|i| TimeEntry::decode(&bytes[i * TIME_ENTRY..]))
+}
+
+/// Decodes an entry for sanity checks.
+pub(crate) fn decode_offset(b: &[u8]) -> OffsetEntry {
+    OffsetEntry::decode(b)
+}
+
+/// Decodes an entry for sanity checks.
+pub(crate) fn decode_time(b: &[u8]) -> TimeEntry {
+    TimeEntry::decode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(entries: &[(u32, u32)]) -> Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|&(r, p)| OffsetEntry { relative_offset: r, position: p }.encode())
+            .collect()
+    }
+
+    #[test]
+    fn offset_lookup_finds_floor_entry() {
+        let b = offsets(&[(10, 100), (20, 200), (30, 300)]);
+        assert_eq!(offset_lookup(&b, 5), None);
+        assert_eq!(offset_lookup(&b, 10).map(|e| e.position), Some(100));
+        assert_eq!(offset_lookup(&b, 29).map(|e| e.position), Some(200));
+        assert_eq!(offset_lookup(&b, 1000).map(|e| e.position), Some(300));
+        assert_eq!(offset_last(&b).map(|e| e.relative_offset), Some(30));
+        assert_eq!(offset_lookup(&[], 3), None);
+    }
+
+    #[test]
+    fn time_lookup_is_strictly_below() {
+        let b: Vec<u8> = [(100i64, 1u32), (200, 5), (300, 9)]
+            .iter()
+            .flat_map(|&(t, r)| TimeEntry { timestamp: t, relative_offset: r }.encode())
+            .collect();
+        assert_eq!(time_lookup(&b, 100), None);
+        assert_eq!(time_lookup(&b, 101).map(|e| e.relative_offset), Some(1));
+        assert_eq!(time_lookup(&b, 300).map(|e| e.relative_offset), Some(5));
+        assert_eq!(time_last(&b).map(|e| e.timestamp), Some(300));
+    }
+
+    #[test]
+    fn active_then_sealed_index_serves_same_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = IndexFile::create_active(path.clone(), OFFSET_ENTRY, Vec::new()).unwrap();
+        idx.append(&OffsetEntry { relative_offset: 3, position: 40 }.encode()).unwrap();
+        idx.append(&OffsetEntry { relative_offset: 9, position: 90 }.encode()).unwrap();
+        let before = idx.with_bytes(|b| b.to_vec()).unwrap();
+        idx.seal().unwrap();
+        assert_eq!(idx.with_bytes(|b| b.to_vec()).unwrap(), before);
+        assert_eq!(idx.len().unwrap(), 2);
+        assert!(IndexFile::sanity_check(&path, OFFSET_ENTRY, |b| decode_offset(b).position == 90));
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();
+        assert!(!IndexFile::sanity_check(&path, OFFSET_ENTRY, |_| true));
+    }
+}

@@ -1,0 +1,307 @@
+//! `LogManager`: owns a data directory, opens every partition log in it at
+//! start, creates and deletes logs, and runs the background flusher,
+//! checkpointer and retention passes on one thread.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::log::Log;
+use crate::topic_partition::TopicPartition;
+
+const LOCK_FILE: &str = ".lock";
+const DELETE_SUFFIX: &str = ".deleting";
+
+/// How often the background thread runs each duty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackgroundConfig {
+    /// Tick of the flusher (interval-policy logs flush when due).
+    pub flush_check: Duration,
+    /// Recovery-point checkpoints (Kafka's 60 s).
+    pub checkpoint_interval: Duration,
+    /// Retention passes (Kafka's `log.retention.check.interval.ms`, 5 min).
+    pub retention_check: Duration,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        BackgroundConfig {
+            flush_check: Duration::from_millis(50),
+            checkpoint_interval: Duration::from_secs(60),
+            retention_check: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The logs of one data directory.
+#[derive(Debug)]
+pub struct LogManager {
+    inner: Arc<Inner>,
+    background: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    default_config: LogConfig,
+    clock: Arc<dyn Clock>,
+    logs: RwLock<BTreeMap<TopicPartition, Arc<Log>>>,
+    offline: RwLock<BTreeMap<TopicPartition, String>>,
+    _lock: File,
+}
+
+impl LogManager {
+    /// Opens `dir` (creating it), taking an exclusive lock on it, and opens
+    /// every partition log inside. A partition that fails to open (corrupt
+    /// sealed segment, I/O error) is listed by [`LogManager::offline`]
+    /// instead of failing the whole directory.
+    pub fn open(dir: impl Into<PathBuf>, default_config: LogConfig) -> Result<Self> {
+        Self::open_with_clock(dir, default_config, Arc::new(SystemClock))
+    }
+
+    /// [`LogManager::open`] with an injected clock.
+    pub fn open_with_clock(dir: impl Into<PathBuf>, default_config: LogConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        default_config.validate()?;
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, "creating data directory", e))?;
+        let lock = lock_dir(&dir)?;
+        let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
+        let entries = std::fs::read_dir(&dir).map_err(|e| StorageError::io(&dir, "listing", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(&dir, "listing", e))?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(DELETE_SUFFIX) {
+                remove_dir_logged(&path);
+                continue;
+            }
+            let Some(tp) = TopicPartition::from_dir_name(&name) else {
+                tracing::warn!(dir = %path.display(), "ignoring a directory that is not <topic>-<partition>");
+                continue;
+            };
+            match Log::open_with_clock(&path, default_config.clone(), clock.clone()) {
+                Ok(log) => {
+                    logs.insert(tp, Arc::new(log));
+                }
+                Err(e) => {
+                    tracing::error!(partition = %tp, error = %e, "partition log is offline");
+                    offline.insert(tp, e.to_string());
+                }
+            }
+        }
+        Ok(LogManager {
+            inner: Arc::new(Inner {
+                dir,
+                default_config,
+                clock,
+                logs: RwLock::new(logs),
+                offline: RwLock::new(offline),
+                _lock: lock,
+            }),
+            background: None,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Partitions with an open log.
+    pub fn list(&self) -> Vec<TopicPartition> {
+        read(&self.inner.logs).keys().cloned().collect()
+    }
+
+    /// Partitions that could not be opened, with the reason.
+    pub fn offline(&self) -> Vec<(TopicPartition, String)> {
+        read(&self.inner.offline).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The open log of a partition.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
+        read(&self.inner.logs).get(tp).cloned()
+    }
+
+    /// The log of a partition, created with `config` (or the default) if it
+    /// does not exist. Refuses an offline partition.
+    pub fn get_or_create(&self, tp: &TopicPartition, config: Option<LogConfig>) -> Result<Arc<Log>> {
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
+        }
+        if let Some(reason) = read(&self.inner.offline).get(tp) {
+            return Err(StorageError::InvalidArgument { what: "partition", reason: format!("{tp} is offline: {reason}") });
+        }
+        let mut logs = self.inner.logs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = logs.get(tp) {
+            return Ok(log.clone());
+        }
+        let config = config.unwrap_or_else(|| self.inner.default_config.clone());
+        let log = Arc::new(Log::open_with_clock(self.inner.dir.join(tp.dir_name()), config, self.inner.clock.clone())?);
+        crate::file_io::sync_dir(&self.inner.dir)?;
+        logs.insert(tp.clone(), log.clone());
+        Ok(log)
+    }
+
+    /// Deletes a partition's log: renamed aside first (atomic), then removed.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
+        let removed = self.inner.logs.write().unwrap_or_else(|p| p.into_inner()).remove(tp);
+        self.inner.offline.write().unwrap_or_else(|p| p.into_inner()).remove(tp);
+        let path = self.inner.dir.join(tp.dir_name());
+        if !path.exists() {
+            return Ok(removed.is_some());
+        }
+        let aside = self.inner.dir.join(format!("{}{DELETE_SUFFIX}", tp.dir_name()));
+        std::fs::rename(&path, &aside).map_err(|e| StorageError::io(&path, "renaming for deletion", e))?;
+        crate::file_io::sync_dir(&self.inner.dir)?;
+        remove_dir_logged(&aside);
+        Ok(true)
+    }
+
+    /// Flushes every log.
+    pub fn flush_all(&self) -> Result<()> {
+        for log in self.logs() {
+            log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every log's recovery-point checkpoint.
+    pub fn checkpoint_all(&self) -> Result<()> {
+        for log in self.logs() {
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Runs a retention pass over every log.
+    pub fn enforce_retention_all(&self) -> Result<()> {
+        for log in self.logs() {
+            log.enforce_retention()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the background thread (flush when due, checkpoint, retention).
+    pub fn start_background(&mut self, cfg: BackgroundConfig) {
+        if self.background.is_some() {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inner, flag) = (self.inner.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("strata-log-bg".into())
+            .spawn(move || background_loop(&inner, &flag, cfg))
+            .ok();
+        if let Some(h) = handle {
+            self.background = Some((stop, h));
+        } else {
+            tracing::error!("could not start the log background thread");
+        }
+    }
+
+    /// Clean shutdown: stops the background thread and closes every log
+    /// (flush, trim, checkpoint, clean-shutdown marker).
+    pub fn close(mut self) -> Result<()> {
+        if let Some((stop, handle)) = self.background.take() {
+            stop.store(true, Ordering::SeqCst);
+            let _ = handle.join();
+        }
+        let logs = std::mem::take(&mut *self.inner.logs.write().unwrap_or_else(|p| p.into_inner()));
+        let mut first_err = None;
+        for (tp, log) in logs {
+            let result = match Arc::try_unwrap(log) {
+                Ok(log) => log.close(),
+                Err(shared) => shared.flush().map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::error!(partition = %tp, error = %e, "closing log failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn logs(&self) -> Vec<Arc<Log>> {
+        read(&self.inner.logs).values().cloned().collect()
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.background.take() {
+            stop.store(true, Ordering::SeqCst);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn background_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
+    let mut last_checkpoint = Instant::now();
+    let mut last_retention = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(cfg.flush_check);
+        let logs: Vec<Arc<Log>> = read(&inner.logs).values().cloned().collect();
+        let checkpoint = last_checkpoint.elapsed() >= cfg.checkpoint_interval;
+        let retention = last_retention.elapsed() >= cfg.retention_check;
+        for log in logs {
+            let dir = log.dir().display().to_string();
+            if let Err(e) = log.flush_if_due() {
+                tracing::error!(%dir, error = %e, "background flush failed");
+            }
+            if checkpoint {
+                if let Err(e) = log.checkpoint() {
+                    tracing::error!(%dir, error = %e, "checkpoint failed");
+                }
+            }
+            if retention {
+                if let Err(e) = log.enforce_retention() {
+                    tracing::error!(%dir, error = %e, "retention failed");
+                }
+            }
+        }
+        if checkpoint {
+            last_checkpoint = Instant::now();
+        }
+        if retention {
+            last_retention = Instant::now();
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StorageError::io(&path, "opening lock file", e))?;
+    // SAFETY: flock on an fd we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(StorageError::DirectoryLocked { path: dir.to_path_buf() });
+    }
+    Ok(f)
+}
+
+fn remove_dir_logged(path: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        tracing::warn!(dir = %path.display(), error = %e, "could not remove deleted partition directory");
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
