@@ -94,7 +94,12 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks ranges; every entry point that takes a config calls it.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what, reason: &str| Err(StorageError::InvalidArgument { what, reason: reason.into() });
+        let bad = |what, reason: &str| {
+            Err(StorageError::InvalidArgument {
+                what,
+                reason: reason.into(),
+            })
+        };
         if self.segment_bytes < 1024 || self.segment_bytes > u64::from(u32::MAX) {
             return bad("segment_bytes", "must be between 1 KiB and 4 GiB - 1");
         }

@@ -40,7 +40,8 @@ pub(crate) fn preallocate(file: &File, path: &Path, offset: u64, len: u64) -> Re
     match err.raw_os_error() {
         Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
             tracing::debug!(path = %path.display(), "fallocate unsupported; growing the file instead");
-            file.set_len(offset + len).map_err(|e| StorageError::io(path, "growing", e))
+            file.set_len(offset + len)
+                .map_err(|e| StorageError::io(path, "growing", e))
         }
         _ => Err(StorageError::io(path, "preallocating", err)),
     }
@@ -53,7 +54,8 @@ pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) ->
         "writing",
         injected(v.as_deref().unwrap_or("eio"))
     )));
-    file.write_all_at(buf, offset).map_err(|e| StorageError::io(path, "writing", e))
+    file.write_all_at(buf, offset)
+        .map_err(|e| StorageError::io(path, "writing", e))
 }
 
 /// Writes `parts` back to back at `offset` with as few `pwritev` calls as
@@ -77,11 +79,19 @@ pub(crate) fn write_parts_at(file: &File, path: &Path, parts: &[&[u8]], offset: 
             }
             let rest = &p[skip..];
             skip = 0;
-            iov.push(libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() });
+            iov.push(libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            });
         }
         // SAFETY: every iovec points into a live slice borrowed for this call.
         let n = unsafe {
-            libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, (offset + done as u64) as libc::off_t)
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                (offset + done as u64) as libc::off_t,
+            )
         };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -91,7 +101,11 @@ pub(crate) fn write_parts_at(file: &File, path: &Path, parts: &[&[u8]], offset: 
             return Err(StorageError::io(path, "writing", err));
         }
         if n == 0 {
-            return Err(StorageError::io(path, "writing", io::Error::from(io::ErrorKind::WriteZero)));
+            return Err(StorageError::io(
+                path,
+                "writing",
+                io::Error::from(io::ErrorKind::WriteZero),
+            ));
         }
         done += n as usize;
     }
@@ -125,7 +139,8 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .truncate(true)
         .open(&tmp)
         .map_err(|e| StorageError::io(&tmp, "creating", e))?;
-    f.write_all(contents).map_err(|e| StorageError::io(&tmp, "writing", e))?;
+    f.write_all(contents)
+        .map_err(|e| StorageError::io(&tmp, "writing", e))?;
     sync_data(&f, &tmp)?;
     drop(f);
     fs::rename(&tmp, path).map_err(|e| StorageError::io(path, "renaming into place", e))?;
@@ -148,7 +163,10 @@ pub(crate) fn map(file: &File, path: &Path, len: u64) -> Result<Bytes> {
 /// Opens `path` read-only and maps its whole length.
 pub(crate) fn map_path(path: &Path) -> Result<Bytes> {
     let f = File::open(path).map_err(|e| StorageError::io(path, "opening", e))?;
-    let len = f.metadata().map_err(|e| StorageError::io(path, "reading metadata of", e))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| StorageError::io(path, "reading metadata of", e))?
+        .len();
     map(&f, path, len)
 }
 

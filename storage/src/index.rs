@@ -44,7 +44,10 @@ impl OffsetEntry {
     }
 
     fn decode(b: &[u8]) -> Self {
-        OffsetEntry { relative_offset: le_u32(&b[..4]), position: le_u32(&b[4..8]) }
+        OffsetEntry {
+            relative_offset: le_u32(&b[..4]),
+            position: le_u32(&b[4..8]),
+        }
     }
 }
 
@@ -59,7 +62,10 @@ impl TimeEntry {
     fn decode(b: &[u8]) -> Self {
         let mut t = [0u8; 8];
         t.copy_from_slice(&b[..8]);
-        TimeEntry { timestamp: i64::from_le_bytes(t), relative_offset: le_u32(&b[8..12]) }
+        TimeEntry {
+            timestamp: i64::from_le_bytes(t),
+            relative_offset: le_u32(&b[8..12]),
+        }
     }
 }
 
@@ -113,7 +119,12 @@ impl IndexFile {
 
     /// Serves an existing file sealed (mapped on first lookup).
     pub fn open_sealed(path: PathBuf, entry_size: usize) -> Self {
-        IndexFile { path, entry_size, active: None, sealed_map: Mutex::new(None) }
+        IndexFile {
+            path,
+            entry_size,
+            active: None,
+            sealed_map: Mutex::new(None),
+        }
     }
 
     /// Reads an existing file back into memory for appends.
@@ -147,7 +158,10 @@ impl IndexFile {
     /// Appends one encoded entry. On error nothing is added.
     pub fn append(&mut self, entry: &[u8]) -> Result<()> {
         let Some(a) = self.active.as_mut() else {
-            return Err(StorageError::InvalidArgument { what: "index append", reason: "index is sealed".into() });
+            return Err(StorageError::InvalidArgument {
+                what: "index append",
+                reason: "index is sealed".into(),
+            });
         };
         file_io::write_all_at(&a.file, &self.path, entry, a.mem.len() as u64)?;
         a.mem.extend_from_slice(entry);
@@ -215,8 +229,10 @@ fn last_where(bytes: &[u8], entry_size: usize, before: impl Fn(&[u8]) -> bool) -
 
 /// Largest `.index` entry with relative offset ≤ `target`.
 pub(crate) fn offset_lookup(bytes: &[u8], target: u32) -> Option<OffsetEntry> {
-    last_where(bytes, OFFSET_ENTRY, |e| OffsetEntry::decode(e).relative_offset <= target)
-        .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+    last_where(bytes, OFFSET_ENTRY, |e| {
+        OffsetEntry::decode(e).relative_offset <= target
+    })
+    .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
 }
 
 /// Largest `.timeindex` entry with timestamp strictly below `timestamp`:
@@ -229,7 +245,8 @@ pub(crate) fn time_lookup(bytes: &[u8], timestamp: i64) -> Option<TimeEntry> {
 /// The last `.index` entry.
 pub(crate) fn offset_last(bytes: &[u8]) -> Option<OffsetEntry> {
     let n = bytes.len() / OFFSET_ENTRY;
-    n.checked_sub(1).map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+    n.checked_sub(1)
+        .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
 }
 
 /// The last `.timeindex` entry.
@@ -255,7 +272,13 @@ mod tests {
     fn offsets(entries: &[(u32, u32)]) -> Vec<u8> {
         entries
             .iter()
-            .flat_map(|&(r, p)| OffsetEntry { relative_offset: r, position: p }.encode())
+            .flat_map(|&(r, p)| {
+                OffsetEntry {
+                    relative_offset: r,
+                    position: p,
+                }
+                .encode()
+            })
             .collect()
     }
 
@@ -274,7 +297,13 @@ mod tests {
     fn time_lookup_is_strictly_below() {
         let b: Vec<u8> = [(100i64, 1u32), (200, 5), (300, 9)]
             .iter()
-            .flat_map(|&(t, r)| TimeEntry { timestamp: t, relative_offset: r }.encode())
+            .flat_map(|&(t, r)| {
+                TimeEntry {
+                    timestamp: t,
+                    relative_offset: r,
+                }
+                .encode()
+            })
             .collect();
         assert_eq!(time_lookup(&b, 100), None);
         assert_eq!(time_lookup(&b, 101).map(|e| e.relative_offset), Some(1));
@@ -287,13 +316,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
         let mut idx = IndexFile::create_active(path.clone(), OFFSET_ENTRY, Vec::new()).unwrap();
-        idx.append(&OffsetEntry { relative_offset: 3, position: 40 }.encode()).unwrap();
-        idx.append(&OffsetEntry { relative_offset: 9, position: 90 }.encode()).unwrap();
+        idx.append(
+            &OffsetEntry {
+                relative_offset: 3,
+                position: 40,
+            }
+            .encode(),
+        )
+        .unwrap();
+        idx.append(
+            &OffsetEntry {
+                relative_offset: 9,
+                position: 90,
+            }
+            .encode(),
+        )
+        .unwrap();
         let before = idx.with_bytes(|b| b.to_vec()).unwrap();
         idx.seal().unwrap();
         assert_eq!(idx.with_bytes(|b| b.to_vec()).unwrap(), before);
         assert_eq!(idx.len().unwrap(), 2);
-        assert!(IndexFile::sanity_check(&path, OFFSET_ENTRY, |b| decode_offset(b).position == 90));
+        assert!(IndexFile::sanity_check(&path, OFFSET_ENTRY, |b| decode_offset(b)
+            .position
+            == 90));
         std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();

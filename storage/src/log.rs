@@ -107,7 +107,13 @@ impl Log {
                 segments: loaded.segments,
                 log_start_offset: loaded.log_start_offset,
             }),
-            flush: Mutex::new(FlushState { durable: log_end, flushing: false, generation: 0, last_flush_ms: now, error: None }),
+            flush: Mutex::new(FlushState {
+                durable: log_end,
+                flushing: false,
+                generation: 0,
+                last_flush_ms: now,
+                error: None,
+            }),
             flushed: Condvar::new(),
             report: loaded.report,
         })
@@ -185,10 +191,17 @@ impl Log {
             batch::set_partition_leader_epoch(&mut head, leader_epoch)?;
             self.maybe_roll(&mut st, &h)?;
             let prealloc = st.config.preallocate_bytes;
-            st.active_mut().append(&[&head, &batch[HEADER_LEN..]], &h, prealloc)?;
-            AppendInfo { first_offset: base, last_offset: h.last_offset(), max_timestamp: h.max_timestamp }
+            let now = self.clock.now_ms();
+            st.active_mut()
+                .append(&[&head, &batch[HEADER_LEN..]], &h, prealloc, now)?;
+            AppendInfo {
+                first_offset: base,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+            }
         };
-        if let Some(delay) = self.read_state().config.group_delay() {
+        let delay = self.read_state().config.group_delay();
+        if let Some(delay) = delay {
             self.wait_durable(info.last_offset + 1, delay)?;
         }
         Ok(info)
@@ -207,9 +220,18 @@ impl Log {
         let st = self.read_state();
         let (log_start_offset, log_end_offset) = (st.log_start_offset, st.log_end());
         if from_offset < log_start_offset || from_offset > log_end_offset {
-            return Err(StorageError::OffsetOutOfRange { offset: from_offset, log_start: log_start_offset, log_end: log_end_offset });
+            return Err(StorageError::OffsetOutOfRange {
+                offset: from_offset,
+                log_start: log_start_offset,
+                log_end: log_end_offset,
+            });
         }
-        let empty = ReadResult { batches: Bytes::new(), next_offset: from_offset, log_start_offset, log_end_offset };
+        let empty = ReadResult {
+            batches: Bytes::new(),
+            next_offset: from_offset,
+            log_start_offset,
+            log_end_offset,
+        };
         if from_offset == log_end_offset || from_offset >= max_offset {
             return Ok(empty);
         }
@@ -228,7 +250,12 @@ impl Log {
             pos += len;
             next_offset = h.next_offset();
         }
-        Ok(ReadResult { batches: bytes.slice(start as usize..pos as usize), next_offset, log_start_offset, log_end_offset })
+        Ok(ReadResult {
+            batches: bytes.slice(start as usize..pos as usize),
+            next_offset,
+            log_start_offset,
+            log_end_offset,
+        })
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, with
@@ -236,17 +263,31 @@ impl Log {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let st = self.read_state();
         for seg in st.segments.iter().filter(|s| s.max_timestamp() >= timestamp) {
-            let from = seg.time_floor(timestamp)?.unwrap_or(seg.base_offset()).max(st.log_start_offset);
+            let from = seg
+                .time_floor(timestamp)?
+                .unwrap_or(seg.base_offset())
+                .max(st.log_start_offset);
             let bytes = seg.bytes()?;
-            let Some((mut pos, _)) = seg.find(from, &bytes)? else { continue };
+            let Some((mut pos, _)) = seg.find(from, &bytes)? else {
+                continue;
+            };
             while pos < bytes.len() as u64 {
                 let h = seg.header_at(&bytes, pos)?;
                 let end = pos + h.total_len() as u64;
                 if h.max_timestamp >= timestamp && h.last_offset() >= st.log_start_offset {
-                    let batch = RecordBatch::new(bytes.slice(pos as usize..end as usize), usize::MAX)
-                        .map_err(|e| StorageError::CorruptSegment { path: seg.path().to_path_buf(), position: pos, reason: e.to_string() })?;
+                    let batch = RecordBatch::new(bytes.slice(pos as usize..end as usize), usize::MAX).map_err(|e| {
+                        StorageError::CorruptSegment {
+                            path: seg.path().to_path_buf(),
+                            position: pos,
+                            reason: e.to_string(),
+                        }
+                    })?;
                     for rec in batch.records() {
-                        let rec = rec.map_err(|e| StorageError::CorruptSegment { path: seg.path().to_path_buf(), position: pos, reason: e.to_string() })?;
+                        let rec = rec.map_err(|e| StorageError::CorruptSegment {
+                            path: seg.path().to_path_buf(),
+                            position: pos,
+                            reason: e.to_string(),
+                        })?;
                         if rec.offset >= st.log_start_offset && rec.timestamp >= timestamp {
                             return Ok(Some((rec.offset, rec.timestamp)));
                         }
@@ -268,7 +309,11 @@ impl Log {
             return Ok(st.log_end());
         }
         if offset < st.log_start_offset {
-            return Err(StorageError::OffsetOutOfRange { offset, log_start: st.log_start_offset, log_end: st.log_end() });
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: st.log_start_offset,
+                log_end: st.log_end(),
+            });
         }
         let keep = st.segments.partition_point(|s| s.base_offset() < offset).max(1);
         let removed = st.segments.split_off(keep);
@@ -283,7 +328,11 @@ impl Log {
             fs.generation += 1;
             fs.durable
         };
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        LogCheckpoint {
+            recovery_point,
+            log_start_offset: st.log_start_offset,
+        }
+        .write(&self.dir)?;
         tracing::info!(dir = %self.dir.display(), offset, new_end, "log truncated");
         Ok(new_end)
     }
@@ -293,7 +342,11 @@ impl Log {
     pub fn delete_before(&self, offset: u64) -> Result<RetentionResult> {
         let mut st = self.write_state();
         if offset > st.log_end() {
-            return Err(StorageError::OffsetOutOfRange { offset, log_start: st.log_start_offset, log_end: st.log_end() });
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: st.log_start_offset,
+                log_end: st.log_end(),
+            });
         }
         if offset > st.log_start_offset {
             st.log_start_offset = offset;
@@ -308,7 +361,9 @@ impl Log {
         let now = self.clock.now_ms();
         let mut st = self.write_state();
         let (by_bytes, by_ms) = (st.config.retention_bytes, st.config.retention_ms);
-        let expired = move |seg: &LogSegment| by_ms.is_some_and(|ms| !seg.is_empty() && seg.max_timestamp() < now.saturating_sub(ms as i64));
+        let expired = move |seg: &LogSegment| {
+            by_ms.is_some_and(|ms| !seg.is_empty() && seg.max_timestamp() < now.saturating_sub(ms as i64))
+        };
         if st.segments.iter().all(&expired) {
             let end = st.log_end();
             self.roll(&mut st, end)?;
@@ -345,7 +400,11 @@ impl Log {
             st.log_start_offset = st.log_start_offset.max(first.base_offset());
         }
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        LogCheckpoint {
+            recovery_point,
+            log_start_offset: st.log_start_offset,
+        }
+        .write(&self.dir)?;
         let mut result = RetentionResult::default();
         for seg in &removed {
             result.segments_deleted += 1;
@@ -385,7 +444,11 @@ impl Log {
     pub fn checkpoint(&self) -> Result<()> {
         let st = self.read_state();
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)
+        LogCheckpoint {
+            recovery_point,
+            log_start_offset: st.log_start_offset,
+        }
+        .write(&self.dir)
     }
 
     /// Drops cached mappings of sealed segments (they are remapped on
@@ -407,7 +470,11 @@ impl Log {
             file_io::sync_data(&f, st.active_mut().path())?;
         }
         let recovery_point = st.log_end();
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        LogCheckpoint {
+            recovery_point,
+            log_start_offset: st.log_start_offset,
+        }
+        .write(&self.dir)?;
         checkpoint::write_clean_marker(&self.dir)
     }
 
@@ -419,7 +486,9 @@ impl Log {
         }
         let now = self.clock.now_ms();
         let too_big = active.size() + h.total_len() as u64 > cfg.segment_bytes;
-        let too_old = active.rolling_timestamp().is_some_and(|t| now.saturating_sub(t) > cfg.segment_ms as i64);
+        let too_old = active
+            .rolling_timestamp()
+            .is_some_and(|t| now.saturating_sub(t.min(now)) > cfg.segment_ms as i64);
         let index_full = active.index_entries()? as u64 >= cfg.max_index_entries;
         let offsets_overflow = h.last_offset() - active.base_offset() > u64::from(u32::MAX);
         if too_big || too_old || index_full || offsets_overflow {
@@ -444,7 +513,11 @@ impl Log {
             fs.durable = fs.durable.max(sealed_end);
             fs.durable
         };
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        LogCheckpoint {
+            recovery_point,
+            log_start_offset: st.log_start_offset,
+        }
+        .write(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled to a new segment");
         Ok(())
     }
@@ -456,7 +529,10 @@ impl Log {
         let mut fs = self.lock_flush();
         loop {
             if let Some(reason) = &fs.error {
-                return Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() });
+                return Err(StorageError::LogFailed {
+                    path: self.dir.clone(),
+                    reason: reason.clone(),
+                });
             }
             if fs.durable >= target {
                 return Ok(());
@@ -490,7 +566,12 @@ impl Log {
         let (writer, path, end, generation) = {
             let st = self.read_state();
             let generation = self.lock_flush().generation;
-            (st.active().writer(), st.active().path().to_path_buf(), st.log_end(), generation)
+            (
+                st.active().writer(),
+                st.active().path().to_path_buf(),
+                st.log_end(),
+                generation,
+            )
         };
         if let Some(f) = writer {
             file_io::sync_data(&f, &path)?;
@@ -500,7 +581,10 @@ impl Log {
 
     fn check_writable(&self) -> Result<()> {
         match &self.lock_flush().error {
-            Some(reason) => Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() }),
+            Some(reason) => Err(StorageError::LogFailed {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -533,7 +617,10 @@ impl LogState {
 
     /// The segment holding `offset` (the last with base ≤ offset).
     fn segment_for(&self, offset: u64) -> &LogSegment {
-        let i = self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
         &self.segments[i]
     }
 }

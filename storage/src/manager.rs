@@ -126,7 +126,10 @@ impl LogManager {
 
     /// Partitions that could not be opened, with the reason.
     pub fn offline(&self) -> Vec<(TopicPartition, String)> {
-        read(&self.inner.offline).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        read(&self.inner.offline)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The open log of a partition.
@@ -141,14 +144,21 @@ impl LogManager {
             return Ok(log);
         }
         if let Some(reason) = read(&self.inner.offline).get(tp) {
-            return Err(StorageError::InvalidArgument { what: "partition", reason: format!("{tp} is offline: {reason}") });
+            return Err(StorageError::InvalidArgument {
+                what: "partition",
+                reason: format!("{tp} is offline: {reason}"),
+            });
         }
         let mut logs = self.inner.logs.write().unwrap_or_else(|p| p.into_inner());
         if let Some(log) = logs.get(tp) {
             return Ok(log.clone());
         }
         let config = config.unwrap_or_else(|| self.inner.default_config.clone());
-        let log = Arc::new(Log::open_with_clock(self.inner.dir.join(tp.dir_name()), config, self.inner.clock.clone())?);
+        let log = Arc::new(Log::open_with_clock(
+            self.inner.dir.join(tp.dir_name()),
+            config,
+            self.inner.clock.clone(),
+        )?);
         crate::file_io::sync_dir(&self.inner.dir)?;
         logs.insert(tp.clone(), log.clone());
         Ok(log)
@@ -291,7 +301,9 @@ fn lock_dir(dir: &Path) -> Result<File> {
     // SAFETY: flock on an fd we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(StorageError::DirectoryLocked { path: dir.to_path_buf() });
+        return Err(StorageError::DirectoryLocked {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(f)
 }

@@ -82,7 +82,8 @@ impl LogSegment {
             .write(true)
             .open(&log)
             .map_err(|e| StorageError::io(&log, "opening segment", e))?;
-        file.set_len(scan.valid_end).map_err(|e| StorageError::io(&log, "truncating segment", e))?;
+        file.set_len(scan.valid_end)
+            .map_err(|e| StorageError::io(&log, "truncating segment", e))?;
         file_io::sync_data(&file, &log)?;
         let (offset_index, time_index) = if active {
             (
@@ -118,7 +119,9 @@ impl LogSegment {
     /// without reading its data. `next_offset` is the next segment's base.
     pub fn open_trusted_sealed(dir: &Path, base_offset: u64, next_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
-        let size = std::fs::metadata(&log).map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
+        let size = std::fs::metadata(&log)
+            .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
+            .len();
         let time_index = IndexFile::open_sealed(tidx, TIME_ENTRY);
         let mut policy = IndexPolicy::new(base_offset, interval);
         if let Some(last) = time_index.with_bytes(index::time_last)? {
@@ -168,8 +171,10 @@ impl LogSegment {
         self.policy.max_timestamp
     }
 
-    /// Timestamp segment age is measured from (the first batch's max
-    /// timestamp, as Kafka's `segment.ms` does).
+    /// Time segment age is measured from: the wall clock when its first
+    /// batch was appended (after a restart, that batch's max timestamp).
+    /// Not record timestamps alone: producers with old clocks would make
+    /// every append roll.
     pub fn rolling_timestamp(&self) -> Option<i64> {
         self.rolling_timestamp
     }
@@ -188,9 +193,12 @@ impl LogSegment {
     /// On error the segment is as before.
     /// `parts` are the batch's bytes in pieces (a rewritten header, then the
     /// rest as received), written with one vectored write.
-    pub fn append(&mut self, parts: &[&[u8]], h: &BatchHeader, preallocate: u64) -> Result<()> {
+    pub fn append(&mut self, parts: &[&[u8]], h: &BatchHeader, preallocate: u64, now_ms: i64) -> Result<()> {
         let Some(file) = self.writer.clone() else {
-            return Err(StorageError::InvalidArgument { what: "append", reason: "segment is sealed".into() });
+            return Err(StorageError::InvalidArgument {
+                what: "append",
+                reason: "segment is sealed".into(),
+            });
         };
         let len = h.total_len() as u64;
         if self.size + len > self.allocated {
@@ -214,7 +222,7 @@ impl LogSegment {
         self.policy = plan.next;
         self.size += len;
         self.next_offset = h.next_offset();
-        self.rolling_timestamp.get_or_insert(h.max_timestamp);
+        self.rolling_timestamp.get_or_insert(now_ms);
         Ok(())
     }
 
@@ -260,7 +268,11 @@ impl LogSegment {
 
     /// Parses the batch header at `pos`, as a corruption error if it is bad.
     pub fn header_at(&self, bytes: &[u8], pos: u64) -> Result<BatchHeader> {
-        let corrupt = |reason: String| StorageError::CorruptSegment { path: self.path.clone(), position: pos, reason };
+        let corrupt = |reason: String| StorageError::CorruptSegment {
+            path: self.path.clone(),
+            position: pos,
+            reason,
+        };
         let rest = bytes.get(pos as usize..).unwrap_or_default();
         let h = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
         if h.total_len() > rest.len() {
@@ -302,7 +314,8 @@ impl LogSegment {
     /// (clean shutdown: the next open trusts the file length).
     pub fn trim(&mut self) -> Result<()> {
         if let Some(f) = &self.writer {
-            f.set_len(self.size).map_err(|e| StorageError::io(&self.path, "trimming segment", e))?;
+            f.set_len(self.size)
+                .map_err(|e| StorageError::io(&self.path, "trimming segment", e))?;
             self.allocated = self.size;
             *self.lock_map() = None;
         }
@@ -328,9 +341,18 @@ impl LogSegment {
         if pos == self.size && self.writer.is_some() {
             return Ok(self.next_offset);
         }
-        let scanned = scan::scan(&bytes[..pos as usize], self.base_offset, self.policy.interval, ScanMode::HeadersOnly);
+        let scanned = scan::scan(
+            &bytes[..pos as usize],
+            self.base_offset,
+            self.policy.interval,
+            ScanMode::HeadersOnly,
+        );
         if let Some(stop) = scanned.stop {
-            return Err(StorageError::CorruptSegment { path: self.path.clone(), position: stop.position, reason: stop.reason });
+            return Err(StorageError::CorruptSegment {
+                path: self.path.clone(),
+                position: stop.position,
+                reason: stop.reason,
+            });
         }
         let file = match &self.writer {
             Some(f) => f.clone(),
@@ -352,8 +374,13 @@ impl LogSegment {
             at += n as u64;
         }
         file_io::sync_data(&file, &self.path)?;
-        self.offset_index = IndexFile::create_active(self.offset_index.path().to_path_buf(), OFFSET_ENTRY, scanned.offset_entries)?;
-        self.time_index = IndexFile::create_active(self.time_index.path().to_path_buf(), TIME_ENTRY, scanned.time_entries)?;
+        self.offset_index = IndexFile::create_active(
+            self.offset_index.path().to_path_buf(),
+            OFFSET_ENTRY,
+            scanned.offset_entries,
+        )?;
+        self.time_index =
+            IndexFile::create_active(self.time_index.path().to_path_buf(), TIME_ENTRY, scanned.time_entries)?;
         self.writer = Some(file);
         self.size = pos;
         self.next_offset = scanned.next_offset;
@@ -392,7 +419,10 @@ impl LogSegment {
             .write(true)
             .open(&log)
             .map_err(|e| StorageError::io(&log, "opening segment", e))?;
-        let size = file.metadata().map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
+            .len();
         let bytes = file_io::map(&file, &log, size)?;
         let mut policy = IndexPolicy::new(base_offset, interval);
         if let Some(t) = time_index.with_bytes(index::time_last)? {
@@ -406,15 +436,23 @@ impl LogSegment {
         });
         let tail = scan::scan_from(&bytes, start, expected, policy, ScanMode::HeadersOnly);
         if let Some(stop) = tail.stop {
-            return Err(StorageError::CorruptSegment { path: log, position: stop.position, reason: stop.reason });
+            return Err(StorageError::CorruptSegment {
+                path: log,
+                position: stop.position,
+                reason: stop.reason,
+            });
         }
         let rolling_timestamp = match bytes.len() {
             0 => None,
-            _ => Some(BatchHeader::parse(&bytes).map_err(|e| StorageError::CorruptSegment {
-                path: log.clone(),
-                position: 0,
-                reason: e.to_string(),
-            })?.max_timestamp),
+            _ => Some(
+                BatchHeader::parse(&bytes)
+                    .map_err(|e| StorageError::CorruptSegment {
+                        path: log.clone(),
+                        position: 0,
+                        reason: e.to_string(),
+                    })?
+                    .max_timestamp,
+            ),
         };
         let mut seg = LogSegment {
             base_offset,

@@ -4,9 +4,9 @@
 use bytes::Bytes;
 
 use super::header::{
-    ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, CRC_START, FIRST_TIMESTAMP,
-    HEADER_LEN, LAST_OFFSET_DELTA, LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP,
-    PRODUCER_EPOCH, PRODUCER_ID, RECORD_COUNT,
+    ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, CRC_START, FIRST_TIMESTAMP, HEADER_LEN,
+    LAST_OFFSET_DELTA, LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP, PRODUCER_EPOCH, PRODUCER_ID,
+    RECORD_COUNT,
 };
 use super::varint::{put_varint, put_varlong, varlong_len};
 use super::BatchError;
@@ -37,7 +37,12 @@ impl BatchBuilder {
     pub fn with_capacity(bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
         buf.resize(HEADER_LEN, 0);
-        BatchBuilder { buf, count: 0, first_timestamp: 0, max_timestamp: i64::MIN }
+        BatchBuilder {
+            buf,
+            count: 0,
+            first_timestamp: 0,
+            max_timestamp: i64::MIN,
+        }
     }
 
     /// Records appended so far.
@@ -75,7 +80,11 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> usize {
-        let first = if self.count == 0 { timestamp } else { self.first_timestamp };
+        let first = if self.count == 0 {
+            timestamp
+        } else {
+            self.first_timestamp
+        };
         let field = |f: Option<&[u8]>| match f {
             None => 1,
             Some(b) => varlong_len(b.len() as i64) + b.len(),
@@ -105,7 +114,9 @@ impl BatchBuilder {
         if too_long(key)
             || too_long(value)
             || headers.len() > i32::MAX as usize
-            || headers.iter().any(|(k, v)| too_long(Some(k.as_bytes())) || too_long(*v))
+            || headers
+                .iter()
+                .any(|(k, v)| too_long(Some(k.as_bytes())) || too_long(*v))
         {
             return Err(BatchError::Build("a key, value or header is longer than 2^31-1 bytes"));
         }
@@ -148,8 +159,7 @@ impl BatchBuilder {
         b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&0u32.to_le_bytes());
         b[MAGIC_AT] = MAGIC;
         b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
-        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]
-            .copy_from_slice(&(self.count - 1).to_le_bytes());
+        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_le_bytes());
         b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_le_bytes());
         b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_le_bytes());
         b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_le_bytes());

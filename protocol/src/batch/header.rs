@@ -71,7 +71,10 @@ impl BatchHeader {
     /// Cheap enough for scanning a log; [`super::validate`] checks the rest.
     pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
         if buf.len() < HEADER_LEN {
-            return Err(BatchError::Truncated { needed: HEADER_LEN, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: HEADER_LEN,
+                available: buf.len(),
+            });
         }
         let h = BatchHeader {
             base_offset: u64_at(buf, BASE_OFFSET),
@@ -95,7 +98,10 @@ impl BatchHeader {
             });
         }
         if h.magic != MAGIC {
-            return Err(BatchError::BadMagic { found: h.magic, expected: MAGIC });
+            return Err(BatchError::BadMagic {
+                found: h.magic,
+                expected: MAGIC,
+            });
         }
         Ok(h)
     }
@@ -135,9 +141,10 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: u32) -> Result<(), Ba
 fn put_at(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
     let end = at + bytes.len();
     let available = batch.len();
-    let dst = batch
-        .get_mut(at..end)
-        .ok_or(BatchError::Truncated { needed: HEADER_LEN, available })?;
+    let dst = batch.get_mut(at..end).ok_or(BatchError::Truncated {
+        needed: HEADER_LEN,
+        available,
+    })?;
     dst.copy_from_slice(bytes);
     Ok(())
 }

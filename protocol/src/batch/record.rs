@@ -68,12 +68,10 @@ pub(crate) fn walk(buf: &[u8], pos: usize, index: u32) -> Result<RecordLayout, B
     let key = bytes_field(rec, &mut p, index, "key")?;
     let value = bytes_field(rec, &mut p, index, "value")?;
     let count = get_varint(rec, &mut p, "header count").map_err(|e| e.at_record(index))?;
-    let header_count =
-        u32::try_from(count).map_err(|_| malformed(index, "header count", "negative"))?;
+    let header_count = u32::try_from(count).map_err(|_| malformed(index, "header count", "negative"))?;
     let headers_start = p;
     for _ in 0..header_count {
-        let k = bytes_field(rec, &mut p, index, "header key")?
-            .ok_or_else(|| malformed(index, "header key", "null"))?;
+        let k = bytes_field(rec, &mut p, index, "header key")?.ok_or_else(|| malformed(index, "header key", "null"))?;
         if std::str::from_utf8(&rec[k]).is_err() {
             return Err(malformed(index, "header key", "not UTF-8"));
         }
@@ -93,12 +91,7 @@ pub(crate) fn walk(buf: &[u8], pos: usize, index: u32) -> Result<RecordLayout, B
     })
 }
 
-fn bytes_field(
-    buf: &[u8],
-    p: &mut usize,
-    index: u32,
-    what: &'static str,
-) -> Result<Option<Range<usize>>, BatchError> {
+fn bytes_field(buf: &[u8], p: &mut usize, index: u32, what: &'static str) -> Result<Option<Range<usize>>, BatchError> {
     let len = get_varint(buf, p, what).map_err(|e| e.at_record(index))?;
     if len == -1 {
         return Ok(None);
@@ -129,8 +122,8 @@ pub(crate) fn materialize(
     let hbuf = &batch[..layout.end];
     let mut p = layout.headers.start;
     for _ in 0..layout.header_count {
-        let k = bytes_field(hbuf, &mut p, index, "header key")?
-            .ok_or_else(|| malformed(index, "header key", "null"))?;
+        let k =
+            bytes_field(hbuf, &mut p, index, "header key")?.ok_or_else(|| malformed(index, "header key", "null"))?;
         let key = std::str::from_utf8(&hbuf[k])
             .map_err(|_| malformed(index, "header key", "not UTF-8"))?
             .to_owned();
