@@ -177,9 +177,20 @@ impl Log {
     /// the way to disk (they are outside the CRC). An invalid batch changes
     /// nothing. Returns once the flush policy's durability is met.
     pub fn append(&self, batch: &[u8], leader_epoch: u32) -> Result<AppendInfo> {
+        // Validate (CRC and all) before taking the write lock: readers and
+        // other appenders are not held up by it.
+        let max_batch_bytes = self.read_state().config.max_batch_bytes;
+        let header = batch::validate(batch, max_batch_bytes)?;
         let info = {
             let mut st = self.write_state();
-            let header = batch::validate(batch, st.config.max_batch_bytes)?;
+            if batch.len() > st.config.max_batch_bytes {
+                // The limit shrank between the check and the lock.
+                return Err(batch::BatchError::TooLarge {
+                    size: batch.len(),
+                    max: st.config.max_batch_bytes,
+                }
+                .into());
+            }
             self.check_writable()?;
             let base = st.log_end();
             let mut h = header;
@@ -351,7 +362,7 @@ impl Log {
         if offset > st.log_start_offset {
             st.log_start_offset = offset;
         }
-        self.delete_old_segments(&mut st, |_, _, _| false)
+        self.delete_old_segments(&mut st, |_| false)
     }
 
     /// Deletes whole old segments beyond `retention_bytes` or older than
@@ -369,7 +380,7 @@ impl Log {
             self.roll(&mut st, end)?;
         }
         let mut total: u64 = st.segments.iter().map(|s| s.size()).sum();
-        self.delete_old_segments(&mut st, |seg, _, _| {
+        self.delete_old_segments(&mut st, |seg| {
             let over = by_bytes.is_some_and(|limit| total.saturating_sub(seg.size()) >= limit);
             let go = over || expired(seg);
             if go {
@@ -384,12 +395,12 @@ impl Log {
     fn delete_old_segments(
         &self,
         st: &mut LogState,
-        mut doomed: impl FnMut(&LogSegment, usize, u64) -> bool,
+        mut doomed: impl FnMut(&LogSegment) -> bool,
     ) -> Result<RetentionResult> {
         let mut n = 0;
         while n + 1 < st.segments.len() {
             let next_base = st.segments[n + 1].base_offset();
-            if next_base <= st.log_start_offset || doomed(&st.segments[n], n, next_base) {
+            if next_base <= st.log_start_offset || doomed(&st.segments[n]) {
                 n += 1;
             } else {
                 break;
@@ -503,7 +514,14 @@ impl Log {
         if st.active().is_empty() {
             return Ok(());
         }
-        st.active_mut().seal()?;
+        if let Err(e) = st.active_mut().seal() {
+            if matches!(e, StorageError::Io { .. }) {
+                // The sealed data's durability is unknown (fsync semantics
+                // after an error): take no more writes.
+                self.lock_flush().error.get_or_insert_with(|| e.to_string());
+            }
+            return Err(e);
+        }
         let sealed_end = st.active().next_offset();
         let seg = LogSegment::create(&self.dir, base_offset, st.config.index_interval_bytes)?;
         st.segments.push(seg);

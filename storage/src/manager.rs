@@ -25,7 +25,8 @@ const DELETE_SUFFIX: &str = ".deleting";
 pub struct BackgroundConfig {
     /// Tick of the flusher (interval-policy logs flush when due).
     pub flush_check: Duration,
-    /// Recovery-point checkpoints (Kafka's 60 s).
+    /// Recovery-point checkpoints (Kafka's 60 s); sealed segments' mappings
+    /// are released on the same tick.
     pub checkpoint_interval: Duration,
     /// Retention passes (Kafka's `log.retention.check.interval.ms`, 5 min).
     pub retention_check: Duration,
@@ -274,6 +275,9 @@ fn background_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
                 if let Err(e) = log.checkpoint() {
                     tracing::error!(%dir, error = %e, "checkpoint failed");
                 }
+                // Bounds mappings held by cold partitions; hot ones remap on
+                // their next read.
+                log.release_cold_mappings();
             }
             if retention {
                 if let Err(e) = log.enforce_retention() {
