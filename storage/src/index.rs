@@ -83,6 +83,50 @@ pub(crate) struct IndexFile {
     entry_size: usize,
     active: Option<ActiveIndex>,
     sealed_map: Mutex<Option<Bytes>>,
+    /// For a trusted (not rebuilt) sealed index: the bounds its entries are
+    /// checked against when first mapped.
+    limits: Option<IndexLimits>,
+}
+
+/// Bounds a segment's index entries must respect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexLimits {
+    /// Valid bytes of the segment (positions lie below).
+    pub segment_size: u64,
+    /// `next_offset - base_offset` (relative offsets lie below).
+    pub span: u64,
+}
+
+/// Whether raw entries form a well-ordered index within `limits`: offset
+/// entries strictly increase in offset and position (positions inside the
+/// segment); time entries strictly increase in timestamp and never decrease
+/// in offset. Offsets stay below the segment's span.
+pub(crate) fn entries_valid(bytes: &[u8], entry_size: usize, limits: IndexLimits) -> bool {
+    if bytes.len() % entry_size != 0 {
+        return false;
+    }
+    if entry_size == OFFSET_ENTRY {
+        let mut prev: Option<OffsetEntry> = None;
+        for e in bytes.chunks_exact(OFFSET_ENTRY).map(OffsetEntry::decode) {
+            let in_bounds = u64::from(e.position) < limits.segment_size && u64::from(e.relative_offset) < limits.span;
+            let ordered = prev.is_none_or(|p| e.relative_offset > p.relative_offset && e.position > p.position);
+            if !in_bounds || !ordered {
+                return false;
+            }
+            prev = Some(e);
+        }
+    } else {
+        let mut prev: Option<TimeEntry> = None;
+        for e in bytes.chunks_exact(TIME_ENTRY).map(TimeEntry::decode) {
+            let in_bounds = u64::from(e.relative_offset) < limits.span;
+            let ordered = prev.is_none_or(|p| e.timestamp > p.timestamp && e.relative_offset >= p.relative_offset);
+            if !in_bounds || !ordered {
+                return false;
+            }
+            prev = Some(e);
+        }
+    }
+    true
 }
 
 #[derive(Debug)]
@@ -107,6 +151,7 @@ impl IndexFile {
             entry_size,
             active: Some(ActiveIndex { file, mem: entries }),
             sealed_map: Mutex::new(None),
+            limits: None,
         })
     }
 
@@ -117,22 +162,44 @@ impl IndexFile {
         Ok(idx)
     }
 
-    /// Serves an existing file sealed (mapped on first lookup).
-    pub fn open_sealed(path: PathBuf, entry_size: usize) -> Self {
+    /// Serves an existing file sealed (mapped on first lookup, when its
+    /// entries are checked against `limits`; a damaged index is then ignored
+    /// and lookups scan the segment from its start: slower, still correct).
+    pub fn open_sealed(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Self {
         IndexFile {
             path,
             entry_size,
             active: None,
             sealed_map: Mutex::new(None),
+            limits: Some(limits),
         }
     }
 
-    /// Reads an existing file back into memory for appends.
-    pub fn open_active(path: PathBuf, entry_size: usize) -> Result<Self> {
+    /// Reads an existing file back into memory for appends, refusing one
+    /// whose entries are not well ordered within `limits`.
+    pub fn open_active(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Result<Self> {
         let mem = std::fs::read(&path).map_err(|e| StorageError::io(&path, "reading index", e))?;
-        let mut mem = mem;
-        mem.truncate(mem.len() - mem.len() % entry_size);
+        if !entries_valid(&mem, entry_size, limits) {
+            return Err(StorageError::CorruptSegment {
+                path,
+                position: 0,
+                reason: "index entries are out of order or out of bounds".into(),
+            });
+        }
         Self::create_active(path, entry_size, mem)
+    }
+
+    /// Reads just the last entry of an index file (a sealed segment's bounds
+    /// without mapping the whole file).
+    pub fn read_last(path: &Path, entry_size: usize) -> Option<Vec<u8>> {
+        let f = File::open(path).ok()?;
+        let len = f.metadata().ok()?.len();
+        if len < entry_size as u64 || len % entry_size as u64 != 0 {
+            return None;
+        }
+        let mut last = vec![0u8; entry_size];
+        f.read_exact_at(&mut last, len - entry_size as u64).ok()?;
+        Some(last)
     }
 
     /// Checks an index file that is about to be trusted without a rebuild:
@@ -193,7 +260,14 @@ impl IndexFile {
         }
         let mut guard = self.lock_map();
         if guard.is_none() {
-            *guard = Some(file_io::map_path(&self.path)?);
+            let mut map = file_io::map_path(&self.path)?;
+            if let Some(limits) = self.limits {
+                if !entries_valid(&map, self.entry_size, limits) {
+                    tracing::warn!(index = %self.path.display(), "damaged index ignored; lookups scan the segment (it is rebuilt on the next recovery)");
+                    map = Bytes::new();
+                }
+            }
+            *guard = Some(map);
         }
         let bytes = guard.as_ref().map(|b| b.slice(..)).unwrap_or_default();
         drop(guard);

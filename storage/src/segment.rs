@@ -12,7 +12,7 @@ use strata_protocol::batch::BatchHeader;
 
 use crate::error::{Result, StorageError};
 use crate::file_io;
-use crate::index::{self, IndexFile, OFFSET_ENTRY, TIME_ENTRY};
+use crate::index::{self, IndexFile, IndexLimits, OFFSET_ENTRY, TIME_ENTRY};
 use crate::scan::{self, IndexPolicy, ScanMode, SegmentScan};
 
 /// File name stem for a segment starting at `base_offset`.
@@ -122,9 +122,12 @@ impl LogSegment {
         let size = std::fs::metadata(&log)
             .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
             .len();
-        let time_index = IndexFile::open_sealed(tidx, TIME_ENTRY);
+        let limits = IndexLimits {
+            segment_size: size,
+            span: next_offset - base_offset,
+        };
         let mut policy = IndexPolicy::new(base_offset, interval);
-        if let Some(last) = time_index.with_bytes(index::time_last)? {
+        if let Some(last) = IndexFile::read_last(&tidx, TIME_ENTRY).map(|b| index::decode_time(&b)) {
             policy.max_timestamp = last.timestamp;
             policy.last_time_entry = last.timestamp;
             policy.offset_of_max_timestamp = base_offset + u64::from(last.relative_offset);
@@ -136,8 +139,8 @@ impl LogSegment {
             size,
             allocated: size,
             map: Mutex::new(None),
-            offset_index: IndexFile::open_sealed(idx, OFFSET_ENTRY),
-            time_index,
+            offset_index: IndexFile::open_sealed(idx, OFFSET_ENTRY, limits),
+            time_index: IndexFile::open_sealed(tidx, TIME_ENTRY, limits),
             next_offset,
             policy,
             rolling_timestamp: None,
@@ -256,6 +259,15 @@ impl LogSegment {
         let rel = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
         let start = self.offset_index.with_bytes(|b| index::offset_lookup(b, rel))?;
         let mut pos = start.map_or(0, |e| u64::from(e.position));
+        if let Some(e) = start {
+            // An index entry must point at the batch it names; if not, the
+            // index is damaged: walk from the start instead of trusting it.
+            let named = self.base_offset + u64::from(e.relative_offset);
+            if self.header_at(bytes, pos).ok().map(|h| h.base_offset) != Some(named) {
+                tracing::warn!(segment = %self.path.display(), position = pos, "index entry does not match the log; scanning from the segment start");
+                pos = 0;
+            }
+        }
         while pos < bytes.len() as u64 {
             let h = self.header_at(bytes, pos)?;
             if h.last_offset() >= offset {
@@ -412,8 +424,6 @@ impl LogSegment {
     /// means the caller should fall back to a full recovery scan.
     pub fn open_clean_active(dir: &Path, base_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
-        let offset_index = IndexFile::open_active(idx, OFFSET_ENTRY)?;
-        let time_index = IndexFile::open_active(tidx, TIME_ENTRY)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -423,6 +433,14 @@ impl LogSegment {
             .metadata()
             .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
             .len();
+        // The end offset is not known yet: bound relative offsets by the
+        // 32-bit range, and require the tail walk to land on the end.
+        let limits = IndexLimits {
+            segment_size: size,
+            span: u64::from(u32::MAX) + 1,
+        };
+        let offset_index = IndexFile::open_active(idx, OFFSET_ENTRY, limits)?;
+        let time_index = IndexFile::open_active(tidx, TIME_ENTRY, limits)?;
         let bytes = file_io::map(&file, &log, size)?;
         let mut policy = IndexPolicy::new(base_offset, interval);
         if let Some(t) = time_index.with_bytes(index::time_last)? {
@@ -440,6 +458,20 @@ impl LogSegment {
                 path: log,
                 position: stop.position,
                 reason: stop.reason,
+            });
+        }
+        if tail.valid_end != size || (size > 0 && tail.batches == 0) {
+            return Err(StorageError::CorruptSegment {
+                path: log,
+                position: start as u64,
+                reason: "the last index entry does not lead to the end of the segment".into(),
+            });
+        }
+        if size > 0 && tail.policy.offset_of_max_timestamp >= tail.next_offset {
+            return Err(StorageError::CorruptSegment {
+                path: log,
+                position: 0,
+                reason: "the time index points past the end of the segment".into(),
             });
         }
         let rolling_timestamp = match bytes.len() {
