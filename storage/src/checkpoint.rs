@@ -27,10 +27,8 @@ pub struct LogCheckpoint {
 impl LogCheckpoint {
     /// Writes the checkpoint durably.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let text = format!(
-            "{HEADER}\nrecovery_point {}\nlog_start_offset {}\n",
-            self.recovery_point, self.log_start_offset
-        );
+        let text =
+            format!("{HEADER}\nrecovery_point {}\nlog_start_offset {}\n", self.recovery_point, self.log_start_offset);
         file_io::write_atomic(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 
@@ -61,10 +59,7 @@ fn parse(text: &str) -> Option<LogCheckpoint> {
         let (k, v) = lines.next()?.split_once(' ')?;
         (k == name).then(|| v.parse().ok())?
     };
-    Some(LogCheckpoint {
-        recovery_point: field("recovery_point")?,
-        log_start_offset: field("log_start_offset")?,
-    })
+    Some(LogCheckpoint { recovery_point: field("recovery_point")?, log_start_offset: field("log_start_offset")? })
 }
 
 /// Whether the last close was clean.
@@ -95,19 +90,12 @@ mod tests {
     fn checkpoint_round_trips_and_garbage_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
-        let c = LogCheckpoint {
-            recovery_point: 42,
-            log_start_offset: 7,
-        };
+        let c = LogCheckpoint { recovery_point: 42, log_start_offset: 7 };
         c.write(dir.path()).unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), Some(c));
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"\xff\xfe garbage").unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
-        std::fs::write(
-            dir.path().join(CHECKPOINT_FILE),
-            format!("{HEADER}\nrecovery_point x\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), format!("{HEADER}\nrecovery_point x\n")).unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
     }
 

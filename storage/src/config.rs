@@ -94,12 +94,7 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks ranges; every entry point that takes a config calls it.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what, reason: &str| {
-            Err(StorageError::InvalidArgument {
-                what,
-                reason: reason.into(),
-            })
-        };
+        let bad = |what, reason: &str| Err(StorageError::InvalidArgument { what, reason: reason.into() });
         if self.segment_bytes < 1024 || self.segment_bytes > u64::from(u32::MAX) {
             return bad("segment_bytes", "must be between 1 KiB and 4 GiB - 1");
         }
@@ -119,6 +114,11 @@ impl LogConfig {
             return bad("flush.interval_ms", "must be positive");
         }
         Ok(())
+    }
+
+    /// `segment_ms` as a signed millisecond span (saturating).
+    pub(crate) fn segment_ms_i64(&self) -> i64 {
+        i64::try_from(self.segment_ms).unwrap_or(i64::MAX)
     }
 
     /// Group-commit gathering delay, if that is the policy.

@@ -40,8 +40,7 @@ pub(crate) fn preallocate(file: &File, path: &Path, offset: u64, len: u64) -> Re
     match err.raw_os_error() {
         Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
             tracing::debug!(path = %path.display(), "fallocate unsupported; growing the file instead");
-            file.set_len(offset + len)
-                .map_err(|e| StorageError::io(path, "growing", e))
+            file.set_len(offset + len).map_err(|e| StorageError::io(path, "growing", e))
         }
         _ => Err(StorageError::io(path, "preallocating", err)),
     }
@@ -54,9 +53,10 @@ pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) ->
         "writing",
         injected(v.as_deref().unwrap_or("eio"))
     )));
-    file.write_all_at(buf, offset)
-        .map_err(|e| StorageError::io(path, "writing", e))
+    file.write_all_at(buf, offset).map_err(|e| StorageError::io(path, "writing", e))
 }
+
+const MAX_PARTS: usize = 4;
 
 /// Writes `parts` back to back at `offset` with as few `pwritev` calls as
 /// the kernel allows (one, normally).
@@ -66,32 +66,30 @@ pub(crate) fn write_parts_at(file: &File, path: &Path, parts: &[&[u8]], offset: 
         "writing",
         injected(v.as_deref().unwrap_or("eio"))
     )));
+    if parts.len() > MAX_PARTS {
+        return Err(StorageError::InvalidArgument { what: "write parts", reason: format!("at most {MAX_PARTS}") });
+    }
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut done = 0usize;
     while done < total {
-        // Rebuild the iovec list past what was written.
+        // The iovec list past what was written (on the stack: this is the
+        // append hot path).
         let mut skip = done;
-        let mut iov = Vec::with_capacity(parts.len());
-        for p in parts {
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_PARTS];
+        let mut count = 0;
+        for p in parts.iter().take(MAX_PARTS) {
             if skip >= p.len() {
                 skip -= p.len();
                 continue;
             }
             let rest = &p[skip..];
             skip = 0;
-            iov.push(libc::iovec {
-                iov_base: rest.as_ptr() as *mut libc::c_void,
-                iov_len: rest.len(),
-            });
+            iov[count] = libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() };
+            count += 1;
         }
         // SAFETY: every iovec points into a live slice borrowed for this call.
         let n = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                (offset + done as u64) as libc::off_t,
-            )
+            libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count as libc::c_int, (offset + done as u64) as libc::off_t)
         };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -101,11 +99,7 @@ pub(crate) fn write_parts_at(file: &File, path: &Path, parts: &[&[u8]], offset: 
             return Err(StorageError::io(path, "writing", err));
         }
         if n == 0 {
-            return Err(StorageError::io(
-                path,
-                "writing",
-                io::Error::from(io::ErrorKind::WriteZero),
-            ));
+            return Err(StorageError::io(path, "writing", io::Error::from(io::ErrorKind::WriteZero)));
         }
         done += n as usize;
     }
@@ -139,8 +133,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .truncate(true)
         .open(&tmp)
         .map_err(|e| StorageError::io(&tmp, "creating", e))?;
-    f.write_all(contents)
-        .map_err(|e| StorageError::io(&tmp, "writing", e))?;
+    f.write_all(contents).map_err(|e| StorageError::io(&tmp, "writing", e))?;
     sync_data(&f, &tmp)?;
     drop(f);
     fs::rename(&tmp, path).map_err(|e| StorageError::io(path, "renaming into place", e))?;
@@ -163,10 +156,7 @@ pub(crate) fn map(file: &File, path: &Path, len: u64) -> Result<Bytes> {
 /// Opens `path` read-only and maps its whole length.
 pub(crate) fn map_path(path: &Path) -> Result<Bytes> {
     let f = File::open(path).map_err(|e| StorageError::io(path, "opening", e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| StorageError::io(path, "reading metadata of", e))?
-        .len();
+    let len = f.metadata().map_err(|e| StorageError::io(path, "reading metadata of", e))?.len();
     map(&f, path, len)
 }
 

@@ -44,10 +44,7 @@ impl OffsetEntry {
     }
 
     fn decode(b: &[u8]) -> Self {
-        OffsetEntry {
-            relative_offset: le_u32(&b[..4]),
-            position: le_u32(&b[4..8]),
-        }
+        OffsetEntry { relative_offset: le_u32(&b[..4]), position: le_u32(&b[4..8]) }
     }
 }
 
@@ -62,10 +59,7 @@ impl TimeEntry {
     fn decode(b: &[u8]) -> Self {
         let mut t = [0u8; 8];
         t.copy_from_slice(&b[..8]);
-        TimeEntry {
-            timestamp: i64::from_le_bytes(t),
-            relative_offset: le_u32(&b[8..12]),
-        }
+        TimeEntry { timestamp: i64::from_le_bytes(t), relative_offset: le_u32(&b[8..12]) }
     }
 }
 
@@ -133,6 +127,10 @@ pub(crate) fn entries_valid(bytes: &[u8], entry_size: usize, limits: IndexLimits
 struct ActiveIndex {
     file: File,
     mem: Vec<u8>,
+    /// Bytes of `mem` already in the file. The rest is written when the
+    /// segment is sealed or closed: an unclean stop rebuilds the active
+    /// segment's indexes anyway, so per-entry writes would buy nothing.
+    written: usize,
 }
 
 impl IndexFile {
@@ -149,7 +147,7 @@ impl IndexFile {
         Ok(IndexFile {
             path,
             entry_size,
-            active: Some(ActiveIndex { file, mem: entries }),
+            active: Some(ActiveIndex { file, written: entries.len(), mem: entries }),
             sealed_map: Mutex::new(None),
             limits: None,
         })
@@ -166,13 +164,7 @@ impl IndexFile {
     /// entries are checked against `limits`; a damaged index is then ignored
     /// and lookups scan the segment from its start: slower, still correct).
     pub fn open_sealed(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Self {
-        IndexFile {
-            path,
-            entry_size,
-            active: None,
-            sealed_map: Mutex::new(None),
-            limits: Some(limits),
-        }
+        IndexFile { path, entry_size, active: None, sealed_map: Mutex::new(None), limits: Some(limits) }
     }
 
     /// Reads an existing file back into memory for appends, refusing one
@@ -222,16 +214,22 @@ impl IndexFile {
         &self.path
     }
 
-    /// Appends one encoded entry. On error nothing is added.
-    pub fn append(&mut self, entry: &[u8]) -> Result<()> {
-        let Some(a) = self.active.as_mut() else {
-            return Err(StorageError::InvalidArgument {
-                what: "index append",
-                reason: "index is sealed".into(),
-            });
-        };
-        file_io::write_all_at(&a.file, &self.path, entry, a.mem.len() as u64)?;
-        a.mem.extend_from_slice(entry);
+    /// Appends one encoded entry (in memory; see [`IndexFile::persist`]).
+    pub fn append(&mut self, entry: &[u8]) {
+        match self.active.as_mut() {
+            Some(a) => a.mem.extend_from_slice(entry),
+            None => debug_assert!(false, "append to a sealed index {}", self.path.display()),
+        }
+    }
+
+    /// Writes entries appended since the last persist to the file.
+    pub fn persist(&mut self) -> Result<()> {
+        if let Some(a) = self.active.as_mut() {
+            if a.written < a.mem.len() {
+                file_io::write_all_at(&a.file, &self.path, &a.mem[a.written..], a.written as u64)?;
+                a.written = a.mem.len();
+            }
+        }
         Ok(())
     }
 
@@ -243,12 +241,12 @@ impl IndexFile {
     /// Syncs, trims stray bytes past the last entry, and switches to lazy
     /// read-only mapping.
     pub fn seal(&mut self) -> Result<()> {
-        if let Some(a) = self.active.take() {
-            a.file
-                .set_len(a.mem.len() as u64)
-                .map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
+        self.persist()?;
+        if let Some(a) = &self.active {
+            a.file.set_len(a.mem.len() as u64).map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
             file_io::sync_data(&a.file, &self.path)?;
         }
+        self.active = None;
         *self.lock_map() = None;
         Ok(())
     }
@@ -303,10 +301,8 @@ fn last_where(bytes: &[u8], entry_size: usize, before: impl Fn(&[u8]) -> bool) -
 
 /// Largest `.index` entry with relative offset ≤ `target`.
 pub(crate) fn offset_lookup(bytes: &[u8], target: u32) -> Option<OffsetEntry> {
-    last_where(bytes, OFFSET_ENTRY, |e| {
-        OffsetEntry::decode(e).relative_offset <= target
-    })
-    .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+    last_where(bytes, OFFSET_ENTRY, |e| OffsetEntry::decode(e).relative_offset <= target)
+        .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
 }
 
 /// Largest `.timeindex` entry with timestamp strictly below `timestamp`:
@@ -319,8 +315,7 @@ pub(crate) fn time_lookup(bytes: &[u8], timestamp: i64) -> Option<TimeEntry> {
 /// The last `.index` entry.
 pub(crate) fn offset_last(bytes: &[u8]) -> Option<OffsetEntry> {
     let n = bytes.len() / OFFSET_ENTRY;
-    n.checked_sub(1)
-        .map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
+    n.checked_sub(1).map(|i| OffsetEntry::decode(&bytes[i * OFFSET_ENTRY..]))
 }
 
 /// The last `.timeindex` entry.
@@ -344,16 +339,7 @@ mod tests {
     use super::*;
 
     fn offsets(entries: &[(u32, u32)]) -> Vec<u8> {
-        entries
-            .iter()
-            .flat_map(|&(r, p)| {
-                OffsetEntry {
-                    relative_offset: r,
-                    position: p,
-                }
-                .encode()
-            })
-            .collect()
+        entries.iter().flat_map(|&(r, p)| OffsetEntry { relative_offset: r, position: p }.encode()).collect()
     }
 
     #[test]
@@ -371,13 +357,7 @@ mod tests {
     fn time_lookup_is_strictly_below() {
         let b: Vec<u8> = [(100i64, 1u32), (200, 5), (300, 9)]
             .iter()
-            .flat_map(|&(t, r)| {
-                TimeEntry {
-                    timestamp: t,
-                    relative_offset: r,
-                }
-                .encode()
-            })
+            .flat_map(|&(t, r)| TimeEntry { timestamp: t, relative_offset: r }.encode())
             .collect();
         assert_eq!(time_lookup(&b, 100), None);
         assert_eq!(time_lookup(&b, 101).map(|e| e.relative_offset), Some(1));
@@ -390,29 +370,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
         let mut idx = IndexFile::create_active(path.clone(), OFFSET_ENTRY, Vec::new()).unwrap();
-        idx.append(
-            &OffsetEntry {
-                relative_offset: 3,
-                position: 40,
-            }
-            .encode(),
-        )
-        .unwrap();
-        idx.append(
-            &OffsetEntry {
-                relative_offset: 9,
-                position: 90,
-            }
-            .encode(),
-        )
-        .unwrap();
+        idx.append(&OffsetEntry { relative_offset: 3, position: 40 }.encode());
+        idx.append(&OffsetEntry { relative_offset: 9, position: 90 }.encode());
         let before = idx.with_bytes(|b| b.to_vec()).unwrap();
         idx.seal().unwrap();
         assert_eq!(idx.with_bytes(|b| b.to_vec()).unwrap(), before);
         assert_eq!(idx.len().unwrap(), 2);
-        assert!(IndexFile::sanity_check(&path, OFFSET_ENTRY, |b| decode_offset(b)
-            .position
-            == 90));
+        assert!(IndexFile::sanity_check(&path, OFFSET_ENTRY, |b| decode_offset(b).position == 90));
         std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();

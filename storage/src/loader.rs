@@ -58,10 +58,7 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
     let bases = list_segments(dir)?;
     let clean = checkpoint::clean_marker_exists(dir);
     let cp = LogCheckpoint::read(dir)?;
-    let mut report = RecoveryReport {
-        clean_shutdown: clean,
-        ..Default::default()
-    };
+    let mut report = RecoveryReport { clean_shutdown: clean, ..Default::default() };
     let interval = config.index_interval_bytes;
 
     let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -71,11 +68,8 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
         file_io::sync_dir(dir)?;
     } else {
         let recovery_point = cp.map_or(0, |c| c.recovery_point);
-        let first_scanned = if clean {
-            bases.len()
-        } else {
-            bases.iter().rposition(|&b| b <= recovery_point).unwrap_or(0)
-        };
+        let first_scanned =
+            if clean { bases.len() } else { bases.iter().rposition(|&b| b <= recovery_point).unwrap_or(0) };
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             let seg = match next_base {
@@ -95,26 +89,16 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
 
     let first_base = segments.first().map_or(0, |s| s.base_offset());
     let log_end = segments.last().map_or(0, |s| s.next_offset());
-    let log_start_offset = cp
-        .map_or(first_base, |c| c.log_start_offset.max(first_base))
-        .min(log_end);
+    let log_start_offset = cp.map_or(first_base, |c| c.log_start_offset.max(first_base)).min(log_end);
     // Everything now in the log was validated and synced (or trusted).
-    LogCheckpoint {
-        recovery_point: log_end,
-        log_start_offset,
-    }
-    .write(dir)?;
+    LogCheckpoint { recovery_point: log_end, log_start_offset }.write(dir)?;
     if clean {
         checkpoint::remove_clean_marker(dir)?;
     }
     if report.segments_scanned > 0 || report.indexes_rebuilt > 0 {
         tracing::info!(dir = %dir.display(), ?report, "log recovered");
     }
-    Ok(LoadedLog {
-        segments,
-        log_start_offset,
-        report,
-    })
+    Ok(LoadedLog { segments, log_start_offset, report })
 }
 
 /// Base offsets of the segments present, sorted. Removes leftovers that are
@@ -169,33 +153,23 @@ fn open_trusted_sealed(
     report: &mut RecoveryReport,
 ) -> Result<LogSegment> {
     let (log, idx, tidx) = segment::paths(dir, base);
-    let size = std::fs::metadata(&log)
-        .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
-        .len();
+    let size = std::fs::metadata(&log).map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
     let span = next_base.saturating_sub(base);
     let idx_ok = IndexFile::sanity_check(&idx, OFFSET_ENTRY, |b| {
         let e = index::decode_offset(b);
         u64::from(e.relative_offset) < span && u64::from(e.position) < size
     });
-    let tidx_ok = IndexFile::sanity_check(&tidx, TIME_ENTRY, |b| {
-        u64::from(index::decode_time(b).relative_offset) < span
-    }) && std::fs::metadata(&tidx)
-        .map(|m| (m.len() > 0) == (size > 0))
-        .unwrap_or(false);
+    let tidx_ok =
+        IndexFile::sanity_check(&tidx, TIME_ENTRY, |b| u64::from(index::decode_time(b).relative_offset) < span)
+            && std::fs::metadata(&tidx).map(|m| (m.len() > 0) == (size > 0)).unwrap_or(false);
     if idx_ok && tidx_ok {
         return LogSegment::open_trusted_sealed(dir, base, next_base, config.index_interval_bytes);
     }
     tracing::warn!(segment = %log.display(), "rebuilding missing or damaged indexes");
     report.indexes_rebuilt += 1;
     let bytes = file_io::map_path(&log)?;
-    let scanned = scan::scan(
-        &bytes,
-        base,
-        config.index_interval_bytes,
-        ScanMode::Validate {
-            max_batch_bytes: usize::MAX,
-        },
-    );
+    let scanned =
+        scan::scan(&bytes, base, config.index_interval_bytes, ScanMode::Validate { max_batch_bytes: usize::MAX });
     if let Some(stop) = &scanned.stop {
         return Err(corrupt(&log, stop.position, &stop.reason));
     }
@@ -203,10 +177,7 @@ fn open_trusted_sealed(
         return Err(corrupt(
             &log,
             scanned.valid_end,
-            &format!(
-                "segment ends at offset {} but the next segment starts at {next_base}",
-                scanned.next_offset
-            ),
+            &format!("segment ends at offset {} but the next segment starts at {next_base}", scanned.next_offset),
         ));
     }
     LogSegment::from_scan(dir, base, scanned, false)
@@ -226,14 +197,8 @@ fn recover_segment(
 ) -> Result<LogSegment> {
     let (log, _, _) = segment::paths(dir, base);
     let bytes = file_io::map_path(&log)?;
-    let scanned = scan::scan(
-        &bytes,
-        base,
-        config.index_interval_bytes,
-        ScanMode::Validate {
-            max_batch_bytes: usize::MAX,
-        },
-    );
+    let scanned =
+        scan::scan(&bytes, base, config.index_interval_bytes, ScanMode::Validate { max_batch_bytes: usize::MAX });
     report.segments_scanned += 1;
     report.bytes_scanned += scanned.valid_end;
     if let Some(stop) = &scanned.stop {
@@ -275,10 +240,7 @@ fn recover_segment(
             return Err(corrupt(
                 &log,
                 scanned.valid_end,
-                &format!(
-                    "segment ends at offset {} but the next segment starts at {next}",
-                    scanned.next_offset
-                ),
+                &format!("segment ends at offset {} but the next segment starts at {next}", scanned.next_offset),
             ));
         }
     }
@@ -287,9 +249,5 @@ fn recover_segment(
 }
 
 fn corrupt(path: &Path, position: u64, reason: &str) -> StorageError {
-    StorageError::CorruptSegment {
-        path: path.to_path_buf(),
-        position,
-        reason: reason.to_string(),
-    }
+    StorageError::CorruptSegment { path: path.to_path_buf(), position, reason: reason.to_string() }
 }

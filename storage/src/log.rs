@@ -181,15 +181,12 @@ impl Log {
         // other appenders are not held up by it.
         let max_batch_bytes = self.read_state().config.max_batch_bytes;
         let header = batch::validate(batch, max_batch_bytes)?;
+        let delay;
         let info = {
             let mut st = self.write_state();
             if batch.len() > st.config.max_batch_bytes {
                 // The limit shrank between the check and the lock.
-                return Err(batch::BatchError::TooLarge {
-                    size: batch.len(),
-                    max: st.config.max_batch_bytes,
-                }
-                .into());
+                return Err(batch::BatchError::TooLarge { size: batch.len(), max: st.config.max_batch_bytes }.into());
             }
             self.check_writable()?;
             let base = st.log_end();
@@ -203,15 +200,10 @@ impl Log {
             self.maybe_roll(&mut st, &h)?;
             let prealloc = st.config.preallocate_bytes;
             let now = self.clock.now_ms();
-            st.active_mut()
-                .append(&[&head, &batch[HEADER_LEN..]], &h, prealloc, now)?;
-            AppendInfo {
-                first_offset: base,
-                last_offset: h.last_offset(),
-                max_timestamp: h.max_timestamp,
-            }
+            st.active_mut().append(&[&head, &batch[HEADER_LEN..]], &h, prealloc, now)?;
+            delay = st.config.group_delay();
+            AppendInfo { first_offset: base, last_offset: h.last_offset(), max_timestamp: h.max_timestamp }
         };
-        let delay = self.read_state().config.group_delay();
         if let Some(delay) = delay {
             self.wait_durable(info.last_offset + 1, delay)?;
         }
@@ -237,12 +229,7 @@ impl Log {
                 log_end: log_end_offset,
             });
         }
-        let empty = ReadResult {
-            batches: Bytes::new(),
-            next_offset: from_offset,
-            log_start_offset,
-            log_end_offset,
-        };
+        let empty = ReadResult { batches: Bytes::new(), next_offset: from_offset, log_start_offset, log_end_offset };
         if from_offset == log_end_offset || from_offset >= max_offset {
             return Ok(empty);
         }
@@ -274,10 +261,7 @@ impl Log {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let st = self.read_state();
         for seg in st.segments.iter().filter(|s| s.max_timestamp() >= timestamp) {
-            let from = seg
-                .time_floor(timestamp)?
-                .unwrap_or(seg.base_offset())
-                .max(st.log_start_offset);
+            let from = seg.time_floor(timestamp)?.unwrap_or(seg.base_offset()).max(st.log_start_offset);
             let bytes = seg.bytes()?;
             let Some((mut pos, _)) = seg.find(from, &bytes)? else {
                 continue;
@@ -339,11 +323,7 @@ impl Log {
             fs.generation += 1;
             fs.durable
         };
-        LogCheckpoint {
-            recovery_point,
-            log_start_offset: st.log_start_offset,
-        }
-        .write(&self.dir)?;
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
         tracing::info!(dir = %self.dir.display(), offset, new_end, "log truncated");
         Ok(new_end)
     }
@@ -373,7 +353,9 @@ impl Log {
         let mut st = self.write_state();
         let (by_bytes, by_ms) = (st.config.retention_bytes, st.config.retention_ms);
         let expired = move |seg: &LogSegment| {
-            by_ms.is_some_and(|ms| !seg.is_empty() && seg.max_timestamp() < now.saturating_sub(ms as i64))
+            by_ms.is_some_and(|ms| {
+                !seg.is_empty() && seg.max_timestamp() < now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
+            })
         };
         if st.segments.iter().all(&expired) {
             let end = st.log_end();
@@ -411,11 +393,7 @@ impl Log {
             st.log_start_offset = st.log_start_offset.max(first.base_offset());
         }
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint {
-            recovery_point,
-            log_start_offset: st.log_start_offset,
-        }
-        .write(&self.dir)?;
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
         let mut result = RetentionResult::default();
         for seg in &removed {
             result.segments_deleted += 1;
@@ -443,7 +421,8 @@ impl Log {
         let FlushPolicy::Interval { interval_ms } = self.read_state().config.flush else {
             return Ok(false);
         };
-        let due = self.lock_flush().last_flush_ms.saturating_add(interval_ms as i64) <= self.clock.now_ms();
+        let due = self.lock_flush().last_flush_ms.saturating_add(i64::try_from(interval_ms).unwrap_or(i64::MAX))
+            <= self.clock.now_ms();
         if due && self.recovery_point() < self.log_end_offset() {
             self.flush()?;
         }
@@ -455,11 +434,7 @@ impl Log {
     pub fn checkpoint(&self) -> Result<()> {
         let st = self.read_state();
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint {
-            recovery_point,
-            log_start_offset: st.log_start_offset,
-        }
-        .write(&self.dir)
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)
     }
 
     /// Drops cached mappings of sealed segments (they are remapped on
@@ -481,11 +456,7 @@ impl Log {
             file_io::sync_data(&f, st.active_mut().path())?;
         }
         let recovery_point = st.log_end();
-        LogCheckpoint {
-            recovery_point,
-            log_start_offset: st.log_start_offset,
-        }
-        .write(&self.dir)?;
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
         checkpoint::write_clean_marker(&self.dir)
     }
 
@@ -497,9 +468,7 @@ impl Log {
         }
         let now = self.clock.now_ms();
         let too_big = active.size() + h.total_len() as u64 > cfg.segment_bytes;
-        let too_old = active
-            .rolling_timestamp()
-            .is_some_and(|t| now.saturating_sub(t.min(now)) > cfg.segment_ms as i64);
+        let too_old = active.rolling_timestamp().is_some_and(|t| now.saturating_sub(t.min(now)) > cfg.segment_ms_i64());
         let index_full = active.index_entries()? as u64 >= cfg.max_index_entries;
         let offsets_overflow = h.last_offset() - active.base_offset() > u64::from(u32::MAX);
         if too_big || too_old || index_full || offsets_overflow {
@@ -531,11 +500,7 @@ impl Log {
             fs.durable = fs.durable.max(sealed_end);
             fs.durable
         };
-        LogCheckpoint {
-            recovery_point,
-            log_start_offset: st.log_start_offset,
-        }
-        .write(&self.dir)?;
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled to a new segment");
         Ok(())
     }
@@ -547,10 +512,7 @@ impl Log {
         let mut fs = self.lock_flush();
         loop {
             if let Some(reason) = &fs.error {
-                return Err(StorageError::LogFailed {
-                    path: self.dir.clone(),
-                    reason: reason.clone(),
-                });
+                return Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() });
             }
             if fs.durable >= target {
                 return Ok(());
@@ -584,12 +546,7 @@ impl Log {
         let (writer, path, end, generation) = {
             let st = self.read_state();
             let generation = self.lock_flush().generation;
-            (
-                st.active().writer(),
-                st.active().path().to_path_buf(),
-                st.log_end(),
-                generation,
-            )
+            (st.active().writer(), st.active().path().to_path_buf(), st.log_end(), generation)
         };
         if let Some(f) = writer {
             file_io::sync_data(&f, &path)?;
@@ -599,10 +556,7 @@ impl Log {
 
     fn check_writable(&self) -> Result<()> {
         match &self.lock_flush().error {
-            Some(reason) => Err(StorageError::LogFailed {
-                path: self.dir.clone(),
-                reason: reason.clone(),
-            }),
+            Some(reason) => Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
     }
@@ -635,10 +589,7 @@ impl LogState {
 
     /// The segment holding `offset` (the last with base ≤ offset).
     fn segment_for(&self, offset: u64) -> &LogSegment {
-        let i = self
-            .segments
-            .partition_point(|s| s.base_offset() <= offset)
-            .saturating_sub(1);
+        let i = self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         &self.segments[i]
     }
 }

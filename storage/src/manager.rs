@@ -127,10 +127,7 @@ impl LogManager {
 
     /// Partitions that could not be opened, with the reason.
     pub fn offline(&self) -> Vec<(TopicPartition, String)> {
-        read(&self.inner.offline)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        read(&self.inner.offline).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// The open log of a partition.
@@ -155,11 +152,7 @@ impl LogManager {
             return Ok(log.clone());
         }
         let config = config.unwrap_or_else(|| self.inner.default_config.clone());
-        let log = Arc::new(Log::open_with_clock(
-            self.inner.dir.join(tp.dir_name()),
-            config,
-            self.inner.clock.clone(),
-        )?);
+        let log = Arc::new(Log::open_with_clock(self.inner.dir.join(tp.dir_name()), config, self.inner.clock.clone())?);
         crate::file_io::sync_dir(&self.inner.dir)?;
         logs.insert(tp.clone(), log.clone());
         Ok(log)
@@ -305,9 +298,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
     // SAFETY: flock on an fd we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(StorageError::DirectoryLocked {
-            path: dir.to_path_buf(),
-        });
+        return Err(StorageError::DirectoryLocked { path: dir.to_path_buf() });
     }
     Ok(f)
 }

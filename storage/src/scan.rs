@@ -60,11 +60,7 @@ impl IndexPolicy {
             }
         }
         next.bytes_since_index += h.total_len() as u64;
-        IndexPlan {
-            offset_entry,
-            time_entry,
-            next,
-        }
+        IndexPlan { offset_entry, time_entry, next }
     }
 
     /// The entry recording the running maximum, if the time index does not
@@ -172,19 +168,13 @@ pub(crate) fn scan_from(bytes: &[u8], start: usize, expected: u64, policy: Index
 fn check_batch(rest: &[u8], expected: u64, base_offset: u64, mode: ScanMode) -> Result<BatchHeader, String> {
     let h = BatchHeader::parse(rest).map_err(|e| e.to_string())?;
     if h.total_len() > rest.len() {
-        return Err(format!(
-            "batch of {} bytes runs past the end of the segment",
-            h.total_len()
-        ));
+        return Err(format!("batch of {} bytes runs past the end of the segment", h.total_len()));
     }
     if let ScanMode::Validate { max_batch_bytes } = mode {
         batch::validate(&rest[..h.total_len()], max_batch_bytes.max(h.total_len())).map_err(|e| e.to_string())?;
     }
     if h.base_offset != expected {
-        return Err(format!(
-            "batch starts at offset {} where {} was expected",
-            h.base_offset, expected
-        ));
+        return Err(format!("batch starts at offset {} where {} was expected", h.base_offset, expected));
     }
     if h.last_offset().saturating_sub(base_offset) > u64::from(u32::MAX) {
         return Err("batch offsets overflow the segment's 32-bit relative offsets".into());

@@ -15,6 +15,9 @@ use crate::file_io;
 use crate::index::{self, IndexFile, IndexLimits, OFFSET_ENTRY, TIME_ENTRY};
 use crate::scan::{self, IndexPolicy, ScanMode, SegmentScan};
 
+/// Granularity of the active segment's read mapping.
+const ACTIVE_MAP_WINDOW: u64 = 256 << 20;
+
 /// File name stem for a segment starting at `base_offset`.
 pub(crate) fn file_stem(base_offset: u64) -> String {
     format!("{base_offset:020}")
@@ -23,11 +26,7 @@ pub(crate) fn file_stem(base_offset: u64) -> String {
 /// Paths of a segment's three files.
 pub(crate) fn paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf, PathBuf) {
     let stem = file_stem(base_offset);
-    (
-        dir.join(format!("{stem}.log")),
-        dir.join(format!("{stem}.index")),
-        dir.join(format!("{stem}.timeindex")),
-    )
+    (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
 }
 
 /// One segment of a partition log.
@@ -82,8 +81,7 @@ impl LogSegment {
             .write(true)
             .open(&log)
             .map_err(|e| StorageError::io(&log, "opening segment", e))?;
-        file.set_len(scan.valid_end)
-            .map_err(|e| StorageError::io(&log, "truncating segment", e))?;
+        file.set_len(scan.valid_end).map_err(|e| StorageError::io(&log, "truncating segment", e))?;
         file_io::sync_data(&file, &log)?;
         let (offset_index, time_index) = if active {
             (
@@ -119,13 +117,8 @@ impl LogSegment {
     /// without reading its data. `next_offset` is the next segment's base.
     pub fn open_trusted_sealed(dir: &Path, base_offset: u64, next_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
-        let size = std::fs::metadata(&log)
-            .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
-            .len();
-        let limits = IndexLimits {
-            segment_size: size,
-            span: next_offset - base_offset,
-        };
+        let size = std::fs::metadata(&log).map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
+        let limits = IndexLimits { segment_size: size, span: next_offset - base_offset };
         let mut policy = IndexPolicy::new(base_offset, interval);
         if let Some(last) = IndexFile::read_last(&tidx, TIME_ENTRY).map(|b| index::decode_time(&b)) {
             policy.max_timestamp = last.timestamp;
@@ -198,29 +191,25 @@ impl LogSegment {
     /// rest as received), written with one vectored write.
     pub fn append(&mut self, parts: &[&[u8]], h: &BatchHeader, preallocate: u64, now_ms: i64) -> Result<()> {
         let Some(file) = self.writer.clone() else {
-            return Err(StorageError::InvalidArgument {
-                what: "append",
-                reason: "segment is sealed".into(),
-            });
+            return Err(StorageError::InvalidArgument { what: "append", reason: "segment is sealed".into() });
         };
         let len = h.total_len() as u64;
         if self.size + len > self.allocated {
             let grow = preallocate.max(self.size + len - self.allocated);
             file_io::preallocate(&file, &self.path, self.allocated, grow)?;
             self.allocated += grow;
-            *self.lock_map() = None;
+            let mut map = self.lock_map();
+            if map.as_ref().is_some_and(|m| (m.len() as u64) < self.allocated) {
+                *map = None;
+            }
         }
         file_io::write_parts_at(&file, &self.path, parts, self.size)?;
         let plan = self.policy.plan(self.size, h);
-        let idx_len = self.offset_index.len()?;
         if let Some(e) = plan.offset_entry {
-            self.offset_index.append(&e.encode())?;
+            self.offset_index.append(&e.encode());
         }
         if let Some(e) = plan.time_entry {
-            if let Err(err) = self.time_index.append(&e.encode()) {
-                self.rebuild_offset_index_prefix(idx_len)?;
-                return Err(err);
-            }
+            self.time_index.append(&e.encode());
         }
         self.policy = plan.next;
         self.size += len;
@@ -229,18 +218,17 @@ impl LogSegment {
         Ok(())
     }
 
-    fn rebuild_offset_index_prefix(&mut self, entries: usize) -> Result<()> {
-        let kept = self.offset_index.with_bytes(|b| b[..entries * OFFSET_ENTRY].to_vec())?;
-        self.offset_index = IndexFile::create_active(self.offset_index.path().to_path_buf(), OFFSET_ENTRY, kept)?;
-        Ok(())
-    }
-
     /// The segment's bytes `[0, size)` as one zero-copy buffer.
     pub fn bytes(&self) -> Result<Bytes> {
         let mut guard = self.lock_map();
         if guard.is_none() {
             *guard = Some(match &self.writer {
-                Some(f) => file_io::map(f, &self.path, self.allocated)?,
+                // Map a window past the allocated end so appends rarely
+                // force a remap; only bytes below `size` (inside the file)
+                // are ever touched.
+                Some(f) => {
+                    file_io::map(f, &self.path, self.allocated.div_ceil(ACTIVE_MAP_WINDOW).max(1) * ACTIVE_MAP_WINDOW)?
+                }
                 None => file_io::map_path(&self.path)?,
             });
         }
@@ -280,11 +268,7 @@ impl LogSegment {
 
     /// Parses the batch header at `pos`, as a corruption error if it is bad.
     pub fn header_at(&self, bytes: &[u8], pos: u64) -> Result<BatchHeader> {
-        let corrupt = |reason: String| StorageError::CorruptSegment {
-            path: self.path.clone(),
-            position: pos,
-            reason,
-        };
+        let corrupt = |reason: String| StorageError::CorruptSegment { path: self.path.clone(), position: pos, reason };
         let rest = bytes.get(pos as usize..).unwrap_or_default();
         let h = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
         if h.total_len() > rest.len() {
@@ -325,9 +309,10 @@ impl LogSegment {
     /// Trims the preallocated tail so the file length is the valid length
     /// (clean shutdown: the next open trusts the file length).
     pub fn trim(&mut self) -> Result<()> {
+        self.offset_index.persist()?;
+        self.time_index.persist()?;
         if let Some(f) = &self.writer {
-            f.set_len(self.size)
-                .map_err(|e| StorageError::io(&self.path, "trimming segment", e))?;
+            f.set_len(self.size).map_err(|e| StorageError::io(&self.path, "trimming segment", e))?;
             self.allocated = self.size;
             *self.lock_map() = None;
         }
@@ -353,12 +338,7 @@ impl LogSegment {
         if pos == self.size && self.writer.is_some() {
             return Ok(self.next_offset);
         }
-        let scanned = scan::scan(
-            &bytes[..pos as usize],
-            self.base_offset,
-            self.policy.interval,
-            ScanMode::HeadersOnly,
-        );
+        let scanned = scan::scan(&bytes[..pos as usize], self.base_offset, self.policy.interval, ScanMode::HeadersOnly);
         if let Some(stop) = scanned.stop {
             return Err(StorageError::CorruptSegment {
                 path: self.path.clone(),
@@ -386,11 +366,8 @@ impl LogSegment {
             at += n as u64;
         }
         file_io::sync_data(&file, &self.path)?;
-        self.offset_index = IndexFile::create_active(
-            self.offset_index.path().to_path_buf(),
-            OFFSET_ENTRY,
-            scanned.offset_entries,
-        )?;
+        self.offset_index =
+            IndexFile::create_active(self.offset_index.path().to_path_buf(), OFFSET_ENTRY, scanned.offset_entries)?;
         self.time_index =
             IndexFile::create_active(self.time_index.path().to_path_buf(), TIME_ENTRY, scanned.time_entries)?;
         self.writer = Some(file);
@@ -429,16 +406,10 @@ impl LogSegment {
             .write(true)
             .open(&log)
             .map_err(|e| StorageError::io(&log, "opening segment", e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| StorageError::io(&log, "reading metadata of", e))?
-            .len();
+        let size = file.metadata().map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
         // The end offset is not known yet: bound relative offsets by the
         // 32-bit range, and require the tail walk to land on the end.
-        let limits = IndexLimits {
-            segment_size: size,
-            span: u64::from(u32::MAX) + 1,
-        };
+        let limits = IndexLimits { segment_size: size, span: u64::from(u32::MAX) + 1 };
         let offset_index = IndexFile::open_active(idx, OFFSET_ENTRY, limits)?;
         let time_index = IndexFile::open_active(tidx, TIME_ENTRY, limits)?;
         let bytes = file_io::map(&file, &log, size)?;
@@ -449,16 +420,11 @@ impl LogSegment {
             policy.offset_of_max_timestamp = base_offset + u64::from(t.relative_offset);
         }
         let last = offset_index.with_bytes(index::offset_last)?;
-        let (start, expected) = last.map_or((0, base_offset), |e| {
-            (e.position as usize, base_offset + u64::from(e.relative_offset))
-        });
+        let (start, expected) =
+            last.map_or((0, base_offset), |e| (e.position as usize, base_offset + u64::from(e.relative_offset)));
         let tail = scan::scan_from(&bytes, start, expected, policy, ScanMode::HeadersOnly);
         if let Some(stop) = tail.stop {
-            return Err(StorageError::CorruptSegment {
-                path: log,
-                position: stop.position,
-                reason: stop.reason,
-            });
+            return Err(StorageError::CorruptSegment { path: log, position: stop.position, reason: stop.reason });
         }
         if tail.valid_end != size || (size > 0 && tail.batches == 0) {
             return Err(StorageError::CorruptSegment {
@@ -500,10 +466,10 @@ impl LogSegment {
             rolling_timestamp,
         };
         if !tail.offset_entries.is_empty() {
-            seg.offset_index.append(&tail.offset_entries)?;
+            seg.offset_index.append(&tail.offset_entries);
         }
         if !tail.time_entries.is_empty() {
-            seg.time_index.append(&tail.time_entries)?;
+            seg.time_index.append(&tail.time_entries);
         }
         Ok(seg)
     }

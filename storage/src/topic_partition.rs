@@ -21,10 +21,7 @@ impl TopicPartition {
     /// A validated topic-partition.
     pub fn new(topic: &str, partition: u32) -> Result<Self> {
         validate_topic_name(topic)?;
-        Ok(TopicPartition {
-            topic: topic.to_string(),
-            partition,
-        })
+        Ok(TopicPartition { topic: topic.to_string(), partition })
     }
 
     /// Directory name: `<topic>-<partition>`.
@@ -51,31 +48,18 @@ impl fmt::Display for TopicPartition {
 /// Kafka's topic-name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, not
 /// `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |reason: String| {
-        Err(StorageError::InvalidArgument {
-            what: "topic name",
-            reason,
-        })
-    };
+    let bad = |reason: String| Err(StorageError::InvalidArgument { what: "topic name", reason });
     if name.is_empty() {
         return bad("must not be empty".into());
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
-        return bad(format!(
-            "is {} characters long; the limit is {MAX_TOPIC_NAME_LEN}",
-            name.len()
-        ));
+        return bad(format!("is {} characters long; the limit is {MAX_TOPIC_NAME_LEN}", name.len()));
     }
     if name == "." || name == ".." {
         return bad(format!("'{name}' is reserved"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(format!(
-            "'{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"
-        ));
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return bad(format!("'{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"));
     }
     Ok(())
 }

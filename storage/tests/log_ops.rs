@@ -25,13 +25,7 @@ fn batch(tag: u64, n: usize, size: usize, ts: i64) -> Bytes {
     let mut b = BatchBuilder::new();
     for i in 0..n {
         let key = format!("k{tag}-{i}");
-        b.append(
-            ts + i as i64,
-            Some(key.as_bytes()),
-            Some(&vec![tag as u8; size]),
-            &[("h", Some(b"v"))],
-        )
-        .unwrap();
+        b.append(ts + i as i64, Some(key.as_bytes()), Some(&vec![tag as u8; size]), &[("h", Some(b"v"))]).unwrap();
     }
     b.build().unwrap()
 }
@@ -47,11 +41,7 @@ fn read_all(log: &Log) -> Vec<(u64, String, i64)> {
             for rec in b.unwrap().records() {
                 let rec = rec.unwrap();
                 if rec.offset >= at {
-                    out.push((
-                        rec.offset,
-                        String::from_utf8(rec.key.unwrap().to_vec()).unwrap(),
-                        rec.timestamp,
-                    ));
+                    out.push((rec.offset, String::from_utf8(rec.key.unwrap().to_vec()).unwrap(), rec.timestamp));
                 }
             }
         }
@@ -88,16 +78,10 @@ fn invalid_batch_changes_nothing() {
     let mut bad = batch(2, 2, 10, 1).to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    assert!(matches!(
-        log.append(&bad, 0),
-        Err(StorageError::InvalidBatch(batch::BatchError::CrcMismatch { .. }))
-    ));
+    assert!(matches!(log.append(&bad, 0), Err(StorageError::InvalidBatch(batch::BatchError::CrcMismatch { .. }))));
     assert!(matches!(log.append(&bad[..30], 0), Err(StorageError::InvalidBatch(_))));
     assert!(matches!(log.append(&[], 0), Err(StorageError::InvalidBatch(_))));
-    let small = LogConfig {
-        max_batch_bytes: 100,
-        ..cfg()
-    };
+    let small = LogConfig { max_batch_bytes: 100, ..cfg() };
     log.set_config(small).unwrap();
     assert!(matches!(
         log.append(&batch(3, 5, 100, 1), 0),
@@ -112,14 +96,7 @@ fn invalid_batch_changes_nothing() {
 #[test]
 fn read_returns_whole_batches_from_the_one_holding_the_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: 1 << 20,
-            ..cfg()
-        },
-    )
-    .unwrap();
+    let log = Log::open(dir.path(), LogConfig { segment_bytes: 1 << 20, ..cfg() }).unwrap();
     let mut sizes = Vec::new();
     for i in 0..20 {
         sizes.push(batch(i, 4, 50, 0).len());
@@ -127,11 +104,7 @@ fn read_returns_whole_batches_from_the_one_holding_the_offset() {
     }
     // Offset 6 is inside the second batch (offsets 4..8).
     let r = log.read(6, 1).unwrap();
-    assert_eq!(
-        r.batches.len(),
-        sizes[1],
-        "at least one whole batch even over max_bytes"
-    );
+    assert_eq!(r.batches.len(), sizes[1], "at least one whole batch even over max_bytes");
     assert_eq!(r.next_offset, 8);
     let r = log.read(6, sizes[1] + sizes[2] + 10).unwrap();
     assert_eq!(r.batches.len(), sizes[1] + sizes[2]);
@@ -139,14 +112,7 @@ fn read_returns_whole_batches_from_the_one_holding_the_offset() {
     let r = log.read(80, 100).unwrap();
     assert!(r.batches.is_empty());
     assert_eq!(r.next_offset, 80);
-    assert!(matches!(
-        log.read(81, 100),
-        Err(StorageError::OffsetOutOfRange {
-            offset: 81,
-            log_start: 0,
-            log_end: 80
-        })
-    ));
+    assert!(matches!(log.read(81, 100), Err(StorageError::OffsetOutOfRange { offset: 81, log_start: 0, log_end: 80 })));
     let r = log.read_up_to(0, 1 << 20, 10).unwrap();
     assert_eq!(r.next_offset, 8, "batch 8..12 straddles the bound and is held back");
     assert!(log.read_up_to(8, 1 << 20, 8).unwrap().batches.is_empty());
@@ -174,11 +140,7 @@ fn segments_roll_by_size_and_reads_span_them() {
 fn segments_roll_by_age_and_when_the_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let c = LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: 1000,
-        ..cfg()
-    };
+    let c = LogConfig { segment_bytes: 1 << 20, segment_ms: 1000, ..cfg() };
     let log = Log::open_with_clock(dir.path(), c, clock.clone()).unwrap();
     log.append(&batch(0, 1, 10, 1_000_000), 0).unwrap();
     clock.advance(500);
@@ -189,12 +151,7 @@ fn segments_roll_by_age_and_when_the_index_is_full() {
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
 
     let dir = tempfile::tempdir().unwrap();
-    let c = LogConfig {
-        segment_bytes: 1 << 20,
-        index_interval_bytes: 1,
-        max_index_entries: 4,
-        ..cfg()
-    };
+    let c = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, max_index_entries: 4, ..cfg() };
     let log = Log::open(dir.path(), c).unwrap();
     for i in 0..12 {
         log.append(&batch(i, 1, 10, 0), 0).unwrap();
@@ -214,9 +171,7 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
         log.append(&batch(i as u64, 5, 30, ts), 0).unwrap();
     }
     let model = read_all(&log);
-    for target in [
-        -5, 0, 3, 4, 5, 499, 500, 999, 1000, 6004, 6005, 7000, 20_002, 39_004, 39_005, 50_000,
-    ] {
+    for target in [-5, 0, 3, 4, 5, 499, 500, 999, 1000, 6004, 6005, 7000, 20_002, 39_004, 39_005, 50_000] {
         let want = model.iter().find(|r| r.2 >= target).map(|r| (r.0, r.2));
         assert_eq!(log.offset_for_timestamp(target).unwrap(), want, "target {target}");
     }
@@ -259,18 +214,12 @@ fn delete_before_raises_log_start_and_survives_restart() {
     let res = log.delete_before(101).unwrap();
     assert!(res.segments_deleted > 0);
     assert_eq!(log.log_start_offset(), 101);
-    assert!(matches!(
-        log.read(100, 10),
-        Err(StorageError::OffsetOutOfRange { log_start: 101, .. })
-    ));
+    assert!(matches!(log.read(100, 10), Err(StorageError::OffsetOutOfRange { log_start: 101, .. })));
     assert_eq!(read_all(&log).first().map(|r| r.0), Some(101));
     // Bytes handed out before the deletion stay valid (the mapping outlives
     // the unlinked file).
     assert!(RecordBatch::new(held.slice(..batch(0, 4, 40, 0).len()), usize::MAX).is_ok());
-    assert!(matches!(
-        log.delete_before(10_000),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.delete_before(10_000), Err(StorageError::OffsetOutOfRange { .. })));
     drop(log);
     let log = Log::open(dir.path(), cfg()).unwrap();
     assert_eq!(log.log_start_offset(), 101);
@@ -281,10 +230,7 @@ fn delete_before_raises_log_start_and_survives_restart() {
 fn retention_by_size_and_age_deletes_whole_old_segments() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(100_000));
-    let c = LogConfig {
-        retention_bytes: Some(20 * 1024),
-        ..cfg()
-    };
+    let c = LogConfig { retention_bytes: Some(20 * 1024), ..cfg() };
     let log = Log::open_with_clock(dir.path(), c, clock.clone()).unwrap();
     for i in 0..200 {
         log.append(&batch(i, 4, 40, 100_000), 0).unwrap();
@@ -293,19 +239,13 @@ fn retention_by_size_and_age_deletes_whole_old_segments() {
     let res = log.enforce_retention().unwrap();
     assert!(res.segments_deleted > 0);
     assert!(log.size_bytes() < before);
-    assert!(
-        log.size_bytes() >= 20 * 1024 - 8 * 1024,
-        "keeps at least retention_bytes minus one segment"
-    );
+    assert!(log.size_bytes() >= 20 * 1024 - 8 * 1024, "keeps at least retention_bytes minus one segment");
     assert!(log.size_bytes() <= 20 * 1024 + 8 * 1024);
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
     assert_eq!(log.log_end_offset(), 800);
 
     let dir = tempfile::tempdir().unwrap();
-    let c = LogConfig {
-        retention_ms: Some(10_000),
-        ..cfg()
-    };
+    let c = LogConfig { retention_ms: Some(10_000), ..cfg() };
     let log = Log::open_with_clock(dir.path(), c, clock.clone()).unwrap();
     for i in 0..100i64 {
         log.append(&batch(i as u64, 4, 40, 100_000 + i * 100), 0).unwrap();
@@ -317,11 +257,7 @@ fn retention_by_size_and_age_deletes_whole_old_segments() {
     assert!(log.log_start_offset() > 0 && log.log_end_offset() == 400);
     clock.advance(1_000_000);
     log.enforce_retention().unwrap();
-    assert_eq!(
-        log.log_start_offset(),
-        400,
-        "everything expired, including the active segment"
-    );
+    assert_eq!(log.log_start_offset(), 400, "everything expired, including the active segment");
     assert_eq!(log.log_end_offset(), 400);
     assert_eq!(log.append(&batch(7, 1, 1, 0), 0).unwrap().first_offset, 400);
 }
@@ -329,11 +265,7 @@ fn retention_by_size_and_age_deletes_whole_old_segments() {
 #[test]
 fn group_commit_makes_concurrent_appends_durable_before_returning() {
     let dir = tempfile::tempdir().unwrap();
-    let c = LogConfig {
-        flush: FlushPolicy::GroupCommit { max_delay_ms: 1 },
-        segment_bytes: 1 << 20,
-        ..cfg()
-    };
+    let c = LogConfig { flush: FlushPolicy::GroupCommit { max_delay_ms: 1 }, segment_bytes: 1 << 20, ..cfg() };
     let log = Arc::new(Log::open(dir.path(), c).unwrap());
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -357,10 +289,7 @@ fn group_commit_makes_concurrent_appends_durable_before_returning() {
 fn interval_policy_flushes_when_due() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
-    let c = LogConfig {
-        flush: FlushPolicy::Interval { interval_ms: 1000 },
-        ..cfg()
-    };
+    let c = LogConfig { flush: FlushPolicy::Interval { interval_ms: 1000 }, ..cfg() };
     let log = Log::open_with_clock(dir.path(), c, clock.clone()).unwrap();
     log.append(&batch(1, 2, 20, 0), 0).unwrap();
     assert_eq!(log.recovery_point(), 0);
@@ -374,16 +303,10 @@ fn interval_policy_flushes_when_due() {
 fn log_manager_opens_lists_creates_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), cfg()).unwrap();
-    assert!(matches!(
-        LogManager::open(dir.path(), cfg()),
-        Err(StorageError::DirectoryLocked { .. })
-    ));
+    assert!(matches!(LogManager::open(dir.path(), cfg()), Err(StorageError::DirectoryLocked { .. })));
     let a = TopicPartition::new("orders", 0).unwrap();
     let b = TopicPartition::new("orders", 1).unwrap();
-    m.get_or_create(&a, None)
-        .unwrap()
-        .append(&batch(1, 3, 10, 0), 0)
-        .unwrap();
+    m.get_or_create(&a, None).unwrap().append(&batch(1, 3, 10, 0), 0).unwrap();
     m.get_or_create(&b, None).unwrap();
     std::fs::create_dir(dir.path().join("not a partition")).unwrap();
     assert_eq!(m.list(), vec![a.clone(), b.clone()]);
@@ -405,23 +328,11 @@ fn log_manager_opens_lists_creates_and_deletes() {
 fn config_is_validated() {
     let dir = tempfile::tempdir().unwrap();
     for bad in [
-        LogConfig {
-            segment_bytes: 10,
-            ..cfg()
-        },
-        LogConfig {
-            index_interval_bytes: 0,
-            ..cfg()
-        },
-        LogConfig {
-            flush: FlushPolicy::Interval { interval_ms: 0 },
-            ..cfg()
-        },
+        LogConfig { segment_bytes: 10, ..cfg() },
+        LogConfig { index_interval_bytes: 0, ..cfg() },
+        LogConfig { flush: FlushPolicy::Interval { interval_ms: 0 }, ..cfg() },
     ] {
-        assert!(matches!(
-            Log::open(dir.path(), bad),
-            Err(StorageError::InvalidArgument { .. })
-        ));
+        assert!(matches!(Log::open(dir.path(), bad), Err(StorageError::InvalidArgument { .. })));
     }
 }
 
@@ -499,10 +410,7 @@ proptest! {
 #[test]
 fn background_thread_flushes_interval_logs_and_releases_cold_mappings() {
     let dir = tempfile::tempdir().unwrap();
-    let c = LogConfig {
-        flush: FlushPolicy::Interval { interval_ms: 20 },
-        ..cfg()
-    };
+    let c = LogConfig { flush: FlushPolicy::Interval { interval_ms: 20 }, ..cfg() };
     let mut m = LogManager::open(dir.path(), c).unwrap();
     m.start_background(strata_storage::BackgroundConfig {
         flush_check: std::time::Duration::from_millis(5),

@@ -37,12 +37,7 @@ impl BatchBuilder {
     pub fn with_capacity(bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
         buf.resize(HEADER_LEN, 0);
-        BatchBuilder {
-            buf,
-            count: 0,
-            first_timestamp: 0,
-            max_timestamp: i64::MIN,
-        }
+        BatchBuilder { buf, count: 0, first_timestamp: 0, max_timestamp: i64::MIN }
     }
 
     /// Records appended so far.
@@ -80,11 +75,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> usize {
-        let first = if self.count == 0 {
-            timestamp
-        } else {
-            self.first_timestamp
-        };
+        let first = if self.count == 0 { timestamp } else { self.first_timestamp };
         let field = |f: Option<&[u8]>| match f {
             None => 1,
             Some(b) => varlong_len(b.len() as i64) + b.len(),
@@ -114,9 +105,7 @@ impl BatchBuilder {
         if too_long(key)
             || too_long(value)
             || headers.len() > i32::MAX as usize
-            || headers
-                .iter()
-                .any(|(k, v)| too_long(Some(k.as_bytes())) || too_long(*v))
+            || headers.iter().any(|(k, v)| too_long(Some(k.as_bytes())) || too_long(*v))
         {
             return Err(BatchError::Build("a key, value or header is longer than 2^31-1 bytes"));
         }

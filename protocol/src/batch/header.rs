@@ -71,10 +71,7 @@ impl BatchHeader {
     /// Cheap enough for scanning a log; [`super::validate`] checks the rest.
     pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
         if buf.len() < HEADER_LEN {
-            return Err(BatchError::Truncated {
-                needed: HEADER_LEN,
-                available: buf.len(),
-            });
+            return Err(BatchError::Truncated { needed: HEADER_LEN, available: buf.len() });
         }
         let h = BatchHeader {
             base_offset: u64_at(buf, BASE_OFFSET),
@@ -92,16 +89,10 @@ impl BatchHeader {
             record_count: u32_at(buf, RECORD_COUNT),
         };
         if h.batch_length < MIN_BATCH_LENGTH {
-            return Err(BatchError::InvalidLength {
-                length: h.batch_length,
-                reason: "smaller than the batch header",
-            });
+            return Err(BatchError::InvalidLength { length: h.batch_length, reason: "smaller than the batch header" });
         }
         if h.magic != MAGIC {
-            return Err(BatchError::BadMagic {
-                found: h.magic,
-                expected: MAGIC,
-            });
+            return Err(BatchError::BadMagic { found: h.magic, expected: MAGIC });
         }
         Ok(h)
     }
@@ -141,10 +132,7 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: u32) -> Result<(), Ba
 fn put_at(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
     let end = at + bytes.len();
     let available = batch.len();
-    let dst = batch.get_mut(at..end).ok_or(BatchError::Truncated {
-        needed: HEADER_LEN,
-        available,
-    })?;
+    let dst = batch.get_mut(at..end).ok_or(BatchError::Truncated { needed: HEADER_LEN, available })?;
     dst.copy_from_slice(bytes);
     Ok(())
 }

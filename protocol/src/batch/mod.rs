@@ -39,29 +39,17 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Batch
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
     if total > max_batch_bytes {
-        return Err(BatchError::TooLarge {
-            size: total,
-            max: max_batch_bytes,
-        });
+        return Err(BatchError::TooLarge { size: total, max: max_batch_bytes });
     }
     if buf.len() < total {
-        return Err(BatchError::Truncated {
-            needed: total,
-            available: buf.len(),
-        });
+        return Err(BatchError::Truncated { needed: total, available: buf.len() });
     }
     if buf.len() > total {
-        return Err(BatchError::InvalidLength {
-            length: header.batch_length,
-            reason: "shorter than the bytes given",
-        });
+        return Err(BatchError::InvalidLength { length: header.batch_length, reason: "shorter than the bytes given" });
     }
     let computed = crc32fast::hash(&buf[CRC_START..]);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch {
-            stored: header.crc,
-            computed,
-        });
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }
     if header.compression() != 0 {
         return Err(BatchError::UnsupportedCompression(header.compression()));
@@ -72,9 +60,7 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Batch
 
 fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     if header.record_count == 0 {
-        return Err(BatchError::InvalidHeader(
-            "record_count is 0: a batch holds at least one record",
-        ));
+        return Err(BatchError::InvalidHeader("record_count is 0: a batch holds at least one record"));
     }
     let mut pos = HEADER_LEN;
     let mut found: u32 = 0;
@@ -99,18 +85,13 @@ fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
         found += 1;
     }
     if found != header.record_count {
-        return Err(BatchError::RecordCountMismatch {
-            declared: header.record_count,
-            found,
-        });
+        return Err(BatchError::RecordCountMismatch { declared: header.record_count, found });
     }
     if header.last_offset_delta != found - 1 {
         return Err(BatchError::InvalidHeader("last_offset_delta is not record_count - 1"));
     }
     if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 && header.max_timestamp != max_ts {
-        return Err(BatchError::InvalidHeader(
-            "max_timestamp is not the largest record timestamp",
-        ));
+        return Err(BatchError::InvalidHeader("max_timestamp is not the largest record timestamp"));
     }
     Ok(())
 }
@@ -146,11 +127,7 @@ impl RecordBatch {
 
     /// The records, in offset order.
     pub fn records(&self) -> Records<'_> {
-        Records {
-            batch: self,
-            pos: HEADER_LEN,
-            index: 0,
-        }
+        Records { batch: self, pos: HEADER_LEN, index: 0 }
     }
 }
 
@@ -186,11 +163,7 @@ impl Iterator for Records<'_> {
 /// Splits a buffer of back-to-back batches (a produce request, a fetch
 /// response) into validated batches. Stops at the first error.
 pub fn split_batches(bytes: Bytes, max_batch_bytes: usize) -> BatchSplitter {
-    BatchSplitter {
-        rest: bytes,
-        max_batch_bytes,
-        failed: false,
-    }
+    BatchSplitter { rest: bytes, max_batch_bytes, failed: false }
 }
 
 /// Iterator returned by [`split_batches`].
@@ -211,16 +184,10 @@ impl Iterator for BatchSplitter {
         let item = BatchHeader::parse(&self.rest).and_then(|h| {
             let total = h.total_len();
             if total > self.max_batch_bytes {
-                return Err(BatchError::TooLarge {
-                    size: total,
-                    max: self.max_batch_bytes,
-                });
+                return Err(BatchError::TooLarge { size: total, max: self.max_batch_bytes });
             }
             if total > self.rest.len() {
-                return Err(BatchError::Truncated {
-                    needed: total,
-                    available: self.rest.len(),
-                });
+                return Err(BatchError::Truncated { needed: total, available: self.rest.len() });
             }
             RecordBatch::new(self.rest.split_to(total), self.max_batch_bytes)
         });

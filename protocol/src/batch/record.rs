@@ -80,15 +80,7 @@ pub(crate) fn walk(buf: &[u8], pos: usize, index: u32) -> Result<RecordLayout, B
     if p != end {
         return Err(malformed(index, "record length", "does not match the fields it holds"));
     }
-    Ok(RecordLayout {
-        timestamp_delta,
-        offset_delta,
-        key,
-        value,
-        headers: headers_start..end,
-        header_count,
-        end,
-    })
+    Ok(RecordLayout { timestamp_delta, offset_delta, key, value, headers: headers_start..end, header_count, end })
 }
 
 fn bytes_field(buf: &[u8], p: &mut usize, index: u32, what: &'static str) -> Result<Option<Range<usize>>, BatchError> {
@@ -124,9 +116,7 @@ pub(crate) fn materialize(
     for _ in 0..layout.header_count {
         let k =
             bytes_field(hbuf, &mut p, index, "header key")?.ok_or_else(|| malformed(index, "header key", "null"))?;
-        let key = std::str::from_utf8(&hbuf[k])
-            .map_err(|_| malformed(index, "header key", "not UTF-8"))?
-            .to_owned();
+        let key = std::str::from_utf8(&hbuf[k]).map_err(|_| malformed(index, "header key", "not UTF-8"))?.to_owned();
         let value = bytes_field(hbuf, &mut p, index, "header value")?.map(|r| batch.slice(r));
         headers.push(RecordHeader { key, value });
     }

@@ -74,16 +74,12 @@ impl VarintError {
     /// Attaches the record index.
     pub fn at_record(self, index: u32) -> BatchError {
         match self {
-            VarintError::Truncated(field) => BatchError::MalformedRecord {
-                index,
-                reason: field,
-                detail: "varint runs past the end of the record",
-            },
-            VarintError::Overlong(field) => BatchError::MalformedRecord {
-                index,
-                reason: field,
-                detail: "varint is longer than its type allows",
-            },
+            VarintError::Truncated(field) => {
+                BatchError::MalformedRecord { index, reason: field, detail: "varint runs past the end of the record" }
+            }
+            VarintError::Overlong(field) => {
+                BatchError::MalformedRecord { index, reason: field, detail: "varint is longer than its type allows" }
+            }
         }
     }
 }
