@@ -40,9 +40,7 @@ const INTERVAL: FlushPolicy = FlushPolicy::Interval { interval_ms: NEVER_MS };
 const GROUP_COMMIT: FlushPolicy = FlushPolicy::GroupCommit { max_delay_ms: 0 };
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A batch of `BATCH_BYTES / RECORD_BYTES` records of `RECORD_BYTES` each;
@@ -52,8 +50,7 @@ fn build_batch(first_ts: i64) -> Bytes {
     let n = BATCH_BYTES / RECORD_BYTES;
     let mut b = BatchBuilder::with_capacity(HEADER_LEN + n * (RECORD_BYTES + 16));
     for i in 0..n {
-        b.append(first_ts + i as i64, None, Some(&value), &[])
-            .expect("record fits");
+        b.append(first_ts + i as i64, None, Some(&value), &[]).expect("record fits");
     }
     b.build().expect("non-empty batch")
 }
@@ -63,10 +60,7 @@ fn records_per_batch() -> i64 {
 }
 
 fn config(flush: FlushPolicy) -> LogConfig {
-    LogConfig {
-        flush,
-        ..LogConfig::default()
-    }
+    LogConfig { flush, ..LogConfig::default() }
 }
 
 /// Sums one byte per 4 KiB page so mmap'd pages are really faulted in.
@@ -123,10 +117,7 @@ fn bench_append(c: &mut Criterion) {
 /// A closed log of about `PREFILL_BYTES` in 64 MiB segments, batch `i`
 /// holding timestamps `t0 + 16 i ..`; returns the log bytes and `t0`.
 fn prefill(dir: &Path) -> (u64, i64) {
-    let cfg = LogConfig {
-        segment_bytes: PREFILL_SEGMENT_BYTES,
-        ..config(INTERVAL)
-    };
+    let cfg = LogConfig { segment_bytes: PREFILL_SEGMENT_BYTES, ..config(INTERVAL) };
     let log = Log::open(dir, cfg).expect("open");
     let t0 = now_ms() - 3_600_000;
     let mut bytes = 0u64;
@@ -142,10 +133,7 @@ fn prefill(dir: &Path) -> (u64, i64) {
 }
 
 fn open_prefilled(dir: &Path) -> Log {
-    let cfg = LogConfig {
-        segment_bytes: PREFILL_SEGMENT_BYTES,
-        ..config(INTERVAL)
-    };
+    let cfg = LogConfig { segment_bytes: PREFILL_SEGMENT_BYTES, ..config(INTERVAL) };
     Log::open(dir, cfg).expect("reopen")
 }
 
@@ -181,10 +169,7 @@ fn bench_read_and_lookup(c: &mut Criterion) {
     let targets: Vec<i64> = (0..4096).map(|_| t0 + rng.random_range(0..records)).collect();
     // Record `o` has timestamp `t0 + o`.
     for &ts in targets.iter().take(64) {
-        assert_eq!(
-            log.offset_for_timestamp(ts).expect("lookup"),
-            Some(((ts - t0) as u64, ts))
-        );
+        assert_eq!(log.offset_for_timestamp(ts).expect("lookup"), Some(((ts - t0) as u64, ts)));
     }
     let latest = t0 + records - 1;
     let mut g = c.benchmark_group("offset_for_timestamp");
@@ -199,9 +184,7 @@ fn bench_read_and_lookup(c: &mut Criterion) {
             black_box(log.offset_for_timestamp(ts).expect("lookup"))
         })
     });
-    g.bench_function("latest", |b| {
-        b.iter(|| black_box(log.offset_for_timestamp(black_box(latest)).expect("lookup")))
-    });
+    g.bench_function("latest", |b| b.iter(|| black_box(log.offset_for_timestamp(black_box(latest)).expect("lookup"))));
     g.finish();
     log.close().expect("close");
 }
@@ -214,9 +197,7 @@ fn bench_validate(c: &mut Criterion) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
-    g.bench_function("16KiB", |b| {
-        b.iter(|| black_box(batch::validate(black_box(&batch), max).expect("valid")))
-    });
+    g.bench_function("16KiB", |b| b.iter(|| black_box(batch::validate(black_box(&batch), max).expect("valid"))));
     g.finish();
 }
 

@@ -145,9 +145,7 @@ fn percentiles_us(runs: &[&Run]) -> (f64, f64) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `batch_bytes / record_bytes` records (at least one) of `record_bytes`
@@ -190,18 +188,11 @@ fn plain_write(path: &Path, batch: &[u8], n: u64, sync_each: bool) -> Res<Run> {
     }
     let elapsed = start.elapsed();
     f.sync_data()?;
-    Ok(Run {
-        bytes: n * batch.len() as u64,
-        elapsed,
-        lat_ns,
-    })
+    Ok(Run { bytes: n * batch.len() as u64, elapsed, lat_ns })
 }
 
 fn log_config(flush: FlushPolicy) -> LogConfig {
-    LogConfig {
-        flush,
-        ..LogConfig::default()
-    }
+    LogConfig { flush, ..LogConfig::default() }
 }
 
 /// Appends `batch` `n` times to a new log in `dir`. The log is flushed after
@@ -221,14 +212,7 @@ fn log_append(dir: &Path, batch: &[u8], records: u32, n: u64, flush: FlushPolicy
     if log.log_end_offset() != want {
         return Err(format!("log end is {} after {n} appends, expected {want}", log.log_end_offset()).into());
     }
-    Ok((
-        Run {
-            bytes: n * batch.len() as u64,
-            elapsed,
-            lat_ns,
-        },
-        log,
-    ))
+    Ok((Run { bytes: n * batch.len() as u64, elapsed, lat_ns }, log))
 }
 
 /// Sums one byte per 4 KiB page (and the last byte), forcing every page of
@@ -273,11 +257,7 @@ fn log_read(log: &Log, expect_bytes: u64, look: fn(&[u8]) -> u64) -> Res<Run> {
     if bytes != expect_bytes {
         return Err(format!("read back {bytes} bytes in {calls} reads, appended {expect_bytes}").into());
     }
-    Ok(Run {
-        bytes,
-        elapsed,
-        lat_ns: Vec::new(),
-    })
+    Ok(Run { bytes, elapsed, lat_ns: Vec::new() })
 }
 
 /// Plain `read` of a whole file into a 1 MiB buffer (the kernel copies every
@@ -297,11 +277,7 @@ fn plain_read(path: &Path, look: fn(&[u8]) -> u64) -> Res<Run> {
     }
     let elapsed = start.elapsed();
     black_box(sum);
-    Ok(Run {
-        bytes,
-        elapsed,
-        lat_ns: Vec::new(),
-    })
+    Ok(Run { bytes, elapsed, lat_ns: Vec::new() })
 }
 
 fn batches_for(total_mb: u64, batch_len: usize) -> u64 {

@@ -54,9 +54,10 @@ pub enum StorageError {
         /// What was wrong.
         reason: String,
     },
-    /// A fsync failed earlier; the page cache state is unknown, so the log
-    /// refuses further writes until it is reopened (reads still work).
-    #[error("log {path} refuses writes after a failed fsync: {reason}")]
+    /// A sync (or the sealing of a segment) failed earlier; what reached the
+    /// disk is unknown, so the log refuses further writes until it is
+    /// reopened, which recovers it (reads still work).
+    #[error("log {path} refuses writes until it is reopened: {reason}")]
     LogFailed {
         /// The partition directory.
         path: PathBuf,

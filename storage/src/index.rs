@@ -96,7 +96,7 @@ pub(crate) struct IndexLimits {
 /// segment); time entries strictly increase in timestamp and never decrease
 /// in offset. Offsets stay below the segment's span.
 pub(crate) fn entries_valid(bytes: &[u8], entry_size: usize, limits: IndexLimits) -> bool {
-    if bytes.len() % entry_size != 0 {
+    if !bytes.len().is_multiple_of(entry_size) {
         return false;
     }
     if entry_size == OFFSET_ENTRY {

@@ -130,6 +130,13 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>> {
                 continue;
             }
         };
+        if base > crate::log::MAX_OFFSET {
+            return Err(StorageError::CorruptSegment {
+                path: entry.path(),
+                position: 0,
+                reason: format!("base offset {base} in the file name exceeds the largest offset"),
+            });
+        }
         match ext {
             "log" => logs.push(base),
             "index" | "timeindex" => indexes.push((base, entry.path())),

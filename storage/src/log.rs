@@ -18,6 +18,9 @@ use crate::file_io;
 use crate::loader::{self, RecoveryReport};
 use crate::segment::{self, LogSegment};
 
+/// Largest offset a log holds (offsets are signed 64-bit on Kafka's wire).
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -190,6 +193,12 @@ impl Log {
             }
             self.check_writable()?;
             let base = st.log_end();
+            if base.checked_add(u64::from(header.last_offset_delta) + 1).is_none_or(|next| next > MAX_OFFSET) {
+                return Err(StorageError::InvalidArgument {
+                    what: "append",
+                    reason: format!("the log's offsets are exhausted at {base}"),
+                });
+            }
             let mut h = header;
             h.base_offset = base;
             h.partition_leader_epoch = leader_epoch;
@@ -409,9 +418,15 @@ impl Log {
 
     /// Forces everything appended so far to stable storage; returns the new
     /// recovery point.
+    ///
+    /// Unlike the syncs group commit makes per append, an explicit flush
+    /// also writes the recovery-point checkpoint, so after a crash the
+    /// flushed bytes are known to have been durable: damage there is
+    /// reported as corruption, never cut off as a torn tail.
     pub fn flush(&self) -> Result<u64> {
         let end = self.log_end_offset();
         self.wait_durable(end, Duration::ZERO)?;
+        self.checkpoint()?;
         Ok(self.recovery_point())
     }
 
@@ -483,16 +498,25 @@ impl Log {
         if st.active().is_empty() {
             return Ok(());
         }
-        if let Err(e) = st.active_mut().seal() {
-            if matches!(e, StorageError::Io { .. }) {
-                // The sealed data's durability is unknown (fsync semantics
-                // after an error): take no more writes.
-                self.lock_flush().error.get_or_insert_with(|| e.to_string());
+        // Create the next segment first: if that fails (a full disk), the
+        // current one is untouched and stays active.
+        let seg = match LogSegment::create(&self.dir, base_offset, st.config.index_interval_bytes) {
+            Ok(seg) => seg,
+            Err(e) => {
+                delete_segment_files(&self.dir, base_offset);
+                return Err(e);
             }
+        };
+        if let Err(e) = st.active_mut().seal() {
+            // Half-sealed, with durability unknown (fsync semantics after an
+            // error): take no more writes until the log is reopened, which
+            // recovers it.
+            drop(seg);
+            delete_segment_files(&self.dir, base_offset);
+            self.lock_flush().error.get_or_insert_with(|| format!("sealing a segment failed: {e}"));
             return Err(e);
         }
         let sealed_end = st.active().next_offset();
-        let seg = LogSegment::create(&self.dir, base_offset, st.config.index_interval_bytes)?;
         st.segments.push(seg);
         file_io::sync_dir(&self.dir)?;
         let recovery_point = {

@@ -173,6 +173,9 @@ fn check_batch(rest: &[u8], expected: u64, base_offset: u64, mode: ScanMode) -> 
     if let ScanMode::Validate { max_batch_bytes } = mode {
         batch::validate(&rest[..h.total_len()], max_batch_bytes.max(h.total_len())).map_err(|e| e.to_string())?;
     }
+    if h.base_offset > crate::log::MAX_OFFSET || h.last_offset() >= crate::log::MAX_OFFSET {
+        return Err(format!("batch offsets {}..={} exceed the largest offset", h.base_offset, h.last_offset()));
+    }
     if h.base_offset != expected {
         return Err(format!("batch starts at offset {} where {} was expected", h.base_offset, expected));
     }

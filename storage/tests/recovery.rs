@@ -79,6 +79,10 @@ fn build(spec: &Spec) -> Bytes {
     b.build().unwrap()
 }
 
+fn one_record() -> Bytes {
+    build(&vec![(T0, b"k".to_vec(), b"v".to_vec())])
+}
+
 /// A batch as appended: offsets, and where its bytes sit in its segment.
 #[derive(Debug, Clone, Copy)]
 struct Appended {
@@ -107,18 +111,9 @@ impl Model {
         assert_eq!(info.last_offset, self.end() + spec.len() as u64 - 1);
         for (i, (ts, k, v)) in spec.iter().enumerate() {
             let offset = info.first_offset + i as u64;
-            self.recs.push(Rec {
-                offset,
-                timestamp: *ts,
-                key: k.clone(),
-                value: v.clone(),
-            });
+            self.recs.push(Rec { offset, timestamp: *ts, key: k.clone(), value: v.clone() });
         }
-        self.batches.push(Appended {
-            first: info.first_offset,
-            last: info.last_offset,
-            len: bytes.len() as u64,
-        });
+        self.batches.push(Appended { first: info.first_offset, last: info.last_offset, len: bytes.len() as u64 });
     }
 
     /// Appends `n` batches of `per` records tagged from the current count.
@@ -152,10 +147,7 @@ impl Model {
 
     /// Brute force: first record (in offset order) with timestamp ≥ `ts`.
     fn offset_for_timestamp(&self, ts: i64) -> Option<(u64, i64)> {
-        self.recs
-            .iter()
-            .find(|r| r.timestamp >= ts)
-            .map(|r| (r.offset, r.timestamp))
+        self.recs.iter().find(|r| r.timestamp >= ts).map(|r| (r.offset, r.timestamp))
     }
 }
 
@@ -194,29 +186,20 @@ fn assert_holds(log: &Log, model: &Model, what: &str) {
     assert_eq!(read_all(log), model.recs, "{what}: content");
 }
 
-/// Segment `.log` files, oldest first (20-digit names sort numerically).
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
+/// Files with one of `exts`, sorted (20-digit names sort numerically).
+fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.retain(|p| p.extension().is_some_and(|e| exts.iter().any(|x| e == *x)));
     v.sort();
     v
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    files(dir, &["log"])
 }
 
 fn active_segment(dir: &Path) -> PathBuf {
     segment_files(dir).pop().expect("a segment file")
-}
-
-fn index_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// A fresh copy of a (flat) log directory.
@@ -263,11 +246,7 @@ fn crashed_multi_segment_log(seed: u64, n: usize) -> (TempDir, Model) {
     let mut model = Model::default();
     let log = open_log(dir.path(), &config(2048)).unwrap();
     model.fill(&log, &mut StdRng::seed_from_u64(seed), n, 3);
-    assert!(
-        log.segment_count() >= 3,
-        "want several segments, got {}",
-        log.segment_count()
-    );
+    assert!(log.segment_count() >= 3, "want several segments, got {}", log.segment_count());
     drop(log);
     (dir, model)
 }
@@ -276,10 +255,7 @@ fn expect_corrupt(result: Result<Log, StorageError>, what: &str) -> (PathBuf, u6
     match result {
         Err(StorageError::CorruptSegment { path, position, .. }) => (path, position),
         Err(e) => panic!("{what}: expected CorruptSegment, got error {e}"),
-        Ok(log) => panic!(
-            "{what}: expected CorruptSegment, but the log opened with end {}",
-            log.log_end_offset()
-        ),
+        Ok(log) => panic!("{what}: expected CorruptSegment, but the log opened with end {}", log.log_end_offset()),
     }
 }
 
@@ -309,11 +285,8 @@ fn torn_tail_at_every_byte_of_the_last_batch() {
         assert_holds(&log, &expect, &what);
         let report = log.recovery_report();
         assert!(!report.clean_shutdown);
-        if bytes[start as usize..at as usize].iter().any(|&b| b != 0) {
-            let t = report
-                .truncated
-                .as_ref()
-                .unwrap_or_else(|| panic!("{what}: no truncation reported"));
+        if at < end && bytes[start as usize..at as usize].iter().any(|&b| b != 0) {
+            let t = report.truncated.as_ref().unwrap_or_else(|| panic!("{what}: no truncation reported"));
             assert_eq!(t.position, start, "{what}");
             assert_eq!(t.from_offset, kept.end(), "{what}");
             assert_eq!(t.bytes_dropped, at - start, "{what}");
@@ -325,7 +298,7 @@ fn torn_tail_at_every_byte_of_the_last_batch() {
         }
         expect.append(&log, &extra);
         assert_holds(&log, &expect, &what);
-        if at % 16 == 0 {
+        if at.is_multiple_of(16) {
             drop(log);
             let log = open_log(work.path(), &config(64 << 10)).unwrap();
             assert_holds(&log, &expect, &format!("{what}, after a second crash"));
@@ -355,18 +328,10 @@ fn flipped_byte_in_the_last_batch_drops_only_that_batch() {
         let what = format!("flip {mask:#04x} at byte {rel} of the last batch");
         let log = open_log(work.path(), &config(64 << 10)).unwrap_or_else(|e| panic!("{what}: {e}"));
         let mut expect = if EPOCH_FIELD.contains(&rel) {
-            assert_eq!(
-                log.recovery_report().truncated,
-                None,
-                "{what}: the epoch is not CRC-protected"
-            );
+            assert_eq!(log.recovery_report().truncated, None, "{what}: the epoch is not CRC-protected");
             model.clone()
         } else {
-            let t = log
-                .recovery_report()
-                .truncated
-                .as_ref()
-                .unwrap_or_else(|| panic!("{what}: not detected"));
+            let t = log.recovery_report().truncated.as_ref().unwrap_or_else(|| panic!("{what}: not detected"));
             assert_eq!((t.position, t.from_offset), (start, kept.end()), "{what}");
             kept.clone()
         };
@@ -376,60 +341,75 @@ fn flipped_byte_in_the_last_batch_drops_only_that_batch() {
     }
 }
 
+/// A torn write can lose the first bytes of a batch while later ones made
+/// it (page-sized pieces), or lose the whole batch (preallocated zeros).
+#[test]
+fn zeroed_pieces_of_the_last_batch_are_a_torn_tail() {
+    const N: usize = 8;
+    let (pristine, model) = crashed_log(17, N);
+    let seg_name = active_segment(pristine.path()).file_name().unwrap().to_owned();
+    let (start, end) = model.byte_range(N - 1);
+    let kept = model.prefix(N - 1);
+    for (from, to) in [(0, 8), (0, 12), (0, HEADER_LEN as u64), (0, end - start - 3), (0, end - start), (30, 90)] {
+        let work = copy_dir(pristine.path());
+        let seg = work.path().join(&seg_name);
+        let mut bytes = fs::read(&seg).unwrap();
+        bytes[(start + from) as usize..(start + to) as usize].fill(0);
+        let all_zero = bytes[start as usize..].iter().all(|&b| b == 0);
+        fs::write(&seg, &bytes).unwrap();
+        let what = format!("bytes {from}..{to} of the last batch zeroed");
+        let log = open_log(work.path(), &config(64 << 10)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_holds(&log, &kept, &what);
+        let truncated = log.recovery_report().truncated.clone();
+        if all_zero {
+            assert_eq!(truncated, None, "{what}: only zeros left, nothing to report");
+        } else {
+            let t = truncated.unwrap_or_else(|| panic!("{what}: not reported"));
+            assert_eq!((t.position, t.from_offset), (start, kept.end()), "{what}");
+        }
+    }
+}
+
 /// Offset of a CRC-protected byte inside batch `i` of a single-segment log.
 fn protected_byte(model: &Model, i: usize) -> u64 {
     model.byte_range(i).0 + HEADER_LEN as u64 + 3
 }
 
-/// Damage to a batch that was flushed must fail the open, not be truncated
-/// away: `flush()` moves the recovery point past it.
-#[test]
-fn flip_in_flushed_batch_fails_open_instead_of_truncating() {
+/// Flips a protected byte of batch 3 of 8 after `flush()` (and maybe
+/// `checkpoint()`) and a crash: the open must fail, touching nothing.
+fn flushed_flip_case(checkpoint: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::default();
     let log = open_log(dir.path(), &config(64 << 10)).unwrap();
     model.fill(&log, &mut StdRng::seed_from_u64(3), 8, 3);
     assert_eq!(log.flush().unwrap(), model.end());
     assert_eq!(log.recovery_point(), model.end());
-    drop(log);
-    let seg = active_segment(dir.path());
-    xor_byte(&seg, protected_byte(&model, 3), 0x40);
-    let before = fs::read(&seg).unwrap();
-    let (path, position) = expect_corrupt(open_log(dir.path(), &config(64 << 10)), "flushed batch 3 damaged");
-    assert_eq!((path, position), (seg.clone(), model.byte_range(3).0));
-    assert_eq!(
-        fs::read(&seg).unwrap(),
-        before,
-        "a failed open must not touch the segment"
-    );
-}
-
-/// Same, with the recovery point also checkpointed explicitly.
-#[test]
-fn flip_below_checkpointed_recovery_point_fails_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut model = Model::default();
-    let log = open_log(dir.path(), &config(64 << 10)).unwrap();
-    model.fill(&log, &mut StdRng::seed_from_u64(3), 8, 3);
-    log.flush().unwrap();
-    log.checkpoint().unwrap();
+    if checkpoint {
+        log.checkpoint().unwrap();
+    }
     drop(log);
     let seg = active_segment(dir.path());
     xor_byte(&seg, protected_byte(&model, 3), 0x40);
     let before = fs::read(&seg).unwrap();
     for attempt in 0..2 {
-        let (path, position) = expect_corrupt(open_log(dir.path(), &config(64 << 10)), "checkpointed batch 3 damaged");
-        assert_eq!(
-            (path, position),
-            (seg.clone(), model.byte_range(3).0),
-            "attempt {attempt}"
-        );
-        assert_eq!(
-            fs::read(&seg).unwrap(),
-            before,
-            "a failed open must not touch the segment"
-        );
+        let what = format!("flushed batch 3 damaged (checkpoint: {checkpoint}), attempt {attempt}");
+        let (path, position) = expect_corrupt(open_log(dir.path(), &config(64 << 10)), &what);
+        assert_eq!((path, position), (seg.clone(), model.byte_range(3).0), "{what}");
+        assert_eq!(fs::read(&seg).unwrap(), before, "{what}: a failed open must not touch the segment");
     }
+}
+
+/// Damage to a batch that was flushed must fail the open, not be truncated
+/// away: `flush()` moved the recovery point past it.
+#[test]
+fn flip_in_flushed_batch_fails_open_instead_of_truncating() {
+    flushed_flip_case(false);
+}
+
+/// Same, with the recovery point also checkpointed explicitly.
+#[test]
+fn flip_below_checkpointed_recovery_point_fails_open() {
+    flushed_flip_case(true);
 }
 
 /// With nothing flushed (recovery point 0) the same damage is a corrupt
@@ -458,12 +438,7 @@ fn corrupt_sealed_segment_in_recovery_region_fails_open() {
     let segs = segment_files(dir.path());
     xor_byte(&segs[1], HEADER_LEN as u64 + 2, 0x10);
     // Lower the recovery point to 0: every segment is in the recovery region.
-    LogCheckpoint {
-        recovery_point: 0,
-        log_start_offset: 0,
-    }
-    .write(dir.path())
-    .unwrap();
+    LogCheckpoint { recovery_point: 0, log_start_offset: 0 }.write(dir.path()).unwrap();
     let (path, position) = expect_corrupt(open_log(dir.path(), &config(2048)), "sealed segment 1 damaged");
     assert_eq!((path, position), (segs[1].clone(), 0));
     // No checkpoint at all means the same.
@@ -477,10 +452,8 @@ fn corrupt_sealed_segment_in_recovery_region_fails_open() {
 fn manager_puts_only_the_corrupt_partition_offline() {
     let data = tempfile::tempdir().unwrap();
     let clock = || Arc::new(ManualClock::new(T0));
-    let tps: Vec<TopicPartition> = [("orders", 0), ("orders", 1), ("audit", 0)]
-        .iter()
-        .map(|&(t, p)| TopicPartition::new(t, p).unwrap())
-        .collect();
+    let tps: Vec<TopicPartition> =
+        [("orders", 0), ("orders", 1), ("audit", 0)].iter().map(|&(t, p)| TopicPartition::new(t, p).unwrap()).collect();
     let mut models = Vec::new();
     {
         let mgr = LogManager::open_with_clock(data.path(), config(2048), clock()).unwrap();
@@ -494,12 +467,7 @@ fn manager_puts_only_the_corrupt_partition_offline() {
     } // crash
     let bad = data.path().join(tps[0].dir_name());
     xor_byte(&segment_files(&bad)[1], HEADER_LEN as u64 + 5, 0x01);
-    LogCheckpoint {
-        recovery_point: 0,
-        log_start_offset: 0,
-    }
-    .write(&bad)
-    .unwrap();
+    LogCheckpoint { recovery_point: 0, log_start_offset: 0 }.write(&bad).unwrap();
 
     let mgr = LogManager::open_with_clock(data.path(), config(2048), clock()).unwrap();
     let offline = mgr.offline();
@@ -513,10 +481,7 @@ fn manager_puts_only_the_corrupt_partition_offline() {
         assert_holds(&mgr.get(tp).unwrap(), m, &tp.to_string());
     }
     assert!(mgr.get(&tps[0]).is_none());
-    assert!(
-        mgr.get_or_create(&tps[0], None).is_err(),
-        "an offline partition is not recreated"
-    );
+    assert!(mgr.get_or_create(&tps[0], None).is_err(), "an offline partition is not recreated");
 }
 
 // ----------------------------------------------------------------- indexes --
@@ -540,9 +505,7 @@ fn answers(log: &Log, model: &Model) -> Answers {
     }
     let lo = model.recs.iter().map(|r| r.timestamp).min().unwrap() - 3;
     let hi = model.recs.iter().map(|r| r.timestamp).max().unwrap() + 3;
-    let times: Vec<_> = (lo..=hi)
-        .map(|ts| (ts, log.offset_for_timestamp(ts).unwrap()))
-        .collect();
+    let times: Vec<_> = (lo..=hi).map(|ts| (ts, log.offset_for_timestamp(ts).unwrap())).collect();
     for &(ts, got) in &times {
         assert_eq!(got, model.offset_for_timestamp(ts), "offset_for_timestamp({ts})");
     }
@@ -570,7 +533,7 @@ fn index_rebuild_case(clean: bool, damage: IndexDamage) {
     } else {
         drop(log);
     }
-    let files = index_files(dir.path());
+    let files = files(dir.path(), &["index", "timeindex"]);
     assert_eq!(files.len(), 2 * (sealed + 1));
     let mut rng = StdRng::seed_from_u64(7);
     for f in &files {
@@ -582,15 +545,12 @@ fn index_rebuild_case(clean: bool, damage: IndexDamage) {
             }
         }
     }
-    let what = format!(
-        "indexes {damage:?} after a {} shutdown",
-        if clean { "clean" } else { "crash" }
-    );
+    let what = format!("indexes {damage:?} after a {} shutdown", if clean { "clean" } else { "crash" });
     let log = open_log(dir.path(), &cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(log.recovery_report().clean_shutdown, clean);
     assert_eq!(log.recovery_report().indexes_rebuilt, sealed, "{what}");
-    assert_eq!(answers(&log, &model), before, "{what}");
     assert_holds(&log, &model, &what);
+    assert_eq!(answers(&log, &model), before, "{what}");
     // The rebuilt indexes are trusted (not rebuilt again) and still right.
     drop(log);
     let log = open_log(dir.path(), &cfg).unwrap();
@@ -634,14 +594,8 @@ fn clean_close_skips_recovery_and_crash_scans_from_the_recovery_point() {
     let log = open_log(dir.path(), &cfg).unwrap();
     let r = log.recovery_report().clone();
     assert!(r.clean_shutdown);
-    assert_eq!(
-        (r.segments_scanned, r.bytes_scanned, r.indexes_rebuilt, r.truncated),
-        (0, 0, 0, None)
-    );
-    assert!(
-        !dir.path().join(CLEAN_SHUTDOWN_FILE).exists(),
-        "the marker is consumed by the open"
-    );
+    assert_eq!((r.segments_scanned, r.bytes_scanned, r.indexes_rebuilt, r.truncated), (0, 0, 0, None));
+    assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists(), "the marker is consumed by the open");
     assert_holds(&log, &model, "after clean close");
     let segments = log.segment_count();
     assert!(segments >= 3);
@@ -690,11 +644,7 @@ fn reopening_is_idempotent() {
         let log = open_log(dir.path(), &cfg).unwrap();
         assert_eq!(log.recovery_report().truncated, None, "round {round}");
         assert_holds(&log, &expect, &format!("round {round}"));
-        assert_eq!(
-            fs::read(active_segment(dir.path())).unwrap(),
-            seg,
-            "round {round}: segment bytes"
-        );
+        assert_eq!(fs::read(active_segment(dir.path())).unwrap(), seg, "round {round}: segment bytes");
     }
     let log = open_log(dir.path(), &cfg).unwrap();
     expect.append(&log, &spec(&mut StdRng::seed_from_u64(10), 77, 4));
@@ -715,15 +665,9 @@ fn open_hostile(dir: &Path, what: &str) -> Option<Log> {
         Err(e) => panic!("{what}: unexpected error {e}"),
         Ok(log) => {
             let recs = read_all(&log);
-            assert_eq!(
-                recs.len() as u64,
-                log.log_end_offset() - log.log_start_offset(),
-                "{what}"
-            );
+            assert_eq!(recs.len() as u64, log.log_end_offset() - log.log_start_offset(), "{what}");
             let end = log.log_end_offset();
-            let info = log
-                .append(&build(&vec![(T0, b"k".to_vec(), b"v".to_vec())]), 0)
-                .unwrap();
+            let info = log.append(&one_record(), 0).unwrap();
             assert_eq!(info.first_offset, end, "{what}");
             Some(log)
         }
@@ -746,16 +690,8 @@ fn garbage_segment_file_opens_empty_or_fails_as_corrupt() {
                 bytes[8..12].copy_from_slice(&len.to_le_bytes());
             }
             if variant == 3 {
-                fs::write(
-                    dir.path().join("00000000000000000000.index"),
-                    random_bytes(&mut rng, 13),
-                )
-                .unwrap();
-                fs::write(
-                    dir.path().join("00000000000000000000.timeindex"),
-                    random_bytes(&mut rng, 29),
-                )
-                .unwrap();
+                fs::write(dir.path().join("00000000000000000000.index"), random_bytes(&mut rng, 13)).unwrap();
+                fs::write(dir.path().join("00000000000000000000.timeindex"), random_bytes(&mut rng, 29)).unwrap();
             }
             fs::write(dir.path().join("00000000000000000000.log"), &bytes).unwrap();
             let what = format!("garbage segment of {size} bytes, variant {variant}");
@@ -789,6 +725,24 @@ fn segment_with_extreme_base_offset_does_not_panic() {
     }
 }
 
+/// A segment file named with the largest base offset a name can hold:
+/// opening, appending and reading may fail, but must not panic.
+#[test]
+fn segment_named_with_the_largest_offset_does_not_panic() {
+    let mut raw = one_record().to_vec();
+    batch::set_base_offset(&mut raw, u64::MAX).unwrap();
+    for content in [Vec::new(), raw] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(format!("{:020}.log", u64::MAX)), &content).unwrap();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let log = open_log(dir.path(), &config(64 << 10))?;
+            let _ = log.append(&one_record(), 0);
+            log.read(log.log_start_offset(), 100).map(|_| ())
+        }));
+        assert!(result.is_ok(), "segment {} holding {} bytes: panicked", u64::MAX, content.len());
+    }
+}
+
 #[test]
 fn garbage_checkpoint_is_ignored() {
     let (dir, model) = crashed_multi_segment_log(13, 40);
@@ -804,11 +758,7 @@ fn garbage_checkpoint_is_ignored() {
     for (i, g) in garbage.iter().enumerate() {
         fs::write(dir.path().join(CHECKPOINT_FILE), g).unwrap();
         let log = open_log(dir.path(), &config(2048)).unwrap_or_else(|e| panic!("checkpoint garbage {i}: {e}"));
-        assert_eq!(
-            log.recovery_report().segments_scanned,
-            segments,
-            "garbage {i}: whole log recovered"
-        );
+        assert_eq!(log.recovery_report().segments_scanned, segments, "garbage {i}: whole log recovered");
         assert_eq!(log.log_start_offset(), 0);
         assert_holds(&log, &model, &format!("checkpoint garbage {i}"));
     }
@@ -816,62 +766,42 @@ fn garbage_checkpoint_is_ignored() {
 
 // -------------------------------------------------------------- truncation --
 
+/// `truncate_to` at several points of a multi-segment log (the start, a
+/// segment boundary, inside a sealed segment, inside the active one), each
+/// followed by a crash, new (shorter) appends and another crash: truncated
+/// batches never reappear.
 #[test]
-fn truncated_batches_do_not_reappear_after_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(64 << 10);
-    let mut rng = StdRng::seed_from_u64(15);
-    let mut model = Model::default();
-    let log = open_log(dir.path(), &cfg).unwrap();
-    model.fill(&log, &mut rng, 8, 3);
-    log.flush().unwrap();
-    // Inside batch 5: the cut goes to its start.
-    let mid = model.batches[5].first + 1;
-    assert_eq!(log.truncate_to(mid).unwrap(), model.batches[5].first);
-    let mut expect = model.prefix(5);
-    assert_holds(&log, &expect, "after truncate_to");
-    drop(log);
-
-    let log = open_log(dir.path(), &cfg).unwrap();
-    assert_holds(&log, &expect, "truncate_to then crash");
-    assert_eq!(log.recovery_report().truncated, None, "zero-filled, not torn");
-    // A shorter batch over the old bytes, then another crash.
-    expect.append(&log, &spec(&mut rng, 900, 1));
-    drop(log);
-    let log = open_log(dir.path(), &cfg).unwrap();
-    assert_holds(&log, &expect, "append after truncation, then crash");
-}
-
-#[test]
-fn truncation_into_a_sealed_segment_survives_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
+fn truncation_anywhere_survives_crashes() {
+    let (pristine, model) = crashed_multi_segment_log(16, 40);
     let cfg = config(2048);
-    let mut rng = StdRng::seed_from_u64(16);
-    let mut model = Model::default();
-    let log = open_log(dir.path(), &cfg).unwrap();
-    model.fill(&log, &mut rng, 40, 3);
-    let bases = log.segment_base_offsets();
-    assert!(bases.len() >= 3);
-    // A batch in the middle of segment 1.
-    let k = model.batches.iter().position(|b| b.first >= bases[1]).unwrap() + 2;
-    assert!(model.batches[k].last < bases[2]);
-    assert_eq!(log.truncate_to(model.batches[k].first).unwrap(), model.batches[k].first);
-    assert_eq!(log.segment_base_offsets(), bases[..2].to_vec());
-    let mut expect = model.prefix(k);
-    assert_holds(&log, &expect, "after truncate_to");
-    drop(log);
+    let bases = open_log(copy_dir(pristine.path()).path(), &cfg).unwrap().segment_base_offsets();
+    let in_seg1 = model.batches.iter().position(|b| b.first >= bases[1]).unwrap() + 2;
+    assert!(model.batches[in_seg1].last < bases[2]);
+    let targets = [0, 1, bases[1], model.batches[in_seg1].first + 1, model.end() - 2];
+    for target in targets {
+        let work = copy_dir(pristine.path());
+        let log = open_log(work.path(), &cfg).unwrap();
+        log.flush().unwrap();
+        let k = model.batches.iter().position(|b| b.last >= target).unwrap();
+        let new_end = log.truncate_to(target).unwrap();
+        let what = format!("truncate_to({target})");
+        assert_eq!(new_end, model.batches[k].first, "{what}: cut at the batch start");
+        let mut expect = model.prefix(k);
+        assert_holds(&log, &expect, &what);
+        let segments = log.segment_count();
+        drop(log);
 
-    let log = open_log(dir.path(), &cfg).unwrap();
-    assert_holds(&log, &expect, "truncate_to then crash");
-    assert_eq!(segment_files(dir.path()).len(), 2);
-    for _ in 0..3 {
-        let tag = 2000 + expect.batches.len() as u64;
-        expect.append(&log, &spec(&mut rng, tag, 2));
+        let log = open_log(work.path(), &cfg).unwrap();
+        assert_holds(&log, &expect, &format!("{what}, then crash"));
+        assert_eq!(log.recovery_report().truncated, None, "{what}: zero-filled, not torn");
+        assert_eq!(log.segment_count(), segments, "{what}");
+        assert_eq!(segment_files(work.path()).len(), segments, "{what}: removed segments stay removed");
+        let mut rng = StdRng::seed_from_u64(target);
+        for i in 0..3 {
+            expect.append(&log, &spec(&mut rng, 5000 + i, 1 + i as usize));
+        }
+        drop(log);
+        let log = open_log(work.path(), &cfg).unwrap();
+        assert_holds(&log, &expect, &format!("{what}, appends, crash"));
     }
-    drop(log);
-    let log = open_log(dir.path(), &cfg).unwrap();
-    assert_holds(&log, &expect, "appends after truncation, then crash");
-    assert!(read_all(&log)
-        .iter()
-        .all(|r| !r.key.starts_with(format!("key-{k}-").as_bytes())));
 }

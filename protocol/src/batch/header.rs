@@ -103,13 +103,15 @@ impl BatchHeader {
     }
 
     /// Offset of the last record.
+    /// Saturates instead of overflowing: `base_offset` comes from bytes the
+    /// CRC does not cover, so it may be anything.
     pub fn last_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.last_offset_delta)
+        self.base_offset.saturating_add(u64::from(self.last_offset_delta))
     }
 
     /// Offset after the last record.
     pub fn next_offset(&self) -> u64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The compression codec id (0 = none).
