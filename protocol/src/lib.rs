@@ -11,3 +11,11 @@
 //! on another Strata crate.
 
 pub mod batch;
+
+/// The gRPC API, generated from `proto/strata/v1/strata.proto` at build time.
+pub mod v1 {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("strata.v1");
+}
+
+pub mod errors;
