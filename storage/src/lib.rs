@@ -31,5 +31,5 @@ pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use loader::{RecoveryReport, TruncatedTail};
 pub use log::{AppendInfo, Log, ReadResult, RetentionResult};
-pub use manager::{BackgroundConfig, LogManager};
+pub use manager::{BackgroundConfig, LogManager, RESERVED_DIRS};
 pub use topic_partition::{validate_topic_name, TopicPartition, MAX_TOPIC_NAME_LEN};

@@ -184,35 +184,56 @@ impl Log {
         // other appenders are not held up by it.
         let max_batch_bytes = self.read_state().config.max_batch_bytes;
         let header = batch::validate(batch, max_batch_bytes)?;
+        self.append_validated(&[(header, batch)], leader_epoch)
+    }
+
+    /// Appends batches that were validated when their [`RecordBatch`] was
+    /// built (a produce request's), under one lock and with one durability
+    /// wait for all of them. Checks only the size limit: if any batch is too
+    /// large, nothing is appended.
+    pub fn append_batches(&self, batches: &[RecordBatch], leader_epoch: u32) -> Result<AppendInfo> {
+        let parts: Vec<(BatchHeader, &[u8])> = batches.iter().map(|b| (*b.header(), &b.bytes()[..])).collect();
+        self.append_validated(&parts, leader_epoch)
+    }
+
+    fn append_validated(&self, batches: &[(BatchHeader, &[u8])], leader_epoch: u32) -> Result<AppendInfo> {
         let delay;
-        let info = {
+        let mut info: Option<AppendInfo> = None;
+        {
             let mut st = self.write_state();
-            if batch.len() > st.config.max_batch_bytes {
-                // The limit shrank between the check and the lock.
-                return Err(batch::BatchError::TooLarge { size: batch.len(), max: st.config.max_batch_bytes }.into());
+            let max = st.config.max_batch_bytes;
+            if let Some((_, big)) = batches.iter().find(|(_, b)| b.len() > max) {
+                return Err(batch::BatchError::TooLarge { size: big.len(), max }.into());
             }
             self.check_writable()?;
+            let records: u64 = batches.iter().map(|(h, _)| u64::from(h.last_offset_delta) + 1).sum();
             let base = st.log_end();
-            if base.checked_add(u64::from(header.last_offset_delta) + 1).is_none_or(|next| next > MAX_OFFSET) {
+            if base.checked_add(records).is_none_or(|next| next > MAX_OFFSET) {
                 return Err(StorageError::InvalidArgument {
                     what: "append",
                     reason: format!("the log's offsets are exhausted at {base}"),
                 });
             }
-            let mut h = header;
-            h.base_offset = base;
-            h.partition_leader_epoch = leader_epoch;
-            let mut head = [0u8; HEADER_LEN];
-            head.copy_from_slice(&batch[..HEADER_LEN]);
-            batch::set_base_offset(&mut head, base)?;
-            batch::set_partition_leader_epoch(&mut head, leader_epoch)?;
-            self.maybe_roll(&mut st, &h)?;
-            let prealloc = st.config.preallocate_bytes;
-            let now = self.clock.now_ms();
-            st.active_mut().append(&[&head, &batch[HEADER_LEN..]], &h, prealloc, now)?;
+            for (header, bytes) in batches {
+                let base = st.log_end();
+                let mut h = *header;
+                h.base_offset = base;
+                h.partition_leader_epoch = leader_epoch;
+                let mut head = [0u8; HEADER_LEN];
+                head.copy_from_slice(&bytes[..HEADER_LEN]);
+                batch::set_base_offset(&mut head, base)?;
+                batch::set_partition_leader_epoch(&mut head, leader_epoch)?;
+                self.maybe_roll(&mut st, &h)?;
+                let prealloc = st.config.preallocate_bytes;
+                let now = self.clock.now_ms();
+                st.active_mut().append(&[&head, &bytes[HEADER_LEN..]], &h, prealloc, now)?;
+                let first_offset = info.map_or(base, |i| i.first_offset);
+                let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
+                info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
+            }
             delay = st.config.group_delay();
-            AppendInfo { first_offset: base, last_offset: h.last_offset(), max_timestamp: h.max_timestamp }
-        };
+        }
+        let info = info.ok_or(StorageError::InvalidArgument { what: "append", reason: "no batches given".into() })?;
         if let Some(delay) = delay {
             self.wait_durable(info.last_offset + 1, delay)?;
         }

@@ -18,6 +18,10 @@ use crate::log::Log;
 use crate::topic_partition::TopicPartition;
 
 const LOCK_FILE: &str = ".lock";
+
+/// Directory names in a data directory that belong to other components
+/// (the controller's Raft state) and are skipped without a warning.
+pub const RESERVED_DIRS: &[&str] = &["controller"];
 const DELETE_SUFFIX: &str = ".deleting";
 
 /// How often the background thread runs each duty.
@@ -89,7 +93,9 @@ impl LogManager {
                 continue;
             }
             let Some(tp) = TopicPartition::from_dir_name(&name) else {
-                tracing::warn!(dir = %path.display(), "ignoring a directory that is not <topic>-<partition>");
+                if !RESERVED_DIRS.contains(&name.as_str()) {
+                    tracing::warn!(dir = %path.display(), "ignoring a directory that is not <topic>-<partition>");
+                }
                 continue;
             };
             match Log::open_with_clock(&path, default_config.clone(), clock.clone()) {

@@ -433,3 +433,22 @@ fn background_thread_flushes_interval_logs_and_releases_cold_mappings() {
     drop(log);
     m.close().unwrap();
 }
+
+#[test]
+fn append_batches_is_all_or_nothing_on_size_and_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig { max_batch_bytes: 4000, ..cfg() }).unwrap();
+    let batches: Vec<RecordBatch> =
+        (0..3).map(|i| RecordBatch::new(batch(i, 2 + i as usize, 20, 0), usize::MAX).unwrap()).collect();
+    let info = log.append_batches(&batches, 3).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 8));
+    assert_eq!(read_all(&log).len(), 9);
+    let big = RecordBatch::new(batch(9, 50, 200, 0), usize::MAX).unwrap();
+    let mixed = vec![batches[0].clone(), big];
+    assert!(matches!(
+        log.append_batches(&mixed, 3),
+        Err(StorageError::InvalidBatch(batch::BatchError::TooLarge { .. }))
+    ));
+    assert_eq!(log.log_end_offset(), 9, "a too-large batch anywhere appends nothing");
+    assert!(matches!(log.append_batches(&[], 3), Err(StorageError::InvalidArgument { .. })));
+}
