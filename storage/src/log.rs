@@ -343,6 +343,8 @@ impl Log {
         let keep = st.segments.partition_point(|s| s.base_offset() < offset).max(1);
         let removed = st.segments.split_off(keep);
         let new_end = st.active_mut().truncate_to(offset)?;
+        // Cutting at a batch boundary can land below the log start offset.
+        st.log_start_offset = st.log_start_offset.min(new_end);
         for seg in &removed {
             delete_segment_files(&self.dir, seg.base_offset());
         }
