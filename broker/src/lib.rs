@@ -1,13 +1,27 @@
 //! # strata-broker
 //!
-//! Owns the broker: partition leaders and followers over `strata-storage`
-//! logs, replication (ISR, high watermark, leader epochs), produce and fetch
-//! handling, consumer-group offsets, and the `strata-server` binary.
+//! Owns the broker: partition leaders (and, with replication, followers) over
+//! `strata-storage` logs, produce and fetch handling, topic administration
+//! through the controller, the HTTP health and metrics endpoints, and the
+//! `strata-server` binary that ties them together with the controller.
 //!
 //! It must never acknowledge a produce before the durability the producer
 //! asked for (acks and the log's flush policy) is met, never serve records
 //! above the high watermark to consumers, and never write a batch to a log
 //! before validating it.
-//!
-//! Status: the gRPC service and `strata-server` land with the single-node
-//! issue; this crate currently holds no code.
+
+pub mod admin;
+pub mod api_error;
+pub mod config;
+pub mod fetch;
+pub mod http;
+pub mod metrics;
+pub mod partition;
+pub mod produce;
+pub mod replica_manager;
+pub mod server;
+pub mod service;
+pub mod topic_config;
+
+pub use config::{Cli, Command, ServerConfig};
+pub use server::{run, ServerError};

@@ -10,5 +10,32 @@
 //! than controller peers, and never acknowledge a metadata change before it is
 //! committed by a quorum.
 //!
-//! Status: the quorum lands with the controller issue; this crate currently
-//! holds no code so that no placeholder behaviour can be mistaken for it.
+//! Status: the single-voter controller for `strata-server dev` — persisted Raft
+//! log, hard state and snapshots with log compaction, the metadata state
+//! machine (brokers, topic create/delete with replica placement), and an async
+//! handle to propose and follow metadata. Raft messages go through a
+//! [`Transport`] (a no-op one for a single voter, an in-memory one for tests);
+//! the multi-voter quorum over gRPC, broker heartbeats/fencing, ISR changes and
+//! leader elections come with later issues.
+//!
+//! Modules: [`metadata`] (the pure state machine), [`raft_storage`] (raft-rs
+//! `Storage` on disk), the controller handle ([`Controller`]) and a
+//! `slog`→`tracing` bridge for raft-rs's logs.
+
+mod controller;
+mod error;
+mod logging;
+pub mod metadata;
+pub mod raft_storage;
+
+pub use controller::{
+    Controller, ControllerConfig, ControllerStatus, InMemoryNetwork, InMemoryTransport, NoopTransport, RaftInbox,
+    Transport,
+};
+pub use error::ControllerError;
+pub use logging::{raft_logger, TracingDrain};
+pub use metadata::{
+    place_replicas, BrokerInfo, CommandOutcome, MetadataCommand, MetadataError, MetadataImage, PartitionInfo,
+    TopicInfo, MAX_PARTITIONS,
+};
+pub use raft_storage::RaftStorage;

@@ -1,0 +1,214 @@
+//! Topic administration, offset lookup and cluster description: validated
+//! here, decided by the controller, applied to local logs before replying so
+//! a client can produce to a topic as soon as creation returns.
+
+use std::collections::BTreeMap;
+
+use strata_controller::{ControllerError, MetadataError};
+use strata_protocol::v1::*;
+use strata_storage::validate_topic_name;
+
+use crate::api_error;
+use crate::service::BrokerService;
+use crate::topic_config;
+
+impl BrokerService {
+    pub(crate) async fn create_topics(&self, req: CreateTopicsRequest) -> CreateTopicsResponse {
+        let mut results = Vec::with_capacity(req.topics.len());
+        for spec in req.topics {
+            let name = spec.name.clone();
+            let error = self.create_topic(spec, req.validate_only).await.err();
+            if let Some(e) = &error {
+                self.metrics.record_error(e.error_code());
+            }
+            results.push(TopicResult { name, error });
+        }
+        self.replicas.apply_metadata(self.controller.metadata());
+        CreateTopicsResponse { results }
+    }
+
+    async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), Error> {
+        validate_topic_name(&spec.name).map_err(|e| Error::new(ErrorCode::InvalidTopicName, e.to_string()))?;
+        let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
+        let rf =
+            if spec.replication_factor == 0 { self.config.default_replication_factor } else { spec.replication_factor };
+        let configs: BTreeMap<String, String> = spec.configs.into_iter().collect();
+        topic_config::log_config(self.replicas.defaults(), &configs)
+            .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        if validate_only {
+            let image = self.controller.metadata();
+            if image.topics.contains_key(&spec.name) {
+                return Err(Error::new(ErrorCode::TopicAlreadyExists, format!("topic '{}' already exists", spec.name)));
+            }
+            return Ok(());
+        }
+        self.controller
+            .create_topic(&spec.name, partitions, rf, configs)
+            .await
+            .map(|_| ())
+            .map_err(|e| controller_error(&e))
+    }
+
+    pub(crate) async fn delete_topics(&self, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        let mut results = Vec::with_capacity(req.names.len());
+        for name in req.names {
+            let error = self.controller.delete_topic(&name).await.err().map(|e| controller_error(&e));
+            results.push(TopicResult { name, error });
+        }
+        self.replicas.apply_metadata(self.controller.metadata());
+        DeleteTopicsResponse { results }
+    }
+
+    pub(crate) fn list_topics(&self) -> ListTopicsResponse {
+        let image = self.controller.metadata();
+        ListTopicsResponse {
+            topics: image
+                .topics
+                .values()
+                .map(|t| TopicSummary {
+                    name: t.name.clone(),
+                    topic_id: t.id.clone(),
+                    partitions: t.partitions.len() as u32,
+                    replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as u32),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn describe_topics(&self, req: DescribeTopicsRequest) -> DescribeTopicsResponse {
+        let image = self.controller.metadata();
+        let names: Vec<String> = if req.names.is_empty() { image.topics.keys().cloned().collect() } else { req.names };
+        let mut topics = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(t) = image.topics.get(&name) else {
+                topics.push(TopicDescription {
+                    error: Some(Error::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'"))),
+                    name,
+                    ..Default::default()
+                });
+                continue;
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut d = PartitionDescription {
+                        partition: p.partition,
+                        leader: p.leader.map_or(-1, |l| l as i32),
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        ..Default::default()
+                    };
+                    if let Ok(local) = self.replicas.lookup(&t.name, p.partition) {
+                        d.log_start_offset = local.log.log_start_offset();
+                        d.log_end_offset = local.log.log_end_offset();
+                        d.high_watermark = local.high_watermark();
+                    }
+                    d
+                })
+                .collect();
+            topics.push(TopicDescription {
+                name: t.name.clone(),
+                topic_id: t.id.clone(),
+                error: None,
+                partitions,
+                configs: t.configs.clone().into_iter().collect(),
+            });
+        }
+        DescribeTopicsResponse { topics }
+    }
+
+    pub(crate) async fn list_offsets(&self, req: ListOffsetsRequest) -> ListOffsetsResponse {
+        let mut out = ListOffsetsResponse { partitions: Vec::with_capacity(req.partitions.len()) };
+        for lp in req.partitions {
+            let mut r = ListedOffset {
+                topic: lp.topic.clone(),
+                partition: lp.partition,
+                offset: -1,
+                timestamp: -1,
+                error: None,
+            };
+            match self.replicas.lookup(&lp.topic, lp.partition) {
+                Err(e) => r.error = Some(e),
+                Ok(p) => match lp.timestamp {
+                    -2 => r.offset = p.log.log_start_offset() as i64,
+                    -1 => r.offset = p.high_watermark() as i64,
+                    ts if ts < 0 => {
+                        r.error = Some(Error::new(
+                            ErrorCode::InvalidRequest,
+                            format!("timestamp {ts}: use -2 (earliest), -1 (latest) or a time in ms"),
+                        ))
+                    }
+                    ts => {
+                        let log = p.log.clone();
+                        let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts)).await;
+                        match found {
+                            Ok(Ok(Some((offset, timestamp)))) if offset < p.high_watermark() => {
+                                r.offset = offset as i64;
+                                r.timestamp = timestamp;
+                            }
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => r.error = Some(api_error::storage_error(&lp.topic, lp.partition, &e)),
+                            Err(e) => r.error = Some(Error::new(ErrorCode::UnknownServerError, e.to_string())),
+                        }
+                    }
+                },
+            }
+            out.partitions.push(r);
+        }
+        out
+    }
+
+    pub(crate) fn describe_cluster(&self) -> DescribeClusterResponse {
+        let image = self.controller.metadata();
+        let status = self.controller.status();
+        DescribeClusterResponse {
+            cluster_id: image.cluster_id.clone(),
+            controller_id: status.leader_id.map_or(-1, |l| l as i32),
+            brokers: image
+                .brokers
+                .values()
+                .map(|b| BrokerDescription {
+                    node_id: b.node_id,
+                    address: b.address.clone(),
+                    rack: b.rack.clone().unwrap_or_default(),
+                    state: if b.fenced { "fenced" } else { "unfenced" }.to_string(),
+                })
+                .collect(),
+            voters: self
+                .config
+                .voters
+                .iter()
+                .map(|v| VoterDescription {
+                    node_id: v.node_id as u32,
+                    address: v.address.clone(),
+                    is_leader: status.leader_id == Some(v.node_id),
+                    lag: if v.node_id == status.node_id {
+                        status.commit_index.saturating_sub(status.applied_index)
+                    } else {
+                        0
+                    },
+                })
+                .collect(),
+            metadata_offset: image.offset,
+        }
+    }
+}
+
+/// The API error for a controller failure.
+pub(crate) fn controller_error(e: &ControllerError) -> Error {
+    let code = match e {
+        ControllerError::Metadata(m) => match m {
+            MetadataError::TopicAlreadyExists { .. } => ErrorCode::TopicAlreadyExists,
+            MetadataError::UnknownTopic { .. } => ErrorCode::UnknownTopicOrPartition,
+            MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
+            _ => ErrorCode::InvalidRequest,
+        },
+        ControllerError::NotLeader { .. } => ErrorCode::NotController,
+        ControllerError::Timeout => ErrorCode::RequestTimedOut,
+        _ => ErrorCode::UnknownServerError,
+    };
+    Error::new(code, e.to_string())
+}

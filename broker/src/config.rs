@@ -1,0 +1,322 @@
+//! Server configuration: defaults, then a TOML file, then `STRATA_*`
+//! environment variables, then flags (each later source wins). Flag and key
+//! names are a contract (DESIGN.md, "Interfaces users touch").
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use strata_storage::LogConfig;
+
+/// `strata-server` command line.
+#[derive(Debug, Parser)]
+#[command(name = "strata-server", version, about = "Strata broker and controller")]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The server's modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A one-node cluster (controller + broker) on 127.0.0.1 for a laptop.
+    Dev(DevArgs),
+    /// A node of a cluster, configured by flags, env and a TOML file.
+    Run(RunArgs),
+}
+
+/// Flags of `strata-server dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Data directory.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
+    pub data_dir: PathBuf,
+    /// Client gRPC address.
+    #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:9700")]
+    pub listen: SocketAddr,
+    /// Controller Raft address.
+    #[arg(long, env = "STRATA_CONTROLLER_LISTEN", default_value = "127.0.0.1:9701")]
+    pub controller_listen: SocketAddr,
+    /// HTTP address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "STRATA_HTTP_LISTEN", default_value = "127.0.0.1:9702")]
+    pub http_listen: SocketAddr,
+    /// TOML config file (broker defaults such as `[log]`).
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `strata-server run`; each is also `STRATA_<FLAG>` and a TOML key.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// This node's id.
+    #[arg(long, env = "STRATA_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Comma-separated roles: broker, controller.
+    #[arg(long, env = "STRATA_ROLES")]
+    pub roles: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Client gRPC address.
+    #[arg(long, env = "STRATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Controller Raft address.
+    #[arg(long, env = "STRATA_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<SocketAddr>,
+    /// HTTP address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "STRATA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Controller voters: `id@host:port,…`.
+    #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
+    pub controller_voters: Option<String>,
+    /// Address clients are told to use for this broker.
+    #[arg(long, env = "STRATA_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+    /// Rack (failure domain) of this broker.
+    #[arg(long, env = "STRATA_RACK")]
+    pub rack: Option<String>,
+    /// TOML config file.
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: the same keys as the flags (snake_case), plus broker
+/// defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<u64>,
+    pub roles: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub controller_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub controller_voters: Option<String>,
+    pub advertised_address: Option<String>,
+    pub rack: Option<String>,
+    /// Partitions of a topic created without a count.
+    pub default_partitions: Option<u32>,
+    /// Replication factor of a topic created without one.
+    pub default_replication_factor: Option<u32>,
+    /// Defaults of every partition log (topic configs override them).
+    pub log: Option<LogConfig>,
+}
+
+/// Why the configuration is unusable; names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A setting is missing or invalid.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The setting (flag name).
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Roles a node plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves partitions to clients.
+    pub broker: bool,
+    /// Votes in the controller quorum.
+    pub controller: bool,
+}
+
+/// One controller voter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    /// Node id.
+    pub node_id: u64,
+    /// Its controller address.
+    pub address: String,
+}
+
+/// The resolved configuration a server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub node_id: u64,
+    pub roles: Roles,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub controller_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub voters: Vec<Voter>,
+    pub advertised_address: String,
+    pub rack: Option<String>,
+    pub default_partitions: u32,
+    pub default_replication_factor: u32,
+    pub log: LogConfig,
+}
+
+impl ServerConfig {
+    /// `strata-server dev`: node 1, both roles, voters = itself.
+    pub fn dev(args: &DevArgs) -> Result<Self, ConfigError> {
+        let file = load_file(args.config.as_deref())?;
+        Ok(ServerConfig {
+            node_id: 1,
+            roles: Roles { broker: true, controller: true },
+            data_dir: args.data_dir.clone(),
+            listen: args.listen,
+            controller_listen: args.controller_listen,
+            http_listen: args.http_listen,
+            voters: vec![Voter { node_id: 1, address: args.controller_listen.to_string() }],
+            advertised_address: args.listen.to_string(),
+            rack: file.rack.clone(),
+            default_partitions: file.default_partitions.unwrap_or(1),
+            default_replication_factor: file.default_replication_factor.unwrap_or(1),
+            log: file.log.clone().unwrap_or_default(),
+        })
+    }
+
+    /// `strata-server run`: flags/env over the TOML file over defaults.
+    pub fn run(args: &RunArgs) -> Result<Self, ConfigError> {
+        let file = load_file(args.config.as_deref())?;
+        let node_id = args
+            .node_id
+            .or(file.node_id)
+            .ok_or(ConfigError::Invalid { name: "--node-id", reason: "required (or STRATA_NODE_ID)".into() })?;
+        let roles = parse_roles(args.roles.as_deref().or(file.roles.as_deref()).unwrap_or("broker,controller"))?;
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 9700).into());
+        let controller_listen =
+            args.controller_listen.or(file.controller_listen).unwrap_or_else(|| ([127, 0, 0, 1], 9701).into());
+        let http_listen = args.http_listen.or(file.http_listen).unwrap_or_else(|| ([127, 0, 0, 1], 9702).into());
+        let voters = match args.controller_voters.as_deref().or(file.controller_voters.as_deref()) {
+            Some(v) => parse_voters(v)?,
+            None => vec![Voter { node_id, address: controller_listen.to_string() }],
+        };
+        Ok(ServerConfig {
+            node_id,
+            roles,
+            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./strata-data")),
+            listen,
+            controller_listen,
+            http_listen,
+            voters,
+            advertised_address: args
+                .advertised_address
+                .clone()
+                .or(file.advertised_address.clone())
+                .unwrap_or_else(|| listen.to_string()),
+            rack: args.rack.clone().or(file.rack.clone()),
+            default_partitions: file.default_partitions.unwrap_or(1),
+            default_replication_factor: file.default_replication_factor.unwrap_or(1),
+            log: file.log.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Checks what this build can run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.log.validate().map_err(|e| ConfigError::Invalid { name: "[log]", reason: e.to_string() })?;
+        if self.default_partitions == 0 {
+            return Err(ConfigError::Invalid { name: "default_partitions", reason: "must be positive".into() });
+        }
+        if !self.roles.broker || !self.roles.controller {
+            return Err(ConfigError::Invalid {
+                name: "--roles",
+                reason: "this build runs combined broker,controller nodes only (separate roles come with the controller quorum)".into(),
+            });
+        }
+        if self.voters.len() != 1 || self.voters[0].node_id != self.node_id {
+            return Err(ConfigError::Invalid {
+                name: "--controller-voters",
+                reason: "this build runs a single-voter controller (this node); multi-voter quorums come with the controller issue".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File { path: path.to_path_buf(), reason: e.to_string() })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// Parses `broker,controller`.
+pub fn parse_roles(s: &str) -> Result<Roles, ConfigError> {
+    let mut roles = Roles { broker: false, controller: false };
+    for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match r {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "--roles",
+                    reason: format!("unknown role '{other}' (broker, controller)"),
+                })
+            }
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err(ConfigError::Invalid { name: "--roles", reason: "at least one role".into() });
+    }
+    Ok(roles)
+}
+
+/// Parses `1@host:port,2@host:port`.
+pub fn parse_voters(s: &str) -> Result<Vec<Voter>, ConfigError> {
+    let bad = |reason: String| ConfigError::Invalid { name: "--controller-voters", reason };
+    let mut voters = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, address) = part.split_once('@').ok_or_else(|| bad(format!("'{part}' is not id@host:port")))?;
+        let node_id = id.parse().map_err(|_| bad(format!("'{id}' is not a node id")))?;
+        if !address.contains(':') {
+            return Err(bad(format!("'{address}' has no port")));
+        }
+        if voters.iter().any(|v: &Voter| v.node_id == node_id) {
+            return Err(bad(format!("node {node_id} is listed twice")));
+        }
+        voters.push(Voter { node_id, address: address.to_string() });
+    }
+    if voters.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    Ok(voters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voters_and_roles_parse_or_name_the_problem() {
+        let v = parse_voters("1@a:9701, 2@b:9701").unwrap();
+        assert_eq!(v[1], Voter { node_id: 2, address: "b:9701".into() });
+        for bad in ["", "x@a:1", "1@a", "1a:1", "1@a:1,1@b:1"] {
+            assert!(parse_voters(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_roles("broker,controller").unwrap(), Roles { broker: true, controller: true });
+        assert!(parse_roles("broker,chef").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "node_id = 3\nrack = \"r1\"\ndefault_partitions = 6\n[log]\nsegment_bytes = 65536\n")
+            .unwrap();
+        let args = RunArgs { node_id: Some(7), config: Some(path.clone()), ..RunArgs::default() };
+        let c = ServerConfig::run(&args).unwrap();
+        assert_eq!(c.node_id, 7);
+        assert_eq!(c.rack.as_deref(), Some("r1"));
+        assert_eq!(c.default_partitions, 6);
+        assert_eq!(c.log.segment_bytes, 65536);
+        assert_eq!(c.voters, vec![Voter { node_id: 7, address: "127.0.0.1:9701".into() }]);
+        std::fs::write(&path, "nod_id = 3\n").unwrap();
+        let err = ServerConfig::run(&args).unwrap_err().to_string();
+        assert!(err.contains("nod_id"), "{err}");
+    }
+}

@@ -1,0 +1,68 @@
+//! The HTTP side: `/healthz` (the process serves), `/readyz` (this node has
+//! a controller leader and is registered: it can take requests) and
+//! `/metrics` (Prometheus text format).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::service::BrokerService;
+
+/// Serves the HTTP endpoints until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<BrokerService>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(service);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn healthz(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
+    let offline = s.replicas.offline();
+    let mut body = String::from("ok\n");
+    for (tp, reason) in offline {
+        body.push_str(&format!("offline partition {tp}: {reason}\n"));
+    }
+    (StatusCode::OK, body)
+}
+
+async fn readyz(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
+    match readiness(&s) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+/// Why this node cannot serve yet, if it cannot.
+pub fn readiness(s: &BrokerService) -> Result<(), String> {
+    let status = s.controller.status();
+    if status.leader_id.is_none() {
+        return Err("no controller leader elected".into());
+    }
+    let image = s.replicas.image();
+    let me = s.config.node_id as u32;
+    if !image.brokers.contains_key(&me) {
+        return Err(format!("broker {me} is not registered with the controller yet"));
+    }
+    Ok(())
+}
+
+async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
+    let leader = s.controller.status().leader_id == Some(s.config.node_id);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render(&s.replicas, leader))
+}
+
+/// Binds the HTTP listener (kept separate so startup fails fast on a taken port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}

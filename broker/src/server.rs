@@ -1,0 +1,187 @@
+//! Starting and stopping a node: bind the ports (failing fast if taken),
+//! open the logs, start the controller, register the broker, serve gRPC and
+//! HTTP, follow metadata, and on shutdown close everything cleanly (logs
+//! flushed, clean-shutdown markers written).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_controller::{Controller, ControllerConfig, ControllerError};
+use strata_protocol::v1::strata_server::StrataServer;
+use strata_storage::{BackgroundConfig, LogManager, StorageError};
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::metrics::Metrics;
+use crate::replica_manager::ReplicaManager;
+use crate::service::BrokerService;
+
+/// Largest gRPC message either way (a produce or fetch of many batches).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// How long startup waits for the controller and broker registration.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a node could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A port could not be bound.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Which listener.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The controller failed.
+    #[error("controller: {0}")]
+    Controller(#[from] ControllerError),
+    /// Serving failed.
+    #[error("serving {what}: {reason}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// The failure.
+        reason: String,
+    },
+}
+
+/// Runs a node until `shutdown` resolves, then stops it cleanly.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    config.validate()?;
+    let bind = |what, address: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(address).await.map_err(|source| ServerError::Bind {
+            address: address.to_string(),
+            what,
+            source,
+        })
+    };
+    let grpc_listener = bind("client gRPC", config.listen).await?;
+    let http_listener = bind("HTTP", config.http_listen).await?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
+
+    let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
+    logs.start_background(BackgroundConfig::default());
+    for (tp, reason) in logs.offline() {
+        tracing::error!(partition = %tp, %reason, "partition is offline");
+    }
+    let replicas = Arc::new(ReplicaManager::new(config.node_id as u32, logs, config.log.clone()));
+    let controller = Controller::start(ControllerConfig {
+        node_id: config.node_id,
+        data_dir: config.data_dir.join("controller"),
+        voters: config.voters.iter().map(|v| v.node_id).collect(),
+        ..ControllerConfig::default()
+    })?;
+    register(&controller, &config).await?;
+    replicas.apply_metadata(controller.metadata());
+
+    let config = Arc::new(config);
+    let service = Arc::new(BrokerService::new(
+        config.clone(),
+        replicas.clone(),
+        controller.clone(),
+        Arc::new(Metrics::default()),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let follower = tokio::spawn(follow_metadata(controller.clone(), replicas.clone(), stop_rx.clone()));
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(32 << 20))
+            .add_service(
+                StrataServer::from_arc(service.clone())
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped(stop_rx.clone())),
+    );
+    let http = tokio::spawn(crate::http::serve(http_listener, service.clone(), stopped(stop_rx.clone())));
+    tracing::info!(
+        node_id = config.node_id,
+        listen = %config.listen,
+        http = %config.http_listen,
+        data_dir = %config.data_dir.display(),
+        "strata-server is serving"
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down: closing listeners, flushing logs");
+    let _ = stop_tx.send(true);
+    let grpc_result = grpc.await;
+    let http_result = http.await;
+    let _ = follower.await;
+    drop(service);
+    let closed = match Arc::try_unwrap(replicas) {
+        Ok(r) => r.close().map_err(ServerError::from),
+        Err(_) => Err(ServerError::Serve {
+            what: "shutdown",
+            reason: "partitions still in use; logs not closed cleanly".into(),
+        }),
+    };
+    controller.shutdown().await;
+    match grpc_result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ServerError::Serve { what: "gRPC", reason: e.to_string() }),
+        Err(e) => return Err(ServerError::Serve { what: "gRPC", reason: e.to_string() }),
+    }
+    if let Ok(Err(e)) = http_result {
+        return Err(ServerError::Serve { what: "HTTP", reason: e.to_string() });
+    }
+    closed?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}
+
+/// Registers this broker with the controller, retrying while a leader is
+/// being elected.
+async fn register(controller: &Controller, config: &ServerConfig) -> Result<(), ServerError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match controller
+            .register_broker(config.node_id as u32, config.advertised_address.clone(), config.rack.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e @ (ControllerError::NotLeader { .. } | ControllerError::Timeout)) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Applies every metadata change to the hosted partitions until stopped.
+async fn follow_metadata(controller: Controller, replicas: Arc<ReplicaManager>, mut stop: watch::Receiver<bool>) {
+    let mut updates = controller.subscribe();
+    loop {
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let image = updates.borrow_and_update().clone();
+                let replicas = replicas.clone();
+                let _ = tokio::task::spawn_blocking(move || replicas.apply_metadata(image)).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

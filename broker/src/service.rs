@@ -1,0 +1,80 @@
+//! The gRPC service (`strata.v1.Strata`): routes each RPC to the module that
+//! handles it.
+
+use std::sync::Arc;
+
+use strata_controller::Controller;
+use strata_protocol::v1::strata_server::Strata;
+use strata_protocol::v1::*;
+use tonic::{Request, Response, Status};
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::replica_manager::ReplicaManager;
+
+/// State shared by every request.
+#[derive(Debug, Clone)]
+pub struct BrokerService {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) controller: Controller,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl BrokerService {
+    /// A service over the given parts.
+    pub fn new(
+        config: Arc<ServerConfig>,
+        replicas: Arc<ReplicaManager>,
+        controller: Controller,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        BrokerService { config, replicas, controller, metrics }
+    }
+}
+
+#[tonic::async_trait]
+impl Strata for BrokerService {
+    async fn create_topics(&self, req: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
+        Ok(Response::new(self.create_topics(req.into_inner()).await))
+    }
+
+    async fn delete_topics(&self, req: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
+        Ok(Response::new(self.delete_topics(req.into_inner()).await))
+    }
+
+    async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        Ok(Response::new(self.list_topics()))
+    }
+
+    async fn describe_topics(
+        &self,
+        req: Request<DescribeTopicsRequest>,
+    ) -> Result<Response<DescribeTopicsResponse>, Status> {
+        Ok(Response::new(self.describe_topics(req.into_inner())))
+    }
+
+    async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+        let req = req.into_inner();
+        let mut out = ProduceResponse { partitions: Vec::with_capacity(req.partitions.len()) };
+        for pr in req.partitions {
+            out.partitions.push(self.produce_partition(pr, req.acks).await);
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+        Ok(Response::new(BrokerService::fetch(self, req.into_inner()).await))
+    }
+
+    async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+        Ok(Response::new(self.list_offsets(req.into_inner()).await))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _req: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        Ok(Response::new(self.describe_cluster()))
+    }
+}

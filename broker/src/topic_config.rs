@@ -1,0 +1,130 @@
+//! Topic configs under Kafka's names, validated and turned into the storage
+//! engine's `LogConfig`. Unknown keys and bad values are rejected by name.
+
+use std::collections::BTreeMap;
+
+use strata_storage::{FlushPolicy, LogConfig};
+
+/// The topic config keys this broker understands.
+pub const KNOWN_KEYS: &[&str] = &[
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+    "flush.policy",
+    "flush.interval.ms",
+    "flush.max.delay.ms",
+];
+
+/// Why a topic config is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topic config {key}={value}: {reason}")]
+pub struct TopicConfigError {
+    /// The key.
+    pub key: String,
+    /// The value given.
+    pub value: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Applies `configs` over `base` (the broker's defaults), validating every
+/// key and value. `retention.ms` / `retention.bytes` of -1 mean unlimited, as
+/// in Kafka.
+pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, TopicConfigError> {
+    let mut c = base.clone();
+    let mut flush_policy: Option<String> = None;
+    let mut flush_interval: Option<u64> = None;
+    let mut flush_delay: Option<u64> = None;
+    for (key, value) in configs {
+        let err = |reason: &str| TopicConfigError { key: key.clone(), value: value.clone(), reason: reason.into() };
+        let number = || value.trim().parse::<i64>().map_err(|_| err("not an integer"));
+        let positive =
+            || number().and_then(|n| u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| err("must be positive")));
+        let unlimited_or_positive = || match number()? {
+            -1 => Ok(None),
+            n if n > 0 => Ok(Some(n as u64)),
+            _ => Err(err("must be positive, or -1 for unlimited")),
+        };
+        match key.as_str() {
+            "retention.ms" => c.retention_ms = unlimited_or_positive()?,
+            "retention.bytes" => c.retention_bytes = unlimited_or_positive()?,
+            "segment.bytes" => c.segment_bytes = positive()?,
+            "segment.ms" => c.segment_ms = positive()?,
+            "max.message.bytes" => {
+                c.max_batch_bytes = usize::try_from(positive()?).map_err(|_| err("too large"))?;
+            }
+            "flush.policy" => flush_policy = Some(value.clone()),
+            "flush.interval.ms" => flush_interval = Some(positive()?),
+            "flush.max.delay.ms" => {
+                flush_delay = Some(number().and_then(|n| u64::try_from(n).map_err(|_| err("must not be negative")))?)
+            }
+            _ => return Err(err(&format!("unknown config key; known keys: {}", KNOWN_KEYS.join(", ")))),
+        }
+    }
+    if let Some(p) = flush_policy.as_deref() {
+        c.flush = match p {
+            "always" => FlushPolicy::Always,
+            "group_commit" => FlushPolicy::GroupCommit { max_delay_ms: flush_delay.unwrap_or(0) },
+            "interval" => FlushPolicy::Interval { interval_ms: flush_interval.unwrap_or(1000) },
+            _ => {
+                return Err(TopicConfigError {
+                    key: "flush.policy".into(),
+                    value: p.into(),
+                    reason: "must be always, group_commit or interval".into(),
+                })
+            }
+        };
+    }
+    c.validate().map_err(|e| TopicConfigError {
+        key: "(combined)".into(),
+        value: String::new(),
+        reason: e.to_string(),
+    })?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn kafka_keys_map_onto_log_config() {
+        let c = log_config(
+            &LogConfig::default(),
+            &map(&[
+                ("retention.ms", "-1"),
+                ("retention.bytes", "1048576"),
+                ("segment.bytes", "65536"),
+                ("max.message.bytes", "2048"),
+                ("flush.policy", "interval"),
+                ("flush.interval.ms", "250"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.retention_ms, None);
+        assert_eq!(c.retention_bytes, Some(1 << 20));
+        assert_eq!(c.segment_bytes, 65536);
+        assert_eq!(c.max_batch_bytes, 2048);
+        assert_eq!(c.flush, FlushPolicy::Interval { interval_ms: 250 });
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        for (k, v) in [
+            ("retention.ms", "abc"),
+            ("segment.bytes", "0"),
+            ("nope", "1"),
+            ("flush.policy", "sometimes"),
+            ("segment.bytes", "10"),
+        ] {
+            let e = log_config(&LogConfig::default(), &map(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(if k == "segment.bytes" && v == "10" { "segment_bytes" } else { k }), "{e}");
+        }
+    }
+}

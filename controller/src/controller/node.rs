@@ -1,0 +1,337 @@
+//! The Raft thread: owns the `RawNode`, the storage and the state machine,
+//! and runs the Ready loop in the order raft-rs requires (STACK.md).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, StateRole, Storage as _};
+use tokio::sync::{oneshot, watch};
+
+use super::transport::Transport;
+use super::ControllerStatus;
+use crate::error::ControllerError;
+use crate::metadata::{CommandOutcome, MetadataCommand, MetadataImage};
+use crate::raft_storage::RaftStorage;
+
+/// The reply to a proposal.
+pub(crate) type Reply = oneshot::Sender<Result<CommandOutcome, ControllerError>>;
+
+/// Work for the Raft thread.
+pub(crate) enum Command {
+    /// Propose a metadata command and reply once it is applied.
+    Propose { cmd: MetadataCommand, reply: Reply },
+    /// A Raft message from a peer.
+    Raft(Box<Message>),
+    /// Stop the thread.
+    Stop,
+}
+
+/// Commands handled per wake-up before the Ready is processed.
+const MAX_BATCH: usize = 4096;
+/// Ready rounds per wake-up before yielding to new commands.
+const MAX_READY_ROUNDS: usize = 16;
+/// Bytes of a proposal context: node id, incarnation, sequence number.
+const CONTEXT_LEN: usize = 24;
+
+/// Everything the Raft thread owns.
+pub(crate) struct Node {
+    pub raw: RawNode<RaftStorage>,
+    pub id: u64,
+    pub tick_interval: Duration,
+    pub snapshot_every: u64,
+    pub transport: Box<dyn Transport>,
+    pub image: Arc<MetadataImage>,
+    pub image_tx: watch::Sender<Arc<MetadataImage>>,
+    pub status_tx: watch::Sender<ControllerStatus>,
+    /// Random per start, so a context from an earlier run never matches.
+    pub incarnation: u64,
+    pub next_seq: u64,
+    pub pending: HashMap<u64, Reply>,
+    /// Results of applied proposals, sent once the new image is published so
+    /// a caller that sees its reply also sees its change in `metadata()`.
+    pub completed: Vec<(Reply, Result<CommandOutcome, ControllerError>)>,
+    /// The sequence number of our in-flight `InitCluster`, if any.
+    pub init_in_flight: Option<u64>,
+    pub was_leader: bool,
+}
+
+impl Node {
+    /// Runs until `Stop` or a fatal storage error; pending proposals then fail
+    /// with `Stopped` (their reply channels are dropped).
+    pub fn run(mut self, rx: mpsc::Receiver<Command>) {
+        let mut next_tick = Instant::now() + self.tick_interval;
+        let mut busy = self.raw.has_ready();
+        loop {
+            let wait = if busy { Duration::ZERO } else { next_tick.saturating_duration_since(Instant::now()) };
+            let first = match rx.recv_timeout(wait) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            for cmd in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_BATCH)) {
+                match cmd {
+                    Command::Propose { cmd, reply } => self.propose(cmd, reply),
+                    Command::Raft(msg) => {
+                        if let Err(e) = self.raw.step(*msg) {
+                            tracing::debug!(error = %e, "dropping raft message");
+                        }
+                    }
+                    Command::Stop => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            if Instant::now() >= next_tick {
+                self.raw.tick();
+                next_tick = Instant::now() + self.tick_interval;
+                self.pending.retain(|_, reply| !reply.is_closed());
+            }
+            match self.process_readies() {
+                Ok(more) => busy = more,
+                Err(e) => {
+                    tracing::error!(node = self.id, error = %e, "controller raft loop failed; stopping");
+                    break;
+                }
+            }
+        }
+        tracing::debug!(node = self.id, "controller raft thread stopped");
+    }
+
+    fn propose(&mut self, cmd: MetadataCommand, reply: Reply) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = reply.send(Err(ControllerError::NotLeader { leader: self.leader() }));
+            return;
+        }
+        match self.propose_raw(&cmd) {
+            Ok(seq) => {
+                self.pending.insert(seq, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn propose_raw(&mut self, cmd: &MetadataCommand) -> Result<u64, ControllerError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut ctx = Vec::with_capacity(CONTEXT_LEN);
+        ctx.extend_from_slice(&self.id.to_le_bytes());
+        ctx.extend_from_slice(&self.incarnation.to_le_bytes());
+        ctx.extend_from_slice(&seq.to_le_bytes());
+        self.raw.propose(ctx, cmd.encode())?;
+        Ok(seq)
+    }
+
+    /// The sequence number of a proposal made by this run of this node.
+    fn own_seq(&self, ctx: &[u8]) -> Option<u64> {
+        let ctx: &[u8; CONTEXT_LEN] = ctx.try_into().ok()?;
+        let word = |i: usize| {
+            u64::from_le_bytes([
+                ctx[i],
+                ctx[i + 1],
+                ctx[i + 2],
+                ctx[i + 3],
+                ctx[i + 4],
+                ctx[i + 5],
+                ctx[i + 6],
+                ctx[i + 7],
+            ])
+        };
+        (word(0) == self.id && word(8) == self.incarnation).then(|| word(16))
+    }
+
+    fn leader(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|&l| l != 0)
+    }
+
+    /// Handles Readies until none is left (or a round limit); returns true if
+    /// work remains. Then the housekeeping that follows applying.
+    fn process_readies(&mut self) -> Result<bool, ControllerError> {
+        let mut rounds = 0;
+        while self.raw.has_ready() && rounds < MAX_READY_ROUNDS {
+            self.on_ready()?;
+            rounds += 1;
+        }
+        self.after_apply()?;
+        Ok(self.raw.has_ready())
+    }
+
+    /// One Ready, in the order raft-rs requires.
+    fn on_ready(&mut self) -> Result<(), ControllerError> {
+        let mut ready = self.raw.ready();
+        // 1. A leader may send before persisting (Raft thesis 10.2.1).
+        if !ready.messages().is_empty() {
+            self.transport.send(ready.take_messages());
+        }
+        // 2. A snapshot from the leader replaces the state machine.
+        if !ready.snapshot().is_empty() {
+            self.apply_snapshot(ready.snapshot().clone())?;
+        }
+        // 3. Committed entries (already persisted locally).
+        self.apply_entries(ready.take_committed_entries())?;
+        // 4. Persist new entries and the hard state (fsync'd).
+        if !ready.entries().is_empty() {
+            self.raw.mut_store().append(ready.entries())?;
+        }
+        if let Some(hs) = ready.hs() {
+            self.raw.mut_store().set_hard_state(hs)?;
+        }
+        // 5. Only now the messages that must follow persistence (votes, acks).
+        if !ready.persisted_messages().is_empty() {
+            self.transport.send(ready.take_persisted_messages());
+        }
+        // 6. Advance, then the light ready.
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit)?;
+        }
+        if !light.messages().is_empty() {
+            self.transport.send(light.take_messages());
+        }
+        self.apply_entries(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        Ok(())
+    }
+
+    fn apply_snapshot(&mut self, snap: Snapshot) -> Result<(), ControllerError> {
+        let index = snap.get_metadata().index;
+        let mut image: MetadataImage = serde_json::from_slice(&snap.data).map_err(|e| {
+            ControllerError::corrupt(self.raw.store().dir(), format!("snapshot {index} from the leader: {e}"))
+        })?;
+        image.offset = index;
+        self.raw.mut_store().apply_snapshot(snap)?;
+        self.image = Arc::new(image);
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ControllerError> {
+        for entry in entries {
+            if entry.index <= self.image.offset {
+                continue;
+            }
+            let result = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => None, // a new leader's no-op
+                EntryType::EntryNormal => {
+                    let img = Arc::make_mut(&mut self.image);
+                    let result = MetadataCommand::decode(&entry.data).and_then(|cmd| img.apply(&cmd));
+                    if let Err(e) = &result {
+                        tracing::debug!(index = entry.index, error = %e, "metadata command rejected");
+                    }
+                    Some(result.map_err(ControllerError::from))
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    self.apply_conf_change(&entry)?;
+                    None
+                }
+            };
+            Arc::make_mut(&mut self.image).offset = entry.index;
+            if let Some(seq) = self.own_seq(&entry.context) {
+                if self.init_in_flight == Some(seq) {
+                    self.init_in_flight = None;
+                }
+                if let (Some(reply), Some(result)) = (self.pending.remove(&seq), result) {
+                    self.completed.push((reply, result));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a configuration change (none are proposed yet; the multi-voter
+    /// issue adds them). One already persisted is not applied twice on replay.
+    fn apply_conf_change(&mut self, entry: &Entry) -> Result<(), ControllerError> {
+        if entry.index <= self.raw.store().conf_index() {
+            return Ok(());
+        }
+        let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
+            ConfChange::parse_from_bytes(&entry.data)
+                .map_err(raft::Error::from)
+                .and_then(|cc| self.raw.apply_conf_change(&cc))
+        } else {
+            ConfChangeV2::parse_from_bytes(&entry.data)
+                .map_err(raft::Error::from)
+                .and_then(|cc| self.raw.apply_conf_change(&cc))
+        };
+        match cs {
+            Ok(cs) => self.raw.mut_store().set_conf_state(cs, entry.index),
+            Err(e) => {
+                tracing::warn!(index = entry.index, error = %e, "ignoring an invalid configuration change");
+                Ok(())
+            }
+        }
+    }
+
+    /// Leadership bookkeeping, cluster-id initialization, snapshots, publishing.
+    fn after_apply(&mut self) -> Result<(), ControllerError> {
+        let is_leader = self.raw.raft.state == StateRole::Leader;
+        if self.was_leader && !is_leader {
+            let leader = self.leader();
+            for (_, reply) in self.pending.drain() {
+                let _ = reply.send(Err(ControllerError::NotLeader { leader }));
+            }
+            self.init_in_flight = None;
+        }
+        self.was_leader = is_leader;
+        if is_leader && self.image.cluster_id.is_empty() && self.init_in_flight.is_none() {
+            // Only once everything before this term is applied, so an
+            // InitCluster from an earlier leader is seen first.
+            let current = self.raw.store().term(self.image.offset).ok() == Some(self.raw.raft.term);
+            if current {
+                let cluster_id = uuid::Uuid::new_v4().to_string();
+                match self.propose_raw(&MetadataCommand::InitCluster { cluster_id }) {
+                    Ok(seq) => self.init_in_flight = Some(seq),
+                    Err(e) => tracing::debug!(error = %e, "could not propose the cluster id"),
+                }
+            }
+        }
+        self.maybe_snapshot()?;
+        let published = Arc::ptr_eq(&self.image_tx.borrow(), &self.image);
+        if !published {
+            self.image_tx.send_replace(self.image.clone());
+        }
+        let status = self.status();
+        self.status_tx.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
+        for (reply, result) in self.completed.drain(..) {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), ControllerError> {
+        let applied = self.image.offset;
+        let snap_index = self.raw.store().snapshot_index();
+        let requested = self.raw.store().take_snapshot_request().is_some();
+        let due = applied >= snap_index.saturating_add(self.snapshot_every.max(1));
+        if applied > snap_index && (due || requested) {
+            let data = serde_json::to_vec(&*self.image)
+                .map_err(|e| ControllerError::corrupt(self.raw.store().dir(), format!("encoding snapshot: {e}")))?;
+            self.raw.mut_store().compact(applied, data)?;
+            tracing::debug!(node = self.id, index = applied, "took a metadata snapshot and compacted the raft log");
+        }
+        Ok(())
+    }
+
+    pub fn status(&self) -> ControllerStatus {
+        let mut voters = self.raw.store().conf_state().voters.clone();
+        voters.sort_unstable();
+        ControllerStatus {
+            node_id: self.id,
+            leader_id: self.leader(),
+            term: self.raw.raft.term,
+            commit_index: self.raw.raft.raft_log.committed,
+            applied_index: self.image.offset,
+            voters,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The cluster-metadata image: everything the controller quorum agrees on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The replicated cluster metadata as of one applied Raft index.
+///
+/// It is also the snapshot format: a snapshot's data is this struct as JSON.
+/// Maps are `BTreeMap`s so that serialization is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// The last Raft log index applied to this image (0 before anything).
+    pub offset: u64,
+    /// The cluster id, set once by the first leader; empty until then.
+    pub cluster_id: String,
+    /// Registered brokers by node id.
+    pub brokers: BTreeMap<u32, BrokerInfo>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicInfo>,
+}
+
+/// One registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    /// The broker's node id.
+    pub node_id: u32,
+    /// The address clients and replicas reach it at (`host:port`).
+    pub address: String,
+    /// Its rack, for rack-aware placement (later).
+    pub rack: Option<String>,
+    /// A fenced broker gets no new replicas and leads nothing.
+    pub fenced: bool,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// The topic's id (a UUID chosen by whoever proposed its creation).
+    pub id: String,
+    /// The topic's name.
+    pub name: String,
+    /// Topic-level configuration overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Its partitions, indexed by partition number.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// The controller's view of one partition (see REPLICATION.md, "State").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    /// The partition number.
+    pub partition: u32,
+    /// Assigned replicas, in preference order (the first is the preferred leader).
+    pub replicas: Vec<u32>,
+    /// The in-sync replica set.
+    pub isr: Vec<u32>,
+    /// The current leader, if any.
+    pub leader: Option<u32>,
+    /// Bumped on every leader change.
+    pub leader_epoch: u32,
+    /// Bumped on every change of leader or ISR.
+    pub partition_epoch: u32,
+}
+
+impl MetadataImage {
+    /// Node ids of the registered brokers that are not fenced, in ascending order.
+    pub fn unfenced_brokers(&self) -> Vec<u32> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.node_id).collect()
+    }
+
+    /// The topic with this id, if any.
+    pub fn topic_by_id(&self, id: &str) -> Option<&TopicInfo> {
+        self.topics.values().find(|t| t.id == id)
+    }
+}

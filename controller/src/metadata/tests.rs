@@ -1,0 +1,185 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn register(node_id: u32) -> MetadataCommand {
+    MetadataCommand::RegisterBroker { node_id, address: format!("127.0.0.1:{}", 9700 + node_id), rack: None }
+}
+
+fn create(name: &str, id: &str, partitions: u32, rf: u32) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: id.into(),
+        partitions,
+        replication_factor: rf,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn image_with_brokers(n: u32) -> MetadataImage {
+    let mut img = MetadataImage::default();
+    for id in 1..=n {
+        img.apply(&register(id)).unwrap();
+    }
+    img
+}
+
+/// Applies a command that must be rejected and checks nothing changed.
+fn assert_rejected(img: &mut MetadataImage, cmd: MetadataCommand) -> MetadataError {
+    let before = img.clone();
+    let err = img.apply(&cmd).expect_err("command should be rejected");
+    assert_eq!(*img, before, "a rejected command changed the image");
+    err
+}
+
+#[test]
+fn register_then_update_broker() {
+    let mut img = MetadataImage::default();
+    assert_eq!(img.apply(&register(1)).unwrap(), CommandOutcome::BrokerRegistered { node_id: 1, new: true });
+    img.brokers.get_mut(&1).unwrap().fenced = true;
+    let cmd = MetadataCommand::RegisterBroker { node_id: 1, address: "h:1".into(), rack: Some("r1".into()) };
+    assert_eq!(img.apply(&cmd).unwrap(), CommandOutcome::BrokerRegistered { node_id: 1, new: false });
+    let b = &img.brokers[&1];
+    assert_eq!((b.address.as_str(), b.rack.as_deref(), b.fenced), ("h:1", Some("r1"), false));
+}
+
+#[test]
+fn create_topic_places_partitions() {
+    let mut img = image_with_brokers(3);
+    let mut configs = BTreeMap::new();
+    configs.insert("retention.ms".to_string(), "1000".to_string());
+    let cmd = MetadataCommand::CreateTopic {
+        name: "orders".into(),
+        topic_id: "id-1".into(),
+        partitions: 4,
+        replication_factor: 2,
+        configs: configs.clone(),
+    };
+    let CommandOutcome::TopicCreated { topic } = img.apply(&cmd).unwrap() else { panic!("wrong outcome") };
+    assert_eq!(img.topics["orders"], topic);
+    assert_eq!(topic.id, "id-1");
+    assert_eq!(topic.configs, configs);
+    assert_eq!(topic.partitions.len(), 4);
+    for (i, p) in topic.partitions.iter().enumerate() {
+        assert_eq!(p.partition, i as u32);
+        assert_eq!(p.replicas.len(), 2);
+        assert_eq!(p.isr, p.replicas);
+        assert_eq!(p.leader, Some(p.replicas[0]));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+        let mut dedup = p.replicas.clone();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 2, "replicas must be distinct: {:?}", p.replicas);
+    }
+    assert_eq!(img.topic_by_id("id-1").map(|t| t.name.as_str()), Some("orders"));
+}
+
+#[test]
+fn delete_topic() {
+    let mut img = image_with_brokers(1);
+    img.apply(&create("a", "id-a", 1, 1)).unwrap();
+    let out = img.apply(&MetadataCommand::DeleteTopic { name: "a".into() }).unwrap();
+    assert_eq!(out, CommandOutcome::TopicDeleted { name: "a".into(), topic_id: "id-a".into() });
+    assert!(img.topics.is_empty());
+    // The name can be reused with a new id.
+    img.apply(&create("a", "id-a2", 1, 1)).unwrap();
+}
+
+#[test]
+fn every_rejection_changes_nothing() {
+    let mut img = image_with_brokers(2);
+    img.apply(&MetadataCommand::InitCluster { cluster_id: "c1".into() }).unwrap();
+    img.apply(&create("t", "id-t", 2, 2)).unwrap();
+
+    let e = assert_rejected(&mut img, create("t", "id-other", 1, 1));
+    assert_eq!(e, MetadataError::TopicAlreadyExists { name: "t".into() });
+    let e = assert_rejected(&mut img, create("", "id-x", 1, 1));
+    assert!(matches!(e, MetadataError::InvalidTopicName { .. }));
+    let e = assert_rejected(&mut img, create("u", "", 1, 1));
+    assert!(matches!(e, MetadataError::InvalidTopicId { .. }));
+    let e = assert_rejected(&mut img, create("u", "id-t", 1, 1));
+    assert!(matches!(e, MetadataError::InvalidTopicId { .. }));
+    let e = assert_rejected(&mut img, create("u", "id-u", 0, 1));
+    assert_eq!(e, MetadataError::InvalidPartitions { requested: 0, max: MAX_PARTITIONS });
+    let e = assert_rejected(&mut img, create("u", "id-u", MAX_PARTITIONS + 1, 1));
+    assert!(matches!(e, MetadataError::InvalidPartitions { .. }));
+    let e = assert_rejected(&mut img, create("u", "id-u", 1, 0));
+    assert_eq!(e, MetadataError::InvalidReplicationFactor { requested: 0, available: 2 });
+    let e = assert_rejected(&mut img, create("u", "id-u", 1, 3));
+    assert_eq!(e, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
+    let e = assert_rejected(&mut img, MetadataCommand::DeleteTopic { name: "nope".into() });
+    assert_eq!(e, MetadataError::UnknownTopic { name: "nope".into() });
+    let e = assert_rejected(&mut img, MetadataCommand::RegisterBroker { node_id: 9, address: " ".into(), rack: None });
+    assert!(matches!(e, MetadataError::InvalidBrokerAddress { node_id: 9, .. }));
+    let e = assert_rejected(&mut img, MetadataCommand::InitCluster { cluster_id: "c2".into() });
+    assert_eq!(e, MetadataError::ClusterAlreadyInitialized { existing: "c1".into() });
+
+    let mut fresh = MetadataImage::default();
+    let e = assert_rejected(&mut fresh, MetadataCommand::InitCluster { cluster_id: String::new() });
+    assert_eq!(e, MetadataError::InvalidClusterId);
+    let e = assert_rejected(&mut fresh, create("t", "id", 1, 1));
+    assert_eq!(e, MetadataError::InvalidReplicationFactor { requested: 1, available: 0 });
+}
+
+#[test]
+fn fenced_brokers_are_not_counted_or_used() {
+    let mut img = image_with_brokers(3);
+    img.brokers.get_mut(&2).unwrap().fenced = true;
+    let e = assert_rejected(&mut img, create("t", "id", 1, 3));
+    assert_eq!(e, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
+    img.apply(&create("t", "id", 6, 2)).unwrap();
+    assert!(img.topics["t"].partitions.iter().all(|p| !p.replicas.contains(&2)));
+}
+
+#[test]
+fn same_commands_give_identical_images() {
+    let mut cmds = vec![MetadataCommand::InitCluster { cluster_id: "cid".into() }];
+    cmds.extend((1..=5).map(register));
+    for i in 0..40u32 {
+        cmds.push(create(&format!("topic-{i}"), &format!("id-{i}"), 1 + i % 7, 1 + i % 3));
+        if i % 5 == 0 {
+            cmds.push(MetadataCommand::DeleteTopic { name: format!("topic-{}", i / 2) });
+        }
+        // Some rejected ones in the mix.
+        cmds.push(create(&format!("topic-{i}"), "dup", 1, 1));
+    }
+    let run = || {
+        let mut img = MetadataImage::default();
+        let outcomes: Vec<_> = cmds.iter().map(|c| img.apply(c).map(|_| ()).map_err(|e| e.to_string())).collect();
+        (serde_json::to_string(&img).unwrap(), outcomes)
+    };
+    let (a, oa) = run();
+    let (b, ob) = run();
+    assert_eq!(a, b);
+    assert_eq!(oa, ob);
+    // The JSON round-trips to the same image (it is the snapshot format).
+    let img: MetadataImage = serde_json::from_str(&a).unwrap();
+    assert_eq!(serde_json::to_string(&img).unwrap(), a);
+}
+
+#[test]
+fn placement_spreads_leaders() {
+    let mut img = image_with_brokers(4);
+    img.apply(&create("t", "id", 8, 3)).unwrap();
+    let mut leaders = BTreeMap::new();
+    for p in &img.topics["t"].partitions {
+        *leaders.entry(p.leader.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(leaders.len(), 4, "every broker leads something: {leaders:?}");
+    assert!(leaders.values().all(|&n| n == 2), "{leaders:?}");
+}
+
+#[test]
+fn place_replicas_edges() {
+    assert!(place_replicas(&[], 0, 1).is_empty());
+    assert_eq!(place_replicas(&[5], 7, 1), vec![5]);
+    assert_eq!(place_replicas(&[1, 2, 3], 1, 3), vec![2, 3, 1]);
+    assert_eq!(place_replicas(&[1, 2, 3], 5, 2), vec![3, 1]);
+    assert_eq!(place_replicas(&[1, 2], 0, 5), vec![1, 2]);
+}
+
+#[test]
+fn command_json_roundtrip_and_garbage() {
+    let cmd = create("t", "id", 3, 1);
+    assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
+    assert!(matches!(MetadataCommand::decode(b"\xff{"), Err(MetadataError::UndecodableCommand { .. })));
+}
