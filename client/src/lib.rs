@@ -6,5 +6,48 @@
 //! It must never depend on broker or storage internals, and never report a
 //! record as sent before the broker acknowledged it at the requested acks.
 //!
-//! Status: lands with the single-node issue; this crate currently holds no
-//! code.
+//! Status: the library is here: [`Admin`] (topics, cluster), [`Producer`]
+//! (key/sticky partitioning, per-partition batching with linger and batch
+//! size, requests grouped per leader broker, bounded in-flight requests,
+//! backpressure, retries with metadata refresh, per-partition ordering) and
+//! [`Consumer`] (assign, seek by offset/beginning/end/timestamp, long-poll
+//! fetches per leader, `poll` and `stream`). The `strata` CLI comes next;
+//! consumer groups are not implemented.
+//!
+//! ```no_run
+//! use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
+//!
+//! # async fn run() -> Result<(), strata_client::ClientError> {
+//! let admin = Admin::connect(["127.0.0.1:9700"]).await?;
+//! admin.create_topic("events", 3, 1, &[]).await?;
+//!
+//! let producer = Producer::connect(ProducerConfig::new(["127.0.0.1:9700"])).await?;
+//! let meta = producer.send(ProducerRecord::new("events", "hello").with_key("k")).await?.await?;
+//! producer.close().await;
+//!
+//! let mut consumer = Consumer::connect(ConsumerConfig::new(["127.0.0.1:9700"])).await?;
+//! consumer.assign(vec![("events".into(), meta.partition)]);
+//! consumer.seek("events", meta.partition, SeekTo::Beginning).await?;
+//! let records = consumer.poll().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+mod connection;
+mod consumer;
+mod error;
+mod metadata;
+mod murmur2;
+mod producer;
+
+pub use admin::{
+    Admin, BrokerDescription, ClusterDescription, PartitionDescription, TopicDescription, TopicSummary,
+    VoterDescription,
+};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use error::ClientError;
+pub use murmur2::{murmur2, partition_for_key};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+/// The API's machine-readable error codes (`ClientError::Server::code`).
+pub use strata_protocol::v1::ErrorCode;

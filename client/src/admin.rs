@@ -1,0 +1,392 @@
+//! Topic and cluster administration: create, delete, list and describe
+//! topics; describe brokers and controller voters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_protocol::v1::{
+    self, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeTopicsRequest, ErrorCode,
+    ListTopicsRequest, TopicSpec,
+};
+
+use crate::connection::{call, parse_bootstrap};
+use crate::error::ClientError;
+use crate::metadata::Cluster;
+
+/// How long an admin request may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tries of a request answered NOT_CONTROLLER (the controller moved).
+const NOT_CONTROLLER_TRIES: u32 = 3;
+const NOT_CONTROLLER_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Administrative client. Requests go to any reachable broker, which
+/// forwards what needs the controller.
+///
+/// # Example
+///
+/// ```no_run
+/// use strata_client::Admin;
+///
+/// # async fn run() -> Result<(), strata_client::ClientError> {
+/// let admin = Admin::connect(["127.0.0.1:9700"]).await?;
+/// admin.create_topic("events", 3, 1, &[("retention.ms".into(), "86400000".into())]).await?;
+/// for t in admin.list_topics().await? {
+///     println!("{} partitions={} rf={}", t.name, t.partitions, t.replication_factor);
+/// }
+/// let cluster = admin.describe_cluster().await?;
+/// println!("cluster {} with {} brokers", cluster.cluster_id, cluster.brokers.len());
+/// admin.delete_topic("events").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+/// One topic as `list_topics` returns it.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(admin: strata_client::Admin) -> Result<(), strata_client::ClientError> {
+/// let names: Vec<String> = admin.list_topics().await?.into_iter().map(|t| t.name).collect();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Topic name.
+    pub name: String,
+    /// Cluster-assigned topic id.
+    pub topic_id: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Replicas per partition.
+    pub replication_factor: u32,
+}
+
+/// A topic's partitions and configs, as `describe_topics` returns them.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(admin: strata_client::Admin) -> Result<(), strata_client::ClientError> {
+/// for topic in admin.describe_topics(&["events".to_string()]).await? {
+///     for p in &topic.partitions {
+///         println!("{}-{} leader={:?} isr={:?} hw={}", topic.name, p.partition, p.leader, p.isr, p.high_watermark);
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Cluster-assigned topic id.
+    pub topic_id: String,
+    /// Partitions in partition order.
+    pub partitions: Vec<PartitionDescription>,
+    /// Topic configs (Kafka names: `retention.ms`, ...).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition of a [`TopicDescription`].
+///
+/// # Example
+///
+/// ```no_run
+/// # fn show(p: &strata_client::PartitionDescription) {
+/// let under_replicated = p.isr.len() < p.replicas.len();
+/// println!("partition {} leader {:?} under-replicated: {under_replicated}", p.partition, p.leader);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: u32,
+    /// Leader broker id; `None` when the partition has no leader.
+    pub leader: Option<u32>,
+    /// Epoch of the current leader.
+    pub leader_epoch: u32,
+    /// Replica broker ids.
+    pub replicas: Vec<u32>,
+    /// In-sync replica broker ids.
+    pub isr: Vec<u32>,
+    /// First offset still in the log.
+    pub log_start_offset: u64,
+    /// Offset the next record will get.
+    pub log_end_offset: u64,
+    /// Offset up to which consumers can read.
+    pub high_watermark: u64,
+}
+
+/// The cluster as `describe_cluster` returns it.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(admin: strata_client::Admin) -> Result<(), strata_client::ClientError> {
+/// let c = admin.describe_cluster().await?;
+/// let healthy = c.controller_id.is_some() && c.brokers.iter().all(|b| b.state == "unfenced");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Node id of the active controller; `None` when none is elected.
+    pub controller_id: Option<u32>,
+    /// Brokers.
+    pub brokers: Vec<BrokerDescription>,
+    /// Controller quorum voters.
+    pub voters: Vec<VoterDescription>,
+    /// Offset of the metadata log the answering broker has applied.
+    pub metadata_offset: u64,
+}
+
+/// One broker of a [`ClusterDescription`].
+///
+/// # Example
+///
+/// ```no_run
+/// # fn show(b: &strata_client::BrokerDescription) {
+/// println!("{} at {} rack={} {}", b.node_id, b.address, b.rack.as_deref().unwrap_or("-"), b.state);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerDescription {
+    /// Node id.
+    pub node_id: u32,
+    /// `host:port` clients connect to.
+    pub address: String,
+    /// Rack, if the broker has one.
+    pub rack: Option<String>,
+    /// `"unfenced"` (serving) or `"fenced"`.
+    pub state: String,
+}
+
+/// One controller voter of a [`ClusterDescription`].
+///
+/// # Example
+///
+/// ```no_run
+/// # fn show(v: &strata_client::VoterDescription) {
+/// println!("voter {} at {} leader={} lag={}", v.node_id, v.address, v.is_leader, v.lag);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterDescription {
+    /// Node id.
+    pub node_id: u32,
+    /// Raft address.
+    pub address: String,
+    /// Whether it is the Raft leader (the active controller).
+    pub is_leader: bool,
+    /// Raft log entries behind the leader.
+    pub lag: u64,
+}
+
+impl Admin {
+    /// Connects through the first reachable `host:port` of `bootstrap` (each
+    /// entry may also be a comma-separated list).
+    pub async fn connect<I, S>(bootstrap: I) -> Result<Admin, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let cluster = Cluster::connect(parse_bootstrap(bootstrap)?, ADMIN_TIMEOUT).await?;
+        Ok(Admin { cluster })
+    }
+
+    /// Creates a topic. `partitions` and `replication_factor` 0 mean the
+    /// broker defaults; `configs` are topic configs (`retention.ms`, ...).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: &[(String, String)],
+    ) -> Result<(), ClientError> {
+        let spec = TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            configs: configs.iter().cloned().collect(),
+        };
+        let request = CreateTopicsRequest { topics: vec![spec], validate_only: false };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("CreateTopics", ADMIN_TIMEOUT, c.create_topics(request)).await }
+                })
+                .await?;
+            topic_result(name, response.results)
+        })
+        .await
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        let request = DeleteTopicsRequest { names: vec![name.to_owned()] };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("DeleteTopics", ADMIN_TIMEOUT, c.delete_topics(request)).await }
+                })
+                .await?;
+            topic_result(name, response.results)
+        })
+        .await
+    }
+
+    /// All topics, sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
+        let response = self
+            .with_retry(
+                |mut c| async move { call("ListTopics", ADMIN_TIMEOUT, c.list_topics(ListTopicsRequest {})).await },
+            )
+            .await?;
+        let mut topics: Vec<TopicSummary> = response
+            .topics
+            .into_iter()
+            .map(|t| TopicSummary {
+                name: t.name,
+                topic_id: t.topic_id,
+                partitions: t.partitions,
+                replication_factor: t.replication_factor,
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Describes the named topics (every topic when `names` is empty), in
+    /// the order the broker returns them. A topic the broker reports an
+    /// error for (unknown topic...) fails the call with that error.
+    pub async fn describe_topics(&self, names: &[String]) -> Result<Vec<TopicDescription>, ClientError> {
+        let request = DescribeTopicsRequest { names: names.to_vec() };
+        let response = self
+            .with_retry(|mut c| {
+                let request = request.clone();
+                async move { call("DescribeTopics", ADMIN_TIMEOUT, c.describe_topics(request)).await }
+            })
+            .await?;
+        response.topics.into_iter().map(describe_topic).collect()
+    }
+
+    /// Brokers, controller and voters.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
+        let c = self
+            .with_retry(|mut c| async move {
+                call("DescribeCluster", ADMIN_TIMEOUT, c.describe_cluster(DescribeClusterRequest {})).await
+            })
+            .await?;
+        Ok(ClusterDescription {
+            cluster_id: c.cluster_id,
+            controller_id: u32::try_from(c.controller_id).ok(),
+            brokers: c
+                .brokers
+                .into_iter()
+                .map(|b| BrokerDescription {
+                    node_id: b.node_id,
+                    address: b.address,
+                    rack: Some(b.rack).filter(|r| !r.is_empty()),
+                    state: b.state,
+                })
+                .collect(),
+            voters: c
+                .voters
+                .into_iter()
+                .map(|v| VoterDescription {
+                    node_id: v.node_id,
+                    address: v.address,
+                    is_leader: v.is_leader,
+                    lag: v.lag,
+                })
+                .collect(),
+            metadata_offset: c.metadata_offset,
+        })
+    }
+
+    /// Runs `f` again (a few times, with a pause) while it fails with
+    /// NOT_CONTROLLER: the controller moved and the broker will learn the new
+    /// one shortly.
+    async fn until_controller_answers<F, Fut>(&self, f: F) -> Result<(), ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), ClientError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(e) if e.code() == Some(ErrorCode::NotController) && attempt < NOT_CONTROLLER_TRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(NOT_CONTROLLER_BACKOFF).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` against a reachable broker; tries another broker after a
+    /// lost connection, and again after NOT_CONTROLLER answers.
+    async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
+    where
+        F: Fn(crate::connection::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.cluster.any_client().await {
+                Ok(client) => f(client).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(ClientError::Transport(s)) if s.code() == tonic::Code::Unavailable && attempt < 2 => {
+                    let _ = self.cluster.refresh().await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Maps the result for `name` to `Ok` or its error, retrying nothing.
+fn topic_result(name: &str, results: Vec<v1::TopicResult>) -> Result<(), ClientError> {
+    match results.into_iter().find(|r| r.name == name) {
+        Some(r) => match ClientError::from_api(r.error.as_ref()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        },
+        None => Err(ClientError::InvalidResponse(format!("no result for topic '{name}'"))),
+    }
+}
+
+fn describe_topic(t: v1::TopicDescription) -> Result<TopicDescription, ClientError> {
+    if let Some(e) = ClientError::from_api(t.error.as_ref()) {
+        return Err(e);
+    }
+    let mut partitions: Vec<PartitionDescription> = t
+        .partitions
+        .into_iter()
+        .map(|p| PartitionDescription {
+            partition: p.partition,
+            leader: u32::try_from(p.leader).ok(),
+            leader_epoch: p.leader_epoch,
+            replicas: p.replicas,
+            isr: p.isr,
+            log_start_offset: p.log_start_offset,
+            log_end_offset: p.log_end_offset,
+            high_watermark: p.high_watermark,
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    Ok(TopicDescription { name: t.name, topic_id: t.topic_id, partitions, configs: t.configs.into_iter().collect() })
+}

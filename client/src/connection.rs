@@ -1,0 +1,113 @@
+//! One tonic `Channel` per broker address, opened on first use and shared
+//! by every request to that broker (HTTP/2 multiplexes them).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strata_protocol::v1::strata_client::StrataClient;
+use tokio::sync::OnceCell;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ClientError;
+
+/// Largest gRPC message the client encodes or decodes: above any produce
+/// request (`max_request_bytes`) or fetch response (`max_bytes`) it allows.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// HTTP/2 flow-control windows: large enough that one stream can carry a
+/// multi-MiB fetch response without waiting for window updates.
+const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// How long opening a TCP + HTTP/2 connection may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The generated gRPC client over a shared channel.
+pub(crate) type Client = StrataClient<Channel>;
+
+/// Channels by `host:port`.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    channels: Mutex<HashMap<String, Arc<OnceCell<Channel>>>>,
+}
+
+impl Connections {
+    /// A client for `address`, connecting if no channel is open yet. A failed
+    /// connect is not cached: the next call dials again.
+    pub(crate) async fn client(&self, address: &str) -> Result<Client, ClientError> {
+        let cell = {
+            let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            channels.entry(address.to_owned()).or_default().clone()
+        };
+        let channel = cell.get_or_try_init(|| connect(address)).await?;
+        Ok(StrataClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+async fn connect(address: &str) -> Result<Channel, ClientError> {
+    let uri = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| ClientError::InvalidArgument(format!("bad broker address '{address}': {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    tracing::debug!(address, "connecting to broker");
+    endpoint.connect().await.map_err(|e| ClientError::Connect { address: address.to_owned(), source: Arc::new(e) })
+}
+
+/// Runs one gRPC call with a deadline, mapping the status and the timeout to
+/// [`ClientError`]s. `what` names the request in a timeout message.
+pub(crate) async fn call<T, F>(what: &str, timeout: Duration, fut: F) -> Result<T, ClientError>
+where
+    F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(ClientError::Transport(status)),
+        Err(_) => Err(ClientError::Timeout(format!("no answer to {what} within {} ms", timeout.as_millis()))),
+    }
+}
+
+/// Splits bootstrap entries into addresses: each entry may itself be a
+/// comma-separated list (`"a:9700,b:9700"`); blanks are dropped.
+pub(crate) fn parse_bootstrap<I, S>(bootstrap: I) -> Result<Vec<String>, ClientError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for entry in bootstrap {
+        for addr in entry.as_ref().split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let addr = addr.strip_prefix("http://").unwrap_or(addr).trim_end_matches('/');
+            if !addr.contains(':') {
+                return Err(ClientError::InvalidArgument(format!("bootstrap address '{addr}' is not host:port")));
+            }
+            if !out.iter().any(|a| a == addr) {
+                out.push(addr.to_owned());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ClientError::InvalidArgument("no bootstrap address given".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_lists_split_and_dedup() {
+        let got = parse_bootstrap(["a:1, b:2", "http://a:1/", "c:3"]).unwrap();
+        assert_eq!(got, vec!["a:1", "b:2", "c:3"]);
+        assert!(parse_bootstrap([" , "]).is_err());
+        assert!(parse_bootstrap(["localhost"]).is_err());
+    }
+}

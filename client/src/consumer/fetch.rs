@@ -1,0 +1,199 @@
+//! One round of fetching: a `Fetch` per leader broker (concurrently) for the
+//! assigned partitions, then decoding of the returned batches into records
+//! from each partition's position on.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use strata_protocol::batch::{split_batches, BatchError};
+use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchedPartition};
+
+use super::{ConsumerConfig, ConsumerRecord};
+use crate::connection::call;
+use crate::error::ClientError;
+use crate::metadata::Cluster;
+
+/// What one fetch round produced.
+#[derive(Debug, Default)]
+pub(crate) struct Round {
+    /// Records at or after each partition's position, in partition then
+    /// offset order.
+    pub records: Vec<ConsumerRecord>,
+    /// High watermarks reported, by partition.
+    pub high_watermarks: Vec<((String, u32), u64)>,
+    /// A retriable failure (lost connection, leader moved) hit some
+    /// partition: metadata should be refreshed before the next round.
+    pub retriable: Option<ClientError>,
+}
+
+/// Fetches every partition of `positions` (`(topic, partition)` → next
+/// offset) from its leader. A non-retriable error (OFFSET_OUT_OF_RANGE, a
+/// corrupt batch...) fails the whole round, so no position moves.
+pub(crate) async fn fetch_round(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    positions: &[((String, u32), u64)],
+) -> Result<Round, ClientError> {
+    let mut round = Round::default();
+    let mut by_leader: HashMap<u32, Vec<FetchPartition>> = HashMap::new();
+    let partition_max = clamp_u32(config.max_partition_bytes);
+    for ((topic, partition), offset) in positions {
+        match cluster.leader(topic, *partition) {
+            Some(leader) => by_leader.entry(leader).or_default().push(FetchPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                fetch_offset: *offset,
+                partition_max_bytes: partition_max,
+            }),
+            None => round.retriable = Some(super::no_leader(topic, *partition)),
+        }
+    }
+    let timeout = config.max_wait + config.request_timeout;
+    let requests = by_leader.into_iter().map(|(leader, partitions)| async move {
+        let request = FetchRequest {
+            max_wait_ms: clamp_u32(config.max_wait.as_millis()),
+            min_bytes: clamp_u32(config.min_bytes),
+            max_bytes: clamp_u32(config.max_bytes),
+            partitions,
+        };
+        let mut client = cluster.broker_client(leader).await?;
+        call(&format!("Fetch from broker {leader}"), timeout, client.fetch(request)).await
+    });
+    let responses = futures::future::join_all(requests).await;
+    let position_of: HashMap<(&str, u32), u64> = positions.iter().map(|((t, p), o)| ((t.as_str(), *p), *o)).collect();
+    for response in responses {
+        let response = match response {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
+                round.retriable = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for fetched in response.partitions {
+            let Some(&position) = position_of.get(&(fetched.topic.as_str(), fetched.partition)) else {
+                continue;
+            };
+            if let Some(err) = ClientError::from_api(fetched.error.as_ref()) {
+                if err.code() == Some(ErrorCode::OffsetOutOfRange) {
+                    return Err(out_of_range(&fetched, position));
+                }
+                if err.is_retriable() {
+                    round.retriable = Some(err);
+                    continue;
+                }
+                return Err(err);
+            }
+            round.high_watermarks.push(((fetched.topic.clone(), fetched.partition), fetched.high_watermark));
+            decode(&fetched.topic, fetched.partition, fetched.records, position, &mut round.records)?;
+        }
+    }
+    Ok(round)
+}
+
+/// OFFSET_OUT_OF_RANGE with the valid range the broker reported.
+fn out_of_range(f: &FetchedPartition, position: u64) -> ClientError {
+    let detail = f.error.as_ref().map(|e| e.message.trim()).filter(|m| !m.is_empty());
+    let mut message = format!(
+        "fetch offset {position} is out of range for partition {}-{}: valid offsets are {} to {}",
+        f.topic, f.partition, f.log_start_offset, f.log_end_offset
+    );
+    if let Some(detail) = detail {
+        message.push_str(&format!(" ({detail})"));
+    }
+    ClientError::server(ErrorCode::OffsetOutOfRange, message)
+}
+
+/// Appends the records of `bytes` (whole batches back to back) whose offset
+/// is at least `position`: a fetch starts at the batch holding the position,
+/// so the first batch may begin below it.
+pub(crate) fn decode(
+    topic: &str,
+    partition: u32,
+    bytes: Bytes,
+    position: u64,
+    out: &mut Vec<ConsumerRecord>,
+) -> Result<(), ClientError> {
+    let corrupt = |e: &BatchError, at: u64| {
+        ClientError::InvalidResponse(format!(
+            "corrupt record batch for partition {topic}-{partition} at offset {at}: {e}"
+        ))
+    };
+    let mut next = position;
+    let mut decoded_any = false;
+    for batch in split_batches(bytes, usize::MAX) {
+        let batch = match batch {
+            Ok(b) => b,
+            // A partial batch after whole ones (the broker cut at max_bytes):
+            // the next fetch starts there.
+            Err(BatchError::Truncated { .. }) if decoded_any => break,
+            Err(e) => return Err(corrupt(&e, next)),
+        };
+        decoded_any = true;
+        if batch.header().next_offset() <= position {
+            continue;
+        }
+        for record in batch.records() {
+            let record = record.map_err(|e| corrupt(&e, batch.header().base_offset))?;
+            if record.offset < position {
+                continue;
+            }
+            next = record.offset + 1;
+            out.push(ConsumerRecord {
+                topic: topic.to_owned(),
+                partition,
+                offset: record.offset,
+                timestamp: record.timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn clamp_u32(n: impl TryInto<u32>) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use strata_protocol::batch::{set_base_offset, BatchBuilder};
+
+    use super::*;
+
+    fn batch(base: u64, values: &[&str]) -> Bytes {
+        let mut b = BatchBuilder::new();
+        for v in values {
+            b.append(1000, Some(b"k"), Some(v.as_bytes()), &[("h", Some(b"v"))]).unwrap();
+        }
+        let mut bytes = BytesMut::from(&b.build().unwrap()[..]);
+        set_base_offset(&mut bytes, base).unwrap();
+        bytes.freeze()
+    }
+
+    #[test]
+    fn skips_records_below_position_and_ignores_a_cut_tail() {
+        let mut all = BytesMut::new();
+        all.extend_from_slice(&batch(10, &["a", "b", "c"]));
+        all.extend_from_slice(&batch(13, &["d", "e"]));
+        let third = batch(15, &["f"]);
+        all.extend_from_slice(&third[..third.len() - 3]);
+        let mut out = Vec::new();
+        decode("t", 0, all.freeze(), 11, &mut out).unwrap();
+        let got: Vec<(u64, &[u8])> = out.iter().map(|r| (r.offset, r.value.as_deref().unwrap())).collect();
+        assert_eq!(got, vec![(11, &b"b"[..]), (12, b"c"), (13, b"d"), (14, b"e")]);
+        assert_eq!(out[0].headers, vec![("h".to_string(), Some(Bytes::from_static(b"v")))]);
+    }
+
+    #[test]
+    fn a_corrupt_batch_is_an_error() {
+        let mut bytes = BytesMut::from(&batch(0, &["a"])[..]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let err = decode("t", 3, bytes.freeze(), 0, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("corrupt record batch for partition t-3"), "{err}");
+    }
+}

@@ -1,0 +1,364 @@
+//! The consumer: reads assigned partitions from their leaders, from
+//! positions the caller sets with `seek`.
+//!
+//! There are no consumer groups here yet: the caller assigns partitions and
+//! owns positions. An out-of-range position is reported
+//! (OFFSET_OUT_OF_RANGE), never silently reset.
+
+mod fetch;
+mod offsets;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use strata_protocol::v1::ErrorCode;
+
+use crate::connection::{parse_bootstrap, MAX_MESSAGE_BYTES};
+use crate::error::ClientError;
+use crate::metadata::Cluster;
+
+/// Rounds one `poll` tries while every fetch fails retriably (leader moved,
+/// broker unreachable) before it reports the error.
+const POLL_ATTEMPTS: u32 = 3;
+/// Pause between such rounds.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Tries to learn a topic's metadata before reporting it unknown.
+const METADATA_ATTEMPTS: u32 = 3;
+
+/// Where to move a partition's position.
+///
+/// # Example
+///
+/// ```no_run
+/// use strata_client::SeekTo;
+///
+/// # async fn run(mut consumer: strata_client::Consumer) -> Result<(), strata_client::ClientError> {
+/// consumer.seek("events", 0, SeekTo::Beginning).await?;
+/// consumer.seek("events", 1, SeekTo::Timestamp(1_700_000_000_000)).await?;
+/// consumer.seek("events", 2, SeekTo::Offset(42)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The first offset still in the log.
+    Beginning,
+    /// The end: only records produced from now on.
+    End,
+    /// This offset.
+    Offset(u64),
+    /// The first record whose timestamp (ms since the Unix epoch) is at or
+    /// after this; the end if there is none.
+    Timestamp(i64),
+}
+
+/// Consumer settings; `ConsumerConfig::new(bootstrap)` fills in the
+/// defaults.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use strata_client::ConsumerConfig;
+///
+/// let config = ConsumerConfig { max_wait: Duration::from_millis(100), ..ConsumerConfig::new(["127.0.0.1:9700"]) };
+/// assert_eq!(config.min_bytes, 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `host:port` addresses to reach the cluster (entries may be
+    /// comma-separated lists).
+    pub bootstrap: Vec<String>,
+    /// Longest a fetch waits on the broker for `min_bytes` (500 ms).
+    pub max_wait: Duration,
+    /// Bytes a fetch waits for before returning (1: any data).
+    pub min_bytes: usize,
+    /// Upper bound of record bytes per fetch response (50 MiB; one batch
+    /// larger than this is still returned).
+    pub max_bytes: usize,
+    /// Upper bound of record bytes per partition per fetch (8 MiB).
+    pub max_partition_bytes: usize,
+    /// How long a request may take beyond `max_wait` (30 s).
+    pub request_timeout: Duration,
+    /// Where a partition assigned without a `seek` starts (the beginning).
+    pub initial_position: SeekTo,
+}
+
+impl ConsumerConfig {
+    /// The defaults, with the given bootstrap addresses.
+    pub fn new<I, S>(bootstrap: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ConsumerConfig {
+            bootstrap: bootstrap.into_iter().map(Into::into).collect(),
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 50 * 1024 * 1024,
+            max_partition_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            initial_position: SeekTo::Beginning,
+        }
+    }
+}
+
+impl Default for ConsumerConfig {
+    /// The defaults, bootstrapping from `127.0.0.1:9700`.
+    fn default() -> Self {
+        ConsumerConfig::new(["127.0.0.1:9700"])
+    }
+}
+
+/// A record read from a partition.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(mut consumer: strata_client::Consumer) -> Result<(), strata_client::ClientError> {
+/// for r in consumer.poll().await? {
+///     let value = r.value.as_deref().map(String::from_utf8_lossy);
+///     println!("{}-{}@{} {:?} headers={}", r.topic, r.partition, r.offset, value, r.headers.len());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset.
+    pub offset: u64,
+    /// Timestamp in ms since the Unix epoch.
+    pub timestamp: i64,
+    /// Key, `None` for a null key.
+    pub key: Option<Bytes>,
+    /// Value, `None` for a null value.
+    pub value: Option<Bytes>,
+    /// Headers in the order the producer added them.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Reads records from assigned partitions.
+///
+/// # Example
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use strata_client::{Consumer, ConsumerConfig, SeekTo};
+///
+/// # async fn run() -> Result<(), strata_client::ClientError> {
+/// let mut consumer = Consumer::connect(ConsumerConfig::new(["127.0.0.1:9700"])).await?;
+/// consumer.assign(vec![("events".to_string(), 0), ("events".to_string(), 1)]);
+/// consumer.seek("events", 0, SeekTo::Offset(100)).await?;
+/// for record in consumer.poll().await? {
+///     println!("{}-{}@{}", record.topic, record.partition, record.offset);
+/// }
+/// let mut stream = Box::pin(consumer.stream());
+/// while let Some(record) = stream.next().await {
+///     let record = record?;
+///     println!("{:?}", record.value);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    config: ConsumerConfig,
+    cluster: Arc<Cluster>,
+    assignment: Vec<(String, u32)>,
+    /// Next offset to hand out, per assigned partition with a known one.
+    positions: HashMap<(String, u32), u64>,
+    high_watermarks: HashMap<(String, u32), u64>,
+    /// Fetched records not yet handed out (only `stream` leaves some).
+    buffered: VecDeque<ConsumerRecord>,
+}
+
+impl Consumer {
+    /// Checks the config and contacts the cluster.
+    pub async fn connect(config: ConsumerConfig) -> Result<Consumer, ClientError> {
+        if config.max_bytes == 0 || config.max_bytes > MAX_MESSAGE_BYTES - 1024 * 1024 {
+            return Err(ClientError::InvalidArgument("max_bytes must be between 1 byte and 63 MiB".into()));
+        }
+        if config.max_partition_bytes == 0 {
+            return Err(ClientError::InvalidArgument("max_partition_bytes must be at least 1 byte".into()));
+        }
+        let cluster = Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout).await?;
+        Ok(Consumer {
+            config,
+            cluster,
+            assignment: Vec::new(),
+            positions: HashMap::new(),
+            high_watermarks: HashMap::new(),
+            buffered: VecDeque::new(),
+        })
+    }
+
+    /// Replaces the assigned partitions. Positions of partitions that stay
+    /// assigned are kept; new ones start at `config.initial_position` unless
+    /// sought.
+    pub fn assign(&mut self, partitions: Vec<(String, u32)>) {
+        let mut assignment: Vec<(String, u32)> = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            if !assignment.contains(&tp) {
+                self.cluster.want(&tp.0);
+                assignment.push(tp);
+            }
+        }
+        self.positions.retain(|tp, _| assignment.contains(tp));
+        self.high_watermarks.retain(|tp, _| assignment.contains(tp));
+        self.buffered.retain(|r| assignment.iter().any(|(t, p)| *t == r.topic && *p == r.partition));
+        self.assignment = assignment;
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> &[(String, u32)] {
+        &self.assignment
+    }
+
+    /// Moves the position of an assigned partition and returns it.
+    /// `Beginning`, `End` and `Timestamp` ask the partition leader
+    /// (`ListOffsets`).
+    pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<u64, ClientError> {
+        let tp = (topic.to_owned(), partition);
+        if !self.assignment.contains(&tp) {
+            return Err(ClientError::InvalidArgument(format!("partition {topic}-{partition} is not assigned")));
+        }
+        let offset = self.lookup_offset(topic, partition, to).await?;
+        self.buffered.retain(|r| !(r.topic == topic && r.partition == partition));
+        self.positions.insert(tp, offset);
+        Ok(offset)
+    }
+
+    /// The offset `to` resolves to for a partition, without moving
+    /// anything (e.g. `SeekTo::End` for the current end of a partition).
+    pub async fn lookup_offset(&self, topic: &str, partition: u32, to: SeekTo) -> Result<u64, ClientError> {
+        if let SeekTo::Offset(o) = to {
+            return Ok(o);
+        }
+        self.ensure_metadata(std::iter::once(topic)).await?;
+        let offsets = offsets::resolve(&self.cluster, &[(topic.to_owned(), partition, to)]).await?;
+        Ok(offsets[0])
+    }
+
+    /// The next offset `poll` or `stream` hands out for a partition; `None`
+    /// when it is not assigned or its start is not resolved yet.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.positions.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    /// The high watermark the last fetch reported for a partition.
+    pub fn high_watermark(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.high_watermarks.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    /// Fetches from every assigned partition (one request per leader
+    /// broker, waiting up to `max_wait` for data) and returns the records
+    /// at or after each position, advancing positions past them. Returns an
+    /// empty vector when nothing arrived in time. Leader moves and lost
+    /// connections are retried a few times before they are reported; then
+    /// positions are unchanged and `poll` may be called again.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.buffered.is_empty() {
+            self.fill().await?;
+        }
+        let records: Vec<ConsumerRecord> = self.buffered.drain(..).collect();
+        for r in &records {
+            self.positions.insert((r.topic.clone(), r.partition), r.offset + 1);
+        }
+        Ok(records)
+    }
+
+    /// The records of successive polls, one at a time. An error is yielded
+    /// without ending the stream (stop at the first error to stop reading).
+    /// Dropping the stream loses nothing: records fetched but not yet
+    /// yielded stay buffered for the next `poll` or `stream`.
+    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord, ClientError>> + '_ {
+        futures::stream::unfold(self, |consumer| async move {
+            loop {
+                if let Some(r) = consumer.buffered.pop_front() {
+                    consumer.positions.insert((r.topic.clone(), r.partition), r.offset + 1);
+                    return Some((Ok(r), consumer));
+                }
+                if let Err(e) = consumer.fill().await {
+                    return Some((Err(e), consumer));
+                }
+            }
+        })
+    }
+
+    /// Runs fetch rounds into `buffered` until one brings records, one
+    /// returns empty-handed after the long poll, or retriable failures use
+    /// up `POLL_ATTEMPTS`.
+    async fn fill(&mut self) -> Result<(), ClientError> {
+        if self.assignment.is_empty() {
+            return Err(ClientError::InvalidArgument("no partitions assigned".into()));
+        }
+        let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
+        self.ensure_metadata(topics.iter().map(String::as_str)).await?;
+        for (topic, partition) in &self.assignment {
+            let count = self.cluster.topic(topic).map_or(0, |m| m.partition_count());
+            if *partition >= count {
+                let msg = format!("partition {partition} of topic '{topic}' does not exist ({count} partitions)");
+                return Err(ClientError::server(ErrorCode::UnknownTopicOrPartition, msg));
+            }
+        }
+        self.resolve_missing_positions().await?;
+        let positions: Vec<((String, u32), u64)> =
+            self.assignment.iter().map(|tp| (tp.clone(), self.positions[tp])).collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let round = fetch::fetch_round(&self.cluster, &self.config, &positions).await?;
+            self.high_watermarks.extend(round.high_watermarks);
+            let got_records = !round.records.is_empty();
+            self.buffered.extend(round.records);
+            let Some(err) = round.retriable else { return Ok(()) };
+            tracing::debug!(error = %err, "fetch round hit a retriable error");
+            if got_records {
+                return Ok(());
+            }
+            if attempt >= POLL_ATTEMPTS {
+                return Err(err);
+            }
+            let _ = self.cluster.refresh().await;
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    async fn ensure_metadata<'a>(&self, topics: impl Iterator<Item = &'a str>) -> Result<(), ClientError> {
+        for topic in topics {
+            if self.cluster.topic(topic).is_none() {
+                self.cluster.topic_metadata(topic, METADATA_ATTEMPTS, RETRY_BACKOFF).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_missing_positions(&mut self) -> Result<(), ClientError> {
+        let missing: Vec<(String, u32, SeekTo)> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.positions.contains_key(*tp))
+            .map(|(t, p)| (t.clone(), *p, self.config.initial_position))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let offsets = offsets::resolve(&self.cluster, &missing).await?;
+        for ((t, p, _), o) in missing.into_iter().zip(offsets) {
+            self.positions.insert((t, p), o);
+        }
+        Ok(())
+    }
+}
+
+/// The error for a partition without a known leader.
+pub(crate) fn no_leader(topic: &str, partition: u32) -> ClientError {
+    ClientError::server(ErrorCode::LeaderNotAvailable, format!("no leader known for partition {topic}-{partition}"))
+}

@@ -1,0 +1,432 @@
+//! The record accumulator: per-partition queues of batches being filled
+//! (`open`), closed and waiting to be sent (`ready`), and at most one request
+//! in flight per partition. All state sits behind one mutex that `send` and
+//! the sender task hold only briefly; no I/O happens under it.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_protocol::batch::BatchBuilder;
+use tokio::sync::oneshot;
+
+use super::RecordMetadata;
+use crate::error::ClientError;
+use crate::metadata::TopicMetadata;
+
+/// Where the caller wants a record to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// An explicit or key-hashed partition.
+    Partition(u32),
+    /// Keyless: the topic's sticky partition (KIP-480).
+    Sticky,
+}
+
+/// Where a record's delivery result arrives.
+pub(crate) type DeliveryReceiver = oneshot::Receiver<Result<RecordMetadata, ClientError>>;
+
+/// One record waiting for its acknowledgement.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    pub tx: oneshot::Sender<Result<RecordMetadata, ClientError>>,
+    pub timestamp: i64,
+}
+
+/// A batch still accepting records.
+#[derive(Debug)]
+struct OpenBatch {
+    id: u64,
+    builder: BatchBuilder,
+    records: Vec<PendingRecord>,
+    created: Instant,
+    permits: usize,
+}
+
+/// An encoded batch waiting to be sent (or re-sent).
+#[derive(Debug)]
+pub(crate) struct ReadyBatch {
+    pub id: u64,
+    pub bytes: Bytes,
+    pub records: Vec<PendingRecord>,
+    /// Buffer-memory permits to give back when the batch completes.
+    pub permits: usize,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Send this batch alone in its partition's entry (after the broker
+    /// rejected an entry of several batches, so the error lands on exactly
+    /// the batch at fault).
+    pub solo: bool,
+}
+
+#[derive(Debug, Default)]
+struct PartitionQueue {
+    open: Option<OpenBatch>,
+    ready: VecDeque<ReadyBatch>,
+    in_flight: bool,
+    retry_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct TopicQueues {
+    partitions: HashMap<u32, PartitionQueue>,
+    /// The sticky partition and the id of the batch it was filling.
+    sticky: Option<(u32, u64)>,
+}
+
+/// Batches taken out for one partition's entry in a produce request.
+#[derive(Debug)]
+pub(crate) struct Drained {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub batches: Vec<ReadyBatch>,
+}
+
+impl Drained {
+    pub(crate) fn bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.bytes.len()).sum()
+    }
+}
+
+/// The record fields `append` encodes.
+pub(crate) struct RecordRef<'a> {
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+}
+
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    topics: HashMap<Arc<str>, TopicQueues>,
+    batch_size: usize,
+    linger: Duration,
+    next_batch_id: u64,
+    /// Ids of batches created and not yet completed (acknowledged or failed).
+    incomplete: BTreeSet<u64>,
+    /// Send everything at once and let the sender stop when idle.
+    pub closing: bool,
+    /// The sender stopped: nothing appended now would ever be sent.
+    pub stopped: bool,
+    rng: u64,
+}
+
+impl Accumulator {
+    pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
+        let seed = RandomState::new().hash_one(Instant::now()) | 1;
+        Accumulator {
+            topics: HashMap::new(),
+            batch_size,
+            linger,
+            next_batch_id: 0,
+            incomplete: BTreeSet::new(),
+            closing: false,
+            stopped: false,
+            rng: seed,
+        }
+    }
+
+    /// Appends a record. Returns the partition chosen, the receiver of its
+    /// delivery result, and whether the sender should wake up (a batch was
+    /// opened or became ready).
+    pub(crate) fn append(
+        &mut self,
+        topic: &str,
+        target: Target,
+        meta: &TopicMetadata,
+        record: &RecordRef<'_>,
+        permits: usize,
+    ) -> Result<(u32, DeliveryReceiver, bool), ClientError> {
+        if self.stopped {
+            return Err(ClientError::Closed);
+        }
+        let batch_size = self.batch_size;
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(Arc::from(topic), TopicQueues::default());
+        }
+        let mut wake = false;
+        let partition = match target {
+            Target::Partition(p) => p,
+            Target::Sticky => {
+                let tq = self.topics.get_mut(topic).expect("inserted above");
+                let sticky_batch = tq.sticky.and_then(|(p, id)| {
+                    let q = tq.partitions.get_mut(&p)?;
+                    q.open.as_ref().is_some_and(|b| b.id == id).then_some((p, q))
+                });
+                match sticky_batch {
+                    Some((p, q)) if q.open.as_ref().is_some_and(|b| fits(b, record, batch_size)) => p,
+                    other => {
+                        // The sticky batch is complete: it goes out now and
+                        // keyless records move to another partition.
+                        if let Some((_, q)) = other {
+                            close_open(q);
+                            wake = true;
+                        }
+                        let previous = tq.sticky.map(|(p, _)| p);
+                        self.pick_partition(meta, previous)
+                    }
+                }
+            }
+        };
+        let tq = self.topics.get_mut(topic).expect("inserted above");
+        let q = tq.partitions.entry(partition).or_default();
+        if q.open.as_ref().is_some_and(|b| !fits(b, record, batch_size)) {
+            close_open(q);
+            wake = true;
+        }
+        let open = match &mut q.open {
+            Some(open) => open,
+            slot @ None => {
+                let id = self.next_batch_id;
+                self.next_batch_id += 1;
+                self.incomplete.insert(id);
+                wake = true;
+                slot.insert(OpenBatch {
+                    id,
+                    builder: BatchBuilder::with_capacity(batch_size.min(16 * 1024)),
+                    records: Vec::new(),
+                    created: Instant::now(),
+                    permits: 0,
+                })
+            }
+        };
+        if let Err(e) = open.builder.append(record.timestamp, record.key, record.value, record.headers) {
+            if open.builder.is_empty() {
+                self.incomplete.remove(&open.id);
+                q.open = None;
+            }
+            return Err(ClientError::InvalidArgument(e.to_string()));
+        }
+        let (tx, rx) = oneshot::channel();
+        open.records.push(PendingRecord { tx, timestamp: record.timestamp });
+        open.permits += permits;
+        let id = open.id;
+        if open.builder.size_in_bytes() >= batch_size {
+            close_open(q);
+            wake = true;
+        }
+        if target == Target::Sticky {
+            tq.sticky = Some((partition, id));
+        }
+        Ok((partition, rx, wake))
+    }
+
+    /// A random partition with a leader (any partition if none has one),
+    /// other than `previous` when there is a choice.
+    fn pick_partition(&mut self, meta: &TopicMetadata, previous: Option<u32>) -> u32 {
+        let all: Vec<u32>;
+        let pool: &[u32] = if meta.available.is_empty() {
+            all = (0..meta.partition_count()).collect();
+            &all
+        } else {
+            &meta.available
+        };
+        let choices: Vec<u32> = match previous {
+            Some(prev) if pool.len() > 1 => pool.iter().copied().filter(|&p| p != prev).collect(),
+            _ => pool.to_vec(),
+        };
+        // xorshift64*: plenty for spreading batches.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        choices[(r % choices.len() as u64) as usize]
+    }
+
+    /// Closes every open batch so the sender sends it without waiting for
+    /// `linger`; returns the id below which every batch existing now lies.
+    pub(crate) fn close_all(&mut self) -> u64 {
+        for tq in self.topics.values_mut() {
+            for q in tq.partitions.values_mut() {
+                close_open(q);
+            }
+        }
+        self.next_batch_id
+    }
+
+    /// Whether every batch with an id below `upto` has completed.
+    pub(crate) fn completed_below(&self, upto: u64) -> bool {
+        self.incomplete.first().is_none_or(|&id| id >= upto)
+    }
+
+    /// Whether no batch is open, waiting or in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+
+    /// Takes what is sendable now: for each partition with nothing in flight
+    /// and no retry pending, its ready batches (closing the open batch once
+    /// `linger` expired, or at once when closing), up to `max_bytes` per
+    /// partition. Marks those partitions in flight. Also returns when the
+    /// next linger or retry deadline falls.
+    pub(crate) fn drain(&mut self, now: Instant, max_bytes: usize) -> (Vec<Drained>, Option<Instant>) {
+        let mut out = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut wake_at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for (topic, tq) in &mut self.topics {
+            for (&partition, q) in &mut tq.partitions {
+                if q.in_flight {
+                    continue;
+                }
+                if let Some(at) = q.retry_at {
+                    if at > now {
+                        wake_at(at);
+                        continue;
+                    }
+                    q.retry_at = None;
+                }
+                if q.open.as_ref().is_some_and(|open| self.closing || open.created + self.linger <= now) {
+                    close_open(q);
+                }
+                let Some(first) = q.ready.pop_front() else {
+                    if let Some(open) = &q.open {
+                        wake_at(open.created + self.linger);
+                    }
+                    continue;
+                };
+                let mut total = first.bytes.len();
+                let solo = first.solo;
+                let mut batches = vec![first];
+                if !solo {
+                    while let Some(b) = q.ready.front() {
+                        if b.solo || total + b.bytes.len() > max_bytes {
+                            break;
+                        }
+                        total += b.bytes.len();
+                        batches.extend(q.ready.pop_front());
+                    }
+                }
+                q.in_flight = true;
+                out.push(Drained { topic: topic.clone(), partition, batches });
+            }
+        }
+        (out, next)
+    }
+
+    /// Ends a partition's request: `requeue` goes back to the front of its
+    /// queue (in order) to be sent again after `retry_at`, `completed` are
+    /// done (their buffer permits are the caller's to release).
+    pub(crate) fn settle(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        requeue: Vec<ReadyBatch>,
+        retry_at: Option<Instant>,
+        completed: &[u64],
+    ) {
+        for id in completed {
+            self.incomplete.remove(id);
+        }
+        let Some(q) = self.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(&partition)) else { return };
+        q.in_flight = false;
+        if !requeue.is_empty() {
+            for b in requeue.into_iter().rev() {
+                q.ready.push_front(b);
+            }
+            q.retry_at = retry_at;
+        }
+    }
+}
+
+/// Whether `record` still goes into `batch` (an empty batch takes anything).
+fn fits(batch: &OpenBatch, record: &RecordRef<'_>, batch_size: usize) -> bool {
+    batch.builder.is_empty()
+        || batch.builder.size_in_bytes()
+            + batch.builder.record_size(record.timestamp, record.key, record.value, record.headers)
+            <= batch_size
+}
+
+/// Encodes the open batch of `q` and queues it as ready.
+fn close_open(q: &mut PartitionQueue) {
+    let Some(open) = q.open.take() else { return };
+    let bytes = open.builder.build().expect("an open batch holds at least one record");
+    q.ready.push_back(ReadyBatch {
+        id: open.id,
+        bytes,
+        records: open.records,
+        permits: open.permits,
+        attempts: 0,
+        solo: false,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(n: u32) -> TopicMetadata {
+        TopicMetadata { leaders: vec![Some(1); n as usize], available: (0..n).collect() }
+    }
+
+    fn rec(value: &[u8]) -> RecordRef<'_> {
+        RecordRef { timestamp: 1, key: None, value: Some(value), headers: &[] }
+    }
+
+    #[test]
+    fn batches_close_at_batch_size_and_linger() {
+        let mut acc = Accumulator::new(200, Duration::from_millis(50));
+        let m = meta(1);
+        for _ in 0..10 {
+            acc.append("t", Target::Partition(0), &m, &rec(&[7; 40]), 50).unwrap();
+        }
+        let now = Instant::now();
+        let (drained, next) = acc.drain(now, 1 << 20);
+        assert_eq!(drained.len(), 1);
+        // Several full batches went out in one entry; the open one waits.
+        assert!(drained[0].batches.len() >= 2);
+        assert!(drained[0].batches.iter().all(|b| b.bytes.len() <= 200));
+        assert!(next.is_none(), "partition in flight: no deadline");
+        acc.settle("t", 0, Vec::new(), None, &drained[0].batches.iter().map(|b| b.id).collect::<Vec<_>>());
+        let (drained, next) = acc.drain(now, 1 << 20);
+        assert!(drained.is_empty());
+        assert!(next.is_some(), "linger deadline of the open batch");
+        let (drained, _) = acc.drain(now + Duration::from_millis(60), 1 << 20);
+        assert_eq!(drained.len(), 1);
+    }
+
+    #[test]
+    fn sticky_partition_changes_when_its_batch_closes() {
+        // A 61-byte header plus 47 bytes per record: two records fit in 200.
+        let mut acc = Accumulator::new(200, Duration::from_secs(10));
+        let m = meta(4);
+        let (p0, _, _) = acc.append("t", Target::Sticky, &m, &rec(&[1; 40]), 1).unwrap();
+        let (p1, _, _) = acc.append("t", Target::Sticky, &m, &rec(&[1; 40]), 1).unwrap();
+        assert_eq!(p0, p1, "stays on the partition while its batch fills");
+        // The third does not fit: the batch is complete, the record moves on.
+        let (p2, _, _) = acc.append("t", Target::Sticky, &m, &rec(&[1; 40]), 1).unwrap();
+        assert_ne!(p2, p0);
+        let (p3, _, _) = acc.append("t", Target::Sticky, &m, &rec(&[1; 40]), 1).unwrap();
+        assert_eq!(p3, p2);
+        // The completed sticky batch is ready at once; the new one lingers.
+        let records = |d: &Drained| d.batches.iter().map(|b| b.records.len()).sum::<usize>();
+        let (drained, _) = acc.drain(Instant::now(), 1 << 20);
+        assert_eq!(drained.iter().map(|d| (d.partition, records(d))).collect::<Vec<_>>(), vec![(p0, 2)]);
+        let (drained, _) = acc.drain(Instant::now() + Duration::from_secs(11), 1 << 20);
+        assert_eq!(drained.iter().map(|d| (d.partition, records(d))).collect::<Vec<_>>(), vec![(p2, 2)]);
+    }
+
+    #[test]
+    fn requeued_batches_keep_their_order_and_wait_for_backoff() {
+        let mut acc = Accumulator::new(100, Duration::ZERO);
+        let m = meta(1);
+        for _ in 0..3 {
+            acc.append("t", Target::Partition(0), &m, &rec(&[1; 60]), 1).unwrap();
+        }
+        let now = Instant::now();
+        let (mut drained, _) = acc.drain(now, 1 << 20);
+        let batches = std::mem::take(&mut drained[0].batches);
+        let ids: Vec<u64> = batches.iter().map(|b| b.id).collect();
+        acc.settle("t", 0, batches, Some(now + Duration::from_millis(100)), &[]);
+        let (drained, next) = acc.drain(now, 1 << 20);
+        assert!(drained.is_empty());
+        assert_eq!(next, Some(now + Duration::from_millis(100)));
+        let (drained, _) = acc.drain(now + Duration::from_millis(100), 1 << 20);
+        assert_eq!(drained[0].batches.iter().map(|b| b.id).collect::<Vec<_>>(), ids);
+        assert!(!acc.completed_below(3));
+        acc.settle("t", 0, Vec::new(), None, &ids);
+        assert!(acc.is_idle());
+    }
+}

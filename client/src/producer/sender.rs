@@ -1,0 +1,261 @@
+//! The producer's background task: drains sendable batches from the
+//! accumulator, groups them by leader broker into produce requests, sends
+//! them with bounded concurrency per broker, and resolves, retries or fails
+//! their records from the answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use strata_protocol::v1::{ErrorCode, PartitionProduceResult, PartitionRecords, ProduceRequest};
+use tokio::sync::Semaphore;
+
+use super::accumulator::{Drained, ReadyBatch};
+use super::{Acks, RecordMetadata, Shared};
+use crate::connection::call;
+use crate::error::ClientError;
+
+/// Extra time the client waits beyond the broker's own produce timeout, so
+/// a broker-side REQUEST_TIMED_OUT arrives before the client gives up.
+const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+
+/// The sender loop; returns once the producer is closing and every batch
+/// has completed.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut limits: HashMap<u32, Arc<Semaphore>> = HashMap::new();
+    loop {
+        let (drained, next) = {
+            let mut acc = shared.acc();
+            if acc.closing && acc.is_idle() {
+                acc.stopped = true;
+                break;
+            }
+            acc.drain(Instant::now(), shared.config.max_request_bytes)
+        };
+        if !drained.is_empty() {
+            dispatch(&shared, drained, &mut limits);
+        }
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                }
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+    shared.done.notify_waiters();
+    tracing::debug!("producer sender stopped");
+}
+
+/// Groups drained partitions by leader and spawns one task per request.
+fn dispatch(shared: &Arc<Shared>, drained: Vec<Drained>, limits: &mut HashMap<u32, Arc<Semaphore>>) {
+    let mut by_leader: HashMap<u32, Vec<Drained>> = HashMap::new();
+    for d in drained {
+        match shared.cluster.leader(&d.topic, d.partition) {
+            Some(leader) => by_leader.entry(leader).or_default().push(d),
+            None => {
+                let err = shared.cluster.topic_error(&d.topic).unwrap_or_else(|| {
+                    let msg = format!("no leader known for partition {}-{}", d.topic, d.partition);
+                    ClientError::server(ErrorCode::LeaderNotAvailable, msg)
+                });
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = shared.cluster.refresh().await;
+                    settle_failed(&shared, d, &err);
+                    shared.wake.notify_one();
+                });
+            }
+        }
+    }
+    let max_bytes = shared.config.max_request_bytes;
+    for (leader, parts) in by_leader {
+        let limit =
+            limits.entry(leader).or_insert_with(|| Arc::new(Semaphore::new(shared.config.max_in_flight))).clone();
+        let mut request: Vec<Drained> = Vec::new();
+        let mut size = 0;
+        for d in parts {
+            let n = d.bytes();
+            if !request.is_empty() && size + n > max_bytes {
+                spawn_request(shared, leader, limit.clone(), std::mem::take(&mut request));
+                size = 0;
+            }
+            size += n;
+            request.push(d);
+        }
+        if !request.is_empty() {
+            spawn_request(shared, leader, limit, request);
+        }
+    }
+}
+
+fn spawn_request(shared: &Arc<Shared>, leader: u32, limit: Arc<Semaphore>, parts: Vec<Drained>) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let result = {
+            // The semaphore is never closed.
+            let _permit = limit.acquire_owned().await;
+            produce(&shared, leader, &parts).await
+        };
+        match result {
+            Ok(results) => handle_results(&shared, parts, results).await,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "produce request failed");
+                if e.is_retriable() && e.needs_metadata_refresh() {
+                    let _ = shared.cluster.refresh().await;
+                }
+                for d in parts {
+                    settle_failed(&shared, d, &e);
+                }
+            }
+        }
+        shared.wake.notify_one();
+    });
+}
+
+async fn produce(shared: &Shared, leader: u32, parts: &[Drained]) -> Result<Vec<PartitionProduceResult>, ClientError> {
+    let config = &shared.config;
+    let request = ProduceRequest {
+        acks: config.acks.as_i32(),
+        timeout_ms: u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX),
+        partitions: parts
+            .iter()
+            .map(|d| PartitionRecords {
+                topic: d.topic.to_string(),
+                partition: d.partition,
+                records: concat(&d.batches),
+            })
+            .collect(),
+    };
+    let mut client = shared.cluster.broker_client(leader).await?;
+    let what = format!("Produce to broker {leader}");
+    Ok(call(&what, config.request_timeout + TIMEOUT_SLACK, client.produce(request)).await?.partitions)
+}
+
+/// The batches of one partition back to back; no copy for a single batch.
+fn concat(batches: &[ReadyBatch]) -> Bytes {
+    if let [one] = batches {
+        return one.bytes.clone();
+    }
+    let mut buf = BytesMut::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
+    for b in batches {
+        buf.extend_from_slice(&b.bytes);
+    }
+    buf.freeze()
+}
+
+async fn handle_results(shared: &Arc<Shared>, parts: Vec<Drained>, results: Vec<PartitionProduceResult>) {
+    let mut by_partition: HashMap<(&str, u32), &PartitionProduceResult> = HashMap::new();
+    for r in &results {
+        by_partition.entry((r.topic.as_str(), r.partition)).or_insert(r);
+    }
+    let mut outcomes = Vec::with_capacity(parts.len());
+    let mut refresh = false;
+    for d in parts {
+        let outcome = match by_partition.get(&(&*d.topic, d.partition)) {
+            Some(r) => match ClientError::from_api(r.error.as_ref()) {
+                None => Ok(r.base_offset),
+                Some(e) => Err(e),
+            },
+            None if shared.config.acks == Acks::None => Ok(0),
+            None => Err(ClientError::InvalidResponse(format!(
+                "no produce result for partition {}-{}",
+                d.topic, d.partition
+            ))),
+        };
+        if let Err(e) = &outcome {
+            refresh |= e.is_retriable() && e.needs_metadata_refresh();
+        }
+        outcomes.push((d, outcome));
+    }
+    if refresh {
+        let _ = shared.cluster.refresh().await;
+    }
+    for (d, outcome) in outcomes {
+        match outcome {
+            Ok(base_offset) => settle_ok(shared, d, base_offset),
+            Err(e) => settle_failed(shared, d, &e),
+        }
+    }
+}
+
+/// Resolves every record of a written entry: record `i` of the entry gets
+/// `base_offset + i` (batches are back to back in the log).
+fn settle_ok(shared: &Shared, d: Drained, base_offset: u64) {
+    let with_offsets = shared.config.acks != Acks::None;
+    let topic = d.topic.to_string();
+    let mut offset = base_offset;
+    let mut ids = Vec::with_capacity(d.batches.len());
+    let mut permits = 0;
+    for batch in d.batches {
+        ids.push(batch.id);
+        permits += batch.permits;
+        for r in batch.records {
+            let meta = RecordMetadata {
+                topic: topic.clone(),
+                partition: d.partition,
+                offset: with_offsets.then_some(offset),
+                timestamp: r.timestamp,
+            };
+            let _ = r.tx.send(Ok(meta));
+            offset += 1;
+        }
+    }
+    shared.acc().settle(&d.topic, d.partition, Vec::new(), None, &ids);
+    finish(shared, permits);
+}
+
+/// Handles an entry the broker (or the transport) rejected: an entry of
+/// several batches rejected as a whole for its content is split so each
+/// batch is judged alone; retriable errors go back to the queue until the
+/// batch used its retries; everything else fails the entry's records.
+fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
+    let content_error = matches!(err.code(), Some(ErrorCode::RecordTooLarge | ErrorCode::CorruptBatch));
+    if content_error && d.batches.len() > 1 {
+        tracing::debug!(topic = %d.topic, partition = d.partition, error = %err, "splitting rejected entry");
+        let requeue = d
+            .batches
+            .into_iter()
+            .map(|mut b| {
+                b.solo = true;
+                b
+            })
+            .collect();
+        shared.acc().settle(&d.topic, d.partition, requeue, None, &[]);
+        return;
+    }
+    let retriable = err.is_retriable();
+    let mut requeue = Vec::new();
+    let mut failed = Vec::new();
+    for mut b in d.batches {
+        if retriable && b.attempts < shared.config.retries {
+            b.attempts += 1;
+            requeue.push(b);
+        } else {
+            failed.push(b);
+        }
+    }
+    if !requeue.is_empty() {
+        tracing::debug!(topic = %d.topic, partition = d.partition, error = %err, "retrying batches");
+    }
+    let ids: Vec<u64> = failed.iter().map(|b| b.id).collect();
+    let mut permits = 0;
+    for b in failed {
+        permits += b.permits;
+        for r in b.records {
+            let _ = r.tx.send(Err(err.clone()));
+        }
+    }
+    let retry_at = Instant::now() + shared.config.retry_backoff;
+    shared.acc().settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
+    finish(shared, permits);
+}
+
+fn finish(shared: &Shared, permits: usize) {
+    if permits > 0 {
+        shared.buffer.add_permits(permits);
+    }
+    shared.done.notify_waiters();
+}

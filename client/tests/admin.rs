@@ -1,0 +1,78 @@
+//! Admin against the in-process fake cluster, over real gRPC.
+
+mod fake;
+
+use fake::{bounded, FakeCluster};
+use strata_client::{Admin, ErrorCode};
+
+#[tokio::test]
+async fn topics_are_created_listed_described_and_deleted() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        // A bootstrap list with a dead address first still connects.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let admin = Admin::connect([format!("{dead},{}", fake.addrs[1])]).await.unwrap();
+
+        let configs = [("retention.ms".to_string(), "1000".to_string())];
+        admin.create_topic("orders", 3, 2, &configs).await.unwrap();
+        admin.create_topic("audit", 1, 1, &[]).await.unwrap();
+
+        let topics = admin.list_topics().await.unwrap();
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["audit", "orders"]);
+        assert_eq!((topics[1].partitions, topics[1].replication_factor), (3, 2));
+        assert_eq!(topics[1].topic_id, "id-orders");
+
+        let described = admin.describe_topics(&["orders".to_string()]).await.unwrap();
+        assert_eq!(described.len(), 1);
+        let d = &described[0];
+        assert_eq!(d.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(d.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(d.partitions[1].leader, Some(2));
+        assert_eq!(d.partitions[1].isr, vec![2]);
+        assert_eq!(admin.describe_topics(&[]).await.unwrap().len(), 2);
+
+        let err = admin.create_topic("orders", 1, 1, &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::TopicAlreadyExists));
+        assert_eq!(err.to_string(), "TOPIC_ALREADY_EXISTS: topic 'orders' already exists");
+        let err = admin.create_topic("bad name!", 1, 1, &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidTopicName));
+
+        admin.delete_topic("orders").await.unwrap();
+        let err = admin.delete_topic("orders").await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        let err = admin.describe_topics(&["orders".to_string()]).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        assert_eq!(admin.list_topics().await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cluster_is_described() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        let admin = Admin::connect([fake.addrs[0].as_str()]).await.unwrap();
+        let c = admin.describe_cluster().await.unwrap();
+        assert_eq!(c.cluster_id, "fake-cluster");
+        assert_eq!(c.controller_id, Some(1));
+        assert_eq!(c.metadata_offset, 7);
+        let brokers: Vec<(u32, &str, Option<&str>)> =
+            c.brokers.iter().map(|b| (b.node_id, b.address.as_str(), b.rack.as_deref())).collect();
+        assert_eq!(brokers, vec![(1, fake.addrs[0].as_str(), Some("rack-a")), (2, fake.addrs[1].as_str(), None)]);
+        assert!(c.brokers.iter().all(|b| b.state == "unfenced"));
+        assert_eq!(c.voters.len(), 1);
+        assert!(c.voters[0].is_leader);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_bootstrap_lists_are_refused() {
+    bounded(async {
+        assert!(Admin::connect([" , "]).await.is_err());
+        let err = Admin::connect(["no-port"]).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid argument: bootstrap address 'no-port' is not host:port");
+    })
+    .await;
+}

@@ -1,0 +1,488 @@
+//! An in-process fake Strata cluster for the client's tests: N tonic
+//! servers on 127.0.0.1:0 sharing one in-memory store. Each partition has a
+//! leader broker; the others answer NOT_LEADER_OR_FOLLOWER. Offsets are
+//! assigned densely, fetches return whole stored batches from the one
+//! holding the fetch offset, and faults can be injected per partition.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use strata_protocol::batch::{set_base_offset, split_batches, BatchError, Record, RecordBatch};
+use strata_protocol::v1::strata_server::{Strata, StrataServer};
+use strata_protocol::v1::*;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+/// A fault answered instead of appending.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub topic: String,
+    pub partition: u32,
+    pub code: ErrorCode,
+    /// Answers left with this fault.
+    pub times: u32,
+}
+
+/// One produce request a broker received.
+#[derive(Debug, Clone)]
+pub struct ProduceLog {
+    pub broker: u32,
+    /// (topic, partition, batches in the entry).
+    pub entries: Vec<(String, u32, usize)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Stored batches with their base offsets set.
+    pub batches: Vec<RecordBatch>,
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug)]
+pub struct Topic {
+    pub id: String,
+    pub partitions: Vec<Log>,
+    pub replication_factor: u32,
+    pub configs: HashMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub brokers: Vec<(u32, String)>,
+    pub topics: BTreeMap<String, Topic>,
+    /// Leader per partition; absent means broker 1... by partition number.
+    pub leaders: HashMap<(String, u32), u32>,
+    pub produce_faults: VecDeque<Fault>,
+    pub produce_log: Vec<ProduceLog>,
+    pub fetch_requests: usize,
+    pub describe_topics_calls: usize,
+    /// Batches above this many bytes are RECORD_TOO_LARGE.
+    pub max_batch_bytes: Option<usize>,
+    /// Delay before answering a produce request.
+    pub produce_delay: Duration,
+}
+
+impl State {
+    pub fn leader(&self, topic: &str, partition: u32) -> u32 {
+        self.leaders
+            .get(&(topic.to_owned(), partition))
+            .copied()
+            .unwrap_or_else(|| self.brokers[partition as usize % self.brokers.len()].0)
+    }
+
+    /// Records of a partition in log order.
+    pub fn records(&self, topic: &str, partition: u32) -> Vec<Record> {
+        self.topics[topic].partitions[partition as usize]
+            .batches
+            .iter()
+            .flat_map(|b| b.records().map(Result::unwrap).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn take_fault(&mut self, topic: &str, partition: u32) -> Option<ErrorCode> {
+        let f = self.produce_faults.iter_mut().find(|f| f.topic == topic && f.partition == partition && f.times > 0)?;
+        f.times -= 1;
+        Some(f.code)
+    }
+}
+
+/// A running fake cluster.
+pub struct FakeCluster {
+    pub addrs: Vec<String>,
+    pub state: Arc<Mutex<State>>,
+    stops: Vec<Option<oneshot::Sender<()>>>,
+}
+
+impl FakeCluster {
+    /// Starts `n` brokers (ids 1..=n).
+    pub async fn start(n: u32) -> FakeCluster {
+        let mut listeners = Vec::new();
+        let mut brokers = Vec::new();
+        for id in 1..=n {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr: SocketAddr = l.local_addr().unwrap();
+            brokers.push((id, addr.to_string()));
+            listeners.push(l);
+        }
+        let state = Arc::new(Mutex::new(State { brokers: brokers.clone(), ..Default::default() }));
+        let mut stops = Vec::new();
+        for ((id, _), listener) in brokers.iter().zip(listeners) {
+            let svc = StrataServer::new(FakeBroker { id: *id, state: state.clone() })
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let (tx, rx) = oneshot::channel::<()>();
+            stops.push(Some(tx));
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        }
+        FakeCluster { addrs: brokers.into_iter().map(|(_, a)| a).collect(), state, stops }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Creates a topic directly in the store.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let mut s = self.state();
+        let topic = Topic {
+            id: format!("id-{name}"),
+            partitions: (0..partitions).map(|_| Log::default()).collect(),
+            replication_factor: 1,
+            configs: HashMap::new(),
+        };
+        s.topics.insert(name.to_owned(), topic);
+    }
+
+    pub fn set_leader(&self, topic: &str, partition: u32, broker: u32) {
+        self.state().leaders.insert((topic.to_owned(), partition), broker);
+    }
+
+    pub fn inject(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
+        self.state().produce_faults.push_back(Fault { topic: topic.into(), partition, code, times });
+    }
+
+    pub fn produce_requests(&self) -> usize {
+        self.state().produce_log.len()
+    }
+
+    /// Stops broker `id`'s server.
+    pub fn stop(&mut self, id: u32) {
+        if let Some(tx) = self.stops[id as usize - 1].take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+struct FakeBroker {
+    id: u32,
+    state: Arc<Mutex<State>>,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> Option<Error> {
+    Some(Error::new(code, message))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl FakeBroker {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn produce_one(&self, s: &mut State, p: PartitionRecords) -> PartitionProduceResult {
+        let mut result =
+            PartitionProduceResult { topic: p.topic.clone(), partition: p.partition, ..Default::default() };
+        let exists = s.topics.get(&p.topic).is_some_and(|t| (p.partition as usize) < t.partitions.len());
+        if !exists {
+            result.error =
+                err(ErrorCode::UnknownTopicOrPartition, format!("unknown partition {}-{}", p.topic, p.partition));
+            return result;
+        }
+        if s.leader(&p.topic, p.partition) != self.id {
+            result.error = err(ErrorCode::NotLeaderOrFollower, format!("broker {} is not the leader", self.id));
+            return result;
+        }
+        if let Some(code) = s.take_fault(&p.topic, p.partition) {
+            result.error = err(code, format!("injected {}", code.as_str_name()));
+            return result;
+        }
+        let max = s.max_batch_bytes.unwrap_or(usize::MAX);
+        let mut batches = Vec::new();
+        for b in split_batches(p.records.clone(), usize::MAX) {
+            match b {
+                Ok(b) if b.bytes().len() > max => {
+                    let msg = format!("batch of {} bytes exceeds max.message.bytes {max}", b.bytes().len());
+                    result.error = err(ErrorCode::RecordTooLarge, msg);
+                    return result;
+                }
+                Ok(b) => batches.push(b),
+                Err(e @ BatchError::TooLarge { .. }) => {
+                    result.error = err(ErrorCode::RecordTooLarge, e.to_string());
+                    return result;
+                }
+                Err(e) => {
+                    result.error = err(ErrorCode::CorruptBatch, e.to_string());
+                    return result;
+                }
+            }
+        }
+        if batches.is_empty() {
+            result.error = err(ErrorCode::CorruptBatch, "no batch in the request");
+            return result;
+        }
+        let log = &mut s.topics.get_mut(&p.topic).unwrap().partitions[p.partition as usize];
+        result.base_offset = log.end;
+        for b in batches {
+            let mut bytes = BytesMut::from(&b.bytes()[..]);
+            set_base_offset(&mut bytes, log.end).unwrap();
+            let stored = RecordBatch::new(bytes.freeze(), usize::MAX).unwrap();
+            log.end = stored.header().next_offset();
+            log.batches.push(stored);
+        }
+        result.log_start_offset = log.start;
+        result
+    }
+
+    fn fetch_one(&self, s: &State, p: &FetchPartition, budget: &mut usize) -> FetchedPartition {
+        let mut out = FetchedPartition { topic: p.topic.clone(), partition: p.partition, ..Default::default() };
+        let Some(log) = s.topics.get(&p.topic).and_then(|t| t.partitions.get(p.partition as usize)) else {
+            out.error =
+                err(ErrorCode::UnknownTopicOrPartition, format!("unknown partition {}-{}", p.topic, p.partition));
+            return out;
+        };
+        if s.leader(&p.topic, p.partition) != self.id {
+            out.error = err(ErrorCode::NotLeaderOrFollower, format!("broker {} is not the leader", self.id));
+            return out;
+        }
+        out.high_watermark = log.end;
+        out.log_start_offset = log.start;
+        out.log_end_offset = log.end;
+        if p.fetch_offset < log.start || p.fetch_offset > log.end {
+            out.error = err(
+                ErrorCode::OffsetOutOfRange,
+                format!("offset {} not in [{}, {}]", p.fetch_offset, log.start, log.end),
+            );
+            return out;
+        }
+        let limit = if p.partition_max_bytes == 0 { usize::MAX } else { p.partition_max_bytes as usize };
+        let mut buf = BytesMut::new();
+        for b in log.batches.iter().filter(|b| b.header().next_offset() > p.fetch_offset) {
+            let n = b.bytes().len();
+            if !buf.is_empty() && (buf.len() + n > limit || n > *budget) {
+                break;
+            }
+            buf.extend_from_slice(b.bytes());
+            *budget = budget.saturating_sub(n);
+        }
+        out.records = buf.freeze();
+        out
+    }
+}
+
+#[tonic::async_trait]
+impl Strata for FakeBroker {
+    async fn create_topics(&self, r: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
+        let mut s = self.state();
+        let mut results = Vec::new();
+        for spec in r.into_inner().topics {
+            let error = if !valid_name(&spec.name) {
+                err(ErrorCode::InvalidTopicName, format!("invalid topic name '{}'", spec.name))
+            } else if s.topics.contains_key(&spec.name) {
+                err(ErrorCode::TopicAlreadyExists, format!("topic '{}' already exists", spec.name))
+            } else {
+                let n = spec.partitions.max(1);
+                let topic = Topic {
+                    id: format!("id-{}", spec.name),
+                    partitions: (0..n).map(|_| Log::default()).collect(),
+                    replication_factor: spec.replication_factor.max(1),
+                    configs: spec.configs,
+                };
+                s.topics.insert(spec.name.clone(), topic);
+                None
+            };
+            results.push(TopicResult { name: spec.name, error });
+        }
+        Ok(Response::new(CreateTopicsResponse { results }))
+    }
+
+    async fn delete_topics(&self, r: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
+        let mut s = self.state();
+        let results = r
+            .into_inner()
+            .names
+            .into_iter()
+            .map(|name| {
+                let error = match s.topics.remove(&name) {
+                    Some(_) => None,
+                    None => err(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")),
+                };
+                TopicResult { name, error }
+            })
+            .collect();
+        Ok(Response::new(DeleteTopicsResponse { results }))
+    }
+
+    async fn list_topics(&self, _: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        let s = self.state();
+        let topics = s
+            .topics
+            .iter()
+            .map(|(name, t)| TopicSummary {
+                name: name.clone(),
+                topic_id: t.id.clone(),
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.replication_factor,
+            })
+            .collect();
+        Ok(Response::new(ListTopicsResponse { topics }))
+    }
+
+    async fn describe_topics(
+        &self,
+        r: Request<DescribeTopicsRequest>,
+    ) -> Result<Response<DescribeTopicsResponse>, Status> {
+        let mut s = self.state();
+        s.describe_topics_calls += 1;
+        let mut names = r.into_inner().names;
+        if names.is_empty() {
+            names = s.topics.keys().cloned().collect();
+        }
+        let topics = names
+            .into_iter()
+            .map(|name| match s.topics.get(&name) {
+                None => TopicDescription {
+                    error: err(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'")),
+                    name,
+                    ..Default::default()
+                },
+                Some(t) => TopicDescription {
+                    topic_id: t.id.clone(),
+                    error: None,
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, log)| {
+                            let leader = s.leader(&name, i as u32);
+                            PartitionDescription {
+                                partition: i as u32,
+                                leader: leader as i32,
+                                leader_epoch: 0,
+                                replicas: vec![leader],
+                                isr: vec![leader],
+                                log_start_offset: log.start,
+                                log_end_offset: log.end,
+                                high_watermark: log.end,
+                            }
+                        })
+                        .collect(),
+                    configs: t.configs.clone(),
+                    name,
+                },
+            })
+            .collect();
+        Ok(Response::new(DescribeTopicsResponse { topics }))
+    }
+
+    async fn produce(&self, r: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+        let request = r.into_inner();
+        let delay = self.state().produce_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut s = self.state();
+        let entries = request
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, split_batches(p.records.clone(), usize::MAX).count()))
+            .collect();
+        s.produce_log.push(ProduceLog { broker: self.id, entries });
+        let partitions = request.partitions.into_iter().map(|p| self.produce_one(&mut s, p)).collect();
+        Ok(Response::new(ProduceResponse { partitions }))
+    }
+
+    async fn fetch(&self, r: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+        let request = r.into_inner();
+        self.state().fetch_requests += 1;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(request.max_wait_ms));
+        loop {
+            let response = {
+                let s = self.state();
+                let mut budget = if request.max_bytes == 0 { usize::MAX } else { request.max_bytes as usize };
+                let partitions: Vec<FetchedPartition> =
+                    request.partitions.iter().map(|p| self.fetch_one(&s, p, &mut budget)).collect();
+                FetchResponse { partitions }
+            };
+            let bytes: usize = response.partitions.iter().map(|p| p.records.len()).sum();
+            let errors = response.partitions.iter().any(|p| p.error.is_some());
+            if errors || bytes >= (request.min_bytes as usize).max(1) || tokio::time::Instant::now() >= deadline {
+                return Ok(Response::new(response));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn list_offsets(&self, r: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+        let s = self.state();
+        let partitions = r
+            .into_inner()
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let mut out = ListedOffset { topic: p.topic.clone(), partition: p.partition, ..Default::default() };
+                let Some(log) = s.topics.get(&p.topic).and_then(|t| t.partitions.get(p.partition as usize)) else {
+                    out.error = err(ErrorCode::UnknownTopicOrPartition, "unknown partition");
+                    return out;
+                };
+                if s.leader(&p.topic, p.partition) != self.id {
+                    out.error = err(ErrorCode::NotLeaderOrFollower, "not the leader");
+                    return out;
+                }
+                (out.offset, out.timestamp) = match p.timestamp {
+                    -2 => (log.start as i64, -1),
+                    -1 => (log.end as i64, -1),
+                    ts => log
+                        .batches
+                        .iter()
+                        .flat_map(|b| b.records().map(Result::unwrap).collect::<Vec<_>>())
+                        .find(|r| r.timestamp >= ts)
+                        .map_or((-1, -1), |r| (r.offset as i64, r.timestamp)),
+                };
+                out
+            })
+            .collect();
+        Ok(Response::new(ListOffsetsResponse { partitions }))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        let s = self.state();
+        Ok(Response::new(DescribeClusterResponse {
+            cluster_id: "fake-cluster".into(),
+            controller_id: 1,
+            brokers: s
+                .brokers
+                .iter()
+                .map(|(id, addr)| BrokerDescription {
+                    node_id: *id,
+                    address: addr.clone(),
+                    rack: if *id == 1 { "rack-a".into() } else { String::new() },
+                    state: "unfenced".into(),
+                })
+                .collect(),
+            voters: vec![VoterDescription { node_id: 1, address: "127.0.0.1:9701".into(), is_leader: true, lag: 0 }],
+            metadata_offset: 7,
+        }))
+    }
+}
+
+/// Runs a test body with a deadline so a bug hangs no test run.
+pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f).await.expect("test timed out")
+}
+
+/// Bytes of a `&str`.
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}

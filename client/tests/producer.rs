@@ -1,0 +1,380 @@
+//! Producer against the in-process fake cluster, over real gRPC.
+
+mod fake;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fake::{b, bounded, FakeCluster};
+use strata_client::{partition_for_key, Acks, ClientError, ErrorCode, Producer, ProducerConfig, ProducerRecord};
+
+fn config(fake: &FakeCluster) -> ProducerConfig {
+    ProducerConfig { retry_backoff: Duration::from_millis(20), ..ProducerConfig::new(fake.addrs.clone()) }
+}
+
+fn values(fake: &FakeCluster, topic: &str, partition: u32) -> Vec<Bytes> {
+    fake.state().records(topic, partition).into_iter().map(|r| r.value.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn many_small_sends_become_few_requests_with_dense_offsets() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(50), ..config(&fake) }).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..500 {
+            pending.push(producer.send(ProducerRecord::new("t", format!("value-{i:04}"))).await.unwrap());
+        }
+        for (i, d) in pending.into_iter().enumerate() {
+            let meta = d.await.unwrap();
+            assert_eq!((meta.topic.as_str(), meta.partition, meta.offset), ("t", 0, Some(i as u64)));
+        }
+        // 500 records of ~20 bytes fit in one 64 KiB batch sent at linger.
+        let requests = fake.produce_requests();
+        assert!(requests <= 2, "{requests} produce requests for 500 small records");
+        let got = values(&fake, "t", 0);
+        assert_eq!(got.len(), 500);
+        assert!(got.iter().enumerate().all(|(i, v)| v == &b(&format!("value-{i:04}"))));
+        producer.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn batch_size_closes_batches_without_waiting_for_linger() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_secs(60), batch_size: 1024, ..config(&fake) })
+                .await
+                .unwrap();
+        let started = Instant::now();
+        let mut pending = Vec::new();
+        for i in 0..40 {
+            pending.push(producer.send(ProducerRecord::new("t", vec![i as u8; 100])).await.unwrap());
+        }
+        // The 4 KB sent in 1 KiB batches (8 or 9 records of ~108 bytes) do
+        // not wait for the 60 s linger; only the last, open batch would.
+        for d in pending.drain(..30) {
+            d.await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let sizes: Vec<usize> =
+            fake.state().topics["t"].partitions[0].batches.iter().map(|b| b.bytes().len()).collect();
+        assert!(sizes.len() >= 4, "{} batches", sizes.len());
+        assert!(sizes.iter().all(|&n| n <= 1024), "{sizes:?}");
+        producer.flush().await;
+        for d in pending {
+            d.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn linger_holds_a_lone_record_until_flush() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_secs(60), ..config(&fake) }).await.unwrap();
+        let mut d = producer.send(ProducerRecord::new("t", "lonely")).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(300), &mut d).await.is_err(), "sent before linger");
+        assert_eq!(fake.produce_requests(), 0);
+        producer.flush().await;
+        assert_eq!(d.await.unwrap().offset, Some(0));
+        assert_eq!(fake.produce_requests(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keys_partition_like_kafka_and_requests_group_per_leader() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        fake.create_topic("t", 4); // partitions 0, 2 on broker 1; 1, 3 on broker 2
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(30), ..config(&fake) }).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..200 {
+            let key = format!("key-{}", i % 17);
+            let record = ProducerRecord::new("t", format!("{i}")).with_key(key.clone());
+            pending.push((key, producer.send(record).await.unwrap()));
+        }
+        let explicit = producer.send(ProducerRecord::new("t", "explicit").with_partition(3)).await.unwrap();
+        let mut next = [0u64; 4];
+        for (key, d) in pending {
+            let meta = d.await.unwrap();
+            assert_eq!(meta.partition, partition_for_key(key.as_bytes(), 4));
+            // Dense offsets, in send order, per partition.
+            assert_eq!(meta.offset, Some(next[meta.partition as usize]));
+            next[meta.partition as usize] += 1;
+        }
+        assert_eq!(explicit.await.unwrap().partition, 3);
+        let state = fake.state();
+        assert!(state.produce_log.iter().all(|r| r.entries.iter().all(|(t, p, _)| state.leader(t, *p) == r.broker)));
+        // One request per broker carried several partitions.
+        assert!(state.produce_log.iter().any(|r| r.entries.len() > 1));
+        assert!(state.produce_log.len() <= 6, "{} requests", state.produce_log.len());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keyless_records_stick_to_a_partition_per_batch() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 4);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(20), batch_size: 600, ..config(&fake) })
+                .await
+                .unwrap();
+        let mut pending = Vec::new();
+        for i in 0..60 {
+            pending.push(producer.send(ProducerRecord::new("t", vec![i as u8; 50])).await.unwrap());
+        }
+        let mut used = std::collections::BTreeSet::new();
+        for d in pending {
+            used.insert(d.await.unwrap().partition);
+        }
+        assert!(used.len() >= 2, "keyless records all went to {used:?}");
+        // Each batch filled up before the partition changed: few batches.
+        let state = fake.state();
+        let batches: usize = state.topics["t"].partitions.iter().map(|p| p.batches.len()).sum();
+        assert!(batches <= 8, "{batches} batches for 60 records of ~57 bytes in 600-byte batches");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn record_too_large_fails_exactly_that_batch() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 2);
+        fake.state().max_batch_bytes = Some(1000);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(50), batch_size: 1500, ..config(&fake) })
+                .await
+                .unwrap();
+        let small_before = producer.send(ProducerRecord::new("t", "a").with_partition(0)).await.unwrap();
+        let big = producer.send(ProducerRecord::new("t", vec![b'x'; 2000]).with_partition(0)).await.unwrap();
+        let small_after = producer.send(ProducerRecord::new("t", "c").with_partition(0)).await.unwrap();
+        let other = producer.send(ProducerRecord::new("t", "d").with_partition(1)).await.unwrap();
+        let err = big.await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::RecordTooLarge), "{err}");
+        assert!(err.to_string().starts_with("RECORD_TOO_LARGE: batch of"), "{err}");
+        assert_eq!(small_before.await.unwrap().offset, Some(0));
+        assert_eq!(small_after.await.unwrap().offset, Some(1));
+        assert_eq!(other.await.unwrap().offset, Some(0));
+        assert_eq!(values(&fake, "t", 0), vec![b("a"), b("c")]);
+        // The broker rejected an entry holding both batches; the producer
+        // split it and sent each batch alone.
+        let log = fake.state().produce_log.clone();
+        assert!(log.iter().any(|r| r.entries.contains(&("t".into(), 0, 2))), "{log:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn corrupt_batch_fails_its_records_with_the_code() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 2);
+        fake.inject("t", 1, ErrorCode::CorruptBatch, 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(20), ..config(&fake) }).await.unwrap();
+        let bad: Vec<_> = futures::future::join_all(
+            (0..3).map(|i| producer.send(ProducerRecord::new("t", format!("{i}")).with_partition(1))),
+        )
+        .await;
+        let good = producer.send(ProducerRecord::new("t", "ok").with_partition(0)).await.unwrap();
+        for d in bad {
+            let e = d.unwrap().await.unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::CorruptBatch));
+            assert_eq!(e.to_string(), "CORRUPT_BATCH: injected CORRUPT_BATCH");
+        }
+        assert_eq!(good.await.unwrap().offset, Some(0));
+        // Not retried: a non-retriable error.
+        assert!(fake.produce_requests() <= 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn not_leader_once_is_retried_after_a_metadata_refresh_keeping_order() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        fake.inject("t", 0, ErrorCode::NotLeaderOrFollower, 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_millis(5), batch_size: 300, ..config(&fake) })
+                .await
+                .unwrap();
+        let describes_before = fake.state().describe_topics_calls;
+        let mut pending = Vec::new();
+        for i in 0..50 {
+            pending.push(producer.send(ProducerRecord::new("t", format!("v{i:02}"))).await.unwrap());
+        }
+        for (i, d) in pending.into_iter().enumerate() {
+            assert_eq!(d.await.unwrap().offset, Some(i as u64));
+        }
+        let expected: Vec<Bytes> = (0..50).map(|i| b(&format!("v{i:02}"))).collect();
+        assert_eq!(values(&fake, "t", 0), expected, "order kept across the retry");
+        assert!(fake.state().describe_topics_calls > describes_before, "metadata was refreshed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_moved_leader_is_followed() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        fake.create_topic("t", 1);
+        let producer = Producer::connect(config(&fake)).await.unwrap();
+        let first = producer.send(ProducerRecord::new("t", "one")).await.unwrap().await.unwrap();
+        assert_eq!(first.offset, Some(0));
+        fake.set_leader("t", 0, 2);
+        let second = producer.send(ProducerRecord::new("t", "two")).await.unwrap().await.unwrap();
+        assert_eq!(second.offset, Some(1));
+        let state = fake.state();
+        let brokers: Vec<u32> = state.produce_log.iter().map(|r| r.broker).collect();
+        assert_eq!(brokers, vec![1, 1, 2], "first to 1, refused by 1, retried on 2");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retries_run_out_with_the_servers_error() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        fake.inject("t", 0, ErrorCode::NotEnoughReplicas, 100);
+        let producer = Producer::connect(ProducerConfig { retries: 2, ..config(&fake) }).await.unwrap();
+        let err = producer.send(ProducerRecord::new("t", "x")).await.unwrap().await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::NotEnoughReplicas));
+        assert_eq!(fake.produce_requests(), 3, "one try and two retries");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_topic_and_partition_fail_the_send() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 2);
+        let producer = Producer::connect(ProducerConfig { retries: 1, ..config(&fake) }).await.unwrap();
+        let err = producer.send(ProducerRecord::new("nope", "x")).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        assert!(err.to_string().contains("'nope'"), "{err}");
+        let err = producer.send(ProducerRecord::new("t", "x").with_partition(5)).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        let too_big = ProducerRecord::new("t", vec![0u8; 9 << 20]);
+        assert!(matches!(producer.send(too_big).await, Err(ClientError::InvalidArgument(m)) if m.contains("record too large")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn acks_zero_resolves_without_offsets() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer = Producer::connect(ProducerConfig { acks: Acks::None, ..config(&fake) }).await.unwrap();
+        let meta = producer.send(ProducerRecord::new("t", "x")).await.unwrap().await.unwrap();
+        assert_eq!((meta.partition, meta.offset), (0, None));
+        assert_eq!(values(&fake, "t", 0), vec![b("x")]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn send_waits_when_the_buffer_is_full() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        fake.state().produce_delay = Duration::from_millis(300);
+        let producer = Producer::connect(ProducerConfig {
+            buffer_memory: 2048,
+            batch_size: 512,
+            linger: Duration::ZERO,
+            ..config(&fake)
+        })
+        .await
+        .unwrap();
+        let started = Instant::now();
+        let mut pending = Vec::new();
+        for i in 0..12 {
+            pending.push(producer.send(ProducerRecord::new("t", vec![i as u8; 400])).await.unwrap());
+        }
+        // 12 records of ~450 bytes never fit in 2 KiB at once: sends waited
+        // for at least one slow produce round trip.
+        assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+        for (i, d) in pending.into_iter().enumerate() {
+            assert_eq!(d.await.unwrap().offset, Some(i as u64));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_flushes_and_later_sends_fail() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_secs(60), ..config(&fake) }).await.unwrap();
+        let clone = producer.clone();
+        let d = producer.send(ProducerRecord::new("t", "last words")).await.unwrap();
+        producer.close().await;
+        assert_eq!(d.await.unwrap().offset, Some(0));
+        assert!(matches!(clone.send(ProducerRecord::new("t", "late")).await, Err(ClientError::Closed)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_producer_still_delivers_queued_records() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer =
+            Producer::connect(ProducerConfig { linger: Duration::from_secs(60), ..config(&fake) }).await.unwrap();
+        let d = producer.send(ProducerRecord::new("t", "orphan")).await.unwrap();
+        drop(producer);
+        assert_eq!(d.await.unwrap().offset, Some(0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_names_the_address() {
+    bounded(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let err = Producer::connect(ProducerConfig::new([addr.clone()])).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        assert!(text.starts_with(&format!("cannot connect to {addr}: ")), "{text}");
+        assert!(!text.contains('\n'));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn records_for_a_deleted_topic_fail_with_unknown_topic() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let producer = Producer::connect(ProducerConfig { retries: 2, ..config(&fake) }).await.unwrap();
+        producer.send(ProducerRecord::new("t", "a")).await.unwrap().await.unwrap();
+        fake.state().topics.remove("t");
+        let err = producer.send(ProducerRecord::new("t", "b")).await.unwrap().await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
+        assert_eq!(err.to_string(), "UNKNOWN_TOPIC_OR_PARTITION: unknown topic 't'");
+    })
+    .await;
+}
