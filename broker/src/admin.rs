@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_controller::{ControllerError, MetadataError};
+use strata_controller::{ControllerError, MetadataCommand, MetadataError};
 use strata_protocol::v1::*;
 use strata_storage::validate_topic_name;
 
@@ -36,11 +36,17 @@ impl BrokerService {
         topic_config::log_config(self.replicas.defaults(), &configs)
             .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
         if validate_only {
-            let image = self.controller.metadata();
-            if image.topics.contains_key(&spec.name) {
-                return Err(Error::new(ErrorCode::TopicAlreadyExists, format!("topic '{}' already exists", spec.name)));
-            }
-            return Ok(());
+            // The state machine is pure: apply the command to a copy of the
+            // current metadata to run exactly the checks creation would.
+            let mut image = (*self.controller.metadata()).clone();
+            let cmd = MetadataCommand::CreateTopic {
+                name: spec.name.clone(),
+                topic_id: "validate-only".into(),
+                partitions,
+                replication_factor: rf,
+                configs,
+            };
+            return image.apply(&cmd).map(|_| ()).map_err(|e| controller_error(&ControllerError::Metadata(e)));
         }
         self.controller
             .create_topic(&spec.name, partitions, rf, configs)

@@ -27,8 +27,17 @@ impl BrokerService {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }
+            if *self.stopping.borrow() {
+                self.metrics.record_fetch(bytes as u64);
+                return response;
+            }
             let changes = watchers.into_iter().map(|mut w| Box::pin(async move { w.changed().await }));
-            if tokio::time::timeout_at(deadline, select_all(changes)).await.is_err() {
+            let mut stopping = self.stopping.clone();
+            let woken = tokio::select! {
+                r = tokio::time::timeout_at(deadline, select_all(changes)) => r.is_ok(),
+                _ = stopping.changed() => false,
+            };
+            if !woken {
                 let (_, response, bytes, _) = self.fetch_once(&req);
                 self.metrics.record_fetch(bytes as u64);
                 return response;

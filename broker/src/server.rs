@@ -86,13 +86,14 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     replicas.apply_metadata(controller.metadata());
 
     let config = Arc::new(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let service = Arc::new(BrokerService::new(
         config.clone(),
         replicas.clone(),
         controller.clone(),
         Arc::new(Metrics::default()),
+        stop_rx.clone(),
     ));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

@@ -19,6 +19,8 @@ pub struct BrokerService {
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) controller: Controller,
     pub(crate) metrics: Arc<Metrics>,
+    /// Turns true when the server shuts down: parked long polls return.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl BrokerService {
@@ -28,8 +30,9 @@ impl BrokerService {
         replicas: Arc<ReplicaManager>,
         controller: Controller,
         metrics: Arc<Metrics>,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
-        BrokerService { config, replicas, controller, metrics }
+        BrokerService { config, replicas, controller, metrics, stopping }
     }
 }
 

@@ -1,0 +1,210 @@
+//! `strata cluster info|health`.
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+use strata_client::{Admin, ClusterDescription, TopicDescription};
+
+use super::output::{print_json, print_text, Output, Table};
+use super::Global;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Cluster id, active controller, brokers (address, rack, state) and
+    /// controller voters.
+    Info,
+    /// Exit 0 only when healthy: a controller leader is known, every broker
+    /// is unfenced, and every partition of every topic has a leader.
+    /// Otherwise print why and exit 1.
+    Health,
+}
+
+pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
+    let admin = Admin::connect(global.bootstrap()).await?;
+    match cmd {
+        ClusterCommand::Info => info(&admin, global.output).await,
+        ClusterCommand::Health => health(&admin, global.output).await,
+    }
+}
+
+async fn info(admin: &Admin, output: Output) -> Result<()> {
+    let c = admin.describe_cluster().await?;
+    match output {
+        Output::Text => print_text(&info_text(&c))?,
+        Output::Json => print_json(&info_json(&c))?,
+    }
+    Ok(())
+}
+
+fn info_text(c: &ClusterDescription) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("CLUSTER          {}\n", c.cluster_id));
+    s.push_str(&format!("CONTROLLER       {}\n", c.controller_id.map_or("none".to_owned(), |id| id.to_string())));
+    s.push_str(&format!("METADATA OFFSET  {}\n", c.metadata_offset));
+    s.push_str("\nBROKERS\n");
+    let mut brokers = Table::new(&["ID", "ADDRESS", "RACK", "STATE"]);
+    for b in &c.brokers {
+        brokers.row(vec![
+            b.node_id.to_string(),
+            b.address.clone(),
+            b.rack.clone().unwrap_or_else(|| "-".into()),
+            b.state.clone(),
+        ]);
+    }
+    s.push_str(&brokers.render());
+    s.push_str("\nVOTERS\n");
+    let mut voters = Table::new(&["ID", "ADDRESS", "LEADER", "LAG"]);
+    for v in &c.voters {
+        voters.row(vec![
+            v.node_id.to_string(),
+            v.address.clone(),
+            if v.is_leader { "yes" } else { "no" }.to_owned(),
+            v.lag.to_string(),
+        ]);
+    }
+    s.push_str(&voters.render());
+    s
+}
+
+fn info_json(c: &ClusterDescription) -> Value {
+    json!({
+        "cluster_id": c.cluster_id,
+        "controller_id": c.controller_id,
+        "metadata_offset": c.metadata_offset,
+        "brokers": c.brokers.iter().map(|b| json!({
+            "node_id": b.node_id,
+            "address": b.address,
+            "rack": b.rack,
+            "state": b.state,
+        })).collect::<Vec<_>>(),
+        "voters": c.voters.iter().map(|v| json!({
+            "node_id": v.node_id,
+            "address": v.address,
+            "is_leader": v.is_leader,
+            "lag": v.lag,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Why the cluster is not healthy; empty when it is.
+fn problems(c: &ClusterDescription, topics: &[TopicDescription]) -> Vec<String> {
+    let mut out = Vec::new();
+    if c.controller_id.is_none() {
+        out.push("no active controller".to_owned());
+    }
+    if c.brokers.is_empty() {
+        out.push("no brokers registered".to_owned());
+    }
+    for b in &c.brokers {
+        if b.state != "unfenced" {
+            out.push(format!("broker {} ({}) is {}", b.node_id, b.address, b.state));
+        }
+    }
+    for t in topics {
+        let leaderless: Vec<String> =
+            t.partitions.iter().filter(|p| p.leader.is_none()).map(|p| p.partition.to_string()).collect();
+        if !leaderless.is_empty() {
+            out.push(format!("topic '{}': partitions without a leader: {}", t.name, leaderless.join(",")));
+        }
+    }
+    out
+}
+
+async fn health(admin: &Admin, output: Output) -> Result<()> {
+    let c = admin.describe_cluster().await?;
+    let topics = admin.describe_topics(&[]).await?;
+    let problems = problems(&c, &topics);
+    let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
+    let healthy = problems.is_empty();
+    match output {
+        Output::Text => {
+            let mut s = format!(
+                "HEALTHY     {}\nCONTROLLER  {}\nBROKERS     {} ({} unfenced)\nTOPICS      {} ({} partitions)\n",
+                if healthy { "yes" } else { "no" },
+                c.controller_id.map_or("none".to_owned(), |id| id.to_string()),
+                c.brokers.len(),
+                c.brokers.iter().filter(|b| b.state == "unfenced").count(),
+                topics.len(),
+                partitions,
+            );
+            for p in &problems {
+                s.push_str(&format!("PROBLEM     {p}\n"));
+            }
+            print_text(&s)?;
+        }
+        Output::Json => print_json(&json!({
+            "healthy": healthy,
+            "controller_id": c.controller_id,
+            "brokers": c.brokers.len(),
+            "unfenced_brokers": c.brokers.iter().filter(|b| b.state == "unfenced").count(),
+            "topics": topics.len(),
+            "partitions": partitions,
+            "problems": problems,
+        }))?,
+    }
+    if !healthy {
+        bail!("cluster is unhealthy: {}", problems.join("; "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_client::{BrokerDescription, PartitionDescription};
+
+    fn cluster(controller: Option<u32>, states: &[&str]) -> ClusterDescription {
+        ClusterDescription {
+            cluster_id: "c".into(),
+            controller_id: controller,
+            brokers: states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| BrokerDescription {
+                    node_id: i as u32 + 1,
+                    address: format!("h:{i}"),
+                    rack: None,
+                    state: s.to_string(),
+                })
+                .collect(),
+            voters: Vec::new(),
+            metadata_offset: 0,
+        }
+    }
+
+    fn topic(leaders: &[Option<u32>]) -> TopicDescription {
+        TopicDescription {
+            name: "t".into(),
+            topic_id: "id".into(),
+            partitions: leaders
+                .iter()
+                .enumerate()
+                .map(|(i, l)| PartitionDescription {
+                    partition: i as u32,
+                    leader: *l,
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                    high_watermark: 0,
+                })
+                .collect(),
+            configs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn health_names_each_problem() {
+        assert!(problems(&cluster(Some(1), &["unfenced"]), &[topic(&[Some(1)])]).is_empty());
+        let p = problems(&cluster(None, &["unfenced", "fenced"]), &[topic(&[Some(1), None, None])]);
+        assert_eq!(
+            p,
+            vec![
+                "no active controller".to_string(),
+                "broker 2 (h:1) is fenced".to_string(),
+                "topic 't': partitions without a leader: 1,2".to_string(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! `strata topic create|list|describe|delete`.
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use strata_client::{Admin, TopicDescription};
+
+use super::output::{id_list, print_json, print_text, Output, Table};
+use super::Global;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TopicCommand {
+    /// Create a topic.
+    Create(CreateArgs),
+    /// List topics.
+    List,
+    /// Show a topic's partitions (leader, replicas, ISR, offsets) and configs.
+    Describe {
+        /// Topic name.
+        name: String,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// Topic name.
+    name: String,
+    /// Number of partitions (broker default when absent).
+    #[arg(long, short = 'p', value_name = "N")]
+    partitions: Option<u32>,
+    /// Replicas per partition (broker default when absent).
+    #[arg(long, short = 'r', value_name = "R")]
+    replication_factor: Option<u32>,
+    /// A topic config, e.g. `retention.ms=86400000` (repeatable).
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_config)]
+    configs: Vec<(String, String)>,
+}
+
+fn parse_config(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
+    let admin = Admin::connect(global.bootstrap()).await?;
+    match cmd {
+        TopicCommand::Create(args) => create(&admin, args, global.output).await,
+        TopicCommand::List => list(&admin, global.output).await,
+        TopicCommand::Describe { name } => describe(&admin, &name, global.output).await,
+        TopicCommand::Delete { name } => {
+            admin.delete_topic(&name).await?;
+            match global.output {
+                Output::Text => print_text(&format!("deleted topic '{name}'\n"))?,
+                Output::Json => print_json(&json!({ "topic": name, "deleted": true }))?,
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn create(admin: &Admin, args: CreateArgs, output: Output) -> Result<()> {
+    if args.partitions == Some(0) {
+        bail!("--partitions must be at least 1");
+    }
+    if args.replication_factor == Some(0) {
+        bail!("--replication-factor must be at least 1");
+    }
+    let partitions = args.partitions.unwrap_or(0);
+    let rf = args.replication_factor.unwrap_or(0);
+    admin.create_topic(&args.name, partitions, rf, &args.configs).await?;
+    // Report what the broker made of the defaults.
+    let created = admin.list_topics().await.ok().and_then(|ts| ts.into_iter().find(|t| t.name == args.name));
+    let (partitions, rf) = created.map_or((partitions, rf), |t| (t.partitions, t.replication_factor));
+    match output {
+        Output::Text => {
+            print_text(&format!("created topic '{}' ({partitions} partitions, replication factor {rf})\n", args.name))?
+        }
+        Output::Json => print_json(&json!({
+            "topic": args.name,
+            "created": true,
+            "partitions": partitions,
+            "replication_factor": rf,
+            "configs": args.configs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<serde_json::Map<String, Value>>(),
+        }))?,
+    }
+    Ok(())
+}
+
+async fn list(admin: &Admin, output: Output) -> Result<()> {
+    let topics = admin.list_topics().await?;
+    match output {
+        Output::Text => {
+            let mut table = Table::new(&["NAME", "PARTITIONS", "REPLICAS", "ID"]);
+            for t in &topics {
+                table.row(vec![
+                    t.name.clone(),
+                    t.partitions.to_string(),
+                    t.replication_factor.to_string(),
+                    t.topic_id.clone(),
+                ]);
+            }
+            print_text(&table.render())?;
+        }
+        Output::Json => {
+            let list: Vec<Value> = topics
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t.name,
+                        "topic_id": t.topic_id,
+                        "partitions": t.partitions,
+                        "replication_factor": t.replication_factor,
+                    })
+                })
+                .collect();
+            print_json(&Value::Array(list))?;
+        }
+    }
+    Ok(())
+}
+
+async fn describe(admin: &Admin, name: &str, output: Output) -> Result<()> {
+    let mut topics = admin.describe_topics(&[name.to_owned()]).await?;
+    let Some(pos) = topics.iter().position(|t| t.name == name) else {
+        bail!("UNKNOWN_TOPIC_OR_PARTITION: unknown topic '{name}'");
+    };
+    let t = topics.swap_remove(pos);
+    match output {
+        Output::Text => print_text(&describe_text(&t))?,
+        Output::Json => print_json(&describe_json(&t))?,
+    }
+    Ok(())
+}
+
+fn describe_text(t: &TopicDescription) -> String {
+    let rf = t.partitions.iter().map(|p| p.replicas.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    s.push_str(&format!("NAME         {}\n", t.name));
+    s.push_str(&format!("ID           {}\n", t.topic_id));
+    s.push_str(&format!("PARTITIONS   {}\n", t.partitions.len()));
+    s.push_str(&format!("REPLICAS     {rf}\n"));
+    s.push_str("\nCONFIGS\n");
+    if t.configs.is_empty() {
+        s.push_str("(none set)\n");
+    } else {
+        let mut table = Table::new(&["KEY", "VALUE"]);
+        for (k, v) in &t.configs {
+            table.row(vec![k.clone(), v.clone()]);
+        }
+        s.push_str(&table.render());
+    }
+    s.push_str("\nPARTITIONS\n");
+    let mut table =
+        Table::new(&["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "LOG-END", "HIGH-WATERMARK"]);
+    for p in &t.partitions {
+        table.row(vec![
+            p.partition.to_string(),
+            p.leader.map_or("none".to_owned(), |l| l.to_string()),
+            p.leader_epoch.to_string(),
+            id_list(&p.replicas),
+            id_list(&p.isr),
+            p.log_start_offset.to_string(),
+            p.log_end_offset.to_string(),
+            p.high_watermark.to_string(),
+        ]);
+    }
+    s.push_str(&table.render());
+    s
+}
+
+fn describe_json(t: &TopicDescription) -> Value {
+    let partitions: Vec<Value> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "leader": p.leader,
+                "leader_epoch": p.leader_epoch,
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "log_start_offset": p.log_start_offset,
+                "log_end_offset": p.log_end_offset,
+                "high_watermark": p.high_watermark,
+            })
+        })
+        .collect();
+    json!({
+        "name": t.name,
+        "topic_id": t.topic_id,
+        "partitions": partitions,
+        "configs": t.configs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_key_value() {
+        assert_eq!(parse_config("a.b=1").unwrap(), ("a.b".to_string(), "1".to_string()));
+        assert_eq!(parse_config("k=").unwrap(), ("k".to_string(), String::new()));
+        assert!(parse_config("novalue").is_err());
+        assert!(parse_config("=1").is_err());
+    }
+}
