@@ -10,22 +10,20 @@
 //! - Outstanding delivery futures are bounded by a window, so memory stays
 //!   flat however many records are sent.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::{Args, Subcommand};
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use strata_client::{
     Acks, Admin, ClientError, Consumer, ConsumerConfig, DeliveryFuture, ErrorCode, Producer, ProducerConfig,
-    ProducerRecord, RecordMetadata, SeekTo,
+    ProducerRecord, SeekTo,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use super::consume::describe;
 use super::output::{print_json, print_text, Output};
@@ -33,7 +31,7 @@ use super::produce::parse_acks;
 use super::Global;
 
 /// Delivery futures outstanding at most.
-const WINDOW: usize = 100_000;
+const WINDOW: u64 = 100_000;
 /// Highest latency the histograms hold (longer ones are clamped): 10 min.
 const MAX_LATENCY_NS: u64 = 600_000_000_000;
 /// e2e: how long the consumer may go without a record once producing ended.
@@ -301,12 +299,18 @@ async fn ensure_topic(admin: &Admin, topic: &str, partitions: Option<u32>) -> Re
     }
 }
 
-/// Sleeps until record `i` is due at `rate` records/s from `start`.
-async fn pace(rate: Option<f64>, start: Instant, i: u64) {
+/// Waits until record `i` is due at `rate` records/s from `start`.
+///
+/// A thread sleep, not a tokio timer: tokio's timer wheel ticks in whole
+/// milliseconds, which would send a fixed rate as bursts (5 records every ms
+/// at 5000/s). The sending loop runs on the thread that blocks on the
+/// command's future, not on a runtime worker, so blocking it stalls no task.
+fn pace(rate: Option<f64>, start: Instant, i: u64) {
     if let Some(rate) = rate {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
-        if due > Instant::now() {
-            tokio::time::sleep_until(due.into()).await;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
     }
 }
@@ -315,6 +319,8 @@ fn producer_config(args: &BenchArgs, global: &Global, default_linger: Option<Dur
     let mut c = ProducerConfig { acks: args.acks, ..ProducerConfig::new(global.bootstrap()) };
     if let Some(b) = args.batch_size {
         c.batch_size = b;
+        // A request must hold at least one whole batch.
+        c.max_request_bytes = c.max_request_bytes.max(b.saturating_add(64 * 1024));
     }
     if let Some(l) = args.linger_ms.map(Duration::from_millis).or(default_linger) {
         c.linger = l;
@@ -333,45 +339,71 @@ struct Acked {
 /// it counts (not warm-up).
 type Sent = (DeliveryFuture, Instant, bool);
 
-/// Awaits deliveries on its own task, so acks are timed when they arrive,
-/// not when the sending loop gets round to them. Gives a window permit back
-/// per delivery.
+/// Bounds the deliveries sent but not yet resolved (memory stays flat).
+#[derive(Debug, Default)]
+struct Window {
+    resolved: AtomicU64,
+    progress: Notify,
+    /// A delivery failed: stop sending.
+    failed: AtomicBool,
+}
+
+impl Window {
+    /// Waits until fewer than `WINDOW` of the `sent` deliveries are open.
+    async fn admit(&self, sent: u64) {
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if sent - self.resolved.load(Ordering::Acquire) < WINDOW {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn resolved_one(&self) {
+        self.resolved.fetch_add(1, Ordering::Release);
+        self.progress.notify_one();
+    }
+}
+
+/// Awaits deliveries on its own task, in send order, so acks are timed as
+/// they arrive rather than when the sending loop gets round to them. (In
+/// send order: a record is timed once it and every record sent before it
+/// are acknowledged. Records of one request are acknowledged together, so
+/// this matters only when partitions have different leaders.) No
+/// allocation per record.
 fn spawn_collector(
     mut rx: mpsc::UnboundedReceiver<Sent>,
-    window: Arc<Semaphore>,
+    window: Arc<Window>,
     progress: Arc<Progress>,
     record_size: u64,
 ) -> tokio::task::JoinHandle<Acked> {
-    type Done = std::pin::Pin<
-        Box<dyn std::future::Future<Output = (Result<RecordMetadata, ClientError>, Instant, bool)> + Send>,
-    >;
     tokio::spawn(async move {
-        let mut pending: FuturesUnordered<Done> = FuturesUnordered::new();
         let mut acked = Acked { latency: histogram(), error: None, last_ack: None };
-        let mut open = true;
-        loop {
-            tokio::select! {
-                biased;
-                Some((result, sent, counted)) = pending.next(), if !pending.is_empty() => {
-                    let now = Instant::now();
-                    window.add_permits(1);
-                    match result {
-                        Ok(_) if counted => {
-                            record_latency(&mut acked.latency, now - sent);
-                            progress.add(1, record_size);
-                            acked.last_ack = Some(now);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            acked.error.get_or_insert(e);
-                        }
+        let mut batch = Vec::with_capacity(1024);
+        while rx.recv_many(&mut batch, 1024).await > 0 {
+            for (delivery, sent, counted) in batch.drain(..) {
+                let result = delivery.await;
+                let now = Instant::now();
+                window.resolved_one();
+                match result {
+                    Ok(_) if counted => {
+                        record_latency(&mut acked.latency, now - sent);
+                        progress.add(1, record_size);
+                        acked.last_ack = Some(now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        window.failed.store(true, Ordering::Relaxed);
+                        acked.error.get_or_insert(e);
                     }
                 }
-                m = rx.recv(), if open => match m {
-                    Some((delivery, sent, counted)) => pending.push(Box::pin(delivery.map(move |r| (r, sent, counted)))),
-                    None => open = false,
-                },
-                else => break,
             }
         }
         acked
@@ -390,7 +422,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let size = args.record_size;
 
     let progress = Arc::new(Progress::default());
-    let window = Arc::new(Semaphore::new(WINDOW));
+    let window = Arc::new(Window::default());
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     let collector = spawn_collector(rx, window.clone(), progress.clone(), size as u64);
     let _progress = ProgressGuard(spawn_progress("produce", progress));
@@ -398,8 +430,11 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let start = Instant::now();
     let mut measure_start = None;
     for i in 0..total {
-        pace(args.rate, start, i).await;
-        window.acquire().await.map_err(|_| anyhow!("delivery window closed"))?.forget();
+        pace(args.rate, start, i);
+        window.admit(i).await;
+        if window.failed() {
+            break;
+        }
         let counted = i >= args.warmup_records;
         let sent = Instant::now();
         if counted && measure_start.is_none() {
@@ -505,14 +540,17 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let _progress = ProgressGuard(spawn_progress("e2e", progress));
 
     let pool = payload_pool(size);
-    let window = Arc::new(Semaphore::new(WINDOW));
+    let window = Arc::new(Window::default());
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     let collector = spawn_collector(rx, window.clone(), Arc::new(Progress::default()), 0);
     let start = Instant::now();
     let mut send_error = None;
     for i in 0..total {
-        pace(Some(rate), start, i).await;
-        window.acquire().await.map_err(|_| anyhow!("delivery window closed"))?.forget();
+        pace(Some(rate), start, i);
+        window.admit(i).await;
+        if window.failed() {
+            break;
+        }
         let mut value = BytesMut::with_capacity(size);
         let sent = Instant::now();
         value.extend_from_slice(&(sent.duration_since(base).as_nanos() as u64).to_le_bytes());
