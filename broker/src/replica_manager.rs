@@ -20,6 +20,7 @@ pub struct ReplicaManager {
     defaults: LogConfig,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
+    applying: std::sync::Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -31,6 +32,7 @@ impl ReplicaManager {
             defaults,
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(MetadataImage::default())),
+            applying: std::sync::Mutex::new(()),
         }
     }
 
@@ -44,8 +46,15 @@ impl ReplicaManager {
         &self.defaults
     }
 
-    /// Brings hosted partitions in line with `image`.
+    /// Brings hosted partitions in line with `image`. Applications are
+    /// serialized, and an image older than the one already applied is
+    /// ignored: applying a stale image could delete a newly created topic's
+    /// log.
     pub fn apply_metadata(&self, image: Arc<MetadataImage>) {
+        let _serial = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        if image.offset < self.image().offset {
+            return;
+        }
         let mut wanted: HashMap<TopicPartition, (u32, BTreeMap<String, String>)> = HashMap::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {
@@ -135,5 +144,44 @@ impl ReplicaManager {
     pub fn close(self) -> Result<(), strata_storage::StorageError> {
         self.partitions.write().unwrap_or_else(|p| p.into_inner()).clear();
         self.logs.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_controller::{PartitionInfo, TopicInfo};
+
+    fn image(offset: u64, topics: &[&str]) -> Arc<MetadataImage> {
+        let mut img = MetadataImage { offset, ..MetadataImage::default() };
+        for t in topics {
+            let p = PartitionInfo {
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: Some(1),
+                leader_epoch: 0,
+                partition_epoch: 0,
+            };
+            let info =
+                TopicInfo { id: format!("id-{t}"), name: t.to_string(), configs: BTreeMap::new(), partitions: vec![p] };
+            img.topics.insert(t.to_string(), info);
+        }
+        Arc::new(img)
+    }
+
+    #[test]
+    fn a_stale_image_never_deletes_a_newer_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+        let rm = ReplicaManager::new(1, logs, LogConfig::default());
+        rm.apply_metadata(image(5, &["fresh"]));
+        assert!(rm.lookup("fresh", 0).is_ok());
+        rm.apply_metadata(image(4, &[]));
+        assert!(rm.lookup("fresh", 0).is_ok(), "stale image applied");
+        assert!(dir.path().join("fresh-0").exists());
+        rm.apply_metadata(image(6, &[]));
+        assert_eq!(rm.lookup("fresh", 0).unwrap_err().error_code(), ErrorCode::UnknownTopicOrPartition);
+        assert!(!dir.path().join("fresh-0").exists(), "a deleted topic's log is removed");
     }
 }
