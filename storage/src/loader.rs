@@ -209,8 +209,13 @@ fn recover_segment(
     report.segments_scanned += 1;
     report.bytes_scanned += scanned.valid_end;
     if let Some(stop) = &scanned.stop {
-        if next_base.is_some() {
-            return Err(corrupt(&log, stop.position, &stop.reason));
+        if let Some(next) = next_base {
+            // A crash between creating the next segment and sealing this one
+            // leaves this one untrimmed: its data ends in preallocated zeros
+            // exactly where the next segment starts. Anything else is damage.
+            if !(stop.all_zero && scanned.next_offset == next) {
+                return Err(corrupt(&log, stop.position, &stop.reason));
+            }
         }
         if stop.expected_offset < recovery_point {
             return Err(corrupt(

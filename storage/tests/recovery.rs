@@ -805,3 +805,32 @@ fn truncation_anywhere_survives_crashes() {
         assert_holds(&log, &expect, &format!("{what}, appends, crash"));
     }
 }
+
+/// A crash in the middle of a roll — the next segment already created, the
+/// current one not yet trimmed and sealed — leaves a non-last segment whose
+/// data ends in preallocated zeros. Recovery must keep all of it (it is not
+/// corruption), and a non-zero tail there still is.
+#[test]
+fn crash_between_creating_the_next_segment_and_sealing_keeps_everything() {
+    let (dir, model) = crashed_log(77, 10);
+    let active = active_segment(dir.path());
+    let len = fs::metadata(&active).unwrap().len();
+    assert!(len > model.end(), "the active segment is preallocated past its data");
+    let next = dir.path().join(format!("{:020}.log", model.end()));
+    fs::write(&next, b"").unwrap();
+    {
+        let copy = copy_dir(dir.path());
+        let log = open_log(copy.path(), &config(64 << 10)).unwrap();
+        assert_holds(&log, &model, "after a crash mid-roll");
+        assert_eq!(log.segment_count(), 2);
+        let info = log.append(&one_record(), 0).unwrap();
+        assert_eq!(info.first_offset, model.end());
+    }
+    // Garbage (not zeros) after the valid data of a non-last segment is damage.
+    let data_end: u64 = {
+        let log = open_log(copy_dir(dir.path()).path(), &config(64 << 10)).unwrap();
+        log.size_bytes()
+    };
+    xor_byte(&active, data_end + 5, 0x5a);
+    expect_corrupt(open_log(dir.path(), &config(64 << 10)), "non-zero tail in a non-last segment");
+}
