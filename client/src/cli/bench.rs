@@ -466,7 +466,10 @@ async fn consume(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let admin = Admin::connect(global.bootstrap()).await?;
     let topic = describe(&admin, &args.topic).await?;
     let config = ConsumerConfig {
-        max_partition_bytes: 16 * 1024 * 1024,
+        // 1 MiB responses: with the next fetch issued while one is decoded,
+        // smaller responses overlap better and stay cache-resident (16 MiB
+        // ones measured ~20% slower).
+        max_partition_bytes: 1024 * 1024,
         max_bytes: 48 * 1024 * 1024,
         ..ConsumerConfig::new(global.bootstrap())
     };

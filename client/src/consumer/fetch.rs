@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use strata_protocol::batch::{split_batches, BatchError};
-use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchedPartition};
+use strata_protocol::batch::{split_batches, BatchError, BatchHeader};
+use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchedPartition};
 
 use super::{ConsumerConfig, ConsumerRecord};
 use crate::connection::call;
@@ -26,15 +26,62 @@ pub(crate) struct Round {
     pub retriable: Option<ClientError>,
 }
 
-/// Fetches every partition of `positions` (`(topic, partition)` → next
-/// offset) from its leader. A non-retriable error (OFFSET_OUT_OF_RANGE, a
-/// corrupt batch...) fails the whole round, so no position moves.
-pub(crate) async fn fetch_round(
+/// The raw outcome of one round of `Fetch` requests, before decoding.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// One result per leader asked.
+    responses: Vec<Result<FetchResponse, ClientError>>,
+    /// A partition had no known leader.
+    no_leader: Option<ClientError>,
+}
+
+impl Fetched {
+    /// Where each partition of `positions` would continue after this
+    /// round's records, from the batch headers alone (no validation): `None`
+    /// when the round brought no batch at all or hit an error, so no
+    /// follow-up fetch is worth issuing ahead of time.
+    pub(crate) fn next_positions(&self, positions: &[((String, u32), u64)]) -> Option<Vec<((String, u32), u64)>> {
+        if self.no_leader.is_some() {
+            return None;
+        }
+        let mut next: Vec<((String, u32), u64)> = positions.to_vec();
+        let mut any = false;
+        for response in &self.responses {
+            let response = response.as_ref().ok()?;
+            for fetched in &response.partitions {
+                if fetched.error.as_ref().is_some_and(|e| e.error_code() != ErrorCode::None) {
+                    return None;
+                }
+                let Some(slot) = next.iter_mut().find(|((t, p), _)| *t == fetched.topic && *p == fetched.partition)
+                else {
+                    continue;
+                };
+                let mut rest: &[u8] = &fetched.records;
+                while let Ok(h) = BatchHeader::parse(rest) {
+                    let total = h.total_len();
+                    if total > rest.len() {
+                        break;
+                    }
+                    if h.next_offset() > slot.1 {
+                        slot.1 = h.next_offset();
+                        any = true;
+                    }
+                    rest = &rest[total..];
+                }
+            }
+        }
+        any.then_some(next)
+    }
+}
+
+/// Sends one `Fetch` per leader (concurrently) for the partitions of
+/// `positions` and collects the responses.
+pub(crate) async fn send_fetches(
     cluster: &Cluster,
     config: &ConsumerConfig,
     positions: &[((String, u32), u64)],
-) -> Result<Round, ClientError> {
-    let mut round = Round::default();
+) -> Fetched {
+    let mut fetched = Fetched::default();
     let mut by_leader: HashMap<u32, Vec<FetchPartition>> = HashMap::new();
     let partition_max = clamp_u32(config.max_partition_bytes);
     for ((topic, partition), offset) in positions {
@@ -45,7 +92,7 @@ pub(crate) async fn fetch_round(
                 fetch_offset: *offset,
                 partition_max_bytes: partition_max,
             }),
-            None => round.retriable = Some(super::no_leader(topic, *partition)),
+            None => fetched.no_leader = Some(super::no_leader(topic, *partition)),
         }
     }
     let timeout = config.max_wait + config.request_timeout;
@@ -59,9 +106,17 @@ pub(crate) async fn fetch_round(
         let mut client = cluster.broker_client(leader).await?;
         call(&format!("Fetch from broker {leader}"), timeout, client.fetch(request)).await
     });
-    let responses = futures::future::join_all(requests).await;
+    fetched.responses = futures::future::join_all(requests).await;
+    fetched
+}
+
+/// Decodes the responses of a round fetched from `positions`. A
+/// non-retriable error (OFFSET_OUT_OF_RANGE, a corrupt batch...) fails the
+/// whole round, so no position moves.
+pub(crate) fn decode_round(positions: &[((String, u32), u64)], fetched: Fetched) -> Result<Round, ClientError> {
+    let mut round = Round { retriable: fetched.no_leader, ..Round::default() };
     let position_of: HashMap<(&str, u32), u64> = positions.iter().map(|((t, p), o)| ((t.as_str(), *p), *o)).collect();
-    for response in responses {
+    for response in fetched.responses {
         let response = match response {
             Ok(r) => r,
             Err(e) if e.is_retriable() => {
@@ -133,6 +188,7 @@ pub(crate) fn decode(
         if batch.header().next_offset() <= position {
             continue;
         }
+        out.reserve(batch.header().record_count as usize);
         for record in batch.records() {
             let record = record.map_err(|e| corrupt(&e, batch.header().base_offset))?;
             if record.offset < position {

@@ -177,6 +177,32 @@ pub struct Consumer {
     high_watermarks: HashMap<(String, u32), u64>,
     /// Fetched records not yet handed out (only `stream` leaves some).
     buffered: VecDeque<ConsumerRecord>,
+    /// Rounds fetched ahead of time: a background task issues each round
+    /// as soon as the previous one's responses arrived (before they are
+    /// decoded), from the positions that round leads to, keeping at most
+    /// `PREFETCH_DEPTH` rounds waiting. A round is used only if the
+    /// positions are still those when it is needed (no seek, no assignment
+    /// change, no error); otherwise the whole pipeline is dropped.
+    prefetch: Option<Prefetch>,
+}
+
+/// Fetched rounds a prefetch pipeline keeps waiting for the consumer.
+const PREFETCH_DEPTH: usize = 1;
+
+/// Next offset per partition, in assignment order.
+type Positions = Vec<((String, u32), u64)>;
+
+/// A pipeline of fetch rounds issued ahead of time; aborted when dropped.
+#[derive(Debug)]
+struct Prefetch {
+    rounds: tokio::sync::mpsc::Receiver<(Positions, fetch::Fetched)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Consumer {
@@ -196,6 +222,7 @@ impl Consumer {
             positions: HashMap::new(),
             high_watermarks: HashMap::new(),
             buffered: VecDeque::new(),
+            prefetch: None,
         })
     }
 
@@ -267,9 +294,14 @@ impl Consumer {
         if self.buffered.is_empty() {
             self.fill().await?;
         }
-        let records: Vec<ConsumerRecord> = self.buffered.drain(..).collect();
-        for r in &records {
-            self.positions.insert((r.topic.clone(), r.partition), r.offset + 1);
+        let records: Vec<ConsumerRecord> = Vec::from(std::mem::take(&mut self.buffered));
+        // Records come partition by partition in offset order: only the last
+        // of each run moves its partition's position.
+        for (i, r) in records.iter().enumerate() {
+            let last_of_run = records.get(i + 1).is_none_or(|n| n.partition != r.partition || n.topic != r.topic);
+            if last_of_run {
+                self.advance(&r.topic, r.partition, r.offset + 1);
+            }
         }
         Ok(records)
     }
@@ -282,7 +314,7 @@ impl Consumer {
         futures::stream::unfold(self, |consumer| async move {
             loop {
                 if let Some(r) = consumer.buffered.pop_front() {
-                    consumer.positions.insert((r.topic.clone(), r.partition), r.offset + 1);
+                    consumer.advance(&r.topic, r.partition, r.offset + 1);
                     return Some((Ok(r), consumer));
                 }
                 if let Err(e) = consumer.fill().await {
@@ -314,10 +346,23 @@ impl Consumer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let round = fetch::fetch_round(&self.cluster, &self.config, &positions).await?;
+            let fetched = match self.take_prefetch(&positions).await {
+                Some(f) => f,
+                None => fetch::send_fetches(&self.cluster, &self.config, &positions).await,
+            };
+            if self.prefetch.is_none() {
+                if let Some(next) = fetched.next_positions(&positions) {
+                    self.start_prefetch(next);
+                }
+            }
+            let round = fetch::decode_round(&positions, fetched)?;
             self.high_watermarks.extend(round.high_watermarks);
             let got_records = !round.records.is_empty();
-            self.buffered.extend(round.records);
+            if self.buffered.is_empty() {
+                self.buffered = VecDeque::from(round.records);
+            } else {
+                self.buffered.extend(round.records);
+            }
             let Some(err) = round.retriable else { return Ok(()) };
             tracing::debug!(error = %err, "fetch round hit a retriable error");
             if got_records {
@@ -329,6 +374,59 @@ impl Consumer {
             let _ = self.cluster.refresh().await;
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
+    }
+
+    /// Sets a partition's position, allocating its key only when new.
+    fn advance(&mut self, topic: &str, partition: u32, offset: u64) {
+        match self.positions.get_mut(&(topic.to_owned(), partition)) {
+            Some(p) => *p = offset,
+            None => {
+                self.positions.insert((topic.to_owned(), partition), offset);
+            }
+        }
+    }
+
+    /// The next prefetched round if it was issued from exactly `positions`
+    /// (otherwise the pipeline is dropped, which aborts it). Cancel-safe:
+    /// if this is dropped while waiting, the pipeline stays for the next
+    /// call.
+    async fn take_prefetch(&mut self, positions: &[((String, u32), u64)]) -> Option<fetch::Fetched> {
+        let prefetch = self.prefetch.as_mut()?;
+        match prefetch.rounds.recv().await {
+            Some((at, fetched)) if at == positions => {
+                if fetched.next_positions(&at).is_none() {
+                    // The pipeline ends with this round.
+                    self.prefetch = None;
+                }
+                Some(fetched)
+            }
+            _ => {
+                self.prefetch = None;
+                None
+            }
+        }
+    }
+
+    /// Starts fetching, in the background, the rounds that continue from
+    /// `positions`.
+    fn start_prefetch(&mut self, positions: Vec<((String, u32), u64)>) {
+        let (cluster, config) = (self.cluster.clone(), self.config.clone());
+        let (tx, rounds) = tokio::sync::mpsc::channel(PREFETCH_DEPTH);
+        let task = tokio::spawn(async move {
+            let mut at = positions;
+            loop {
+                let fetched = fetch::send_fetches(&cluster, &config, &at).await;
+                let next = fetched.next_positions(&at);
+                if tx.send((at, fetched)).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(n) => at = n,
+                    None => return,
+                }
+            }
+        });
+        self.prefetch = Some(Prefetch { rounds, task });
     }
 
     async fn ensure_metadata<'a>(&self, topics: impl Iterator<Item = &'a str>) -> Result<(), ClientError> {

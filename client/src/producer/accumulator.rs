@@ -4,16 +4,16 @@
 //! the sender task hold only briefly; no I/O happens under it.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_protocol::batch::BatchBuilder;
-use tokio::sync::oneshot;
 
-use super::RecordMetadata;
+use super::completion::{BatchCompletion, Completer, FxMap};
+use super::DeliveryFuture;
 use crate::error::ClientError;
 use crate::metadata::TopicMetadata;
 
@@ -26,22 +26,15 @@ pub(crate) enum Target {
     Sticky,
 }
 
-/// Where a record's delivery result arrives.
-pub(crate) type DeliveryReceiver = oneshot::Receiver<Result<RecordMetadata, ClientError>>;
-
-/// One record waiting for its acknowledgement.
-#[derive(Debug)]
-pub(crate) struct PendingRecord {
-    pub tx: oneshot::Sender<Result<RecordMetadata, ClientError>>,
-    pub timestamp: i64,
-}
-
 /// A batch still accepting records.
 #[derive(Debug)]
 struct OpenBatch {
     id: u64,
     builder: BatchBuilder,
-    records: Vec<PendingRecord>,
+    /// Where the batch's records learn their outcome.
+    completer: Completer,
+    /// Records appended so far.
+    records: u32,
     created: Instant,
     permits: usize,
 }
@@ -51,7 +44,10 @@ struct OpenBatch {
 pub(crate) struct ReadyBatch {
     pub id: u64,
     pub bytes: Bytes,
-    pub records: Vec<PendingRecord>,
+    /// Resolves the delivery futures of the batch's records.
+    pub completer: Completer,
+    /// Records in the batch.
+    pub records: u32,
     /// Buffer-memory permits to give back when the batch completes.
     pub permits: usize,
     /// Failed attempts so far.
@@ -70,9 +66,11 @@ struct PartitionQueue {
     retry_at: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TopicQueues {
-    partitions: HashMap<u32, PartitionQueue>,
+    /// The topic's name, shared with its batches.
+    name: Arc<str>,
+    partitions: FxMap<u32, PartitionQueue>,
     /// The sticky partition and the id of the batch it was filling.
     sticky: Option<(u32, u64)>,
 }
@@ -101,7 +99,7 @@ pub(crate) struct RecordRef<'a> {
 
 #[derive(Debug)]
 pub(crate) struct Accumulator {
-    topics: HashMap<Arc<str>, TopicQueues>,
+    topics: FxMap<Arc<str>, TopicQueues>,
     batch_size: usize,
     linger: Duration,
     next_batch_id: u64,
@@ -118,7 +116,7 @@ impl Accumulator {
     pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
         let seed = RandomState::new().hash_one(Instant::now()) | 1;
         Accumulator {
-            topics: HashMap::new(),
+            topics: FxMap::default(),
             batch_size,
             linger,
             next_batch_id: 0,
@@ -129,9 +127,9 @@ impl Accumulator {
         }
     }
 
-    /// Appends a record. Returns the partition chosen, the receiver of its
-    /// delivery result, and whether the sender should wake up (a batch was
-    /// opened or became ready).
+    /// Appends a record. Returns the partition chosen, the future of its
+    /// delivery, and whether the sender should wake up (a batch was opened
+    /// or became ready).
     pub(crate) fn append(
         &mut self,
         topic: &str,
@@ -139,19 +137,21 @@ impl Accumulator {
         meta: &TopicMetadata,
         record: &RecordRef<'_>,
         permits: usize,
-    ) -> Result<(u32, DeliveryReceiver, bool), ClientError> {
+    ) -> Result<(u32, DeliveryFuture, bool), ClientError> {
         if self.stopped {
             return Err(ClientError::Closed);
         }
         let batch_size = self.batch_size;
         if !self.topics.contains_key(topic) {
-            self.topics.insert(Arc::from(topic), TopicQueues::default());
+            let name: Arc<str> = Arc::from(topic);
+            let tq = TopicQueues { name: name.clone(), partitions: FxMap::default(), sticky: None };
+            self.topics.insert(name, tq);
         }
+        let tq = self.topics.get_mut(topic).expect("inserted above");
         let mut wake = false;
         let partition = match target {
             Target::Partition(p) => p,
             Target::Sticky => {
-                let tq = self.topics.get_mut(topic).expect("inserted above");
                 let sticky_batch = tq.sticky.and_then(|(p, id)| {
                     let q = tq.partitions.get_mut(&p)?;
                     q.open.as_ref().is_some_and(|b| b.id == id).then_some((p, q))
@@ -166,12 +166,11 @@ impl Accumulator {
                             wake = true;
                         }
                         let previous = tq.sticky.map(|(p, _)| p);
-                        self.pick_partition(meta, previous)
+                        pick_partition(&mut self.rng, meta, previous)
                     }
                 }
             }
         };
-        let tq = self.topics.get_mut(topic).expect("inserted above");
         let q = tq.partitions.entry(partition).or_default();
         if q.open.as_ref().is_some_and(|b| !fits(b, record, batch_size)) {
             close_open(q);
@@ -186,8 +185,10 @@ impl Accumulator {
                 wake = true;
                 slot.insert(OpenBatch {
                     id,
-                    builder: BatchBuilder::with_capacity(batch_size.min(16 * 1024)),
-                    records: Vec::new(),
+                    // Room for a whole batch: growing it would copy it.
+                    builder: BatchBuilder::with_capacity(batch_size.min(1024 * 1024)),
+                    completer: Completer(BatchCompletion::new(tq.name.clone(), partition)),
+                    records: 0,
                     created: Instant::now(),
                     permits: 0,
                 })
@@ -200,8 +201,9 @@ impl Accumulator {
             }
             return Err(ClientError::InvalidArgument(e.to_string()));
         }
-        let (tx, rx) = oneshot::channel();
-        open.records.push(PendingRecord { tx, timestamp: record.timestamp });
+        let batch = open.completer.0.clone();
+        let delivery = DeliveryFuture { batch, index: open.records, timestamp: record.timestamp, slot: None };
+        open.records += 1;
         open.permits += permits;
         let id = open.id;
         if open.builder.size_in_bytes() >= batch_size {
@@ -211,29 +213,7 @@ impl Accumulator {
         if target == Target::Sticky {
             tq.sticky = Some((partition, id));
         }
-        Ok((partition, rx, wake))
-    }
-
-    /// A random partition with a leader (any partition if none has one),
-    /// other than `previous` when there is a choice.
-    fn pick_partition(&mut self, meta: &TopicMetadata, previous: Option<u32>) -> u32 {
-        let all: Vec<u32>;
-        let pool: &[u32] = if meta.available.is_empty() {
-            all = (0..meta.partition_count()).collect();
-            &all
-        } else {
-            &meta.available
-        };
-        let choices: Vec<u32> = match previous {
-            Some(prev) if pool.len() > 1 => pool.iter().copied().filter(|&p| p != prev).collect(),
-            _ => pool.to_vec(),
-        };
-        // xorshift64*: plenty for spreading batches.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        choices[(r % choices.len() as u64) as usize]
+        Ok((partition, delivery, wake))
     }
 
     /// Closes every open batch so the sender sends it without waiting for
@@ -331,6 +311,28 @@ impl Accumulator {
     }
 }
 
+/// A random partition with a leader (any partition if none has one),
+/// other than `previous` when there is a choice.
+fn pick_partition(rng: &mut u64, meta: &TopicMetadata, previous: Option<u32>) -> u32 {
+    let all: Vec<u32>;
+    let pool: &[u32] = if meta.available.is_empty() {
+        all = (0..meta.partition_count()).collect();
+        &all
+    } else {
+        &meta.available
+    };
+    let choices: Vec<u32> = match previous {
+        Some(prev) if pool.len() > 1 => pool.iter().copied().filter(|&p| p != prev).collect(),
+        _ => pool.to_vec(),
+    };
+    // xorshift64*: plenty for spreading batches.
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    let r = rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    choices[(r % choices.len() as u64) as usize]
+}
+
 /// Whether `record` still goes into `batch` (an empty batch takes anything).
 fn fits(batch: &OpenBatch, record: &RecordRef<'_>, batch_size: usize) -> bool {
     batch.builder.is_empty()
@@ -346,6 +348,7 @@ fn close_open(q: &mut PartitionQueue) {
     q.ready.push_back(ReadyBatch {
         id: open.id,
         bytes,
+        completer: open.completer,
         records: open.records,
         permits: open.permits,
         attempts: 0,
@@ -370,7 +373,7 @@ mod tests {
         let mut acc = Accumulator::new(200, Duration::from_millis(50));
         let m = meta(1);
         for _ in 0..10 {
-            acc.append("t", Target::Partition(0), &m, &rec(&[7; 40]), 50).unwrap();
+            let _ = acc.append("t", Target::Partition(0), &m, &rec(&[7; 40]), 50).unwrap();
         }
         let now = Instant::now();
         let (drained, next) = acc.drain(now, 1 << 20);
@@ -401,7 +404,7 @@ mod tests {
         let (p3, _, _) = acc.append("t", Target::Sticky, &m, &rec(&[1; 40]), 1).unwrap();
         assert_eq!(p3, p2);
         // The completed sticky batch is ready at once; the new one lingers.
-        let records = |d: &Drained| d.batches.iter().map(|b| b.records.len()).sum::<usize>();
+        let records = |d: &Drained| d.batches.iter().map(|b| b.records as usize).sum::<usize>();
         let (drained, _) = acc.drain(Instant::now(), 1 << 20);
         assert_eq!(drained.iter().map(|d| (d.partition, records(d))).collect::<Vec<_>>(), vec![(p0, 2)]);
         let (drained, _) = acc.drain(Instant::now() + Duration::from_secs(11), 1 << 20);
@@ -413,7 +416,7 @@ mod tests {
         let mut acc = Accumulator::new(100, Duration::ZERO);
         let m = meta(1);
         for _ in 0..3 {
-            acc.append("t", Target::Partition(0), &m, &rec(&[1; 60]), 1).unwrap();
+            let _ = acc.append("t", Target::Partition(0), &m, &rec(&[1; 60]), 1).unwrap();
         }
         let now = Instant::now();
         let (mut drained, _) = acc.drain(now, 1 << 20);

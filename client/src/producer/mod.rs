@@ -18,6 +18,7 @@
 //!   request, with `offset: None` (the broker does not report offsets).
 
 mod accumulator;
+mod completion;
 mod sender;
 
 use std::future::Future;
@@ -31,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use strata_protocol::batch::HEADER_LEN;
 use strata_protocol::v1::ErrorCode;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::connection::{parse_bootstrap, MAX_MESSAGE_BYTES};
@@ -39,6 +40,7 @@ use crate::error::ClientError;
 use crate::metadata::Cluster;
 use crate::murmur2::partition_for_key;
 use accumulator::{Accumulator, RecordRef, Target};
+use completion::BatchCompletion;
 
 /// How many acknowledgements the leader waits for before answering.
 ///
@@ -278,14 +280,44 @@ pub struct RecordMetadata {
 #[derive(Debug)]
 #[must_use = "the delivery future is the only way to learn whether the record was written"]
 pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata, ClientError>>,
+    /// The record's batch, shared by all its records' futures.
+    batch: Arc<BatchCompletion>,
+    /// The record's position in its batch (its offset delta).
+    index: u32,
+    timestamp: i64,
+    /// This future's slot in the batch's waker list, once registered.
+    slot: Option<usize>,
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata, ClientError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(ClientError::Closed)))
+        let this = &mut *self;
+        let mut state = this.batch.state();
+        match &state.outcome {
+            Some(Ok(base_offset)) => Poll::Ready(Ok(RecordMetadata {
+                topic: this.batch.topic.to_string(),
+                partition: this.batch.partition,
+                offset: base_offset.map(|b| b + u64::from(this.index)),
+                timestamp: this.timestamp,
+            })),
+            Some(Err(e)) => Poll::Ready(Err(e.clone())),
+            None => {
+                match this.slot {
+                    Some(i) if i < state.wakers.len() => {
+                        if !state.wakers[i].will_wake(cx.waker()) {
+                            state.wakers[i] = cx.waker().clone();
+                        }
+                    }
+                    _ => {
+                        this.slot = Some(state.wakers.len());
+                        state.wakers.push(cx.waker().clone());
+                    }
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -431,11 +463,11 @@ impl Producer {
             RecordRef { timestamp, key: record.key.as_deref(), value: record.value.as_deref(), headers: &headers };
         let appended = shared.acc().append(&record.topic, target, &meta, &fields, permit_count as usize);
         match appended {
-            Ok((_, rx, wake)) => {
+            Ok((_, delivery, wake)) => {
                 if wake {
                     shared.wake.notify_one();
                 }
-                Ok(DeliveryFuture { rx })
+                Ok(delivery)
             }
             Err(e) => {
                 release();

@@ -12,7 +12,7 @@ use strata_protocol::v1::{ErrorCode, PartitionProduceResult, PartitionRecords, P
 use tokio::sync::Semaphore;
 
 use super::accumulator::{Drained, ReadyBatch};
-use super::{Acks, RecordMetadata, Shared};
+use super::{Acks, Shared};
 use crate::connection::call;
 use crate::error::ClientError;
 
@@ -185,23 +185,14 @@ async fn handle_results(shared: &Arc<Shared>, parts: Vec<Drained>, results: Vec<
 /// `base_offset + i` (batches are back to back in the log).
 fn settle_ok(shared: &Shared, d: Drained, base_offset: u64) {
     let with_offsets = shared.config.acks != Acks::None;
-    let topic = d.topic.to_string();
     let mut offset = base_offset;
     let mut ids = Vec::with_capacity(d.batches.len());
     let mut permits = 0;
     for batch in d.batches {
         ids.push(batch.id);
         permits += batch.permits;
-        for r in batch.records {
-            let meta = RecordMetadata {
-                topic: topic.clone(),
-                partition: d.partition,
-                offset: with_offsets.then_some(offset),
-                timestamp: r.timestamp,
-            };
-            let _ = r.tx.send(Ok(meta));
-            offset += 1;
-        }
+        batch.completer.complete(Ok(with_offsets.then_some(offset)));
+        offset += u64::from(batch.records);
     }
     shared.acc().settle(&d.topic, d.partition, Vec::new(), None, &ids);
     finish(shared, permits);
@@ -244,9 +235,7 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
     let mut permits = 0;
     for b in failed {
         permits += b.permits;
-        for r in b.records {
-            let _ = r.tx.send(Err(err.clone()));
-        }
+        b.completer.complete(Err(err.clone()));
     }
     let retry_at = Instant::now() + shared.config.retry_backoff;
     shared.acc().settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
