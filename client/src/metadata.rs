@@ -22,6 +22,9 @@ pub(crate) struct TopicMetadata {
     pub leaders: Vec<Option<u32>>,
     /// Partitions that have a reachable leader.
     pub available: Vec<u32>,
+    /// The topic's `max.message.bytes`, when set on the topic: batches are
+    /// kept below it so small records are never rejected together.
+    pub max_batch_bytes: Option<usize>,
 }
 
 impl TopicMetadata {
@@ -252,7 +255,8 @@ impl Cluster {
                 leaders[p.partition as usize] = leader;
             }
             let available = (0..count as u32).filter(|&p| leaders[p as usize].is_some()).collect();
-            meta.topics.insert(t.name, Arc::new(TopicMetadata { leaders, available }));
+            let max_batch_bytes = t.configs.get("max.message.bytes").and_then(|v| v.trim().parse().ok());
+            meta.topics.insert(t.name, Arc::new(TopicMetadata { leaders, available, max_batch_bytes }));
         }
         for name in &names {
             if !meta.topics.contains_key(name) && !meta.errors.contains_key(name) {

@@ -321,6 +321,12 @@ fn every_error_is_one_line_and_a_non_zero_exit() {
     big.push(b'\n');
     fails(b, &["produce", "small"], Some(&big), "RECORD_TOO_LARGE");
     fails(b, &["produce", "small", "--acks", "1"], Some(&big), "RECORD_TOO_LARGE");
+    // Many small records under that limit are batched below it, not
+    // rejected together (the producer caps batches at the topic's limit).
+    let small: String = (0..200).map(|i| format!("small-record-{i:04}-{}\n", "y".repeat(40))).collect();
+    ok(b, &["produce", "small", "--partition", "0"], Some(small.as_bytes()));
+    let out = ok(b, &["consume", "small", "--format", "%v\n"], None);
+    assert_eq!(out.stdout.lines().count(), 200);
 
     // Nothing listening.
     let closed = format!("127.0.0.1:{}", free_port());

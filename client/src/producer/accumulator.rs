@@ -141,7 +141,9 @@ impl Accumulator {
         if self.stopped {
             return Err(ClientError::Closed);
         }
-        let batch_size = self.batch_size;
+        // Never build a batch the topic would reject as too large (a lone
+        // record over the limit still fails, alone, as in Kafka).
+        let batch_size = meta.max_batch_bytes.map_or(self.batch_size, |max| self.batch_size.min(max));
         if !self.topics.contains_key(topic) {
             let name: Arc<str> = Arc::from(topic);
             let tq = TopicQueues { name: name.clone(), partitions: FxMap::default(), sticky: None };
@@ -361,7 +363,7 @@ mod tests {
     use super::*;
 
     fn meta(n: u32) -> TopicMetadata {
-        TopicMetadata { leaders: vec![Some(1); n as usize], available: (0..n).collect() }
+        TopicMetadata { leaders: vec![Some(1); n as usize], available: (0..n).collect(), max_batch_bytes: None }
     }
 
     fn rec(value: &[u8]) -> RecordRef<'_> {
