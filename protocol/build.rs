@@ -2,7 +2,7 @@
 //! and generates tonic/prost code with `bytes` fields as `bytes::Bytes`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/strata/v1/strata.proto"];
+    let files = ["proto/strata/v1/strata.proto", "proto/strata/v1/controller.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -45,9 +45,33 @@ pub enum ControllerError {
     /// The controller has stopped (shut down, or failed and stopped).
     #[error("the controller has stopped")]
     Stopped,
+    /// The leader a proposal was forwarded to failed it with an error that
+    /// has no local equivalent (its storage, raft-rs, ...).
+    #[error("controller leader failed the proposal ({kind}): {message}")]
+    Remote {
+        /// The leader's `ControllerError` variant name.
+        kind: String,
+        /// The leader's error message.
+        message: String,
+    },
 }
 
 impl ControllerError {
+    /// The variant's name (`"Metadata"`, `"NotLeader"`, ...), as carried in
+    /// `ProposeResponse.error_kind`; a `Remote` error keeps the leader's kind.
+    pub fn kind(&self) -> &str {
+        match self {
+            ControllerError::Metadata(_) => "Metadata",
+            ControllerError::NotLeader { .. } => "NotLeader",
+            ControllerError::Timeout => "Timeout",
+            ControllerError::Storage { .. } => "Storage",
+            ControllerError::Corrupt { .. } => "Corrupt",
+            ControllerError::Raft(_) => "Raft",
+            ControllerError::Stopped => "Stopped",
+            ControllerError::Remote { kind, .. } => kind,
+        }
+    }
+
     /// Wraps an I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         ControllerError::Storage { path: path.into(), source }

@@ -14,16 +14,19 @@
 //! log, hard state and snapshots with log compaction, the metadata state
 //! machine (brokers, topic create/delete with replica placement), and an async
 //! handle to propose and follow metadata. Raft messages go through a
-//! [`Transport`] (a no-op one for a single voter, an in-memory one for tests);
-//! the multi-voter quorum over gRPC, broker heartbeats/fencing, ISR changes and
-//! leader elections come with later issues.
+//! [`Transport`] (a no-op one for a single voter, an in-memory one for tests,
+//! [`GrpcTransport`] for a multi-voter quorum over gRPC, where [`RaftService`]
+//! receives them and followers forward proposals to the leader); broker
+//! heartbeats/fencing, ISR changes and leader elections come with later issues.
 //!
 //! Modules: [`metadata`] (the pure state machine), [`raft_storage`] (raft-rs
-//! `Storage` on disk), the controller handle ([`Controller`]) and a
+//! `Storage` on disk), [`grpc`] (the quorum over `strata.v1.ControllerRaft`),
+//! the controller handle ([`Controller`]) and a
 //! `slog`→`tracing` bridge for raft-rs's logs.
 
 mod controller;
 mod error;
+pub mod grpc;
 mod logging;
 pub mod metadata;
 pub mod raft_storage;
@@ -33,6 +36,7 @@ pub use controller::{
     Transport,
 };
 pub use error::ControllerError;
+pub use grpc::{GrpcTransport, RaftService};
 pub use logging::{raft_logger, TracingDrain};
 pub use metadata::{
     place_replicas, BrokerInfo, CommandOutcome, MetadataCommand, MetadataError, MetadataImage, PartitionInfo,

@@ -19,9 +19,13 @@ pub use transport::{InMemoryNetwork, InMemoryTransport, NoopTransport, RaftInbox
 
 use self::node::{Command, Node};
 use crate::error::ControllerError;
+use crate::grpc::{Forwarded, Forwarder, GrpcTransport};
 use crate::logging::raft_logger;
 use crate::metadata::{CommandOutcome, MetadataCommand, MetadataImage, TopicInfo};
 use crate::raft_storage::RaftStorage;
+
+/// Pause between attempts while `propose_anywhere` looks for a leader.
+const FORWARD_RETRY: Duration = Duration::from_millis(50);
 
 /// How long `Drop` waits for the Raft thread before leaving it to finish alone.
 const DROP_JOIN_WAIT: Duration = Duration::from_secs(5);
@@ -104,6 +108,10 @@ struct Inner {
     status_rx: watch::Receiver<ControllerStatus>,
     stopped_rx: watch::Receiver<bool>,
     propose_timeout: Duration,
+    /// The voters this node was configured with (not the persisted set).
+    voters: Vec<u64>,
+    /// Forwards proposals to the leader (nodes started with `start_with_grpc`).
+    forwarder: Option<Forwarder>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -142,6 +150,38 @@ impl Controller {
     pub fn start_with_transport(
         config: ControllerConfig,
         transport: Box<dyn Transport>,
+    ) -> Result<Controller, ControllerError> {
+        Self::start_inner(config, transport, None)
+    }
+
+    /// Starts a voter of a multi-voter quorum over gRPC. `voter_addresses`
+    /// maps every voter's id (this node's included) to its controller
+    /// `host:port`; it replaces `config.voters`. Raft messages leave through a
+    /// [`GrpcTransport`] whose tasks run on `runtime`; peers' messages arrive
+    /// through a [`crate::RaftService`] the caller serves on this node's
+    /// address. [`Controller::propose_anywhere`] (and the convenience methods)
+    /// forward proposals to the leader. Works for a single voter too.
+    pub fn start_with_grpc(
+        mut config: ControllerConfig,
+        voter_addresses: HashMap<u64, String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Controller, ControllerError> {
+        if !voter_addresses.contains_key(&config.node_id) {
+            return Err(ControllerError::Raft(raft::Error::ConfigInvalid(format!(
+                "node {} is not in the controller voters {:?}",
+                config.node_id,
+                sorted(&voter_addresses.keys().copied().collect::<Vec<_>>())
+            ))));
+        }
+        config.voters = sorted(&voter_addresses.keys().copied().collect::<Vec<_>>());
+        let transport = GrpcTransport::new(config.node_id, &voter_addresses, &runtime);
+        Self::start_inner(config, Box::new(transport), Some(Forwarder::new(voter_addresses)))
+    }
+
+    fn start_inner(
+        config: ControllerConfig,
+        transport: Box<dyn Transport>,
+        forwarder: Option<Forwarder>,
     ) -> Result<Controller, ControllerError> {
         let id = config.node_id;
         if id == 0 || config.voters.is_empty() || config.voters.contains(&0) {
@@ -215,6 +255,8 @@ impl Controller {
                 status_rx,
                 stopped_rx,
                 propose_timeout: config.propose_timeout,
+                voters: config.voters.clone(),
+                forwarder,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -233,6 +275,48 @@ impl Controller {
         }
     }
 
+    /// Proposes `cmd` from any voter: locally when this node leads, else
+    /// forwarded to the leader's `ControllerRaft.Propose` (nodes started with
+    /// [`Controller::start_with_grpc`]; other nodes just [`Controller::propose`]).
+    /// While no leader is known, or the one tried is unreachable or no longer
+    /// leads, it retries, all within the configured proposal timeout
+    /// (`Timeout` after it). The leader's errors come back as the same
+    /// variants (`Metadata(..)` unchanged; `Remote` for the leader's storage
+    /// or raft-rs failures). A proposal whose leader was lost while it was in
+    /// flight may be applied and also retried: a retried create can then
+    /// report `TopicAlreadyExists`.
+    pub async fn propose_anywhere(&self, cmd: MetadataCommand) -> Result<CommandOutcome, ControllerError> {
+        let Some(forwarder) = &self.inner.forwarder else { return self.propose(cmd).await };
+        let me = self.inner.node_id;
+        let deadline = Instant::now() + self.inner.propose_timeout;
+        let mut hint = None;
+        loop {
+            if self.is_stopped() {
+                return Err(ControllerError::Stopped);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ControllerError::Timeout);
+            }
+            match self.status().leader_id.or(hint.take()) {
+                Some(leader) if leader == me => {
+                    match tokio::time::timeout(remaining, self.propose(cmd.clone())).await {
+                        Err(_) => return Err(ControllerError::Timeout),
+                        Ok(Err(ControllerError::NotLeader { leader })) => hint = leader.filter(|&l| l != me),
+                        Ok(result) => return result,
+                    }
+                }
+                Some(leader) => match forwarder.propose(leader, &cmd, remaining).await {
+                    Forwarded::Done(result) => return result,
+                    Forwarded::Retry { leader_hint } => hint = leader_hint.filter(|&l| l != leader),
+                },
+                None => {}
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(FORWARD_RETRY.min(remaining)).await;
+        }
+    }
+
     /// Creates a topic with a fresh UUID; returns it with its partition assignment.
     pub async fn create_topic(
         &self,
@@ -248,7 +332,7 @@ impl Controller {
             replication_factor,
             configs,
         };
-        match self.propose(cmd).await? {
+        match self.propose_anywhere(cmd).await? {
             CommandOutcome::TopicCreated { topic } => Ok(topic),
             other => Err(unexpected(other)),
         }
@@ -256,7 +340,7 @@ impl Controller {
 
     /// Deletes a topic; returns the deleted topic's id.
     pub async fn delete_topic(&self, name: impl Into<String>) -> Result<String, ControllerError> {
-        match self.propose(MetadataCommand::DeleteTopic { name: name.into() }).await? {
+        match self.propose_anywhere(MetadataCommand::DeleteTopic { name: name.into() }).await? {
             CommandOutcome::TopicDeleted { topic_id, .. } => Ok(topic_id),
             other => Err(unexpected(other)),
         }
@@ -269,10 +353,21 @@ impl Controller {
         address: impl Into<String>,
         rack: Option<String>,
     ) -> Result<bool, ControllerError> {
-        match self.propose(MetadataCommand::RegisterBroker { node_id, address: address.into(), rack }).await? {
+        match self.propose_anywhere(MetadataCommand::RegisterBroker { node_id, address: address.into(), rack }).await? {
             CommandOutcome::BrokerRegistered { new, .. } => Ok(new),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// This node's Raft id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// The voters this node was started with (`ControllerConfig::voters`, or
+    /// the ids of `start_with_grpc`'s voter map), ascending as given.
+    pub fn configured_voters(&self) -> &[u64] {
+        &self.inner.voters
     }
 
     /// The latest applied metadata image.

@@ -51,8 +51,9 @@ pub enum MetadataCommand {
     },
 }
 
-/// What an accepted command did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an accepted command did (JSON-encoded when a proposal is forwarded
+/// to the leader over gRPC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandOutcome {
     /// The cluster id was set.
     ClusterInitialized {
@@ -81,7 +82,8 @@ pub enum CommandOutcome {
 }
 
 /// Why the state machine rejected a command. A rejected command changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// JSON-encoded when a forwarded proposal's rejection travels back from the leader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetadataError {
     /// A topic with this name already exists.
     #[error("topic '{name}' already exists")]

@@ -1,0 +1,85 @@
+//! [`RaftService`]: the server side of `strata.v1.ControllerRaft`.
+
+use std::collections::HashSet;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use strata_protocol::v1::controller_raft_server::{ControllerRaft, ControllerRaftServer};
+use strata_protocol::v1::{ProposeRequest, ProposeResponse, RaftMessages, StepResponse};
+use tonic::{Request, Response, Status};
+
+use super::forward::encode_result;
+use super::MAX_GRPC_MESSAGE;
+use crate::controller::Controller;
+use crate::metadata::MetadataCommand;
+
+/// Serves `ControllerRaft` for one controller node: Raft messages from peer
+/// voters go to [`Controller::step`], forwarded proposals to
+/// [`Controller::propose`] (this node must lead).
+#[derive(Debug, Clone)]
+pub struct RaftService {
+    controller: Controller,
+    node_id: u64,
+    voters: HashSet<u64>,
+}
+
+impl RaftService {
+    /// A service for `controller`, accepting Raft messages from the voters it
+    /// was configured with (`ControllerConfig::voters`, or the voter map given
+    /// to [`Controller::start_with_grpc`]).
+    pub fn new(controller: Controller) -> Self {
+        let voters = controller.configured_voters().iter().copied().collect();
+        Self::with_voters(controller, voters)
+    }
+
+    /// A service accepting Raft messages only from `voters`.
+    pub fn with_voters(controller: Controller, voters: HashSet<u64>) -> Self {
+        let node_id = controller.node_id();
+        RaftService { controller, node_id, voters }
+    }
+
+    /// The tonic server to mount (`Server::builder().add_service(..)`), with
+    /// message size limits large enough for snapshots.
+    pub fn into_server(self) -> ControllerRaftServer<RaftService> {
+        ControllerRaftServer::new(self)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl ControllerRaft for RaftService {
+    async fn step(&self, request: Request<RaftMessages>) -> Result<Response<StepResponse>, Status> {
+        let batch = request.into_inner();
+        let mut msgs = Vec::with_capacity(batch.messages.len());
+        for (i, bytes) in batch.messages.iter().enumerate() {
+            let msg = Message::parse_from_bytes(bytes)
+                .map_err(|e| Status::invalid_argument(format!("raft message {i} does not decode: {e}")))?;
+            if msg.to != self.node_id {
+                return Err(Status::invalid_argument(format!(
+                    "raft message {i} is for node {}, this is node {}",
+                    msg.to, self.node_id
+                )));
+            }
+            if msg.from == self.node_id || !self.voters.contains(&msg.from) {
+                return Err(Status::permission_denied(format!(
+                    "raft message {i} from node {}, not a peer controller voter",
+                    msg.from
+                )));
+            }
+            msgs.push(msg);
+        }
+        for msg in msgs {
+            self.controller.step(msg).map_err(|_| Status::unavailable("the controller has stopped"))?;
+        }
+        Ok(Response::new(StepResponse {}))
+    }
+
+    async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
+        let cmd = MetadataCommand::decode(&request.into_inner().command)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let result = self.controller.propose(cmd).await;
+        let leader_hint = self.controller.status().leader_id.unwrap_or(0);
+        Ok(Response::new(encode_result(&result, leader_hint)))
+    }
+}
