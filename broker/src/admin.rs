@@ -32,6 +32,12 @@ impl BrokerService {
         let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
         let rf =
             if spec.replication_factor == 0 { self.config.default_replication_factor } else { spec.replication_factor };
+        if rf > 1 {
+            return Err(Error::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!("replication factor {rf}: this build stores each partition once (replication factor 1); replication comes with the replication issue"),
+            ));
+        }
         let configs: BTreeMap<String, String> = spec.configs.into_iter().collect();
         topic_config::log_config(self.replicas.defaults(), &configs)
             .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;

@@ -228,10 +228,13 @@ impl ServerConfig {
                 reason: "this build runs combined broker,controller nodes only (separate roles come with the controller quorum)".into(),
             });
         }
-        if self.voters.len() != 1 || self.voters[0].node_id != self.node_id {
+        if !self.voters.iter().any(|v| v.node_id == self.node_id) {
             return Err(ConfigError::Invalid {
                 name: "--controller-voters",
-                reason: "this build runs a single-voter controller (this node); multi-voter quorums come with the controller issue".into(),
+                reason: format!(
+                    "node {} is not among the voters; this build runs combined broker,controller nodes, so every node votes",
+                    self.node_id
+                ),
             });
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_controller::{Controller, ControllerConfig, ControllerError};
+use strata_controller::{Controller, ControllerConfig, ControllerError, RaftService};
 use strata_protocol::v1::strata_server::StrataServer;
 use strata_storage::{BackgroundConfig, LogManager, StorageError};
 use tokio::sync::watch;
@@ -67,6 +67,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     };
     let grpc_listener = bind("client gRPC", config.listen).await?;
     let http_listener = bind("HTTP", config.http_listen).await?;
+    let raft_listener = bind("controller Raft gRPC", config.controller_listen).await?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
 
     let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
@@ -75,12 +76,30 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         tracing::error!(partition = %tp, %reason, "partition is offline");
     }
     let replicas = Arc::new(ReplicaManager::new(config.node_id as u32, logs, config.log.clone()));
-    let controller = Controller::start(ControllerConfig {
-        node_id: config.node_id,
-        data_dir: config.data_dir.join("controller"),
-        voters: config.voters.iter().map(|v| v.node_id).collect(),
-        ..ControllerConfig::default()
-    })?;
+    let voter_addresses = config.voters.iter().map(|v| (v.node_id, v.address.clone())).collect();
+    let controller = Controller::start_with_grpc(
+        ControllerConfig {
+            node_id: config.node_id,
+            data_dir: config.data_dir.join("controller"),
+            voters: config.voters.iter().map(|v| v.node_id).collect(),
+            ..ControllerConfig::default()
+        },
+        voter_addresses,
+        tokio::runtime::Handle::current(),
+    )?;
+    // Raft between voters, on its own port: only controller peers reach it.
+    let (raft_stop_tx, raft_stop_rx) = watch::channel(false);
+    let raft = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RaftService::new(controller.clone()).into_server())
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
+                async move {
+                    let mut rx = raft_stop_rx;
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            ),
+    );
     register(&controller, &config).await?;
     replicas.apply_metadata(controller.metadata());
 
@@ -140,6 +159,8 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         }),
     };
     controller.shutdown().await;
+    let _ = raft_stop_tx.send(true);
+    let _ = raft.await;
     match grpc_result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(ServerError::Serve { what: "gRPC", reason: e.to_string() }),

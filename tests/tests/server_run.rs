@@ -99,8 +99,8 @@ fn what_this_build_cannot_run_is_refused_in_one_line() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["run".into()], "--node-id"),
         (
-            vec!["run".into(), "--node-id".into(), "1".into(), "--controller-voters".into(), "1@a:1,2@b:1".into()],
-            "single-voter",
+            vec!["run".into(), "--node-id".into(), "1".into(), "--controller-voters".into(), "2@a:1,3@b:1".into()],
+            "not among the voters",
         ),
         (vec!["run".into(), "--node-id".into(), "1".into(), "--roles".into(), "chef".into()], "unknown role"),
         (vec!["run".into(), "--node-id".into(), "x".into()], "invalid value"),
@@ -117,5 +117,6 @@ fn what_this_build_cannot_run_is_refused_in_one_line() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
     }
 }

@@ -6,14 +6,32 @@ use clap::Parser;
 use strata_broker::{Cli, Command, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
+fn main() -> std::process::ExitCode {
+    match serve() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the cause chain, not a multi-line report.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,raft=warn")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let text = e.to_string();
+            anyhow::bail!("{}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "))
+        }
+    };
     let config = match &cli.command {
         Command::Dev(args) => ServerConfig::dev(args),
         Command::Run(args) => ServerConfig::run(args),
