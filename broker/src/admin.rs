@@ -196,10 +196,12 @@ impl BrokerService {
                     node_id: v.node_id as u32,
                     address: v.address.clone(),
                     is_leader: status.leader_id == Some(v.node_id),
-                    lag: if v.node_id == status.node_id {
-                        status.commit_index.saturating_sub(status.applied_index)
-                    } else {
-                        0
+                    // The leader knows every voter's replicated index; any
+                    // other node knows only its own apply lag.
+                    lag: match status.voter_match_index.get(&v.node_id) {
+                        Some(matched) => status.commit_index.saturating_sub(*matched),
+                        None if v.node_id == status.node_id => status.commit_index.saturating_sub(status.applied_index),
+                        None => 0,
                     },
                 })
                 .collect(),

@@ -144,6 +144,17 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     let out = strata(&nodes[other].bootstrap(), &["topic", "create", "t2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(topics(&nodes[other]).contains(&"t1".to_string()));
+    // The new leader reports the dead voter as lagging behind the commit
+    // index, and the live ones as caught up.
+    let new_leader = controller_of(&nodes[other]).unwrap();
+    let nl = nodes.iter().position(|n| n.id == new_leader).unwrap();
+    let out = strata(&nodes[nl].bootstrap(), &["--output", "json", "cluster", "info"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lag_of = |id: u64| {
+        info["voters"].as_array().unwrap().iter().find(|v| v["node_id"] == id).and_then(|v| v["lag"].as_u64()).unwrap()
+    };
+    assert!(lag_of(leader) >= 1, "dead voter's lag: {info}");
+    assert_eq!(lag_of(new_leader), 0, "{info}");
 
     // The old leader rejoins and catches up.
     nodes[li].start(&voters);

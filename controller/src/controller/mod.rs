@@ -93,6 +93,9 @@ pub struct ControllerStatus {
     pub applied_index: u64,
     /// The current voters, ascending.
     pub voters: Vec<u64>,
+    /// On the leader: the highest log index known to be replicated on each
+    /// voter (its lag is `commit_index - match`). Empty on followers.
+    pub voter_match_index: std::collections::BTreeMap<u64, u64>,
 }
 
 /// A cloneable async handle on a running controller node.
@@ -468,7 +471,15 @@ fn sorted(ids: &[u64]) -> Vec<u64> {
 }
 
 fn empty_status(node_id: u64) -> ControllerStatus {
-    ControllerStatus { node_id, leader_id: None, term: 0, commit_index: 0, applied_index: 0, voters: Vec::new() }
+    ControllerStatus {
+        node_id,
+        leader_id: None,
+        term: 0,
+        commit_index: 0,
+        applied_index: 0,
+        voters: Vec::new(),
+        voter_match_index: Default::default(),
+    }
 }
 
 fn unexpected(outcome: CommandOutcome) -> ControllerError {

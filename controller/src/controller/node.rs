@@ -331,6 +331,11 @@ impl Node {
             term: self.raw.raft.term,
             commit_index: self.raw.raft.raft_log.committed,
             applied_index: self.image.offset,
+            voter_match_index: if self.raw.raft.state == raft::StateRole::Leader {
+                voters.iter().filter_map(|&v| self.raw.raft.prs().get(v).map(|p| (v, p.matched))).collect()
+            } else {
+                Default::default()
+            },
             voters,
         }
     }
