@@ -117,6 +117,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     };
 
     let follower = tokio::spawn(follow_metadata(controller.clone(), replicas.clone(), stop_rx.clone()));
+    let heartbeats = tokio::spawn(heartbeat(controller.clone(), config.node_id as u32, stop_rx.clone()));
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -150,6 +151,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     let grpc_result = grpc.await;
     let http_result = http.await;
     let _ = follower.await;
+    let _ = heartbeats.await;
     drop(service);
     let closed = match Arc::try_unwrap(replicas) {
         Ok(r) => r.close().map_err(ServerError::from),
@@ -207,6 +209,26 @@ async fn follow_metadata(controller: Controller, replicas: Arc<ReplicaManager>, 
                 let image = updates.borrow_and_update().clone();
                 let replicas = replicas.clone();
                 let _ = tokio::task::spawn_blocking(move || replicas.apply_metadata(image)).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often the broker tells the active controller it is alive (the
+/// controller fences it after `session_timeout`, 3 s, of silence).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Heartbeats to the active controller until stopped.
+async fn heartbeat(controller: Controller, node_id: u32, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = controller.heartbeat(node_id).await {
+                    tracing::warn!(node_id, error = %e, "heartbeat to the controller failed");
+                }
             }
             _ = stop.changed() => return,
         }

@@ -16,8 +16,10 @@
 //! handle to propose and follow metadata. Raft messages go through a
 //! [`Transport`] (a no-op one for a single voter, an in-memory one for tests,
 //! [`GrpcTransport`] for a multi-voter quorum over gRPC, where [`RaftService`]
-//! receives them and followers forward proposals to the leader); broker
-//! heartbeats/fencing, ISR changes and leader elections come with later issues.
+//! receives them and followers forward proposals and broker heartbeats to the
+//! leader), and broker liveness: the leader fences brokers that miss their
+//! session (their partitions move to the next live ISR replica) and unfences
+//! them on their next heartbeat. ISR changes come with a later issue.
 //!
 //! Modules: [`metadata`] (the pure state machine), [`raft_storage`] (raft-rs
 //! `Storage` on disk), [`grpc`] (the quorum over `strata.v1.ControllerRaft`),
@@ -39,7 +41,7 @@ pub use error::ControllerError;
 pub use grpc::{GrpcTransport, RaftService};
 pub use logging::{raft_logger, TracingDrain};
 pub use metadata::{
-    place_replicas, BrokerInfo, CommandOutcome, MetadataCommand, MetadataError, MetadataImage, PartitionInfo,
-    TopicInfo, MAX_PARTITIONS,
+    place_replicas, BrokerInfo, CommandOutcome, LeaderChange, MetadataCommand, MetadataError, MetadataImage,
+    PartitionInfo, TopicInfo, MAX_PARTITIONS,
 };
 pub use raft_storage::RaftStorage;

@@ -156,10 +156,46 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     assert!(lag_of(leader) >= 1, "dead voter's lag: {info}");
     assert_eq!(lag_of(new_leader), 0, "{info}");
 
+    // The killed node's broker misses its heartbeats: the controller fences
+    // it and its partitions (replication factor 1: no other ISR member) lose
+    // their leader with a bumped leader epoch.
+    let describe = |n: &Node| -> serde_json::Value {
+        let out = strata(&n.bootstrap(), &["--output", "json", "topic", "describe", "t1"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let broker_state = |n: &Node, id: u64| -> Option<String> {
+        let out = strata(&n.bootstrap(), &["--output", "json", "cluster", "info"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let b = v["brokers"].as_array()?.iter().find(|b| b["node_id"] == id)?.clone();
+        b["state"].as_str().map(str::to_string)
+    };
+    let before = describe(&nodes[other]);
+    let led: Vec<serde_json::Value> =
+        before["partitions"].as_array().unwrap().iter().filter(|p| p["leader"] == leader).cloned().collect();
+    let fenced_after = wait_until("the dead broker is fenced", Duration::from_secs(15), || {
+        broker_state(&nodes[other], leader).as_deref() == Some("fenced")
+    });
+    eprintln!("broker fenced {fenced_after:?} after the failover");
+    let after = describe(&nodes[other]);
+    for p in &led {
+        let now = &after["partitions"][p["partition"].as_u64().unwrap() as usize];
+        assert!(now["leader"].is_null(), "no eligible leader with RF 1: {now}");
+        assert!(now["leader_epoch"].as_u64() > p["leader_epoch"].as_u64(), "epoch bumped: {p} -> {now}");
+    }
+
     // The old leader rejoins and catches up.
     nodes[li].start(&voters);
     wait_until("old leader ready again", Duration::from_secs(30), || nodes[li].ready());
     wait_until("old leader caught up", Duration::from_secs(10), || topics(&nodes[li]).contains(&"t2".to_string()));
+    // Its broker heartbeats again: unfenced, and it leads its partitions again.
+    wait_until("the broker is unfenced", Duration::from_secs(15), || {
+        broker_state(&nodes[other], leader).as_deref() == Some("unfenced")
+    });
+    wait_until("its partitions have a leader again", Duration::from_secs(10), || {
+        describe(&nodes[other])["partitions"].as_array().is_some_and(|ps| ps.iter().all(|p| !p["leader"].is_null()))
+    });
+    let out = strata(&nodes[li].bootstrap(), &["consume", "t1", "--format", "%v\\n"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 300, "records survive fencing and restart");
 
     // Two of three voters down: a metadata write fails with a clear error
     // instead of hanging, and works again once one returns.

@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use transport::{InMemoryNetwork, InMemoryTransport, NoopTransport, RaftInbox, Transport};
 
-use self::node::{Command, Node};
+use self::node::{Command, Liveness, Node};
 use crate::error::ControllerError;
 use crate::grpc::{Forwarded, Forwarder, GrpcTransport};
 use crate::logging::raft_logger;
@@ -51,12 +51,15 @@ pub struct ControllerConfig {
     pub snapshot_every: u64,
     /// How long `propose` waits for its command to be applied.
     pub propose_timeout: Duration,
+    /// A registered broker that sends no heartbeat for this long is fenced by
+    /// the leader (whose timers start at its election).
+    pub session_timeout: Duration,
 }
 
 impl ControllerConfig {
     /// The single-voter configuration `strata-server dev` uses, with defaults:
     /// 100 ms ticks, election after 10, heartbeat every tick, a snapshot every
-    /// 1000 entries, 5 s proposal timeout.
+    /// 1000 entries, 5 s proposal timeout, 3 s broker session timeout.
     pub fn single_node(node_id: u64, data_dir: impl Into<PathBuf>) -> Self {
         ControllerConfig {
             node_id,
@@ -67,6 +70,7 @@ impl ControllerConfig {
             heartbeat_tick: 1,
             snapshot_every: 1000,
             propose_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -240,6 +244,8 @@ impl Controller {
             completed: Vec::new(),
             init_in_flight: None,
             was_leader: false,
+            session_timeout: config.session_timeout,
+            liveness: Liveness::new(0),
         };
         let (status_tx, status_rx) = watch::channel(node.status());
         node.status_tx = status_tx;
@@ -318,6 +324,49 @@ impl Controller {
             let remaining = deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(FORWARD_RETRY.min(remaining)).await;
         }
+    }
+
+    /// Records a heartbeat of broker `node_id` on the leader (forwarded there
+    /// from other voters of a gRPC quorum, retrying like [`Controller::propose_anywhere`]).
+    /// Liveness is in memory on the leader, not replicated: a broker that
+    /// sends none for `session_timeout` is fenced (`FenceBroker`), and a
+    /// heartbeat from a fenced broker unfences it (`UnfenceBroker`, proposed
+    /// in the background). Fails with `Metadata(UnknownBroker)` for a broker
+    /// the leader has not registered.
+    pub async fn heartbeat(&self, node_id: u32) -> Result<(), ControllerError> {
+        let Some(forwarder) = &self.inner.forwarder else { return self.heartbeat_local(node_id).await };
+        let me = self.inner.node_id;
+        let deadline = Instant::now() + self.inner.propose_timeout;
+        let mut hint = None;
+        loop {
+            if self.is_stopped() {
+                return Err(ControllerError::Stopped);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ControllerError::Timeout);
+            }
+            match self.status().leader_id.or(hint.take()) {
+                Some(leader) if leader == me => match self.heartbeat_local(node_id).await {
+                    Err(ControllerError::NotLeader { leader }) => hint = leader.filter(|&l| l != me),
+                    result => return result,
+                },
+                Some(leader) => match forwarder.heartbeat(leader, node_id, remaining).await {
+                    Forwarded::Done(result) => return result,
+                    Forwarded::Retry { leader_hint } => hint = leader_hint.filter(|&l| l != leader),
+                },
+                None => {}
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(FORWARD_RETRY.min(remaining)).await;
+        }
+    }
+
+    /// Records a heartbeat on this node, which must lead (`NotLeader` otherwise).
+    pub(crate) async fn heartbeat_local(&self, node_id: u32) -> Result<(), ControllerError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.tx.send(Command::Heartbeat { node_id, reply }).map_err(|_| ControllerError::Stopped)?;
+        rx.await.map_err(|_| ControllerError::Stopped)?
     }
 
     /// Creates a topic with a fresh UUID; returns it with its partition assignment.

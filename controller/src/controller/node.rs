@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 use super::transport::Transport;
 use super::ControllerStatus;
 use crate::error::ControllerError;
-use crate::metadata::{CommandOutcome, MetadataCommand, MetadataImage};
+use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError, MetadataImage};
 use crate::raft_storage::RaftStorage;
 
 /// The reply to a proposal.
@@ -24,6 +24,8 @@ pub(crate) type Reply = oneshot::Sender<Result<CommandOutcome, ControllerError>>
 pub(crate) enum Command {
     /// Propose a metadata command and reply once it is applied.
     Propose { cmd: MetadataCommand, reply: Reply },
+    /// A broker heartbeat (this node must lead).
+    Heartbeat { node_id: u32, reply: oneshot::Sender<Result<(), ControllerError>> },
     /// A Raft message from a peer.
     Raft(Box<Message>),
     /// Stop the thread.
@@ -36,6 +38,40 @@ const MAX_BATCH: usize = 4096;
 const MAX_READY_ROUNDS: usize = 16;
 /// Bytes of a proposal context: node id, incarnation, sequence number.
 const CONTEXT_LEN: usize = 24;
+
+/// How often the leader looks for brokers whose session expired.
+pub(crate) const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the leader waits before proposing the same fence/unfence again.
+const LIVENESS_RETRY: Duration = Duration::from_secs(1);
+
+/// The leader's in-memory view of broker liveness (never replicated).
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    /// The term this view belongs to; a new term (new leadership) resets it.
+    pub term: u64,
+    /// When this node became leader: the session start of brokers not seen since.
+    pub leader_since: Instant,
+    /// The last heartbeat (or registration) of each broker.
+    pub last_seen: HashMap<u32, Instant>,
+    /// Fence (`true`) / unfence (`false`) proposals in flight, by broker.
+    pub proposed: HashMap<(u32, bool), Instant>,
+    /// When the next session check is due.
+    pub next_check: Instant,
+}
+
+impl Liveness {
+    pub(crate) fn new(term: u64) -> Self {
+        let now = Instant::now();
+        Liveness {
+            term,
+            leader_since: now,
+            last_seen: HashMap::new(),
+            proposed: HashMap::new(),
+            next_check: now + SESSION_CHECK_INTERVAL,
+        }
+    }
+}
 
 /// Everything the Raft thread owns.
 pub(crate) struct Node {
@@ -57,6 +93,9 @@ pub(crate) struct Node {
     /// The sequence number of our in-flight `InitCluster`, if any.
     pub init_in_flight: Option<u64>,
     pub was_leader: bool,
+    /// A broker that sends no heartbeat for this long is fenced (by the leader).
+    pub session_timeout: Duration,
+    pub liveness: Liveness,
 }
 
 impl Node {
@@ -66,7 +105,8 @@ impl Node {
         let mut next_tick = Instant::now() + self.tick_interval;
         let mut busy = self.raw.has_ready();
         loop {
-            let wait = if busy { Duration::ZERO } else { next_tick.saturating_duration_since(Instant::now()) };
+            let wake = next_tick.min(self.liveness.next_check);
+            let wait = if busy { Duration::ZERO } else { wake.saturating_duration_since(Instant::now()) };
             let first = match rx.recv_timeout(wait) {
                 Ok(cmd) => Some(cmd),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -76,6 +116,9 @@ impl Node {
             for cmd in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_BATCH)) {
                 match cmd {
                     Command::Propose { cmd, reply } => self.propose(cmd, reply),
+                    Command::Heartbeat { node_id, reply } => {
+                        let _ = reply.send(self.heartbeat(node_id));
+                    }
                     Command::Raft(msg) => {
                         if let Err(e) = self.raw.step(*msg) {
                             tracing::debug!(error = %e, "dropping raft message");
@@ -91,6 +134,9 @@ impl Node {
                 self.raw.tick();
                 next_tick = Instant::now() + self.tick_interval;
                 self.pending.retain(|_, reply| !reply.is_closed());
+            }
+            if Instant::now() >= self.liveness.next_check {
+                self.check_sessions();
             }
             match self.process_readies() {
                 Ok(more) => busy = more,
@@ -108,6 +154,10 @@ impl Node {
             let _ = reply.send(Err(ControllerError::NotLeader { leader: self.leader() }));
             return;
         }
+        if let MetadataCommand::RegisterBroker { node_id, .. } = cmd {
+            // A registration counts as a heartbeat.
+            self.liveness().last_seen.insert(node_id, Instant::now());
+        }
         match self.propose_raw(&cmd) {
             Ok(seq) => {
                 self.pending.insert(seq, reply);
@@ -115,6 +165,78 @@ impl Node {
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
+        }
+    }
+
+    /// The liveness view of the current leadership (reset when the term changed,
+    /// so every broker's session restarts at the election).
+    fn liveness(&mut self) -> &mut Liveness {
+        let term = self.raw.raft.term;
+        if self.liveness.term != term {
+            self.liveness = Liveness::new(term);
+        }
+        &mut self.liveness
+    }
+
+    /// Records a heartbeat on the leader; a fenced broker gets unfenced.
+    fn heartbeat(&mut self, node_id: u32) -> Result<(), ControllerError> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Err(ControllerError::NotLeader { leader: self.leader() });
+        }
+        let Some(fenced) = self.image.brokers.get(&node_id).map(|b| b.fenced) else {
+            return Err(MetadataError::UnknownBroker { node_id }.into());
+        };
+        let now = Instant::now();
+        self.liveness().last_seen.insert(node_id, now);
+        if fenced {
+            self.propose_liveness(node_id, false, now);
+        }
+        Ok(())
+    }
+
+    /// On the leader: proposes `FenceBroker` for every unfenced broker whose
+    /// session expired.
+    fn check_sessions(&mut self) {
+        let now = Instant::now();
+        self.liveness.next_check = now + SESSION_CHECK_INTERVAL;
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        let timeout = self.session_timeout;
+        let image = self.image.clone();
+        let live = self.liveness();
+        live.proposed.retain(|_, at| now.duration_since(*at) < LIVENESS_RETRY);
+        let expired: Vec<u32> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let seen = live.last_seen.get(&b.node_id).copied().unwrap_or(live.leader_since);
+                now.duration_since(seen) >= timeout
+            })
+            .map(|b| b.node_id)
+            .collect();
+        for node_id in expired {
+            self.propose_liveness(node_id, true, now);
+        }
+    }
+
+    /// Proposes fencing (or unfencing) a broker unless the same proposal was
+    /// made very recently.
+    fn propose_liveness(&mut self, node_id: u32, fence: bool, now: Instant) {
+        let recent =
+            self.liveness.proposed.get(&(node_id, fence)).is_some_and(|at| now.duration_since(*at) < LIVENESS_RETRY);
+        if recent {
+            return;
+        }
+        let cmd =
+            if fence { MetadataCommand::FenceBroker { node_id } } else { MetadataCommand::UnfenceBroker { node_id } };
+        match self.propose_raw(&cmd) {
+            Ok(_) => {
+                tracing::info!(node = self.id, broker = node_id, fence, "proposing a broker liveness change");
+                self.liveness.proposed.insert((node_id, fence), now);
+            }
+            Err(e) => tracing::debug!(broker = node_id, error = %e, "could not propose a broker liveness change"),
         }
     }
 

@@ -217,6 +217,7 @@ fn quorum_config(dir: &Path, id: u64) -> ControllerConfig {
         heartbeat_tick: 1,
         snapshot_every: 20,
         propose_timeout: Duration::from_secs(5),
+        session_timeout: Duration::from_secs(60),
     }
 }
 
@@ -324,4 +325,72 @@ fn handle_and_errors_are_send_and_sync() {
     assert_send_sync::<Controller>();
     assert_send_sync::<ControllerError>();
     assert_send_sync::<RaftInbox>();
+}
+
+// ---- broker liveness ----
+
+#[tokio::test]
+async fn silent_broker_is_fenced_and_a_heartbeat_unfences_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tick_interval = Duration::from_millis(20);
+    cfg.session_timeout = Duration::from_millis(600);
+    let c = Controller::start(cfg).unwrap();
+    c.wait_ready(READY).await.unwrap();
+    assert!(c.register_broker(1, "127.0.0.1:9701", None).await.unwrap());
+    assert!(c.register_broker(2, "127.0.0.1:9702", None).await.unwrap());
+    // RF 2 over brokers [1, 2]: partition 0 is led by 1, partition 1 by 2.
+    let topic = c.create_topic("t", 2, 2, BTreeMap::new()).await.unwrap();
+    assert_eq!(topic.partitions[1].leader, Some(2));
+    assert!(topic.partitions.iter().all(|p| p.replicas.len() == 2));
+    let e = c.heartbeat(9).await.unwrap_err();
+    assert!(matches!(e, ControllerError::Metadata(MetadataError::UnknownBroker { node_id: 9 })), "{e:?}");
+
+    // Only broker 1 heartbeats.
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(3);
+    let mut fenced = false;
+    while !fenced && Instant::now() < deadline {
+        c.heartbeat(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fenced = c.metadata().brokers[&2].fenced;
+    }
+    assert!(fenced, "broker 2 was not fenced");
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(500), "fenced too early: {took:?}");
+    assert!(took < Duration::from_millis(600 + 1000), "fenced too late: {took:?}");
+    let img = c.metadata();
+    assert!(!img.brokers[&1].fenced, "the heartbeating broker stays unfenced");
+    let p1 = &img.topics["t"].partitions[1];
+    assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch), (Some(1), 1, 1));
+    assert_eq!(p1.isr, vec![2, 1], "the ISR is left alone");
+    let p0 = &img.topics["t"].partitions[0];
+    assert_eq!((p0.leader, p0.leader_epoch), (Some(1), 0));
+
+    // Broker 2 comes back: one heartbeat unfences it.
+    c.heartbeat(2).await.unwrap();
+    assert!(eventually(Duration::from_secs(2), || !c.metadata().brokers[&2].fenced).await, "not unfenced");
+    // Leadership stays with 1 (no preferred-leader election here).
+    assert_eq!(c.metadata().topics["t"].partitions[1].leader, Some(1));
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_leader_restarts_every_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tick_interval = Duration::from_millis(20);
+    cfg.session_timeout = Duration::from_millis(800);
+    let c = Controller::start(cfg.clone()).unwrap();
+    c.wait_ready(READY).await.unwrap();
+    c.register_broker(1, "127.0.0.1:9701", None).await.unwrap();
+    c.shutdown().await;
+    // Silent for longer than the session, then a restart (a new term and leadership).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let c = Controller::start(cfg).unwrap();
+    c.wait_ready(READY).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!c.metadata().brokers[&1].fenced, "fenced right after the election");
+    assert!(eventually(Duration::from_secs(3), || c.metadata().brokers[&1].fenced).await);
+    c.shutdown().await;
 }

@@ -6,17 +6,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use strata_protocol::v1::controller_raft_client::ControllerRaftClient;
-use strata_protocol::v1::{ProposeRequest, ProposeResponse};
+use strata_protocol::v1::{HeartbeatRequest, ProposeRequest, ProposeResponse};
 use tonic::transport::Channel;
+use tonic::Code;
 
 use crate::error::ControllerError;
 use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError};
 
 /// The result of one forwarding attempt.
 #[derive(Debug)]
-pub(crate) enum Forwarded {
+pub(crate) enum Forwarded<T = CommandOutcome> {
     /// A final answer (outcome or error).
-    Done(Result<CommandOutcome, ControllerError>),
+    Done(Result<T, ControllerError>),
     /// The target was unreachable, not the leader or stopping: try again,
     /// preferably at `leader_hint`.
     Retry { leader_hint: Option<u64> },
@@ -49,6 +50,28 @@ impl Forwarder {
                 Forwarded::Retry { leader_hint: None }
             }
             Ok(Ok(response)) => decode_response(response.into_inner()),
+        }
+    }
+
+    /// Forwards broker `node_id`'s heartbeat to voter `leader`, waiting at
+    /// most `timeout`. Must run inside a tokio runtime.
+    pub(crate) async fn heartbeat(&self, leader: u64, node_id: u32, timeout: Duration) -> Forwarded<()> {
+        let Some(mut client) = self.client(leader) else {
+            return Forwarded::Retry { leader_hint: None };
+        };
+        match tokio::time::timeout(timeout, client.heartbeat(HeartbeatRequest { node_id })).await {
+            Err(_) => Forwarded::Done(Err(ControllerError::Timeout)),
+            Ok(Ok(_)) => Forwarded::Done(Ok(())),
+            Ok(Err(status)) => match status.code() {
+                Code::NotFound => Forwarded::Done(Err(MetadataError::UnknownBroker { node_id }.into())),
+                Code::DeadlineExceeded => Forwarded::Done(Err(ControllerError::Timeout)),
+                Code::FailedPrecondition => Forwarded::Retry { leader_hint: None },
+                _ => {
+                    tracing::debug!(leader, error = %status, "forwarding a heartbeat failed");
+                    self.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&leader);
+                    Forwarded::Retry { leader_hint: None }
+                }
+            },
         }
     }
 

@@ -5,13 +5,16 @@ use std::collections::HashSet;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use strata_protocol::v1::controller_raft_server::{ControllerRaft, ControllerRaftServer};
-use strata_protocol::v1::{ProposeRequest, ProposeResponse, RaftMessages, StepResponse};
+use strata_protocol::v1::{
+    HeartbeatRequest, HeartbeatResponse, ProposeRequest, ProposeResponse, RaftMessages, StepResponse,
+};
 use tonic::{Request, Response, Status};
 
 use super::forward::encode_result;
 use super::MAX_GRPC_MESSAGE;
 use crate::controller::Controller;
-use crate::metadata::MetadataCommand;
+use crate::error::ControllerError;
+use crate::metadata::{MetadataCommand, MetadataError};
 
 /// Serves `ControllerRaft` for one controller node: Raft messages from peer
 /// voters go to [`Controller::step`], forwarded proposals to
@@ -81,5 +84,19 @@ impl ControllerRaft for RaftService {
         let result = self.controller.propose(cmd).await;
         let leader_hint = self.controller.status().leader_id.unwrap_or(0);
         Ok(Response::new(encode_result(&result, leader_hint)))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let node_id = request.into_inner().node_id;
+        match self.controller.heartbeat_local(node_id).await {
+            Ok(()) => Ok(Response::new(HeartbeatResponse {})),
+            Err(e @ ControllerError::NotLeader { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(e @ ControllerError::Metadata(MetadataError::UnknownBroker { .. })) => {
+                Err(Status::not_found(e.to_string()))
+            }
+            Err(e @ ControllerError::Stopped) => Err(Status::unavailable(e.to_string())),
+            Err(e @ ControllerError::Timeout) => Err(Status::deadline_exceeded(e.to_string())),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }

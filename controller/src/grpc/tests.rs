@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use strata_protocol::v1::controller_raft_server::ControllerRaft;
-use strata_protocol::v1::{ProposeRequest, RaftMessages};
+use strata_protocol::v1::{HeartbeatRequest, ProposeRequest, RaftMessages};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -32,6 +32,8 @@ impl TestNode {
         let mut config = ControllerConfig::single_node(id, dir);
         config.tick_interval = Duration::from_millis(50);
         config.propose_timeout = Duration::from_secs(5);
+        // Long enough that no broker is fenced for silence during the test.
+        config.session_timeout = Duration::from_secs(60);
         let controller =
             Controller::start_with_grpc(config, voters.clone(), tokio::runtime::Handle::current()).unwrap();
         let (shutdown, rx) = oneshot::channel::<()>();
@@ -118,6 +120,17 @@ async fn three_voters_elect_forward_fail_over_and_rejoin() {
 
     // Proposals from followers are forwarded to the leader.
     assert!(f1.register_broker(1, "127.0.0.1:9700", None).await.unwrap());
+    // Heartbeats from followers are forwarded too: one from a fenced broker unfences it.
+    let fence = MetadataCommand::FenceBroker { node_id: 1 };
+    assert!(matches!(f1.propose_anywhere(fence).await.unwrap(), CommandOutcome::BrokerFenced { .. }));
+    f2.heartbeat(1).await.unwrap();
+    let unfenced = eventually(Duration::from_secs(5), || {
+        nodes.values().all(|n| n.controller.metadata().brokers.get(&1).is_some_and(|b| !b.fenced))
+    })
+    .await;
+    assert!(unfenced, "a forwarded heartbeat did not unfence broker 1");
+    let e = f1.heartbeat(42).await.unwrap_err();
+    assert!(matches!(e, ControllerError::Metadata(MetadataError::UnknownBroker { node_id: 42 })), "{e:?}");
     let orders = f1.create_topic("orders", 3, 1, BTreeMap::new()).await.unwrap();
     assert_eq!(orders.partitions.len(), 3);
     let converged = eventually(Duration::from_secs(5), || {
@@ -199,6 +212,9 @@ async fn service_rejects_bad_input_and_proposes_locally() {
         Forwarded::Done(Ok(CommandOutcome::BrokerRegistered { node_id: 7, new: true })) => {}
         other => panic!("{other:?}"),
     }
+    svc.heartbeat(Request::new(HeartbeatRequest { node_id: 7 })).await.unwrap();
+    let unknown = svc.heartbeat(Request::new(HeartbeatRequest { node_id: 99 })).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     let cmd = MetadataCommand::DeleteTopic { name: "nope".into() };
     let err = svc.propose(Request::new(ProposeRequest { command: cmd.encode().into() })).await.unwrap().into_inner();
     assert_eq!(err.error_kind, "Metadata");

@@ -49,6 +49,32 @@ pub enum MetadataCommand {
         /// The topic name.
         name: String,
     },
+    /// Fences a broker that missed its session: every partition it leads gets
+    /// the first replica (in replica order) that is in the ISR and unfenced as
+    /// its new leader, or none (unclean election is off). ISRs are unchanged.
+    FenceBroker {
+        /// The broker's node id.
+        node_id: u32,
+    },
+    /// Unfences a broker that is alive again: every leaderless partition whose
+    /// ISR contains it gets it as leader.
+    UnfenceBroker {
+        /// The broker's node id.
+        node_id: u32,
+    },
+}
+
+/// A partition whose leader a command changed (its epochs were bumped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderChange {
+    /// The topic name.
+    pub topic: String,
+    /// The partition number.
+    pub partition: u32,
+    /// The new leader; `None` = offline.
+    pub leader: Option<u32>,
+    /// The new leader epoch.
+    pub leader_epoch: u32,
 }
 
 /// What an accepted command did (JSON-encoded when a proposal is forwarded
@@ -78,6 +104,24 @@ pub enum CommandOutcome {
         name: String,
         /// The deleted topic's id.
         topic_id: String,
+    },
+    /// A broker was fenced (or already was: then nothing changed).
+    BrokerFenced {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when it was fenced before (a no-op).
+        already_fenced: bool,
+        /// The partitions it led, with their new leaders.
+        partitions_moved: Vec<LeaderChange>,
+    },
+    /// A broker was unfenced (or was not fenced: then nothing changed).
+    BrokerUnfenced {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when it was not fenced (a no-op).
+        already_unfenced: bool,
+        /// The leaderless partitions it now leads.
+        partitions_moved: Vec<LeaderChange>,
     },
 }
 
@@ -135,6 +179,12 @@ pub enum MetadataError {
         /// The offending address.
         address: String,
     },
+    /// No broker has this node id.
+    #[error("unknown broker {node_id}")]
+    UnknownBroker {
+        /// The node id.
+        node_id: u32,
+    },
     /// The cluster id was already set.
     #[error("cluster id already set to '{existing}'")]
     ClusterAlreadyInitialized {
@@ -178,6 +228,8 @@ impl MetadataImage {
                 self.create_topic(name, topic_id, *partitions, *replication_factor, configs)
             }
             MetadataCommand::DeleteTopic { name } => self.delete_topic(name),
+            MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
+            MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
         }
     }
 
@@ -202,7 +254,12 @@ impl MetadataImage {
             return Err(MetadataError::InvalidBrokerAddress { node_id, address: address.to_string() });
         }
         let info = BrokerInfo { node_id, address: address.to_string(), rack: rack.map(str::to_string), fenced: false };
-        let new = self.brokers.insert(node_id, info).is_none();
+        let previous = self.brokers.insert(node_id, info);
+        let new = previous.is_none();
+        if previous.is_some_and(|b| b.fenced) {
+            // Re-registering unfences: it takes over the partitions left leaderless.
+            self.lead_leaderless(node_id);
+        }
         Ok(CommandOutcome::BrokerRegistered { node_id, new })
     }
 
@@ -262,4 +319,55 @@ impl MetadataImage {
             None => Err(MetadataError::UnknownTopic { name: name.to_string() }),
         }
     }
+
+    fn fence_broker(&mut self, node_id: u32) -> Result<CommandOutcome, MetadataError> {
+        let broker = self.brokers.get_mut(&node_id).ok_or(MetadataError::UnknownBroker { node_id })?;
+        if broker.fenced {
+            return Ok(CommandOutcome::BrokerFenced { node_id, already_fenced: true, partitions_moved: Vec::new() });
+        }
+        broker.fenced = true;
+        let brokers = &self.brokers;
+        let eligible = |id: &u32| brokers.get(id).is_some_and(|b| !b.fenced);
+        let mut moved = Vec::new();
+        for topic in self.topics.values_mut() {
+            for p in topic.partitions.iter_mut().filter(|p| p.leader == Some(node_id)) {
+                let leader = p.replicas.iter().copied().find(|r| p.isr.contains(r) && eligible(r));
+                moved.push(change_leader(&topic.name, p, leader));
+            }
+        }
+        Ok(CommandOutcome::BrokerFenced { node_id, already_fenced: false, partitions_moved: moved })
+    }
+
+    fn unfence_broker(&mut self, node_id: u32) -> Result<CommandOutcome, MetadataError> {
+        let broker = self.brokers.get_mut(&node_id).ok_or(MetadataError::UnknownBroker { node_id })?;
+        if !broker.fenced {
+            return Ok(CommandOutcome::BrokerUnfenced {
+                node_id,
+                already_unfenced: true,
+                partitions_moved: Vec::new(),
+            });
+        }
+        broker.fenced = false;
+        let moved = self.lead_leaderless(node_id);
+        Ok(CommandOutcome::BrokerUnfenced { node_id, already_unfenced: false, partitions_moved: moved })
+    }
+
+    /// Makes (unfenced) `node_id` the leader of every leaderless partition whose ISR contains it.
+    fn lead_leaderless(&mut self, node_id: u32) -> Vec<LeaderChange> {
+        let mut moved = Vec::new();
+        for topic in self.topics.values_mut() {
+            for p in topic.partitions.iter_mut().filter(|p| p.leader.is_none() && p.isr.contains(&node_id)) {
+                moved.push(change_leader(&topic.name, p, Some(node_id)));
+            }
+        }
+        moved
+    }
+}
+
+/// Sets a partition's leader, bumping both epochs.
+fn change_leader(topic: &str, p: &mut PartitionInfo, leader: Option<u32>) -> LeaderChange {
+    p.leader = leader;
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    LeaderChange { topic: topic.to_string(), partition: p.partition, leader, leader_epoch: p.leader_epoch }
 }

@@ -7,6 +7,6 @@ mod placement;
 #[cfg(test)]
 mod tests;
 
-pub use command::{CommandOutcome, MetadataCommand, MetadataError, MAX_PARTITIONS};
+pub use command::{CommandOutcome, LeaderChange, MetadataCommand, MetadataError, MAX_PARTITIONS};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use placement::place_replicas;

@@ -183,3 +183,134 @@ fn command_json_roundtrip_and_garbage() {
     assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
     assert!(matches!(MetadataCommand::decode(b"\xff{"), Err(MetadataError::UndecodableCommand { .. })));
 }
+
+fn fence(node_id: u32) -> MetadataCommand {
+    MetadataCommand::FenceBroker { node_id }
+}
+
+fn unfence(node_id: u32) -> MetadataCommand {
+    MetadataCommand::UnfenceBroker { node_id }
+}
+
+/// Three brokers, topic "t" with 3 partitions of RF 3: replicas [1,2,3], [2,3,1], [3,1,2].
+fn image_with_topic() -> MetadataImage {
+    let mut img = image_with_brokers(3);
+    img.apply(&create("t", "id-t", 3, 3)).unwrap();
+    img
+}
+
+#[test]
+fn fence_moves_leadership_to_the_next_isr_replica() {
+    let mut img = image_with_topic();
+    // Partition 0's ISR drops broker 2, so its next eligible replica is 3.
+    img.topics.get_mut("t").unwrap().partitions[0].isr = vec![1, 3];
+    let out = img.apply(&fence(1)).unwrap();
+    let CommandOutcome::BrokerFenced { node_id: 1, already_fenced: false, partitions_moved } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        partitions_moved,
+        vec![LeaderChange { topic: "t".into(), partition: 0, leader: Some(3), leader_epoch: 1 }]
+    );
+    assert!(img.brokers[&1].fenced);
+    let ps = &img.topics["t"].partitions;
+    assert_eq!((ps[0].leader, ps[0].leader_epoch, ps[0].partition_epoch), (Some(3), 1, 1));
+    assert_eq!(ps[0].isr, vec![1, 3], "fencing does not shrink the ISR");
+    for p in &ps[1..] {
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0), "partitions it does not lead are untouched");
+        assert_eq!(p.isr, p.replicas);
+    }
+    // Fencing 3 next: partition 0 moves on to... nobody (1 fenced, 2 out of the ISR),
+    // partition 2 (replicas [3,1,2]) skips fenced 1 and goes to 2.
+    let CommandOutcome::BrokerFenced { partitions_moved, .. } = img.apply(&fence(3)).unwrap() else { panic!() };
+    assert_eq!(partitions_moved.len(), 2);
+    let ps = &img.topics["t"].partitions;
+    assert_eq!((ps[0].leader, ps[0].leader_epoch, ps[0].partition_epoch), (None, 2, 2));
+    assert_eq!((ps[2].leader, ps[2].leader_epoch), (Some(2), 1));
+    assert_eq!((ps[1].leader, ps[1].leader_epoch), (Some(2), 0));
+}
+
+#[test]
+fn fence_without_eligible_replica_leaves_the_partition_offline() {
+    let mut img = image_with_brokers(2);
+    img.apply(&create("solo", "id-s", 1, 1)).unwrap();
+    let leader = img.topics["solo"].partitions[0].leader.unwrap();
+    img.apply(&fence(leader)).unwrap();
+    let p = &img.topics["solo"].partitions[0];
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 1, 1));
+    assert_eq!(p.isr, vec![leader]);
+}
+
+#[test]
+fn fence_unknown_or_already_fenced_broker() {
+    let mut img = image_with_topic();
+    let e = assert_rejected(&mut img, fence(9));
+    assert_eq!(e, MetadataError::UnknownBroker { node_id: 9 });
+    let e = assert_rejected(&mut img, unfence(9));
+    assert_eq!(e, MetadataError::UnknownBroker { node_id: 9 });
+    img.apply(&fence(2)).unwrap();
+    let before = img.clone();
+    let out = img.apply(&fence(2)).unwrap();
+    assert_eq!(out, CommandOutcome::BrokerFenced { node_id: 2, already_fenced: true, partitions_moved: vec![] });
+    assert_eq!(img, before, "fencing a fenced broker changes nothing");
+    let out = img.apply(&unfence(1)).unwrap();
+    assert_eq!(out, CommandOutcome::BrokerUnfenced { node_id: 1, already_unfenced: true, partitions_moved: vec![] });
+    assert_eq!(img, before);
+}
+
+#[test]
+fn unfence_restores_leaderless_partitions() {
+    let mut img = image_with_brokers(2);
+    img.apply(&create("t", "id-t", 2, 2)).unwrap(); // [1,2] and [2,1]
+    img.apply(&fence(1)).unwrap();
+    img.apply(&fence(2)).unwrap();
+    assert!(img.topics["t"].partitions.iter().all(|p| p.leader.is_none()));
+    let out = img.apply(&unfence(2)).unwrap();
+    let CommandOutcome::BrokerUnfenced { node_id: 2, already_unfenced: false, partitions_moved } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(partitions_moved.len(), 2);
+    assert!(!img.brokers[&2].fenced);
+    for p in &img.topics["t"].partitions {
+        assert_eq!(p.leader, Some(2));
+        assert_eq!(p.leader_epoch, p.partition_epoch);
+    }
+    // p0: 1 → 2 (fence 1) → None (fence 2) → 2: three bumps. p1: 2 → None (fence 2,
+    // its other replica 1 being fenced) → 2: two.
+    let epochs: Vec<_> = img.topics["t"].partitions.iter().map(|p| p.leader_epoch).collect();
+    assert_eq!(epochs, vec![3, 2]);
+    // Unfencing 1 now leaves the led partitions alone.
+    let CommandOutcome::BrokerUnfenced { partitions_moved, .. } = img.apply(&unfence(1)).unwrap() else { panic!() };
+    assert!(partitions_moved.is_empty());
+    assert!(img.topics["t"].partitions.iter().all(|p| p.leader == Some(2)));
+}
+
+#[test]
+fn re_registering_a_fenced_broker_restores_its_leaderless_partitions() {
+    let mut img = image_with_brokers(1);
+    img.apply(&create("t", "id-t", 1, 1)).unwrap();
+    img.apply(&fence(1)).unwrap();
+    img.apply(&register(1)).unwrap();
+    let p = &img.topics["t"].partitions[0];
+    assert_eq!((p.leader, p.leader_epoch), (Some(1), 2));
+}
+
+#[test]
+fn fencing_is_deterministic() {
+    let mut cmds: Vec<MetadataCommand> = (1..=4).map(register).collect();
+    for i in 0..10u32 {
+        cmds.push(create(&format!("t{i}"), &format!("id-{i}"), 1 + i % 5, 1 + i % 3));
+    }
+    for i in 0..30u32 {
+        cmds.push(if i % 3 == 2 { unfence(1 + i % 5) } else { fence(1 + (i * 7) % 5) });
+    }
+    let run = || {
+        let mut img = MetadataImage::default();
+        let outcomes: Vec<_> = cmds.iter().map(|c| img.apply(c)).collect();
+        (serde_json::to_string(&img).unwrap(), outcomes)
+    };
+    assert_eq!(run(), run());
+    for cmd in [fence(3), unfence(3)] {
+        assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
+    }
+}
