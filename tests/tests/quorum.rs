@@ -134,13 +134,42 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
 
     // kill -9 the controller leader: the other two elect a new one, and the
     // acknowledged change (t1) is still there.
+    // Topics are being created (through a node that stays up) while the
+    // leader dies: every creation that was acknowledged must survive.
     let li = nodes.iter().position(|n| n.id == leader).unwrap();
-    nodes[li].kill9();
     let other = (li + 1) % 3;
+    let creator = nodes[other].bootstrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let creating = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < 200 {
+                let name = format!("during-{i}");
+                if strata(&creator, &["topic", "create", &name]).status.success() {
+                    acked.push(name);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    nodes[li].kill9();
     let elapsed = wait_until("a new controller leader", Duration::from_secs(15), || {
         controller_of(&nodes[other]).is_some_and(|c| c != leader)
     });
     eprintln!("controller failover took {elapsed:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked = creating.join().unwrap();
+    assert!(!acked.is_empty(), "no creation was acknowledged");
+    let present = topics(&nodes[other]);
+    for name in &acked {
+        assert!(present.contains(name), "acknowledged topic {name} lost in the failover");
+    }
+    eprintln!("{} topic creations acknowledged around the leader kill; all present", acked.len());
     let out = strata(&nodes[other].bootstrap(), &["topic", "create", "t2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(topics(&nodes[other]).contains(&"t1".to_string()));
