@@ -41,7 +41,7 @@ pub use error::ControllerError;
 pub use grpc::{GrpcTransport, RaftService};
 pub use logging::{raft_logger, TracingDrain};
 pub use metadata::{
-    place_replicas, BrokerInfo, CommandOutcome, LeaderChange, MetadataCommand, MetadataError, MetadataImage,
-    PartitionInfo, TopicInfo, MAX_PARTITIONS,
+    place_replicas, rack_alternating, BrokerInfo, CommandOutcome, LeaderChange, MetadataCommand, MetadataError,
+    MetadataImage, PartitionInfo, TopicInfo, MAX_PARTITIONS,
 };
 pub use raft_storage::RaftStorage;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
-use super::placement::place_replicas;
+use super::placement::{place_replicas, rack_alternating};
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -294,9 +294,12 @@ impl MetadataImage {
         if replication_factor == 0 || replication_factor > available {
             return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, available });
         }
+        let with_racks: Vec<(u32, Option<&str>)> =
+            brokers.iter().map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref()))).collect();
+        let order = rack_alternating(&with_racks);
         let partitions = (0..partitions)
             .map(|p| {
-                let replicas = place_replicas(&brokers, p, replication_factor);
+                let replicas = place_replicas(&order, p, replication_factor);
                 PartitionInfo {
                     partition: p,
                     isr: replicas.clone(),

@@ -9,4 +9,4 @@ mod tests;
 
 pub use command::{CommandOutcome, LeaderChange, MetadataCommand, MetadataError, MAX_PARTITIONS};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
-pub use placement::place_replicas;
+pub use placement::{place_replicas, rack_alternating};
