@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_controller::{Controller, ControllerConfig, ControllerError, RaftService};
+use strata_controller::{Controller, ControllerConfig, ControllerError, MetadataCommand, RaftService};
 use strata_protocol::v1::strata_server::StrataServer;
 use strata_storage::{BackgroundConfig, LogManager, StorageError};
 use tokio::sync::watch;
@@ -19,6 +19,8 @@ use crate::service::BrokerService;
 
 /// Largest gRPC message either way (a produce or fetch of many batches).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Longest a shutdown waits for the controller to fence this broker.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long startup waits for the controller and broker registration.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -117,7 +119,8 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     };
 
     let follower = tokio::spawn(follow_metadata(controller.clone(), replicas.clone(), stop_rx.clone()));
-    let heartbeats = tokio::spawn(heartbeat(controller.clone(), config.node_id as u32, stop_rx.clone()));
+    let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
+    let heartbeats = tokio::spawn(heartbeat(controller.clone(), config.node_id as u32, heartbeat_stop_rx));
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -146,12 +149,25 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     );
 
     shutdown.await;
+    // Controlled shutdown: stop heartbeating, then have the controller fence
+    // this broker now, so its partitions move (or, without another in-sync
+    // replica, show as leaderless) at once instead of after the session
+    // timeout. Bounded: a cluster without a quorum does not hold the exit.
+    let _ = heartbeat_stop_tx.send(true);
+    let _ = heartbeats.await;
+    let fence = MetadataCommand::FenceBroker { node_id: config.node_id as u32 };
+    match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, controller.propose_anywhere(fence)).await {
+        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership released"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "controlled shutdown failed; the session timeout will fence this broker")
+        }
+        Err(_) => tracing::warn!("controlled shutdown timed out; the session timeout will fence this broker"),
+    }
     tracing::info!("shutting down: closing listeners, flushing logs");
     let _ = stop_tx.send(true);
     let grpc_result = grpc.await;
     let http_result = http.await;
     let _ = follower.await;
-    let _ = heartbeats.await;
     drop(service);
     let closed = match Arc::try_unwrap(replicas) {
         Ok(r) => r.close().map_err(ServerError::from),

@@ -242,4 +242,25 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
         strata(&nodes[li].bootstrap(), &["topic", "create", "t3"]).status.success()
             || topics(&nodes[li]).contains(&"t3".to_string())
     });
+
+    // Controlled shutdown: SIGTERM makes the broker ask the controller to
+    // fence it before it exits, so its partitions are released at once
+    // rather than after the 3 s session timeout.
+    nodes[b].start(&voters);
+    wait_until("third node back", Duration::from_secs(30), || nodes[b].ready());
+    wait_until("all unfenced", Duration::from_secs(15), || {
+        nodes.iter().all(|n| broker_state(&nodes[li], n.id).as_deref() == Some("unfenced"))
+    });
+    let mut child = nodes[a].child.take().unwrap();
+    // SAFETY: the PID of a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+    let id = nodes[a].id;
+    let fenced = wait_until("fenced by controlled shutdown", Duration::from_secs(10), || {
+        broker_state(&nodes[li], id).as_deref() == Some("fenced")
+    });
+    assert!(fenced < Duration::from_millis(2500), "fenced only after {fenced:?}: not a controlled shutdown");
 }
