@@ -296,34 +296,16 @@ impl Controller {
     /// report `TopicAlreadyExists`.
     pub async fn propose_anywhere(&self, cmd: MetadataCommand) -> Result<CommandOutcome, ControllerError> {
         let Some(forwarder) = &self.inner.forwarder else { return self.propose(cmd).await };
-        let me = self.inner.node_id;
-        let deadline = Instant::now() + self.inner.propose_timeout;
-        let mut hint = None;
-        loop {
-            if self.is_stopped() {
-                return Err(ControllerError::Stopped);
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(ControllerError::Timeout);
-            }
-            match self.status().leader_id.or(hint.take()) {
-                Some(leader) if leader == me => {
-                    match tokio::time::timeout(remaining, self.propose(cmd.clone())).await {
-                        Err(_) => return Err(ControllerError::Timeout),
-                        Ok(Err(ControllerError::NotLeader { leader })) => hint = leader.filter(|&l| l != me),
-                        Ok(result) => return result,
-                    }
+        self.on_leader(
+            |remaining| {
+                let cmd = cmd.clone();
+                async move {
+                    tokio::time::timeout(remaining, self.propose(cmd)).await.unwrap_or(Err(ControllerError::Timeout))
                 }
-                Some(leader) => match forwarder.propose(leader, &cmd, remaining).await {
-                    Forwarded::Done(result) => return result,
-                    Forwarded::Retry { leader_hint } => hint = leader_hint.filter(|&l| l != leader),
-                },
-                None => {}
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            tokio::time::sleep(FORWARD_RETRY.min(remaining)).await;
-        }
+            },
+            |leader, remaining| forwarder.propose(leader, &cmd, remaining),
+        )
+        .await
     }
 
     /// Records a heartbeat of broker `node_id` on the leader (forwarded there
@@ -335,6 +317,25 @@ impl Controller {
     /// the leader has not registered.
     pub async fn heartbeat(&self, node_id: u32) -> Result<(), ControllerError> {
         let Some(forwarder) = &self.inner.forwarder else { return self.heartbeat_local(node_id).await };
+        self.on_leader(
+            |_| self.heartbeat_local(node_id),
+            |leader, remaining| forwarder.heartbeat(leader, node_id, remaining),
+        )
+        .await
+    }
+
+    /// Runs a request on the controller leader: `local` when this node
+    /// leads, else `remote` against the leader it knows (or was hinted).
+    /// Retries while no leader is known, the one tried is unreachable or no
+    /// longer leads, or this node lost leadership mid-request; all within the
+    /// proposal timeout (`Timeout` after it, `Stopped` once stopped).
+    async fn on_leader<T, L, LF, R, RF>(&self, local: L, remote: R) -> Result<T, ControllerError>
+    where
+        L: Fn(Duration) -> LF,
+        LF: std::future::Future<Output = Result<T, ControllerError>>,
+        R: Fn(u64, Duration) -> RF,
+        RF: std::future::Future<Output = Forwarded<T>>,
+    {
         let me = self.inner.node_id;
         let deadline = Instant::now() + self.inner.propose_timeout;
         let mut hint = None;
@@ -347,11 +348,11 @@ impl Controller {
                 return Err(ControllerError::Timeout);
             }
             match self.status().leader_id.or(hint.take()) {
-                Some(leader) if leader == me => match self.heartbeat_local(node_id).await {
+                Some(leader) if leader == me => match local(remaining).await {
                     Err(ControllerError::NotLeader { leader }) => hint = leader.filter(|&l| l != me),
                     result => return result,
                 },
-                Some(leader) => match forwarder.heartbeat(leader, node_id, remaining).await {
+                Some(leader) => match remote(leader, remaining).await {
                     Forwarded::Done(result) => return result,
                     Forwarded::Retry { leader_hint } => hint = leader_hint.filter(|&l| l != leader),
                 },
