@@ -172,12 +172,19 @@ impl BrokerService {
         out
     }
 
-    pub(crate) fn describe_cluster(&self) -> DescribeClusterResponse {
+    pub(crate) async fn describe_cluster(&self) -> DescribeClusterResponse {
         let image = self.controller.metadata();
-        let status = self.controller.status();
+        // The voters' lag is known to the leader only: ask it (bounded), and
+        // fall back to what this node knows when it cannot be reached.
+        let quorum = tokio::time::timeout(DESCRIBE_QUORUM_TIMEOUT, self.controller.describe_quorum())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let local = self.controller.local().map(|c| c.status());
+        let leader = quorum.as_ref().map(|q| q.leader_id).or_else(|| self.controller.leader_hint());
         DescribeClusterResponse {
             cluster_id: image.cluster_id.clone(),
-            controller_id: status.leader_id.map_or(-1, |l| l as i32),
+            controller_id: leader.map_or(-1, |l| l as i32),
             brokers: image
                 .brokers
                 .values()
@@ -195,13 +202,15 @@ impl BrokerService {
                 .map(|v| VoterDescription {
                     node_id: v.node_id as u32,
                     address: v.address.clone(),
-                    is_leader: status.leader_id == Some(v.node_id),
-                    // The leader knows every voter's replicated index; any
-                    // other node knows only its own apply lag.
-                    lag: match status.voter_match_index.get(&v.node_id) {
-                        Some(matched) => status.commit_index.saturating_sub(*matched),
-                        None if v.node_id == status.node_id => status.commit_index.saturating_sub(status.applied_index),
-                        None => 0,
+                    is_leader: leader == Some(v.node_id),
+                    // The leader knows every voter's replicated index; without
+                    // it, a voter knows only its own apply lag.
+                    lag: match (&quorum, &local) {
+                        (Some(q), _) => {
+                            q.voter_match_index.get(&v.node_id).map_or(0, |m| q.commit_index.saturating_sub(*m))
+                        }
+                        (None, Some(s)) if s.node_id == v.node_id => s.commit_index.saturating_sub(s.applied_index),
+                        _ => 0,
                     },
                 })
                 .collect(),
@@ -209,6 +218,9 @@ impl BrokerService {
         }
     }
 }
+
+/// How long `DescribeCluster` waits for the controller leader's quorum view.
+const DESCRIBE_QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The API error for a controller failure.
 pub(crate) fn controller_error(e: &ControllerError) -> Error {

@@ -222,17 +222,18 @@ impl ServerConfig {
         if self.default_partitions == 0 {
             return Err(ConfigError::Invalid { name: "default_partitions", reason: "must be positive".into() });
         }
-        if !self.roles.broker || !self.roles.controller {
-            return Err(ConfigError::Invalid {
-                name: "--roles",
-                reason: "this build runs combined broker,controller nodes only (separate roles come with the controller quorum)".into(),
-            });
-        }
-        if !self.voters.iter().any(|v| v.node_id == self.node_id) {
+        let voter = self.voters.iter().any(|v| v.node_id == self.node_id);
+        if self.roles.controller && !voter {
             return Err(ConfigError::Invalid {
                 name: "--controller-voters",
+                reason: format!("node {} has the controller role but is not among the voters", self.node_id),
+            });
+        }
+        if !self.roles.controller && voter {
+            return Err(ConfigError::Invalid {
+                name: "--roles",
                 reason: format!(
-                    "node {} is not among the voters; this build runs combined broker,controller nodes, so every node votes",
+                    "node {} is among the controller voters but lacks the controller role (use --roles broker,controller or controller)",
                     self.node_id
                 ),
             });
@@ -303,6 +304,28 @@ mod tests {
         }
         assert_eq!(parse_roles("broker,controller").unwrap(), Roles { broker: true, controller: true });
         assert!(parse_roles("broker,chef").is_err());
+        assert!(parse_roles("").is_err());
+        assert_eq!(parse_roles("broker").unwrap(), Roles { broker: true, controller: false });
+        assert_eq!(parse_roles("controller").unwrap(), Roles { broker: false, controller: true });
+    }
+
+    #[test]
+    fn roles_must_agree_with_the_voter_list() {
+        let voters = Some("1@127.0.0.1:9701".to_string());
+        let run = |id, roles: &str| {
+            let args = RunArgs {
+                node_id: Some(id),
+                roles: Some(roles.into()),
+                controller_voters: voters.clone(),
+                ..RunArgs::default()
+            };
+            ServerConfig::run(&args).and_then(|c| c.validate())
+        };
+        assert!(run(1, "broker,controller").is_ok());
+        assert!(run(1, "controller").is_ok());
+        assert!(run(2, "broker").is_ok(), "a broker-only node outside the voters");
+        assert!(run(1, "broker").unwrap_err().to_string().contains("lacks the controller role"));
+        assert!(run(2, "controller").unwrap_err().to_string().contains("not among the voters"));
     }
 
     #[test]

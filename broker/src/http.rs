@@ -1,5 +1,6 @@
-//! The HTTP side: `/healthz` (the process serves), `/readyz` (this node has
-//! a controller leader and is registered: it can take requests) and
+//! The HTTP side: `/healthz` (the process serves), `/readyz` (this node knows
+//! a controller leader, has applied the committed metadata if it votes, and
+//! is registered if it is a broker: it can take requests) and
 //! `/metrics` (Prometheus text format).
 
 use std::net::SocketAddr;
@@ -45,20 +46,32 @@ async fn readyz(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
 
 /// Why this node cannot serve yet, if it cannot.
 pub fn readiness(s: &BrokerService) -> Result<(), String> {
-    let status = s.controller.status();
-    if status.leader_id.is_none() {
-        return Err("no controller leader elected".into());
+    if s.controller.leader_hint().is_none() {
+        return Err("no controller leader known".into());
     }
-    let image = s.replicas.image();
-    let me = s.config.node_id as u32;
-    if !image.brokers.contains_key(&me) {
-        return Err(format!("broker {me} is not registered with the controller yet"));
+    if let Some(c) = s.controller.local() {
+        let status = c.status();
+        let lag = status.commit_index.saturating_sub(status.applied_index);
+        if lag > MAX_READY_APPLY_LAG {
+            return Err(format!("controller is catching up ({lag} committed metadata entries not applied yet)"));
+        }
+    }
+    if s.config.roles.broker {
+        let image = s.replicas.image();
+        let me = s.config.node_id as u32;
+        if !image.brokers.contains_key(&me) {
+            return Err(format!("broker {me} is not registered with the controller yet"));
+        }
     }
     Ok(())
 }
 
+/// Metadata entries a voter may have committed but not applied and still
+/// count as caught up (a busy controller always has a few in flight).
+const MAX_READY_APPLY_LAG: u64 = 100;
+
 async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let leader = s.controller.status().leader_id == Some(s.config.node_id);
+    let leader = s.controller.local().is_some_and(|c| c.status().leader_id == Some(s.config.node_id));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render(&s.replicas, leader))
 }
 

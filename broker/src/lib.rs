@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api_error;
 pub mod config;
+pub mod controller_link;
 pub mod fetch;
 pub mod http;
 pub mod metrics;

@@ -3,16 +3,21 @@
 //! HTTP, follow metadata, and on shutdown close everything cleanly (logs
 //! flushed, clean-shutdown markers written).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_controller::{Controller, ControllerConfig, ControllerError, MetadataCommand, RaftService};
+use strata_controller::{
+    Controller, ControllerClient, ControllerConfig, ControllerError, MetadataCommand, MetadataFollower, MetadataImage,
+    RaftService,
+};
 use strata_protocol::v1::strata_server::StrataServer;
 use strata_storage::{BackgroundConfig, LogManager, StorageError};
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, ServerConfig};
+use crate::controller_link::ControllerLink;
 use crate::metrics::Metrics;
 use crate::replica_manager::ReplicaManager;
 use crate::service::BrokerService;
@@ -21,6 +26,8 @@ use crate::service::BrokerService;
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// Longest a shutdown waits for the controller to fence this broker.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a broker-only node's request to the controller quorum may take.
+const CONTROLLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long startup waits for the controller and broker registration.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -57,7 +64,11 @@ pub enum ServerError {
     },
 }
 
-/// Runs a node until `shutdown` resolves, then stops it cleanly.
+/// Runs a node until `shutdown` resolves, then stops it cleanly. A node with
+/// the controller role runs a voter of the quorum (Raft on
+/// `controller_listen`); a node with the broker role serves clients on
+/// `listen`, registers and heartbeats, reaching the controller in process or,
+/// without the controller role, over the voters' gRPC API.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     config.validate()?;
     let bind = |what, address: std::net::SocketAddr| async move {
@@ -67,9 +78,11 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             source,
         })
     };
-    let grpc_listener = bind("client gRPC", config.listen).await?;
+    let roles = config.roles;
+    let grpc_listener = if roles.broker { Some(bind("client gRPC", config.listen).await?) } else { None };
     let http_listener = bind("HTTP", config.http_listen).await?;
-    let raft_listener = bind("controller Raft gRPC", config.controller_listen).await?;
+    let raft_listener =
+        if roles.controller { Some(bind("controller Raft gRPC", config.controller_listen).await?) } else { None };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
 
     let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
@@ -78,70 +91,90 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         tracing::error!(partition = %tp, %reason, "partition is offline");
     }
     let replicas = Arc::new(ReplicaManager::new(config.node_id as u32, logs, config.log.clone()));
-    let voter_addresses = config.voters.iter().map(|v| (v.node_id, v.address.clone())).collect();
-    let controller = Controller::start_with_grpc(
-        ControllerConfig {
-            node_id: config.node_id,
-            data_dir: config.data_dir.join("controller"),
-            voters: config.voters.iter().map(|v| v.node_id).collect(),
-            ..ControllerConfig::default()
-        },
-        voter_addresses,
-        tokio::runtime::Handle::current(),
-    )?;
-    // Raft between voters, on its own port: only controller peers reach it.
-    let (raft_stop_tx, raft_stop_rx) = watch::channel(false);
-    let raft = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(RaftService::new(controller.clone()).into_server())
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
-                async move {
-                    let mut rx = raft_stop_rx;
-                    let _ = rx.wait_for(|s| *s).await;
-                },
-            ),
-    );
-    register(&controller, &config).await?;
-    replicas.apply_metadata(controller.metadata());
-
-    let config = Arc::new(config);
+    let voter_addresses: HashMap<u64, String> = config.voters.iter().map(|v| (v.node_id, v.address.clone())).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = Arc::new(BrokerService::new(
-        config.clone(),
-        replicas.clone(),
-        controller.clone(),
-        Arc::new(Metrics::default()),
-        stop_rx.clone(),
-    ));
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let follower = tokio::spawn(follow_metadata(controller.clone(), replicas.clone(), stop_rx.clone()));
+    // The controller: a voter here, or a client of the voters.
+    let (raft_stop_tx, raft_stop_rx) = watch::channel(false);
+    let mut raft = None;
+    let mut metadata_follower = None;
+    let link = match raft_listener {
+        Some(raft_listener) => {
+            let controller = Controller::start_with_grpc(
+                ControllerConfig {
+                    node_id: config.node_id,
+                    data_dir: config.data_dir.join("controller"),
+                    voters: config.voters.iter().map(|v| v.node_id).collect(),
+                    ..ControllerConfig::default()
+                },
+                voter_addresses,
+                tokio::runtime::Handle::current(),
+            )?;
+            // Raft between voters, on its own port: only controller peers
+            // and brokers reach it.
+            raft = Some(tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(RaftService::new(controller.clone()).into_server())
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
+                        stopped(raft_stop_rx),
+                    ),
+            ));
+            ControllerLink::Local(controller)
+        }
+        None => {
+            let client = ControllerClient::new(voter_addresses, CONTROLLER_REQUEST_TIMEOUT)?;
+            let follower = MetadataFollower::new(client.clone());
+            let image = follower.subscribe();
+            metadata_follower = Some(tokio::spawn(follower.run(stop_rx.clone())));
+            ControllerLink::Remote { client, image }
+        }
+    };
+    if roles.broker {
+        register(&link, &config).await?;
+    }
+    replicas.apply_metadata(link.metadata());
+
+    let config = Arc::new(config);
+    let service = Arc::new(BrokerService::new(
+        config.clone(),
+        replicas.clone(),
+        link.clone(),
+        Arc::new(Metrics::default()),
+        stop_rx.clone(),
+    ));
+    let follower = tokio::spawn(follow_metadata(link.subscribe(), replicas.clone(), stop_rx.clone()));
     let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
-    let heartbeats = tokio::spawn(heartbeat(controller.clone(), config.node_id as u32, heartbeat_stop_rx));
-    let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(32 << 20))
-            .add_service(
-                StrataServer::from_arc(service.clone())
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .serve_with_incoming_shutdown(
-                // tonic ignores `Server::tcp_nodelay` for a caller-provided
-                // listener: without this, Nagle + delayed ACK add ~40 ms to
-                // every response.
-                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-                stopped(stop_rx.clone()),
-            ),
-    );
+    let heartbeats =
+        roles.broker.then(|| tokio::spawn(heartbeat(link.clone(), config.node_id as u32, heartbeat_stop_rx)));
+    let grpc = grpc_listener.map(|listener| {
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .initial_stream_window_size(Some(8 << 20))
+                .initial_connection_window_size(Some(32 << 20))
+                .add_service(
+                    StrataServer::from_arc(service.clone())
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                )
+                .serve_with_incoming_shutdown(
+                    // tonic ignores `Server::tcp_nodelay` for a caller-provided
+                    // listener: without this, Nagle + delayed ACK add ~40 ms to
+                    // every response.
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    stopped(stop_rx.clone()),
+                ),
+        )
+    });
     let http = tokio::spawn(crate::http::serve(http_listener, service.clone(), stopped(stop_rx.clone())));
     tracing::info!(
         node_id = config.node_id,
+        broker = roles.broker,
+        controller = roles.controller,
         listen = %config.listen,
         http = %config.http_listen,
         data_dir = %config.data_dir.display(),
@@ -149,25 +182,34 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     );
 
     shutdown.await;
-    // Controlled shutdown: stop heartbeating, then have the controller fence
-    // this broker now, so its partitions move (or, without another in-sync
-    // replica, show as leaderless) at once instead of after the session
-    // timeout. Bounded: a cluster without a quorum does not hold the exit.
-    let _ = heartbeat_stop_tx.send(true);
-    let _ = heartbeats.await;
-    let fence = MetadataCommand::FenceBroker { node_id: config.node_id as u32 };
-    match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, controller.propose_anywhere(fence)).await {
-        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership released"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "controlled shutdown failed; the session timeout will fence this broker")
+    if let Some(heartbeats) = heartbeats {
+        // Controlled shutdown: stop heartbeating, then have the controller
+        // fence this broker now, so its partitions move (or, without another
+        // in-sync replica, show as leaderless) at once instead of after the
+        // session timeout. Bounded: a cluster without a quorum does not hold
+        // the exit.
+        let _ = heartbeat_stop_tx.send(true);
+        let _ = heartbeats.await;
+        let fence = MetadataCommand::ControlledShutdown { node_id: config.node_id as u32 };
+        match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, link.propose(fence)).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership released"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "controlled shutdown failed; the session timeout will fence this broker")
+            }
+            Err(_) => tracing::warn!("controlled shutdown timed out; the session timeout will fence this broker"),
         }
-        Err(_) => tracing::warn!("controlled shutdown timed out; the session timeout will fence this broker"),
     }
     tracing::info!("shutting down: closing listeners, flushing logs");
     let _ = stop_tx.send(true);
-    let grpc_result = grpc.await;
+    let grpc_result = match grpc {
+        Some(grpc) => grpc.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())),
+        None => Ok(()),
+    };
     let http_result = http.await;
     let _ = follower.await;
+    if let Some(task) = metadata_follower {
+        let _ = task.await;
+    }
     drop(service);
     let closed = match Arc::try_unwrap(replicas) {
         Ok(r) => r.close().map_err(ServerError::from),
@@ -176,13 +218,15 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             reason: "partitions still in use; logs not closed cleanly".into(),
         }),
     };
-    controller.shutdown().await;
+    if let ControllerLink::Local(controller) = link {
+        controller.shutdown().await;
+    }
     let _ = raft_stop_tx.send(true);
-    let _ = raft.await;
-    match grpc_result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ServerError::Serve { what: "gRPC", reason: e.to_string() }),
-        Err(e) => return Err(ServerError::Serve { what: "gRPC", reason: e.to_string() }),
+    if let Some(raft) = raft {
+        let _ = raft.await;
+    }
+    if let Err(reason) = grpc_result {
+        return Err(ServerError::Serve { what: "gRPC", reason });
     }
     if let Ok(Err(e)) = http_result {
         return Err(ServerError::Serve { what: "HTTP", reason: e.to_string() });
@@ -194,7 +238,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
 
 /// Registers this broker with the controller, retrying while a leader is
 /// being elected.
-async fn register(controller: &Controller, config: &ServerConfig) -> Result<(), ServerError> {
+async fn register(controller: &ControllerLink, config: &ServerConfig) -> Result<(), ServerError> {
     let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
     loop {
         match controller
@@ -214,8 +258,11 @@ async fn register(controller: &Controller, config: &ServerConfig) -> Result<(), 
 }
 
 /// Applies every metadata change to the hosted partitions until stopped.
-async fn follow_metadata(controller: Controller, replicas: Arc<ReplicaManager>, mut stop: watch::Receiver<bool>) {
-    let mut updates = controller.subscribe();
+async fn follow_metadata(
+    mut updates: watch::Receiver<Arc<MetadataImage>>,
+    replicas: Arc<ReplicaManager>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             changed = updates.changed() => {
@@ -236,7 +283,7 @@ async fn follow_metadata(controller: Controller, replicas: Arc<ReplicaManager>, 
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// Heartbeats to the active controller until stopped.
-async fn heartbeat(controller: Controller, node_id: u32, mut stop: watch::Receiver<bool>) {
+async fn heartbeat(controller: ControllerLink, node_id: u32, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

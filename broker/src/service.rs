@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use strata_controller::Controller;
 use strata_protocol::v1::strata_server::Strata;
 use strata_protocol::v1::*;
 use tonic::{Request, Response, Status};
 
 use crate::config::ServerConfig;
+use crate::controller_link::ControllerLink;
 use crate::metrics::Metrics;
 use crate::replica_manager::ReplicaManager;
 
@@ -17,7 +17,7 @@ use crate::replica_manager::ReplicaManager;
 pub struct BrokerService {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) replicas: Arc<ReplicaManager>,
-    pub(crate) controller: Controller,
+    pub(crate) controller: ControllerLink,
     pub(crate) metrics: Arc<Metrics>,
     /// Turns true when the server shuts down: parked long polls return.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
@@ -28,7 +28,7 @@ impl BrokerService {
     pub fn new(
         config: Arc<ServerConfig>,
         replicas: Arc<ReplicaManager>,
-        controller: Controller,
+        controller: ControllerLink,
         metrics: Arc<Metrics>,
         stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
@@ -78,6 +78,6 @@ impl Strata for BrokerService {
         &self,
         _req: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        Ok(Response::new(self.describe_cluster()))
+        Ok(Response::new(self.describe_cluster().await))
     }
 }

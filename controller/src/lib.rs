@@ -10,16 +10,17 @@
 //! than controller peers, and never acknowledge a metadata change before it is
 //! committed by a quorum.
 //!
-//! Status: the single-voter controller for `strata-server dev` — persisted Raft
-//! log, hard state and snapshots with log compaction, the metadata state
-//! machine (brokers, topic create/delete with replica placement), and an async
-//! handle to propose and follow metadata. Raft messages go through a
-//! [`Transport`] (a no-op one for a single voter, an in-memory one for tests,
-//! [`GrpcTransport`] for a multi-voter quorum over gRPC, where [`RaftService`]
-//! receives them and followers forward proposals and broker heartbeats to the
-//! leader), and broker liveness: the leader fences brokers that miss their
-//! session (their partitions move to the next live ISR replica) and unfences
-//! them on their next heartbeat. ISR changes come with a later issue.
+//! Status: a voter of the controller quorum — persisted Raft log, hard state
+//! and snapshots with log compaction, the metadata state machine (brokers,
+//! topics with rack-aware placement, fencing, ISR changes, leader
+//! elections), and an async handle to propose and follow metadata. Raft
+//! messages go through a [`Transport`] (a no-op one for a single voter, an
+//! in-memory one with fault injection for tests, [`GrpcTransport`] for a
+//! quorum over gRPC, where [`RaftService`] receives them and followers
+//! forward proposals and broker heartbeats to the leader). The leader fences
+//! brokers that miss their session. Nodes without the controller role use a
+//! [`ControllerClient`] and follow metadata as deltas with a
+//! [`MetadataFollower`].
 //!
 //! Modules: [`metadata`] (the pure state machine), [`raft_storage`] (raft-rs
 //! `Storage` on disk), [`grpc`] (the quorum over `strata.v1.ControllerRaft`),
@@ -32,10 +33,11 @@ pub mod grpc;
 mod logging;
 pub mod metadata;
 pub mod raft_storage;
+mod remote;
 
 pub use controller::{
-    Controller, ControllerConfig, ControllerStatus, InMemoryNetwork, InMemoryTransport, NoopTransport, RaftInbox,
-    Transport,
+    Controller, ControllerConfig, ControllerStatus, InMemoryNetwork, InMemoryTransport, MetadataDelta, NoopTransport,
+    QuorumStatus, RaftInbox, Transport,
 };
 pub use error::ControllerError;
 pub use grpc::{GrpcTransport, RaftService};
@@ -45,3 +47,4 @@ pub use metadata::{
     MetadataImage, PartitionInfo, TopicInfo, MAX_PARTITIONS,
 };
 pub use raft_storage::RaftStorage;
+pub use remote::{ControllerClient, MetadataFollower};

@@ -10,6 +10,8 @@
 //! 127.0.0.1, and never end a process it did not start (it signals only PIDs
 //! of children it spawned).
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -3,82 +3,16 @@
 //! kill -9 with no acknowledged change lost, rejoin, and a clear error (not a
 //! hang) without a quorum.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_tests::{binary, free_port, http_get};
-
-struct Node {
-    id: u64,
-    client: u16,
-    raft: u16,
-    http: u16,
-    dir: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(&mut self, voters: &str) {
-        let log = std::fs::File::create(self.dir.with_extension(format!("log{}", Instant::now().elapsed().as_nanos())))
-            .unwrap();
-        let child = Command::new(binary("strata-server"))
-            .args(["run", "--node-id", &self.id.to_string(), "--roles", "broker,controller"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.client)])
-            .args(["--controller-listen", &format!("127.0.0.1:{}", self.raft)])
-            .args(["--http-listen", &format!("127.0.0.1:{}", self.http)])
-            .args(["--controller-voters", voters])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn ready(&self) -> bool {
-        http_get(([127, 0, 0, 1], self.http).into(), "/readyz").is_some_and(|(c, _)| c == 200)
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: the PID of a child this test spawned and has not reaped.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, libc::SIGKILL);
-            }
-            let _ = c.wait();
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.client)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn strata(bootstrap: &str, args: &[&str]) -> Output {
-    Command::new(binary("strata")).arg("--bootstrap").arg(bootstrap).args(args).output().unwrap()
-}
+use strata_tests::binary;
+use strata_tests::cluster::{strata, wait_until, ClusterNode as Node};
 
 fn controller_of(node: &Node) -> Option<u64> {
     let out = strata(&node.bootstrap(), &["--output", "json", "cluster", "info"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v["controller_id"].as_u64()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
 }
 
 fn topics(node: &Node) -> Vec<String> {
@@ -91,17 +25,8 @@ fn topics(node: &Node) -> Vec<String> {
 #[test]
 fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| Node {
-            id,
-            client: free_port(),
-            raft: free_port(),
-            http: free_port(),
-            dir: root.path().join(format!("node{id}")),
-            child: None,
-        })
-        .collect();
-    let voters = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.raft)).collect::<Vec<_>>().join(",");
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(root.path(), id, "broker,controller")).collect();
+    let voters = Node::voters(&nodes);
     for n in nodes.iter_mut() {
         n.start(&voters);
     }
@@ -251,12 +176,7 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     wait_until("all unfenced", Duration::from_secs(15), || {
         nodes.iter().all(|n| broker_state(&nodes[li], n.id).as_deref() == Some("unfenced"))
     });
-    let mut child = nodes[a].child.take().unwrap();
-    // SAFETY: the PID of a child this test spawned and has not reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
+    let status = nodes[a].sigterm().unwrap();
     assert!(status.success(), "clean exit after SIGTERM: {status}");
     let id = nodes[a].id;
     let fenced = wait_until("fenced by controlled shutdown", Duration::from_secs(10), || {

@@ -103,6 +103,23 @@ fn what_this_build_cannot_run_is_refused_in_one_line() {
             "not among the voters",
         ),
         (vec!["run".into(), "--node-id".into(), "1".into(), "--roles".into(), "chef".into()], "unknown role"),
+        // A voter must have the controller role; a controller must be a voter.
+        (
+            vec!["run".into(), "--node-id".into(), "1".into(), "--roles".into(), "broker".into()],
+            "lacks the controller role",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--node-id".into(),
+                "4".into(),
+                "--roles".into(),
+                "controller".into(),
+                "--controller-voters".into(),
+                "1@a:1".into(),
+            ],
+            "not among the voters",
+        ),
         (vec!["run".into(), "--node-id".into(), "x".into()], "invalid value"),
     ];
     for (args, needle) in cases {

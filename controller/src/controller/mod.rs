@@ -1,5 +1,8 @@
 //! The controller handle: starts the Raft thread and talks to it.
 
+#[cfg(test)]
+mod fault_tests;
+mod journal;
 mod node;
 #[cfg(test)]
 mod tests;
@@ -15,8 +18,10 @@ use raft::eraftpb::Message;
 use raft::RawNode;
 use tokio::sync::{oneshot, watch};
 
+pub use journal::MetadataDelta;
 pub use transport::{InMemoryNetwork, InMemoryTransport, NoopTransport, RaftInbox, Transport};
 
+use self::journal::{MetadataJournal, JOURNAL_CAPACITY};
 use self::node::{Command, Liveness, Node};
 use crate::error::ControllerError;
 use crate::grpc::{Forwarded, Forwarder, GrpcTransport};
@@ -102,6 +107,32 @@ pub struct ControllerStatus {
     pub voter_match_index: std::collections::BTreeMap<u64, u64>,
 }
 
+/// The quorum as its leader sees it: what `strata cluster info` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The leader that answered.
+    pub leader_id: u64,
+    /// Its term.
+    pub term: u64,
+    /// Its commit index.
+    pub commit_index: u64,
+    /// For each voter, the highest log index known to be replicated on it
+    /// (its lag is `commit_index - match`).
+    pub voter_match_index: std::collections::BTreeMap<u64, u64>,
+}
+
+impl QuorumStatus {
+    /// The quorum status from a leader's own status; `None` if it does not lead.
+    pub fn from_leader(status: &ControllerStatus) -> Option<QuorumStatus> {
+        (status.leader_id == Some(status.node_id)).then(|| QuorumStatus {
+            leader_id: status.node_id,
+            term: status.term,
+            commit_index: status.commit_index,
+            voter_match_index: status.voter_match_index.clone(),
+        })
+    }
+}
+
 /// A cloneable async handle on a running controller node.
 #[derive(Clone)]
 pub struct Controller {
@@ -112,6 +143,7 @@ struct Inner {
     node_id: u64,
     tx: mpsc::Sender<Command>,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
+    journal: MetadataJournal,
     status_rx: watch::Receiver<ControllerStatus>,
     stopped_rx: watch::Receiver<bool>,
     propose_timeout: Duration,
@@ -227,6 +259,7 @@ impl Controller {
 
         let image = Arc::new(image);
         let (image_tx, image_rx) = watch::channel(image.clone());
+        let journal = MetadataJournal::new(image.clone(), JOURNAL_CAPACITY);
         let (stopped_tx, stopped_rx) = watch::channel(false);
         let (tx, rx) = mpsc::channel();
         let mut node = Node {
@@ -237,6 +270,9 @@ impl Controller {
             transport,
             image,
             image_tx,
+            journal: journal.clone(),
+            staged: Vec::new(),
+            snapshot_installed: None,
             status_tx: watch::channel(empty_status(id)).0,
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
             next_seq: 1,
@@ -261,6 +297,7 @@ impl Controller {
                 node_id: id,
                 tx,
                 image_rx,
+                journal,
                 status_rx,
                 stopped_rx,
                 propose_timeout: config.propose_timeout,
@@ -431,6 +468,36 @@ impl Controller {
     /// A receiver that sees every newly applied image (possibly skipping some).
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.inner.image_rx.clone()
+    }
+
+    /// The metadata a follower that applied everything up to `after` needs
+    /// (the commands since, or a snapshot), waiting up to `max_wait` while
+    /// nothing newer is applied on this node. Serves brokers without the
+    /// controller role (`ControllerRaft.FetchMetadata`).
+    pub async fn fetch_metadata(&self, after: u64, max_wait: Duration) -> Result<MetadataDelta, ControllerError> {
+        if self.inner.journal.offset() <= after {
+            let mut rx = self.inner.image_rx.clone();
+            let _ = tokio::time::timeout(max_wait, rx.wait_for(|image| image.offset > after)).await;
+        }
+        if self.is_stopped() {
+            return Err(ControllerError::Stopped);
+        }
+        Ok(self.inner.journal.since(after))
+    }
+
+    /// The quorum as the leader sees it (asked of the leader when this node
+    /// does not lead), retrying like [`Controller::propose_anywhere`].
+    pub async fn describe_quorum(&self) -> Result<QuorumStatus, ControllerError> {
+        let local = |_| async {
+            let status = self.status();
+            QuorumStatus::from_leader(&status).ok_or(ControllerError::NotLeader { leader: status.leader_id })
+        };
+        match &self.inner.forwarder {
+            None => local(Duration::ZERO).await,
+            Some(forwarder) => {
+                self.on_leader(local, |leader, remaining| forwarder.describe_quorum(leader, remaining)).await
+            }
+        }
     }
 
     /// This node's Raft status.

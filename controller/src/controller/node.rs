@@ -11,6 +11,7 @@ use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapsho
 use raft::{RawNode, StateRole, Storage as _};
 use tokio::sync::{oneshot, watch};
 
+use super::journal::MetadataJournal;
 use super::transport::Transport;
 use super::ControllerStatus;
 use crate::error::ControllerError;
@@ -82,6 +83,12 @@ pub(crate) struct Node {
     pub transport: Box<dyn Transport>,
     pub image: Arc<MetadataImage>,
     pub image_tx: watch::Sender<Arc<MetadataImage>>,
+    /// Recent commands for brokers following metadata as deltas.
+    pub journal: MetadataJournal,
+    /// Commands applied since the image was last published.
+    pub staged: Vec<(u64, bytes::Bytes)>,
+    /// A snapshot installed since the image was last published (its offset).
+    pub snapshot_installed: Option<u64>,
     pub status_tx: watch::Sender<ControllerStatus>,
     /// Random per start, so a context from an earlier run never matches.
     pub incarnation: u64,
@@ -330,6 +337,8 @@ impl Node {
         image.offset = index;
         self.raw.mut_store().apply_snapshot(snap)?;
         self.image = Arc::new(image);
+        self.staged.clear();
+        self.snapshot_installed = Some(index);
         Ok(())
     }
 
@@ -343,6 +352,7 @@ impl Node {
                 EntryType::EntryNormal => {
                     let img = Arc::make_mut(&mut self.image);
                     let result = MetadataCommand::decode(&entry.data).and_then(|cmd| img.apply(&cmd));
+                    self.staged.push((entry.index, bytes::Bytes::from(entry.data.to_vec())));
                     if let Err(e) = &result {
                         tracing::debug!(index = entry.index, error = %e, "metadata command rejected");
                     }
@@ -416,6 +426,8 @@ impl Node {
         self.maybe_snapshot()?;
         let published = Arc::ptr_eq(&self.image_tx.borrow(), &self.image);
         if !published {
+            let staged = std::mem::take(&mut self.staged);
+            self.journal.publish(self.image.clone(), staged, self.snapshot_installed.take());
             self.image_tx.send_replace(self.image.clone());
         }
         let status = self.status();

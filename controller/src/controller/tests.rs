@@ -363,7 +363,7 @@ async fn silent_broker_is_fenced_and_a_heartbeat_unfences_it() {
     assert!(!img.brokers[&1].fenced, "the heartbeating broker stays unfenced");
     let p1 = &img.topics["t"].partitions[1];
     assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch), (Some(1), 1, 1));
-    assert_eq!(p1.isr, vec![2, 1], "the ISR is left alone");
+    assert_eq!(p1.isr, vec![1], "the fenced broker leaves the ISR");
     let p0 = &img.topics["t"].partitions[0];
     assert_eq!((p0.leader, p0.leader_epoch), (Some(1), 0));
 

@@ -6,12 +6,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use strata_protocol::v1::controller_raft_client::ControllerRaftClient;
-use strata_protocol::v1::{HeartbeatRequest, ProposeRequest, ProposeResponse};
+use strata_protocol::v1::{
+    DescribeQuorumRequest, DescribeQuorumResponse, FetchMetadataRequest, FetchMetadataResponse, HeartbeatRequest,
+    ProposeRequest, ProposeResponse,
+};
 use tonic::transport::Channel;
 use tonic::Code;
 
+use crate::controller::{MetadataDelta, QuorumStatus};
 use crate::error::ControllerError;
-use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError};
+use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError, MetadataImage};
 
 /// The result of one forwarding attempt.
 #[derive(Debug)]
@@ -75,6 +79,57 @@ impl Forwarder {
         }
     }
 
+    /// Asks voter `leader` for the quorum status, waiting at most `timeout`.
+    pub(crate) async fn describe_quorum(&self, leader: u64, timeout: Duration) -> Forwarded<QuorumStatus> {
+        let Some(mut client) = self.client(leader) else {
+            return Forwarded::Retry { leader_hint: None };
+        };
+        match tokio::time::timeout(timeout, client.describe_quorum(DescribeQuorumRequest {})).await {
+            Err(_) => Forwarded::Done(Err(ControllerError::Timeout)),
+            Ok(Err(status)) => {
+                tracing::debug!(leader, error = %status, "asking for the quorum status failed");
+                self.forget(leader);
+                Forwarded::Retry { leader_hint: None }
+            }
+            Ok(Ok(response)) => decode_quorum(response.into_inner()),
+        }
+    }
+
+    /// Fetches metadata after `after` from voter `voter` (any voter serves
+    /// it), long-polling up to `max_wait`. Returns the delta and the leader
+    /// the voter knows of.
+    pub(crate) async fn fetch_metadata(
+        &self,
+        voter: u64,
+        after: u64,
+        max_wait: Duration,
+    ) -> Result<(MetadataDelta, Option<u64>), ControllerError> {
+        let Some(mut client) = self.client(voter) else {
+            return Err(ControllerError::Remote {
+                kind: "Unreachable".into(),
+                message: format!("no address for voter {voter}"),
+            });
+        };
+        let request = FetchMetadataRequest { after_offset: after, max_wait_ms: max_wait.as_millis() as u32 };
+        let response =
+            match tokio::time::timeout(max_wait + Duration::from_secs(5), client.fetch_metadata(request)).await {
+                Err(_) => return Err(ControllerError::Timeout),
+                Ok(Err(status)) => {
+                    self.forget(voter);
+                    return Err(ControllerError::Remote {
+                        kind: format!("{:?}", status.code()),
+                        message: status.message().to_string(),
+                    });
+                }
+                Ok(Ok(response)) => response.into_inner(),
+            };
+        decode_delta(response, after)
+    }
+
+    fn forget(&self, id: u64) {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
     fn client(&self, id: u64) -> Option<ControllerRaftClient<Channel>> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&id) {
@@ -129,4 +184,100 @@ pub(crate) fn decode_response(response: ProposeResponse) -> Forwarded {
         _ => Err(remote(response.error_message.clone())),
     };
     Forwarded::Done(result)
+}
+
+/// The `DescribeQuorum` reply for this node's status.
+pub(crate) fn encode_quorum(status: &crate::controller::ControllerStatus) -> DescribeQuorumResponse {
+    match QuorumStatus::from_leader(status) {
+        None => {
+            DescribeQuorumResponse { is_leader: false, leader_id: status.leader_id.unwrap_or(0), ..Default::default() }
+        }
+        Some(q) => DescribeQuorumResponse {
+            is_leader: true,
+            leader_id: q.leader_id,
+            term: q.term,
+            commit_index: q.commit_index,
+            voters: q
+                .voter_match_index
+                .iter()
+                .map(|(&node_id, &match_index)| strata_protocol::v1::QuorumVoter { node_id, match_index })
+                .collect(),
+        },
+    }
+}
+
+fn decode_quorum(response: DescribeQuorumResponse) -> Forwarded<QuorumStatus> {
+    if !response.is_leader {
+        return Forwarded::Retry { leader_hint: Some(response.leader_id).filter(|&l| l != 0) };
+    }
+    Forwarded::Done(Ok(QuorumStatus {
+        leader_id: response.leader_id,
+        term: response.term,
+        commit_index: response.commit_index,
+        voter_match_index: response.voters.iter().map(|v| (v.node_id, v.match_index)).collect(),
+    }))
+}
+
+/// The `FetchMetadata` reply for a delta.
+pub(crate) fn encode_delta(
+    delta: &MetadataDelta,
+    leader: Option<u64>,
+) -> Result<FetchMetadataResponse, ControllerError> {
+    let leader_id = leader.unwrap_or(0);
+    Ok(match delta {
+        MetadataDelta::Entries { entries, offset } => FetchMetadataResponse {
+            offset: *offset,
+            entries: entries
+                .iter()
+                .map(|(offset, command)| strata_protocol::v1::MetadataEntry {
+                    offset: *offset,
+                    command: command.clone(),
+                })
+                .collect(),
+            snapshot: Default::default(),
+            leader_id,
+        },
+        MetadataDelta::Snapshot(image) => FetchMetadataResponse {
+            offset: image.offset,
+            entries: Vec::new(),
+            snapshot: serde_json::to_vec(&**image)
+                .map_err(|e| ControllerError::Remote {
+                    kind: "Encode".into(),
+                    message: format!("metadata snapshot: {e}"),
+                })?
+                .into(),
+            leader_id,
+        },
+    })
+}
+
+/// Checks and decodes a `FetchMetadata` reply to a request after `after`.
+/// A reply that cannot be what a voter sends is an error naming the problem.
+fn decode_delta(response: FetchMetadataResponse, after: u64) -> Result<(MetadataDelta, Option<u64>), ControllerError> {
+    let leader = Some(response.leader_id).filter(|&l| l != 0);
+    let bad = |message: String| ControllerError::Remote { kind: "BadMetadataResponse".into(), message };
+    if !response.snapshot.is_empty() {
+        let mut image: MetadataImage =
+            serde_json::from_slice(&response.snapshot).map_err(|e| bad(format!("snapshot does not decode: {e}")))?;
+        if image.offset != response.offset {
+            return Err(bad(format!("snapshot at {} labelled {}", image.offset, response.offset)));
+        }
+        image.offset = response.offset;
+        return Ok((MetadataDelta::Snapshot(std::sync::Arc::new(image)), leader));
+    }
+    let mut last = after;
+    for e in &response.entries {
+        if e.offset <= last || e.offset > response.offset {
+            return Err(bad(format!(
+                "entry at offset {} out of order (after {last}, up to {})",
+                e.offset, response.offset
+            )));
+        }
+        last = e.offset;
+    }
+    if response.offset < after {
+        return Err(bad(format!("offset {} is behind the requested {after}", response.offset)));
+    }
+    let entries = response.entries.into_iter().map(|e| (e.offset, e.command)).collect();
+    Ok((MetadataDelta::Entries { entries, offset: response.offset }, leader))
 }

@@ -11,7 +11,7 @@
 mod forward;
 mod service;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod transport;
 
 use std::time::Duration;

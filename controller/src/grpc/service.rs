@@ -6,11 +6,12 @@ use protobuf::Message as _;
 use raft::eraftpb::Message;
 use strata_protocol::v1::controller_raft_server::{ControllerRaft, ControllerRaftServer};
 use strata_protocol::v1::{
-    HeartbeatRequest, HeartbeatResponse, ProposeRequest, ProposeResponse, RaftMessages, StepResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, FetchMetadataRequest, FetchMetadataResponse, HeartbeatRequest,
+    HeartbeatResponse, ProposeRequest, ProposeResponse, RaftMessages, StepResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::forward::encode_result;
+use super::forward::{encode_delta, encode_quorum, encode_result};
 use super::MAX_GRPC_MESSAGE;
 use crate::controller::Controller;
 use crate::error::ControllerError;
@@ -50,8 +51,36 @@ impl RaftService {
     }
 }
 
+/// Longest a `FetchMetadata` long poll waits, whatever the broker asked.
+const MAX_METADATA_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tonic::async_trait]
 impl ControllerRaft for RaftService {
+    async fn fetch_metadata(
+        &self,
+        request: Request<FetchMetadataRequest>,
+    ) -> Result<Response<FetchMetadataResponse>, Status> {
+        let request = request.into_inner();
+        let wait = std::time::Duration::from_millis(request.max_wait_ms.into()).min(MAX_METADATA_WAIT);
+        let delta = self
+            .controller
+            .fetch_metadata(request.after_offset, wait)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let leader = self.controller.status().leader_id;
+        encode_delta(&delta, leader).map(Response::new).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _request: Request<DescribeQuorumRequest>,
+    ) -> Result<Response<DescribeQuorumResponse>, Status> {
+        if self.controller.is_stopped() {
+            return Err(Status::unavailable("the controller has stopped"));
+        }
+        Ok(Response::new(encode_quorum(&self.controller.status())))
+    }
+
     async fn step(&self, request: Request<RaftMessages>) -> Result<Response<StepResponse>, Status> {
         let batch = request.into_inner();
         let mut msgs = Vec::with_capacity(batch.messages.len());

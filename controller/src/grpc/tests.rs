@@ -21,19 +21,31 @@ use super::*;
 use crate::{CommandOutcome, Controller, ControllerConfig, ControllerError, MetadataCommand, MetadataError};
 
 /// A controller voter with its gRPC server.
-struct TestNode {
-    controller: Controller,
+pub(crate) struct TestNode {
+    pub(crate) controller: Controller,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }
 
 impl TestNode {
-    async fn start(id: u64, dir: &Path, listener: TcpListener, voters: &HashMap<u64, String>) -> TestNode {
+    pub(crate) async fn start(id: u64, dir: &Path, listener: TcpListener, voters: &HashMap<u64, String>) -> TestNode {
+        Self::start_with(id, dir, listener, voters, |_| {}).await
+    }
+
+    /// Like `start`, with `tweak` applied to the test configuration.
+    pub(crate) async fn start_with(
+        id: u64,
+        dir: &Path,
+        listener: TcpListener,
+        voters: &HashMap<u64, String>,
+        tweak: impl FnOnce(&mut ControllerConfig),
+    ) -> TestNode {
         let mut config = ControllerConfig::single_node(id, dir);
         config.tick_interval = Duration::from_millis(50);
         config.propose_timeout = Duration::from_secs(5);
         // Long enough that no broker is fenced for silence during the test.
         config.session_timeout = Duration::from_secs(60);
+        tweak(&mut config);
         let controller =
             Controller::start_with_grpc(config, voters.clone(), tokio::runtime::Handle::current()).unwrap();
         let (shutdown, rx) = oneshot::channel::<()>();
@@ -51,7 +63,7 @@ impl TestNode {
     }
 
     /// Stops the controller, then its server (aborted if it does not drain soon).
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.controller.shutdown().await;
         let _ = self.shutdown.send(());
         let mut server = self.server;
@@ -63,7 +75,7 @@ impl TestNode {
 }
 
 /// Polls `f` until it holds or `timeout` passes.
-async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if f() {
@@ -75,7 +87,7 @@ async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// The leader all running `nodes` agree on, once they do.
-async fn agreed_leader(nodes: &HashMap<u64, TestNode>, timeout: Duration) -> u64 {
+pub(crate) async fn agreed_leader(nodes: &HashMap<u64, TestNode>, timeout: Duration) -> u64 {
     let mut leader = None;
     let agreed = eventually(timeout, || {
         let seen: Vec<_> = nodes.values().map(|n| n.controller.status().leader_id).collect();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
+use super::outcome::{CommandOutcome, ElectionType, MetadataError};
 use super::placement::{place_replicas, rack_alternating};
 
 /// Most partitions one topic may have.
@@ -49,156 +50,54 @@ pub enum MetadataCommand {
         /// The topic name.
         name: String,
     },
-    /// Fences a broker that missed its session: every partition it leads gets
-    /// the first replica (in replica order) that is in the ISR and unfenced as
-    /// its new leader, or none (unclean election is off). ISRs are unchanged.
+    /// Fences a broker that missed its session (REPLICATION.md, "Leader
+    /// election"): every partition it leads gets as new leader the first
+    /// replica (in replica order) that is in the ISR and unfenced, or none
+    /// (offline; unclean election is separate), and it leaves every ISR it is
+    /// not the last member of.
     FenceBroker {
         /// The broker's node id.
         node_id: u32,
     },
     /// Unfences a broker that is alive again: every leaderless partition whose
-    /// ISR contains it gets it as leader.
+    /// ISR contains it gets it as leader. It rejoins ISRs only through its
+    /// leaders' [`MetadataCommand::AlterPartition`] once caught up.
     UnfenceBroker {
         /// The broker's node id.
         node_id: u32,
     },
-}
-
-/// A partition whose leader a command changed (its epochs were bumped).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaderChange {
-    /// The topic name.
-    pub topic: String,
-    /// The partition number.
-    pub partition: u32,
-    /// The new leader; `None` = offline.
-    pub leader: Option<u32>,
-    /// The new leader epoch.
-    pub leader_epoch: u32,
-}
-
-/// What an accepted command did (JSON-encoded when a proposal is forwarded
-/// to the leader over gRPC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CommandOutcome {
-    /// The cluster id was set.
-    ClusterInitialized {
-        /// The cluster id now in force.
-        cluster_id: String,
-    },
-    /// A broker was registered (`new`) or its registration was updated.
-    BrokerRegistered {
-        /// The broker's node id.
-        node_id: u32,
-        /// True when the broker was not registered before.
-        new: bool,
-    },
-    /// A topic was created.
-    TopicCreated {
-        /// The created topic, with its partition assignment.
-        topic: TopicInfo,
-    },
-    /// A topic was deleted.
-    TopicDeleted {
-        /// The deleted topic's name.
-        name: String,
-        /// The deleted topic's id.
+    /// A partition leader's ISR shrink or expansion (REPLICATION.md, "ISR
+    /// changes"). Accepted only from the current leader, at the current leader
+    /// and partition epochs, for an ISR of unfenced replicas that keeps the leader.
+    AlterPartition {
+        /// The topic id (not the name: a topic deleted and recreated under
+        /// the same name must not take a stale leader's change).
         topic_id: String,
+        /// The partition number.
+        partition: u32,
+        /// The proposing broker, which must be the leader.
+        leader_id: u32,
+        /// The leader epoch the proposer leads in.
+        leader_epoch: u32,
+        /// The partition epoch the proposer's ISR is based on.
+        partition_epoch: u32,
+        /// The proposed ISR.
+        new_isr: Vec<u32>,
     },
-    /// A broker was fenced (or already was: then nothing changed).
-    BrokerFenced {
+    /// A broker shutting down cleanly asks to hand off its partitions before it
+    /// exits: the same leader and ISR changes as [`MetadataCommand::FenceBroker`],
+    /// and it is fenced so that it gets nothing new until it is unfenced
+    /// (registers or heartbeats) again.
+    ControlledShutdown {
         /// The broker's node id.
         node_id: u32,
-        /// True when it was fenced before (a no-op).
-        already_fenced: bool,
-        /// The partitions it led, with their new leaders.
-        partitions_moved: Vec<LeaderChange>,
     },
-    /// A broker was unfenced (or was not fenced: then nothing changed).
-    BrokerUnfenced {
-        /// The broker's node id.
-        node_id: u32,
-        /// True when it was not fenced (a no-op).
-        already_unfenced: bool,
-        /// The leaderless partitions it now leads.
-        partitions_moved: Vec<LeaderChange>,
-    },
-}
-
-/// Why the state machine rejected a command. A rejected command changes nothing.
-/// JSON-encoded when a forwarded proposal's rejection travels back from the leader.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum MetadataError {
-    /// A topic with this name already exists.
-    #[error("topic '{name}' already exists")]
-    TopicAlreadyExists {
-        /// The topic name.
-        name: String,
-    },
-    /// No topic has this name.
-    #[error("unknown topic '{name}'")]
-    UnknownTopic {
-        /// The topic name.
-        name: String,
-    },
-    /// The topic name is empty.
-    #[error("invalid topic name: {reason}")]
-    InvalidTopicName {
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The topic id is empty or already used by another topic.
-    #[error("invalid topic id '{topic_id}': {reason}")]
-    InvalidTopicId {
-        /// The offending id.
-        topic_id: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The partition count is 0 or above the limit.
-    #[error("invalid partition count {requested} (must be 1..={max})")]
-    InvalidPartitions {
-        /// The requested count.
-        requested: u32,
-        /// The largest count allowed.
-        max: u32,
-    },
-    /// The replication factor is 0 or above the number of unfenced brokers.
-    #[error("invalid replication factor {requested}: {available} unfenced broker(s) registered")]
-    InvalidReplicationFactor {
-        /// The requested replication factor.
-        requested: u32,
-        /// Unfenced brokers available.
-        available: u32,
-    },
-    /// A broker registration without an address.
-    #[error("invalid address '{address}' for broker {node_id}")]
-    InvalidBrokerAddress {
-        /// The broker's node id.
-        node_id: u32,
-        /// The offending address.
-        address: String,
-    },
-    /// No broker has this node id.
-    #[error("unknown broker {node_id}")]
-    UnknownBroker {
-        /// The node id.
-        node_id: u32,
-    },
-    /// The cluster id was already set.
-    #[error("cluster id already set to '{existing}'")]
-    ClusterAlreadyInitialized {
-        /// The cluster id in force.
-        existing: String,
-    },
-    /// An empty cluster id.
-    #[error("invalid (empty) cluster id")]
-    InvalidClusterId,
-    /// A log entry whose bytes are not a command (every replica rejects it alike).
-    #[error("undecodable metadata command: {reason}")]
-    UndecodableCommand {
-        /// The decoder's complaint.
-        reason: String,
+    /// An admin-requested leader election (Kafka's `ElectLeaders`).
+    ElectLeaders {
+        /// `(topic name, partition)` pairs; `None` = every partition.
+        partitions: Option<Vec<(String, u32)>>,
+        /// Preferred or unclean.
+        election: ElectionType,
     },
 }
 
@@ -230,6 +129,18 @@ impl MetadataImage {
             MetadataCommand::DeleteTopic { name } => self.delete_topic(name),
             MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
             MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
+            MetadataCommand::AlterPartition {
+                topic_id,
+                partition,
+                leader_id,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => self.alter_partition(topic_id, *partition, *leader_id, *leader_epoch, *partition_epoch, new_isr),
+            MetadataCommand::ControlledShutdown { node_id } => self.controlled_shutdown(*node_id),
+            MetadataCommand::ElectLeaders { partitions, election } => {
+                self.elect_leaders(partitions.as_deref(), *election)
+            }
         }
     }
 
@@ -322,55 +233,4 @@ impl MetadataImage {
             None => Err(MetadataError::UnknownTopic { name: name.to_string() }),
         }
     }
-
-    fn fence_broker(&mut self, node_id: u32) -> Result<CommandOutcome, MetadataError> {
-        let broker = self.brokers.get_mut(&node_id).ok_or(MetadataError::UnknownBroker { node_id })?;
-        if broker.fenced {
-            return Ok(CommandOutcome::BrokerFenced { node_id, already_fenced: true, partitions_moved: Vec::new() });
-        }
-        broker.fenced = true;
-        let brokers = &self.brokers;
-        let eligible = |id: &u32| brokers.get(id).is_some_and(|b| !b.fenced);
-        let mut moved = Vec::new();
-        for topic in self.topics.values_mut() {
-            for p in topic.partitions.iter_mut().filter(|p| p.leader == Some(node_id)) {
-                let leader = p.replicas.iter().copied().find(|r| p.isr.contains(r) && eligible(r));
-                moved.push(change_leader(&topic.name, p, leader));
-            }
-        }
-        Ok(CommandOutcome::BrokerFenced { node_id, already_fenced: false, partitions_moved: moved })
-    }
-
-    fn unfence_broker(&mut self, node_id: u32) -> Result<CommandOutcome, MetadataError> {
-        let broker = self.brokers.get_mut(&node_id).ok_or(MetadataError::UnknownBroker { node_id })?;
-        if !broker.fenced {
-            return Ok(CommandOutcome::BrokerUnfenced {
-                node_id,
-                already_unfenced: true,
-                partitions_moved: Vec::new(),
-            });
-        }
-        broker.fenced = false;
-        let moved = self.lead_leaderless(node_id);
-        Ok(CommandOutcome::BrokerUnfenced { node_id, already_unfenced: false, partitions_moved: moved })
-    }
-
-    /// Makes (unfenced) `node_id` the leader of every leaderless partition whose ISR contains it.
-    fn lead_leaderless(&mut self, node_id: u32) -> Vec<LeaderChange> {
-        let mut moved = Vec::new();
-        for topic in self.topics.values_mut() {
-            for p in topic.partitions.iter_mut().filter(|p| p.leader.is_none() && p.isr.contains(&node_id)) {
-                moved.push(change_leader(&topic.name, p, Some(node_id)));
-            }
-        }
-        moved
-    }
-}
-
-/// Sets a partition's leader, bumping both epochs.
-fn change_leader(topic: &str, p: &mut PartitionInfo, leader: Option<u32>) -> LeaderChange {
-    p.leader = leader;
-    p.leader_epoch += 1;
-    p.partition_epoch += 1;
-    LeaderChange { topic: topic.to_string(), partition: p.partition, leader, leader_epoch: p.leader_epoch }
 }

@@ -2,11 +2,11 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-fn register(node_id: u32) -> MetadataCommand {
+pub(super) fn register(node_id: u32) -> MetadataCommand {
     MetadataCommand::RegisterBroker { node_id, address: format!("127.0.0.1:{}", 9700 + node_id), rack: None }
 }
 
-fn create(name: &str, id: &str, partitions: u32, rf: u32) -> MetadataCommand {
+pub(super) fn create(name: &str, id: &str, partitions: u32, rf: u32) -> MetadataCommand {
     MetadataCommand::CreateTopic {
         name: name.into(),
         topic_id: id.into(),
@@ -16,7 +16,7 @@ fn create(name: &str, id: &str, partitions: u32, rf: u32) -> MetadataCommand {
     }
 }
 
-fn image_with_brokers(n: u32) -> MetadataImage {
+pub(super) fn image_with_brokers(n: u32) -> MetadataImage {
     let mut img = MetadataImage::default();
     for id in 1..=n {
         img.apply(&register(id)).unwrap();
@@ -25,7 +25,7 @@ fn image_with_brokers(n: u32) -> MetadataImage {
 }
 
 /// Applies a command that must be rejected and checks nothing changed.
-fn assert_rejected(img: &mut MetadataImage, cmd: MetadataCommand) -> MetadataError {
+pub(super) fn assert_rejected(img: &mut MetadataImage, cmd: MetadataCommand) -> MetadataError {
     let before = img.clone();
     let err = img.apply(&cmd).expect_err("command should be rejected");
     assert_eq!(*img, before, "a rejected command changed the image");
@@ -184,16 +184,16 @@ fn command_json_roundtrip_and_garbage() {
     assert!(matches!(MetadataCommand::decode(b"\xff{"), Err(MetadataError::UndecodableCommand { .. })));
 }
 
-fn fence(node_id: u32) -> MetadataCommand {
+pub(super) fn fence(node_id: u32) -> MetadataCommand {
     MetadataCommand::FenceBroker { node_id }
 }
 
-fn unfence(node_id: u32) -> MetadataCommand {
+pub(super) fn unfence(node_id: u32) -> MetadataCommand {
     MetadataCommand::UnfenceBroker { node_id }
 }
 
 /// Three brokers, topic "t" with 3 partitions of RF 3: replicas [1,2,3], [2,3,1], [3,1,2].
-fn image_with_topic() -> MetadataImage {
+pub(super) fn image_with_topic() -> MetadataImage {
     let mut img = image_with_brokers(3);
     img.apply(&create("t", "id-t", 3, 3)).unwrap();
     img
@@ -208,26 +208,42 @@ fn fence_moves_leadership_to_the_next_isr_replica() {
     let CommandOutcome::BrokerFenced { node_id: 1, already_fenced: false, partitions_moved } = out else {
         panic!("{out:?}")
     };
+    let change = |partition, leader, leader_epoch, isr: &[u32], leader_changed| LeaderChange {
+        topic: "t".into(),
+        partition,
+        leader,
+        leader_epoch,
+        isr: isr.to_vec(),
+        partition_epoch: 1,
+        leader_changed,
+        unclean: false,
+    };
+    // Partition 0 changes leader; 1 and 2 only lose broker 1 from their ISRs.
     assert_eq!(
         partitions_moved,
-        vec![LeaderChange { topic: "t".into(), partition: 0, leader: Some(3), leader_epoch: 1 }]
+        vec![
+            change(0, Some(3), 1, &[3], true),
+            change(1, Some(2), 0, &[2, 3], false),
+            change(2, Some(3), 0, &[3, 2], false)
+        ]
     );
     assert!(img.brokers[&1].fenced);
     let ps = &img.topics["t"].partitions;
     assert_eq!((ps[0].leader, ps[0].leader_epoch, ps[0].partition_epoch), (Some(3), 1, 1));
-    assert_eq!(ps[0].isr, vec![1, 3], "fencing does not shrink the ISR");
+    assert_eq!(ps[0].isr, vec![3], "the fenced broker leaves the ISR");
     for p in &ps[1..] {
-        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0), "partitions it does not lead are untouched");
-        assert_eq!(p.isr, p.replicas);
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 1), "an ISR-only change bumps the partition epoch only");
+        assert!(!p.isr.contains(&1));
     }
-    // Fencing 3 next: partition 0 moves on to... nobody (1 fenced, 2 out of the ISR),
-    // partition 2 (replicas [3,1,2]) skips fenced 1 and goes to 2.
+    // Fencing 3 next: partition 0 (ISR [3]) goes offline keeping its last ISR member,
+    // partition 1 (ISR [2,3]) keeps leader 2 and drops 3, partition 2 (replicas
+    // [3,1,2], ISR [3,2]) skips fenced 1 and goes to 2.
     let CommandOutcome::BrokerFenced { partitions_moved, .. } = img.apply(&fence(3)).unwrap() else { panic!() };
-    assert_eq!(partitions_moved.len(), 2);
+    assert_eq!(partitions_moved.len(), 3);
     let ps = &img.topics["t"].partitions;
-    assert_eq!((ps[0].leader, ps[0].leader_epoch, ps[0].partition_epoch), (None, 2, 2));
-    assert_eq!((ps[2].leader, ps[2].leader_epoch), (Some(2), 1));
-    assert_eq!((ps[1].leader, ps[1].leader_epoch), (Some(2), 0));
+    assert_eq!((ps[0].leader, ps[0].leader_epoch, ps[0].partition_epoch, &ps[0].isr), (None, 2, 2, &vec![3]));
+    assert_eq!((ps[1].leader, ps[1].leader_epoch, ps[1].partition_epoch, &ps[1].isr), (Some(2), 0, 2, &vec![2]));
+    assert_eq!((ps[2].leader, ps[2].leader_epoch, ps[2].partition_epoch, &ps[2].isr), (Some(2), 1, 2, &vec![2]));
 }
 
 #[test]
@@ -271,10 +287,10 @@ fn unfence_restores_leaderless_partitions() {
     };
     assert_eq!(partitions_moved.len(), 2);
     assert!(!img.brokers[&2].fenced);
-    for p in &img.topics["t"].partitions {
-        assert_eq!(p.leader, Some(2));
-        assert_eq!(p.leader_epoch, p.partition_epoch);
-    }
+    assert!(img.topics["t"].partitions.iter().all(|p| p.leader == Some(2) && p.isr == vec![2]));
+    // Fencing 1 took it out of both ISRs (one partition-epoch bump each).
+    let partition_epochs: Vec<_> = img.topics["t"].partitions.iter().map(|p| p.partition_epoch).collect();
+    assert_eq!(partition_epochs, vec![3, 3]);
     // p0: 1 → 2 (fence 1) → None (fence 2) → 2: three bumps. p1: 2 → None (fence 2,
     // its other replica 1 being fenced) → 2: two.
     let epochs: Vec<_> = img.topics["t"].partitions.iter().map(|p| p.leader_epoch).collect();

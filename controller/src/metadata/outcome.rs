@@ -1,0 +1,308 @@
+//! What applying a command produced: its outcome, or why it was rejected.
+
+use serde::{Deserialize, Serialize};
+
+use super::image::{PartitionInfo, TopicInfo};
+
+/// A partition whose leader and/or ISR a command changed (its
+/// `partition_epoch` was bumped; its `leader_epoch` too when the leader moved).
+///
+/// The fields added for ISR changes default when absent, so outcomes encoded
+/// by an older controller (which only reported leader moves) still decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderChange {
+    /// The topic name.
+    pub topic: String,
+    /// The partition number.
+    pub partition: u32,
+    /// The new leader; `None` = offline.
+    pub leader: Option<u32>,
+    /// The new leader epoch.
+    pub leader_epoch: u32,
+    /// The new ISR.
+    #[serde(default)]
+    pub isr: Vec<u32>,
+    /// The new partition epoch.
+    #[serde(default)]
+    pub partition_epoch: u32,
+    /// True when the leader changed (false: only the ISR did). Older
+    /// controllers reported leader moves only, hence the default.
+    #[serde(default = "yes")]
+    pub leader_changed: bool,
+    /// True when the new leader was elected from outside the ISR: records
+    /// acknowledged by the old ISR may be lost (REPLICATION.md, unclean election).
+    #[serde(default)]
+    pub unclean: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which kind of leader election [`super::MetadataCommand::ElectLeaders`] runs
+/// (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    /// Move leadership back to the preferred replica (the first of `replicas`)
+    /// when it is in the ISR and unfenced: rebalances leaders after failures.
+    Preferred,
+    /// Give leaderless partitions a leader even from outside the ISR (possible
+    /// data loss), for topics with `unclean.leader.election.enable=true`.
+    Unclean,
+}
+
+/// Why [`super::MetadataCommand::ElectLeaders`] left one partition alone (the
+/// broker maps these to Kafka's per-partition election error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionSkipReason {
+    /// No such topic or partition (`UNKNOWN_TOPIC_OR_PARTITION`).
+    UnknownTopicOrPartition,
+    /// The partition already has the leader this election would give it:
+    /// its preferred replica (preferred), or any leader (unclean) (`ELECTION_NOT_NEEDED`).
+    ElectionNotNeeded,
+    /// The preferred replica is fenced or out of the ISR (`PREFERRED_LEADER_NOT_AVAILABLE`).
+    PreferredLeaderNotAvailable,
+    /// The topic does not allow unclean election (`ELIGIBLE_LEADERS_NOT_AVAILABLE`).
+    UncleanElectionDisabled,
+    /// Every replica is fenced (`ELIGIBLE_LEADERS_NOT_AVAILABLE`).
+    EligibleLeadersNotAvailable,
+}
+
+/// One partition an election did not change, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionSkip {
+    /// The topic name.
+    pub topic: String,
+    /// The partition number.
+    pub partition: u32,
+    /// Why it was left alone.
+    pub reason: ElectionSkipReason,
+}
+
+/// What an accepted command did (JSON-encoded when a proposal is forwarded
+/// to the leader over gRPC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutcome {
+    /// The cluster id was set.
+    ClusterInitialized {
+        /// The cluster id now in force.
+        cluster_id: String,
+    },
+    /// A broker was registered (`new`) or its registration was updated.
+    BrokerRegistered {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when the broker was not registered before.
+        new: bool,
+    },
+    /// A topic was created.
+    TopicCreated {
+        /// The created topic, with its partition assignment.
+        topic: TopicInfo,
+    },
+    /// A topic was deleted.
+    TopicDeleted {
+        /// The deleted topic's name.
+        name: String,
+        /// The deleted topic's id.
+        topic_id: String,
+    },
+    /// A broker was fenced (or already was: then nothing changed).
+    BrokerFenced {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when it was fenced before (a no-op).
+        already_fenced: bool,
+        /// Every partition whose leader or ISR changed: those it led got new
+        /// leaders, and it left every ISR it was not the last member of.
+        partitions_moved: Vec<LeaderChange>,
+    },
+    /// A broker was unfenced (or was not fenced: then nothing changed).
+    BrokerUnfenced {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when it was not fenced (a no-op).
+        already_unfenced: bool,
+        /// The leaderless partitions it now leads.
+        partitions_moved: Vec<LeaderChange>,
+    },
+    /// A broker shut down cleanly: like [`CommandOutcome::BrokerFenced`], kept
+    /// apart so that logs tell a controlled shutdown from a missed session.
+    BrokerShutDown {
+        /// The broker's node id.
+        node_id: u32,
+        /// True when it was fenced before (a no-op).
+        already_fenced: bool,
+        /// Every partition whose leader or ISR changed.
+        partitions_moved: Vec<LeaderChange>,
+    },
+    /// A leader's ISR change was accepted (or asked for the ISR already in
+    /// force: then nothing changed and the epochs are those the leader sent).
+    PartitionAltered {
+        /// The topic name.
+        topic: String,
+        /// The topic id.
+        topic_id: String,
+        /// The partition's state now, which the leader adopts.
+        partition: PartitionInfo,
+    },
+    /// A leader election ran.
+    LeadersElected {
+        /// Which kind.
+        election: ElectionType,
+        /// The partitions that got a new leader.
+        partitions_moved: Vec<LeaderChange>,
+        /// The partitions left alone, and why. With no partition list, only
+        /// those that needed an election and could not get one are listed.
+        skipped: Vec<ElectionSkip>,
+    },
+}
+
+/// Why the state machine rejected a command. A rejected command changes nothing.
+/// JSON-encoded when a forwarded proposal's rejection travels back from the leader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MetadataError {
+    /// A topic with this name already exists.
+    #[error("topic '{name}' already exists")]
+    TopicAlreadyExists {
+        /// The topic name.
+        name: String,
+    },
+    /// No topic has this name.
+    #[error("unknown topic '{name}'")]
+    UnknownTopic {
+        /// The topic name.
+        name: String,
+    },
+    /// The topic name is empty.
+    #[error("invalid topic name: {reason}")]
+    InvalidTopicName {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The topic id is empty or already used by another topic.
+    #[error("invalid topic id '{topic_id}': {reason}")]
+    InvalidTopicId {
+        /// The offending id.
+        topic_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The partition count is 0 or above the limit.
+    #[error("invalid partition count {requested} (must be 1..={max})")]
+    InvalidPartitions {
+        /// The requested count.
+        requested: u32,
+        /// The largest count allowed.
+        max: u32,
+    },
+    /// The replication factor is 0 or above the number of unfenced brokers.
+    #[error("invalid replication factor {requested}: {available} unfenced broker(s) registered")]
+    InvalidReplicationFactor {
+        /// The requested replication factor.
+        requested: u32,
+        /// Unfenced brokers available.
+        available: u32,
+    },
+    /// A broker registration without an address.
+    #[error("invalid address '{address}' for broker {node_id}")]
+    InvalidBrokerAddress {
+        /// The broker's node id.
+        node_id: u32,
+        /// The offending address.
+        address: String,
+    },
+    /// No broker has this node id.
+    #[error("unknown broker {node_id}")]
+    UnknownBroker {
+        /// The node id.
+        node_id: u32,
+    },
+    /// The cluster id was already set.
+    #[error("cluster id already set to '{existing}'")]
+    ClusterAlreadyInitialized {
+        /// The cluster id in force.
+        existing: String,
+    },
+    /// An empty cluster id.
+    #[error("invalid (empty) cluster id")]
+    InvalidClusterId,
+    /// A log entry whose bytes are not a command (every replica rejects it alike).
+    #[error("undecodable metadata command: {reason}")]
+    UndecodableCommand {
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// An ISR change for a topic id or partition that does not exist (maybe
+    /// deleted, or recreated under a new id) (`UNKNOWN_TOPIC_OR_PARTITION`).
+    #[error("unknown topic id '{topic_id}' or partition {partition}")]
+    UnknownTopicOrPartition {
+        /// The topic id as proposed.
+        topic_id: String,
+        /// The partition number as proposed.
+        partition: u32,
+    },
+    /// An ISR change from a broker that does not lead the partition
+    /// (`NOT_LEADER_OR_FOLLOWER`).
+    #[error("broker {proposer} does not lead {topic}-{partition} (leader: {leader:?})")]
+    NotLeader {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// The broker that proposed the change.
+        proposer: u32,
+        /// The current leader.
+        leader: Option<u32>,
+    },
+    /// An ISR change made in another leader epoch than the current one
+    /// (`FENCED_LEADER_EPOCH` when older, `UNKNOWN_LEADER_EPOCH` when newer).
+    #[error("leader epoch {requested} of {topic}-{partition} is not the current {current}")]
+    FencedLeaderEpoch {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// The epoch the proposer sent.
+        requested: u32,
+        /// The controller's epoch.
+        current: u32,
+    },
+    /// An ISR change based on another partition epoch than the current one:
+    /// the leader has not seen the latest change yet (`INVALID_UPDATE_VERSION`).
+    #[error("partition epoch {requested} of {topic}-{partition} is not the current {current}")]
+    InvalidPartitionEpoch {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// The epoch the proposer sent.
+        requested: u32,
+        /// The controller's epoch.
+        current: u32,
+    },
+    /// A proposed ISR that is empty, has duplicates, names a non-replica or
+    /// leaves out the leader (`INVALID_REQUEST`).
+    #[error("invalid ISR {isr:?} for {topic}-{partition}: {reason}")]
+    InvalidIsr {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// The proposed ISR.
+        isr: Vec<u32>,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A proposed ISR with a fenced (or unregistered) member: KIP-841 lets no
+    /// fenced broker into the ISR (`INELIGIBLE_REPLICA`). Removing one is fine.
+    #[error("broker {broker} is fenced and cannot join the ISR of {topic}-{partition}")]
+    IneligibleReplica {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// The fenced broker.
+        broker: u32,
+    },
+}
