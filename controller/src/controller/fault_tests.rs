@@ -340,8 +340,6 @@ async fn test_5_2_leader_election_after_leader_isolated() {
     assert_ne!(new, old);
     assert!(t2 > t1);
     c.commit(&rest, create("after-failover")).await;
-    // Pre-vote: the isolated node's failed campaigns did not raise its term.
-    assert_eq!(c.node(old).status().term, t1);
 
     c.net.heal(old);
     // The old leader rejoins as a follower of the new one, without an election.
@@ -399,9 +397,8 @@ async fn test_5_3_log_replication_under_message_drop() {
         let net = InMemoryNetwork::with_seed(seed);
         net.set_drop_probability(0.25);
         net.set_delay(Duration::ZERO, Duration::from_millis(20));
-        // No log compaction here: a lost snapshot is never resent (see
-        // `test_5_3_lost_snapshot_is_resent`), so only entries travel.
-        let c = Cluster::start(3, net, |cfg| cfg.snapshot_every = 10_000).await;
+        // Snapshots every 20 entries: lost snapshots travel too.
+        let c = Cluster::start(3, net, |_| {}).await;
         c.commit(&c.all(), register()).await;
         let topics = names(&format!("s{seed}-"), 25);
         c.create_all(&c.all(), &topics).await;
@@ -422,7 +419,6 @@ async fn test_5_3_log_replication_under_message_drop() {
 /// A follower behind the leader's compacted log catches up by snapshot even
 /// when the first snapshot message is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "controller bug: a lost MsgSnapshot is never resent (the leader never calls report_snapshot)"]
 async fn test_5_3_lost_snapshot_is_resent() {
     let c = Cluster::start(3, InMemoryNetwork::new(), |_| {}).await;
     let (l, _) = c.stable_leader(&c.all(), 0).await;

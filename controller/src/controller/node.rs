@@ -292,12 +292,27 @@ impl Node {
         Ok(self.raw.has_ready())
     }
 
+    /// Hands messages to the transport. raft-rs pauses a follower it sent a
+    /// snapshot to until the snapshot is reported; delivery is best effort
+    /// and unacknowledged here, so each is reported finished at once: the
+    /// follower is then probed, and a lost snapshot is sent again when the
+    /// probe shows it still needs one (without this, one lost snapshot
+    /// stalled that follower until the next leader change).
+    fn send(&mut self, msgs: Vec<Message>) {
+        let snapshots: Vec<u64> =
+            msgs.iter().filter(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot).map(|m| m.to).collect();
+        self.transport.send(msgs);
+        for to in snapshots {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
+    }
+
     /// One Ready, in the order raft-rs requires.
     fn on_ready(&mut self) -> Result<(), ControllerError> {
         let mut ready = self.raw.ready();
         // 1. A leader may send before persisting (Raft thesis 10.2.1).
         if !ready.messages().is_empty() {
-            self.transport.send(ready.take_messages());
+            self.send(ready.take_messages());
         }
         // 2. A snapshot from the leader replaces the state machine.
         if !ready.snapshot().is_empty() {
@@ -314,7 +329,7 @@ impl Node {
         }
         // 5. Only now the messages that must follow persistence (votes, acks).
         if !ready.persisted_messages().is_empty() {
-            self.transport.send(ready.take_persisted_messages());
+            self.send(ready.take_persisted_messages());
         }
         // 6. Advance, then the light ready.
         let mut light = self.raw.advance(ready);
@@ -322,7 +337,7 @@ impl Node {
             self.raw.mut_store().set_commit(commit)?;
         }
         if !light.messages().is_empty() {
-            self.transport.send(light.take_messages());
+            self.send(light.take_messages());
         }
         self.apply_entries(light.take_committed_entries())?;
         self.raw.advance_apply();
