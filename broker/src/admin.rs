@@ -30,16 +30,19 @@ impl BrokerService {
     async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), Error> {
         validate_topic_name(&spec.name).map_err(|e| Error::new(ErrorCode::InvalidTopicName, e.to_string()))?;
         let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
-        let rf =
-            if spec.replication_factor == 0 { self.config.default_replication_factor } else { spec.replication_factor };
-        if rf > 1 {
-            return Err(Error::new(
-                ErrorCode::InvalidReplicationFactor,
-                format!("replication factor {rf}: this build stores each partition once (replication factor 1); replication comes with the replication issue"),
-            ));
-        }
+        let rf = match (spec.replication_factor, self.config.default_replication_factor) {
+            (0, 0) => {
+                // Kafka-style default: 3 replicas, or every live broker if fewer.
+                let live = self.controller.metadata().unfenced_brokers().len() as u32;
+                live.clamp(1, 3)
+            }
+            (0, default) => default,
+            (rf, _) => rf,
+        };
         let configs: BTreeMap<String, String> = spec.configs.into_iter().collect();
         topic_config::log_config(self.replicas.defaults(), &configs)
+            .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        topic_config::replication_config(&configs, rf)
             .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
         if validate_only {
             // The state machine is pure: apply the command to a copy of the

@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// Rack (failure domain) of this broker.
     #[arg(long, env = "STRATA_RACK")]
     pub rack: Option<String>,
+    /// A follower that has not caught up with its leader for this long
+    /// leaves the ISR (Kafka's replica.lag.time.max.ms).
+    #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS")]
+    pub replica_lag_time_max_ms: Option<u64>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -98,8 +102,11 @@ pub struct FileConfig {
     pub rack: Option<String>,
     /// Partitions of a topic created without a count.
     pub default_partitions: Option<u32>,
-    /// Replication factor of a topic created without one.
+    /// Replication factor of a topic created without one (unset: 3, or
+    /// the number of live brokers if fewer).
     pub default_replication_factor: Option<u32>,
+    /// See the flag.
+    pub replica_lag_time_max_ms: Option<u64>,
     /// Defaults of every partition log (topic configs override them).
     pub log: Option<LogConfig>,
 }
@@ -156,9 +163,16 @@ pub struct ServerConfig {
     pub advertised_address: String,
     pub rack: Option<String>,
     pub default_partitions: u32,
+    /// 0: 3, or the number of live brokers if fewer.
     pub default_replication_factor: u32,
+    /// A follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max: std::time::Duration,
     pub log: LogConfig,
 }
+
+/// Kafka's default is 30 s; a shorter window restores acks=all throughput
+/// sooner after a follower stalls.
+const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 10_000;
 
 impl ServerConfig {
     /// `strata-server dev`: node 1, both roles, voters = itself.
@@ -175,7 +189,10 @@ impl ServerConfig {
             advertised_address: args.listen.to_string(),
             rack: file.rack.clone(),
             default_partitions: file.default_partitions.unwrap_or(1),
-            default_replication_factor: file.default_replication_factor.unwrap_or(1),
+            default_replication_factor: file.default_replication_factor.unwrap_or(0),
+            replica_lag_time_max: std::time::Duration::from_millis(
+                file.replica_lag_time_max_ms.unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
+            ),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -211,7 +228,12 @@ impl ServerConfig {
                 .unwrap_or_else(|| listen.to_string()),
             rack: args.rack.clone().or(file.rack.clone()),
             default_partitions: file.default_partitions.unwrap_or(1),
-            default_replication_factor: file.default_replication_factor.unwrap_or(1),
+            default_replication_factor: file.default_replication_factor.unwrap_or(0),
+            replica_lag_time_max: std::time::Duration::from_millis(
+                args.replica_lag_time_max_ms
+                    .or(file.replica_lag_time_max_ms)
+                    .unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
+            ),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -219,6 +241,9 @@ impl ServerConfig {
     /// Checks what this build can run.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.log.validate().map_err(|e| ConfigError::Invalid { name: "[log]", reason: e.to_string() })?;
+        if self.replica_lag_time_max.is_zero() {
+            return Err(ConfigError::Invalid { name: "--replica-lag-time-max-ms", reason: "must be positive".into() });
+        }
         if self.default_partitions == 0 {
             return Err(ConfigError::Invalid { name: "default_partitions", reason: "must be positive".into() });
         }

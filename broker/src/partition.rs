@@ -1,49 +1,282 @@
-//! `Partition`: a partition this broker leads, its log, and the signal that
-//! wakes long-polling fetches when the high watermark moves.
+//! `Partition`: one partition replica hosted by this broker — its log, its
+//! role (leader with the followers' progress, or follower), its epochs and
+//! ISR from the controller, and the signals that wake long polls: the high
+//! watermark (consumers, acks=all producers) and the log end (followers).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use strata_storage::{Log, TopicPartition};
+use strata_controller::{MetadataCommand, PartitionInfo};
+use strata_protocol::v1::{Error, ErrorCode};
+use strata_storage::{Log, StorageError, TopicPartition};
 use tokio::sync::watch;
 
-/// A partition led by this broker.
+use crate::replication::leader::LeaderState;
+use crate::topic_config::ReplicationConfig;
+
+/// This replica's role in the current leader epoch.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// This broker leads: it appends, tracks followers and moves the HW.
+    Leader(Box<LeaderState>),
+    /// Another broker (or none) leads: this one fetches from it.
+    Follower {
+        /// The leader, if the partition has one.
+        leader: Option<u32>,
+    },
+}
+
+/// The controller's view of the partition plus this replica's role.
+#[derive(Debug, Clone)]
+pub struct ReplicaState {
+    /// The leader epoch this replica is in.
+    pub leader_epoch: u32,
+    /// The controller's partition epoch last applied.
+    pub partition_epoch: u32,
+    /// Assigned replicas, preferred first.
+    pub replicas: Vec<u32>,
+    /// The committed ISR.
+    pub isr: Vec<u32>,
+    /// Leader or follower.
+    pub role: Role,
+    /// min.insync.replicas and unclean election.
+    pub config: ReplicationConfig,
+}
+
+/// A partition replica hosted by this broker.
 #[derive(Debug)]
 pub struct Partition {
     /// Which partition.
     pub tp: TopicPartition,
+    /// The topic's id (a recreated topic of the same name is another one).
+    pub topic_id: String,
     /// Its log.
     pub log: Arc<Log>,
-    /// Leader epoch stamped on appended batches.
-    pub leader_epoch: u32,
+    node_id: u32,
+    state: Mutex<ReplicaState>,
     high_watermark: watch::Sender<u64>,
+    log_end: watch::Sender<u64>,
 }
 
 impl Partition {
-    /// Wraps an open log.
-    pub fn new(tp: TopicPartition, log: Arc<Log>, leader_epoch: u32) -> Self {
-        let (high_watermark, _) = watch::channel(log.log_end_offset());
-        Partition { tp, log, leader_epoch, high_watermark }
+    /// A replica over an open log, in the role `info` gives this broker.
+    /// Becoming leader records the epoch in the log's epoch cache first.
+    pub fn new(
+        node_id: u32,
+        tp: TopicPartition,
+        topic_id: String,
+        log: Arc<Log>,
+        info: &PartitionInfo,
+        config: ReplicationConfig,
+    ) -> Result<Self, StorageError> {
+        let (high_watermark, _) = watch::channel(log.high_watermark());
+        let (log_end, _) = watch::channel(log.log_end_offset());
+        let state = ReplicaState {
+            leader_epoch: info.leader_epoch,
+            partition_epoch: info.partition_epoch,
+            replicas: info.replicas.clone(),
+            isr: info.isr.clone(),
+            role: Role::Follower { leader: None },
+            config,
+        };
+        let p = Partition { tp, topic_id, log, node_id, state: Mutex::new(state), high_watermark, log_end };
+        p.apply(info, config)?;
+        Ok(p)
     }
 
-    /// Offset below which records are visible to consumers. With a single
-    /// replica (this build) every appended record is committed, so it is the
-    /// log end offset; replication makes it the minimum over the ISR.
+    fn lock(&self) -> MutexGuard<'_, ReplicaState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the replica state.
+    pub fn state(&self) -> ReplicaState {
+        self.lock().clone()
+    }
+
+    /// Applies the controller's newer state of this partition: a new leader
+    /// epoch makes this replica leader or follower; the same epoch updates
+    /// the ISR. Older state is ignored (REPLICATION.md: brokers ignore
+    /// partition state older than what they hold). Returns true when the
+    /// role or leader changed (the fetchers must be told).
+    pub fn apply(&self, info: &PartitionInfo, config: ReplicationConfig) -> Result<bool, StorageError> {
+        let mut st = self.lock();
+        st.config = config;
+        let same_epoch = info.leader_epoch == st.leader_epoch;
+        let initialized = !matches!(st.role, Role::Follower { leader: None }) || st.leader_epoch > info.leader_epoch;
+        if info.leader_epoch < st.leader_epoch || (same_epoch && info.partition_epoch < st.partition_epoch) {
+            return Ok(false);
+        }
+        st.replicas = info.replicas.clone();
+        st.isr = info.isr.clone();
+        st.partition_epoch = info.partition_epoch;
+        let leads = info.leader == Some(self.node_id);
+        if same_epoch && initialized {
+            match &mut st.role {
+                Role::Leader(l) if leads => {
+                    l.set_isr(info.partition_epoch, info.isr.clone());
+                    let leo = self.log.log_end_offset();
+                    if let Some(hw) = l.update_high_watermark(leo) {
+                        drop(st);
+                        self.publish_high_watermark(hw);
+                    }
+                    return Ok(false);
+                }
+                Role::Follower { leader } if !leads && *leader == info.leader => return Ok(false),
+                _ => {}
+            }
+        }
+        st.leader_epoch = info.leader_epoch;
+        if leads {
+            self.log.assign_leader_epoch(info.leader_epoch)?;
+            let leo = self.log.log_end_offset();
+            let mut l = LeaderState::new(
+                self.node_id,
+                info.leader_epoch,
+                info.partition_epoch,
+                info.replicas.clone(),
+                info.isr.clone(),
+                leo,
+                self.log.high_watermark(),
+                Instant::now(),
+            );
+            let hw = l.update_high_watermark(leo).unwrap_or(l.high_watermark());
+            st.role = Role::Leader(Box::new(l));
+            drop(st);
+            tracing::info!(partition = %self.tp, epoch = info.leader_epoch, log_end = leo, "became leader");
+            self.publish_high_watermark(hw);
+        } else {
+            st.role = Role::Follower { leader: info.leader };
+            drop(st);
+            tracing::info!(partition = %self.tp, epoch = info.leader_epoch, leader = ?info.leader, "became follower");
+            // Wake acks=all waiters: they must see they no longer lead.
+            self.high_watermark.send_modify(|_| {});
+        }
+        Ok(true)
+    }
+
+    /// The leader epoch, if this replica leads.
+    pub fn leader_epoch_if_leader(&self) -> Option<u32> {
+        let st = self.lock();
+        matches!(st.role, Role::Leader(_)).then_some(st.leader_epoch)
+    }
+
+    /// Offset below which records are committed and visible to consumers.
     pub fn high_watermark(&self) -> u64 {
         *self.high_watermark.borrow()
     }
 
-    /// Publishes the log's new end after an append (wakes fetchers).
-    pub fn advance_high_watermark(&self) {
-        let end = self.log.log_end_offset();
-        self.high_watermark.send_if_modified(|hw| {
-            let moved = end > *hw;
-            *hw = end;
+    /// A receiver that changes whenever the high watermark moves (or the
+    /// role changes).
+    pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// A receiver that changes whenever the log end moves (followers' long polls).
+    pub fn watch_log_end(&self) -> watch::Receiver<u64> {
+        self.log_end.subscribe()
+    }
+
+    fn publish_high_watermark(&self, hw: u64) {
+        self.log.set_high_watermark(hw);
+        self.high_watermark.send_if_modified(|cur| {
+            let moved = hw != *cur;
+            *cur = hw;
             moved
         });
     }
 
-    /// A receiver that changes whenever the high watermark moves.
-    pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
-        self.high_watermark.subscribe()
+    /// After a leader append: wakes followers' fetches and, if this leader
+    /// is the whole ISR, commits at once.
+    pub fn after_leader_append(&self) {
+        let leo = self.log.log_end_offset();
+        self.log_end.send_replace(leo);
+        let hw = match &mut self.lock().role {
+            Role::Leader(l) => l.update_high_watermark(leo),
+            Role::Follower { .. } => None,
+        };
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+    }
+
+    /// On the leader: follower `replica` fetched at `fetch_offset` in
+    /// `epoch`. Returns false if it is not a follower of this partition.
+    pub fn record_follower_fetch(&self, replica: u32, fetch_offset: u64) -> bool {
+        let leo = self.log.log_end_offset();
+        let (known, hw) = match &mut self.lock().role {
+            Role::Leader(l) => {
+                let known = l.record_fetch(replica, fetch_offset.min(leo), leo, Instant::now());
+                (known, l.update_high_watermark(leo))
+            }
+            Role::Follower { .. } => (false, None),
+        };
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+        known
+    }
+
+    /// On a follower: after appending or truncating, the high watermark is
+    /// the leader's, capped by this log's end.
+    pub fn follower_high_watermark(&self, leader_hw: u64) {
+        let leo = self.log.log_end_offset();
+        self.log_end.send_replace(leo);
+        self.publish_high_watermark(leader_hw.min(leo));
+    }
+
+    /// On the leader: the ISR change to propose now, as an `AlterPartition`
+    /// command (marked pending), if one is due.
+    pub fn isr_proposal(&self, lag_max: Duration) -> Option<MetadataCommand> {
+        let mut st = self.lock();
+        let Role::Leader(l) = &mut st.role else { return None };
+        let now = Instant::now();
+        let isr = l.desired_isr(now, lag_max)?;
+        l.mark_pending(isr.clone(), now);
+        let (leader_epoch, partition_epoch) = (l.leader_epoch, l.partition_epoch);
+        let hw = l.update_high_watermark(self.log.log_end_offset());
+        drop(st);
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+        Some(MetadataCommand::AlterPartition {
+            topic_id: self.topic_id.clone(),
+            partition: self.tp.partition,
+            leader_id: self.node_id,
+            leader_epoch,
+            partition_epoch,
+            new_isr: isr,
+        })
+    }
+
+    /// On the leader: the ISR is too small for acks=all (`NOT_ENOUGH_REPLICAS`).
+    pub fn check_min_isr(&self, code: ErrorCode) -> Result<(), Error> {
+        let st = self.lock();
+        let isr = match &st.role {
+            Role::Leader(l) => l.isr.len(),
+            Role::Follower { .. } => return Err(self.not_leader()),
+        };
+        let min = st.config.min_insync_replicas as usize;
+        if isr < min {
+            return Err(Error::new(
+                code,
+                format!(
+                    "{}: the in-sync replica set {:?} has {isr} member(s); min.insync.replicas is {min}",
+                    self.tp, st.isr
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The error for a request that needs the leader.
+    pub fn not_leader(&self) -> Error {
+        let st = self.lock();
+        match &st.role {
+            Role::Follower { leader: Some(l) } => Error::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("broker {} is not the leader of {}; broker {l} is", self.node_id, self.tp),
+            ),
+            _ => Error::new(ErrorCode::LeaderNotAvailable, format!("{} has no leader", self.tp)),
+        }
     }
 }

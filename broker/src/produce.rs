@@ -1,17 +1,27 @@
 //! Produce: validate every batch of a partition's records, then append them
-//! all under one lock with one durability wait (acks=1 and acks=all; a
-//! single replica is the whole ISR).
+//! all under one lock with one durability wait. acks=0 and 1 reply after the
+//! leader's append; acks=all first checks `min.insync.replicas`, then waits
+//! until the high watermark passes the last appended offset (woken by the
+//! high watermark moving, never by polling).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_protocol::batch::{split_batches, RecordBatch};
 use strata_protocol::v1::{Error, ErrorCode, PartitionProduceResult, PartitionRecords};
 
 use crate::api_error;
+use crate::partition::Partition;
 use crate::service::BrokerService;
 
 impl BrokerService {
     /// Appends one partition's records and says where they landed.
-    pub(crate) async fn produce_partition(&self, pr: PartitionRecords, acks: i32) -> PartitionProduceResult {
+    pub(crate) async fn produce_partition(
+        &self,
+        pr: PartitionRecords,
+        acks: i32,
+        timeout: Duration,
+    ) -> PartitionProduceResult {
         let (topic, partition) = (pr.topic.clone(), pr.partition);
         let mut result = PartitionProduceResult { topic: pr.topic, partition, ..Default::default() };
         if !matches!(acks, -1..=1) {
@@ -19,7 +29,7 @@ impl BrokerService {
                 Some(Error::new(ErrorCode::InvalidRequest, format!("acks must be 0, 1 or -1 (all), not {acks}")));
             return result;
         }
-        match self.append(&topic, partition, pr.records).await {
+        match self.append(&topic, partition, pr.records, acks, timeout).await {
             Ok((base_offset, log_start_offset, records, bytes)) => {
                 result.base_offset = base_offset;
                 result.log_start_offset = log_start_offset;
@@ -33,8 +43,18 @@ impl BrokerService {
         result
     }
 
-    async fn append(&self, topic: &str, partition: u32, records: Bytes) -> Result<(u64, u64, u64, u64), Error> {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Bytes,
+        acks: i32,
+        timeout: Duration,
+    ) -> Result<(u64, u64, u64, u64), Error> {
         let p = self.replicas.lookup(topic, partition)?;
+        if acks == -1 {
+            p.check_min_isr(ErrorCode::NotEnoughReplicas)?;
+        }
         if records.is_empty() {
             return Err(Error::new(ErrorCode::InvalidRequest, format!("{topic}-{partition}: no record batches given")));
         }
@@ -46,12 +66,50 @@ impl BrokerService {
         }
         let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
         let log = p.log.clone();
-        let epoch = p.leader_epoch;
+        let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
         let info = tokio::task::spawn_blocking(move || log.append_batches(&batches, epoch))
             .await
             .map_err(|e| Error::new(ErrorCode::UnknownServerError, format!("append task failed: {e}")))?
             .map_err(|e| api_error::storage_error(topic, partition, &e))?;
-        p.advance_high_watermark();
+        p.after_leader_append();
+        if acks == -1 {
+            wait_committed(&p, epoch, info.last_offset + 1, timeout).await?;
+        }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
+    }
+}
+
+/// Waits until the high watermark reaches `end` while this broker still
+/// leads in `epoch`; fails if leadership moves, the ISR falls below
+/// `min.insync.replicas`, or `timeout` passes.
+async fn wait_committed(p: &Partition, epoch: u32, end: u64, timeout: Duration) -> Result<(), Error> {
+    let mut hw = p.watch_high_watermark();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if p.leader_epoch_if_leader() != Some(epoch) {
+            return Err(Error::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("{}: leadership moved before the records were replicated; they may be lost", p.tp),
+            ));
+        }
+        if *hw.borrow_and_update() >= end {
+            return Ok(());
+        }
+        p.check_min_isr(ErrorCode::NotEnoughReplicasAfterAppend)?;
+        match tokio::time::timeout_at(deadline, hw.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(p.not_leader()),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::RequestTimedOut,
+                    format!(
+                        "{}: not replicated to the in-sync replicas within {} ms (high watermark {}, needed {end})",
+                        p.tp,
+                        timeout.as_millis(),
+                        p.high_watermark()
+                    ),
+                ))
+            }
+        }
     }
 }

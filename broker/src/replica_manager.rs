@@ -1,15 +1,18 @@
-//! `ReplicaManager`: the partitions this broker hosts, kept in step with the
-//! controller's metadata: logs are opened for partitions led here, and
-//! deleted with their topics.
+//! `ReplicaManager`: the partition replicas this broker hosts, kept in step
+//! with the controller's metadata: logs are opened for every partition with
+//! a replica here, each replica becomes leader or follower as the leader
+//! epochs say, followers are handed to the fetchers, and logs are deleted
+//! with their topics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use strata_controller::MetadataImage;
+use strata_controller::{MetadataImage, PartitionInfo};
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{LogConfig, LogManager, TopicPartition};
 
-use crate::partition::Partition;
+use crate::partition::{Partition, Role};
+use crate::replication::fetcher::ReplicaFetcherManager;
 use crate::topic_config;
 
 /// Partitions hosted by this broker.
@@ -21,6 +24,14 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     applying: std::sync::Mutex<()>,
+    fetchers: OnceLock<ReplicaFetcherManager>,
+}
+
+/// What the image wants hosted for one partition.
+struct Wanted<'a> {
+    topic_id: &'a str,
+    info: &'a PartitionInfo,
+    configs: &'a BTreeMap<String, String>,
 }
 
 impl ReplicaManager {
@@ -33,7 +44,20 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applying: std::sync::Mutex::new(()),
+            fetchers: OnceLock::new(),
         }
+    }
+
+    /// Starts replicating: follower partitions fetch from their leaders with
+    /// tasks on `runtime`. Without it (tests of one broker) nothing fetches.
+    pub fn start_replication(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.fetchers.set(ReplicaFetcherManager::new(self.node_id, runtime));
+        self.apply_metadata(self.image());
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> u32 {
+        self.node_id
     }
 
     /// The metadata this broker last applied.
@@ -46,64 +70,101 @@ impl ReplicaManager {
         &self.defaults
     }
 
-    /// Brings hosted partitions in line with `image`. Applications are
+    /// Brings hosted replicas in line with `image`. Applications are
     /// serialized, and an image older than the one already applied is
     /// ignored: applying a stale image could delete a newly created topic's
     /// log.
     pub fn apply_metadata(&self, image: Arc<MetadataImage>) {
         let _serial = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        if image.offset < self.image().offset {
+        if image.offset < self.image().offset || image.cluster_id.is_empty() {
+            // Stale, or not yet the cluster's metadata (a broker that has
+            // not caught up): applying it could delete live logs.
             return;
         }
-        let mut wanted: HashMap<TopicPartition, (u32, BTreeMap<String, String>)> = HashMap::new();
+        let mut wanted: HashMap<TopicPartition, Wanted<'_>> = HashMap::new();
         for topic in image.topics.values() {
-            for p in &topic.partitions {
-                if p.leader == Some(self.node_id) {
-                    if let Ok(tp) = TopicPartition::new(&topic.name, p.partition) {
-                        wanted.insert(tp, (p.leader_epoch, topic.configs.clone()));
+            for info in &topic.partitions {
+                if info.replicas.contains(&self.node_id) {
+                    if let Ok(tp) = TopicPartition::new(&topic.name, info.partition) {
+                        wanted.insert(tp, Wanted { topic_id: &topic.id, info, configs: &topic.configs });
                     }
                 }
             }
         }
         let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        partitions.retain(|tp, _| wanted.contains_key(tp));
-        for (tp, (epoch, configs)) in wanted {
-            if partitions.get(&tp).is_some_and(|p| p.leader_epoch == epoch) {
+        partitions.retain(|tp, p| wanted.get(tp).is_some_and(|w| w.topic_id == p.topic_id));
+        for (tp, w) in &wanted {
+            let rf = w.info.replicas.len() as u32;
+            let replication = topic_config::replication_config(w.configs, rf).unwrap_or_else(|e| {
+                tracing::error!(partition = %tp, error = %e, "replication config rejected; using defaults");
+                topic_config::ReplicationConfig {
+                    min_insync_replicas: topic_config::default_min_insync(rf),
+                    unclean_leader_election: false,
+                }
+            });
+            if let Some(p) = partitions.get(tp) {
+                if let Err(e) = p.apply(w.info, replication) {
+                    tracing::error!(partition = %tp, error = %e, "could not change the replica's role");
+                }
                 continue;
             }
-            let config = match topic_config::log_config(&self.defaults, &configs) {
+            let config = match topic_config::log_config(&self.defaults, w.configs) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(partition = %tp, error = %e, "topic config rejected; using broker defaults");
                     self.defaults.clone()
                 }
             };
-            match self.logs.get_or_create(&tp, Some(config.clone())) {
-                Ok(log) => {
-                    if let Err(e) = log.set_config(config) {
-                        tracing::error!(partition = %tp, error = %e, "could not apply topic config");
-                    }
-                    partitions.insert(tp.clone(), Arc::new(Partition::new(tp, log, epoch)));
+            let opened = self.logs.get_or_create(tp, Some(config.clone())).and_then(|log| {
+                if let Err(e) = log.set_config(config) {
+                    tracing::error!(partition = %tp, error = %e, "could not apply topic config");
+                }
+                Partition::new(self.node_id, tp.clone(), w.topic_id.to_string(), log, w.info, replication)
+            });
+            match opened {
+                Ok(p) => {
+                    partitions.insert(tp.clone(), Arc::new(p));
                 }
                 Err(e) => tracing::error!(partition = %tp, error = %e, "could not open partition log"),
             }
         }
+        let followed = self.followed(&partitions, &image);
         drop(partitions);
-        // Logs of topics that no longer exist are deleted.
+        if let Some(f) = self.fetchers.get() {
+            f.assign(followed);
+        }
+        // Logs of topics that no longer exist (or moved off this broker) are deleted.
         for tp in self.logs.list() {
-            let exists = image.topics.get(&tp.topic).is_some_and(|t| (tp.partition as usize) < t.partitions.len());
-            if !exists {
+            if !wanted.contains_key(&tp) {
                 match self.logs.delete(&tp) {
-                    Ok(_) => tracing::info!(partition = %tp, "deleted log of a deleted topic"),
+                    Ok(_) => tracing::info!(partition = %tp, "deleted the log of a partition no longer hosted here"),
                     Err(e) => tracing::error!(partition = %tp, error = %e, "could not delete log"),
                 }
             }
         }
+        drop(wanted);
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = image;
     }
 
-    /// The partition to serve `topic`/`partition`, or the API error saying
-    /// why not.
+    /// Follower partitions grouped by leader, with the leader's address.
+    fn followed(
+        &self,
+        partitions: &HashMap<TopicPartition, Arc<Partition>>,
+        image: &MetadataImage,
+    ) -> HashMap<u32, (String, Vec<Arc<Partition>>)> {
+        let mut by_leader: HashMap<u32, (String, Vec<Arc<Partition>>)> = HashMap::new();
+        for p in partitions.values() {
+            if let Role::Follower { leader: Some(l) } = p.state().role {
+                if let Some(b) = image.brokers.get(&l) {
+                    by_leader.entry(l).or_insert_with(|| (b.address.clone(), Vec::new())).1.push(p.clone());
+                }
+            }
+        }
+        by_leader
+    }
+
+    /// The partition to serve `topic`/`partition` as its leader, or the API
+    /// error saying why not.
     pub fn lookup(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Error> {
         let image = self.image();
         let Some(t) = image.topics.get(topic) else {
@@ -125,9 +186,20 @@ impl ReplicaManager {
             });
         }
         let tp = TopicPartition { topic: topic.to_string(), partition };
-        self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(&tp).cloned().ok_or_else(|| {
-            Error::new(ErrorCode::LeaderNotAvailable, format!("{topic}-{partition} is not open yet on this broker"))
-        })
+        let found = self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(&tp).cloned();
+        match found {
+            Some(p) if p.leader_epoch_if_leader().is_some() => Ok(p),
+            Some(p) => Err(p.not_leader()),
+            None => Err(Error::new(
+                ErrorCode::LeaderNotAvailable,
+                format!("{topic}-{partition} is not open yet on this broker"),
+            )),
+        }
+    }
+
+    /// The hosted replica of a partition, whatever its role.
+    pub fn replica(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned()
     }
 
     /// Every hosted partition.
@@ -140,8 +212,16 @@ impl ReplicaManager {
         self.logs.offline()
     }
 
+    /// Stops the fetchers (before a clean shutdown).
+    pub fn stop_replication(&self) {
+        if let Some(f) = self.fetchers.get() {
+            f.shutdown();
+        }
+    }
+
     /// Clean shutdown of every log.
     pub fn close(self) -> Result<(), strata_storage::StorageError> {
+        self.stop_replication();
         self.partitions.write().unwrap_or_else(|p| p.into_inner()).clear();
         self.logs.close()
     }
@@ -153,7 +233,7 @@ mod tests {
     use strata_controller::{PartitionInfo, TopicInfo};
 
     fn image(offset: u64, topics: &[&str]) -> Arc<MetadataImage> {
-        let mut img = MetadataImage { offset, ..MetadataImage::default() };
+        let mut img = MetadataImage { offset, cluster_id: "c".into(), ..MetadataImage::default() };
         for t in topics {
             let p = PartitionInfo {
                 partition: 0,

@@ -137,6 +137,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         register(&link, &config).await?;
     }
     replicas.apply_metadata(link.metadata());
+    replicas.start_replication(tokio::runtime::Handle::current());
 
     let config = Arc::new(config);
     let service = Arc::new(BrokerService::new(
@@ -150,6 +151,14 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
     let heartbeats =
         roles.broker.then(|| tokio::spawn(heartbeat(link.clone(), config.node_id as u32, heartbeat_stop_rx)));
+    let isr = roles.broker.then(|| {
+        tokio::spawn(crate::replication::isr::maintain_isr(
+            replicas.clone(),
+            link.clone(),
+            config.replica_lag_time_max,
+            stop_rx.clone(),
+        ))
+    });
     let grpc = grpc_listener.map(|listener| {
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -207,6 +216,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     };
     let http_result = http.await;
     let _ = follower.await;
+    if let Some(isr) = isr {
+        let _ = isr.await;
+    }
+    replicas.stop_replication();
     if let Some(task) = metadata_follower {
         let _ = task.await;
     }

@@ -12,6 +12,11 @@ use crate::controller_link::ControllerLink;
 use crate::metrics::Metrics;
 use crate::replica_manager::ReplicaManager;
 
+/// How long acks=all waits for replication when the request says 0.
+const DEFAULT_PRODUCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest acks=all wait a request may ask for.
+const MAX_PRODUCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// State shared by every request.
 #[derive(Debug, Clone)]
 pub struct BrokerService {
@@ -59,10 +64,18 @@ impl Strata for BrokerService {
 
     async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         let req = req.into_inner();
+        let timeout = match req.timeout_ms {
+            0 => DEFAULT_PRODUCE_TIMEOUT,
+            ms => std::time::Duration::from_millis(ms.into()).min(MAX_PRODUCE_TIMEOUT),
+        };
         let mut out = ProduceResponse { partitions: Vec::with_capacity(req.partitions.len()) };
-        for pr in req.partitions {
-            out.partitions.push(self.produce_partition(pr, req.acks).await);
-        }
+        // Partitions of one request are appended and (for acks=all)
+        // replicated concurrently.
+        let results = futures::future::join_all(
+            req.partitions.into_iter().map(|pr| self.produce_partition(pr, req.acks, timeout)),
+        )
+        .await;
+        out.partitions.extend(results);
         Ok(Response::new(out))
     }
 
@@ -79,5 +92,13 @@ impl Strata for BrokerService {
         _req: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
         Ok(Response::new(self.describe_cluster().await))
+    }
+
+    async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
+        Ok(Response::new(BrokerService::elect_leaders(self, req.into_inner()).await))
+    }
+
+    async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
+        Ok(Response::new(BrokerService::replica_fetch(self, req.into_inner()).await))
     }
 }

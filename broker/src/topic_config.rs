@@ -15,7 +15,62 @@ pub const KNOWN_KEYS: &[&str] = &[
     "flush.policy",
     "flush.interval.ms",
     "flush.max.delay.ms",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
 ];
+
+/// The replication settings of a topic (the keys the log does not use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// acks=all needs at least this many in-sync replicas.
+    pub min_insync_replicas: u32,
+    /// A replica outside the ISR may become leader (data loss).
+    pub unclean_leader_election: bool,
+}
+
+/// The default `min.insync.replicas` for a replication factor: 2 from RF 3
+/// up (one replica may fail without blocking acks=all, and an acknowledged
+/// record is always on two brokers), else 1.
+pub fn default_min_insync(replication_factor: u32) -> u32 {
+    if replication_factor >= 3 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Reads the replication keys of `configs` for a topic with
+/// `replication_factor` replicas; values are checked by name.
+pub fn replication_config(
+    configs: &BTreeMap<String, String>,
+    replication_factor: u32,
+) -> Result<ReplicationConfig, TopicConfigError> {
+    let mut r = ReplicationConfig {
+        min_insync_replicas: default_min_insync(replication_factor),
+        unclean_leader_election: false,
+    };
+    for (key, value) in configs {
+        let err = |reason: String| TopicConfigError { key: key.clone(), value: value.clone(), reason };
+        match key.as_str() {
+            "min.insync.replicas" => {
+                let n = value.trim().parse::<u32>().map_err(|_| err("not a positive integer".into()))?;
+                if n == 0 || n > replication_factor {
+                    return Err(err(format!("must be between 1 and the replication factor ({replication_factor})")));
+                }
+                r.min_insync_replicas = n;
+            }
+            "unclean.leader.election.enable" => {
+                r.unclean_leader_election = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(err("must be true or false".into())),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(r)
+}
 
 /// Why a topic config is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +111,8 @@ pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Resul
                 c.max_batch_bytes = usize::try_from(positive()?).map_err(|_| err("too large"))?;
             }
             "flush.policy" => flush_policy = Some(value.clone()),
+            // Replication keys: see `replication_config`.
+            "min.insync.replicas" | "unclean.leader.election.enable" => {}
             "flush.interval.ms" => flush_interval = Some(positive()?),
             "flush.max.delay.ms" => {
                 flush_delay = Some(number().and_then(|n| u64::try_from(n).map_err(|_| err("must not be negative")))?)
@@ -112,6 +169,23 @@ mod tests {
         assert_eq!(c.segment_bytes, 65536);
         assert_eq!(c.max_batch_bytes, 2048);
         assert_eq!(c.flush, FlushPolicy::Interval { interval_ms: 250 });
+    }
+
+    #[test]
+    fn replication_keys_are_checked_against_the_replication_factor() {
+        assert_eq!(replication_config(&map(&[]), 3).unwrap().min_insync_replicas, 2);
+        assert_eq!(replication_config(&map(&[]), 1).unwrap().min_insync_replicas, 1);
+        let r =
+            replication_config(&map(&[("min.insync.replicas", "3"), ("unclean.leader.election.enable", "TRUE")]), 3)
+                .unwrap();
+        assert_eq!(r, ReplicationConfig { min_insync_replicas: 3, unclean_leader_election: true });
+        for (k, v) in
+            [("min.insync.replicas", "4"), ("min.insync.replicas", "0"), ("unclean.leader.election.enable", "y")]
+        {
+            let e = replication_config(&map(&[(k, v)]), 3).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        assert!(log_config(&LogConfig::default(), &map(&[("min.insync.replicas", "2")])).is_ok());
     }
 
     #[test]

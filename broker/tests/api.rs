@@ -250,3 +250,52 @@ async fn every_error_code_a_client_can_provoke_and_nothing_written() {
     drop(c);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elect_leaders_reports_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path()).await;
+    let mut c = node.client.clone();
+    assert_eq!(code(&create(&mut c, "t", 2, &[]).await), ErrorCode::None);
+    let tp = |topic: &str, partitions: &[u32]| TopicPartitions { topic: topic.into(), partitions: partitions.to_vec() };
+    let elect = |election: &str, partitions: Vec<TopicPartitions>| ElectLeadersRequest {
+        election: election.into(),
+        partitions,
+    };
+    let summary = |r: &ElectLeadersResponse| -> Vec<(String, u32, ErrorCode, i32)> {
+        r.results.iter().map(|x| (x.topic.clone(), x.partition, code(&x.error), x.leader)).collect()
+    };
+
+    // Every partition: each is led by its preferred (only) replica, so nothing to report.
+    let r = c.elect_leaders(elect("", vec![])).await.unwrap().into_inner();
+    assert_eq!((code(&r.error), r.results.len()), (ErrorCode::None, 0), "{r:?}");
+
+    // A topic without partitions means all of them; unknown topics and partitions are per-partition errors.
+    let r = c
+        .elect_leaders(elect("preferred", vec![tp("t", &[]), tp("t", &[1, 7]), tp("nope", &[])]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.error), ErrorCode::None);
+    assert_eq!(
+        summary(&r),
+        vec![
+            ("nope".into(), 0, ErrorCode::UnknownTopicOrPartition, -1),
+            ("t".into(), 0, ErrorCode::ElectionNotNeeded, 1),
+            ("t".into(), 1, ErrorCode::ElectionNotNeeded, 1),
+            ("t".into(), 7, ErrorCode::UnknownTopicOrPartition, -1),
+        ]
+    );
+    let msg = &r.results[1].error.as_ref().unwrap().message;
+    assert!(msg.contains("t-0") && msg.contains("preferred replica 1"), "{msg}");
+
+    // Unclean: every partition has a leader.
+    let r = c.elect_leaders(elect("unclean", vec![tp("t", &[0])])).await.unwrap().into_inner();
+    assert_eq!(summary(&r), vec![("t".into(), 0, ErrorCode::ElectionNotNeeded, 1)]);
+
+    // An unknown election type is a request-level error.
+    let r = c.elect_leaders(elect("random", vec![])).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::InvalidRequest);
+    assert!(r.results.is_empty());
+    node.stop().await;
+}

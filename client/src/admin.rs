@@ -1,13 +1,13 @@
 //! Topic and cluster administration: create, delete, list and describe
-//! topics; describe brokers and controller voters.
+//! topics; describe brokers and controller voters; elect partition leaders.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use strata_protocol::v1::{
-    self, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeTopicsRequest, ErrorCode,
-    ListTopicsRequest, TopicSpec,
+    self, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeTopicsRequest, ElectLeadersRequest,
+    ErrorCode, ListTopicsRequest, TopicPartitions, TopicSpec,
 };
 
 use crate::connection::{call, parse_bootstrap};
@@ -190,6 +190,61 @@ pub struct VoterDescription {
     pub lag: u64,
 }
 
+/// Which leader election [`Admin::elect_leaders`] runs (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ElectionType {
+    /// Move leadership back to each partition's preferred replica (the first
+    /// of its replicas) where that replica is alive and in sync.
+    #[default]
+    Preferred,
+    /// Give leaderless partitions a leader, from outside the ISR if needed
+    /// (possible data loss) where the topic sets `unclean.leader.election.enable=true`.
+    Unclean,
+}
+
+impl ElectionType {
+    /// The API's name: `"preferred"` or `"unclean"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElectionType::Preferred => "preferred",
+            ElectionType::Unclean => "unclean",
+        }
+    }
+}
+
+/// What a leader election did to one partition, as `elect_leaders` returns it.
+///
+/// # Example
+///
+/// ```no_run
+/// # fn show(o: &strata_client::ElectionOutcome) {
+/// match &o.error {
+///     None => println!("{}-{} now led by {:?}", o.topic, o.partition, o.leader),
+///     Some(e) => println!("{}-{} kept its leader: {e}", o.topic, o.partition),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ElectionOutcome {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The leader after the election; `None` when the partition has none.
+    pub leader: Option<u32>,
+    /// `None` when the leader moved; otherwise why it did not
+    /// (`ELECTION_NOT_NEEDED`, `PREFERRED_LEADER_NOT_AVAILABLE`,
+    /// `ELIGIBLE_LEADERS_NOT_AVAILABLE`, `UNKNOWN_TOPIC_OR_PARTITION`).
+    pub error: Option<ClientError>,
+}
+
+impl ElectionOutcome {
+    /// Whether the partition got a new leader.
+    pub fn moved(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
 impl Admin {
     /// Connects through the first reachable `host:port` of `bootstrap` (each
     /// entry may also be a comma-separated list).
@@ -314,13 +369,72 @@ impl Admin {
         })
     }
 
+    /// Runs a leader election (Kafka's `kafka-leader-election.sh`) for
+    /// `partitions`: `(topic, partition numbers)` pairs, where no partition
+    /// numbers mean every partition of the topic, and an empty slice means
+    /// every partition of every topic. Returns one outcome per partition
+    /// (sorted by topic and partition): partitions that needed nothing are
+    /// reported with `ELECTION_NOT_NEEDED` when named, and left out when
+    /// every partition was asked for. A request-level failure (controller
+    /// unreachable, ...) is an error.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use strata_client::ElectionType;
+    ///
+    /// # async fn run(admin: strata_client::Admin) -> Result<(), strata_client::ClientError> {
+    /// let outcomes = admin.elect_leaders(ElectionType::Preferred, &[("events".into(), vec![])]).await?;
+    /// let moved = outcomes.iter().filter(|o| o.moved()).count();
+    /// println!("{moved} partition(s) moved to their preferred leader");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: &[(String, Vec<u32>)],
+    ) -> Result<Vec<ElectionOutcome>, ClientError> {
+        let request = ElectLeadersRequest {
+            election: election.as_str().to_owned(),
+            partitions: partitions
+                .iter()
+                .map(|(topic, partitions)| TopicPartitions { topic: topic.clone(), partitions: partitions.clone() })
+                .collect(),
+        };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("ElectLeaders", ADMIN_TIMEOUT, c.elect_leaders(request)).await }
+                })
+                .await?;
+            if let Some(e) = ClientError::from_api(response.error.as_ref()) {
+                return Err(e);
+            }
+            let mut outcomes: Vec<ElectionOutcome> = response
+                .results
+                .into_iter()
+                .map(|r| ElectionOutcome {
+                    error: ClientError::from_api(r.error.as_ref()),
+                    topic: r.topic,
+                    partition: r.partition,
+                    leader: u32::try_from(r.leader).ok(),
+                })
+                .collect();
+            outcomes.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            Ok(outcomes)
+        })
+        .await
+    }
+
     /// Runs `f` again (a few times, with a pause) while it fails with
     /// NOT_CONTROLLER: the controller moved and the broker will learn the new
     /// one shortly.
-    async fn until_controller_answers<F, Fut>(&self, f: F) -> Result<(), ClientError>
+    async fn until_controller_answers<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), ClientError>>,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
         let mut attempt = 1;
         loop {

@@ -42,8 +42,8 @@ mod murmur2;
 mod producer;
 
 pub use admin::{
-    Admin, BrokerDescription, ClusterDescription, PartitionDescription, TopicDescription, TopicSummary,
-    VoterDescription,
+    Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
+    TopicDescription, TopicSummary, VoterDescription,
 };
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::ClientError;

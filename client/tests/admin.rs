@@ -3,7 +3,7 @@
 mod fake;
 
 use fake::{bounded, FakeCluster};
-use strata_client::{Admin, ErrorCode};
+use strata_client::{Admin, ElectionType, ErrorCode};
 
 #[tokio::test]
 async fn topics_are_created_listed_described_and_deleted() {
@@ -73,6 +73,39 @@ async fn bad_bootstrap_lists_are_refused() {
         assert!(Admin::connect([" , "]).await.is_err());
         let err = Admin::connect(["no-port"]).await.unwrap_err();
         assert_eq!(err.to_string(), "invalid argument: bootstrap address 'no-port' is not host:port");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leaders_are_elected() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        let admin = Admin::connect([fake.addrs[0].as_str()]).await.unwrap();
+        admin.create_topic("orders", 2, 1, &[]).await.unwrap();
+        // Partition 1 prefers broker 2 but broker 1 leads it.
+        fake.state.lock().unwrap().leaders.insert(("orders".into(), 1), 1);
+
+        let out = admin.elect_leaders(ElectionType::Preferred, &[]).await.unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].topic.as_str(), out[0].partition, out[0].leader, out[0].moved()),
+            ("orders", 1, Some(2), true)
+        );
+
+        let named = [("orders".to_string(), vec![]), ("nope".to_string(), vec![])];
+        let out = admin.elect_leaders(ElectionType::Preferred, &named).await.unwrap();
+        let got: Vec<(&str, u32, Option<ErrorCode>)> =
+            out.iter().map(|o| (o.topic.as_str(), o.partition, o.error.as_ref().and_then(|e| e.code()))).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("nope", 0, Some(ErrorCode::UnknownTopicOrPartition)),
+                ("orders", 0, Some(ErrorCode::ElectionNotNeeded)),
+                ("orders", 1, Some(ErrorCode::ElectionNotNeeded)),
+            ]
+        );
+        assert!(admin.elect_leaders(ElectionType::Unclean, &[]).await.unwrap().is_empty());
     })
     .await;
 }

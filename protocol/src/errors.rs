@@ -15,6 +15,9 @@ impl ErrorCode {
                 | ErrorCode::NotController
                 | ErrorCode::LeaderNotAvailable
                 | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
         )
     }
 }

@@ -22,13 +22,22 @@ pub struct LogCheckpoint {
     pub recovery_point: u64,
     /// First offset still readable (raised by `delete_before`).
     pub log_start_offset: u64,
+    /// The replica's high watermark when the checkpoint was written, so a
+    /// restarted replica does not start from zero. `None` in files written
+    /// before replication existed.
+    pub high_watermark: Option<u64>,
 }
 
 impl LogCheckpoint {
     /// Writes the checkpoint durably.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let text =
+        let mut text =
             format!("{HEADER}\nrecovery_point {}\nlog_start_offset {}\n", self.recovery_point, self.log_start_offset);
+        // An optional trailing line: readers that predate it stop after
+        // log_start_offset and still load the file.
+        if let Some(hw) = self.high_watermark {
+            text.push_str(&format!("high_watermark {hw}\n"));
+        }
         file_io::write_atomic(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 
@@ -59,7 +68,15 @@ fn parse(text: &str) -> Option<LogCheckpoint> {
         let (k, v) = lines.next()?.split_once(' ')?;
         (k == name).then(|| v.parse().ok())?
     };
-    Some(LogCheckpoint { recovery_point: field("recovery_point")?, log_start_offset: field("log_start_offset")? })
+    let (recovery_point, log_start_offset) = (field("recovery_point")?, field("log_start_offset")?);
+    let high_watermark = match lines.next() {
+        None => None,
+        Some(line) => match line.split_once(' ') {
+            Some(("high_watermark", v)) => Some(v.parse().ok()?),
+            _ => return None,
+        },
+    };
+    Some(LogCheckpoint { recovery_point, log_start_offset, high_watermark })
 }
 
 /// Whether the last close was clean.
@@ -90,9 +107,23 @@ mod tests {
     fn checkpoint_round_trips_and_garbage_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
-        let c = LogCheckpoint { recovery_point: 42, log_start_offset: 7 };
+        let c = LogCheckpoint { recovery_point: 42, log_start_offset: 7, high_watermark: None };
         c.write(dir.path()).unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), Some(c));
+        let c = LogCheckpoint { recovery_point: 42, log_start_offset: 7, high_watermark: Some(40) };
+        c.write(dir.path()).unwrap();
+        assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), Some(c));
+        // A file written before the high watermark existed still loads.
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), format!("{HEADER}\nrecovery_point 9\nlog_start_offset 3\n"))
+            .unwrap();
+        let old = LogCheckpoint { recovery_point: 9, log_start_offset: 3, high_watermark: None };
+        assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), Some(old));
+        std::fs::write(
+            dir.path().join(CHECKPOINT_FILE),
+            format!("{HEADER}\nrecovery_point 9\nlog_start_offset 3\nhigh_watermark x\n"),
+        )
+        .unwrap();
+        assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"\xff\xfe garbage").unwrap();
         assert_eq!(LogCheckpoint::read(dir.path()).unwrap(), None);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), format!("{HEADER}\nrecovery_point x\n")).unwrap();

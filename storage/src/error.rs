@@ -70,6 +70,24 @@ pub enum StorageError {
         /// The data directory.
         path: PathBuf,
     },
+    /// A follower append did not continue the log where it ends, or its
+    /// batches were not contiguous; nothing was appended.
+    #[error("out-of-order append: expected a batch starting at offset {expected}, got one at {actual}")]
+    UnexpectedAppendOffset {
+        /// Offset the next batch had to start at.
+        expected: u64,
+        /// Base offset of the batch given.
+        actual: u64,
+    },
+    /// An append or leader-epoch assignment carried a leader epoch older than
+    /// the newest the log already holds; nothing changed.
+    #[error("stale leader epoch {epoch}: the log already holds leader epoch {latest}")]
+    StaleLeaderEpoch {
+        /// Epoch given.
+        epoch: u32,
+        /// Newest epoch in the log's leader-epoch cache.
+        latest: u32,
+    },
     /// A configuration value or argument is out of range.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

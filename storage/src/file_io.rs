@@ -14,7 +14,7 @@ use memmap2::Mmap;
 use crate::error::{Result, StorageError};
 
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
-fn injected(name: &str) -> io::Error {
+pub(crate) fn injected(name: &str) -> io::Error {
     match name {
         "enospc" => io::Error::from_raw_os_error(libc::ENOSPC),
         _ => io::Error::from_raw_os_error(libc::EIO),

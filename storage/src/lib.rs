@@ -10,16 +10,21 @@
 //! write a batch that did not validate, never silently drop a batch that
 //! validated (damage below the recovery point or in a sealed segment is an
 //! error), and never shrink a file region that may be mapped by a reader.
-//! It knows nothing of replication, networking or async runtimes.
+//! For replication it keeps only per-replica state beside the log (the
+//! leader-epoch cache, the checkpointed high watermark) and appends a
+//! leader's batches unchanged; it knows nothing of the protocol, networking
+//! or async runtimes.
 
 mod checkpoint;
 mod clock;
 mod config;
+mod epoch_cache;
 mod error;
 mod file_io;
 mod index;
 mod loader;
 mod log;
+mod log_replica;
 mod manager;
 mod scan;
 mod segment;
@@ -28,6 +33,7 @@ mod topic_partition;
 pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
+pub use epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use error::{Result, StorageError};
 pub use loader::{RecoveryReport, TruncatedTail};
 pub use log::{AppendInfo, Log, ReadResult, RetentionResult};

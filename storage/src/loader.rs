@@ -27,6 +27,9 @@ pub struct RecoveryReport {
     pub indexes_rebuilt: usize,
     /// The torn or corrupt tail cut from the active segment, if any.
     pub truncated: Option<TruncatedTail>,
+    /// Why the leader-epoch cache was rebuilt from the batch headers
+    /// (missing, damaged or inconsistent checkpoint), if it was.
+    pub epoch_cache_rebuilt: Option<String>,
 }
 
 /// A tail of the active segment that recovery removed.
@@ -49,6 +52,8 @@ pub struct TruncatedTail {
 pub(crate) struct LoadedLog {
     pub segments: Vec<LogSegment>,
     pub log_start_offset: u64,
+    /// The checkpointed high watermark, clamped to the log.
+    pub high_watermark: u64,
     pub report: RecoveryReport,
 }
 
@@ -90,15 +95,17 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
     let first_base = segments.first().map_or(0, |s| s.base_offset());
     let log_end = segments.last().map_or(0, |s| s.next_offset());
     let log_start_offset = cp.map_or(first_base, |c| c.log_start_offset.max(first_base)).min(log_end);
+    // Files from before replication have no high watermark: 0, clamped.
+    let high_watermark = cp.and_then(|c| c.high_watermark).unwrap_or(0).clamp(log_start_offset, log_end);
     // Everything now in the log was validated and synced (or trusted).
-    LogCheckpoint { recovery_point: log_end, log_start_offset }.write(dir)?;
+    LogCheckpoint { recovery_point: log_end, log_start_offset, high_watermark: Some(high_watermark) }.write(dir)?;
     if clean {
         checkpoint::remove_clean_marker(dir)?;
     }
     if report.segments_scanned > 0 || report.indexes_rebuilt > 0 {
         tracing::info!(dir = %dir.display(), ?report, "log recovered");
     }
-    Ok(LoadedLog { segments, log_start_offset, report })
+    Ok(LoadedLog { segments, log_start_offset, high_watermark, report })
 }
 
 /// Base offsets of the segments present, sorted. Removes leftovers that are

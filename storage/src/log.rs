@@ -13,9 +13,11 @@ use strata_protocol::batch::{self, BatchHeader, RecordBatch, HEADER_LEN};
 use crate::checkpoint::{self, LogCheckpoint};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FlushPolicy, LogConfig};
+use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{Result, StorageError};
 use crate::file_io;
 use crate::loader::{self, RecoveryReport};
+use crate::log_replica;
 use crate::segment::{self, LogSegment};
 
 /// Largest offset a log holds (offsets are signed 64-bit on Kafka's wire).
@@ -58,8 +60,8 @@ pub struct RetentionResult {
 /// A partition log on disk.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
-    clock: Arc<dyn Clock>,
+    pub(crate) dir: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
     state: RwLock<LogState>,
     flush: Mutex<FlushState>,
     flushed: Condvar,
@@ -67,11 +69,15 @@ pub struct Log {
 }
 
 #[derive(Debug)]
-struct LogState {
-    config: LogConfig,
+pub(crate) struct LogState {
+    pub(crate) config: LogConfig,
     /// Ordered by base offset; the last is the active segment.
-    segments: Vec<LogSegment>,
-    log_start_offset: u64,
+    pub(crate) segments: Vec<LogSegment>,
+    pub(crate) log_start_offset: u64,
+    /// The leader-epoch cache, as persisted (see `log_replica`).
+    pub(crate) epochs: LeaderEpochCache,
+    /// In [log_start_offset, log end]; persisted with the checkpoint.
+    pub(crate) high_watermark: u64,
 }
 
 #[derive(Debug)]
@@ -99,8 +105,11 @@ impl Log {
     pub fn open_with_clock(dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         config.validate()?;
         let dir = dir.into();
-        let loaded = loader::load(&dir, &config)?;
+        let mut loaded = loader::load(&dir, &config)?;
         let log_end = loaded.segments.last().map_or(0, |s| s.next_offset());
+        let (epochs, rebuilt) =
+            log_replica::load_epoch_cache(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
+        loaded.report.epoch_cache_rebuilt = rebuilt;
         let now = clock.now_ms();
         Ok(Log {
             dir,
@@ -109,6 +118,8 @@ impl Log {
                 config,
                 segments: loaded.segments,
                 log_start_offset: loaded.log_start_offset,
+                epochs,
+                high_watermark: loaded.high_watermark,
             }),
             flush: Mutex::new(FlushState {
                 durable: log_end,
@@ -178,7 +189,9 @@ impl Log {
     /// Validates `batch` and appends it, assigning offsets from the log end:
     /// `base_offset` and `partition_leader_epoch` are rewritten in place on
     /// the way to disk (they are outside the CRC). An invalid batch changes
-    /// nothing. Returns once the flush policy's durability is met.
+    /// nothing. A `leader_epoch` newer than the epoch cache's latest is
+    /// recorded there (durably) at the batch's offset first. Returns once
+    /// the flush policy's durability is met.
     pub fn append(&self, batch: &[u8], leader_epoch: u32) -> Result<AppendInfo> {
         // Validate (CRC and all) before taking the write lock: readers and
         // other appenders are not held up by it.
@@ -213,6 +226,9 @@ impl Log {
                     what: "append",
                     reason: format!("the log's offsets are exhausted at {base}"),
                 });
+            }
+            if !batches.is_empty() {
+                self.note_leader_append_epoch(&mut st, leader_epoch, base)?;
             }
             for (header, bytes) in batches {
                 let base = st.log_end();
@@ -345,6 +361,7 @@ impl Log {
         let new_end = st.active_mut().truncate_to(offset)?;
         // Cutting at a batch boundary can land below the log start offset.
         st.log_start_offset = st.log_start_offset.min(new_end);
+        st.high_watermark = st.high_watermark.min(new_end);
         for seg in &removed {
             delete_segment_files(&self.dir, seg.base_offset());
         }
@@ -355,7 +372,10 @@ impl Log {
             fs.generation += 1;
             fs.durable
         };
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        self.write_checkpoint(&st, recovery_point)?;
+        // After the log: a crash in between leaves entries past the end,
+        // which opening drops.
+        self.truncate_epochs_from_end(&mut st, new_end)?;
         tracing::info!(dir = %self.dir.display(), offset, new_end, "log truncated");
         Ok(new_end)
     }
@@ -424,8 +444,12 @@ impl Log {
         if let Some(first) = st.segments.first() {
             st.log_start_offset = st.log_start_offset.max(first.base_offset());
         }
+        st.high_watermark = st.high_watermark.max(st.log_start_offset);
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        self.write_checkpoint(st, recovery_point)?;
+        // After the checkpoint: a crash in between leaves entries below the
+        // log start, which opening drops.
+        self.truncate_epochs_from_start(st)?;
         let mut result = RetentionResult::default();
         for seg in &removed {
             result.segments_deleted += 1;
@@ -472,7 +496,7 @@ impl Log {
     pub fn checkpoint(&self) -> Result<()> {
         let st = self.read_state();
         let recovery_point = self.lock_flush().durable;
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)
+        self.write_checkpoint(&st, recovery_point)
     }
 
     /// Drops cached mappings of sealed segments (they are remapped on
@@ -494,11 +518,11 @@ impl Log {
             file_io::sync_data(&f, st.active_mut().path())?;
         }
         let recovery_point = st.log_end();
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        self.write_checkpoint(&st, recovery_point)?;
         checkpoint::write_clean_marker(&self.dir)
     }
 
-    fn maybe_roll(&self, st: &mut LogState, h: &BatchHeader) -> Result<()> {
+    pub(crate) fn maybe_roll(&self, st: &mut LogState, h: &BatchHeader) -> Result<()> {
         let cfg = &st.config;
         let active = st.active();
         if active.is_empty() {
@@ -547,7 +571,7 @@ impl Log {
             fs.durable = fs.durable.max(sealed_end);
             fs.durable
         };
-        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset }.write(&self.dir)?;
+        self.write_checkpoint(st, recovery_point)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled to a new segment");
         Ok(())
     }
@@ -555,7 +579,7 @@ impl Log {
     /// Blocks until every offset below `target` is durable, leading a sync
     /// if none is running (group commit: one fdatasync covers every append
     /// made before it started).
-    fn wait_durable(&self, target: u64, delay: Duration) -> Result<()> {
+    pub(crate) fn wait_durable(&self, target: u64, delay: Duration) -> Result<()> {
         let mut fs = self.lock_flush();
         loop {
             if let Some(reason) = &fs.error {
@@ -589,6 +613,13 @@ impl Log {
         }
     }
 
+    /// Writes the recovery-point checkpoint with the state's log start
+    /// offset and high watermark.
+    fn write_checkpoint(&self, st: &LogState, recovery_point: u64) -> Result<()> {
+        LogCheckpoint { recovery_point, log_start_offset: st.log_start_offset, high_watermark: Some(st.high_watermark) }
+            .write(&self.dir)
+    }
+
     fn sync_active(&self) -> Result<(u64, u64)> {
         let (writer, path, end, generation) = {
             let st = self.read_state();
@@ -601,18 +632,18 @@ impl Log {
         Ok((end, generation))
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         match &self.lock_flush().error {
             Some(reason) => Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
     }
 
-    fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_state(&self) -> RwLockWriteGuard<'_, LogState> {
+    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, LogState> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -622,20 +653,20 @@ impl Log {
 }
 
 impl LogState {
-    fn active(&self) -> &LogSegment {
+    pub(crate) fn active(&self) -> &LogSegment {
         self.segments.last().expect("a log always has an active segment")
     }
 
-    fn active_mut(&mut self) -> &mut LogSegment {
+    pub(crate) fn active_mut(&mut self) -> &mut LogSegment {
         self.segments.last_mut().expect("a log always has an active segment")
     }
 
-    fn log_end(&self) -> u64 {
+    pub(crate) fn log_end(&self) -> u64 {
         self.active().next_offset()
     }
 
     /// The segment holding `offset` (the last with base ≤ offset).
-    fn segment_for(&self, offset: u64) -> &LogSegment {
+    pub(crate) fn segment_for(&self, offset: u64) -> &LogSegment {
         let i = self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         &self.segments[i]
     }

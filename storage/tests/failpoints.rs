@@ -74,8 +74,13 @@ impl Model {
     /// Appends batch `tag` of `n` records; on success it must land at the
     /// log end.
     fn try_append(&mut self, log: &Log, tag: u64, n: usize) -> Result<(), StorageError> {
+        self.try_append_with_epoch(log, tag, n, 1)
+    }
+
+    /// [`Model::try_append`] in leader epoch `epoch`.
+    fn try_append_with_epoch(&mut self, log: &Log, tag: u64, n: usize, epoch: u32) -> Result<(), StorageError> {
         let bytes = batch(tag, n);
-        let info = log.append(&bytes, 1)?;
+        let info = log.append(&bytes, epoch)?;
         assert_eq!(info.first_offset, self.end(), "offsets must be dense");
         self.1.push((info.first_offset, bytes.len() as u64));
         for i in 0..n {
@@ -367,5 +372,52 @@ fn fsync_failure_while_sealing_a_segment_poisons_writes() {
     let log = open_log(dir.path(), &cfg);
     model.assert_held_by(&log, "after a crash");
     model.append(&log, 400, 2);
+    scenario.teardown();
+}
+
+/// A failed write of the leader-epoch checkpoint is an error, never a
+/// panic: an assignment or an append in a new epoch changes nothing, a
+/// truncation still truncates (the file only lags, which opening repairs),
+/// and everything works once the disk does.
+#[test]
+fn failed_epoch_checkpoint_write_is_an_error() {
+    use strata_protocol::batch::{set_base_offset, set_partition_leader_epoch, RecordBatch};
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config();
+    let log = open_log(dir.path(), &cfg);
+    let mut model = Model::default();
+    for tag in 0..4 {
+        model.append(&log, tag, 2);
+    }
+    let follower_batch = |base: u64, epoch: u32| {
+        let mut b = batch(50, 2).to_vec();
+        set_base_offset(&mut b, base).unwrap();
+        set_partition_leader_epoch(&mut b, epoch).unwrap();
+        RecordBatch::new(Bytes::from(b), usize::MAX).unwrap()
+    };
+
+    fail::cfg("storage::epoch_checkpoint", "return(eio)").unwrap();
+    assert!(matches!(log.assign_leader_epoch(2), Err(StorageError::Io { .. })));
+    assert!(matches!(log.append(&batch(100, 2), 3), Err(StorageError::Io { .. })));
+    let end = model.end();
+    assert!(matches!(log.append_as_follower(&[follower_batch(end, 4)]), Err(StorageError::Io { .. })));
+    assert_eq!(log.epoch_entries(), vec![(1, 0)]);
+    model.assert_held_by(&log, "after failed epoch checkpoint writes");
+    model.append(&log, 4, 2); // same epoch: no cache write needed
+    fail::remove("storage::epoch_checkpoint");
+
+    log.assign_leader_epoch(2).unwrap();
+    model.try_append_with_epoch(&log, 5, 2, 2).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(1, 0), (2, 10)]);
+    fail::cfg("storage::epoch_checkpoint", "return(eio)").unwrap();
+    assert!(matches!(log.truncate_to(10), Err(StorageError::Io { .. })));
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.epoch_entries(), vec![(1, 0)], "the in-memory cache follows the log");
+    fail::remove("storage::epoch_checkpoint");
+    drop(log);
+    let log = open_log(dir.path(), &cfg);
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.epoch_entries(), vec![(1, 0)], "the stale file is trimmed on open");
     scenario.teardown();
 }

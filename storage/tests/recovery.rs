@@ -438,7 +438,7 @@ fn corrupt_sealed_segment_in_recovery_region_fails_open() {
     let segs = segment_files(dir.path());
     xor_byte(&segs[1], HEADER_LEN as u64 + 2, 0x10);
     // Lower the recovery point to 0: every segment is in the recovery region.
-    LogCheckpoint { recovery_point: 0, log_start_offset: 0 }.write(dir.path()).unwrap();
+    LogCheckpoint { recovery_point: 0, log_start_offset: 0, high_watermark: None }.write(dir.path()).unwrap();
     let (path, position) = expect_corrupt(open_log(dir.path(), &config(2048)), "sealed segment 1 damaged");
     assert_eq!((path, position), (segs[1].clone(), 0));
     // No checkpoint at all means the same.
@@ -467,7 +467,7 @@ fn manager_puts_only_the_corrupt_partition_offline() {
     } // crash
     let bad = data.path().join(tps[0].dir_name());
     xor_byte(&segment_files(&bad)[1], HEADER_LEN as u64 + 5, 0x01);
-    LogCheckpoint { recovery_point: 0, log_start_offset: 0 }.write(&bad).unwrap();
+    LogCheckpoint { recovery_point: 0, log_start_offset: 0, high_watermark: None }.write(&bad).unwrap();
 
     let mgr = LogManager::open_with_clock(data.path(), config(2048), clock()).unwrap();
     let offline = mgr.offline();

@@ -11,6 +11,7 @@
 //! of children it spawned).
 
 pub mod cluster;
+pub mod local_cluster;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -428,3 +428,25 @@ fn bench_summaries_are_one_json_line() {
     let d = ok(b, &["topic", "describe", "lat", "--output", "json"], None).json();
     assert_eq!(d["partitions"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn rebalance_leaders_on_a_single_node_moves_nothing() {
+    let (_dir, server) = data_dir();
+    let b = &server.bootstrap();
+    ok(b, &["topic", "create", "orders", "--partitions", "2"], None);
+
+    let run = ok(b, &["topic", "rebalance-leaders"], None);
+    assert_eq!(run.stdout, "no partition needed a new leader\n");
+    let run = ok(b, &["topic", "rebalance-leaders", "orders"], None);
+    assert!(run.stdout.starts_with("moved 0 partition(s), skipped 2\n"), "{run:?}");
+    assert_eq!(run.stdout.matches("ELECTION_NOT_NEEDED").count(), 2, "{run:?}");
+    let j = ok(b, &["topic", "rebalance-leaders", "orders", "--output", "json"], None).json();
+    assert_eq!(j["election"], "preferred");
+    assert_eq!(j["moved"], serde_json::json!([]));
+    let skipped = j["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2);
+    assert!(skipped.iter().all(|s| s["error"] == "ELECTION_NOT_NEEDED" && s["leader"] == 1), "{j}");
+    let j = ok(b, &["topic", "rebalance-leaders", "nope", "--unclean", "--output", "json"], None).json();
+    assert_eq!(j["election"], "unclean");
+    assert_eq!(j["skipped"][0]["error"], "UNKNOWN_TOPIC_OR_PARTITION");
+}

@@ -36,7 +36,7 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     // seen everywhere.
     let leader = controller_of(&nodes[0]).expect("a controller leader");
     let follower = nodes.iter().position(|n| n.id != leader).unwrap();
-    let out = strata(&nodes[follower].bootstrap(), &["topic", "create", "t1", "--partitions", "3"]);
+    let out = strata(&nodes[follower].bootstrap(), &["topic", "create", "t1", "--partitions", "3", "--replication-factor", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for n in &nodes {
         wait_until("t1 everywhere", Duration::from_secs(10), || topics(n).contains(&"t1".to_string()));
@@ -157,14 +157,14 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     nodes[a].kill9();
     nodes[b].kill9();
     let started = Instant::now();
-    let out = strata(&nodes[li].bootstrap(), &["topic", "create", "t3"]);
+    let out = strata(&nodes[li].bootstrap(), &["topic", "create", "t3", "--replication-factor", "1"]);
     assert!(!out.status.success(), "created without a quorum");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.lines().count() == 1 && err.starts_with("error: "), "{err}");
     assert!(started.elapsed() < Duration::from_secs(40), "took {:?}", started.elapsed());
     nodes[a].start(&voters);
     wait_until("quorum back", Duration::from_secs(30), || {
-        strata(&nodes[li].bootstrap(), &["topic", "create", "t3"]).status.success()
+        strata(&nodes[li].bootstrap(), &["topic", "create", "t3", "--replication-factor", "1"]).status.success()
             || topics(&nodes[li]).contains(&"t3".to_string())
     });
 

@@ -1,9 +1,9 @@
-//! `strata topic create|list|describe|delete`.
+//! `strata topic create|list|describe|delete|rebalance-leaders`.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use strata_client::{Admin, TopicDescription};
+use strata_client::{Admin, ClientError, ElectionOutcome, ElectionType, TopicDescription};
 
 use super::output::{id_list, print_json, print_text, Output, Table};
 use super::Global;
@@ -23,6 +23,17 @@ pub(crate) enum TopicCommand {
     Delete {
         /// Topic name.
         name: String,
+    },
+    /// Move partition leadership back to the preferred replicas (Kafka's
+    /// preferred leader election), for the named topics or every topic.
+    RebalanceLeaders {
+        /// Topics to rebalance (every topic when none is given).
+        topics: Vec<String>,
+        /// Instead, give leaderless partitions a leader even from outside
+        /// the ISR (possible data loss), where the topic allows it
+        /// (`unclean.leader.election.enable=true`).
+        #[arg(long)]
+        unclean: bool,
     },
 }
 
@@ -62,7 +73,64 @@ pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
             }
             Ok(())
         }
+        TopicCommand::RebalanceLeaders { topics, unclean } => {
+            let election = if unclean { ElectionType::Unclean } else { ElectionType::Preferred };
+            let partitions: Vec<(String, Vec<u32>)> = topics.into_iter().map(|t| (t, Vec::new())).collect();
+            let outcomes = admin.elect_leaders(election, &partitions).await?;
+            match global.output {
+                Output::Text => print_text(&election_text(&outcomes))?,
+                Output::Json => print_json(&election_json(election, &outcomes))?,
+            }
+            Ok(())
+        }
     }
+}
+
+/// Moved partitions, then skipped ones with their reasons, in one table.
+fn election_text(outcomes: &[ElectionOutcome]) -> String {
+    if outcomes.is_empty() {
+        return "no partition needed a new leader\n".to_owned();
+    }
+    let moved = outcomes.iter().filter(|o| o.moved()).count();
+    let mut s = format!("moved {moved} partition(s), skipped {}\n", outcomes.len() - moved);
+    let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "RESULT"]);
+    let (moved, skipped): (Vec<&ElectionOutcome>, Vec<&ElectionOutcome>) = outcomes.iter().partition(|o| o.moved());
+    for o in moved.into_iter().chain(skipped) {
+        table.row(vec![
+            o.topic.clone(),
+            o.partition.to_string(),
+            o.leader.map_or("none".to_owned(), |l| l.to_string()),
+            o.error.as_ref().map_or("moved".to_owned(), ClientError::to_string),
+        ]);
+    }
+    s.push_str(&table.render());
+    s
+}
+
+fn election_json(election: ElectionType, outcomes: &[ElectionOutcome]) -> Value {
+    let moved: Vec<Value> = outcomes
+        .iter()
+        .filter(|o| o.moved())
+        .map(|o| json!({ "topic": o.topic, "partition": o.partition, "leader": o.leader }))
+        .collect();
+    let skipped: Vec<Value> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let e = o.error.as_ref()?;
+            let (code, message) = match e {
+                ClientError::Server { code, message } => (code.as_str_name().to_owned(), message.clone()),
+                other => ("UNKNOWN_SERVER_ERROR".to_owned(), other.to_string()),
+            };
+            Some(json!({
+                "topic": o.topic,
+                "partition": o.partition,
+                "leader": o.leader,
+                "error": code,
+                "message": message,
+            }))
+        })
+        .collect();
+    json!({ "election": election.as_str(), "moved": moved, "skipped": skipped })
 }
 
 async fn create(admin: &Admin, args: CreateArgs, output: Output) -> Result<()> {
@@ -210,5 +278,33 @@ mod tests {
         assert_eq!(parse_config("k=").unwrap(), ("k".to_string(), String::new()));
         assert!(parse_config("novalue").is_err());
         assert!(parse_config("=1").is_err());
+    }
+
+    #[test]
+    fn election_results_list_moved_then_skipped_with_reasons() {
+        assert_eq!(election_text(&[]), "no partition needed a new leader\n");
+        let outcomes = vec![
+            ElectionOutcome {
+                topic: "a".into(),
+                partition: 0,
+                leader: Some(1),
+                error: Some(ClientError::server(
+                    strata_client::ErrorCode::ElectionNotNeeded,
+                    "a-0 is already led by its preferred replica 1",
+                )),
+            },
+            ElectionOutcome { topic: "a".into(), partition: 1, leader: Some(2), error: None },
+        ];
+        let text = election_text(&outcomes);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "moved 1 partition(s), skipped 1");
+        assert!(lines[1].starts_with("TOPIC"), "{text}");
+        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["a", "1", "2", "moved"]);
+        assert!(lines[3].contains("ELECTION_NOT_NEEDED: a-0 is already led"), "{text}");
+        let j = election_json(ElectionType::Preferred, &outcomes);
+        assert_eq!(j["election"], "preferred");
+        assert_eq!(j["moved"], json!([{ "topic": "a", "partition": 1, "leader": 2 }]));
+        assert_eq!(j["skipped"][0]["error"], "ELECTION_NOT_NEEDED");
+        assert_eq!(j["skipped"][0]["leader"], 1);
     }
 }

@@ -475,6 +475,60 @@ impl Strata for FakeBroker {
             metadata_offset: 7,
         }))
     }
+
+    /// Preferred election: the preferred leader is the default one (by
+    /// partition number); a leader moved with `State::leaders` moves back.
+    /// Every partition always has a leader, so unclean elections move nothing.
+    async fn elect_leaders(&self, r: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
+        let request = r.into_inner();
+        let preferred = match request.election.as_str() {
+            "" | "preferred" => true,
+            "unclean" => false,
+            other => {
+                let error = err(ErrorCode::InvalidRequest, format!("unknown election type '{other}'"));
+                return Ok(Response::new(ElectLeadersResponse { error, results: vec![] }));
+            }
+        };
+        let mut s = self.state();
+        let all = request.partitions.is_empty();
+        let targets: Vec<(String, u32)> = if all {
+            s.topics.iter().flat_map(|(n, t)| (0..t.partitions.len() as u32).map(move |p| (n.clone(), p))).collect()
+        } else {
+            request
+                .partitions
+                .iter()
+                .flat_map(|tp| {
+                    let parts = match (&tp.partitions[..], s.topics.get(&tp.topic)) {
+                        ([], Some(t)) => (0..t.partitions.len() as u32).collect(),
+                        ([], None) => vec![0],
+                        (ps, _) => ps.to_vec(),
+                    };
+                    parts.into_iter().map(|p| (tp.topic.clone(), p))
+                })
+                .collect()
+        };
+        let mut results = Vec::new();
+        for (topic, partition) in targets {
+            let known = s.topics.get(&topic).is_some_and(|t| (partition as usize) < t.partitions.len());
+            let mut r = ElectionResult { topic: topic.clone(), partition, error: None, leader: -1 };
+            if !known {
+                r.error = err(ErrorCode::UnknownTopicOrPartition, format!("unknown partition {topic}-{partition}"));
+            } else if preferred && s.leaders.remove(&(topic.clone(), partition)).is_some() {
+                r.leader = s.leader(&topic, partition) as i32;
+            } else if all {
+                continue;
+            } else {
+                r.leader = s.leader(&topic, partition) as i32;
+                r.error = err(ErrorCode::ElectionNotNeeded, format!("{topic}-{partition} needs no election"));
+            }
+            results.push(r);
+        }
+        Ok(Response::new(ElectLeadersResponse { error: None, results }))
+    }
+
+    async fn replica_fetch(&self, _: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no replication"))
+    }
 }
 
 /// Runs a test body with a deadline so a bug hangs no test run.

@@ -35,6 +35,7 @@ fn node_config(dir: &Path, id: u64, voters: &[u64]) -> ControllerConfig {
         propose_timeout: PROPOSE_TIMEOUT,
         // No broker heartbeats here: keep the leader from proposing fences.
         session_timeout: Duration::from_secs(600),
+        leader_balance_interval: Duration::ZERO,
     }
 }
 

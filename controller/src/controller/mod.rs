@@ -1,5 +1,6 @@
 //! The controller handle: starts the Raft thread and talks to it.
 
+mod balance;
 #[cfg(test)]
 mod fault_tests;
 mod journal;
@@ -59,12 +60,19 @@ pub struct ControllerConfig {
     /// A registered broker that sends no heartbeat for this long is fenced by
     /// the leader (whose timers start at its election).
     pub session_timeout: Duration,
+    /// How often the leader looks for partitions not led by their preferred
+    /// replica (the first of `replicas`) although it is unfenced and in the
+    /// ISR, and proposes a preferred election for them (Kafka's
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds`).
+    /// `Duration::ZERO` disables automatic balancing.
+    pub leader_balance_interval: Duration,
 }
 
 impl ControllerConfig {
     /// The single-voter configuration `strata-server dev` uses, with defaults:
     /// 100 ms ticks, election after 10, heartbeat every tick, a snapshot every
-    /// 1000 entries, 5 s proposal timeout, 3 s broker session timeout.
+    /// 1000 entries, 5 s proposal timeout, 3 s broker session timeout, a
+    /// preferred-leader balance check every 10 s.
     pub fn single_node(node_id: u64, data_dir: impl Into<PathBuf>) -> Self {
         ControllerConfig {
             node_id,
@@ -76,6 +84,7 @@ impl ControllerConfig {
             snapshot_every: 1000,
             propose_timeout: Duration::from_secs(5),
             session_timeout: Duration::from_secs(3),
+            leader_balance_interval: Duration::from_secs(10),
         }
     }
 }
@@ -282,6 +291,8 @@ impl Controller {
             was_leader: false,
             session_timeout: config.session_timeout,
             liveness: Liveness::new(0),
+            leader_balance_interval: config.leader_balance_interval,
+            next_balance: Instant::now() + config.leader_balance_interval,
         };
         let (status_tx, status_rx) = watch::channel(node.status());
         node.status_tx = status_tx;

@@ -103,6 +103,10 @@ pub(crate) struct Node {
     /// A broker that sends no heartbeat for this long is fenced (by the leader).
     pub session_timeout: Duration,
     pub liveness: Liveness,
+    /// How often the leader runs a preferred-leader balance check (zero: never).
+    pub leader_balance_interval: Duration,
+    /// When the next balance check is due.
+    pub next_balance: Instant,
 }
 
 impl Node {
@@ -438,6 +442,7 @@ impl Node {
                 }
             }
         }
+        self.maybe_balance_leaders(is_leader);
         self.maybe_snapshot()?;
         let published = Arc::ptr_eq(&self.image_tx.borrow(), &self.image);
         if !published {
@@ -455,6 +460,35 @@ impl Node {
             let _ = reply.send(result);
         }
         Ok(())
+    }
+
+    /// On the leader, at most once per `leader_balance_interval`: proposes a
+    /// preferred election for the partitions whose preferred replica could
+    /// lead but does not. Only once the image is applied up to the current
+    /// term, so the check sees what earlier leaders committed.
+    fn maybe_balance_leaders(&mut self, is_leader: bool) {
+        let interval = self.leader_balance_interval;
+        let now = Instant::now();
+        if !is_leader || interval.is_zero() || now < self.next_balance {
+            return;
+        }
+        if self.raw.store().term(self.image.offset).ok() != Some(self.raw.raft.term) {
+            return;
+        }
+        self.next_balance = now + interval;
+        let partitions = super::balance::imbalanced_partitions(&self.image);
+        if partitions.is_empty() {
+            return;
+        }
+        let count = partitions.len();
+        let cmd = MetadataCommand::ElectLeaders {
+            partitions: Some(partitions),
+            election: crate::metadata::ElectionType::Preferred,
+        };
+        match self.propose_raw(&cmd) {
+            Ok(_) => tracing::info!(node = self.id, partitions = count, "proposing a preferred leader election"),
+            Err(e) => tracing::debug!(error = %e, "could not propose a preferred leader election"),
+        }
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ControllerError> {

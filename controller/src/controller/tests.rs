@@ -218,6 +218,7 @@ fn quorum_config(dir: &Path, id: u64) -> ControllerConfig {
         snapshot_every: 20,
         propose_timeout: Duration::from_secs(5),
         session_timeout: Duration::from_secs(60),
+        leader_balance_interval: Duration::ZERO,
     }
 }
 
@@ -392,5 +393,106 @@ async fn a_new_leader_restarts_every_session() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!c.metadata().brokers[&1].fenced, "fenced right after the election");
     assert!(eventually(Duration::from_secs(3), || c.metadata().brokers[&1].fenced).await);
+    c.shutdown().await;
+}
+
+// ---- automatic preferred-leader balancing ----
+
+/// Heartbeats `brokers` every 20 ms for `period`.
+async fn heartbeats(c: &Controller, brokers: &[u32], period: Duration) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        for &b in brokers {
+            c.heartbeat(b).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn leadership_returns_to_the_preferred_replica_once_it_is_back_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tick_interval = Duration::from_millis(20);
+    cfg.session_timeout = Duration::from_millis(600);
+    cfg.leader_balance_interval = Duration::from_millis(150);
+    let c = Controller::start(cfg).unwrap();
+    c.wait_ready(READY).await.unwrap();
+    c.register_broker(1, "127.0.0.1:9701", None).await.unwrap();
+    c.register_broker(2, "127.0.0.1:9702", None).await.unwrap();
+    // RF 2 over brokers [1, 2]: partition 1 prefers 2.
+    let topic = c.create_topic("t", 2, 2, BTreeMap::new()).await.unwrap();
+    assert_eq!((topic.partitions[1].replicas.clone(), topic.partitions[1].leader), (vec![2, 1], Some(2)));
+
+    // Broker 2 goes silent and is fenced: 1 leads partition 1, alone in its ISR.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !c.metadata().brokers[&2].fenced && Instant::now() < deadline {
+        heartbeats(&c, &[1], Duration::from_millis(20)).await;
+    }
+    let p1 = c.metadata().topics["t"].partitions[1].clone();
+    assert_eq!((p1.leader, p1.isr.clone()), (Some(1), vec![1]));
+
+    // Back, but not in sync yet: several balance intervals move nothing.
+    heartbeats(&c, &[1, 2], Duration::from_millis(500)).await;
+    let img = c.metadata();
+    assert!(!img.brokers[&2].fenced);
+    assert_eq!(img.topics["t"].partitions[1], p1, "the preferred replica is not in the ISR yet");
+
+    // Its leader adds it back to the ISR: the next check hands leadership back.
+    let out = c
+        .propose(MetadataCommand::AlterPartition {
+            topic_id: topic.id.clone(),
+            partition: 1,
+            leader_id: 1,
+            leader_epoch: p1.leader_epoch,
+            partition_epoch: p1.partition_epoch,
+            new_isr: vec![1, 2],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, CommandOutcome::PartitionAltered { .. }), "{out:?}");
+    let t0 = Instant::now();
+    let mut back = false;
+    while !back && t0.elapsed() < Duration::from_secs(3) {
+        heartbeats(&c, &[1, 2], Duration::from_millis(20)).await;
+        back = c.metadata().topics["t"].partitions[1].leader == Some(2);
+    }
+    assert!(back, "leadership did not return to the preferred replica: {:?}", c.metadata().topics["t"]);
+    let p1 = &c.metadata().topics["t"].partitions[1];
+    assert_eq!((p1.leader_epoch, p1.isr.clone()), (2, vec![1, 2]));
+    // Partition 0 was never moved.
+    assert_eq!(c.metadata().topics["t"].partitions[0].leader_epoch, 0);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_zero_balance_interval_disables_balancing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tick_interval = Duration::from_millis(20);
+    cfg.leader_balance_interval = Duration::ZERO;
+    let c = Controller::start(cfg).unwrap();
+    c.wait_ready(READY).await.unwrap();
+    c.register_broker(1, "127.0.0.1:9701", None).await.unwrap();
+    c.register_broker(2, "127.0.0.1:9702", None).await.unwrap();
+    let topic = c.create_topic("t", 2, 2, BTreeMap::new()).await.unwrap();
+    // A controlled shutdown of 2 moves partition 1 to 1; a re-registration
+    // unfences 2, and its leader puts it back in the ISR.
+    c.propose(MetadataCommand::ControlledShutdown { node_id: 2 }).await.unwrap();
+    c.register_broker(2, "127.0.0.1:9702", None).await.unwrap();
+    let p1 = c.metadata().topics["t"].partitions[1].clone();
+    assert_eq!(p1.leader, Some(1));
+    c.propose(MetadataCommand::AlterPartition {
+        topic_id: topic.id.clone(),
+        partition: 1,
+        leader_id: 1,
+        leader_epoch: p1.leader_epoch,
+        partition_epoch: p1.partition_epoch,
+        new_isr: vec![1, 2],
+    })
+    .await
+    .unwrap();
+    heartbeats(&c, &[1, 2], Duration::from_millis(400)).await;
+    assert_eq!(c.metadata().topics["t"].partitions[1].leader, Some(1), "balanced although disabled");
     c.shutdown().await;
 }

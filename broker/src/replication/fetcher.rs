@@ -1,0 +1,249 @@
+//! The follower side: one fetcher task per leader broker pulls records for
+//! every partition this broker follows from it (`ReplicaFetch`, a long
+//! poll), truncates where the leader says the logs diverge, appends the
+//! leader's batches unchanged, and takes the leader's high watermark.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_protocol::batch::split_batches;
+use strata_protocol::v1::strata_client::StrataClient;
+use strata_protocol::v1::{ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
+use strata_storage::StorageError;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::partition::{Partition, Role};
+
+/// How long the leader may hold a replica fetch (Kafka's replica.fetch.wait.max.ms).
+pub const REPLICA_FETCH_WAIT: Duration = Duration::from_millis(500);
+/// Most bytes one replica fetch asks for.
+const REPLICA_FETCH_MAX_BYTES: u32 = 16 << 20;
+/// Pause after a failed fetch or a partition-level error.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// Largest gRPC message a fetcher accepts.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// What one fetcher should fetch: the leader's address and the partitions.
+#[derive(Debug, Clone, Default)]
+struct Assignment {
+    address: String,
+    partitions: Vec<Arc<Partition>>,
+}
+
+/// Runs one fetcher task per leader broker and tells each which partitions
+/// to fetch.
+#[derive(Debug)]
+pub struct ReplicaFetcherManager {
+    node_id: u32,
+    runtime: tokio::runtime::Handle,
+    fetchers: Mutex<HashMap<u32, watch::Sender<Assignment>>>,
+}
+
+impl ReplicaFetcherManager {
+    /// A manager whose tasks run on `runtime`.
+    pub fn new(node_id: u32, runtime: tokio::runtime::Handle) -> Self {
+        ReplicaFetcherManager { node_id, runtime, fetchers: Mutex::new(HashMap::new()) }
+    }
+
+    /// Sets what every fetcher fetches: `by_leader` maps a leader broker to
+    /// its address and the partitions followed from it. Fetchers of leaders
+    /// not in it stop.
+    pub fn assign(&self, by_leader: HashMap<u32, (String, Vec<Arc<Partition>>)>) {
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+        fetchers.retain(|leader, tx| {
+            let keep = by_leader.contains_key(leader);
+            if !keep {
+                // Dropping the sender ends the task.
+                tx.send_replace(Assignment::default());
+            }
+            keep
+        });
+        for (leader, (address, partitions)) in by_leader {
+            let assignment = Assignment { address, partitions };
+            match fetchers.get(&leader) {
+                Some(tx) if !tx.is_closed() => {
+                    tx.send_replace(assignment);
+                }
+                _ => {
+                    let (tx, rx) = watch::channel(assignment);
+                    let fetcher = Fetcher { node_id: self.node_id, leader, client: None, backoff: HashMap::new() };
+                    self.runtime.spawn(fetcher.run(rx));
+                    fetchers.insert(leader, tx);
+                }
+            }
+        }
+    }
+
+    /// Stops every fetcher.
+    pub fn shutdown(&self) {
+        self.fetchers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+struct Fetcher {
+    node_id: u32,
+    leader: u32,
+    client: Option<(String, StrataClient<Channel>)>,
+    /// Partitions skipped until then after an error.
+    backoff: HashMap<(String, u32), Instant>,
+}
+
+impl Fetcher {
+    async fn run(mut self, mut rx: watch::Receiver<Assignment>) {
+        loop {
+            let assignment = rx.borrow_and_update().clone();
+            if assignment.partitions.is_empty() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let outcome = tokio::select! {
+                r = self.fetch_once(&assignment) => r,
+                changed = rx.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+            };
+            if let Err(e) = outcome {
+                tracing::debug!(leader = self.leader, error = %e, "replica fetch failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKOFF * 2) => {}
+                    changed = rx.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+
+    fn client(&mut self, address: &str) -> Result<StrataClient<Channel>, String> {
+        if let Some((a, c)) = &self.client {
+            if a == address {
+                return Ok(c.clone());
+            }
+        }
+        let uri = format!("http://{address}");
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| format!("bad leader address {address}: {e}"))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = StrataClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        self.client = Some((address.to_string(), client.clone()));
+        Ok(client)
+    }
+
+    /// One fetch round for every partition not backing off.
+    async fn fetch_once(&mut self, assignment: &Assignment) -> Result<(), String> {
+        let now = Instant::now();
+        self.backoff.retain(|_, until| *until > now);
+        let mut request = ReplicaFetchRequest {
+            replica_id: self.node_id,
+            max_wait_ms: REPLICA_FETCH_WAIT.as_millis() as u32,
+            min_bytes: 1,
+            max_bytes: REPLICA_FETCH_MAX_BYTES,
+            partitions: Vec::new(),
+        };
+        let mut by_key: HashMap<(String, u32), Arc<Partition>> = HashMap::new();
+        for p in &assignment.partitions {
+            let key = (p.tp.topic.clone(), p.tp.partition);
+            if self.backoff.contains_key(&key) {
+                continue;
+            }
+            let st = p.state();
+            if !matches!(st.role, Role::Follower { leader: Some(l) } if l == self.leader) {
+                continue;
+            }
+            request.partitions.push(ReplicaFetchPartition {
+                topic: p.tp.topic.clone(),
+                partition: p.tp.partition,
+                fetch_offset: p.log.log_end_offset(),
+                last_fetched_epoch: p.log.latest_epoch().map_or(-1, |e| e as i32),
+                current_leader_epoch: st.leader_epoch,
+                partition_max_bytes: 0,
+            });
+            by_key.insert(key, p.clone());
+        }
+        if request.partitions.is_empty() {
+            // Everything is backing off: wait for the earliest to expire.
+            let wait = self.backoff.values().min().map_or(BACKOFF, |u| u.saturating_duration_since(now));
+            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+            return Ok(());
+        }
+        let mut client = self.client(&assignment.address)?;
+        let response = tokio::time::timeout(REPLICA_FETCH_WAIT + Duration::from_secs(5), client.replica_fetch(request))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|s| format!("{}: {}", assignment.address, s.message()))?
+            .into_inner();
+        for r in response.partitions {
+            let key = (r.topic.clone(), r.partition);
+            let Some(p) = by_key.get(&key).cloned() else { continue };
+            if let Err(e) = handle_partition(&p, r).await {
+                tracing::warn!(partition = %p.tp, leader = self.leader, error = %e, "replica fetch of a partition failed");
+                self.backoff.insert(key, Instant::now() + BACKOFF);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies one partition's fetch result to the follower replica.
+async fn handle_partition(p: &Arc<Partition>, r: ReplicaFetchedPartition) -> Result<(), String> {
+    if let Some(e) = &r.error {
+        let code = e.error_code();
+        if code == ErrorCode::OffsetOutOfRange {
+            let leo = p.log.log_end_offset();
+            if leo > r.log_end_offset {
+                // The leader's log is shorter (it lost an unreplicated suffix
+                // in an unclean election): cut ours to match.
+                truncate(p, r.log_end_offset).await?;
+                return Ok(());
+            }
+        }
+        return Err(format!("{code:?}: {}", e.message));
+    }
+    if let Some(d) = r.diverging_epoch {
+        let leo = p.log.log_end_offset();
+        let to = d.end_offset.min(leo);
+        tracing::info!(
+            partition = %p.tp, epoch = d.epoch, leader_end_offset = d.end_offset, log_end = leo,
+            "log diverges from the leader's; truncating"
+        );
+        truncate(p, to).await?;
+        return Ok(());
+    }
+    if !r.records.is_empty() {
+        let max = p.log.config().max_batch_bytes.max(r.records.len());
+        let mut batches = Vec::new();
+        for b in split_batches(r.records, max) {
+            batches.push(b.map_err(|e| format!("leader sent a bad batch: {e}"))?);
+        }
+        let epoch = p.state().leader_epoch;
+        if let Some(b) = batches.iter().find(|b| b.header().partition_leader_epoch > epoch) {
+            return Err(format!(
+                "leader sent a batch of epoch {} beyond the current leader epoch {epoch}",
+                b.header().partition_leader_epoch
+            ));
+        }
+        let log = p.log.clone();
+        tokio::task::spawn_blocking(move || log.append_as_follower(&batches))
+            .await
+            .map_err(|e| format!("append task failed: {e}"))?
+            .map_err(|e: StorageError| e.to_string())?;
+    }
+    p.follower_high_watermark(r.high_watermark);
+    Ok(())
+}
+
+async fn truncate(p: &Arc<Partition>, offset: u64) -> Result<(), String> {
+    let log = p.log.clone();
+    tokio::task::spawn_blocking(move || log.truncate_to(offset))
+        .await
+        .map_err(|e| format!("truncate task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    p.follower_high_watermark(p.high_watermark());
+    Ok(())
+}

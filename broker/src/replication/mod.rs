@@ -1,0 +1,9 @@
+//! Partition replication, Kafka-style (REPLICATION.md): followers pull from
+//! the leader ([`fetcher`]), the leader serves them and tracks their
+//! progress ([`serve`], [`leader`]), and leaders keep the ISR current
+//! through the controller ([`isr`]).
+
+pub mod fetcher;
+pub mod isr;
+pub mod leader;
+pub mod serve;

@@ -1,0 +1,168 @@
+//! The leader side of `ReplicaFetch` (REPLICATION.md, "Follower fetch"):
+//! epoch checks, divergence detection from the leader-epoch cache, the
+//! follower's progress (which moves the high watermark), and a long poll on
+//! the log end.
+
+use std::time::Duration;
+
+use futures::future::select_all;
+use strata_protocol::v1::{
+    EpochEndOffset, Error, ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchResponse,
+    ReplicaFetchedPartition,
+};
+use strata_storage::StorageError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api_error;
+use crate::partition::Partition;
+use crate::service::BrokerService;
+
+/// Longest a replica fetch may wait, whatever the follower asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(5);
+
+impl BrokerService {
+    /// Serves a follower's fetch.
+    pub(crate) async fn replica_fetch(&self, req: ReplicaFetchRequest) -> ReplicaFetchResponse {
+        let deadline = Instant::now() + Duration::from_millis(u64::from(req.max_wait_ms)).min(MAX_WAIT_CAP);
+        let min_bytes = req.min_bytes.max(1) as usize;
+        // The follower's progress is recorded once, from its fetch offsets:
+        // that is what moves the high watermark for acks=all.
+        let mut first = true;
+        loop {
+            let (watchers, response, bytes, done) = self.replica_fetch_once(&req, first);
+            first = false;
+            if bytes >= min_bytes
+                || done
+                || watchers.is_empty()
+                || Instant::now() >= deadline
+                || *self.stopping.borrow()
+            {
+                return response;
+            }
+            let changes = watchers.into_iter().map(|mut w| Box::pin(async move { w.changed().await }));
+            let mut stopping = self.stopping.clone();
+            let woken = tokio::select! {
+                r = tokio::time::timeout_at(deadline, select_all(changes)) => r.is_ok(),
+                _ = stopping.changed() => false,
+            };
+            if !woken {
+                return self.replica_fetch_once(&req, false).1;
+            }
+        }
+    }
+
+    /// One pass: the response, its record bytes, whether anything must be
+    /// answered at once (errors, divergence), and log-end watchers taken
+    /// before reading.
+    fn replica_fetch_once(
+        &self,
+        req: &ReplicaFetchRequest,
+        record_progress: bool,
+    ) -> (Vec<watch::Receiver<u64>>, ReplicaFetchResponse, usize, bool) {
+        let max_bytes = if req.max_bytes == 0 { usize::MAX } else { req.max_bytes as usize };
+        let mut out = ReplicaFetchResponse::default();
+        let (mut used, mut done, mut watchers) = (0usize, false, Vec::new());
+        for fp in &req.partitions {
+            let mut r =
+                ReplicaFetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
+            match self.replicas.lookup(&fp.topic, fp.partition) {
+                Err(e) => r.error = Some(e),
+                Ok(p) => {
+                    watchers.push(p.watch_log_end());
+                    let budget = match fp.partition_max_bytes {
+                        0 => max_bytes.saturating_sub(used),
+                        n => (n as usize).min(max_bytes.saturating_sub(used)),
+                    };
+                    if let Err(e) = serve_partition(&p, req.replica_id, fp, record_progress, budget, &mut r) {
+                        r.error = Some(e);
+                    }
+                    used += r.records.len();
+                }
+            }
+            if r.error.is_some() || r.diverging_epoch.is_some() {
+                done = true;
+            }
+            out.partitions.push(r);
+        }
+        (watchers, out, used, done)
+    }
+}
+
+/// Fills `r` for one partition led here.
+fn serve_partition(
+    p: &Partition,
+    replica: u32,
+    fp: &ReplicaFetchPartition,
+    record_progress: bool,
+    budget: usize,
+    r: &mut ReplicaFetchedPartition,
+) -> Result<(), Error> {
+    let st = p.state();
+    let Some(epoch) = p.leader_epoch_if_leader() else { return Err(p.not_leader()) };
+    if fp.current_leader_epoch < epoch {
+        return Err(Error::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!("{}: leader epoch {} is stale; the current one is {epoch}", p.tp, fp.current_leader_epoch),
+        ));
+    }
+    if fp.current_leader_epoch > epoch {
+        return Err(Error::new(
+            ErrorCode::UnknownLeaderEpoch,
+            format!("{}: leader epoch {} is newer than this leader's {epoch}", p.tp, fp.current_leader_epoch),
+        ));
+    }
+    if !st.replicas.contains(&replica) {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            format!("{}: broker {replica} is not a replica (replicas {:?})", p.tp, st.replicas),
+        ));
+    }
+    let (log_start, leo) = (p.log.log_start_offset(), p.log.log_end_offset());
+    r.log_start_offset = log_start;
+    r.log_end_offset = leo;
+    // Divergence (KIP-101/279): where does the leader's log end for the
+    // follower's last epoch? If before the follower's end, or the leader
+    // never had that epoch, the follower truncates there first.
+    if fp.last_fetched_epoch >= 0 {
+        let requested = fp.last_fetched_epoch as u32;
+        let diverging = match p.log.end_offset_for_epoch(requested) {
+            Some((e, end)) => (end < fp.fetch_offset || e < requested).then_some((e as i32, end)),
+            // Every epoch the leader holds is newer than the follower's last:
+            // none of the follower's records past the leader's start match.
+            None => (fp.fetch_offset > log_start).then_some((-1, log_start)),
+        };
+        if let Some((epoch, end_offset)) = diverging {
+            r.diverging_epoch = Some(EpochEndOffset { epoch, end_offset });
+            r.high_watermark = p.high_watermark();
+            return Ok(());
+        }
+    }
+    if fp.fetch_offset > leo || fp.fetch_offset < log_start {
+        return Err(Error::new(
+            ErrorCode::OffsetOutOfRange,
+            format!(
+                "{}: replica fetch offset {} is out of range; the leader has {log_start} to {leo}",
+                p.tp, fp.fetch_offset
+            ),
+        ));
+    }
+    if record_progress && !p.record_follower_fetch(replica, fp.fetch_offset) {
+        return Err(p.not_leader());
+    }
+    r.high_watermark = p.high_watermark();
+    if budget == 0 {
+        return Ok(());
+    }
+    match p.log.read(fp.fetch_offset, budget.max(1)) {
+        Ok(read) => {
+            r.records = read.batches;
+            Ok(())
+        }
+        Err(StorageError::OffsetOutOfRange { offset, log_start, log_end }) => Err(Error::new(
+            ErrorCode::OffsetOutOfRange,
+            format!("{}: replica fetch offset {offset} is out of range; the leader has {log_start} to {log_end}", p.tp),
+        )),
+        Err(e) => Err(api_error::storage_error(&p.tp.topic, p.tp.partition, &e)),
+    }
+}
