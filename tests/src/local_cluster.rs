@@ -30,6 +30,8 @@ pub struct LocalCluster {
     root: PathBuf,
     n: usize,
     base: u16,
+    /// Extra environment for the script, and so for every server it starts.
+    env: Vec<(String, String)>,
     /// Every node PID seen in a pid file, for the last-resort cleanup.
     pids: Mutex<HashSet<u32>>,
 }
@@ -44,6 +46,13 @@ impl LocalCluster {
     /// directory; panics with the script's output if it fails (after taking
     /// down whatever it started).
     pub fn up(n: usize) -> LocalCluster {
+        Self::up_with_env(n, &[])
+    }
+
+    /// [`LocalCluster::up`] with extra environment variables (e.g. `STRATA_*`
+    /// server settings) for every script run, so nodes restarted later with
+    /// `start` get them too.
+    pub fn up_with_env(n: usize, env: &[(&str, &str)]) -> LocalCluster {
         assert!(n >= 1, "a cluster needs a node");
         let dir = tempfile::Builder::new().prefix("strata-local-cluster").tempdir().expect("tempdir");
         let c = LocalCluster {
@@ -51,6 +60,7 @@ impl LocalCluster {
             dir,
             n,
             base: free_base(n),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             pids: Mutex::new(HashSet::new()),
         };
         c.ok(&["up", &n.to_string()]);
@@ -67,6 +77,7 @@ impl LocalCluster {
             .env("STRATA_BIN_DIR", binary("strata-server").parent().expect("binary directory"))
             .env("STRATA_READY_TIMEOUT", "30")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,raft=warn".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .expect("run deploy/local-cluster.sh");

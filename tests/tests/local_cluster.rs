@@ -29,7 +29,8 @@ fn one_line_error(out: &Output, what: &str) {
 #[test]
 fn up_produce_consume_kill_start_pause_resume_down() {
     let t0 = Instant::now();
-    let c = LocalCluster::up(3);
+    // STRATA_* variables reach the servers (the script's flags don't set a rack).
+    let c = LocalCluster::up_with_env(3, &[("STRATA_RACK", "lc-rack")]);
     eprintln!("up 3 took {:?}", t0.elapsed());
     for i in 1..=3 {
         assert!(c.ready(i), "node {i} not ready after up");
@@ -46,6 +47,8 @@ fn up_produce_consume_kill_start_pause_resume_down() {
         let unfenced = info["brokers"].as_array().map_or(0, |b| b.iter().filter(|b| b["state"] == "unfenced").count());
         voters == 3 && leaders == 1 && unfenced == 3
     });
+    let info = strata_json(&c.bootstrap(2), &["cluster", "info"]);
+    assert!(info["brokers"].as_array().unwrap().iter().all(|b| b["rack"] == "lc-rack"), "{info}");
 
     // Usage errors against a live 3-node cluster: one line, non-zero exit.
     one_line_error(&c.run(&["kill", "9"]), "node 9 out of range");

@@ -36,7 +36,10 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     // seen everywhere.
     let leader = controller_of(&nodes[0]).expect("a controller leader");
     let follower = nodes.iter().position(|n| n.id != leader).unwrap();
-    let out = strata(&nodes[follower].bootstrap(), &["topic", "create", "t1", "--partitions", "3", "--replication-factor", "1"]);
+    let out = strata(
+        &nodes[follower].bootstrap(),
+        &["topic", "create", "t1", "--partitions", "3", "--replication-factor", "1"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for n in &nodes {
         wait_until("t1 everywhere", Duration::from_secs(10), || topics(n).contains(&"t1".to_string()));
@@ -183,4 +186,33 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
         broker_state(&nodes[li], id).as_deref() == Some("fenced")
     });
     assert!(fenced < Duration::from_millis(2500), "fenced only after {fenced:?}: not a controlled shutdown");
+}
+
+/// The whole cluster freezes (SIGSTOP every node for longer than the 3 s
+/// session) and thaws: the controller must not take its own stall for the
+/// brokers' silence and fence everyone.
+#[test]
+fn a_stalled_controller_does_not_fence_brokers_that_were_alive() {
+    let c = strata_tests::local_cluster::LocalCluster::up(3);
+    let states = || -> Vec<String> {
+        let v = strata_tests::cluster::strata_json(&c.bootstrap_all(), &["cluster", "info"]);
+        v["brokers"]
+            .as_array()
+            .map_or(vec![], |bs| bs.iter().map(|b| b["state"].as_str().unwrap_or("?").to_string()).collect())
+    };
+    assert_eq!(states(), vec!["unfenced"; 3]);
+    for i in 1..=3 {
+        c.pause(i);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for i in 1..=3 {
+        c.resume(i);
+    }
+    // Long enough for a wrongful fence to be proposed and applied.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let s = states();
+        assert!(s.iter().all(|s| s != "fenced"), "brokers fenced after a whole-cluster stall: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

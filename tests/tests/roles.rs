@@ -50,7 +50,8 @@ fn controller_only_voters_and_broker_only_nodes() {
 
     // A topic created through one broker reaches the other through its
     // metadata deltas; partitions spread over both brokers.
-    let out = strata(&nodes[b4].bootstrap(), &["topic", "create", "r", "--partitions", "4", "--replication-factor", "1"]);
+    let out =
+        strata(&nodes[b4].bootstrap(), &["topic", "create", "r", "--partitions", "4", "--replication-factor", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until("r on broker 5", Duration::from_secs(10), || topic_names(&nodes[b5]).contains(&"r".to_string()));
     let describe = strata_json(&nodes[b5].bootstrap(), &["topic", "describe", "r"]);

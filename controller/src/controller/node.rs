@@ -43,6 +43,9 @@ const CONTEXT_LEN: usize = 24;
 /// How often the leader looks for brokers whose session expired.
 pub(crate) const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
+/// A session check this late means the controller itself was stalled.
+const STALL_GRACE: Duration = Duration::from_secs(1);
+
 /// How long the leader waits before proposing the same fence/unfence again.
 const LIVENESS_RETRY: Duration = Duration::from_secs(1);
 
@@ -209,6 +212,7 @@ impl Node {
     /// session expired.
     fn check_sessions(&mut self) {
         let now = Instant::now();
+        let late = now.saturating_duration_since(self.liveness.next_check);
         self.liveness.next_check = now + SESSION_CHECK_INTERVAL;
         if self.raw.raft.state != StateRole::Leader {
             return;
@@ -216,6 +220,17 @@ impl Node {
         let timeout = self.session_timeout;
         let image = self.image.clone();
         let live = self.liveness();
+        if late >= STALL_GRACE {
+            // This process did not run (SIGSTOP, a paused VM, an overloaded
+            // host): heartbeats that arrived meanwhile are still queued, so
+            // silence says nothing about the brokers. Give every session the
+            // stalled time back instead of fencing the whole cluster.
+            tracing::warn!(stalled_ms = late.as_millis() as u64, "controller was stalled; extending broker sessions");
+            live.leader_since += late;
+            for seen in live.last_seen.values_mut() {
+                *seen += late;
+            }
+        }
         live.proposed.retain(|_, at| now.duration_since(*at) < LIVENESS_RETRY);
         let expired: Vec<u32> = image
             .brokers
