@@ -14,6 +14,32 @@ use tokio::sync::watch;
 use crate::replication::leader::LeaderState;
 use crate::topic_config::ReplicationConfig;
 
+/// The source of "now" for replication decisions (follower lag, ISR
+/// proposals). Production uses [`Instant::now`]; a simulation injects its
+/// own time.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// The production clock: [`Instant::now`].
+pub fn system_clock() -> Clock {
+    Arc::new(Instant::now)
+}
+
+/// A [`Clock`] that prints as `Clock` (closures are not `Debug`).
+#[derive(Clone)]
+pub(crate) struct ClockHandle(pub(crate) Clock);
+
+impl ClockHandle {
+    pub(crate) fn now(&self) -> Instant {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// This replica's role in the current leader epoch.
 #[derive(Debug, Clone)]
 pub enum Role {
@@ -53,6 +79,7 @@ pub struct Partition {
     /// Its log.
     pub log: Arc<Log>,
     node_id: u32,
+    clock: ClockHandle,
     state: Mutex<ReplicaState>,
     high_watermark: watch::Sender<u64>,
     log_end: watch::Sender<u64>,
@@ -69,6 +96,20 @@ impl Partition {
         info: &PartitionInfo,
         config: ReplicationConfig,
     ) -> Result<Self, StorageError> {
+        Self::with_clock(node_id, tp, topic_id, log, info, config, system_clock())
+    }
+
+    /// [`Partition::new`] with an injected clock for its replication
+    /// decisions.
+    pub fn with_clock(
+        node_id: u32,
+        tp: TopicPartition,
+        topic_id: String,
+        log: Arc<Log>,
+        info: &PartitionInfo,
+        config: ReplicationConfig,
+        clock: Clock,
+    ) -> Result<Self, StorageError> {
         let (high_watermark, _) = watch::channel(log.high_watermark());
         let (log_end, _) = watch::channel(log.log_end_offset());
         let state = ReplicaState {
@@ -79,7 +120,8 @@ impl Partition {
             role: Role::Follower { leader: None },
             config,
         };
-        let p = Partition { tp, topic_id, log, node_id, state: Mutex::new(state), high_watermark, log_end };
+        let clock = ClockHandle(clock);
+        let p = Partition { tp, topic_id, log, node_id, clock, state: Mutex::new(state), high_watermark, log_end };
         p.apply(info, config)?;
         Ok(p)
     }
@@ -137,7 +179,7 @@ impl Partition {
                 info.isr.clone(),
                 leo,
                 self.log.high_watermark(),
-                Instant::now(),
+                self.clock.now(),
             );
             let hw = l.update_high_watermark(leo).unwrap_or(l.high_watermark());
             st.role = Role::Leader(Box::new(l));
@@ -205,7 +247,7 @@ impl Partition {
         let leo = self.log.log_end_offset();
         let (known, hw) = match &mut self.lock().role {
             Role::Leader(l) => {
-                let known = l.record_fetch(replica, fetch_offset.min(leo), leo, Instant::now());
+                let known = l.record_fetch(replica, fetch_offset.min(leo), leo, self.clock.now());
                 (known, l.update_high_watermark(leo))
             }
             Role::Follower { .. } => (false, None),
@@ -229,7 +271,7 @@ impl Partition {
     pub fn isr_proposal(&self, lag_max: Duration) -> Option<MetadataCommand> {
         let mut st = self.lock();
         let Role::Leader(l) = &mut st.role else { return None };
-        let now = Instant::now();
+        let now = self.clock.now();
         let isr = l.desired_isr(now, lag_max)?;
         l.mark_pending(isr.clone(), now);
         let (leader_epoch, partition_epoch) = (l.leader_epoch, l.partition_epoch);

@@ -79,6 +79,24 @@ impl BrokerService {
     }
 }
 
+/// Where an acks=all append ending at `end` (exclusive), made in leader
+/// `epoch`, stands: `Ok(true)` once committed, `Ok(false)` while it must
+/// wait, or the error that fails it (leadership moved; the ISR fell below
+/// `min.insync.replicas`). Sync, so a simulation drives the same rule.
+pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, Error> {
+    if p.leader_epoch_if_leader() != Some(epoch) {
+        return Err(Error::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("{}: leadership moved before the records were replicated; they may be lost", p.tp),
+        ));
+    }
+    if p.high_watermark() >= end {
+        return Ok(true);
+    }
+    p.check_min_isr(ErrorCode::NotEnoughReplicasAfterAppend)?;
+    Ok(false)
+}
+
 /// Waits until the high watermark reaches `end` while this broker still
 /// leads in `epoch`; fails if leadership moves, the ISR falls below
 /// `min.insync.replicas`, or `timeout` passes.
@@ -86,16 +104,10 @@ async fn wait_committed(p: &Partition, epoch: u32, end: u64, timeout: Duration) 
     let mut hw = p.watch_high_watermark();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if p.leader_epoch_if_leader() != Some(epoch) {
-            return Err(Error::new(
-                ErrorCode::NotLeaderOrFollower,
-                format!("{}: leadership moved before the records were replicated; they may be lost", p.tp),
-            ));
-        }
-        if *hw.borrow_and_update() >= end {
+        hw.borrow_and_update();
+        if commit_status(p, epoch, end)? {
             return Ok(());
         }
-        p.check_min_isr(ErrorCode::NotEnoughReplicasAfterAppend)?;
         match tokio::time::timeout_at(deadline, hw.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(p.not_leader()),

@@ -11,7 +11,7 @@ use strata_controller::{MetadataImage, PartitionInfo};
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{LogConfig, LogManager, TopicPartition};
 
-use crate::partition::{Partition, Role};
+use crate::partition::{system_clock, Clock, ClockHandle, Partition, Role};
 use crate::replication::fetcher::ReplicaFetcherManager;
 use crate::topic_config;
 
@@ -21,6 +21,7 @@ pub struct ReplicaManager {
     node_id: u32,
     logs: LogManager,
     defaults: LogConfig,
+    clock: ClockHandle,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     applying: std::sync::Mutex<()>,
@@ -37,10 +38,17 @@ struct Wanted<'a> {
 impl ReplicaManager {
     /// Wraps the data directory's logs.
     pub fn new(node_id: u32, logs: LogManager, defaults: LogConfig) -> Self {
+        Self::with_clock(node_id, logs, defaults, system_clock())
+    }
+
+    /// [`ReplicaManager::new`] whose partitions take "now" from `clock`
+    /// (a simulation's time).
+    pub fn with_clock(node_id: u32, logs: LogManager, defaults: LogConfig, clock: Clock) -> Self {
         ReplicaManager {
             node_id,
             logs,
             defaults,
+            clock: ClockHandle(clock),
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applying: std::sync::Mutex::new(()),
@@ -119,7 +127,15 @@ impl ReplicaManager {
                 if let Err(e) = log.set_config(config) {
                     tracing::error!(partition = %tp, error = %e, "could not apply topic config");
                 }
-                Partition::new(self.node_id, tp.clone(), w.topic_id.to_string(), log, w.info, replication)
+                Partition::with_clock(
+                    self.node_id,
+                    tp.clone(),
+                    w.topic_id.to_string(),
+                    log,
+                    w.info,
+                    replication,
+                    self.clock.0.clone(),
+                )
             });
             match opened {
                 Ok(p) => {

@@ -152,18 +152,8 @@ impl Fetcher {
             if self.backoff.contains_key(&key) {
                 continue;
             }
-            let st = p.state();
-            if !matches!(st.role, Role::Follower { leader: Some(l) } if l == self.leader) {
-                continue;
-            }
-            request.partitions.push(ReplicaFetchPartition {
-                topic: p.tp.topic.clone(),
-                partition: p.tp.partition,
-                fetch_offset: p.log.log_end_offset(),
-                last_fetched_epoch: p.log.latest_epoch().map_or(-1, |e| e as i32),
-                current_leader_epoch: st.leader_epoch,
-                partition_max_bytes: 0,
-            });
+            let Some(entry) = fetch_request_for(p, self.leader) else { continue };
+            request.partitions.push(entry);
             by_key.insert(key, p.clone());
         }
         if request.partitions.is_empty() {
@@ -181,7 +171,13 @@ impl Fetcher {
         for r in response.partitions {
             let key = (r.topic.clone(), r.partition);
             let Some(p) = by_key.get(&key).cloned() else { continue };
-            if let Err(e) = handle_partition(&p, r).await {
+            let applied = {
+                let p = p.clone();
+                tokio::task::spawn_blocking(move || apply_fetch_result(&p, r))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("fetch result task failed: {e}")))
+            };
+            if let Err(e) = applied {
                 tracing::warn!(partition = %p.tp, leader = self.leader, error = %e, "replica fetch of a partition failed");
                 self.backoff.insert(key, Instant::now() + BACKOFF);
             }
@@ -190,8 +186,30 @@ impl Fetcher {
     }
 }
 
-/// Applies one partition's fetch result to the follower replica.
-async fn handle_partition(p: &Arc<Partition>, r: ReplicaFetchedPartition) -> Result<(), String> {
+/// One partition's entry in a fetch from `leader`, if this replica follows
+/// it: the follower's log end as fetch offset, its latest epoch as last
+/// fetched epoch, and the leader epoch it believes in.
+pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchPartition> {
+    let st = p.state();
+    if !matches!(st.role, Role::Follower { leader: Some(l) } if l == leader) {
+        return None;
+    }
+    Some(ReplicaFetchPartition {
+        topic: p.tp.topic.clone(),
+        partition: p.tp.partition,
+        fetch_offset: p.log.log_end_offset(),
+        last_fetched_epoch: p.log.latest_epoch().map_or(-1, |e| e as i32),
+        current_leader_epoch: st.leader_epoch,
+        partition_max_bytes: 0,
+    })
+}
+
+/// Applies one partition's fetch result to the follower replica,
+/// synchronously (the fetcher runs it on a blocking thread): truncates where
+/// the leader says the logs diverge (or where its shorter log ends), else
+/// appends the leader's batches unchanged and takes its high watermark. An
+/// error means the partition should back off.
+pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(), String> {
     if let Some(e) = &r.error {
         let code = e.error_code();
         if code == ErrorCode::OffsetOutOfRange {
@@ -199,7 +217,7 @@ async fn handle_partition(p: &Arc<Partition>, r: ReplicaFetchedPartition) -> Res
             if leo > r.log_end_offset {
                 // The leader's log is shorter (it lost an unreplicated suffix
                 // in an unclean election): cut ours to match.
-                truncate(p, r.log_end_offset).await?;
+                truncate(p, r.log_end_offset)?;
                 return Ok(());
             }
         }
@@ -212,7 +230,7 @@ async fn handle_partition(p: &Arc<Partition>, r: ReplicaFetchedPartition) -> Res
             partition = %p.tp, epoch = d.epoch, leader_end_offset = d.end_offset, log_end = leo,
             "log diverges from the leader's; truncating"
         );
-        truncate(p, to).await?;
+        truncate(p, to)?;
         return Ok(());
     }
     if !r.records.is_empty() {
@@ -228,22 +246,14 @@ async fn handle_partition(p: &Arc<Partition>, r: ReplicaFetchedPartition) -> Res
                 b.header().partition_leader_epoch
             ));
         }
-        let log = p.log.clone();
-        tokio::task::spawn_blocking(move || log.append_as_follower(&batches))
-            .await
-            .map_err(|e| format!("append task failed: {e}"))?
-            .map_err(|e: StorageError| e.to_string())?;
+        p.log.append_as_follower(&batches).map_err(|e: StorageError| e.to_string())?;
     }
     p.follower_high_watermark(r.high_watermark);
     Ok(())
 }
 
-async fn truncate(p: &Arc<Partition>, offset: u64) -> Result<(), String> {
-    let log = p.log.clone();
-    tokio::task::spawn_blocking(move || log.truncate_to(offset))
-        .await
-        .map_err(|e| format!("truncate task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+fn truncate(p: &Partition, offset: u64) -> Result<(), String> {
+    p.log.truncate_to(offset).map_err(|e| e.to_string())?;
     p.follower_high_watermark(p.high_watermark());
     Ok(())
 }

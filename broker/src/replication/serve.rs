@@ -89,8 +89,12 @@ impl BrokerService {
     }
 }
 
-/// Fills `r` for one partition led here.
-fn serve_partition(
+/// Fills `r` for one partition led here: the leader-side rules of one
+/// follower fetch (epoch fencing, replica check, divergence, progress, the
+/// batches from `fp.fetch_offset` up to `budget` bytes). `record_progress`
+/// records the follower's fetch offset (only on a request's first pass).
+/// Sync and free of the RPC layer, so a simulation drives it directly.
+pub fn serve_partition(
     p: &Partition,
     replica: u32,
     fp: &ReplicaFetchPartition,

@@ -19,6 +19,26 @@ pub(crate) fn imbalanced_partitions(image: &MetadataImage) -> Vec<(String, u32)>
         .collect()
 }
 
+/// Leaderless partitions of topics that allow unclean leader election
+/// (`unclean.leader.election.enable=true`) with an unfenced replica that
+/// could take over: the controller elects one at once, accepting data loss
+/// because the topic asked for availability first.
+pub(crate) fn unclean_candidates(image: &MetadataImage) -> Vec<(String, u32)> {
+    let unfenced = |id: &u32| image.brokers.get(id).is_some_and(|b| !b.fenced);
+    image
+        .topics
+        .values()
+        .filter(|t| {
+            t.configs
+                .get(crate::metadata::UNCLEAN_LEADER_ELECTION_ENABLE)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        })
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|(_, p)| p.leader.is_none() && p.replicas.iter().any(unfenced))
+        .map(|(t, p)| (t.name.clone(), p.partition))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +66,22 @@ mod tests {
             img.topics.insert(name.into(), t);
         }
         img
+    }
+
+    #[test]
+    fn unclean_candidates_are_leaderless_partitions_of_topics_that_allow_it() {
+        let mut img = image(
+            &[1],
+            vec![
+                ("strict", vec![partition(0, &[1, 2], &[1], None)]),
+                ("loose", vec![partition(0, &[1, 2], &[1], None), partition(1, &[1], &[1], None)]),
+            ],
+        );
+        assert!(unclean_candidates(&img).is_empty(), "no topic allows it yet");
+        let loose = img.topics.get_mut("loose").unwrap();
+        loose.configs.insert(crate::metadata::UNCLEAN_LEADER_ELECTION_ENABLE.into(), "true".into());
+        // Partition 1's only replica is fenced: nobody can take over.
+        assert_eq!(unclean_candidates(&img), vec![("loose".to_string(), 0)]);
     }
 
     #[test]

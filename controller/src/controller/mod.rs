@@ -293,6 +293,7 @@ impl Controller {
             liveness: Liveness::new(0),
             leader_balance_interval: config.leader_balance_interval,
             next_balance: Instant::now() + config.leader_balance_interval,
+            next_unclean: None,
         };
         let (status_tx, status_rx) = watch::channel(node.status());
         node.status_tx = status_tx;

@@ -110,6 +110,8 @@ pub(crate) struct Node {
     pub leader_balance_interval: Duration,
     /// When the next balance check is due.
     pub next_balance: Instant,
+    /// When an unclean election may be proposed again.
+    pub next_unclean: Option<Instant>,
 }
 
 impl Node {
@@ -484,10 +486,11 @@ impl Node {
     fn maybe_balance_leaders(&mut self, is_leader: bool) {
         let interval = self.leader_balance_interval;
         let now = Instant::now();
-        if !is_leader || interval.is_zero() || now < self.next_balance {
+        if !is_leader || self.raw.store().term(self.image.offset).ok() != Some(self.raw.raft.term) {
             return;
         }
-        if self.raw.store().term(self.image.offset).ok() != Some(self.raw.raft.term) {
+        self.maybe_elect_unclean(now);
+        if interval.is_zero() || now < self.next_balance {
             return;
         }
         self.next_balance = now + interval;
@@ -503,6 +506,32 @@ impl Node {
         match self.propose_raw(&cmd) {
             Ok(_) => tracing::info!(node = self.id, partitions = count, "proposing a preferred leader election"),
             Err(e) => tracing::debug!(error = %e, "could not propose a preferred leader election"),
+        }
+    }
+
+    /// On the leader: elects an out-of-ISR leader for leaderless partitions
+    /// of topics that allow it (at most once per second), loudly.
+    fn maybe_elect_unclean(&mut self, now: Instant) {
+        if self.next_unclean.is_some_and(|at| now < at) {
+            return;
+        }
+        let partitions = super::balance::unclean_candidates(&self.image);
+        if partitions.is_empty() {
+            return;
+        }
+        self.next_unclean = Some(now + LIVENESS_RETRY);
+        tracing::warn!(
+            node = self.id,
+            ?partitions,
+            "UNCLEAN leader election: no in-sync replica is alive and the topic allows unclean election; \
+             records acknowledged by the lost replicas may be lost"
+        );
+        let cmd = MetadataCommand::ElectLeaders {
+            partitions: Some(partitions),
+            election: crate::metadata::ElectionType::Unclean,
+        };
+        if let Err(e) = self.propose_raw(&cmd) {
+            tracing::debug!(error = %e, "could not propose an unclean leader election");
         }
     }
 
