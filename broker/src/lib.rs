@@ -1,6 +1,6 @@
 //! # strata-broker
 //!
-//! Owns the broker: partition leaders (and, with replication, followers) over
+//! Owns the broker: partition leaders and followers (replication) over
 //! `strata-storage` logs, produce and fetch handling, topic administration
 //! through the controller, the HTTP health and metrics endpoints, and the
 //! `strata-server` binary that ties them together with the controller.

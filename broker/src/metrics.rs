@@ -62,8 +62,21 @@ impl Metrics {
         let start = Family::<PartitionLabels, Gauge>::default();
         let hw = Family::<PartitionLabels, Gauge>::default();
         let size = Family::<PartitionLabels, Gauge>::default();
+        let leads = Family::<PartitionLabels, Gauge>::default();
+        let isr_size = Family::<PartitionLabels, Gauge>::default();
+        let (mut under_replicated, mut under_min_isr) = (0i64, 0i64);
         for p in replicas.partitions() {
             let l = PartitionLabels { topic: p.tp.topic.clone(), partition: p.tp.partition.to_string() };
+            let st = p.state();
+            let leader = p.leader_epoch_if_leader().is_some();
+            leads.get_or_create(&l).set(i64::from(leader));
+            isr_size.get_or_create(&l).set(st.isr.len() as i64);
+            if leader && st.isr.len() < st.replicas.len() {
+                under_replicated += 1;
+            }
+            if leader && (st.isr.len() as u32) < st.config.min_insync_replicas {
+                under_min_isr += 1;
+            }
             end.get_or_create(&l).set(p.log.log_end_offset() as i64);
             start.get_or_create(&l).set(p.log.log_start_offset() as i64);
             hw.get_or_create(&l).set(p.high_watermark() as i64);
@@ -73,6 +86,22 @@ impl Metrics {
         r.register("partition_log_start_offset", "First offset still in the log", start);
         r.register("partition_high_watermark", "Offset below which records are visible", hw);
         r.register("partition_size_bytes", "Bytes held by the partition's segments", size);
+        r.register("partition_is_leader", "1 when this broker leads the partition", leads);
+        r.register("partition_isr_size", "In-sync replicas of the partition (as last committed)", isr_size);
+        let g = Gauge::<i64>::default();
+        g.set(under_replicated);
+        r.register(
+            "under_replicated_partitions",
+            "Partitions led here whose ISR is smaller than their replica set",
+            g,
+        );
+        let g = Gauge::<i64>::default();
+        g.set(under_min_isr);
+        r.register(
+            "under_min_isr_partitions",
+            "Partitions led here whose ISR is below min.insync.replicas (acks=all fails)",
+            g,
+        );
         let offline = Gauge::<i64>::default();
         offline.set(replicas.offline().len() as i64);
         r.register("offline_partitions", "Partitions whose logs failed to open", offline);

@@ -305,9 +305,21 @@ async fn an_old_leaders_unreplicated_records_vanish() {
     for i in 0..10 {
         after.send(ProducerRecord::new(t, format!("after-{i}")).with_partition(0)).await.unwrap().await.unwrap();
     }
+    // The new leader reports the partition under-replicated (the old leader
+    // left the ISR when it was fenced).
+    wait_until("under-replicated in /metrics", Duration::from_secs(10), || {
+        strata_tests::http_get(c.http(new_leader), "/metrics")
+            .is_some_and(|(_, body)| body.lines().any(|l| l == "strata_under_replicated_partitions 1"))
+    });
     // The old leader returns, truncates its divergent suffix and catches up.
     c.start(leader);
     wait_fully_replicated(&c, t, Duration::from_secs(30));
+    wait_until("no longer under-replicated", Duration::from_secs(10), || {
+        (1..=3).all(|i| {
+            strata_tests::http_get(c.http(i), "/metrics")
+                .is_some_and(|(_, body)| body.lines().any(|l| l == "strata_under_replicated_partitions 0"))
+        })
+    });
     let records = consume_all(&c.bootstrap_all(), t, 0).await;
     let values: Vec<&String> = records.values().collect();
     // A follower may have received the first of them in a fetch answered
