@@ -90,11 +90,11 @@ pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, Error>
             format!("{}: leadership moved before the records were replicated; they may be lost", p.tp),
         ));
     }
-    if p.high_watermark() >= end {
-        return Ok(true);
-    }
+    // Before the high watermark (as Kafka's DelayedProduce): once the ISR
+    // shrank below the minimum, the leader alone moves the high watermark,
+    // and completing then would acknowledge a record held by one replica.
     p.check_min_isr(ErrorCode::NotEnoughReplicasAfterAppend)?;
-    Ok(false)
+    Ok(p.high_watermark() >= end)
 }
 
 /// Waits until the high watermark reaches `end` while this broker still

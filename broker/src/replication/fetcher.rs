@@ -187,18 +187,26 @@ impl Fetcher {
 }
 
 /// One partition's entry in a fetch from `leader`, if this replica follows
-/// it: the follower's log end as fetch offset, its latest epoch as last
-/// fetched epoch, and the leader epoch it believes in.
+/// it: the follower's log end as fetch offset, the epoch of its last batch
+/// as last fetched epoch, and the leader epoch it believes in.
 pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchPartition> {
     let st = p.state();
     if !matches!(st.role, Role::Follower { leader: Some(l) } if l == leader) {
         return None;
     }
+    let fetch_offset = p.log.log_end_offset();
+    // The epoch of the last batch held: an entry starting at the log end
+    // (an epoch this replica assigned as leader and never wrote in) holds
+    // no data. Sent as the last fetched epoch, the leader, which never had
+    // that epoch, would answer with a divergence at this very log end, which
+    // truncates nothing — forever.
+    let last_fetched_epoch =
+        p.log.epoch_entries().iter().rev().find(|&&(_, start)| start < fetch_offset).map_or(-1, |&(e, _)| e as i32);
     Some(ReplicaFetchPartition {
         topic: p.tp.topic.clone(),
         partition: p.tp.partition,
-        fetch_offset: p.log.log_end_offset(),
-        last_fetched_epoch: p.log.latest_epoch().map_or(-1, |e| e as i32),
+        fetch_offset,
+        last_fetched_epoch,
         current_leader_epoch: st.leader_epoch,
         partition_max_bytes: 0,
     })
@@ -225,7 +233,16 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
     }
     if let Some(d) = r.diverging_epoch {
         let leo = p.log.log_end_offset();
-        let to = d.end_offset.min(leo);
+        // Where the leader's epoch `d.epoch` ends in *this* log too (Kafka's
+        // follower-side OffsetsForLeaderEpoch check): when the leader never
+        // had this follower's last epoch, it answers with an older epoch
+        // that may end earlier here; cutting only to the leader's end would
+        // keep the divergent suffix and the same answer would repeat forever.
+        let own_end = match u32::try_from(d.epoch) {
+            Ok(epoch) => p.log.end_offset_for_epoch(epoch).map_or(p.log.log_start_offset(), |(_, end)| end),
+            Err(_) => leo,
+        };
+        let to = d.end_offset.min(own_end).min(leo);
         tracing::info!(
             partition = %p.tp, epoch = d.epoch, leader_end_offset = d.end_offset, log_end = leo,
             "log diverges from the leader's; truncating"

@@ -2,7 +2,6 @@
 //! and acks=1; sampling consumers reading below the leader's HW) and the
 //! leader's produce path, mirroring produce.rs step by step.
 
-
 use bytes::Bytes;
 use strata_broker::produce::commit_status;
 use strata_protocol::batch::{split_batches, BatchBuilder, RecordBatch};
@@ -50,7 +49,8 @@ impl World {
         if self.rng.chance(100) {
             self.refresh_view();
         }
-        let leader = self.view.topics.get(TOPIC).and_then(|t| t.partitions.get(partition as usize)).and_then(|p| p.leader);
+        let leader =
+            self.view.topics.get(TOPIC).and_then(|t| t.partitions.get(partition as usize)).and_then(|p| p.leader);
         let Some(leader) = leader else {
             self.refresh_view();
             return;
@@ -211,8 +211,12 @@ impl World {
         }
     }
 
-    /// No leader's high watermark goes down within its leader epoch.
+    /// No leader's high watermark goes down within its leader epoch (in
+    /// one process). A leader restarted within its session keeps leading in
+    /// the same epoch from its checkpointed HW: that drop is counted, not
+    /// failed (see the report's `hw_restart_regressions`).
     pub(super) fn check_hw(&mut self, b: u32) {
+        let inc = self.brokers[&b].inc;
         let Some(rm) = self.brokers[&b].rm.as_ref() else { return };
         let mut ps = rm.partitions();
         ps.sort_by(|x, y| x.tp.cmp(&y.tp));
@@ -220,19 +224,24 @@ impl World {
             let Some(epoch) = p.leader_epoch_if_leader() else { continue };
             let hw = p.high_watermark();
             let key = (b, p.tp.partition, epoch);
-            match self.hw_seen.get(&key) {
-                Some(&prev) if hw < prev => {
+            match self.hw_seen.get(&key).copied() {
+                Some((prev_inc, prev)) if hw < prev && prev_inc == inc => {
                     self.violation(format!(
                         "leader {b} of {} in epoch {epoch}: high watermark went down from {prev} to {hw}",
                         p.tp
                     ));
-                    self.hw_seen.insert(key, hw);
                 }
-                Some(&prev) if hw == prev => {}
-                _ => {
-                    self.hw_seen.insert(key, hw);
+                Some((_, prev)) if hw < prev => {
+                    self.report.hw_restart_regressions += 1;
+                    self.trace(format!(
+                        "note: leader {b} of {} restarted in epoch {epoch}: high watermark {prev} -> {hw} (checkpoint)",
+                        p.tp
+                    ));
                 }
+                Some((prev_inc, prev)) if hw == prev && prev_inc == inc => continue,
+                _ => {}
             }
+            self.hw_seen.insert(key, (inc, hw));
         }
     }
 
@@ -240,5 +249,4 @@ impl World {
     pub(super) fn tp(i: u32) -> TopicPartition {
         TopicPartition { topic: TOPIC.to_string(), partition: i }
     }
-
 }

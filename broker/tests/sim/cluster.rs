@@ -52,7 +52,11 @@ impl World {
         }
         self.commit(MetadataCommand::InitCluster { cluster_id: "sim-cluster".into() });
         for b in BROKERS {
-            self.commit(MetadataCommand::RegisterBroker { node_id: b, address: format!("broker-{b}:9092"), rack: None });
+            self.commit(MetadataCommand::RegisterBroker {
+                node_id: b,
+                address: format!("broker-{b}:9092"),
+                rack: None,
+            });
         }
         let configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
         self.commit(MetadataCommand::CreateTopic {
@@ -244,7 +248,8 @@ impl World {
         }
         let req_id = self.id();
         self.brokers.get_mut(&f).expect("broker").fetchers.get_mut(&leader).expect("fetcher").in_flight = Some(req_id);
-        let desc: Vec<String> = parts.iter().map(|p| format!("{}@{}e{}", p.partition, p.fetch_offset, p.last_fetched_epoch)).collect();
+        let desc: Vec<String> =
+            parts.iter().map(|p| format!("{}@{}e{}", p.partition, p.fetch_offset, p.last_fetched_epoch)).collect();
         self.trace(format!("{f} fetch #{req_id} from {leader} {desc:?}"));
         self.send(f, leader, Msg::Fetch { f, f_inc: inc, gen, req_id, parts });
         self.after(FETCH_TIMEOUT, Ev::FetchTimeout { f, inc, leader, gen, req_id });
@@ -366,7 +371,8 @@ impl World {
         parts: Vec<ReplicaFetchedPartition>,
     ) {
         let inc = self.brokers[&f].inc;
-        let current = self.brokers[&f].fetchers.get(&leader).is_some_and(|x| x.gen == gen && x.in_flight == Some(req_id));
+        let current =
+            self.brokers[&f].fetchers.get(&leader).is_some_and(|x| x.gen == gen && x.in_flight == Some(req_id));
         if !current {
             self.trace(format!("{f} drops stale answer #{req_id}"));
             return;
@@ -388,7 +394,11 @@ impl World {
                         self.report.truncations += 1;
                     }
                     if after != before {
-                        self.trace(format!("{f} partition {} leo {before}->{after} hw {}", tp.partition, p.high_watermark()));
+                        self.trace(format!(
+                            "{f} partition {} leo {before}->{after} hw {}",
+                            tp.partition,
+                            p.high_watermark()
+                        ));
                     }
                 }
             }

@@ -92,6 +92,9 @@ pub struct Report {
     pub max_leader_epoch: u32,
     /// Follower truncations observed.
     pub truncations: u32,
+    /// Times a leader restarted within its session resumed its epoch with
+    /// a lower (checkpointed) high watermark.
+    pub hw_restart_regressions: u32,
     /// Safety violations (empty when the run passed).
     pub violations: Vec<String>,
     /// The last trace lines, for a failure report.
@@ -224,6 +227,7 @@ pub struct World {
     next_id: u64,
     trace_hash: u64,
     tail: std::collections::VecDeque<String>,
+    print_trace: bool,
     report: Report,
     // Controller.
     image: MetadataImage,
@@ -241,7 +245,7 @@ pub struct World {
     seq_no: u64,
     acked_all: Vec<(u32, u64, String)>,
     seen: BTreeMap<(u32, u64), String>,
-    hw_seen: BTreeMap<(u32, u32, u32), u64>,
+    hw_seen: BTreeMap<(u32, u32, u32), (u64, u64)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -279,6 +283,7 @@ impl World {
             next_id: 1,
             trace_hash: 0xCBF2_9CE4_8422_2325,
             tail: std::collections::VecDeque::new(),
+            print_trace: std::env::var_os("STRATA_SIM_TRACE").is_some(),
             report: Report::default(),
             image: MetadataImage::default(),
             last_heard: BTreeMap::new(),
@@ -328,6 +333,9 @@ impl World {
         for b in line.as_bytes() {
             self.trace_hash ^= u64::from(*b);
             self.trace_hash = self.trace_hash.wrapping_mul(0x0100_0000_01B3);
+        }
+        if self.print_trace {
+            eprintln!("{line}");
         }
         if self.tail.len() == 400 {
             self.tail.pop_front();
@@ -408,7 +416,10 @@ impl World {
             self.final_oracle();
         } else {
             let state = self.describe_state();
-            self.violation(format!("the healed cluster did not become quiescent within {} ms: {state}", self.cfg.settle_ms));
+            self.violation(format!(
+                "the healed cluster did not become quiescent within {} ms: {state}",
+                self.cfg.settle_ms
+            ));
         }
         self.report.sim_ms = self.now();
         self.report.trace_hash = self.trace_hash;

@@ -105,7 +105,11 @@ impl World {
             let (b0, first) = &logs[0];
             for (b, bytes) in &logs[1..] {
                 if bytes != first {
-                    let at = first.iter().zip(bytes.iter()).position(|(x, y)| x != y).unwrap_or(first.len().min(bytes.len()));
+                    let at = first
+                        .iter()
+                        .zip(bytes.iter())
+                        .position(|(x, y)| x != y)
+                        .unwrap_or(first.len().min(bytes.len()));
                     self.violation(format!(
                         "{tp}: replicas {b0} and {b} differ ({} vs {} bytes, first difference at byte {at})",
                         first.len(),
