@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_controller::{
-    CommandOutcome, Controller, ControllerClient, ControllerError, MetadataCommand, MetadataImage, QuorumStatus,
-    TopicInfo,
+    CommandOutcome, Controller, ControllerClient, ControllerError, MetadataCommand, MetadataError, MetadataImage,
+    QuorumStatus, TopicInfo,
 };
 use tokio::sync::watch;
 
@@ -123,16 +123,30 @@ impl ControllerLink {
         }
     }
 
-    /// Registers (or re-registers) this broker; returns once its metadata shows it.
+    /// Registers this broker process: first fences any earlier process of
+    /// the same broker (its session may still be alive after a quick
+    /// restart), so every partition it led gets a new leader epoch and this
+    /// process never resumes leading in an epoch whose high watermark it
+    /// does not know; then registers (unfencing it). Returns once this
+    /// node's metadata has applied both.
     pub async fn register_broker(
         &self,
         node_id: u32,
         address: String,
         rack: Option<String>,
     ) -> Result<(), ControllerError> {
+        match self.propose(MetadataCommand::FenceBroker { node_id }).await {
+            Ok(_) => {
+                let fenced = |image: &MetadataImage| image.brokers.get(&node_id).is_some_and(|b| b.fenced);
+                self.wait_visible(fenced).await;
+            }
+            // The first start of this broker: nothing to fence.
+            Err(ControllerError::Metadata(MetadataError::UnknownBroker { .. })) => {}
+            Err(e) => return Err(e),
+        }
         match self.propose(MetadataCommand::RegisterBroker { node_id, address, rack }).await? {
             CommandOutcome::BrokerRegistered { .. } => {
-                self.wait_visible(|image| image.brokers.contains_key(&node_id)).await;
+                self.wait_visible(|image| image.brokers.get(&node_id).is_some_and(|b| !b.fenced)).await;
                 Ok(())
             }
             other => Err(unexpected(other)),

@@ -90,11 +90,7 @@ impl Metrics {
         r.register("partition_isr_size", "In-sync replicas of the partition (as last committed)", isr_size);
         let g = Gauge::<i64>::default();
         g.set(under_replicated);
-        r.register(
-            "under_replicated_partitions",
-            "Partitions led here whose ISR is smaller than their replica set",
-            g,
-        );
+        r.register("under_replicated_partitions", "Partitions led here whose ISR is smaller than their replica set", g);
         let g = Gauge::<i64>::default();
         g.set(under_min_isr);
         r.register(

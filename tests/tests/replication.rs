@@ -432,3 +432,25 @@ async fn failover_time() {
     times.sort();
     eprintln!("failover median {:?} (min {:?}, max {:?})", times[2], times[0], times[4]);
 }
+
+/// A leader killed and restarted within its session (before the controller
+/// noticed) must not resume leading in its old epoch: its new process fences
+/// the old one before registering, so the epoch moves on.
+#[test]
+fn a_quickly_restarted_leader_does_not_resume_its_old_epoch() {
+    let c = LocalCluster::up_with_env(3, ENV);
+    let t = "quick";
+    let out = strata(&c.bootstrap(1), &["topic", "create", t, "--partitions", "1", "--replication-factor", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_fully_replicated(&c, t, Duration::from_secs(20));
+    let before = describe(&c, 1, t)["partitions"][0].clone();
+    let leader = before["leader"].as_u64().unwrap() as usize;
+    let killed = Instant::now();
+    c.kill(leader);
+    c.start(leader);
+    eprintln!("leader {leader} back after {:?} (session timeout 3 s)", killed.elapsed());
+    let other = 1 + leader % 3;
+    wait_until("a new leader epoch", Duration::from_secs(10), || {
+        describe(&c, other, t)["partitions"][0]["leader_epoch"].as_u64() > before["leader_epoch"].as_u64()
+    });
+}

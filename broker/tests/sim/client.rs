@@ -211,10 +211,9 @@ impl World {
         }
     }
 
-    /// No leader's high watermark goes down within its leader epoch (in
-    /// one process). A leader restarted within its session keeps leading in
-    /// the same epoch from its checkpointed HW: that drop is counted, not
-    /// failed (see the report's `hw_restart_regressions`).
+    /// No leader's high watermark goes down within its leader epoch, even
+    /// across a restart (a restarted broker is fenced before it registers,
+    /// so it never resumes an epoch it led).
     pub(super) fn check_hw(&mut self, b: u32) {
         let inc = self.brokers[&b].inc;
         let Some(rm) = self.brokers[&b].rm.as_ref() else { return };
@@ -233,8 +232,8 @@ impl World {
                 }
                 Some((_, prev)) if hw < prev => {
                     self.report.hw_restart_regressions += 1;
-                    self.trace(format!(
-                        "note: leader {b} of {} restarted in epoch {epoch}: high watermark {prev} -> {hw} (checkpoint)",
+                    self.violation(format!(
+                        "leader {b} of {} restarted and resumed epoch {epoch}: high watermark {prev} -> {hw}",
                         p.tp
                     ));
                 }

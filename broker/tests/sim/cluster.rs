@@ -58,6 +58,9 @@ impl World {
                 rack: None,
             });
         }
+        for b in BROKERS {
+            self.brokers.get_mut(&b).expect("broker").registered_at = 0;
+        }
         let configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
         self.commit(MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -85,6 +88,7 @@ impl World {
         let logs = LogManager::open_with_clock(&broker.dir, log_config(), storage_clock).expect("open logs");
         broker.rm = Some(ReplicaManager::with_clock(b, logs, log_config(), clock));
         broker.inc += 1;
+        broker.registered_at = u64::MAX;
         let inc = broker.inc;
         self.last_heard.insert(b, now);
         self.at(now + jitter_hb, Ev::Heartbeat { b, inc });
@@ -157,7 +161,14 @@ impl World {
 
     pub(super) fn controller_register(&mut self, b: u32) {
         self.last_heard.insert(b, self.now());
+        // As the real broker does at startup: fence the earlier process of
+        // this broker first, so it never resumes an epoch it led before.
+        if self.image.brokers.get(&b).is_some_and(|i| !i.fenced) {
+            self.commit(MetadataCommand::FenceBroker { node_id: b });
+        }
         self.commit(MetadataCommand::RegisterBroker { node_id: b, address: format!("broker-{b}:9092"), rack: None });
+        // The registration's answer tells the broker where its metadata starts.
+        self.brokers.get_mut(&b).expect("broker").registered_at = self.image.offset;
         let img = Arc::new(self.image.clone());
         self.send(CONTROLLER, b, Msg::Metadata(img));
     }
@@ -166,7 +177,13 @@ impl World {
         let broker = &self.brokers[&b];
         let Some(rm) = broker.rm.as_ref().filter(|_| broker.inc == inc) else { return };
         let applied = rm.image().offset;
-        self.send(b, CONTROLLER, Msg::Heartbeat { b, applied });
+        if broker.registered_at == u64::MAX {
+            // Not registered yet (the request may have been lost): retry,
+            // as the real server does until it is registered.
+            self.send(b, CONTROLLER, Msg::Register { b });
+        } else {
+            self.send(b, CONTROLLER, Msg::Heartbeat { b, applied });
+        }
         self.after(HEARTBEAT, Ev::Heartbeat { b, inc });
     }
 
@@ -176,7 +193,7 @@ impl World {
     pub(super) fn apply_image(&mut self, b: u32, img: Arc<MetadataImage>) {
         let broker = self.brokers.get_mut(&b).expect("broker");
         let rm = broker.rm.as_ref().expect("live");
-        if img.offset <= rm.image().offset {
+        if img.offset <= rm.image().offset || img.offset < broker.registered_at {
             return;
         }
         rm.apply_metadata(img.clone());

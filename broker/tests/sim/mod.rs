@@ -207,6 +207,10 @@ struct Broker {
     parked: Vec<Parked>,
     waiters: Vec<Waiter>,
     slow: u64,
+    /// Metadata before this offset is ignored: a (re)started broker acts on
+    /// metadata only once its registration is in it, as the real server
+    /// applies metadata only after registering.
+    registered_at: u64,
 }
 
 /// A produce request the client is waiting on.
@@ -269,6 +273,7 @@ impl World {
                     parked: Vec::new(),
                     waiters: Vec::new(),
                     slow: 0,
+                    registered_at: 0,
                 };
                 (b, broker)
             })
