@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use futures::future::select_all;
 use strata_protocol::v1::{Error, ErrorCode, FetchRequest, FetchResponse, FetchedPartition};
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api_error;
+use crate::long_poll::wait_for_change;
 use crate::service::BrokerService;
 
 /// Longest a fetch may wait, whatever the client asks.
@@ -31,13 +31,7 @@ impl BrokerService {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }
-            let changes = watchers.into_iter().map(|mut w| Box::pin(async move { w.changed().await }));
-            let mut stopping = self.stopping.clone();
-            let woken = tokio::select! {
-                r = tokio::time::timeout_at(deadline, select_all(changes)) => r.is_ok(),
-                _ = stopping.changed() => false,
-            };
-            if !woken {
+            if !wait_for_change(watchers, deadline, &self.stopping).await {
                 let (_, response, bytes, _) = self.fetch_once(&req);
                 self.metrics.record_fetch(bytes as u64);
                 return response;

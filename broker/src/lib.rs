@@ -17,6 +17,7 @@ pub mod controller_link;
 pub mod elect;
 pub mod fetch;
 pub mod http;
+mod long_poll;
 pub mod metrics;
 pub mod partition;
 pub mod produce;

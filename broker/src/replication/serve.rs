@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use futures::future::select_all;
 use strata_protocol::v1::{
     EpochEndOffset, Error, ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchResponse,
     ReplicaFetchedPartition,
@@ -15,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api_error;
+use crate::long_poll::wait_for_change;
 use crate::partition::Partition;
 use crate::service::BrokerService;
 
@@ -40,13 +40,7 @@ impl BrokerService {
             {
                 return response;
             }
-            let changes = watchers.into_iter().map(|mut w| Box::pin(async move { w.changed().await }));
-            let mut stopping = self.stopping.clone();
-            let woken = tokio::select! {
-                r = tokio::time::timeout_at(deadline, select_all(changes)) => r.is_ok(),
-                _ = stopping.changed() => false,
-            };
-            if !woken {
+            if !wait_for_change(watchers, deadline, &self.stopping).await {
                 return self.replica_fetch_once(&req, false).1;
             }
         }
