@@ -73,7 +73,7 @@ impl BrokerService {
             .map_err(|e| api_error::storage_error(topic, partition, &e))?;
         p.after_leader_append();
         if acks == -1 {
-            wait_committed(&p, epoch, info.last_offset + 1, timeout).await?;
+            wait_committed(&p, epoch, info.last_offset + 1, timeout, &self.stopping).await?;
         }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
     }
@@ -100,15 +100,35 @@ pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, Error>
 /// Waits until the high watermark reaches `end` while this broker still
 /// leads in `epoch`; fails if leadership moves, the ISR falls below
 /// `min.insync.replicas`, or `timeout` passes.
-async fn wait_committed(p: &Partition, epoch: u32, end: u64, timeout: Duration) -> Result<(), Error> {
+async fn wait_committed(
+    p: &Partition,
+    epoch: u32,
+    end: u64,
+    timeout: Duration,
+    stopping: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Error> {
     let mut hw = p.watch_high_watermark();
+    let mut stopping = stopping.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         hw.borrow_and_update();
         if commit_status(p, epoch, end)? {
             return Ok(());
         }
-        match tokio::time::timeout_at(deadline, hw.changed()).await {
+        if *stopping.borrow_and_update() {
+            // After a controlled shutdown the followers fetch from the new
+            // leader: this high watermark will not move again. Answer now so
+            // the producer retries there instead of waiting out its timeout.
+            return Err(Error::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("{}: this broker is shutting down; the records may not be replicated", p.tp),
+            ));
+        }
+        let changed = tokio::select! {
+            r = tokio::time::timeout_at(deadline, hw.changed()) => r,
+            _ = stopping.changed() => continue,
+        };
+        match changed {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(p.not_leader()),
             Err(_) => {

@@ -207,6 +207,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             }
             Err(_) => tracing::warn!("controlled shutdown timed out; the session timeout will fence this broker"),
         }
+        // Give up leadership locally at once (the metadata follower may not
+        // have applied the change yet): waiting acks=all produces answer
+        // NOT_LEADER_OR_FOLLOWER and their producers move to the new leaders.
+        replicas.apply_metadata(link.metadata());
     }
     tracing::info!("shutting down: closing listeners, flushing logs");
     let _ = stop_tx.send(true);
