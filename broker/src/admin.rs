@@ -29,6 +29,7 @@ impl BrokerService {
 
     async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), Error> {
         validate_topic_name(&spec.name).map_err(|e| Error::new(ErrorCode::InvalidTopicName, e.to_string()))?;
+        refuse_internal(&spec.name, "created")?;
         let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
         let rf = match (spec.replication_factor, self.config.default_replication_factor) {
             (0, 0) => {
@@ -67,7 +68,10 @@ impl BrokerService {
     pub(crate) async fn delete_topics(&self, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
         let mut results = Vec::with_capacity(req.names.len());
         for name in req.names {
-            let error = self.controller.delete_topic(&name).await.err().map(|e| controller_error(&e));
+            let error = match refuse_internal(&name, "deleted") {
+                Err(e) => Some(e),
+                Ok(()) => self.controller.delete_topic(&name).await.err().map(|e| controller_error(&e)),
+            };
             results.push(TopicResult { name, error });
         }
         self.replicas.apply_metadata(self.controller.metadata());
@@ -220,6 +224,18 @@ impl BrokerService {
             metadata_offset: image.offset,
         }
     }
+}
+
+/// Topics whose name starts with `__` are the broker's own (the offsets
+/// topic): users cannot create or delete them.
+pub(crate) fn refuse_internal(name: &str, what: &str) -> Result<(), Error> {
+    if crate::group::is_internal_topic(name) {
+        return Err(Error::new(
+            ErrorCode::InvalidTopicName,
+            format!("'{name}': topic names starting with '__' are reserved for internal topics and cannot be {what} by users"),
+        ));
+    }
+    Ok(())
 }
 
 /// How long `DescribeCluster` waits for the controller leader's quorum view.

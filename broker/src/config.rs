@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// leaves the ISR (Kafka's replica.lag.time.max.ms).
     #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS")]
     pub replica_lag_time_max_ms: Option<u64>,
+    /// Partitions of the internal offsets topic `__consumer_offsets`
+    /// (Kafka's offsets.topic.num.partitions), used when it is created.
+    #[arg(long, env = "STRATA_OFFSETS_TOPIC_PARTITIONS")]
+    pub offsets_topic_partitions: Option<u32>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -107,6 +111,8 @@ pub struct FileConfig {
     pub default_replication_factor: Option<u32>,
     /// See the flag.
     pub replica_lag_time_max_ms: Option<u64>,
+    /// See the flag.
+    pub offsets_topic_partitions: Option<u32>,
     /// Defaults of every partition log (topic configs override them).
     pub log: Option<LogConfig>,
 }
@@ -167,8 +173,14 @@ pub struct ServerConfig {
     pub default_replication_factor: u32,
     /// A follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max: std::time::Duration,
+    /// Partitions of `__consumer_offsets` when this broker creates it.
+    pub offsets_topic_partitions: u32,
     pub log: LogConfig,
 }
+
+/// Kafka's default offsets.topic.num.partitions is 50; 16 keeps a small
+/// cluster's partition count modest.
+const DEFAULT_OFFSETS_TOPIC_PARTITIONS: u32 = 16;
 
 /// Kafka's default is 30 s; a shorter window restores acks=all throughput
 /// sooner after a follower stalls.
@@ -193,6 +205,7 @@ impl ServerConfig {
             replica_lag_time_max: std::time::Duration::from_millis(
                 file.replica_lag_time_max_ms.unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
             ),
+            offsets_topic_partitions: file.offsets_topic_partitions.unwrap_or(DEFAULT_OFFSETS_TOPIC_PARTITIONS),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -234,6 +247,10 @@ impl ServerConfig {
                     .or(file.replica_lag_time_max_ms)
                     .unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
             ),
+            offsets_topic_partitions: args
+                .offsets_topic_partitions
+                .or(file.offsets_topic_partitions)
+                .unwrap_or(DEFAULT_OFFSETS_TOPIC_PARTITIONS),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -243,6 +260,9 @@ impl ServerConfig {
         self.log.validate().map_err(|e| ConfigError::Invalid { name: "[log]", reason: e.to_string() })?;
         if self.replica_lag_time_max.is_zero() {
             return Err(ConfigError::Invalid { name: "--replica-lag-time-max-ms", reason: "must be positive".into() });
+        }
+        if self.offsets_topic_partitions == 0 {
+            return Err(ConfigError::Invalid { name: "--offsets-topic-partitions", reason: "must be positive".into() });
         }
         if self.default_partitions == 0 {
             return Err(ConfigError::Invalid { name: "default_partitions", reason: "must be positive".into() });
@@ -366,6 +386,13 @@ mod tests {
         assert_eq!(c.default_partitions, 6);
         assert_eq!(c.log.segment_bytes, 65536);
         assert_eq!(c.voters, vec![Voter { node_id: 7, address: "127.0.0.1:9701".into() }]);
+        assert_eq!(c.offsets_topic_partitions, 16);
+        std::fs::write(&path, "offsets_topic_partitions = 3\n").unwrap();
+        assert_eq!(ServerConfig::run(&args).unwrap().offsets_topic_partitions, 3);
+        let flag = RunArgs { offsets_topic_partitions: Some(5), ..args.clone() };
+        assert_eq!(ServerConfig::run(&flag).unwrap().offsets_topic_partitions, 5);
+        let zero = RunArgs { offsets_topic_partitions: Some(0), ..args.clone() };
+        assert!(ServerConfig::run(&zero).unwrap().validate().is_err());
         std::fs::write(&path, "nod_id = 3\n").unwrap();
         let err = ServerConfig::run(&args).unwrap_err().to_string();
         assert!(err.contains("nod_id"), "{err}");

@@ -16,6 +16,7 @@ pub mod config;
 pub mod controller_link;
 pub mod elect;
 pub mod fetch;
+pub mod group;
 pub mod http;
 mod long_poll;
 pub mod metrics;

@@ -30,6 +30,7 @@ pub struct Metrics {
     fetch_requests: Counter,
     fetch_bytes: Counter,
     errors: Family<CodeLabels, Counter>,
+    groups: Gauge,
 }
 
 impl Metrics {
@@ -50,6 +51,11 @@ impl Metrics {
         self.errors.get_or_create(&CodeLabels { code: code.as_str_name().to_string() }).inc();
     }
 
+    /// Sets how many consumer groups this broker coordinates.
+    pub fn set_groups(&self, groups: usize) {
+        self.groups.set(groups as i64);
+    }
+
     /// The text exposition of every metric, partition gauges read now.
     pub fn render(&self, replicas: &ReplicaManager, is_controller_leader: bool) -> String {
         let mut r = Registry::with_prefix("strata");
@@ -58,6 +64,11 @@ impl Metrics {
         r.register("fetch_requests", "Fetch requests served", self.fetch_requests.clone());
         r.register("fetch_bytes", "Record-batch bytes returned by fetches", self.fetch_bytes.clone());
         r.register("errors", "Errors returned to clients, by code", self.errors.clone());
+        r.register(
+            "groups",
+            "Consumer groups coordinated by this broker (with committed offsets)",
+            self.groups.clone(),
+        );
         let end = Family::<PartitionLabels, Gauge>::default();
         let start = Family::<PartitionLabels, Gauge>::default();
         let hw = Family::<PartitionLabels, Gauge>::default();

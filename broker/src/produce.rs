@@ -51,6 +51,7 @@ impl BrokerService {
         acks: i32,
         timeout: Duration,
     ) -> Result<(u64, u64, u64, u64), Error> {
+        crate::admin::refuse_internal(topic, "written")?;
         let p = self.replicas.lookup(topic, partition)?;
         if acks == -1 {
             p.check_min_isr(ErrorCode::NotEnoughReplicas)?;
@@ -100,7 +101,7 @@ pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, Error>
 /// Waits until the high watermark reaches `end` while this broker still
 /// leads in `epoch`; fails if leadership moves, the ISR falls below
 /// `min.insync.replicas`, or `timeout` passes.
-async fn wait_committed(
+pub(crate) async fn wait_committed(
     p: &Partition,
     epoch: u32,
     end: u64,

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::ServerConfig;
 use crate::controller_link::ControllerLink;
+use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::replica_manager::ReplicaManager;
 
@@ -24,6 +25,8 @@ pub struct BrokerService {
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) controller: ControllerLink,
     pub(crate) metrics: Arc<Metrics>,
+    /// The consumer groups this broker coordinates.
+    pub(crate) groups: Arc<GroupCoordinator>,
     /// Turns true when the server shuts down: parked long polls return.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -37,7 +40,7 @@ impl BrokerService {
         metrics: Arc<Metrics>,
         stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
-        BrokerService { config, replicas, controller, metrics, stopping }
+        BrokerService { config, replicas, controller, metrics, groups: Arc::new(GroupCoordinator::new()), stopping }
     }
 }
 
@@ -100,5 +103,38 @@ impl Strata for BrokerService {
 
     async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
         Ok(Response::new(BrokerService::replica_fetch(self, req.into_inner()).await))
+    }
+
+    async fn find_coordinator(
+        &self,
+        req: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        Ok(Response::new(BrokerService::find_coordinator(self, req.into_inner()).await))
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: Request<CommitOffsetsRequest>,
+    ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        Ok(Response::new(BrokerService::commit_offsets(self, req.into_inner()).await))
+    }
+
+    async fn fetch_offsets(&self, req: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
+        Ok(Response::new(BrokerService::fetch_offsets(self, req.into_inner()).await))
+    }
+
+    async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::list_groups(self).await))
+    }
+
+    async fn describe_groups(
+        &self,
+        req: Request<DescribeGroupsRequest>,
+    ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::describe_groups(self, req.into_inner()).await))
+    }
+
+    async fn delete_groups(&self, req: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::delete_groups(self, req.into_inner()).await))
     }
 }

@@ -1,5 +1,6 @@
 //! Topic and cluster administration: create, delete, list and describe
 //! topics; describe brokers and controller voters; elect partition leaders.
+//! Consumer-group administration is in `groups.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use strata_protocol::v1::{
 
 use crate::connection::{call, parse_bootstrap};
 use crate::error::ClientError;
+use crate::groups::Groups;
 use crate::metadata::Cluster;
 
 /// How long an admin request may take.
@@ -43,6 +45,8 @@ const NOT_CONTROLLER_BACKOFF: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Arc<Cluster>,
+    /// Consumer-group requests (coordinator routing); see `groups.rs`.
+    groups: Arc<Groups>,
 }
 
 /// One topic as `list_topics` returns it.
@@ -254,7 +258,13 @@ impl Admin {
         S: AsRef<str>,
     {
         let cluster = Cluster::connect(parse_bootstrap(bootstrap)?, ADMIN_TIMEOUT).await?;
-        Ok(Admin { cluster })
+        let groups = Arc::new(Groups::new(cluster.clone()));
+        Ok(Admin { cluster, groups })
+    }
+
+    /// The consumer-group requests.
+    pub(crate) fn groups(&self) -> &Groups {
+        &self.groups
     }
 
     /// Creates a topic. `partitions` and `replication_factor` 0 mean the

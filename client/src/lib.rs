@@ -6,13 +6,18 @@
 //! It must never depend on broker or storage internals, and never report a
 //! record as sent before the broker acknowledged it at the requested acks.
 //!
-//! Status: the library is here: [`Admin`] (topics, cluster), [`Producer`]
-//! (key/sticky partitioning, per-partition batching with linger and batch
-//! size, requests grouped per leader broker, bounded in-flight requests,
-//! backpressure, retries with metadata refresh, per-partition ordering) and
-//! [`Consumer`] (assign, seek by offset/beginning/end/timestamp, long-poll
-//! fetches per leader, `poll` and `stream`). The `strata` CLI comes next;
-//! consumer groups are not implemented.
+//! Status: the library is here: [`Admin`] (topics, cluster, consumer
+//! groups: coordinator lookup, commit/fetch offsets, list, describe, delete,
+//! lag), [`Producer`] (key/sticky partitioning, per-partition batching with
+//! linger and batch size, requests grouped per leader broker, bounded
+//! in-flight requests, backpressure, retries with metadata refresh,
+//! per-partition ordering) and [`Consumer`] (assign, seek by
+//! offset/beginning/end/timestamp, long-poll fetches per leader, `poll` and
+//! `stream`; with a `group_id`: start from the group's committed offsets,
+//! `auto_offset_reset`, auto-commit, `commit_sync`/`commit_async`). The
+//! `strata` CLI is in `src/cli/`. Group membership (`subscribe`, partition
+//! assignment by the coordinator, rebalance callbacks) is not implemented
+//! yet: a consumer with a group id `assign`s its partitions itself.
 //!
 //! ```no_run
 //! use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
@@ -37,6 +42,7 @@ mod admin;
 mod connection;
 mod consumer;
 mod error;
+mod groups;
 mod metadata;
 mod murmur2;
 mod producer;
@@ -45,8 +51,11 @@ pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
     TopicDescription, TopicSummary, VoterDescription,
 };
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
+pub use groups::{
+    CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag,
+};
 pub use murmur2::{murmur2, partition_for_key};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 /// The API's machine-readable error codes (`ClientError::Server::code`).

@@ -157,6 +157,19 @@ impl Cluster {
         }
     }
 
+    /// A client for the broker at `address` (`host:port`), e.g. a group
+    /// coordinator named by `FindCoordinator`.
+    pub(crate) async fn address_client(&self, address: &str) -> Result<Client, ClientError> {
+        self.connections.client(address).await
+    }
+
+    /// The known brokers `(id, address)`, by id.
+    pub(crate) fn brokers(&self) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = self.read().brokers.iter().map(|(id, a)| (*id, a.clone())).collect();
+        out.sort_unstable();
+        out
+    }
+
     /// A client for any broker that accepts a connection: the last one that
     /// answered, then known brokers, then the bootstrap list.
     pub(crate) async fn any_client(&self) -> Result<Client, ClientError> {

@@ -18,6 +18,9 @@ impl ErrorCode {
                 | ErrorCode::NotEnoughReplicasAfterAppend
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorLoadInProgress
         )
     }
 }
@@ -51,6 +54,10 @@ mod tests {
         assert!(ErrorCode::NotLeaderOrFollower.is_retriable());
         assert!(!ErrorCode::CorruptBatch.is_retriable());
         assert!(!ErrorCode::RecordTooLarge.is_retriable());
+        assert!(ErrorCode::NotCoordinator.is_retriable());
+        assert!(ErrorCode::CoordinatorLoadInProgress.is_retriable());
+        assert!(ErrorCode::CoordinatorNotAvailable.is_retriable());
+        assert!(!ErrorCode::InvalidGroupId.is_retriable());
         assert_eq!(code_of(&None), ErrorCode::None);
         assert_eq!(code_of(&Some(Error::new(ErrorCode::OffsetOutOfRange, "o"))), ErrorCode::OffsetOutOfRange);
     }

@@ -2,15 +2,18 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{ArgGroup, Args};
-use strata_client::{Admin, Consumer, ConsumerConfig, SeekTo, TopicDescription};
+use strata_client::{Admin, Consumer, ConsumerConfig, OffsetReset, SeekTo, TopicDescription};
 
 use super::format::{RecordFormat, FORMAT_HELP};
 use super::output::Output;
-use super::{Global, GROUPS_UNSUPPORTED};
+use super::Global;
+
+/// How often `consume --group` commits what it printed (and on exit).
+const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Print a topic's records (all partitions unless --partition).
 ///
@@ -21,12 +24,20 @@ use super::{Global, GROUPS_UNSUPPORTED};
 /// them if needed; with --follow it keeps waiting for new records until
 /// interrupted (Ctrl-C exits 0). Records of one partition are printed in
 /// offset order.
+///
+/// With --group G (as Kafka's console consumer with a group, but without
+/// group membership yet: every partition is read): each partition starts at
+/// the group's committed offset; without one, at the beginning with
+/// --from-beginning, else at the end. The offsets after the records printed
+/// are committed every 5 s and on exit (also on Ctrl-C), so the next run
+/// continues from there.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("start").args(["from_beginning", "offset", "from_timestamp"])))]
 pub(crate) struct ConsumeArgs {
     /// Topic name.
     topic: String,
-    /// Start at the first offset still in the log (the default).
+    /// Start at the first offset still in the log (the default; with
+    /// --group: where the group has no committed offset).
     #[arg(long)]
     from_beginning: bool,
     /// Start at this offset in every partition read; an offset outside a
@@ -46,17 +57,15 @@ pub(crate) struct ConsumeArgs {
     /// Read only this partition (repeatable).
     #[arg(long, short = 'p', value_name = "P")]
     partition: Vec<u32>,
-    /// Consumer group (not supported yet: the command fails).
-    #[arg(long, short = 'g', value_name = "G")]
+    /// Consumer group: start from its committed offsets and commit what is
+    /// printed.
+    #[arg(long, short = 'g', value_name = "G", conflicts_with_all = ["offset", "from_timestamp"])]
     group: Option<String>,
     #[arg(long, value_name = "FMT", help = FORMAT_HELP)]
     format: Option<String>,
 }
 
 pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
-    if args.group.is_some() {
-        bail!(GROUPS_UNSUPPORTED);
-    }
     let format = match (&args.format, global.output) {
         (Some(f), _) => RecordFormat::parse(f)?,
         (None, Output::Json) => RecordFormat::Json,
@@ -67,7 +76,14 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
     let description = describe(&admin, topic).await?;
     let partitions = selected_partitions(&description, &args.partition)?;
 
-    let config = ConsumerConfig { max_wait: Duration::from_millis(500), ..ConsumerConfig::new(global.bootstrap()) };
+    let config = ConsumerConfig {
+        max_wait: Duration::from_millis(500),
+        group_id: args.group.clone(),
+        auto_offset_reset: if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest },
+        // What was printed is committed below, not what was fetched.
+        enable_auto_commit: false,
+        ..ConsumerConfig::new(global.bootstrap())
+    };
     let mut consumer = Consumer::connect(config).await?;
     consumer.assign(partitions.iter().map(|&p| (topic.to_owned(), p)).collect());
 
@@ -79,7 +95,10 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
             ends.insert(p, consumer.lookup_offset(topic, p, SeekTo::End).await?);
         }
     }
-    for &p in &partitions {
+    if args.group.is_some() {
+        consumer.resolve_positions().await?;
+    }
+    for &p in partitions.iter().filter(|_| args.group.is_none()) {
         let to = match (args.offset, args.from_timestamp) {
             (Some(o), _) => {
                 let start = consumer.lookup_offset(topic, p, SeekTo::Beginning).await?;
@@ -106,41 +125,92 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
         consumer.assign(active.iter().map(|&p| (topic.to_owned(), p)).collect());
     }
 
+    // With a group: the offset after the last record printed (and flushed)
+    // per partition, and what of it is committed.
+    let mut printed_to: HashMap<u32, u64> =
+        partitions.iter().filter_map(|&p| Some((p, consumer.position(topic, p)?))).collect();
+    let mut committed: HashMap<u32, u64> = HashMap::new();
+    let mut last_commit = Instant::now();
+
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut stdout = std::io::stdout();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut printed: u64 = 0;
     let limit = args.count.unwrap_or(u64::MAX);
-    while printed < limit && !active.is_empty() {
-        let records = tokio::select! {
-            r = consumer.poll() => r?,
-            _ = &mut ctrl_c => break,
-        };
-        for r in &records {
-            if bounded && r.offset >= ends[&r.partition] {
-                continue;
+    let result: Result<()> = async {
+        while printed < limit && !active.is_empty() {
+            let records = tokio::select! {
+                r = consumer.poll() => r?,
+                _ = &mut ctrl_c => break,
+            };
+            let mut reached: Vec<(u32, u64)> = Vec::new();
+            for r in &records {
+                if bounded && r.offset >= ends[&r.partition] {
+                    continue;
+                }
+                format.write(r, &mut buf);
+                reached.push((r.partition, r.offset + 1));
+                printed += 1;
+                if printed >= limit {
+                    break;
+                }
             }
-            format.write(r, &mut buf);
-            printed += 1;
-            if printed >= limit {
-                break;
+            if !buf.is_empty() {
+                stdout.write_all(&buf)?;
+                stdout.flush()?;
+                buf.clear();
+            }
+            printed_to.extend(reached);
+            if args.group.is_some() && last_commit.elapsed() >= GROUP_COMMIT_INTERVAL {
+                commit_printed(&consumer, topic, &printed_to, &mut committed).await?;
+                last_commit = Instant::now();
+            }
+            if bounded {
+                let before = active.len();
+                active.retain(|p| unfinished(&consumer, p));
+                if active.len() != before && !active.is_empty() {
+                    consumer.assign(active.iter().map(|&p| (topic.to_owned(), p)).collect());
+                }
             }
         }
-        if !buf.is_empty() {
-            stdout.write_all(&buf)?;
-            stdout.flush()?;
-            buf.clear();
-        }
-        if bounded {
-            let before = active.len();
-            active.retain(|p| unfinished(&consumer, p));
-            if active.len() != before && !active.is_empty() {
-                consumer.assign(active.iter().map(|&p| (topic.to_owned(), p)).collect());
-            }
-        }
+        stdout.flush()?;
+        Ok(())
     }
-    stdout.flush()?;
+    .await;
+    if args.group.is_some() {
+        // What was printed is committed even when the command fails
+        // (stdout closed, a fetch error); a commit failure is reported
+        // unless the command already failed.
+        let committing = commit_printed(&consumer, topic, &printed_to, &mut committed).await;
+        let closing = consumer.close().await.map_err(anyhow::Error::from);
+        result?;
+        committing?;
+        closing?;
+        return Ok(());
+    }
+    result
+}
+
+/// Commits, for the group, the offsets after the records printed where they
+/// moved since the last commit.
+async fn commit_printed(
+    consumer: &Consumer,
+    topic: &str,
+    printed_to: &HashMap<u32, u64>,
+    committed: &mut HashMap<u32, u64>,
+) -> Result<()> {
+    let mut offsets: Vec<(String, u32, u64)> = printed_to
+        .iter()
+        .filter(|(p, o)| committed.get(p) != Some(o))
+        .map(|(&p, &o)| (topic.to_owned(), p, o))
+        .collect();
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    offsets.sort_unstable();
+    consumer.commit_offsets(&offsets).await?;
+    committed.extend(offsets.into_iter().map(|(_, p, o)| (p, o)));
     Ok(())
 }
 

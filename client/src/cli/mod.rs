@@ -11,18 +11,16 @@ mod bench;
 mod cluster;
 mod consume;
 mod format;
+mod group;
 mod output;
 mod produce;
 mod topic;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use output::Output;
-
-/// The message every consumer-group command fails with.
-const GROUPS_UNSUPPORTED: &str = "consumer groups are not supported yet";
 
 /// Strata command-line tool: manage topics, produce and consume records,
 /// inspect the cluster, and benchmark it.
@@ -57,43 +55,12 @@ enum Command {
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Consumer groups (not supported yet).
+    /// Consumer groups: list, describe (lag), reset offsets, delete.
     #[command(subcommand)]
-    Group(GroupCommand),
+    Group(group::GroupCommand),
     /// Measure produce throughput, read-back throughput and end-to-end latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-}
-
-/// Consumer-group commands: part of the interface, not implemented yet.
-#[derive(Debug, Subcommand)]
-enum GroupCommand {
-    /// List consumer groups.
-    List,
-    /// Describe a consumer group.
-    Describe {
-        /// Group id.
-        group: String,
-    },
-    /// Reset a group's committed offsets.
-    Reset(GroupResetArgs),
-    /// Delete a consumer group.
-    Delete {
-        /// Group id.
-        group: String,
-    },
-}
-
-#[derive(Debug, Args)]
-struct GroupResetArgs {
-    /// Group id.
-    group: String,
-    /// Where to: `earliest`, `latest`, an offset or a timestamp.
-    #[arg(long, value_name = "POSITION")]
-    to: Option<String>,
-    /// Only this topic.
-    #[arg(long)]
-    topic: Option<String>,
 }
 
 /// Settings every command can use.
@@ -152,7 +119,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args, &global).await,
         Command::Consume(args) => consume::run(args, &global).await,
         Command::Cluster(cmd) => cluster::run(cmd, &global).await,
-        Command::Group(_) => anyhow::bail!(GROUPS_UNSUPPORTED),
+        Command::Group(cmd) => group::run(cmd, &global).await,
         Command::Bench(cmd) => bench::run(cmd, &global).await,
     }
 }

@@ -1,16 +1,22 @@
 //! The consumer: reads assigned partitions from their leaders, from
 //! positions the caller sets with `seek`.
 //!
-//! There are no consumer groups here yet: the caller assigns partitions and
-//! owns positions. An out-of-range position is reported
-//! (OFFSET_OUT_OF_RANGE), never silently reset.
+//! The caller assigns partitions and owns positions. With a `group_id`
+//! (Kafka's "assign and commit" mode), positions are committed to the
+//! group's coordinator (`commit_sync`, `commit_async`, auto-commit) and a
+//! partition assigned without a `seek` starts at the group's committed
+//! offset, or per `auto_offset_reset` when there is none (or it is out of
+//! range). Group membership, where the coordinator assigns partitions
+//! (`subscribe`), is not implemented yet. An out-of-range position is
+//! otherwise reported (OFFSET_OUT_OF_RANGE), never silently reset.
 
 mod fetch;
-mod offsets;
+mod group;
+pub(crate) mod offsets;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -18,7 +24,10 @@ use strata_protocol::v1::ErrorCode;
 
 use crate::connection::{parse_bootstrap, MAX_MESSAGE_BYTES};
 use crate::error::ClientError;
+use crate::groups::{check_group_id, Groups};
 use crate::metadata::Cluster;
+pub use group::CommitHandle;
+use group::GroupState;
 
 /// Rounds one `poll` tries while every fetch fails retriably (leader moved,
 /// broker unreachable) before it reports the error.
@@ -83,8 +92,44 @@ pub struct ConsumerConfig {
     pub max_partition_bytes: usize,
     /// How long a request may take beyond `max_wait` (30 s).
     pub request_timeout: Duration,
-    /// Where a partition assigned without a `seek` starts (the beginning).
+    /// Where a partition assigned without a `seek` starts (the beginning),
+    /// when there is no `group_id`.
     pub initial_position: SeekTo,
+    /// The consumer group whose committed offsets this consumer starts from
+    /// and commits to (`None`: no group). Group membership (`subscribe`,
+    /// partitions assigned by the coordinator) is not implemented yet: with
+    /// a group id the partitions are still `assign`ed by the caller.
+    pub group_id: Option<String>,
+    /// With a `group_id`: where a partition starts when the group has no
+    /// committed offset for it, or the committed offset is no longer in the
+    /// log (`Latest`, like Kafka).
+    pub auto_offset_reset: OffsetReset,
+    /// With a `group_id`: commit the positions of the assigned partitions
+    /// every `auto_commit_interval` (checked in `poll` and `stream`, in the
+    /// background) and on `close` (true).
+    pub enable_auto_commit: bool,
+    /// How often auto-commit commits (5 s).
+    pub auto_commit_interval: Duration,
+}
+
+/// Where a partition of a consumer group starts when the group has no
+/// usable committed offset for it (Kafka's `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The first offset still in the log.
+    Earliest,
+    /// The end: only records produced from now on (the default).
+    #[default]
+    Latest,
+}
+
+impl OffsetReset {
+    fn seek_to(self) -> SeekTo {
+        match self {
+            OffsetReset::Earliest => SeekTo::Beginning,
+            OffsetReset::Latest => SeekTo::End,
+        }
+    }
 }
 
 impl ConsumerConfig {
@@ -102,6 +147,10 @@ impl ConsumerConfig {
             max_partition_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             initial_position: SeekTo::Beginning,
+            group_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
         }
     }
 }
@@ -184,6 +233,11 @@ pub struct Consumer {
     /// positions are still those when it is needed (no seek, no assignment
     /// change, no error); otherwise the whole pipeline is dropped.
     prefetch: Option<Prefetch>,
+    /// The consumer group, with a `group_id`.
+    group: Option<GroupState>,
+    /// When auto-commit last ran (or the consumer started).
+    last_auto_commit: Instant,
+    closed: bool,
 }
 
 /// Fetched rounds a prefetch pipeline keeps waiting for the consumer.
@@ -214,7 +268,12 @@ impl Consumer {
         if config.max_partition_bytes == 0 {
             return Err(ClientError::InvalidArgument("max_partition_bytes must be at least 1 byte".into()));
         }
+        if let Some(g) = &config.group_id {
+            check_group_id(g)?;
+        }
         let cluster = Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout).await?;
+        let group =
+            config.group_id.clone().map(|id| GroupState::start(id, Arc::new(Groups::new(cluster.clone()))));
         Ok(Consumer {
             config,
             cluster,
@@ -223,12 +282,16 @@ impl Consumer {
             high_watermarks: HashMap::new(),
             buffered: VecDeque::new(),
             prefetch: None,
+            group,
+            last_auto_commit: Instant::now(),
+            closed: false,
         })
     }
 
     /// Replaces the assigned partitions. Positions of partitions that stay
-    /// assigned are kept; new ones start at `config.initial_position` unless
-    /// sought.
+    /// assigned are kept; new ones start, unless sought, at the group's
+    /// committed offset (with a `group_id`; else per `auto_offset_reset`) or
+    /// at `config.initial_position` (without one).
     pub fn assign(&mut self, partitions: Vec<(String, u32)>) {
         let mut assignment: Vec<(String, u32)> = Vec::with_capacity(partitions.len());
         for tp in partitions {
@@ -290,7 +353,15 @@ impl Consumer {
     /// empty vector when nothing arrived in time. Leader moves and lost
     /// connections are retried a few times before they are reported; then
     /// positions are unchanged and `poll` may be called again.
+    ///
+    /// With a `group_id` and `enable_auto_commit`, once
+    /// `auto_commit_interval` has passed, it first commits (in the
+    /// background) the positions reached by the records handed out before.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        self.maybe_auto_commit();
         if self.buffered.is_empty() {
             self.fill().await?;
         }
@@ -313,6 +384,10 @@ impl Consumer {
     pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord, ClientError>> + '_ {
         futures::stream::unfold(self, |consumer| async move {
             loop {
+                if consumer.closed {
+                    return Some((Err(ClientError::Closed), consumer));
+                }
+                consumer.maybe_auto_commit();
                 if let Some(r) = consumer.buffered.pop_front() {
                     consumer.advance(&r.topic, r.partition, r.offset + 1);
                     return Some((Ok(r), consumer));
@@ -439,20 +514,173 @@ impl Consumer {
     }
 
     async fn resolve_missing_positions(&mut self) -> Result<(), ClientError> {
-        let missing: Vec<(String, u32, SeekTo)> = self
-            .assignment
-            .iter()
-            .filter(|tp| !self.positions.contains_key(*tp))
-            .map(|(t, p)| (t.clone(), *p, self.config.initial_position))
-            .collect();
+        let missing: Vec<(String, u32)> =
+            self.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let offsets = offsets::resolve(&self.cluster, &missing).await?;
-        for ((t, p, _), o) in missing.into_iter().zip(offsets) {
+        let targets: Vec<(String, u32, SeekTo)> = match &self.group {
+            None => missing.into_iter().map(|(t, p)| (t, p, self.config.initial_position)).collect(),
+            Some(group) => self.group_starts(group, missing).await?,
+        };
+        let offsets = offsets::resolve(&self.cluster, &targets).await?;
+        for ((t, p, _), o) in targets.into_iter().zip(offsets) {
             self.positions.insert((t, p), o);
         }
         Ok(())
+    }
+
+    /// Where each partition of a group starts: its committed offset when
+    /// it is within the log, else per `auto_offset_reset`.
+    async fn group_starts(
+        &self,
+        group: &GroupState,
+        missing: Vec<(String, u32)>,
+    ) -> Result<Vec<(String, u32, SeekTo)>, ClientError> {
+        let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (t, p) in &missing {
+            by_topic.entry(t.clone()).or_default().push(*p);
+        }
+        let asked: Vec<(String, Vec<u32>)> = by_topic.into_iter().collect();
+        let committed: HashMap<(String, u32), u64> = group
+            .groups
+            .fetch(&group.id, Some(&asked))
+            .await?
+            .into_iter()
+            .filter_map(|c| Some(((c.topic, c.partition), c.offset?)))
+            .collect();
+        // The log bounds of partitions with a commit, to check it is in range.
+        let with_commit: Vec<&(String, u32)> = missing.iter().filter(|tp| committed.contains_key(*tp)).collect();
+        // One lookup per bound: a request names each partition once.
+        let starts: Vec<(String, u32, SeekTo)> =
+            with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::Beginning)).collect();
+        let ends: Vec<(String, u32, SeekTo)> = with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::End)).collect();
+        let starts = offsets::resolve(&self.cluster, &starts).await?;
+        let ends = offsets::resolve(&self.cluster, &ends).await?;
+        let range: HashMap<&(String, u32), (u64, u64)> =
+            with_commit.iter().enumerate().map(|(i, tp)| (*tp, (starts[i], ends[i]))).collect();
+        let reset = self.config.auto_offset_reset;
+        let mut starts = Vec::with_capacity(missing.len());
+        let mut from_commits = Vec::new();
+        for tp in &missing {
+            let to = match (committed.get(tp), range.get(tp)) {
+                (Some(&c), Some(&(start, end))) if c >= start && c <= end => {
+                    from_commits.push((tp.clone(), c));
+                    SeekTo::Offset(c)
+                }
+                (Some(&c), Some(&(start, end))) => {
+                    tracing::info!(
+                        group = %group.id, topic = %tp.0, partition = tp.1, committed = c, start, end, ?reset,
+                        "committed offset is out of range: resetting"
+                    );
+                    reset.seek_to()
+                }
+                _ => reset.seek_to(),
+            };
+            starts.push((tp.0.clone(), tp.1, to));
+        }
+        group.note_committed(from_commits);
+        Ok(starts)
+    }
+
+    /// Resolves the starting position of every assigned partition that has
+    /// none (as the next `poll` would: the committed offset, else
+    /// `auto_offset_reset`, with a group; `initial_position` without), so
+    /// that `position` reports it.
+    pub async fn resolve_positions(&mut self) -> Result<(), ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
+        self.ensure_metadata(topics.iter().map(String::as_str)).await?;
+        self.resolve_missing_positions().await
+    }
+
+    /// The group id, if the consumer has one.
+    pub fn group_id(&self) -> Option<&str> {
+        self.group.as_ref().map(|g| g.id.as_str())
+    }
+
+    fn group_or_err(&self) -> Result<&GroupState, ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        self.group.as_ref().ok_or_else(|| {
+            ClientError::InvalidArgument("committed offsets need a consumer group (ConsumerConfig::group_id)".into())
+        })
+    }
+
+    /// The positions of the assigned partitions that have one.
+    fn current_positions(&self) -> Vec<(String, u32, u64)> {
+        self.assignment.iter().filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?))).collect()
+    }
+
+    /// Commits the current position of every assigned partition (the
+    /// offset after the last record handed out by `poll` or `stream`, or
+    /// where it was sought to) to the group, and waits for the coordinator's
+    /// answer. Commits are applied in the order they were asked for.
+    pub async fn commit_sync(&self) -> Result<(), ClientError> {
+        self.commit_async().await
+    }
+
+    /// Starts committing the current positions (as `commit_sync`) in the
+    /// background; the handle yields the result. Commits are applied in the
+    /// order they were asked for.
+    pub fn commit_async(&self) -> CommitHandle {
+        match self.group_or_err() {
+            Ok(group) => group.commit(self.current_positions()),
+            Err(e) => CommitHandle::ready(Err(e)),
+        }
+    }
+
+    /// Commits the given `(topic, partition, next offset to consume)` to the
+    /// group (e.g. only what the application has processed) and waits for
+    /// the answer.
+    pub async fn commit_offsets(&self, offsets: &[(String, u32, u64)]) -> Result<(), ClientError> {
+        self.group_or_err()?.commit(offsets.to_vec()).await
+    }
+
+    /// The group's committed offset for a partition (the next offset to
+    /// consume), `None` if it committed none.
+    pub async fn committed(&self, topic: &str, partition: u32) -> Result<Option<u64>, ClientError> {
+        let group = self.group_or_err()?;
+        let asked = [(topic.to_owned(), vec![partition])];
+        let committed = group.groups.fetch(&group.id, Some(&asked)).await?;
+        Ok(committed.into_iter().find(|c| c.topic == topic && c.partition == partition).and_then(|c| c.offset))
+    }
+
+    /// With a group and auto-commit, once the interval has passed: queues a
+    /// commit of the positions that changed since the last commit.
+    fn maybe_auto_commit(&mut self) {
+        let Some(group) = &self.group else { return };
+        if !self.config.enable_auto_commit || self.last_auto_commit.elapsed() < self.config.auto_commit_interval {
+            return;
+        }
+        self.last_auto_commit = Instant::now();
+        let changed = group.changed(self.current_positions());
+        if !changed.is_empty() {
+            group.commit_in_background(changed);
+        }
+    }
+
+    /// Closes the consumer: with a group and `enable_auto_commit`, commits
+    /// the current positions (and returns that commit's result); with a
+    /// group, waits for commits still in flight. Later calls fail with
+    /// [`ClientError::Closed`]; closing again does nothing.
+    pub async fn close(&mut self) -> Result<(), ClientError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.prefetch = None;
+        let result = match &self.group {
+            Some(group) if self.config.enable_auto_commit => group.commit(self.current_positions()).await,
+            // An empty commit: done once every earlier one is.
+            Some(group) => group.commit(Vec::new()).await,
+            None => Ok(()),
+        };
+        self.closed = true;
+        self.buffered.clear();
+        result
     }
 }
 

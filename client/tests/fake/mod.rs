@@ -3,6 +3,10 @@
 //! leader broker; the others answer NOT_LEADER_OR_FOLLOWER. Offsets are
 //! assigned densely, fetches return whole stored batches from the one
 //! holding the fetch offset, and faults can be injected per partition.
+//! Consumer groups: an in-memory committed-offsets store per group; each
+//! group has a coordinator broker (the others answer NOT_COORDINATOR),
+//! members can be planted to make a group active, and coordinator errors
+//! can be injected.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -67,6 +71,24 @@ pub struct State {
     pub max_batch_bytes: Option<usize>,
     /// Delay before answering a produce request.
     pub produce_delay: Duration,
+    /// Committed offsets: group → (topic, partition) → commit.
+    pub offsets: BTreeMap<String, BTreeMap<(String, u32), Commit>>,
+    /// Members planted per group (the fake has no membership protocol).
+    pub members: HashMap<String, Vec<GroupMemberDescription>>,
+    /// Coordinator per group; absent means broker 1.
+    pub coordinators: HashMap<String, u32>,
+    /// Errors the coordinator answers group requests with, in order.
+    pub group_faults: VecDeque<(String, ErrorCode, u32)>,
+    pub find_coordinator_calls: usize,
+    pub commit_requests: Vec<CommitOffsetsRequest>,
+}
+
+/// One committed offset in the fake's store.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub offset: u64,
+    pub metadata: String,
+    pub timestamp: i64,
 }
 
 impl State {
@@ -84,6 +106,41 @@ impl State {
             .iter()
             .flat_map(|b| b.records().map(Result::unwrap).collect::<Vec<_>>())
             .collect()
+    }
+
+    pub fn coordinator(&self, group: &str) -> u32 {
+        self.coordinators.get(group).copied().unwrap_or(1)
+    }
+
+    /// The committed offset of a partition, if any.
+    pub fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
+        self.offsets.get(group)?.get(&(topic.to_owned(), partition)).map(|c| c.offset)
+    }
+
+    fn group_state(&self, group: &str) -> &'static str {
+        if self.members.get(group).is_some_and(|m| !m.is_empty()) {
+            "stable"
+        } else {
+            "empty"
+        }
+    }
+
+    fn group_exists(&self, group: &str) -> bool {
+        self.offsets.contains_key(group) || self.members.contains_key(group)
+    }
+
+    /// The error a group request to broker `id` gets before it is served:
+    /// a bad group id, NOT_COORDINATOR, or an injected fault.
+    fn group_check(&mut self, id: u32, group: &str) -> Option<Error> {
+        if group.is_empty() {
+            return err(ErrorCode::InvalidGroupId, "the group id must not be empty");
+        }
+        if self.coordinator(group) != id {
+            return err(ErrorCode::NotCoordinator, format!("broker {id} is not the coordinator of group '{group}'"));
+        }
+        let f = self.group_faults.iter_mut().find(|(g, _, times)| g == group && *times > 0)?;
+        f.2 -= 1;
+        err(f.1, format!("injected {}", f.1.as_str_name()))
     }
 
     fn take_fault(&mut self, topic: &str, partition: u32) -> Option<ErrorCode> {
@@ -154,6 +211,30 @@ impl FakeCluster {
 
     pub fn inject(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
         self.state().produce_faults.push_back(Fault { topic: topic.into(), partition, code, times });
+    }
+
+    /// Makes broker `id` the coordinator of `group`.
+    pub fn set_coordinator(&self, group: &str, id: u32) {
+        self.state().coordinators.insert(group.to_owned(), id);
+    }
+
+    /// Plants a member owning `partitions` of `topic` in `group`.
+    pub fn add_member(&self, group: &str, member_id: &str, topic: &str, partitions: Vec<u32>) {
+        let member = GroupMemberDescription {
+            member_id: member_id.to_owned(),
+            client_id: "test-client".into(),
+            client_host: "127.0.0.1".into(),
+            member_epoch: 1,
+            assignment: vec![TopicPartitions { topic: topic.to_owned(), partitions }],
+            ..Default::default()
+        };
+        self.state().members.entry(group.to_owned()).or_default().push(member);
+    }
+
+    /// Makes the coordinator of `group` answer its next `times` requests
+    /// with `code`.
+    pub fn inject_group(&self, group: &str, code: ErrorCode, times: u32) {
+        self.state().group_faults.push_back((group.to_owned(), code, times));
     }
 
     pub fn produce_requests(&self) -> usize {
@@ -528,6 +609,166 @@ impl Strata for FakeBroker {
 
     async fn replica_fetch(&self, _: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
         Err(Status::unimplemented("the fake cluster has no replication"))
+    }
+
+    async fn find_coordinator(
+        &self,
+        r: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        let group = r.into_inner().group_id;
+        let mut s = self.state();
+        s.find_coordinator_calls += 1;
+        if group.is_empty() {
+            let error = err(ErrorCode::InvalidGroupId, "the group id must not be empty");
+            return Ok(Response::new(FindCoordinatorResponse { error, ..Default::default() }));
+        }
+        let id = s.coordinator(&group);
+        let address = s.brokers.iter().find(|(b, _)| *b == id).map(|(_, a)| a.clone()).unwrap_or_default();
+        Ok(Response::new(FindCoordinatorResponse { error: None, node_id: id, address }))
+    }
+
+    async fn commit_offsets(
+        &self,
+        r: Request<CommitOffsetsRequest>,
+    ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        let request = r.into_inner();
+        let mut s = self.state();
+        s.commit_requests.push(request.clone());
+        if let Some(error) = s.group_check(self.id, &request.group_id) {
+            return Ok(Response::new(CommitOffsetsResponse { error: Some(error), partitions: vec![] }));
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let mut partitions = Vec::new();
+        for p in request.partitions {
+            let exists = s.topics.get(&p.topic).is_some_and(|t| (p.partition as usize) < t.partitions.len());
+            let error = if exists {
+                let commit = Commit { offset: p.offset, metadata: p.metadata, timestamp: now };
+                s.offsets.entry(request.group_id.clone()).or_default().insert((p.topic.clone(), p.partition), commit);
+                None
+            } else {
+                err(ErrorCode::UnknownTopicOrPartition, format!("unknown partition {}-{}", p.topic, p.partition))
+            };
+            partitions.push(OffsetCommitResult { topic: p.topic, partition: p.partition, error });
+        }
+        Ok(Response::new(CommitOffsetsResponse { error: None, partitions }))
+    }
+
+    async fn fetch_offsets(&self, r: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
+        let request = r.into_inner();
+        let mut s = self.state();
+        if let Some(error) = s.group_check(self.id, &request.group_id) {
+            return Ok(Response::new(FetchOffsetsResponse { error: Some(error), partitions: vec![] }));
+        }
+        let empty = BTreeMap::new();
+        let stored = s.offsets.get(&request.group_id).unwrap_or(&empty);
+        let entry = |topic: &str, partition: u32| match stored.get(&(topic.to_owned(), partition)) {
+            Some(c) => CommittedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: c.offset as i64,
+                metadata: c.metadata.clone(),
+                commit_timestamp: c.timestamp,
+                error: None,
+            },
+            None => CommittedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: -1,
+                commit_timestamp: -1,
+                ..Default::default()
+            },
+        };
+        let partitions = if request.partitions.is_empty() {
+            stored.keys().map(|(t, p)| entry(t, *p)).collect()
+        } else {
+            request
+                .partitions
+                .iter()
+                .flat_map(|tp| {
+                    let ps: Vec<u32> = if tp.partitions.is_empty() {
+                        stored.keys().filter(|(t, _)| *t == tp.topic).map(|(_, p)| *p).collect()
+                    } else {
+                        tp.partitions.clone()
+                    };
+                    ps.into_iter().map(|p| entry(&tp.topic, p)).collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        Ok(Response::new(FetchOffsetsResponse { error: None, partitions }))
+    }
+
+    async fn list_groups(&self, _: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        let s = self.state();
+        let mut names: Vec<&String> = s.offsets.keys().chain(s.members.keys()).collect();
+        names.sort();
+        names.dedup();
+        let groups = names
+            .into_iter()
+            .filter(|g| s.coordinator(g) == self.id)
+            .map(|g| GroupListing { group_id: g.clone(), state: s.group_state(g).into(), coordinator: self.id })
+            .collect();
+        Ok(Response::new(ListGroupsResponse { error: None, groups }))
+    }
+
+    async fn describe_groups(
+        &self,
+        r: Request<DescribeGroupsRequest>,
+    ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        let mut s = self.state();
+        let mut groups = Vec::new();
+        for group in r.into_inner().group_ids {
+            let mut d = GroupDescription { group_id: group.clone(), coordinator: self.id, ..Default::default() };
+            if let Some(error) = s.group_check(self.id, &group) {
+                d.error = Some(error);
+            } else if !s.group_exists(&group) {
+                d.error = err(ErrorCode::GroupIdNotFound, format!("group '{group}' not found"));
+            } else {
+                d.state = s.group_state(&group).into();
+                d.members = s.members.get(&group).cloned().unwrap_or_default();
+                if !d.members.is_empty() {
+                    d.assignor = "uniform".into();
+                    d.group_epoch = 1;
+                }
+                d.offsets = s
+                    .offsets
+                    .get(&group)
+                    .map(|o| {
+                        o.iter()
+                            .map(|((t, p), c)| CommittedOffset {
+                                topic: t.clone(),
+                                partition: *p,
+                                offset: c.offset as i64,
+                                metadata: c.metadata.clone(),
+                                commit_timestamp: c.timestamp,
+                                error: None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            groups.push(d);
+        }
+        Ok(Response::new(DescribeGroupsResponse { groups }))
+    }
+
+    async fn delete_groups(&self, r: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
+        let mut s = self.state();
+        let mut results = Vec::new();
+        for group in r.into_inner().group_ids {
+            let error = if let Some(error) = s.group_check(self.id, &group) {
+                Some(error)
+            } else if !s.group_exists(&group) {
+                err(ErrorCode::GroupIdNotFound, format!("group '{group}' not found"))
+            } else if s.members.get(&group).is_some_and(|m| !m.is_empty()) {
+                err(ErrorCode::NonEmptyGroup, format!("group '{group}' still has members"))
+            } else {
+                s.offsets.remove(&group);
+                s.members.remove(&group);
+                None
+            };
+            results.push(GroupResult { group_id: group, error });
+        }
+        Ok(Response::new(DeleteGroupsResponse { results }))
     }
 }
 

@@ -1,0 +1,232 @@
+//! `GroupCoordinator`: the shards (groups per offsets partition) this broker
+//! serves, each tied to the leader epoch it was loaded in. The first request
+//! for a partition after this broker became its leader (or after a new
+//! epoch) starts loading the shard from the log on a blocking thread;
+//! requests meanwhile wait briefly, then get `COORDINATOR_LOAD_IN_PROGRESS`.
+//! A partition no longer led here (or led in another epoch) has its shard
+//! dropped: a request then gets `NOT_COORDINATOR` or triggers a reload.
+//!
+//! Appends hold an append gate (shared) and a load takes it exclusively
+//! before it fixes the end it reads to, so no append that began under an
+//! earlier epoch can land after a load read past it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use strata_protocol::v1::{Error, ErrorCode};
+use strata_storage::TopicPartition;
+use tokio::sync::{watch, RwLock};
+
+use super::loader::load_shard;
+use super::shard::Shard;
+use super::OFFSETS_TOPIC;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
+
+/// A loaded shard ready to serve, with what its appends must use.
+#[derive(Debug, Clone)]
+pub struct ShardHandle {
+    /// The offsets partition (led here).
+    pub partition: Arc<Partition>,
+    /// Its index in the offsets topic.
+    pub index: u32,
+    /// The leader epoch the shard was loaded in: appends use it and fail if
+    /// leadership moved.
+    pub epoch: u32,
+    /// The groups.
+    pub shard: Arc<Mutex<Shard>>,
+    /// Held shared by appends, exclusively by a load.
+    pub gate: Arc<RwLock<()>>,
+}
+
+impl ShardHandle {
+    /// The shard, locked (never held across an await).
+    pub fn lock(&self) -> MutexGuard<'_, Shard> {
+        self.shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+enum SlotState {
+    /// Being loaded; the receiver turns true when the load ends.
+    Loading(watch::Receiver<bool>),
+    Loaded(Arc<Mutex<Shard>>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    epoch: u32,
+    state: SlotState,
+}
+
+/// The coordinator's state: one slot per offsets partition led here.
+#[derive(Debug, Default)]
+pub struct GroupCoordinator {
+    slots: Arc<Mutex<HashMap<u32, Slot>>>,
+    gates: Mutex<HashMap<u32, Arc<RwLock<()>>>>,
+    /// Serializes creation of the offsets topic.
+    pub(crate) creating: tokio::sync::Mutex<()>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator with nothing loaded.
+    pub fn new() -> Self {
+        GroupCoordinator::default()
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<u32, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn gate(&self, index: u32) -> Arc<RwLock<()>> {
+        self.gates.lock().unwrap_or_else(|p| p.into_inner()).entry(index).or_default().clone()
+    }
+
+    /// The shard of offsets partition `index` (replica `p`), loading it if
+    /// this is the first request in the current leader epoch. Waits up to
+    /// `wait` for a load; `COORDINATOR_LOAD_IN_PROGRESS` after that,
+    /// `NOT_COORDINATOR` if this broker does not lead `p`.
+    pub async fn acquire(&self, p: Arc<Partition>, index: u32, wait: Duration) -> Result<ShardHandle, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let Some(epoch) = p.leader_epoch_if_leader() else {
+                self.slots().remove(&index);
+                return Err(not_coordinator(&p, index));
+            };
+            let mut done = {
+                let mut slots = self.slots();
+                match slots.get(&index) {
+                    Some(Slot { epoch: e, state: SlotState::Loaded(shard) }) if *e == epoch => {
+                        return Ok(ShardHandle {
+                            partition: p.clone(),
+                            index,
+                            epoch,
+                            shard: shard.clone(),
+                            gate: self.gate(index),
+                        });
+                    }
+                    Some(Slot { epoch: e, state: SlotState::Loading(rx) }) if *e == epoch => rx.clone(),
+                    _ => {
+                        let (tx, rx) = watch::channel(false);
+                        slots.insert(index, Slot { epoch, state: SlotState::Loading(rx.clone()) });
+                        drop(slots);
+                        self.spawn_load(p.clone(), index, epoch, tx);
+                        rx
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline, done.wait_for(|d| *d)).await {
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorCode::CoordinatorLoadInProgress,
+                        format!(
+                            "{OFFSETS_TOPIC}-{index}: the coordinator is loading the groups' offsets; retry shortly"
+                        ),
+                    ))
+                }
+                // The load task vanished without a word: forget it so the
+                // next request loads again.
+                Ok(Err(_)) => {
+                    let mut slots = self.slots();
+                    if matches!(slots.get(&index), Some(Slot { epoch: e, state: SlotState::Loading(_) }) if *e == epoch)
+                    {
+                        slots.remove(&index);
+                    }
+                }
+                Ok(Ok(_)) => {}
+            }
+            // Loaded (or failed: the slot is gone and the next pass reloads
+            // or reports); look again.
+            if !matches!(self.slots().get(&index), Some(Slot { epoch: e, state: SlotState::Loaded(_) }) if *e == epoch)
+            {
+                return Err(Error::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("{OFFSETS_TOPIC}-{index}: loading the groups' offsets failed or leadership moved; retry"),
+                ));
+            }
+        }
+    }
+
+    /// Loads the shard on a blocking thread (after in-flight appends end)
+    /// and installs it if the slot still waits for this epoch; a failed
+    /// load clears the slot so the next request retries.
+    fn spawn_load(&self, p: Arc<Partition>, index: u32, epoch: u32, done: watch::Sender<bool>) {
+        let gate = self.gate(index);
+        let slots = self.slots.clone();
+        tokio::spawn(async move {
+            let exclusive = gate.write().await;
+            let log = p.log.clone();
+            let end = log.log_end_offset();
+            let started = std::time::Instant::now();
+            let loaded = tokio::task::spawn_blocking(move || load_shard(&log, end)).await;
+            drop(exclusive);
+            let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
+            let ours =
+                matches!(slots.get(&index), Some(Slot { epoch: e, state: SlotState::Loading(_) }) if *e == epoch);
+            match loaded {
+                Ok(Ok((shard, stats))) => {
+                    tracing::info!(
+                        partition = index,
+                        epoch,
+                        groups = shard.len(),
+                        records = stats.records,
+                        skipped = stats.skipped,
+                        end_offset = stats.end_offset,
+                        ms = started.elapsed().as_millis() as u64,
+                        "loaded consumer groups"
+                    );
+                    if ours {
+                        slots.insert(index, Slot { epoch, state: SlotState::Loaded(Arc::new(Mutex::new(shard))) });
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(partition = index, epoch, error = %e, "loading consumer groups failed");
+                    if ours {
+                        slots.remove(&index);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(partition = index, epoch, error = %e, "the group load task failed");
+                    if ours {
+                        slots.remove(&index);
+                    }
+                }
+            }
+            drop(slots);
+            let _ = done.send(true);
+        });
+    }
+
+    /// Drops the shards of partitions this broker no longer leads in the
+    /// epoch they were loaded in.
+    pub fn sweep(&self, replicas: &ReplicaManager) {
+        self.slots().retain(|&index, slot| still_leads(replicas, index, slot.epoch));
+    }
+
+    /// Live groups in the loaded shards (the `strata_groups` gauge).
+    pub fn group_count(&self) -> usize {
+        self.slots()
+            .values()
+            .map(|s| match &s.state {
+                SlotState::Loaded(shard) => shard.lock().unwrap_or_else(|p| p.into_inner()).len(),
+                SlotState::Loading(_) => 0,
+            })
+            .sum()
+    }
+}
+
+fn not_coordinator(p: &Partition, index: u32) -> Error {
+    let e = p.not_leader();
+    let code = match e.error_code() {
+        ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+        _ => ErrorCode::CoordinatorNotAvailable,
+    };
+    Error::new(code, format!("this broker does not coordinate groups of {OFFSETS_TOPIC}-{index}: {}", e.message))
+}
+
+/// Whether this broker still leads offsets partition `index` in `epoch`.
+fn still_leads(replicas: &ReplicaManager, index: u32, epoch: u32) -> bool {
+    let tp = TopicPartition { topic: OFFSETS_TOPIC.to_string(), partition: index };
+    replicas.replica(&tp).is_some_and(|p| p.leader_epoch_if_leader() == Some(epoch))
+}

@@ -1,0 +1,170 @@
+//! A consumer group as the coordinator holds it: its state, its members
+//! (none yet: membership and assignment come with KIP-848 heartbeats), and
+//! its committed offsets, each remembering the offsets-log position of the
+//! record that set it so updates apply in log order whatever order their
+//! replication completes in.
+
+use std::collections::BTreeMap;
+
+use strata_protocol::v1::{Error, ErrorCode};
+
+/// A group's lifecycle state, named as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// Committed offsets but no members.
+    Empty,
+    /// Members with their target assignment reconciled (later).
+    Stable,
+    /// Members moving towards a new target assignment (later).
+    Reconciling,
+    /// A new target assignment is being computed (later).
+    Assigning,
+    /// No such group (deleted, or never committed).
+    Dead,
+}
+
+impl GroupState {
+    /// The name used in `ListGroups` / `DescribeGroups`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "empty",
+            GroupState::Stable => "stable",
+            GroupState::Reconciling => "reconciling",
+            GroupState::Assigning => "assigning",
+            GroupState::Dead => "dead",
+        }
+    }
+}
+
+/// A member of a group. Placeholder for KIP-848 membership: nothing creates
+/// members yet, so every group is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member id the coordinator gave it.
+    pub member_id: String,
+    /// The member's epoch (fences stale commits).
+    pub member_epoch: i32,
+}
+
+/// One committed offset, or a tombstone that deleted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetEntry {
+    /// Position in the offsets log of the record that set this entry.
+    pub record_offset: u64,
+    /// The committed position; `None` once a tombstone deleted it.
+    pub value: Option<super::record::OffsetValue>,
+}
+
+/// A consumer group coordinated by this broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The group id.
+    pub id: String,
+    /// Members by member id (always empty for now).
+    pub members: BTreeMap<String, Member>,
+    offsets: BTreeMap<(String, u32), OffsetEntry>,
+}
+
+impl Group {
+    /// A group with no members and no offsets.
+    pub fn new(id: impl Into<String>) -> Self {
+        Group { id: id.into(), members: BTreeMap::new(), offsets: BTreeMap::new() }
+    }
+
+    /// The group's state: `Empty` while it has committed offsets and no
+    /// members, `Dead` when it has neither.
+    pub fn state(&self) -> GroupState {
+        if !self.members.is_empty() {
+            GroupState::Stable
+        } else if self.has_offsets() {
+            GroupState::Empty
+        } else {
+            GroupState::Dead
+        }
+    }
+
+    /// Whether any offset is committed (tombstones do not count).
+    pub fn has_offsets(&self) -> bool {
+        self.offsets.values().any(|e| e.value.is_some())
+    }
+
+    /// Whether the group has nothing worth keeping: no members, no offsets.
+    pub fn is_dead(&self) -> bool {
+        self.state() == GroupState::Dead
+    }
+
+    /// The committed offset of one partition, if any.
+    pub fn offset(&self, topic: &str, partition: u32) -> Option<&super::record::OffsetValue> {
+        self.offsets.get(&(topic.to_string(), partition)).and_then(|e| e.value.as_ref())
+    }
+
+    /// Every committed offset, in (topic, partition) order.
+    pub fn offsets(&self) -> impl Iterator<Item = (&str, u32, &super::record::OffsetValue)> {
+        self.offsets.iter().filter_map(|((t, p), e)| e.value.as_ref().map(|v| (t.as_str(), *p, v)))
+    }
+
+    /// Applies the record at `record_offset` of the offsets log for
+    /// (`topic`, `partition`): a commit (`Some`) or a tombstone (`None`).
+    /// A record older than the one already applied for that key is ignored,
+    /// so the result is the log's last word whatever the application order.
+    pub fn apply(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        record_offset: u64,
+        value: Option<super::record::OffsetValue>,
+    ) {
+        let entry = self.offsets.entry((topic.to_string(), partition));
+        match entry {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                if e.get().record_offset < record_offset {
+                    e.insert(OffsetEntry { record_offset, value });
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(OffsetEntry { record_offset, value });
+            }
+        }
+    }
+
+    /// Forgets tombstones (after a full replay nothing older can arrive).
+    pub fn compact(&mut self) {
+        self.offsets.retain(|_, e| e.value.is_some());
+    }
+
+    /// The hook where a commit is checked against membership. A commit with
+    /// an empty member id is a standalone (admin or manual-assignment)
+    /// commit; it is accepted while the group has no members. With
+    /// membership, a member's commit must carry its current epoch.
+    pub fn check_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), Error> {
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        match self.members.get(member_id) {
+            Some(m) if m.member_epoch == member_epoch => Ok(()),
+            Some(m) => Err(Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "group '{}': member '{member_id}' is at epoch {}, the commit says {member_epoch}",
+                    self.id, m.member_epoch
+                ),
+            )),
+            None => Err(Error::new(
+                ErrorCode::NonEmptyGroup,
+                format!("group '{}' has members; a commit must come from one of them", self.id),
+            )),
+        }
+    }
+
+    /// The hook where deletion is refused for a group with members.
+    pub fn check_delete(&self) -> Result<(), Error> {
+        if self.members.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::NonEmptyGroup,
+                format!("group '{}' has {} member(s); stop them first", self.id, self.members.len()),
+            ))
+        }
+    }
+}

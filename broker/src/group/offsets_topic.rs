@@ -1,0 +1,124 @@
+//! The offsets topic and finding a group's coordinator: the topic is
+//! created through the controller on first need (a creation race with
+//! another broker is fine), a group maps to one of its partitions, and that
+//! partition's leader coordinates the group.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use strata_controller::ControllerError;
+use strata_controller::MetadataError;
+use strata_protocol::v1::{Error, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::coordinator::ShardHandle;
+use super::partitioner::offsets_partition_for;
+use super::{validate_group_id, OFFSETS_TOPIC};
+use crate::service::BrokerService;
+
+/// How long a request waits for its shard to load before answering
+/// `COORDINATOR_LOAD_IN_PROGRESS`.
+pub const LOAD_WAIT: Duration = Duration::from_millis(500);
+
+/// Topic configs of the offsets topic: nothing expires by time or size
+/// (there is no compaction yet; the latest record per key is the state).
+fn offsets_topic_configs() -> BTreeMap<String, String> {
+    [("retention.ms", "-1"), ("retention.bytes", "-1")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl BrokerService {
+    /// The offsets topic's partition count; when it does not exist, creates
+    /// it if `create`, else `COORDINATOR_NOT_AVAILABLE`.
+    pub(crate) async fn offsets_partitions(&self, create: bool) -> Result<u32, Error> {
+        if let Some(t) = self.controller.metadata().topics.get(OFFSETS_TOPIC) {
+            return Ok(t.partitions.len() as u32);
+        }
+        let unavailable = |why: String| Error::new(ErrorCode::CoordinatorNotAvailable, why);
+        if !create {
+            return Err(unavailable(format!(
+                "the offsets topic {OFFSETS_TOPIC} does not exist yet; find the coordinator first"
+            )));
+        }
+        let _one = self.groups.creating.lock().await;
+        if let Some(t) = self.controller.metadata().topics.get(OFFSETS_TOPIC) {
+            return Ok(t.partitions.len() as u32);
+        }
+        let live = self.controller.metadata().unfenced_brokers().len() as u32;
+        let rf = live.clamp(1, 3);
+        let partitions = self.config.offsets_topic_partitions;
+        tracing::info!(partitions, replication_factor = rf, "creating the offsets topic {OFFSETS_TOPIC}");
+        match self.controller.create_topic(OFFSETS_TOPIC, partitions, rf, offsets_topic_configs()).await {
+            Ok(_) | Err(ControllerError::Metadata(MetadataError::TopicAlreadyExists { .. })) => {}
+            Err(e) => return Err(unavailable(format!("creating the offsets topic {OFFSETS_TOPIC} failed: {e}"))),
+        }
+        let image = self.controller.metadata();
+        self.replicas.apply_metadata(image.clone());
+        image
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as u32)
+            .ok_or_else(|| unavailable(format!("the offsets topic {OFFSETS_TOPIC} is being created; retry")))
+    }
+
+    /// The offsets partition holding `group_id`.
+    pub(crate) async fn offsets_partition_of(&self, group_id: &str, create: bool) -> Result<u32, Error> {
+        validate_group_id(group_id)?;
+        Ok(offsets_partition_for(group_id, self.offsets_partitions(create).await?))
+    }
+
+    /// The loaded shard holding `group_id`, if this broker coordinates it.
+    pub(crate) async fn shard_for(&self, group_id: &str, create: bool) -> Result<ShardHandle, Error> {
+        let index = self.offsets_partition_of(group_id, create).await?;
+        self.shard_at(index).await
+    }
+
+    /// The loaded shard of offsets partition `index`, if led here.
+    pub(crate) async fn shard_at(&self, index: u32) -> Result<ShardHandle, Error> {
+        self.groups.sweep(&self.replicas);
+        let p = self.replicas.lookup(OFFSETS_TOPIC, index).map_err(|e| {
+            let code = match e.error_code() {
+                ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+                _ => ErrorCode::CoordinatorNotAvailable,
+            };
+            Error::new(code, format!("not the coordinator: {}", e.message))
+        })?;
+        self.groups.acquire(p, index, LOAD_WAIT).await
+    }
+
+    /// `FindCoordinator`: the leader of the group's offsets partition, from
+    /// this broker's metadata (creating the offsets topic on first use).
+    pub(crate) async fn find_coordinator(&self, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+        let found = async {
+            let index = self.offsets_partition_of(&req.group_id, true).await?;
+            let image = self.controller.metadata();
+            let leader = image
+                .topics
+                .get(OFFSETS_TOPIC)
+                .and_then(|t| t.partitions.get(index as usize))
+                .and_then(|p| p.leader)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::CoordinatorNotAvailable,
+                        format!("{OFFSETS_TOPIC}-{index} has no leader yet; retry"),
+                    )
+                })?;
+            let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or_else(|| {
+                Error::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("broker {leader}, the leader of {OFFSETS_TOPIC}-{index}, is not available; retry"),
+                )
+            })?;
+            Ok::<_, Error>((leader, broker.address.clone()))
+        }
+        .await;
+        match found {
+            Ok((node_id, address)) => FindCoordinatorResponse { error: None, node_id, address },
+            Err(e) => {
+                self.metrics.record_error(e.error_code());
+                FindCoordinatorResponse { error: Some(e), node_id: 0, address: String::new() }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Writing offset records: one batch appended through the leader path
+//! exactly like an acks=all produce (min ISR check before appending, the
+//! shard's leader epoch stamped, wait until the high watermark passes the
+//! batch). Returns the log offset of each record; the caller updates the
+//! shard only after this succeeds.
+
+use std::time::Duration;
+
+use strata_protocol::batch::{BatchBuilder, RecordBatch};
+use strata_protocol::v1::{Error, ErrorCode};
+
+use super::coordinator::ShardHandle;
+use super::record::{OffsetKey, OffsetValue};
+use super::OFFSETS_TOPIC;
+use crate::api_error;
+use crate::produce::wait_committed;
+use crate::service::BrokerService;
+
+/// How long a commit waits for the in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms` is 5 s).
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl BrokerService {
+    /// Appends `records` (a value `None` is a tombstone) as one batch to the
+    /// shard's offsets partition and waits until it is committed. Returns
+    /// the offset of the first record (the others follow densely).
+    pub(crate) async fn append_offset_records(
+        &self,
+        h: &ShardHandle,
+        records: &[(OffsetKey, Option<OffsetValue>)],
+    ) -> Result<u64, Error> {
+        let index = h.index;
+        let p = &h.partition;
+        let internal =
+            |what: String| Error::new(ErrorCode::UnknownServerError, format!("{OFFSETS_TOPIC}-{index}: {what}"));
+        let mut b = BatchBuilder::new();
+        let ts = now_ms();
+        for (k, v) in records {
+            let key = k.encode().map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
+            let value = v.as_ref().map(OffsetValue::encode).transpose().map_err(|e| internal(e.to_string()))?;
+            b.append(ts, Some(&key), value.as_deref(), &[]).map_err(|e| internal(e.to_string()))?;
+        }
+        let bytes = b.build().map_err(|e| internal(e.to_string()))?;
+        let batch = RecordBatch::new(bytes, p.log.config().max_batch_bytes)
+            .map_err(|e| api_error::batch_error(OFFSETS_TOPIC, index, 0, &e))?;
+        p.check_min_isr(ErrorCode::NotEnoughReplicas)?;
+        let info = {
+            // Shared: a load of this partition waits for the append to end.
+            let _gate = h.gate.read().await;
+            if p.leader_epoch_if_leader() != Some(h.epoch) {
+                return Err(Error::new(
+                    ErrorCode::NotCoordinator,
+                    format!("{OFFSETS_TOPIC}-{index}: leadership moved; find the coordinator again"),
+                ));
+            }
+            let log = p.log.clone();
+            let epoch = h.epoch;
+            tokio::task::spawn_blocking(move || log.append_batches(&[batch], epoch))
+                .await
+                .map_err(|e| internal(format!("append task failed: {e}")))?
+                .map_err(|e| api_error::storage_error(OFFSETS_TOPIC, index, &e))?
+        };
+        p.after_leader_append();
+        wait_committed(p, h.epoch, info.last_offset + 1, COMMIT_TIMEOUT, &self.stopping).await.map_err(|e| match e
+            .error_code()
+        {
+            ErrorCode::NotLeaderOrFollower | ErrorCode::LeaderNotAvailable => {
+                Error::new(ErrorCode::NotCoordinator, e.message)
+            }
+            _ => e,
+        })?;
+        Ok(info.first_offset)
+    }
+}
