@@ -81,19 +81,11 @@ impl ClientError {
     }
 
     /// Whether sending the same request again may succeed: retriable broker
-    /// codes (see `ErrorCode::is_retriable`, plus the group coordinator
-    /// moving or loading), lost connections and timeouts.
+    /// codes (see `ErrorCode::is_retriable`; the group coordinator moving or
+    /// loading included), lost connections and timeouts.
     pub fn is_retriable(&self) -> bool {
         match self {
-            ClientError::Server { code, .. } => {
-                code.is_retriable()
-                    || matches!(
-                        code,
-                        ErrorCode::NotCoordinator
-                            | ErrorCode::CoordinatorNotAvailable
-                            | ErrorCode::CoordinatorLoadInProgress
-                    )
-            }
+            ClientError::Server { code, .. } => code.is_retriable(),
             ClientError::Transport(status) => matches!(
                 status.code(),
                 tonic::Code::Unavailable

@@ -214,8 +214,7 @@ impl Groups {
     async fn find_once(&self, group: &str) -> Result<GroupCoordinator, ClientError> {
         let mut client = self.cluster.any_client().await?;
         let request = FindCoordinatorRequest { group_id: group.to_owned() };
-        let response =
-            call("FindCoordinator", self.cluster.request_timeout, client.find_coordinator(request)).await?;
+        let response = call("FindCoordinator", self.cluster.request_timeout, client.find_coordinator(request)).await?;
         if let Some(e) = ClientError::from_api(response.error.as_ref()) {
             return Err(e);
         }
@@ -272,7 +271,9 @@ impl Groups {
                 Err(e) => e,
             };
             let retry = match &err {
-                ClientError::Server { code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable, .. } => {
+                ClientError::Server {
+                    code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable, ..
+                } => {
                     self.forget(group);
                     true
                 }
@@ -421,8 +422,8 @@ impl Groups {
         let timeout = self.cluster.request_timeout;
         let asks = brokers.iter().map(|(id, address)| async move {
             let mut client = self.cluster.address_client(address).await?;
-            let r = call(&format!("ListGroups to broker {id}"), timeout, client.list_groups(ListGroupsRequest {}))
-                .await?;
+            let r =
+                call(&format!("ListGroups to broker {id}"), timeout, client.list_groups(ListGroupsRequest {})).await?;
             match ClientError::from_api(r.error.as_ref()) {
                 Some(ClientError::Server { code, message }) => {
                     Err(ClientError::server(code, format!("broker {id} cannot list its groups: {message}")))
@@ -507,7 +508,8 @@ impl Groups {
         // One lookup per bound: a request names each partition once.
         let starts: Vec<(String, u32, SeekTo)> =
             live.iter().map(|c| (c.topic.clone(), c.partition, SeekTo::Beginning)).collect();
-        let ends: Vec<(String, u32, SeekTo)> = live.iter().map(|c| (c.topic.clone(), c.partition, SeekTo::End)).collect();
+        let ends: Vec<(String, u32, SeekTo)> =
+            live.iter().map(|c| (c.topic.clone(), c.partition, SeekTo::End)).collect();
         let starts = offsets::resolve(&self.cluster, &starts).await?;
         let ends = offsets::resolve(&self.cluster, &ends).await?;
         let mut by_partition: HashMap<(&str, u32), (u64, u64)> = HashMap::new();
@@ -636,7 +638,8 @@ pub(crate) fn check_group_id(group: &str) -> Result<(), ClientError> {
 fn name_group(group: &str, err: ClientError) -> ClientError {
     match err {
         ClientError::Server { code, message } if !message.contains(&format!("'{group}'")) => {
-            let message = if message.is_empty() { format!("group '{group}'") } else { format!("group '{group}': {message}") };
+            let message =
+                if message.is_empty() { format!("group '{group}'") } else { format!("group '{group}': {message}") };
             ClientError::Server { code, message }
         }
         other => other,
@@ -644,7 +647,8 @@ fn name_group(group: &str, err: ClientError) -> ClientError {
 }
 
 fn gave_up(group: &str, tries: u32, elapsed: Duration, err: ClientError) -> ClientError {
-    let what = format!("no answer from the coordinator of group '{group}' after {tries} tries in {} ms", elapsed.as_millis());
+    let what =
+        format!("no answer from the coordinator of group '{group}' after {tries} tries in {} ms", elapsed.as_millis());
     match err {
         ClientError::Server { code, message } => ClientError::server(code, format!("{what}: {message}")),
         other => ClientError::server(ErrorCode::CoordinatorNotAvailable, format!("{what}: {other}")),
@@ -719,7 +723,10 @@ mod tests {
         let e = name_group("g", ClientError::server(ErrorCode::NonEmptyGroup, "group 'g' has 2 members"));
         assert_eq!(e.to_string(), "NON_EMPTY_GROUP: group 'g' has 2 members");
         let e = gave_up("g", 5, Duration::from_millis(1200), ClientError::server(ErrorCode::NotCoordinator, "moved"));
-        assert_eq!(e.to_string(), "NOT_COORDINATOR: no answer from the coordinator of group 'g' after 5 tries in 1200 ms: moved");
+        assert_eq!(
+            e.to_string(),
+            "NOT_COORDINATOR: no answer from the coordinator of group 'g' after 5 tries in 1200 ms: moved"
+        );
         assert_eq!(check_group_id(" ").unwrap_err().code(), Some(ErrorCode::InvalidGroupId));
     }
 

@@ -53,9 +53,7 @@ pub use admin::{
 };
 pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
-pub use groups::{
-    CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag,
-};
+pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use murmur2::{murmur2, partition_for_key};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 /// The API's machine-readable error codes (`ClientError::Server::code`).

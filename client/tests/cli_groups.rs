@@ -110,7 +110,10 @@ async fn consume_with_a_group_resumes_and_groups_are_described_reset_and_deleted
 
         // describe: header and per-partition lag.
         let run = ok(&fake, &["group", "describe", "g"]).await;
-        assert!(run.stdout.starts_with("GROUP        g\nSTATE        empty\nCOORDINATOR  1\nMEMBERS      0\n"), "{run:?}");
+        assert!(
+            run.stdout.starts_with("GROUP        g\nSTATE        empty\nCOORDINATOR  1\nMEMBERS      0\n"),
+            "{run:?}"
+        );
         assert!(run.stdout.contains("TOTAL-LAG    1\n"), "{run:?}");
         assert_eq!(
             rows(&run.stdout, "TOPIC"),
@@ -118,7 +121,8 @@ async fn consume_with_a_group_resumes_and_groups_are_described_reset_and_deleted
             "{}",
             run.stdout
         );
-        let j: Value = serde_json::from_str(&ok(&fake, &["group", "describe", "g", "--output", "json"]).await.stdout).unwrap();
+        let j: Value =
+            serde_json::from_str(&ok(&fake, &["group", "describe", "g", "--output", "json"]).await.stdout).unwrap();
         assert_eq!(j["partitions"][0]["lag"], 1);
         assert_eq!(j["total_lag"], 1);
 
@@ -147,7 +151,12 @@ async fn consume_with_a_group_resumes_and_groups_are_described_reset_and_deleted
         assert!(run.stdout.contains("STATE        stable"), "{run:?}");
         assert_eq!(rows(&run.stdout, "MEMBER-ID")[0][0], "member-1");
         assert_eq!(rows(&run.stdout, "TOPIC")[0], ["t", "0", "-", "6", "6", "member-1"]);
-        fails(&fake, &["group", "reset", "busy", "--to", "earliest", "--topic", "t"], "NON_EMPTY_GROUP: group 'busy' still has 1 member(s)").await;
+        fails(
+            &fake,
+            &["group", "reset", "busy", "--to", "earliest", "--topic", "t"],
+            "NON_EMPTY_GROUP: group 'busy' still has 1 member(s)",
+        )
+        .await;
         fails(&fake, &["group", "delete", "busy"], "NON_EMPTY_GROUP").await;
 
         let run = ok(&fake, &["group", "delete", "g"]).await;

@@ -16,7 +16,8 @@ async fn produce(fake: &FakeCluster, topic: &str, partitions: &[u32], n: usize) 
     let mut pending = Vec::new();
     for &p in partitions {
         for i in 0..n {
-            pending.push(producer.send(ProducerRecord::new(topic, format!("p{p}-{i}")).with_partition(p)).await.unwrap());
+            pending
+                .push(producer.send(ProducerRecord::new(topic, format!("p{p}-{i}")).with_partition(p)).await.unwrap());
         }
     }
     for d in pending {
@@ -51,7 +52,8 @@ async fn offsets_commit_and_fetch_round_trip() {
             .await
             .unwrap();
         let all = admin.fetch_offsets("g", None).await.unwrap();
-        let got: Vec<(u32, Option<u64>, &str)> = all.iter().map(|c| (c.partition, c.offset, c.metadata.as_str())).collect();
+        let got: Vec<(u32, Option<u64>, &str)> =
+            all.iter().map(|c| (c.partition, c.offset, c.metadata.as_str())).collect();
         assert_eq!(got, vec![(0, Some(5), "meta-0"), (2, Some(9), "")]);
         assert!(all[0].commit_timestamp.is_some());
 
@@ -127,6 +129,9 @@ async fn requests_follow_the_coordinator_when_it_moves() {
     .await;
 }
 
+/// partition, committed, log end, lag.
+type Row = (u32, Option<u64>, Option<u64>, Option<u64>);
+
 #[tokio::test]
 async fn lag_is_the_log_end_minus_the_committed_offset() {
     bounded(async {
@@ -135,11 +140,13 @@ async fn lag_is_the_log_end_minus_the_committed_offset() {
         produce(&fake, "t", &[0, 1, 2], 10).await;
         fake.state().topics.get_mut("t").unwrap().partitions[2].start = 4;
         let admin = Admin::connect(fake.addrs.clone()).await.unwrap();
-        admin.commit_offsets("g", &[("t".into(), 0, 3, String::new()), ("t".into(), 1, 10, String::new())]).await.unwrap();
+        admin
+            .commit_offsets("g", &[("t".into(), 0, 3, String::new()), ("t".into(), 1, 10, String::new())])
+            .await
+            .unwrap();
 
         let lag = admin.group_lag("g").await.unwrap();
-        let got: Vec<(u32, Option<u64>, Option<u64>, Option<u64>)> =
-            lag.iter().map(|l| (l.partition, l.committed, l.log_end, l.lag)).collect();
+        let got: Vec<Row> = lag.iter().map(|l| (l.partition, l.committed, l.log_end, l.lag)).collect();
         assert_eq!(got, vec![(0, Some(3), Some(10), Some(7)), (1, Some(10), Some(10), Some(0))]);
 
         // Without a commit, the lag counts from the log start; a partition
@@ -168,9 +175,8 @@ async fn a_consumer_resumes_from_the_committed_offset_after_reopening() {
         produce(&fake, "t", &[0, 1], 5).await;
 
         // No commit and the default reset (latest): nothing old is read.
-        let mut c = Consumer::connect(ConsumerConfig { enable_auto_commit: false, ..group_config(&fake, "g") })
-            .await
-            .unwrap();
+        let mut c =
+            Consumer::connect(ConsumerConfig { enable_auto_commit: false, ..group_config(&fake, "g") }).await.unwrap();
         c.assign(vec![("t".into(), 0), ("t".into(), 1)]);
         c.resolve_positions().await.unwrap();
         assert_eq!((c.position("t", 0), c.position("t", 1)), (Some(5), Some(5)));
@@ -206,9 +212,10 @@ async fn a_consumer_resumes_from_the_committed_offset_after_reopening() {
 
         // A committed offset no longer in the log is reset (earliest here).
         fake.state().topics.get_mut("t").unwrap().partitions[0].start = 5;
-        let mut c = Consumer::connect(ConsumerConfig { auto_offset_reset: OffsetReset::Earliest, ..group_config(&fake, "g") })
-            .await
-            .unwrap();
+        let mut c =
+            Consumer::connect(ConsumerConfig { auto_offset_reset: OffsetReset::Earliest, ..group_config(&fake, "g") })
+                .await
+                .unwrap();
         c.assign(vec![("t".into(), 0)]);
         c.resolve_positions().await.unwrap();
         assert_eq!(c.position("t", 0), Some(5));

@@ -1,7 +1,8 @@
 //! The `strata` command-line tool end to end, against a real
 //! `strata-server dev` process: topics, produce/consume round trips and
 //! formats, follow mode, errors (one line on stderr, non-zero exit), cluster
-//! info/health and the benchmark summaries.
+//! info/health, consumer groups (consume --group, group
+//! list/describe/reset/delete) and the benchmark summaries.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -335,16 +336,15 @@ fn every_error_is_one_line_and_a_non_zero_exit() {
     fails(&closed, &["consume", "t"], None, "cannot connect");
     fails(&closed, &["cluster", "health"], None, "cannot connect");
 
-    // Consumer groups are part of the interface, not implemented yet.
-    for args in [
-        &["consume", "t", "--group", "g"][..],
-        &["group", "list"],
-        &["group", "describe", "g"],
-        &["group", "reset", "g", "--to", "earliest"],
-        &["group", "delete", "g"],
-    ] {
-        fails(b, args, None, "consumer groups are not supported yet");
-    }
+    // Consumer groups: unknown groups, nothing to reset, bad positions.
+    fails(b, &["group", "describe", "nope"], None, "GROUP_ID_NOT_FOUND");
+    fails(b, &["group", "delete", "nope"], None, "GROUP_ID_NOT_FOUND");
+    fails(b, &["group", "reset", "nope", "--to", "earliest"], None, "has no committed offsets");
+    fails(b, &["group", "reset", "nope", "--to", "latest", "--topic", "missing"], None, "unknown topic 'missing'");
+    let run = fails(b, &["group", "reset", "g", "--to", "yesterday"], None, "offset:N or timestamp:MS");
+    assert_eq!(run.code, Some(2));
+    let run = fails(b, &["consume", "t", "--group", "g", "--offset", "1"], None, "cannot be used with");
+    assert_eq!(run.code, Some(2));
 
     // Bad arguments.
     fails(b, &["consume", "t", "--format", "%x"], None, "unknown escape '%x'");
@@ -449,4 +449,87 @@ fn rebalance_leaders_on_a_single_node_moves_nothing() {
     let j = ok(b, &["topic", "rebalance-leaders", "nope", "--unclean", "--output", "json"], None).json();
     assert_eq!(j["election"], "unclean");
     assert_eq!(j["skipped"][0]["error"], "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+/// Rows of the table whose header line starts with `header`, split on
+/// whitespace, up to the first blank or non-table line.
+fn table_rows(stdout: &str, header: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && !l.starts_with('(') && !l.starts_with("reset ") && !l.starts_with("dry run"))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn consumer_groups_resume_and_are_described_reset_and_deleted() {
+    let (_dir, server) = data_dir();
+    let b = &server.bootstrap();
+    ok(b, &["topic", "create", "t", "--partitions", "2"], None);
+    ok(b, &["produce", "t", "--partition", "0"], Some(b"a\nb\nc\n"));
+    ok(b, &["produce", "t", "--partition", "1"], Some(b"d\n"));
+
+    // No committed offset and no --from-beginning: starts at the end (as
+    // Kafka's console consumer) and commits that position.
+    let run = ok(b, &["consume", "t", "--group", "late"], None);
+    assert_eq!(run.stdout, "");
+    let late = ok(b, &["group", "describe", "late", "--output", "json"], None).json();
+    assert_eq!(late["partitions"][0]["committed"], 3, "{late}");
+    assert_eq!(late["total_lag"], 0, "{late}");
+
+    // --from-beginning applies without a commit; what was printed is
+    // committed, so the next run prints only what came since.
+    let run = ok(b, &["consume", "t", "--group", "g", "--from-beginning", "--format", "%p:%v\n"], None);
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["0:a", "0:b", "0:c", "1:d"]);
+    ok(b, &["produce", "t", "--partition", "0"], Some(b"e\n"));
+    let run = ok(b, &["consume", "t", "--group", "g", "--from-beginning"], None);
+    assert_eq!(run.stdout, "e\n");
+    // --count stops part-way: only what was printed is committed.
+    ok(b, &["produce", "t", "--partition", "0"], Some(b"f\ng\n"));
+    let run = ok(b, &["consume", "t", "--group", "g", "--count", "1"], None);
+    assert_eq!(run.stdout, "f\n");
+
+    // describe: header, then committed offset, log end and lag per partition.
+    let run = ok(b, &["group", "describe", "g"], None);
+    assert!(run.stdout.starts_with("GROUP        g\nSTATE        empty\nCOORDINATOR  1\nMEMBERS      0\n"), "{run:?}");
+    assert!(run.stdout.contains("TOTAL-LAG    1\n"), "{run:?}");
+    assert_eq!(
+        table_rows(&run.stdout, "TOPIC"),
+        [["t", "0", "5", "6", "1", "-"], ["t", "1", "1", "1", "0", "-"]],
+        "{run:?}"
+    );
+    let j = ok(b, &["group", "describe", "g", "--output", "json"], None).json();
+    assert_eq!(j["partitions"][0]["lag"], 1, "{j}");
+    assert_eq!(j["coordinator"], 1);
+
+    let run = ok(b, &["group", "list"], None);
+    let listed = table_rows(&run.stdout, "GROUP");
+    assert_eq!(listed.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["g", "late"], "{run:?}");
+    let list = ok(b, &["group", "list", "--output", "json"], None).json();
+    assert_eq!(list[0]["group"], "g");
+    assert_eq!(list[0]["state"], "empty");
+
+    // reset: a dry run commits nothing; offsets are clamped to the log.
+    let run = ok(b, &["group", "reset", "g", "--to", "earliest", "--dry-run"], None);
+    assert_eq!(table_rows(&run.stdout, "TOPIC"), [["t", "0", "5", "0"], ["t", "1", "1", "0"]], "{run:?}");
+    assert!(run.stdout.contains("dry run"), "{run:?}");
+    let j = ok(b, &["group", "reset", "g", "--to", "offset:100", "--output", "json"], None).json();
+    assert_eq!(j["partitions"][0], serde_json::json!({"topic": "t", "partition": 0, "old": 5, "new": 6}), "{j}");
+    let run = ok(b, &["group", "reset", "g", "--to", "earliest", "--topic", "t"], None);
+    assert!(run.stdout.contains("reset 2 partition(s) of group 'g' to earliest"), "{run:?}");
+    let run = ok(b, &["consume", "t", "--group", "g", "--format", "%p:%v\n"], None);
+    assert_eq!(run.stdout.lines().count(), 7, "{run:?}");
+    let run = ok(b, &["group", "reset", "g", "--to", &format!("timestamp:{}", now_ms() + 60_000)], None);
+    assert_eq!(table_rows(&run.stdout, "TOPIC"), [["t", "0", "6", "6"], ["t", "1", "1", "1"]], "{run:?}");
+
+    // delete, then the group is gone.
+    let run = ok(b, &["group", "delete", "g"], None);
+    assert_eq!(run.stdout, "deleted group 'g'\n");
+    fails(b, &["group", "describe", "g"], None, "GROUP_ID_NOT_FOUND");
+    let run = ok(b, &["group", "list", "--output", "json"], None);
+    assert_eq!(run.json().as_array().unwrap().len(), 1, "{run:?}");
 }

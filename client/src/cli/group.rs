@@ -453,9 +453,15 @@ mod tests {
         assert_eq!(lines[3], "MEMBERS      1");
         assert_eq!(lines[5], "TOTAL-LAG    8", "{text}");
         let members = lines.iter().position(|l| l.starts_with("MEMBER-ID")).unwrap();
-        assert_eq!(lines[members + 1].split_whitespace().collect::<Vec<_>>(), ["m-1", "-", "app", "10.0.0.1", "3", "events:0,1"]);
+        assert_eq!(
+            lines[members + 1].split_whitespace().collect::<Vec<_>>(),
+            ["m-1", "-", "app", "10.0.0.1", "3", "events:0,1"]
+        );
         let header = lines.iter().position(|l| l.starts_with("TOPIC")).unwrap();
-        assert_eq!(lines[header].split_whitespace().collect::<Vec<_>>(), ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"]);
+        assert_eq!(
+            lines[header].split_whitespace().collect::<Vec<_>>(),
+            ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"]
+        );
         let row = |i: usize| lines[header + i].split_whitespace().collect::<Vec<_>>();
         assert_eq!(row(1), ["events", "0", "5", "9", "4", "m-1"]);
         assert_eq!(row(2), ["events", "1", "-", "6", "4", "m-1"]);
@@ -467,10 +473,13 @@ mod tests {
         assert_eq!(j["group"], "billing");
         assert_eq!(j["total_lag"], 8);
         assert_eq!(j["members"][0]["assignment"], json!([{ "topic": "events", "partitions": [0, 1] }]));
-        assert_eq!(j["partitions"][0], json!({
-            "topic": "events", "partition": 0, "committed": 5, "log_start": 2, "log_end": 9,
-            "lag": 4, "lag_from": "committed", "member": "m-1",
-        }));
+        assert_eq!(
+            j["partitions"][0],
+            json!({
+                "topic": "events", "partition": 0, "committed": 5, "log_start": 2, "log_end": 9,
+                "lag": 4, "lag_from": "committed", "member": "m-1",
+            })
+        );
         assert_eq!(j["partitions"][1]["committed"], Value::Null);
         assert_eq!(j["partitions"][1]["lag_from"], "log_start");
         assert_eq!(j["partitions"][2]["lag"], Value::Null);
@@ -484,7 +493,9 @@ mod tests {
         let text = describe_text(&d, &[]);
         assert!(text.ends_with("\n(no committed offsets)\n"), "{text}");
         assert!(!text.contains("MEMBER-ID"), "{text}");
-        assert!(non_empty(&description()).to_string().starts_with("NON_EMPTY_GROUP: group 'billing' still has 1 member(s)"));
+        assert!(non_empty(&description())
+            .to_string()
+            .starts_with("NON_EMPTY_GROUP: group 'billing' still has 1 member(s)"));
     }
 
     #[test]
@@ -498,7 +509,8 @@ mod tests {
         ];
         let text = reset_text("g", ResetTo::Earliest, false, &rows);
         assert_eq!(text, "TOPIC  PARTITION  OLD  NEW\nt      0          10   0\nt      1          -    0\nreset 2 partition(s) of group 'g' to earliest\n");
-        assert!(reset_text("g", ResetTo::Latest, true, &rows).contains("dry run: would reset 2 partition(s) of group 'g' to latest (nothing committed)"));
+        assert!(reset_text("g", ResetTo::Latest, true, &rows)
+            .contains("dry run: would reset 2 partition(s) of group 'g' to latest (nothing committed)"));
         let j = reset_json("g", ResetTo::Offset(3), true, &rows);
         assert_eq!(j["to"], "offset:3");
         assert_eq!(j["dry_run"], true);

@@ -272,8 +272,7 @@ impl Consumer {
             check_group_id(g)?;
         }
         let cluster = Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout).await?;
-        let group =
-            config.group_id.clone().map(|id| GroupState::start(id, Arc::new(Groups::new(cluster.clone()))));
+        let group = config.group_id.clone().map(|id| GroupState::start(id, Arc::new(Groups::new(cluster.clone()))));
         Ok(Consumer {
             config,
             cluster,
