@@ -74,7 +74,10 @@ async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
     let leader = s.controller.local().is_some_and(|c| c.status().leader_id == Some(s.config.node_id));
     s.groups.sweep(&s.replicas);
     s.metrics.set_groups(s.groups.group_count());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render(&s.replicas, leader))
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(&s.replicas, leader, &s.groups.committed_offsets()),
+    )
 }
 
 /// Binds the HTTP listener (kept separate so startup fails fast on a taken port).

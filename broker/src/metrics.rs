@@ -17,6 +17,13 @@ struct CodeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupPartitionLabels {
+    group: String,
+    topic: String,
+    partition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     topic: String,
     partition: String,
@@ -57,7 +64,17 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, partition gauges read now.
-    pub fn render(&self, replicas: &ReplicaManager, is_controller_leader: bool) -> String {
+    /// `committed` holds the (group, topic, partition, offset) commits of the
+    /// groups coordinated here: each gets a committed-offset gauge, and a lag
+    /// gauge (high watermark − committed) when this broker hosts a replica
+    /// of the partition (its high watermark; a follower's trails the
+    /// leader's by at most one fetch).
+    pub fn render(
+        &self,
+        replicas: &ReplicaManager,
+        is_controller_leader: bool,
+        committed: &[(String, String, u32, u64)],
+    ) -> String {
         let mut r = Registry::with_prefix("strata");
         r.register("produce_records", "Records appended by produce requests", self.produce_records.clone());
         r.register("produce_bytes", "Record-batch bytes appended by produce requests", self.produce_bytes.clone());
@@ -112,6 +129,27 @@ impl Metrics {
         let offline = Gauge::<i64>::default();
         offline.set(replicas.offline().len() as i64);
         r.register("offline_partitions", "Partitions whose logs failed to open", offline);
+        let group_offset = Family::<GroupPartitionLabels, Gauge>::default();
+        let group_lag = Family::<GroupPartitionLabels, Gauge>::default();
+        for (group, topic, partition, offset) in committed {
+            let l =
+                GroupPartitionLabels { group: group.clone(), topic: topic.clone(), partition: partition.to_string() };
+            group_offset.get_or_create(&l).set(i64::try_from(*offset).unwrap_or(i64::MAX));
+            let tp = strata_storage::TopicPartition { topic: topic.clone(), partition: *partition };
+            if let Some(p) = replicas.replica(&tp) {
+                group_lag.get_or_create(&l).set(p.high_watermark().saturating_sub(*offset) as i64);
+            }
+        }
+        r.register(
+            "group_committed_offset",
+            "A consumer group's committed offset (groups coordinated here)",
+            group_offset,
+        );
+        r.register(
+            "group_lag",
+            "Records between a group's committed offset and the high watermark (partitions hosted here)",
+            group_lag,
+        );
         let leader = Gauge::<i64>::default();
         leader.set(i64::from(is_controller_leader));
         r.register("controller_is_leader", "1 when this node is the active controller", leader);

@@ -294,6 +294,12 @@ async fn list_describe_and_delete_groups() {
     assert_eq!(listed, [("a".into(), "empty".into(), 1), ("b".into(), "empty".into(), 1)]);
     let metrics = http_get(node.args.http_listen, "/metrics").await;
     assert!(metrics.lines().any(|l| l == "strata_groups 2"), "{metrics}");
+    // Per group-partition committed offsets, and lag against the local high
+    // watermark (nothing produced: committed beyond it counts as no lag).
+    let committed = r#"strata_group_committed_offset{group="a",topic="t",partition="1"} 2"#;
+    assert!(metrics.lines().any(|l| l == committed), "{metrics}");
+    let lag = r#"strata_group_lag{group="b",topic="t",partition="0"} 0"#;
+    assert!(metrics.lines().any(|l| l == lag), "{metrics}");
     let d = node.describe(&["a", "missing"]).await;
     let a = &d.groups[0];
     assert_eq!((code(&a.error), a.state.as_str(), a.coordinator), (ErrorCode::None, "empty", 1));

@@ -504,6 +504,11 @@ fn consumer_groups_resume_and_are_described_reset_and_deleted() {
     );
     let j = ok(b, &["group", "describe", "g", "--output", "json"], None).json();
     assert_eq!(j["partitions"][0]["lag"], 1, "{j}");
+    // The same lag as a Prometheus gauge on the coordinator (which hosts the
+    // partition here).
+    let (_, metrics) = strata_tests::http_get(server.http, "/metrics").expect("metrics");
+    let lag = r#"strata_group_lag{group="g",topic="t",partition="0"} 1"#;
+    assert!(metrics.lines().any(|l| l == lag), "{metrics}");
     assert_eq!(j["coordinator"], 1);
 
     let run = ok(b, &["group", "list"], None);

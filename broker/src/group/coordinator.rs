@@ -204,6 +204,21 @@ impl GroupCoordinator {
         self.slots().retain(|&index, slot| still_leads(replicas, index, slot.epoch));
     }
 
+    /// Every committed offset in the loaded shards, as (group, topic,
+    /// partition, offset): what the lag metrics are computed from.
+    pub fn committed_offsets(&self) -> Vec<(String, String, u32, u64)> {
+        let mut out = Vec::new();
+        for slot in self.slots().values() {
+            if let SlotState::Loaded(shard) = &slot.state {
+                let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                for g in shard.groups() {
+                    out.extend(g.offsets().map(|(t, p, v)| (g.id.clone(), t.to_string(), p, v.offset.max(0) as u64)));
+                }
+            }
+        }
+        out
+    }
+
     /// Live groups in the loaded shards (the `strata_groups` gauge).
     pub fn group_count(&self) -> usize {
         self.slots()
