@@ -95,14 +95,14 @@ impl Metrics {
         let (mut under_replicated, mut under_min_isr) = (0i64, 0i64);
         for p in replicas.partitions() {
             let l = PartitionLabels { topic: p.tp.topic.clone(), partition: p.tp.partition.to_string() };
-            let st = p.state();
+            let (isr, assigned, min_isr) = p.isr_counts();
             let leader = p.leader_epoch_if_leader().is_some();
             leads.get_or_create(&l).set(i64::from(leader));
-            isr_size.get_or_create(&l).set(st.isr.len() as i64);
-            if leader && st.isr.len() < st.replicas.len() {
+            isr_size.get_or_create(&l).set(isr as i64);
+            if leader && isr < assigned {
                 under_replicated += 1;
             }
-            if leader && (st.isr.len() as u32) < st.config.min_insync_replicas {
+            if leader && (isr as u32) < min_isr {
                 under_min_isr += 1;
             }
             end.get_or_create(&l).set(p.log.log_end_offset() as i64);

@@ -130,7 +130,8 @@ impl Partition {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of the replica state.
+    /// A copy of the replica state (with the leader's follower bookkeeping:
+    /// for tests and diagnostics; request paths use the narrow accessors).
     pub fn state(&self) -> ReplicaState {
         self.lock().clone()
     }
@@ -200,6 +201,38 @@ impl Partition {
     pub fn leader_epoch_if_leader(&self) -> Option<u32> {
         let st = self.lock();
         matches!(st.role, Role::Leader(_)).then_some(st.leader_epoch)
+    }
+
+    /// The leader epoch this replica is in (whatever its role).
+    pub fn leader_epoch(&self) -> u32 {
+        self.lock().leader_epoch
+    }
+
+    /// The leader this replica follows, if it is a follower of a led partition.
+    pub fn followed_leader(&self) -> Option<u32> {
+        match self.lock().role {
+            Role::Follower { leader } => leader,
+            Role::Leader(_) => None,
+        }
+    }
+
+    /// The leader epoch, if this replica follows `leader` (one consistent
+    /// read, for building a fetch request).
+    pub fn follower_epoch(&self, leader: u32) -> Option<u32> {
+        let st = self.lock();
+        matches!(st.role, Role::Follower { leader: Some(l) } if l == leader).then_some(st.leader_epoch)
+    }
+
+    /// Whether broker `id` is an assigned replica.
+    pub fn is_replica(&self, id: u32) -> bool {
+        self.lock().replicas.contains(&id)
+    }
+
+    /// (ISR size, replica count, min.insync.replicas): what the replication
+    /// gauges need, without copying the leader's follower bookkeeping.
+    pub fn isr_counts(&self) -> (usize, usize, u32) {
+        let st = self.lock();
+        (st.isr.len(), st.replicas.len(), st.config.min_insync_replicas)
     }
 
     /// Offset below which records are committed and visible to consumers.

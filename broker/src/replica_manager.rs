@@ -11,7 +11,7 @@ use strata_controller::{MetadataImage, PartitionInfo};
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{LogConfig, LogManager, TopicPartition};
 
-use crate::partition::{system_clock, Clock, ClockHandle, Partition, Role};
+use crate::partition::{system_clock, Clock, ClockHandle, Partition};
 use crate::replication::fetcher::ReplicaFetcherManager;
 use crate::topic_config;
 
@@ -170,7 +170,7 @@ impl ReplicaManager {
     ) -> HashMap<u32, (String, Vec<Arc<Partition>>)> {
         let mut by_leader: HashMap<u32, (String, Vec<Arc<Partition>>)> = HashMap::new();
         for p in partitions.values() {
-            if let Role::Follower { leader: Some(l) } = p.state().role {
+            if let Some(l) = p.followed_leader() {
                 if let Some(b) = image.brokers.get(&l) {
                     by_leader.entry(l).or_insert_with(|| (b.address.clone(), Vec::new())).1.push(p.clone());
                 }

@@ -44,7 +44,6 @@ mod consumer;
 mod error;
 mod groups;
 mod metadata;
-mod murmur2;
 mod producer;
 
 pub use admin::{
@@ -54,7 +53,7 @@ pub use admin::{
 pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
-pub use murmur2::{murmur2, partition_for_key};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use strata_protocol::murmur2::{murmur2, partition_for_key};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;

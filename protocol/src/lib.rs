@@ -19,3 +19,4 @@ pub mod v1 {
 }
 
 pub mod errors;
+pub mod murmur2;

@@ -239,16 +239,35 @@ impl Log {
                 head.copy_from_slice(&bytes[..HEADER_LEN]);
                 batch::set_base_offset(&mut head, base)?;
                 batch::set_partition_leader_epoch(&mut head, leader_epoch)?;
-                self.maybe_roll(&mut st, &h)?;
-                let prealloc = st.config.preallocate_bytes;
-                let now = self.clock.now_ms();
-                st.active_mut().append(&[&head, &bytes[HEADER_LEN..]], &h, prealloc, now)?;
-                let first_offset = info.map_or(base, |i| i.first_offset);
-                let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
-                info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
+                self.write_batch(&mut st, &[&head, &bytes[HEADER_LEN..]], &h, &mut info)?;
             }
             delay = st.config.group_delay();
         }
+        self.finish_append(info, delay)
+    }
+
+    /// Writes one batch (its header `h` already final, its bytes in `parts`)
+    /// at the log end, rolling first if due, and folds it into `info`.
+    pub(crate) fn write_batch(
+        &self,
+        st: &mut LogState,
+        parts: &[&[u8]],
+        h: &BatchHeader,
+        info: &mut Option<AppendInfo>,
+    ) -> Result<()> {
+        self.maybe_roll(st, h)?;
+        let prealloc = st.config.preallocate_bytes;
+        let now = self.clock.now_ms();
+        st.active_mut().append(parts, h, prealloc, now)?;
+        let first_offset = info.map_or(h.base_offset, |i| i.first_offset);
+        let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
+        *info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
+        Ok(())
+    }
+
+    /// After the write lock is released: waits for the durability the
+    /// flush policy asks (`delay`) and returns where the batches landed.
+    pub(crate) fn finish_append(&self, info: Option<AppendInfo>, delay: Option<Duration>) -> Result<AppendInfo> {
         let info = info.ok_or(StorageError::InvalidArgument { what: "append", reason: "no batches given".into() })?;
         if let Some(delay) = delay {
             self.wait_durable(info.last_offset + 1, delay)?;

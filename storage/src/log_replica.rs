@@ -59,21 +59,11 @@ impl Log {
             for batch in batches {
                 let h: &BatchHeader = batch.header();
                 self.ensure_epoch(&mut st, h.partition_leader_epoch, h.base_offset)?;
-                self.maybe_roll(&mut st, h)?;
-                let prealloc = st.config.preallocate_bytes;
-                let now = self.clock.now_ms();
-                st.active_mut().append(&[&batch.bytes()[..]], h, prealloc, now)?;
-                let first_offset = info.map_or(h.base_offset, |i| i.first_offset);
-                let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
-                info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
+                self.write_batch(&mut st, &[&batch.bytes()[..]], h, &mut info)?;
             }
             delay = st.config.group_delay();
         }
-        let info = info.ok_or(StorageError::InvalidArgument { what: "append", reason: "no batches given".into() })?;
-        if let Some(delay) = delay {
-            self.wait_durable(info.last_offset + 1, delay)?;
-        }
-        Ok(info)
+        self.finish_append(info, delay)
     }
 
     /// Where `epoch` ends in this log, as `(epoch, end offset)` — the

@@ -14,7 +14,7 @@ use strata_storage::StorageError;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::partition::{Partition, Role};
+use crate::partition::Partition;
 
 /// How long the leader may hold a replica fetch (Kafka's replica.fetch.wait.max.ms).
 pub const REPLICA_FETCH_WAIT: Duration = Duration::from_millis(500);
@@ -190,10 +190,7 @@ impl Fetcher {
 /// it: the follower's log end as fetch offset, the epoch of its last batch
 /// as last fetched epoch, and the leader epoch it believes in.
 pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchPartition> {
-    let st = p.state();
-    if !matches!(st.role, Role::Follower { leader: Some(l) } if l == leader) {
-        return None;
-    }
+    let current_leader_epoch = p.follower_epoch(leader)?;
     let fetch_offset = p.log.log_end_offset();
     // The epoch of the last batch held: an entry starting at the log end
     // (an epoch this replica assigned as leader and never wrote in) holds
@@ -207,7 +204,7 @@ pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchParti
         partition: p.tp.partition,
         fetch_offset,
         last_fetched_epoch,
-        current_leader_epoch: st.leader_epoch,
+        current_leader_epoch,
         partition_max_bytes: 0,
     })
 }
@@ -256,7 +253,7 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
         for b in split_batches(r.records, max) {
             batches.push(b.map_err(|e| format!("leader sent a bad batch: {e}"))?);
         }
-        let epoch = p.state().leader_epoch;
+        let epoch = p.leader_epoch();
         if let Some(b) = batches.iter().find(|b| b.header().partition_leader_epoch > epoch) {
             return Err(format!(
                 "leader sent a batch of epoch {} beyond the current leader epoch {epoch}",

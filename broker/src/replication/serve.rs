@@ -96,7 +96,6 @@ pub fn serve_partition(
     budget: usize,
     r: &mut ReplicaFetchedPartition,
 ) -> Result<(), Error> {
-    let st = p.state();
     let Some(epoch) = p.leader_epoch_if_leader() else { return Err(p.not_leader()) };
     if fp.current_leader_epoch < epoch {
         return Err(Error::new(
@@ -110,10 +109,10 @@ pub fn serve_partition(
             format!("{}: leader epoch {} is newer than this leader's {epoch}", p.tp, fp.current_leader_epoch),
         ));
     }
-    if !st.replicas.contains(&replica) {
+    if !p.is_replica(replica) {
         return Err(Error::new(
             ErrorCode::InvalidRequest,
-            format!("{}: broker {replica} is not a replica (replicas {:?})", p.tp, st.replicas),
+            format!("{}: broker {replica} is not a replica (replicas {:?})", p.tp, p.state().replicas),
         ));
     }
     let (log_start, leo) = (p.log.log_start_offset(), p.log.log_end_offset());

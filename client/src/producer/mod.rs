@@ -38,9 +38,9 @@ use tokio::task::JoinHandle;
 use crate::connection::{parse_bootstrap, MAX_MESSAGE_BYTES};
 use crate::error::ClientError;
 use crate::metadata::Cluster;
-use crate::murmur2::partition_for_key;
 use accumulator::{Accumulator, RecordRef, Target};
 use completion::BatchCompletion;
+use strata_protocol::murmur2::partition_for_key;
 
 /// How many acknowledgements the leader waits for before answering.
 ///

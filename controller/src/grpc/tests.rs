@@ -99,6 +99,25 @@ pub(crate) async fn agreed_leader(nodes: &HashMap<u64, TestNode>, timeout: Durat
     leader.unwrap()
 }
 
+/// Three voters on loopback ports, each in its own directory under `root`:
+/// the nodes, the voter address map, and the data directories.
+pub(crate) async fn start_three_voters(
+    root: &Path,
+) -> (HashMap<u64, TestNode>, HashMap<u64, String>, HashMap<u64, PathBuf>) {
+    let dirs: HashMap<u64, PathBuf> = (1..=3).map(|id| (id, root.join(format!("c{id}")))).collect();
+    let mut listeners = HashMap::new();
+    for id in 1..=3 {
+        listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let voters: HashMap<u64, String> =
+        listeners.iter().map(|(id, l)| (*id, l.local_addr().unwrap().to_string())).collect();
+    let mut nodes = HashMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, TestNode::start(id, &dirs[&id], listeners.remove(&id).unwrap(), &voters).await);
+    }
+    (nodes, voters, dirs)
+}
+
 fn topic_ids(c: &Controller) -> BTreeMap<String, String> {
     c.metadata().topics.values().map(|t| (t.name.clone(), t.id.clone())).collect()
 }
@@ -107,20 +126,7 @@ fn topic_ids(c: &Controller) -> BTreeMap<String, String> {
 async fn three_voters_elect_forward_fail_over_and_rejoin() {
     let t0 = Instant::now();
     let root = tempfile::tempdir().unwrap();
-    let dirs: HashMap<u64, PathBuf> = (1..=3).map(|id| (id, root.path().join(format!("c{id}")))).collect();
-    let mut listeners = HashMap::new();
-    let mut addrs: HashMap<u64, SocketAddr> = HashMap::new();
-    for id in 1..=3 {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addrs.insert(id, l.local_addr().unwrap());
-        listeners.insert(id, l);
-    }
-    let voters: HashMap<u64, String> = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
-    let mut nodes = HashMap::new();
-    for id in 1..=3 {
-        let node = TestNode::start(id, &dirs[&id], listeners.remove(&id).unwrap(), &voters).await;
-        nodes.insert(id, node);
-    }
+    let (mut nodes, voters, dirs) = start_three_voters(root.path()).await;
 
     // A leader is elected and the cluster id is applied everywhere.
     let leader = agreed_leader(&nodes, Duration::from_secs(10)).await;
@@ -170,7 +176,8 @@ async fn three_voters_elect_forward_fail_over_and_rejoin() {
     assert_eq!(expected.keys().collect::<Vec<_>>(), vec!["audit", "events", "orders"]);
 
     // The old leader restarts on its data dir and port, rejoins and catches up.
-    let listener = TcpListener::bind(addrs[&old_leader]).await.unwrap();
+    let addr: SocketAddr = voters[&old_leader].parse().unwrap();
+    let listener = TcpListener::bind(addr).await.unwrap();
     let node = TestNode::start(old_leader, &dirs[&old_leader], listener, &voters).await;
     nodes.insert(old_leader, node);
     let caught_up =

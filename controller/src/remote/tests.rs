@@ -4,30 +4,17 @@
 //! through deltas and snapshots, across a leader failover.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::grpc::tests::{agreed_leader, eventually, TestNode};
+use crate::grpc::tests::{agreed_leader, eventually, start_three_voters, TestNode};
 use crate::metadata::{MetadataError, MetadataImage};
 
 async fn three_voters(root: &std::path::Path) -> (HashMap<u64, TestNode>, HashMap<u64, String>, HashMap<u64, PathBuf>) {
-    let dirs: HashMap<u64, PathBuf> = (1..=3).map(|id| (id, root.join(format!("c{id}")))).collect();
-    let mut listeners = HashMap::new();
-    let mut addrs: HashMap<u64, SocketAddr> = HashMap::new();
-    for id in 1..=3 {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addrs.insert(id, l.local_addr().unwrap());
-        listeners.insert(id, l);
-    }
-    let voters: HashMap<u64, String> = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
-    let mut nodes = HashMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, TestNode::start(id, &dirs[&id], listeners.remove(&id).unwrap(), &voters).await);
-    }
+    let (nodes, voters, dirs) = start_three_voters(root).await;
     agreed_leader(&nodes, Duration::from_secs(10)).await;
     for n in nodes.values() {
         n.controller.wait_ready(Duration::from_secs(5)).await.unwrap();

@@ -1,5 +1,7 @@
 //! Kafka's key hash and default partitioner, bit for bit, so keys land on
-//! the same partition number as with a Kafka client.
+//! the same partition number as with a Kafka client. Shared: the client
+//! partitions records with it, the broker places consumer groups on the
+//! offsets topic with it.
 
 /// MurmurHash2 (32-bit) exactly as Kafka's `Utils.murmur2`: seed
 /// `0x9747b28c`, little-endian 4-byte blocks, the tail handled with Java's
@@ -8,7 +10,7 @@
 /// # Example
 ///
 /// ```
-/// assert_eq!(strata_client::murmur2(b"21"), -973932308);
+/// assert_eq!(strata_protocol::murmur2::murmur2(b"21"), -973932308);
 /// ```
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -54,7 +56,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// # Example
 ///
 /// ```
-/// use strata_client::partition_for_key;
+/// use strata_protocol::murmur2::partition_for_key;
 ///
 /// let p = partition_for_key(b"user-42", 12);
 /// assert!(p < 12);
