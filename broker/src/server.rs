@@ -159,6 +159,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             stop_rx.clone(),
         ))
     });
+    let group_upkeep = roles.broker.then(|| tokio::spawn(expire_group_members(service.clone(), stop_rx.clone())));
     let grpc = grpc_listener.map(|listener| {
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -223,6 +224,9 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     if let Some(isr) = isr {
         let _ = isr.await;
     }
+    if let Some(task) = group_upkeep {
+        let _ = task.await;
+    }
     replicas.stop_replication();
     if let Some(task) = metadata_follower {
         let _ = task.await;
@@ -270,6 +274,22 @@ async fn register(controller: &ControllerLink, config: &ServerConfig) -> Result<
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How often group members' sessions are checked.
+const GROUP_EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Evicts consumer-group members whose session ran out, until stopped (a
+/// group whose members all died must become empty without a heartbeat).
+async fn expire_group_members(service: Arc<BrokerService>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(GROUP_EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => service.groups.expire_members(&service.topic_partition_counts()),
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

@@ -137,4 +137,12 @@ impl Strata for BrokerService {
     async fn delete_groups(&self, req: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
         Ok(Response::new(BrokerService::delete_groups(self, req.into_inner()).await))
     }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        req: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        Ok(Response::new(BrokerService::consumer_group_heartbeat(self, req.into_inner(), host).await))
+    }
 }

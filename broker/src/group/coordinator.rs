@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::TopicPartition;
@@ -36,6 +36,9 @@ pub struct ShardHandle {
     pub epoch: u32,
     /// The groups.
     pub shard: Arc<Mutex<Shard>>,
+    /// When the shard was loaded (a new coordinator adopts members for a
+    /// while after that).
+    pub loaded_at: Instant,
     /// Held shared by appends, exclusively by a load.
     pub gate: Arc<RwLock<()>>,
 }
@@ -51,7 +54,7 @@ impl ShardHandle {
 enum SlotState {
     /// Being loaded; the receiver turns true when the load ends.
     Loading(watch::Receiver<bool>),
-    Loaded(Arc<Mutex<Shard>>),
+    Loaded(Arc<Mutex<Shard>>, Instant),
 }
 
 #[derive(Debug)]
@@ -97,12 +100,13 @@ impl GroupCoordinator {
             let mut done = {
                 let mut slots = self.slots();
                 match slots.get(&index) {
-                    Some(Slot { epoch: e, state: SlotState::Loaded(shard) }) if *e == epoch => {
+                    Some(Slot { epoch: e, state: SlotState::Loaded(shard, loaded_at) }) if *e == epoch => {
                         return Ok(ShardHandle {
                             partition: p.clone(),
                             index,
                             epoch,
                             shard: shard.clone(),
+                            loaded_at: *loaded_at,
                             gate: self.gate(index),
                         });
                     }
@@ -138,7 +142,7 @@ impl GroupCoordinator {
             }
             // Loaded (or failed: the slot is gone and the next pass reloads
             // or reports); look again.
-            if !matches!(self.slots().get(&index), Some(Slot { epoch: e, state: SlotState::Loaded(_) }) if *e == epoch)
+            if !matches!(self.slots().get(&index), Some(Slot { epoch: e, state: SlotState::Loaded(..) }) if *e == epoch)
             {
                 return Err(Error::new(
                     ErrorCode::CoordinatorNotAvailable,
@@ -177,7 +181,10 @@ impl GroupCoordinator {
                         "loaded consumer groups"
                     );
                     if ours {
-                        slots.insert(index, Slot { epoch, state: SlotState::Loaded(Arc::new(Mutex::new(shard))) });
+                        slots.insert(
+                            index,
+                            Slot { epoch, state: SlotState::Loaded(Arc::new(Mutex::new(shard)), Instant::now()) },
+                        );
                     }
                 }
                 Ok(Err(e)) => {
@@ -209,7 +216,7 @@ impl GroupCoordinator {
     pub fn committed_offsets(&self) -> Vec<(String, String, u32, u64)> {
         let mut out = Vec::new();
         for slot in self.slots().values() {
-            if let SlotState::Loaded(shard) = &slot.state {
+            if let SlotState::Loaded(shard, _) = &slot.state {
                 let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
                 for g in shard.groups() {
                     out.extend(g.offsets().map(|(t, p, v)| (g.id.clone(), t.to_string(), p, v.offset.max(0) as u64)));
@@ -224,10 +231,28 @@ impl GroupCoordinator {
         self.slots()
             .values()
             .map(|s| match &s.state {
-                SlotState::Loaded(shard) => shard.lock().unwrap_or_else(|p| p.into_inner()).len(),
+                SlotState::Loaded(shard, _) => shard.lock().unwrap_or_else(|p| p.into_inner()).len(),
                 SlotState::Loading(_) => 0,
             })
             .sum()
+    }
+}
+
+impl GroupCoordinator {
+    /// Evicts members of every loaded group whose session (or revocation)
+    /// ran out, so a group whose members all died becomes empty even with
+    /// nobody heartbeating. `topics`: every topic's partition count.
+    pub fn expire_members(&self, topics: &std::collections::BTreeMap<String, u32>) {
+        let now = Instant::now();
+        for slot in self.slots().values() {
+            let SlotState::Loaded(shard, _) = &slot.state else { continue };
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for g in shard.groups_mut() {
+                for (member, why) in g.membership.expire(now, topics) {
+                    tracing::info!(group = %g.id, %member, reason = why, "evicted a group member");
+                }
+            }
+        }
     }
 }
 

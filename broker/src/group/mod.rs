@@ -31,13 +31,24 @@
 //! - **Unknown groups.** `DescribeGroups` answers `GROUP_ID_NOT_FOUND` (with
 //!   state `dead`) for a group with no offsets and no members; `FetchOffsets`
 //!   answers offset -1 per partition instead (no error), as Kafka does.
-//! - **Membership** (KIP-848 heartbeats, assignment) comes later: a
-//!   [`model::Group`] already has a member map and a state, and
-//!   [`model::Group::check_commit`] / [`model::Group::check_delete`] are
-//!   where member epochs and `NON_EMPTY_GROUP` are enforced.
+//! - **Membership** (KIP-848 style, [`membership`]): members heartbeat
+//!   (`ConsumerGroupHeartbeat`) with their subscription (topic names or a
+//!   regular expression) and the partitions they own; the coordinator
+//!   computes the target assignment with the group's [`assignor`] and moves
+//!   partitions incrementally, revoking before assigning. Sessions expire,
+//!   static members (`group.instance.id`) keep their partitions across a
+//!   restart, commits are fenced by member epoch, and a group with members
+//!   cannot be deleted or reset (`NON_EMPTY_GROUP`). Membership is kept in
+//!   memory; a new coordinator re-learns it from the members' heartbeats.
 
+pub mod assignor;
 pub mod coordinator;
+mod heartbeat;
 pub mod loader;
+pub mod member;
+pub mod membership;
+#[cfg(test)]
+mod membership_tests;
 pub mod model;
 pub mod offsets_topic;
 pub mod partitioner;

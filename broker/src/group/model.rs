@@ -1,23 +1,26 @@
-//! A consumer group as the coordinator holds it: its state, its members
-//! (none yet: membership and assignment come with KIP-848 heartbeats), and
-//! its committed offsets, each remembering the offsets-log position of the
+//! A consumer group as the coordinator holds it: its state, its membership
+//! ([`Membership`], in memory), and its committed offsets, each remembering the offsets-log position of the
 //! record that set it so updates apply in log order whatever order their
 //! replication completes in.
 
 use std::collections::BTreeMap;
 
-use strata_protocol::v1::{Error, ErrorCode};
+use strata_protocol::v1::Error;
+
+use super::membership::Membership;
 
 /// A group's lifecycle state, named as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     /// Committed offsets but no members.
     Empty,
-    /// Members with their target assignment reconciled (later).
+    /// Members, each holding exactly its target assignment.
     Stable,
-    /// Members moving towards a new target assignment (later).
+    /// Members moving towards a new target assignment.
     Reconciling,
-    /// A new target assignment is being computed (later).
+    /// A new target assignment is being computed (the coordinator computes
+    /// it within the heartbeat that changed the group, so this is never
+    /// observed; kept for the API's vocabulary).
     Assigning,
     /// No such group (deleted, or never committed).
     Dead,
@@ -36,16 +39,6 @@ impl GroupState {
     }
 }
 
-/// A member of a group. Placeholder for KIP-848 membership: nothing creates
-/// members yet, so every group is empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The member id the coordinator gave it.
-    pub member_id: String,
-    /// The member's epoch (fences stale commits).
-    pub member_epoch: i32,
-}
-
 /// One committed offset, or a tombstone that deleted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetEntry {
@@ -56,26 +49,40 @@ pub struct OffsetEntry {
 }
 
 /// A consumer group coordinated by this broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Group {
     /// The group id.
     pub id: String,
-    /// Members by member id (always empty for now).
-    pub members: BTreeMap<String, Member>,
+    /// Members, their epochs and assignments.
+    pub membership: Membership,
     offsets: BTreeMap<(String, u32), OffsetEntry>,
 }
+
+/// Groups compare by their stored state (id and offsets); membership is
+/// runtime state, never in the log.
+impl PartialEq for Group {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.offsets == other.offsets
+    }
+}
+
+impl Eq for Group {}
 
 impl Group {
     /// A group with no members and no offsets.
     pub fn new(id: impl Into<String>) -> Self {
-        Group { id: id.into(), members: BTreeMap::new(), offsets: BTreeMap::new() }
+        Group { id: id.into(), membership: Membership::default(), offsets: BTreeMap::new() }
     }
 
     /// The group's state: `Empty` while it has committed offsets and no
     /// members, `Dead` when it has neither.
     pub fn state(&self) -> GroupState {
-        if !self.members.is_empty() {
-            GroupState::Stable
+        if !self.membership.is_empty() {
+            if self.membership.is_stable() {
+                GroupState::Stable
+            } else {
+                GroupState::Reconciling
+            }
         } else if self.has_offsets() {
             GroupState::Empty
         } else {
@@ -132,38 +139,19 @@ impl Group {
         self.offsets.retain(|_, e| e.value.is_some());
     }
 
-    /// The hook where a commit is checked against membership. A commit with
-    /// an empty member id is a standalone (admin or manual-assignment)
-    /// commit; it is accepted while the group has no members. With
-    /// membership, a member's commit must carry its current epoch.
-    pub fn check_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), Error> {
-        if self.members.is_empty() {
-            return Ok(());
-        }
-        match self.members.get(member_id) {
-            Some(m) if m.member_epoch == member_epoch => Ok(()),
-            Some(m) => Err(Error::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "group '{}': member '{member_id}' is at epoch {}, the commit says {member_epoch}",
-                    self.id, m.member_epoch
-                ),
-            )),
-            None => Err(Error::new(
-                ErrorCode::NonEmptyGroup,
-                format!("group '{}' has members; a commit must come from one of them", self.id),
-            )),
-        }
+    /// Checks a commit against membership: see [`Membership::check_commit`].
+    pub fn check_commit(&self, member_id: &str, member_epoch: i32, adoptable: bool) -> Result<(), Error> {
+        self.membership.check_commit(&self.id, member_id, member_epoch, adoptable)
     }
 
-    /// The hook where deletion is refused for a group with members.
+    /// Refuses deletion (and admin resets) while the group has members.
     pub fn check_delete(&self) -> Result<(), Error> {
-        if self.members.is_empty() {
+        if self.membership.is_empty() {
             Ok(())
         } else {
             Err(Error::new(
-                ErrorCode::NonEmptyGroup,
-                format!("group '{}' has {} member(s); stop them first", self.id, self.members.len()),
+                strata_protocol::v1::ErrorCode::NonEmptyGroup,
+                format!("group '{}' has {} member(s); stop them first", self.id, self.membership.len()),
             ))
         }
     }

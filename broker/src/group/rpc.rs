@@ -80,7 +80,16 @@ impl BrokerService {
             Ok(h) => h,
             Err(e) => return request_error(e),
         };
-        let member_check = h.lock().group(&req.group_id).map(|g| g.check_commit(&req.member_id, req.member_epoch));
+        let adoptable = h.loaded_at.elapsed() < super::membership::ADOPTION_WINDOW;
+        let member_check = match h.lock().group(&req.group_id) {
+            Some(g) => Some(g.check_commit(&req.member_id, req.member_epoch, adoptable)),
+            None if !req.member_id.is_empty() => Some(super::model::Group::new(req.group_id.clone()).check_commit(
+                &req.member_id,
+                req.member_epoch,
+                adoptable,
+            )),
+            None => None,
+        };
         if let Some(Err(e)) = member_check {
             return request_error(e);
         }
@@ -183,7 +192,7 @@ impl BrokerService {
         out
     }
 
-    /// `DescribeGroups`: state, members (none yet) and committed offsets;
+    /// `DescribeGroups`: state, members with their assignments, and committed offsets;
     /// `GROUP_ID_NOT_FOUND` (state `dead`) for an unknown group.
     pub(crate) async fn describe_groups(&self, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
         let mut out = DescribeGroupsResponse::default();
@@ -193,10 +202,10 @@ impl BrokerService {
                     group_id: id,
                     error: None,
                     state: group.state().as_str().to_string(),
-                    group_epoch: 0,
-                    assignor: String::new(),
+                    group_epoch: group.membership.group_epoch,
+                    assignor: group.membership.assignor().name().to_string(),
                     coordinator: self.replicas.node_id(),
-                    members: Vec::new(),
+                    members: group.membership.describe(),
                     offsets: all_offsets(&group),
                 },
                 Err(e) => {

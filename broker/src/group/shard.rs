@@ -56,6 +56,11 @@ impl Shard {
         self.groups.entry(id.to_string()).or_insert_with(|| Group::new(id))
     }
 
+    /// Every group held (live or not), mutable: membership upkeep.
+    pub fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+        self.groups.values_mut()
+    }
+
     /// Every live group, by id.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values().filter(|g| !g.is_dead())

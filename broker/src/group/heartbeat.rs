@@ -1,0 +1,86 @@
+//! `ConsumerGroupHeartbeat` on `BrokerService`: finds the shard this broker
+//! coordinates for the group (creating the offsets topic on first need),
+//! and runs the group's [`super::membership::Membership`] state machine
+//! under the shard's lock.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use strata_protocol::v1::*;
+
+use super::member::to_api;
+use super::membership::{epoch, HeartbeatContext, ADOPTION_WINDOW};
+use super::validate_group_id;
+use crate::service::BrokerService;
+
+impl BrokerService {
+    /// Every topic with its partition count (what subscriptions resolve
+    /// against).
+    pub(crate) fn topic_partition_counts(&self) -> BTreeMap<String, u32> {
+        self.controller.metadata().topics.iter().map(|(name, t)| (name.clone(), t.partitions.len() as u32)).collect()
+    }
+
+    /// `ConsumerGroupHeartbeat`: join, heartbeat or leave; the answer
+    /// carries the member's epoch and the partitions it may own.
+    pub(crate) async fn consumer_group_heartbeat(
+        &self,
+        req: ConsumerGroupHeartbeatRequest,
+        client_host: String,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let me = self.replicas.node_id();
+        let fail = |e: Error| {
+            self.metrics.record_error(e.error_code());
+            ConsumerGroupHeartbeatResponse {
+                error: Some(e),
+                member_id: req.member_id.clone(),
+                member_epoch: req.member_epoch,
+                coordinator: me,
+                ..Default::default()
+            }
+        };
+        if let Err(e) = validate_group_id(&req.group_id) {
+            return fail(e);
+        }
+        let h = match self.shard_for(&req.group_id, true).await {
+            Ok(h) => h,
+            Err(e) => return fail(e),
+        };
+        let topics = self.topic_partition_counts();
+        let ctx = HeartbeatContext {
+            now: Instant::now(),
+            topics: &topics,
+            adoptable: h.loaded_at.elapsed() < ADOPTION_WINDOW,
+            client_host,
+            new_member_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let outcome = {
+            let mut shard = h.lock();
+            let group = shard.group_mut(&req.group_id);
+            let before = group.membership.len();
+            let outcome = group.membership.heartbeat(&req.group_id, &req, ctx);
+            let after = group.membership.len();
+            if after != before || req.member_epoch == epoch::LEAVE_STATIC {
+                tracing::info!(
+                    group = %req.group_id,
+                    member = %outcome.as_ref().map_or(req.member_id.as_str(), |o| o.member_id.as_str()),
+                    member_epoch = req.member_epoch,
+                    members = after,
+                    group_epoch = group.membership.group_epoch,
+                    "group membership changed"
+                );
+            }
+            outcome
+        };
+        match outcome {
+            Ok(o) => ConsumerGroupHeartbeatResponse {
+                error: None,
+                member_id: o.member_id,
+                member_epoch: o.member_epoch,
+                heartbeat_interval_ms: o.heartbeat_interval.as_millis().min(u32::MAX as u128) as u32,
+                assignment: to_api(&o.assignment),
+                coordinator: me,
+            },
+            Err(e) => fail(e),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! One member of a consumer group as the coordinator tracks it: who it is,
+//! what it subscribes to, when it was last heard from, and which partitions
+//! it holds — `assigned` (it may own them) and `revoking` (it must give them
+//! up; nobody else gets them until it says it did).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use strata_protocol::v1::{Error, ErrorCode, TopicPartitions};
+
+use super::assignor::{Assignor, TopicPartitionSet};
+use super::is_internal_topic;
+
+/// Longest subscription regular expression accepted.
+pub const MAX_REGEX_LEN: usize = 1024;
+
+/// What a member subscribes to.
+#[derive(Debug, Clone)]
+pub enum Subscription {
+    /// These topics (those that exist).
+    Topics(BTreeSet<String>),
+    /// Every non-internal topic whose whole name matches.
+    Pattern {
+        /// The expression as the member sent it.
+        source: String,
+        /// Compiled, anchored at both ends.
+        regex: Regex,
+    },
+}
+
+impl PartialEq for Subscription {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Subscription::Topics(a), Subscription::Topics(b)) => a == b,
+            (Subscription::Pattern { source: a, .. }, Subscription::Pattern { source: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Subscription {
+    /// The subscription of a heartbeat: a pattern when one is given, else
+    /// the topic names. A pattern that does not compile is
+    /// `INVALID_REGULAR_EXPRESSION`.
+    pub fn parse(names: &[String], pattern: &str) -> Result<Subscription, Error> {
+        if pattern.is_empty() {
+            return Ok(Subscription::Topics(names.iter().filter(|n| !n.is_empty()).cloned().collect()));
+        }
+        if !names.is_empty() {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                "a subscription is either topic names or a regular expression, not both",
+            ));
+        }
+        if pattern.len() > MAX_REGEX_LEN {
+            return Err(Error::new(
+                ErrorCode::InvalidRegularExpression,
+                format!("the subscription pattern is {} bytes long; the limit is {MAX_REGEX_LEN}", pattern.len()),
+            ));
+        }
+        let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| Error::new(ErrorCode::InvalidRegularExpression, format!("pattern '{pattern}': {e}")))?;
+        Ok(Subscription::Pattern { source: pattern.to_string(), regex })
+    }
+
+    /// Whether a heartbeat's subscription fields say the same as this one
+    /// (so the compiled expression is reused, not rebuilt per heartbeat).
+    pub fn is_same(&self, names: &[String], pattern: &str) -> bool {
+        match self {
+            Subscription::Topics(set) => {
+                pattern.is_empty()
+                    && names.iter().filter(|n| !n.is_empty()).count() == set.len()
+                    && names.iter().filter(|n| !n.is_empty()).all(|n| set.contains(n))
+            }
+            Subscription::Pattern { source, .. } => names.is_empty() && source == pattern,
+        }
+    }
+
+    /// The existing topics this subscription covers (internal topics never).
+    pub fn resolve(&self, topics: &BTreeMap<String, u32>) -> BTreeSet<String> {
+        let visible = topics.keys().filter(|t| !is_internal_topic(t));
+        match self {
+            Subscription::Topics(names) => visible.filter(|t| names.contains(*t)).cloned().collect(),
+            Subscription::Pattern { regex, .. } => visible.filter(|t| regex.is_match(t)).cloned().collect(),
+        }
+    }
+
+    /// The topic names, or the pattern, for `DescribeGroups`.
+    pub fn describe(&self) -> String {
+        match self {
+            Subscription::Topics(names) => names.iter().cloned().collect::<Vec<_>>().join(","),
+            Subscription::Pattern { source, .. } => format!("/{source}/"),
+        }
+    }
+}
+
+/// A member of a group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Given by the coordinator when it joined (or kept from its old
+    /// coordinator when adopted).
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    /// Client id and address, for `DescribeGroups`.
+    pub client_id: String,
+    /// The address the member's requests came from.
+    pub client_host: String,
+    /// The member's epoch: the target assignment epoch it reconciled to.
+    pub epoch: i32,
+    /// The epoch before the last bump (a heartbeat whose response was lost
+    /// may still carry it).
+    pub previous_epoch: i32,
+    /// What it subscribes to.
+    pub subscription: Subscription,
+    /// The assignor it asked for (`None`: the group's default).
+    pub assignor: Option<Assignor>,
+    /// Evicted after this long without a heartbeat.
+    pub session_timeout: Duration,
+    /// Evicted when revoking takes longer than this.
+    pub rebalance_timeout: Duration,
+    /// When it was last heard from.
+    pub last_heartbeat: Instant,
+    /// Partitions it may own.
+    pub assigned: TopicPartitionSet,
+    /// Partitions it must give up; held (by nobody else) until it reports
+    /// it no longer owns them.
+    pub revoking: TopicPartitionSet,
+    /// When the current revocation began.
+    pub revoking_since: Option<Instant>,
+    /// A static member that left for now (epoch -2): its partitions stay
+    /// reserved until its session expires.
+    pub left: bool,
+}
+
+impl Member {
+    /// Whether the member holds `topic`-`partition` (assigned or revoking).
+    pub fn holds(&self, topic: &str, partition: u32) -> bool {
+        contains(&self.assigned, topic, partition) || contains(&self.revoking, topic, partition)
+    }
+
+    /// When its session runs out.
+    pub fn session_deadline(&self) -> Instant {
+        self.last_heartbeat + self.session_timeout
+    }
+
+    /// Whether it has gone silent, or revoking took too long, at `now`.
+    pub fn expired(&self, now: Instant) -> Option<&'static str> {
+        if now > self.session_deadline() {
+            return Some("session timeout");
+        }
+        match self.revoking_since {
+            Some(since) if !self.revoking.is_empty() && now > since + self.rebalance_timeout => {
+                Some("rebalance timeout (it did not give up revoked partitions)")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether a set holds `topic`-`partition`.
+pub fn contains(set: &TopicPartitionSet, topic: &str, partition: u32) -> bool {
+    set.get(topic).is_some_and(|ps| ps.contains(&partition))
+}
+
+/// Adds `topic`-`partition` to a set.
+pub fn insert(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
+    set.entry(topic.to_string()).or_default().insert(partition);
+}
+
+/// Removes empty topics from a set.
+pub fn prune(set: &mut TopicPartitionSet) {
+    set.retain(|_, ps| !ps.is_empty());
+}
+
+/// Every (topic, partition) of a set, in order.
+pub fn iter(set: &TopicPartitionSet) -> impl Iterator<Item = (&str, u32)> {
+    set.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
+}
+
+/// How many partitions a set holds.
+pub fn count(set: &TopicPartitionSet) -> usize {
+    set.values().map(BTreeSet::len).sum()
+}
+
+/// The API form of a set.
+pub fn to_api(set: &TopicPartitionSet) -> Vec<TopicPartitions> {
+    set.iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| TopicPartitions { topic: t.clone(), partitions: ps.iter().copied().collect() })
+        .collect()
+}
+
+/// A set from its API form (an entry with no partitions adds nothing).
+pub fn from_api(tps: &[TopicPartitions]) -> TopicPartitionSet {
+    let mut set = TopicPartitionSet::new();
+    for tp in tps {
+        for &p in &tp.partitions {
+            insert(&mut set, &tp.topic, p);
+        }
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> BTreeMap<String, u32> {
+        [("orders-1", 2), ("orders-2", 3), ("payments", 1), ("__consumer_offsets", 16)]
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect()
+    }
+
+    #[test]
+    fn subscriptions_resolve_to_existing_non_internal_topics() {
+        let s = Subscription::parse(&["payments".into(), "missing".into()], "").unwrap();
+        assert_eq!(s.resolve(&topics()).into_iter().collect::<Vec<_>>(), ["payments"]);
+        let s = Subscription::parse(&[], "orders-.*").unwrap();
+        assert_eq!(s.resolve(&topics()).into_iter().collect::<Vec<_>>(), ["orders-1", "orders-2"]);
+        // Whole-name match, and internal topics never match.
+        let s = Subscription::parse(&[], "orders").unwrap();
+        assert!(s.resolve(&topics()).is_empty());
+        let s = Subscription::parse(&[], ".*").unwrap();
+        assert!(!s.resolve(&topics()).contains("__consumer_offsets"));
+        assert_eq!(s.describe(), "/.*/");
+    }
+
+    #[test]
+    fn bad_subscriptions_are_named_errors() {
+        let e = Subscription::parse(&[], "orders-(").unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
+        assert!(e.message.contains("orders-("), "{}", e.message);
+        let e = Subscription::parse(&["a".into()], "b").unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidRequest);
+        let e = Subscription::parse(&[], &"a".repeat(MAX_REGEX_LEN + 1)).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
+        // A pattern whose compiled form is huge is refused, not built.
+        let e = Subscription::parse(&[], "(a{1000}){1000}").unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
+    }
+
+    #[test]
+    fn sets_round_trip_through_the_api_form() {
+        let mut s = TopicPartitionSet::new();
+        insert(&mut s, "a", 2);
+        insert(&mut s, "a", 0);
+        insert(&mut s, "b", 1);
+        assert_eq!(count(&s), 3);
+        assert_eq!(from_api(&to_api(&s)), s);
+        assert_eq!(iter(&s).collect::<Vec<_>>(), [("a", 0), ("a", 2), ("b", 1)]);
+        assert!(contains(&s, "a", 2) && !contains(&s, "b", 0));
+    }
+}
