@@ -389,3 +389,101 @@ async fn users_cannot_create_delete_or_write_internal_topics() {
     assert_eq!(code(&r.partitions[0].error), ErrorCode::InvalidTopicName);
     node.stop().await;
 }
+
+/// A heartbeat of member `id` at `epoch` owning `owned`, subscribed to `t`.
+fn beat(group: &str, id: &str, epoch: i32, owned: Vec<TopicPartitions>) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest {
+        group_id: group.into(),
+        member_id: id.into(),
+        member_epoch: epoch,
+        client_id: "test".into(),
+        session_timeout_ms: 2000,
+        subscribed_topic_names: vec!["t".into()],
+        owned_partitions: owned,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_join_share_partitions_commit_with_their_epoch_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path()).await;
+    node.create_topic("t", 4).await;
+    let mut c = node.client.clone();
+    let join = |req: ConsumerGroupHeartbeatRequest| {
+        let mut c = c.clone();
+        async move {
+            retry(|| {
+                let mut c = c.clone();
+                let req = req.clone();
+                async move {
+                    let r = c.consumer_group_heartbeat(req).await.unwrap().into_inner();
+                    (code(&r.error), r)
+                }
+            })
+            .await
+        }
+    };
+    let a = join(beat("g", "", 0, vec![])).await;
+    assert_eq!(code(&a.error), ErrorCode::None, "{:?}", a.error);
+    assert!(!a.member_id.is_empty() && a.member_epoch > 0 && a.heartbeat_interval_ms > 0);
+    assert_eq!(a.assignment, [tp("t", &[0, 1, 2, 3])]);
+    // B joins; it gets partitions only after A gave them up.
+    let b = join(beat("g", "", 0, vec![])).await;
+    assert!(b.assignment.is_empty());
+    let a2 = join(beat("g", &a.member_id, a.member_epoch, a.assignment.clone())).await;
+    assert_eq!(a2.assignment.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
+    let a3 = join(beat("g", &a.member_id, a2.member_epoch, a2.assignment.clone())).await;
+    let b2 = join(beat("g", &b.member_id, b.member_epoch, vec![])).await;
+    assert_eq!(b2.assignment.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
+    // Describe: both members, their partitions, reconciled.
+    let d = node.describe(&["g"]).await;
+    let g = &d.groups[0];
+    assert_eq!((g.state.as_str(), g.assignor.as_str(), g.members.len()), ("stable", "uniform", 2), "{g:?}");
+    assert!(g.members.iter().all(|m| m.client_id == "test" && m.client_host == "127.0.0.1"));
+    // Commits: a member at its epoch; stale epochs, strangers and admins
+    // are refused while the group has members; so are delete and reset.
+    let commit = |member: &str, epoch: i32| CommitOffsetsRequest {
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        partitions: vec![OffsetCommitPartition { topic: "t".into(), partition: 0, offset: 5, metadata: String::new() }],
+    };
+    let r = c.commit_offsets(commit(&a.member_id, a3.member_epoch)).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::None, "{:?}", r.error);
+    let r = c.commit_offsets(commit(&a.member_id, a.member_epoch - 1)).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::StaleMemberEpoch);
+    let r = c.commit_offsets(commit("stranger", 1)).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::CoordinatorLoadInProgress, "a fresh coordinator may still adopt it");
+    let r = c.commit_offsets(commit("", -1)).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::NonEmptyGroup);
+    let r = node.delete(&["g"]).await;
+    assert_eq!(code(&r.results[0].error), ErrorCode::NonEmptyGroup);
+    // A wrong epoch is fenced; a bad pattern is named.
+    let r = c.consumer_group_heartbeat(beat("g", &b.member_id, 99, vec![])).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::FencedMemberEpoch);
+    let bad = ConsumerGroupHeartbeatRequest {
+        subscribed_topic_names: vec![],
+        subscribed_topic_regex: "t(".into(),
+        ..beat("g", "", 0, vec![])
+    };
+    let r = c.consumer_group_heartbeat(bad).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::InvalidRegularExpression, "{:?}", r.error);
+    // A leaves; B (silent) is evicted after its session: the group empties
+    // without anyone heartbeating, and can be deleted.
+    let r = c.consumer_group_heartbeat(beat("g", &a.member_id, -1, vec![])).await.unwrap().into_inner();
+    assert_eq!(code(&r.error), ErrorCode::None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = node.describe(&["g"]).await;
+        if d.groups[0].members.is_empty() {
+            assert_eq!(d.groups[0].state, "empty");
+            break;
+        }
+        assert!(Instant::now() < deadline, "B was never evicted: {d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = node.delete(&["g"]).await;
+    assert_eq!(code(&r.results[0].error), ErrorCode::None);
+    node.stop().await;
+}
