@@ -411,7 +411,7 @@ async fn members_join_share_partitions_commit_with_their_epoch_and_leave() {
     node.create_topic("t", 4).await;
     let mut c = node.client.clone();
     let join = |req: ConsumerGroupHeartbeatRequest| {
-        let mut c = c.clone();
+        let c = c.clone();
         async move {
             retry(|| {
                 let mut c = c.clone();
