@@ -97,6 +97,9 @@ pub struct Membership {
     target: Assignment,
     /// The subscribed topics and partition counts `target` was computed for.
     topics_seen: BTreeMap<String, u32>,
+    /// A hash of the whole topic list `topics_seen` was resolved from: while
+    /// it and the group are unchanged, nothing needs resolving again.
+    topics_fingerprint: u64,
     /// Members by id.
     members: BTreeMap<String, Member>,
     /// Until then, partitions nobody holds are not given out (after an
@@ -429,6 +432,16 @@ impl Membership {
     /// Recomputes the target assignment when the group changed, or when the
     /// topics its members subscribe to appeared, vanished or grew.
     pub fn refresh(&mut self, topics: &BTreeMap<String, u32>) {
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            topics.hash(&mut h);
+            h.finish()
+        };
+        if self.group_epoch == self.assignment_epoch && fingerprint == self.topics_fingerprint {
+            return;
+        }
+        self.topics_fingerprint = fingerprint;
         let resolved: Vec<_> = self.members.values().map(|m| (m, m.subscription.resolve(topics))).collect();
         let mut seen = BTreeMap::new();
         for (_, ts) in &resolved {
