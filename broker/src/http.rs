@@ -76,7 +76,7 @@ async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
     s.metrics.set_groups(s.groups.group_count());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics.render(&s.replicas, leader, &s.groups.committed_offsets()),
+        s.metrics.render(&s.replicas, leader, &s.groups.committed_offsets(), &s.groups.member_counts()),
     )
 }
 

@@ -24,6 +24,11 @@ struct GroupPartitionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     topic: String,
     partition: String,
@@ -68,12 +73,14 @@ impl Metrics {
     /// groups coordinated here: each gets a committed-offset gauge, and a lag
     /// gauge (high watermark − committed) when this broker hosts a replica
     /// of the partition (its high watermark; a follower's trails the
-    /// leader's by at most one fetch).
+    /// leader's by at most one fetch). `members` holds each coordinated
+    /// group's member count.
     pub fn render(
         &self,
         replicas: &ReplicaManager,
         is_controller_leader: bool,
         committed: &[(String, String, u32, u64)],
+        members: &[(String, usize)],
     ) -> String {
         let mut r = Registry::with_prefix("strata");
         r.register("produce_records", "Records appended by produce requests", self.produce_records.clone());
@@ -150,6 +157,11 @@ impl Metrics {
             "Records between a group's committed offset and the high watermark (partitions hosted here)",
             group_lag,
         );
+        let group_members = Family::<GroupLabels, Gauge>::default();
+        for (group, n) in members {
+            group_members.get_or_create(&GroupLabels { group: group.clone() }).set(*n as i64);
+        }
+        r.register("group_members", "Members of a consumer group (groups coordinated here)", group_members);
         let leader = Gauge::<i64>::default();
         leader.set(i64::from(is_controller_leader));
         r.register("controller_is_leader", "1 when this node is the active controller", leader);

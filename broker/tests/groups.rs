@@ -441,6 +441,8 @@ async fn members_join_share_partitions_commit_with_their_epoch_and_leave() {
     let g = &d.groups[0];
     assert_eq!((g.state.as_str(), g.assignor.as_str(), g.members.len()), ("stable", "uniform", 2), "{g:?}");
     assert!(g.members.iter().all(|m| m.client_id == "test" && m.client_host == "127.0.0.1"));
+    let metrics = http_get(node.args.http_listen, "/metrics").await;
+    assert!(metrics.lines().any(|l| l == r#"strata_group_members{group="g"} 2"#), "{metrics}");
     // Commits: a member at its epoch; stale epochs, strangers and admins
     // are refused while the group has members; so are delete and reset.
     let commit = |member: &str, epoch: i32| CommitOffsetsRequest {

@@ -226,6 +226,19 @@ impl GroupCoordinator {
         out
     }
 
+    /// Each live group's member count, in the loaded shards (the
+    /// `strata_group_members` gauge).
+    pub fn member_counts(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for slot in self.slots().values() {
+            if let SlotState::Loaded(shard, _) = &slot.state {
+                let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                out.extend(shard.groups().map(|g| (g.id.clone(), g.membership.len())));
+            }
+        }
+        out
+    }
+
     /// Live groups in the loaded shards (the `strata_groups` gauge).
     pub fn group_count(&self) -> usize {
         self.slots()
