@@ -99,6 +99,8 @@ pub struct GroupMember {
     pub assignment: Vec<(String, Vec<u32>)>,
     /// Partitions it is moving to: `(topic, partitions)`.
     pub target_assignment: Vec<(String, Vec<u32>)>,
+    /// What it subscribes to: topic names (comma-separated) or `/pattern/`.
+    pub subscription: String,
 }
 
 impl GroupMember {
@@ -229,6 +231,32 @@ impl Groups {
         Ok(coordinator)
     }
 
+    /// A client for the coordinator of `group` (cached, else asked once):
+    /// for callers that run their own retry loop (the heartbeat).
+    pub(crate) async fn coordinator_client(&self, group: &str) -> Result<Client, ClientError> {
+        let coordinator = match self.cached(group) {
+            Some(c) => c,
+            None => self.find_once(group).await?,
+        };
+        self.cluster.address_client(&coordinator.address).await
+    }
+
+    /// After a request to the coordinator of `group` failed with `err`:
+    /// forgets the coordinator when the error says it moved or is
+    /// unreachable (the next request asks `FindCoordinator` again).
+    pub(crate) async fn coordinator_failed(&self, group: &str, err: &ClientError) {
+        match err {
+            ClientError::Server { code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable, .. } => {
+                self.forget(group)
+            }
+            ClientError::Transport(_) | ClientError::Connect { .. } | ClientError::Timeout(_) => {
+                self.forget(group);
+                let _ = self.cluster.refresh().await;
+            }
+            _ => {}
+        }
+    }
+
     /// Asks for the coordinator of `group` (not the cache), retrying while
     /// none is available.
     pub(crate) async fn find_coordinator(&self, group: &str) -> Result<GroupCoordinator, ClientError> {
@@ -303,13 +331,29 @@ impl Groups {
     /// Commits `(topic, partition, next offset, metadata)` for `group` as a
     /// standalone (non-member) commit.
     pub(crate) async fn commit(&self, group: &str, offsets: &[(String, u32, u64, String)]) -> Result<(), ClientError> {
+        self.commit_as(group, "", 0, offsets).await
+    }
+
+    /// Commits `(topic, partition, next offset, metadata)` for `group` as
+    /// the member `member_id` at `member_epoch` (empty id: a standalone
+    /// commit, refused with NON_EMPTY_GROUP while the group has members). A
+    /// member's commit is refused with STALE_MEMBER_EPOCH when its epoch is
+    /// behind the coordinator's, FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID
+    /// when it is no longer a member.
+    pub(crate) async fn commit_as(
+        &self,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+        offsets: &[(String, u32, u64, String)],
+    ) -> Result<(), ClientError> {
         if offsets.is_empty() {
             return Ok(());
         }
         let request = CommitOffsetsRequest {
             group_id: group.to_owned(),
-            member_id: String::new(),
-            member_epoch: 0,
+            member_id: member_id.to_owned(),
+            member_epoch,
             partitions: offsets
                 .iter()
                 .map(|(topic, partition, offset, metadata)| OffsetCommitPartition {
@@ -698,6 +742,7 @@ fn group_description(d: v1::GroupDescription) -> GroupDescription {
                 member_epoch: m.member_epoch,
                 assignment: topic_partitions(m.assignment),
                 target_assignment: topic_partitions(m.target_assignment),
+                subscription: m.subscription,
             })
             .collect(),
         offsets,

@@ -14,10 +14,12 @@
 //! per-partition ordering) and [`Consumer`] (assign, seek by
 //! offset/beginning/end/timestamp, long-poll fetches per leader, `poll` and
 //! `stream`; with a `group_id`: start from the group's committed offsets,
-//! `auto_offset_reset`, auto-commit, `commit_sync`/`commit_async`). The
-//! `strata` CLI is in `src/cli/`. Group membership (`subscribe`, partition
-//! assignment by the coordinator, rebalance callbacks) is not implemented
-//! yet: a consumer with a group id `assign`s its partitions itself.
+//! `auto_offset_reset`, auto-commit, `commit_sync`/`commit_async`, and group
+//! membership: `subscribe`/`subscribe_pattern` join the group, whose
+//! coordinator shares the partitions among its members and moves them
+//! incrementally (KIP-848 style heartbeats in the background, revocation and
+//! assignment in `poll` with [`RebalanceListener`] callbacks, static
+//! membership with `group_instance_id`). The `strata` CLI is in `src/cli/`.
 //!
 //! ```no_run
 //! use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
@@ -50,7 +52,7 @@ pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
     TopicDescription, TopicSummary, VoterDescription,
 };
-pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo};
 pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

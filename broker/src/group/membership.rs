@@ -43,7 +43,7 @@ pub const RECONCILING_HEARTBEAT: Duration = Duration::from_millis(250);
 /// Most members a group may have.
 pub const MAX_GROUP_SIZE: usize = 1000;
 /// How long after loading a coordinator adopts unknown members.
-pub const ADOPTION_WINDOW: Duration = Duration::from_secs(30);
+pub const ADOPTION_WINDOW: Duration = Duration::from_secs(15);
 /// Evicted member ids remembered per group (never adopted again).
 const EVICTED_REMEMBERED: usize = 256;
 
@@ -251,7 +251,7 @@ impl Membership {
         self.reconcile(&id, ctx.now, ctx.topics);
         let m = &self.members[&id];
         let moving = !m.revoking.is_empty() || m.assigned != self.target.get(&id).cloned().unwrap_or_default();
-        let base = (m.session_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let base = heartbeat_interval(m.session_timeout);
         Ok(HeartbeatOutcome {
             member_id: id.clone(),
             member_epoch: m.epoch,
@@ -273,8 +273,21 @@ impl Membership {
             let old =
                 self.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.member_id.clone());
             if let Some(old) = old {
-                // The instance restarted: the new member takes the old one's
-                // place, epoch and partitions; the old id is fenced.
+                let m = &self.members[&old];
+                let quiet = ctx.now.saturating_duration_since(m.last_heartbeat);
+                if !m.left && quiet < 2 * heartbeat_interval(m.session_timeout) {
+                    return Err(err(
+                        ErrorCode::UnreleasedInstanceId,
+                        format!(
+                            "group '{group_id}': instance id '{instance}' is in use by member '{old}' (heard from \
+                             {} ms ago); is a second consumer running with the same group.instance.id?",
+                            quiet.as_millis()
+                        ),
+                    ));
+                }
+                // The instance restarted (left, or its old incarnation went
+                // quiet): the new member takes the old one's place, epoch and
+                // partitions; the old id is fenced.
                 let mut m = self
                     .members
                     .remove(&old)
@@ -598,6 +611,12 @@ fn new_member(id: &str, instance_id: Option<String>, epoch: i32, now: Instant) -
         revoking_since: None,
         left: false,
     }
+}
+
+/// The heartbeat interval of a member with this session timeout (a third of
+/// it, within 100 ms..5 s).
+fn heartbeat_interval(session_timeout: Duration) -> Duration {
+    (session_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 /// Whether `topic`-`partition` exists.

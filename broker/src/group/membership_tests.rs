@@ -491,3 +491,31 @@ fn owned_partitions_use_the_api_form() {
     let set = member::from_api(&owned);
     assert_eq!(member::iter(&set).collect::<Vec<_>>(), [("t", 0), ("t", 1)]);
 }
+
+#[test]
+fn a_second_live_consumer_with_the_same_instance_id_is_refused_until_the_first_goes_quiet() {
+    let mut w = World::new(&[("t", 2)]);
+    let mut first = Client { instance: "host-1".into(), ..Client::new(&["t"]) };
+    let mut other = Client::new(&["t"]);
+    for _ in 0..3 {
+        w.beat(&mut first);
+        w.beat(&mut other);
+    }
+    let mine = first.owned.clone();
+    let group_epoch = w.group.group_epoch;
+    let twin = Client { instance: "host-1".into(), ..Client::new(&["t"]) };
+    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorCode::UnreleasedInstanceId);
+    // The first one crashes (no leave); once it has been quiet for two
+    // heartbeat intervals the restarted instance takes its place at once,
+    // without a rebalance (its session has not run out).
+    w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+    w.beat(&mut other);
+    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorCode::UnreleasedInstanceId);
+    w.advance(Duration::from_millis(SESSION_MS as u64 / 4));
+    w.beat(&mut other);
+    let mut twin = twin;
+    w.beat(&mut twin);
+    assert_eq!(twin.owned, mine);
+    assert_eq!(w.group.group_epoch, group_epoch);
+    assert_eq!(w.send(&first.request(None)).unwrap_err(), ErrorCode::UnknownMemberId);
+}

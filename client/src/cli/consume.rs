@@ -1,8 +1,8 @@
 //! `strata consume`: print a topic's records.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{ArgGroup, Args};
@@ -15,6 +15,9 @@ use super::Global;
 /// How often `consume --group` commits what it printed (and on exit).
 const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// `(topic, partition)`.
+type Tp = (String, u32);
+
 /// Print a topic's records (all partitions unless --partition).
 ///
 /// Starts at the BEGINNING of each partition by default (as rpk does; Kafka's
@@ -25,16 +28,27 @@ const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 /// interrupted (Ctrl-C exits 0). Records of one partition are printed in
 /// offset order.
 ///
-/// With --group G (as Kafka's console consumer with a group, but without
-/// group membership yet: every partition is read): each partition starts at
-/// the group's committed offset; without one, at the beginning with
-/// --from-beginning, else at the end. The offsets after the records printed
-/// are committed every 5 s and on exit (also on Ctrl-C), so the next run
-/// continues from there.
+/// With --group G the command joins consumer group G and reads the
+/// partitions the group's coordinator assigns it: several `strata consume T
+/// --group G` processes share T's partitions, and partitions move when one
+/// starts or stops. Each partition starts at the group's committed offset;
+/// without one, at the beginning with --from-beginning, else at the end.
+/// The offsets after the records printed are committed every 5 s, when the
+/// group moves a partition away, and on exit (also on Ctrl-C); then the
+/// command leaves the group. Without --count or --follow it exits once every
+/// partition it was given is read up to its end. --pattern makes TOPIC a
+/// regular expression (whole-name match): every matching topic is read,
+/// including ones created later. --group-instance-id makes it a static
+/// member: restarted with the same id within the session timeout (10 s), it
+/// gets the same partitions back without moving the other members'.
+///
+/// With --group and --partition, exactly those partitions are read (no group
+/// membership) and committed to G, which the coordinator refuses while G
+/// has members.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("start").args(["from_beginning", "offset", "from_timestamp"])))]
 pub(crate) struct ConsumeArgs {
-    /// Topic name.
+    /// Topic name (with --pattern: a regular expression over topic names).
     topic: String,
     /// Start at the first offset still in the log (the default; with
     /// --group: where the group has no committed offset).
@@ -54,13 +68,22 @@ pub(crate) struct ConsumeArgs {
     /// Keep waiting for new records instead of stopping at the end.
     #[arg(long, short = 'f')]
     follow: bool,
-    /// Read only this partition (repeatable).
+    /// Read only this partition (repeatable; with --group: without joining
+    /// the group).
     #[arg(long, short = 'p', value_name = "P")]
     partition: Vec<u32>,
-    /// Consumer group: start from its committed offsets and commit what is
-    /// printed.
+    /// Consumer group: share the partitions with its other consumers, start
+    /// from its committed offsets and commit what is printed.
     #[arg(long, short = 'g', value_name = "G", conflicts_with_all = ["offset", "from_timestamp"])]
     group: Option<String>,
+    /// TOPIC is a regular expression: read every topic whose whole name
+    /// matches it, including topics created later (needs --group).
+    #[arg(long, requires = "group", conflicts_with = "partition")]
+    pattern: bool,
+    /// Static group membership (group.instance.id): a restart with the
+    /// same ID gets the same partitions back without a rebalance.
+    #[arg(long, value_name = "ID", requires = "group", conflicts_with = "partition")]
+    group_instance_id: Option<String>,
     #[arg(long, value_name = "FMT", help = FORMAT_HELP)]
     format: Option<String>,
 }
@@ -72,37 +95,120 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
         (None, Output::Text) => RecordFormat::parse("%v\\n")?,
     };
     let topic = args.topic.as_str();
+    let subscribe = args.group.is_some() && args.partition.is_empty();
     let admin = Admin::connect(global.bootstrap()).await?;
-    let description = describe(&admin, topic).await?;
-    let partitions = selected_partitions(&description, &args.partition)?;
+    // A named topic must exist (its partitions are checked and, to stop at
+    // the end, their ends read now).
+    let partitions = match args.pattern {
+        true => Vec::new(),
+        false => selected_partitions(&describe(&admin, topic).await?, &args.partition)?,
+    };
 
     let config = ConsumerConfig {
         max_wait: Duration::from_millis(500),
         group_id: args.group.clone(),
         auto_offset_reset: if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest },
-        // What was printed is committed below, not what was fetched.
-        enable_auto_commit: false,
+        // Positions are kept at what was printed (records fetched but not
+        // printed are sought back to), so committing positions commits
+        // exactly what was printed.
+        enable_auto_commit: args.group.is_some(),
+        auto_commit_interval: GROUP_COMMIT_INTERVAL,
+        group_instance_id: args.group_instance_id.clone(),
+        client_id: "strata-cli".into(),
         ..ConsumerConfig::new(global.bootstrap())
     };
     let mut consumer = Consumer::connect(config).await?;
-    consumer.assign(partitions.iter().map(|&p| (topic.to_owned(), p)).collect());
 
     // Reading stops at the end each partition has now, unless told otherwise.
     let bounded = !args.follow && args.count.is_none();
-    let mut ends: HashMap<u32, u64> = HashMap::new();
+    let mut ends: HashMap<Tp, u64> = HashMap::new();
     if bounded || args.offset.is_some() {
         for &p in &partitions {
-            ends.insert(p, consumer.lookup_offset(topic, p, SeekTo::End).await?);
+            ends.insert((topic.to_owned(), p), consumer.lookup_offset(topic, p, SeekTo::End).await?);
         }
     }
-    if args.group.is_some() {
-        consumer.resolve_positions().await?;
+    if subscribe {
+        if args.pattern {
+            consumer.subscribe_pattern(topic)?;
+        } else {
+            consumer.subscribe([topic])?;
+        }
+    } else {
+        consumer.assign(partitions.iter().map(|&p| (topic.to_owned(), p)).collect());
+        if args.group.is_some() {
+            consumer.resolve_positions().await?;
+        } else {
+            seek_start(&mut consumer, &args, &partitions, &ends).await?;
+        }
     }
-    for &p in partitions.iter().filter(|_| args.group.is_none()) {
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut stdout = std::io::stdout();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut printed: u64 = 0;
+    let limit = args.count.unwrap_or(u64::MAX);
+    let result: Result<()> = async {
+        while printed < limit {
+            if bounded && read_to_the_end(&mut consumer, &mut ends, subscribe).await? {
+                break;
+            }
+            let records = tokio::select! {
+                r = consumer.poll() => r?,
+                _ = &mut ctrl_c => break,
+            };
+            if records.is_empty() {
+                continue;
+            }
+            if bounded {
+                lookup_ends(&consumer, records.iter().map(|r| (r.topic.clone(), r.partition)), &mut ends).await?;
+            }
+            // Per partition of the batch: its first offset, and the offset
+            // after the last record printed.
+            let mut first: BTreeMap<Tp, u64> = BTreeMap::new();
+            let mut reached: HashMap<Tp, u64> = HashMap::new();
+            for r in &records {
+                let tp = (r.topic.clone(), r.partition);
+                first.entry(tp.clone()).or_insert(r.offset);
+                if printed >= limit || (bounded && ends.get(&tp).is_some_and(|&end| r.offset >= end)) {
+                    continue;
+                }
+                format.write(r, &mut buf);
+                reached.insert(tp, r.offset + 1);
+                printed += 1;
+            }
+            let written = write_out(&mut stdout, &mut buf);
+            if written.is_err() {
+                reached.clear();
+            }
+            rewind_unprinted(&mut consumer, first, &reached).await?;
+            written?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+    .await;
+    // With a group, close commits what was printed (also when the command
+    // fails: stdout closed, a fetch error) and leaves the group; a commit
+    // failure is reported unless the command already failed.
+    let closing = consumer.close().await.map_err(anyhow::Error::from);
+    result?;
+    closing
+}
+
+/// Without a group: moves every partition to where the command starts.
+async fn seek_start(
+    consumer: &mut Consumer,
+    args: &ConsumeArgs,
+    partitions: &[u32],
+    ends: &HashMap<Tp, u64>,
+) -> Result<()> {
+    let topic = args.topic.as_str();
+    for &p in partitions {
         let to = match (args.offset, args.from_timestamp) {
             (Some(o), _) => {
                 let start = consumer.lookup_offset(topic, p, SeekTo::Beginning).await?;
-                let end = ends[&p];
+                let end = ends.get(&(topic.to_owned(), p)).copied().unwrap_or(start);
                 if o < start || o > end {
                     bail!(
                         "OFFSET_OUT_OF_RANGE: offset {o} is out of range for partition {topic}-{p}: \
@@ -116,101 +222,64 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
         };
         consumer.seek(topic, p, to).await?;
     }
-
-    let unfinished = |consumer: &Consumer, p: &u32| {
-        !bounded || consumer.position(topic, *p).is_some_and(|o| o < ends.get(p).copied().unwrap_or(0))
-    };
-    let mut active: Vec<u32> = partitions.iter().copied().filter(|p| unfinished(&consumer, p)).collect();
-    if active.len() != partitions.len() && !active.is_empty() {
-        consumer.assign(active.iter().map(|&p| (topic.to_owned(), p)).collect());
-    }
-
-    // With a group: the offset after the last record printed (and flushed)
-    // per partition, and what of it is committed.
-    let mut printed_to: HashMap<u32, u64> =
-        partitions.iter().filter_map(|&p| Some((p, consumer.position(topic, p)?))).collect();
-    let mut committed: HashMap<u32, u64> = HashMap::new();
-    let mut last_commit = Instant::now();
-
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut stdout = std::io::stdout();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut printed: u64 = 0;
-    let limit = args.count.unwrap_or(u64::MAX);
-    let result: Result<()> = async {
-        while printed < limit && !active.is_empty() {
-            let records = tokio::select! {
-                r = consumer.poll() => r?,
-                _ = &mut ctrl_c => break,
-            };
-            let mut reached: Vec<(u32, u64)> = Vec::new();
-            for r in &records {
-                if bounded && r.offset >= ends[&r.partition] {
-                    continue;
-                }
-                format.write(r, &mut buf);
-                reached.push((r.partition, r.offset + 1));
-                printed += 1;
-                if printed >= limit {
-                    break;
-                }
-            }
-            if !buf.is_empty() {
-                stdout.write_all(&buf)?;
-                stdout.flush()?;
-                buf.clear();
-            }
-            printed_to.extend(reached);
-            if args.group.is_some() && last_commit.elapsed() >= GROUP_COMMIT_INTERVAL {
-                commit_printed(&consumer, topic, &printed_to, &mut committed).await?;
-                last_commit = Instant::now();
-            }
-            if bounded {
-                let before = active.len();
-                active.retain(|p| unfinished(&consumer, p));
-                if active.len() != before && !active.is_empty() {
-                    consumer.assign(active.iter().map(|&p| (topic.to_owned(), p)).collect());
-                }
-            }
-        }
-        stdout.flush()?;
-        Ok(())
-    }
-    .await;
-    if args.group.is_some() {
-        // What was printed is committed even when the command fails
-        // (stdout closed, a fetch error); a commit failure is reported
-        // unless the command already failed.
-        let committing = commit_printed(&consumer, topic, &printed_to, &mut committed).await;
-        let closing = consumer.close().await.map_err(anyhow::Error::from);
-        result?;
-        committing?;
-        closing?;
-        return Ok(());
-    }
-    result
+    Ok(())
 }
 
-/// Commits, for the group, the offsets after the records printed where they
-/// moved since the last commit.
-async fn commit_printed(
-    consumer: &Consumer,
-    topic: &str,
-    printed_to: &HashMap<u32, u64>,
-    committed: &mut HashMap<u32, u64>,
-) -> Result<()> {
-    let mut offsets: Vec<(String, u32, u64)> = printed_to
+/// Reading to the end: pauses the partitions read up to their end and
+/// tells whether that is all of them (for a group member: once it has taken
+/// on its assignment).
+async fn read_to_the_end(consumer: &mut Consumer, ends: &mut HashMap<Tp, u64>, subscribe: bool) -> Result<bool> {
+    if subscribe && consumer.member_epoch().is_none() {
+        return Ok(false);
+    }
+    consumer.resolve_positions().await?;
+    let owned = consumer.assignment().to_vec();
+    lookup_ends(consumer, owned.iter().cloned(), ends).await?;
+    let paused = consumer.paused();
+    let finished: Vec<Tp> = owned
         .iter()
-        .filter(|(p, o)| committed.get(p) != Some(o))
-        .map(|(&p, &o)| (topic.to_owned(), p, o))
+        .filter(|tp| consumer.position(&tp.0, tp.1).is_some_and(|o| ends.get(*tp).is_none_or(|&end| o >= end)))
+        .cloned()
         .collect();
-    if offsets.is_empty() {
+    let newly: Vec<Tp> = finished.iter().filter(|tp| !paused.contains(tp)).cloned().collect();
+    if !newly.is_empty() {
+        consumer.pause(&newly)?;
+    }
+    Ok(finished.len() == owned.len())
+}
+
+/// Learns the end of partitions first seen now (assigned by the group
+/// after the command started).
+async fn lookup_ends(consumer: &Consumer, tps: impl Iterator<Item = Tp>, ends: &mut HashMap<Tp, u64>) -> Result<()> {
+    for tp in tps {
+        if let std::collections::hash_map::Entry::Vacant(slot) = ends.entry(tp) {
+            let (topic, partition) = slot.key();
+            let end = consumer.lookup_offset(topic, *partition, SeekTo::End).await?;
+            slot.insert(end);
+        }
+    }
+    Ok(())
+}
+
+fn write_out(stdout: &mut std::io::Stdout, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.is_empty() {
         return Ok(());
     }
-    offsets.sort_unstable();
-    consumer.commit_offsets(&offsets).await?;
-    committed.extend(offsets.into_iter().map(|(_, p, o)| (p, o)));
+    let written = stdout.write_all(buf).and_then(|()| stdout.flush());
+    buf.clear();
+    written
+}
+
+/// Seeks partitions whose records were not all printed (--count reached,
+/// past the end, stdout failed) back to the first one not printed, so the
+/// position, which is what gets committed, is what was printed.
+async fn rewind_unprinted(consumer: &mut Consumer, first: BTreeMap<Tp, u64>, reached: &HashMap<Tp, u64>) -> Result<()> {
+    for (tp, first) in first {
+        let to = reached.get(&tp).copied().unwrap_or(first);
+        if consumer.position(&tp.0, tp.1).is_some_and(|o| o > to) {
+            consumer.seek(&tp.0, tp.1, SeekTo::Offset(to)).await?;
+        }
+    }
     Ok(())
 }
 

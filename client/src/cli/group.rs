@@ -192,15 +192,22 @@ pub(crate) fn describe_text(d: &GroupDescription, lags: &[PartitionLag]) -> Stri
     s.push_str(&format!("TOTAL-LAG    {}\n", total_lag(lags)));
     if !d.members.is_empty() {
         s.push('\n');
-        let mut table = Table::new(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "EPOCH", "ASSIGNMENT"]);
+        let mut table =
+            Table::new(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "EPOCH", "SUBSCRIPTION", "ASSIGNMENT"]);
+        let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
         for m in &d.members {
+            let mut assignment = assignment_text(&m.assignment);
+            if !m.target_assignment.is_empty() && m.target_assignment != m.assignment {
+                assignment.push_str(&format!(" (moving to {})", assignment_text(&m.target_assignment)));
+            }
             table.row(vec![
                 m.member_id.clone(),
                 m.instance_id.clone().unwrap_or_else(|| "-".to_owned()),
-                if m.client_id.is_empty() { "-".to_owned() } else { m.client_id.clone() },
-                if m.client_host.is_empty() { "-".to_owned() } else { m.client_host.clone() },
+                dash(&m.client_id),
+                dash(&m.client_host),
                 m.member_epoch.to_string(),
-                assignment_text(&m.assignment),
+                dash(&m.subscription),
+                assignment,
             ]);
         }
         s.push_str(&table.render());
@@ -247,6 +254,7 @@ pub(crate) fn describe_json(d: &GroupDescription, lags: &[PartitionLag]) -> Valu
                 "member_epoch": m.member_epoch,
                 "assignment": tps(&m.assignment),
                 "target_assignment": tps(&m.target_assignment),
+                "subscription": m.subscription,
             })
         })
         .collect();
@@ -414,6 +422,7 @@ mod tests {
                 member_epoch: 3,
                 assignment: vec![("events".into(), vec![0, 1])],
                 target_assignment: vec![],
+                subscription: "events".into(),
             }],
             offsets: vec![],
         }
@@ -455,7 +464,7 @@ mod tests {
         let members = lines.iter().position(|l| l.starts_with("MEMBER-ID")).unwrap();
         assert_eq!(
             lines[members + 1].split_whitespace().collect::<Vec<_>>(),
-            ["m-1", "-", "app", "10.0.0.1", "3", "events:0,1"]
+            ["m-1", "-", "app", "10.0.0.1", "3", "events", "events:0,1"]
         );
         let header = lines.iter().position(|l| l.starts_with("TOPIC")).unwrap();
         assert_eq!(

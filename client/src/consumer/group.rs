@@ -1,18 +1,32 @@
-//! The consumer's side of a consumer group (before membership): committed
-//! offsets. Every commit (sync, async, auto) goes through one background
-//! task in the order it was asked for, so an older commit never lands after
-//! a newer one.
+//! The consumer's committed offsets. Every commit (sync, async, auto, on
+//! revocation) goes through one background task in the order it was asked
+//! for, so an older commit never lands after a newer one.
+//!
+//! A subscribed consumer (group member) commits as its member id at its
+//! current epoch, read when the commit is sent, and only partitions it owns
+//! then (a partition it gave up or lost may be another member's already).
+//! STALE_MEMBER_EPOCH (the coordinator moved the member to a newer epoch
+//! the heartbeat has not brought yet) is retried once, with the new epoch,
+//! for the partitions still owned.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use strata_protocol::v1::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
+use super::membership::Shared;
+use super::reconcile::{owned_only, stale_epoch_retry};
 use crate::error::ClientError;
 use crate::groups::Groups;
+
+/// How long a commit refused with STALE_MEMBER_EPOCH waits for the
+/// heartbeat to bring the member's new epoch before its one retry.
+const NEW_EPOCH_WAIT: Duration = Duration::from_secs(3);
 
 /// `(topic, partition)` → next offset to consume.
 pub(crate) type Offsets = HashMap<(String, u32), u64>;
@@ -57,6 +71,8 @@ impl Future for CommitHandle {
 struct CommitJob {
     offsets: Vec<(String, u32, u64)>,
     reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+    /// The member id when the commit was asked for (a member's commit).
+    member_id: Option<String>,
 }
 
 /// A consumer's group: its id, the committer task and what was committed.
@@ -68,6 +84,9 @@ pub(crate) struct GroupState {
     /// Offsets the group is known to have committed (by this consumer's
     /// successful commits, or fetched when a partition started from them).
     committed: Arc<Mutex<Offsets>>,
+    /// The membership of a subscribed consumer: commits carry its member id
+    /// and epoch and only its owned partitions.
+    member: Arc<Mutex<Option<Arc<Shared>>>>,
 }
 
 impl std::fmt::Debug for CommitJob {
@@ -82,19 +101,31 @@ impl GroupState {
     pub(crate) fn start(id: String, groups: Arc<Groups>) -> GroupState {
         let (jobs, mut rx) = mpsc::unbounded_channel::<CommitJob>();
         let committed: Arc<Mutex<Offsets>> = Arc::default();
-        let (task_groups, task_committed, group) = (groups.clone(), committed.clone(), id.clone());
+        let member: Arc<Mutex<Option<Arc<Shared>>>> = Arc::default();
+        let (task_groups, task_committed, task_member, group) =
+            (groups.clone(), committed.clone(), member.clone(), id.clone());
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                let offsets: Vec<(String, u32, u64, String)> =
-                    job.offsets.iter().map(|(t, p, o)| (t.clone(), *p, *o, String::new())).collect();
-                let result = task_groups.commit(&group, &offsets).await;
-                match &result {
-                    Ok(()) => {
+                let member = task_member.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let result = match member {
+                    None => task_groups.commit(&group, &with_metadata(&job.offsets)).await.map(|()| job.offsets),
+                    Some(member) => {
+                        let asked_as = job.member_id.as_deref().unwrap_or_default();
+                        commit_as_member(&task_groups, &group, &member, asked_as, job.offsets).await
+                    }
+                };
+                let result = match result {
+                    Ok(done) => {
                         let mut c = task_committed.lock().unwrap_or_else(|e| e.into_inner());
-                        for (t, p, o) in job.offsets {
+                        for (t, p, o) in done {
                             c.insert((t, p), o);
                         }
+                        Ok(())
                     }
+                    Err(e) => Err(e),
+                };
+                match &result {
+                    Ok(()) => {}
                     Err(e) if job.reply.is_none() => {
                         tracing::warn!(group = %group, error = %e, "offset auto-commit failed")
                     }
@@ -105,13 +136,24 @@ impl GroupState {
                 }
             }
         });
-        GroupState { id, groups, jobs, committed }
+        GroupState { id, groups, jobs, committed, member }
+    }
+
+    /// The member id now, for a member.
+    fn member_id(&self) -> Option<String> {
+        let member = self.member.lock().unwrap_or_else(|e| e.into_inner());
+        member.as_ref().map(|m| m.commit_identity().0)
+    }
+
+    /// Makes commits member commits (`Some`) or standalone ones (`None`).
+    pub(crate) fn set_member(&self, member: Option<Arc<Shared>>) {
+        *self.member.lock().unwrap_or_else(|e| e.into_inner()) = member;
     }
 
     /// Queues a commit; its result arrives through the handle.
     pub(crate) fn commit(&self, offsets: Vec<(String, u32, u64)>) -> CommitHandle {
         let (tx, rx) = oneshot::channel();
-        if self.jobs.send(CommitJob { offsets, reply: Some(tx) }).is_err() {
+        if self.jobs.send(CommitJob { offsets, reply: Some(tx), member_id: self.member_id() }).is_err() {
             return CommitHandle::ready(Err(ClientError::Closed));
         }
         CommitHandle { rx }
@@ -119,7 +161,7 @@ impl GroupState {
 
     /// Queues a commit whose failure is only logged (auto-commit).
     pub(crate) fn commit_in_background(&self, offsets: Vec<(String, u32, u64)>) {
-        let _ = self.jobs.send(CommitJob { offsets, reply: None });
+        let _ = self.jobs.send(CommitJob { offsets, reply: None, member_id: self.member_id() });
     }
 
     /// Notes offsets known to be committed.
@@ -131,5 +173,59 @@ impl GroupState {
     pub(crate) fn changed(&self, positions: Vec<(String, u32, u64)>) -> Vec<(String, u32, u64)> {
         let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         positions.into_iter().filter(|(t, p, o)| committed.get(&(t.clone(), *p)) != Some(o)).collect()
+    }
+}
+
+fn with_metadata(offsets: &[(String, u32, u64)]) -> Vec<(String, u32, u64, String)> {
+    offsets.iter().map(|(t, p, o)| (t.clone(), *p, *o, String::new())).collect()
+}
+
+/// Commits `offsets`, asked for as member `asked_as`, as the member (see
+/// the module docs); returns what was committed. Nothing is committed if
+/// the member lost its partitions and rejoined since (its positions are
+/// void: the partitions started over from the committed offsets).
+async fn commit_as_member(
+    groups: &Groups,
+    group: &str,
+    member: &Shared,
+    asked_as: &str,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<Vec<(String, u32, u64)>, ClientError> {
+    let (member_id, mut epoch, owned) = member.commit_identity();
+    if !asked_as.is_empty() && asked_as != member_id {
+        tracing::debug!(group, asked_as, member_id, "not committing positions of a member that rejoined since");
+        return Ok(Vec::new());
+    }
+    let (mut offsets, not_owned) = owned_only(offsets, &owned);
+    if !not_owned.is_empty() {
+        tracing::debug!(group, ?not_owned, "not committing partitions this member no longer owns");
+    }
+    let mut retried = false;
+    loop {
+        if offsets.is_empty() {
+            return Ok(offsets);
+        }
+        match groups.commit_as(group, &member_id, epoch, &with_metadata(&offsets)).await {
+            Ok(()) => return Ok(offsets),
+            Err(e) if e.code() == Some(ErrorCode::StaleMemberEpoch) => {
+                member.wait_for_new_epoch(epoch, NEW_EPOCH_WAIT).await;
+                let (now_id, now_epoch, now_owned) = member.commit_identity();
+                match stale_epoch_retry(&offsets, retried, &member_id, &now_id, &now_owned) {
+                    Some(still_owned) => {
+                        tracing::debug!(
+                            group,
+                            stale = epoch,
+                            epoch = now_epoch,
+                            "retrying a commit with the new epoch"
+                        );
+                        offsets = still_owned;
+                        epoch = now_epoch;
+                        retried = true;
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

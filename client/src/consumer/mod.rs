@@ -1,24 +1,32 @@
-//! The consumer: reads assigned partitions from their leaders, from
-//! positions the caller sets with `seek`.
+//! The consumer: reads partitions from their leaders.
 //!
-//! The caller assigns partitions and owns positions. With a `group_id`
-//! (Kafka's "assign and commit" mode), positions are committed to the
-//! group's coordinator (`commit_sync`, `commit_async`, auto-commit) and a
-//! partition assigned without a `seek` starts at the group's committed
-//! offset, or per `auto_offset_reset` when there is none (or it is out of
-//! range). Group membership, where the coordinator assigns partitions
-//! (`subscribe`), is not implemented yet. An out-of-range position is
-//! otherwise reported (OFFSET_OUT_OF_RANGE), never silently reset.
+//! Two ways to get partitions (mutually exclusive, as in Kafka):
+//! - `assign`: the caller picks the partitions and owns positions (`seek`).
+//!   With a `group_id`, positions are committed to the group's coordinator
+//!   (`commit_sync`, `commit_async`, auto-commit) as standalone commits,
+//!   which the coordinator refuses while the group has members.
+//! - `subscribe` / `subscribe_pattern` (with a `group_id`): the consumer
+//!   joins the group and its coordinator shares the partitions among the
+//!   members (`membership.rs` heartbeats, `subscription.rs` reconciles).
+//!
+//! With a group, a partition without a `seek` starts at the group's
+//! committed offset, or per `auto_offset_reset` when there is none (or it is
+//! out of range). An out-of-range position is otherwise reported
+//! (OFFSET_OUT_OF_RANGE), never silently reset.
 
+mod commits;
+mod config;
 mod fetch;
 mod group;
+mod membership;
 pub(crate) mod offsets;
+mod reconcile;
+mod subscription;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::Stream;
 use strata_protocol::v1::ErrorCode;
 
@@ -26,8 +34,13 @@ use crate::connection::{parse_bootstrap, MAX_MESSAGE_BYTES};
 use crate::error::ClientError;
 use crate::groups::{check_group_id, Groups};
 use crate::metadata::Cluster;
+pub use config::{ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use group::CommitHandle;
 use group::GroupState;
+use membership::Membership;
+use reconcile::Tp;
+use subscription::Listener;
+pub use subscription::RebalanceListener;
 
 /// Rounds one `poll` tries while every fetch fails retriably (leader moved,
 /// broker unreachable) before it reports the error.
@@ -36,164 +49,11 @@ const POLL_ATTEMPTS: u32 = 3;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// Tries to learn a topic's metadata before reporting it unknown.
 const METADATA_ATTEMPTS: u32 = 3;
+/// Least time a subscribed consumer's `poll` gives the lookup of starting
+/// positions (committed offsets) before it returns empty-handed.
+const MIN_RESOLVE_WAIT: Duration = Duration::from_millis(200);
 
-/// Where to move a partition's position.
-///
-/// # Example
-///
-/// ```no_run
-/// use strata_client::SeekTo;
-///
-/// # async fn run(mut consumer: strata_client::Consumer) -> Result<(), strata_client::ClientError> {
-/// consumer.seek("events", 0, SeekTo::Beginning).await?;
-/// consumer.seek("events", 1, SeekTo::Timestamp(1_700_000_000_000)).await?;
-/// consumer.seek("events", 2, SeekTo::Offset(42)).await?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeekTo {
-    /// The first offset still in the log.
-    Beginning,
-    /// The end: only records produced from now on.
-    End,
-    /// This offset.
-    Offset(u64),
-    /// The first record whose timestamp (ms since the Unix epoch) is at or
-    /// after this; the end if there is none.
-    Timestamp(i64),
-}
-
-/// Consumer settings; `ConsumerConfig::new(bootstrap)` fills in the
-/// defaults.
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// use strata_client::ConsumerConfig;
-///
-/// let config = ConsumerConfig { max_wait: Duration::from_millis(100), ..ConsumerConfig::new(["127.0.0.1:9700"]) };
-/// assert_eq!(config.min_bytes, 1);
-/// ```
-#[derive(Debug, Clone)]
-pub struct ConsumerConfig {
-    /// `host:port` addresses to reach the cluster (entries may be
-    /// comma-separated lists).
-    pub bootstrap: Vec<String>,
-    /// Longest a fetch waits on the broker for `min_bytes` (500 ms).
-    pub max_wait: Duration,
-    /// Bytes a fetch waits for before returning (1: any data).
-    pub min_bytes: usize,
-    /// Upper bound of record bytes per fetch response (50 MiB; one batch
-    /// larger than this is still returned).
-    pub max_bytes: usize,
-    /// Upper bound of record bytes per partition per fetch (8 MiB).
-    pub max_partition_bytes: usize,
-    /// How long a request may take beyond `max_wait` (30 s).
-    pub request_timeout: Duration,
-    /// Where a partition assigned without a `seek` starts (the beginning),
-    /// when there is no `group_id`.
-    pub initial_position: SeekTo,
-    /// The consumer group whose committed offsets this consumer starts from
-    /// and commits to (`None`: no group). Group membership (`subscribe`,
-    /// partitions assigned by the coordinator) is not implemented yet: with
-    /// a group id the partitions are still `assign`ed by the caller.
-    pub group_id: Option<String>,
-    /// With a `group_id`: where a partition starts when the group has no
-    /// committed offset for it, or the committed offset is no longer in the
-    /// log (`Latest`, like Kafka).
-    pub auto_offset_reset: OffsetReset,
-    /// With a `group_id`: commit the positions of the assigned partitions
-    /// every `auto_commit_interval` (checked in `poll` and `stream`, in the
-    /// background) and on `close` (true).
-    pub enable_auto_commit: bool,
-    /// How often auto-commit commits (5 s).
-    pub auto_commit_interval: Duration,
-}
-
-/// Where a partition of a consumer group starts when the group has no
-/// usable committed offset for it (Kafka's `auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OffsetReset {
-    /// The first offset still in the log.
-    Earliest,
-    /// The end: only records produced from now on (the default).
-    #[default]
-    Latest,
-}
-
-impl OffsetReset {
-    fn seek_to(self) -> SeekTo {
-        match self {
-            OffsetReset::Earliest => SeekTo::Beginning,
-            OffsetReset::Latest => SeekTo::End,
-        }
-    }
-}
-
-impl ConsumerConfig {
-    /// The defaults, with the given bootstrap addresses.
-    pub fn new<I, S>(bootstrap: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        ConsumerConfig {
-            bootstrap: bootstrap.into_iter().map(Into::into).collect(),
-            max_wait: Duration::from_millis(500),
-            min_bytes: 1,
-            max_bytes: 50 * 1024 * 1024,
-            max_partition_bytes: 8 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            initial_position: SeekTo::Beginning,
-            group_id: None,
-            auto_offset_reset: OffsetReset::Latest,
-            enable_auto_commit: true,
-            auto_commit_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Default for ConsumerConfig {
-    /// The defaults, bootstrapping from `127.0.0.1:9700`.
-    fn default() -> Self {
-        ConsumerConfig::new(["127.0.0.1:9700"])
-    }
-}
-
-/// A record read from a partition.
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn run(mut consumer: strata_client::Consumer) -> Result<(), strata_client::ClientError> {
-/// for r in consumer.poll().await? {
-///     let value = r.value.as_deref().map(String::from_utf8_lossy);
-///     println!("{}-{}@{} {:?} headers={}", r.topic, r.partition, r.offset, value, r.headers.len());
-/// }
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// Offset.
-    pub offset: u64,
-    /// Timestamp in ms since the Unix epoch.
-    pub timestamp: i64,
-    /// Key, `None` for a null key.
-    pub key: Option<Bytes>,
-    /// Value, `None` for a null value.
-    pub value: Option<Bytes>,
-    /// Headers in the order the producer added them.
-    pub headers: Vec<(String, Option<Bytes>)>,
-}
-
-/// Reads records from assigned partitions.
+/// Reads records from assigned or (with a group) subscribed partitions.
 ///
 /// # Example
 ///
@@ -237,6 +97,19 @@ pub struct Consumer {
     group: Option<GroupState>,
     /// When auto-commit last ran (or the consumer started).
     last_auto_commit: Instant,
+    /// The group membership of a subscribed consumer.
+    membership: Option<Membership>,
+    /// Rebalance callbacks.
+    listener: Listener,
+    /// The membership's loss count last reconciled.
+    lost_generation: u64,
+    /// The member epoch of the assignment last reconciled.
+    reconciled_epoch: Option<i32>,
+    /// Partitions not fetched until resumed.
+    paused: HashSet<Tp>,
+    /// An `assign` refused (the consumer is subscribed), reported by the
+    /// next `poll`.
+    misuse: Option<ClientError>,
     closed: bool,
 }
 
@@ -283,6 +156,12 @@ impl Consumer {
             prefetch: None,
             group,
             last_auto_commit: Instant::now(),
+            membership: None,
+            listener: Listener::default(),
+            lost_generation: 0,
+            reconciled_epoch: None,
+            paused: HashSet::new(),
+            misuse: None,
             closed: false,
         })
     }
@@ -291,7 +170,19 @@ impl Consumer {
     /// assigned are kept; new ones start, unless sought, at the group's
     /// committed offset (with a `group_id`; else per `auto_offset_reset`) or
     /// at `config.initial_position` (without one).
+    ///
+    /// Not for a subscribed consumer (`subscribe`; the group assigns its
+    /// partitions): the call is then ignored and the next `poll` fails with
+    /// an invalid-argument error naming the conflict (`unsubscribe` first).
     pub fn assign(&mut self, partitions: Vec<(String, u32)>) {
+        if self.membership.is_some() {
+            self.misuse = Some(ClientError::InvalidArgument(
+                "assign() and subscribe() are mutually exclusive: this consumer is subscribed to a group \
+                 (call unsubscribe() first); the assignment was ignored"
+                    .into(),
+            ));
+            return;
+        }
         let mut assignment: Vec<(String, u32)> = Vec::with_capacity(partitions.len());
         for tp in partitions {
             if !assignment.contains(&tp) {
@@ -301,13 +192,47 @@ impl Consumer {
         }
         self.positions.retain(|tp, _| assignment.contains(tp));
         self.high_watermarks.retain(|tp, _| assignment.contains(tp));
+        self.paused.retain(|tp| assignment.contains(tp));
         self.buffered.retain(|r| assignment.iter().any(|(t, p)| *t == r.topic && *p == r.partition));
         self.assignment = assignment;
     }
 
-    /// The assigned partitions.
+    /// The assigned partitions (for a subscribed consumer: those the group
+    /// assigned it, as of the last `poll`).
     pub fn assignment(&self) -> &[(String, u32)] {
         &self.assignment
+    }
+
+    /// Stops fetching these assigned partitions until `resume` (positions
+    /// are kept; records already fetched for them are still handed out).
+    /// An unassigned partition is an invalid argument.
+    pub fn pause(&mut self, partitions: &[(String, u32)]) -> Result<(), ClientError> {
+        self.check_assigned(partitions)?;
+        self.paused.extend(partitions.iter().cloned());
+        self.prefetch = None;
+        Ok(())
+    }
+
+    /// Fetches paused partitions again.
+    pub fn resume(&mut self, partitions: &[(String, u32)]) {
+        for tp in partitions {
+            self.paused.remove(tp);
+        }
+        self.prefetch = None;
+    }
+
+    /// The paused partitions, sorted.
+    pub fn paused(&self) -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = self.paused.iter().cloned().collect();
+        out.sort();
+        out
+    }
+
+    fn check_assigned(&self, partitions: &[(String, u32)]) -> Result<(), ClientError> {
+        match partitions.iter().find(|tp| !self.assignment.contains(tp)) {
+            Some((t, p)) => Err(ClientError::InvalidArgument(format!("partition {t}-{p} is not assigned"))),
+            None => Ok(()),
+        }
     }
 
     /// Moves the position of an assigned partition and returns it.
@@ -315,9 +240,7 @@ impl Consumer {
     /// (`ListOffsets`).
     pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<u64, ClientError> {
         let tp = (topic.to_owned(), partition);
-        if !self.assignment.contains(&tp) {
-            return Err(ClientError::InvalidArgument(format!("partition {topic}-{partition} is not assigned")));
-        }
+        self.check_assigned(std::slice::from_ref(&tp))?;
         let offset = self.lookup_offset(topic, partition, to).await?;
         self.buffered.retain(|r| !(r.topic == topic && r.partition == partition));
         self.positions.insert(tp, offset);
@@ -356,13 +279,20 @@ impl Consumer {
     /// With a `group_id` and `enable_auto_commit`, once
     /// `auto_commit_interval` has passed, it first commits (in the
     /// background) the positions reached by the records handed out before.
+    ///
+    /// A subscribed consumer first takes on the group's latest assignment
+    /// (revoking, assigning, running the rebalance listener) and does so
+    /// again before returning, so no record of a partition it gave up is
+    /// returned. While it owns nothing it returns an empty vector after
+    /// `max_wait` at most. A fatal membership error (INVALID_REGULAR_EXPRESSION,
+    /// UNSUPPORTED_ASSIGNOR, GROUP_MAX_SIZE_REACHED...) fails every `poll`.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
-        if self.closed {
-            return Err(ClientError::Closed);
-        }
+        self.check_usable()?;
+        self.reconcile().await?;
         self.maybe_auto_commit();
         if self.buffered.is_empty() {
-            self.fill().await?;
+            self.fill_or_wait().await?;
+            self.reconcile().await?;
         }
         let records: Vec<ConsumerRecord> = Vec::from(std::mem::take(&mut self.buffered));
         // Records come partition by partition in offset order: only the last
@@ -378,29 +308,73 @@ impl Consumer {
 
     /// The records of successive polls, one at a time. An error is yielded
     /// without ending the stream (stop at the first error to stop reading).
+    /// A subscribed consumer reconciles its assignment between records, as
+    /// `poll` does.
     /// Dropping the stream loses nothing: records fetched but not yet
     /// yielded stay buffered for the next `poll` or `stream`.
     pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord, ClientError>> + '_ {
         futures::stream::unfold(self, |consumer| async move {
             loop {
-                if consumer.closed {
-                    return Some((Err(ClientError::Closed), consumer));
+                if let Err(e) = consumer.check_usable() {
+                    return Some((Err(e), consumer));
+                }
+                if let Err(e) = consumer.reconcile().await {
+                    return Some((Err(e), consumer));
                 }
                 consumer.maybe_auto_commit();
                 if let Some(r) = consumer.buffered.pop_front() {
                     consumer.advance(&r.topic, r.partition, r.offset + 1);
                     return Some((Ok(r), consumer));
                 }
-                if let Err(e) = consumer.fill().await {
+                if let Err(e) = consumer.fill_or_wait().await {
                     return Some((Err(e), consumer));
                 }
             }
         })
     }
 
+    /// Fails a closed consumer, and once a refused `assign`.
+    fn check_usable(&mut self) -> Result<(), ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        match self.misuse.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `fill`, for a subscribed consumer cut short when the membership
+    /// changes (so a revocation is not held up by a long poll), or a wait
+    /// of up to `max_wait` for a change while it owns nothing.
+    async fn fill_or_wait(&mut self) -> Result<(), ClientError> {
+        let Some(membership) = &self.membership else { return self.fill().await };
+        if self.assignment.is_empty() {
+            self.wait_for_change().await;
+            return Ok(());
+        }
+        let mut changes = membership.watch();
+        // Starting positions need the coordinator (committed offsets): while
+        // it is away, return empty-handed after about max_wait and try again
+        // on the next poll.
+        let resolve_wait = self.config.max_wait.max(MIN_RESOLVE_WAIT);
+        tokio::select! {
+            resolved = tokio::time::timeout(resolve_wait, self.resolve_missing_positions()) => match resolved {
+                Ok(resolved) => resolved?,
+                Err(_) => return Ok(()),
+            },
+            _ = changes.changed() => return Ok(()),
+        }
+        tokio::select! {
+            filled = self.fill() => filled,
+            _ = changes.changed() => Ok(()),
+        }
+    }
+
     /// Runs fetch rounds into `buffered` until one brings records, one
     /// returns empty-handed after the long poll, or retriable failures use
-    /// up `POLL_ATTEMPTS`.
+    /// up `POLL_ATTEMPTS`. With every assigned partition paused it waits
+    /// `max_wait` instead.
     async fn fill(&mut self) -> Result<(), ClientError> {
         if self.assignment.is_empty() {
             return Err(ClientError::InvalidArgument("no partitions assigned".into()));
@@ -408,15 +382,29 @@ impl Consumer {
         let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
         self.ensure_metadata(topics.iter().map(String::as_str)).await?;
         for (topic, partition) in &self.assignment {
-            let count = self.cluster.topic(topic).map_or(0, |m| m.partition_count());
+            let mut count = self.cluster.topic(topic).map_or(0, |m| m.partition_count());
+            if *partition >= count {
+                // The topic may have grown since its metadata was read.
+                let _ = self.cluster.refresh().await;
+                count = self.cluster.topic(topic).map_or(0, |m| m.partition_count());
+            }
             if *partition >= count {
                 let msg = format!("partition {partition} of topic '{topic}' does not exist ({count} partitions)");
                 return Err(ClientError::server(ErrorCode::UnknownTopicOrPartition, msg));
             }
         }
         self.resolve_missing_positions().await?;
-        let positions: Vec<((String, u32), u64)> =
-            self.assignment.iter().map(|tp| (tp.clone(), self.positions[tp])).collect();
+        let mut positions: Vec<((String, u32), u64)> = Vec::with_capacity(self.assignment.len());
+        for tp in self.assignment.iter().filter(|tp| !self.paused.contains(*tp)) {
+            let Some(&position) = self.positions.get(tp) else {
+                return Err(ClientError::InvalidArgument(format!("no position for partition {}-{}", tp.0, tp.1)));
+            };
+            positions.push((tp.clone(), position));
+        }
+        if positions.is_empty() {
+            tokio::time::sleep(self.config.max_wait).await;
+            return Ok(());
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -529,59 +517,6 @@ impl Consumer {
         Ok(())
     }
 
-    /// Where each partition of a group starts: its committed offset when
-    /// it is within the log, else per `auto_offset_reset`.
-    async fn group_starts(
-        &self,
-        group: &GroupState,
-        missing: Vec<(String, u32)>,
-    ) -> Result<Vec<(String, u32, SeekTo)>, ClientError> {
-        let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (t, p) in &missing {
-            by_topic.entry(t.clone()).or_default().push(*p);
-        }
-        let asked: Vec<(String, Vec<u32>)> = by_topic.into_iter().collect();
-        let committed: HashMap<(String, u32), u64> = group
-            .groups
-            .fetch(&group.id, Some(&asked))
-            .await?
-            .into_iter()
-            .filter_map(|c| Some(((c.topic, c.partition), c.offset?)))
-            .collect();
-        // The log bounds of partitions with a commit, to check it is in range.
-        let with_commit: Vec<&(String, u32)> = missing.iter().filter(|tp| committed.contains_key(*tp)).collect();
-        // One lookup per bound: a request names each partition once.
-        let starts: Vec<(String, u32, SeekTo)> =
-            with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::Beginning)).collect();
-        let ends: Vec<(String, u32, SeekTo)> = with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::End)).collect();
-        let starts = offsets::resolve(&self.cluster, &starts).await?;
-        let ends = offsets::resolve(&self.cluster, &ends).await?;
-        let range: HashMap<&(String, u32), (u64, u64)> =
-            with_commit.iter().enumerate().map(|(i, tp)| (*tp, (starts[i], ends[i]))).collect();
-        let reset = self.config.auto_offset_reset;
-        let mut starts = Vec::with_capacity(missing.len());
-        let mut from_commits = Vec::new();
-        for tp in &missing {
-            let to = match (committed.get(tp), range.get(tp)) {
-                (Some(&c), Some(&(start, end))) if c >= start && c <= end => {
-                    from_commits.push((tp.clone(), c));
-                    SeekTo::Offset(c)
-                }
-                (Some(&c), Some(&(start, end))) => {
-                    tracing::info!(
-                        group = %group.id, topic = %tp.0, partition = tp.1, committed = c, start, end, ?reset,
-                        "committed offset is out of range: resetting"
-                    );
-                    reset.seek_to()
-                }
-                _ => reset.seek_to(),
-            };
-            starts.push((tp.0.clone(), tp.1, to));
-        }
-        group.note_committed(from_commits);
-        Ok(starts)
-    }
-
     /// Resolves the starting position of every assigned partition that has
     /// none (as the next `poll` would: the committed offset, else
     /// `auto_offset_reset`, with a group; `initial_position` without), so
@@ -593,93 +528,6 @@ impl Consumer {
         let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
         self.ensure_metadata(topics.iter().map(String::as_str)).await?;
         self.resolve_missing_positions().await
-    }
-
-    /// The group id, if the consumer has one.
-    pub fn group_id(&self) -> Option<&str> {
-        self.group.as_ref().map(|g| g.id.as_str())
-    }
-
-    fn group_or_err(&self) -> Result<&GroupState, ClientError> {
-        if self.closed {
-            return Err(ClientError::Closed);
-        }
-        self.group.as_ref().ok_or_else(|| {
-            ClientError::InvalidArgument("committed offsets need a consumer group (ConsumerConfig::group_id)".into())
-        })
-    }
-
-    /// The positions of the assigned partitions that have one.
-    fn current_positions(&self) -> Vec<(String, u32, u64)> {
-        self.assignment.iter().filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?))).collect()
-    }
-
-    /// Commits the current position of every assigned partition (the
-    /// offset after the last record handed out by `poll` or `stream`, or
-    /// where it was sought to) to the group, and waits for the coordinator's
-    /// answer. Commits are applied in the order they were asked for.
-    pub async fn commit_sync(&self) -> Result<(), ClientError> {
-        self.commit_async().await
-    }
-
-    /// Starts committing the current positions (as `commit_sync`) in the
-    /// background; the handle yields the result. Commits are applied in the
-    /// order they were asked for.
-    pub fn commit_async(&self) -> CommitHandle {
-        match self.group_or_err() {
-            Ok(group) => group.commit(self.current_positions()),
-            Err(e) => CommitHandle::ready(Err(e)),
-        }
-    }
-
-    /// Commits the given `(topic, partition, next offset to consume)` to the
-    /// group (e.g. only what the application has processed) and waits for
-    /// the answer.
-    pub async fn commit_offsets(&self, offsets: &[(String, u32, u64)]) -> Result<(), ClientError> {
-        self.group_or_err()?.commit(offsets.to_vec()).await
-    }
-
-    /// The group's committed offset for a partition (the next offset to
-    /// consume), `None` if it committed none.
-    pub async fn committed(&self, topic: &str, partition: u32) -> Result<Option<u64>, ClientError> {
-        let group = self.group_or_err()?;
-        let asked = [(topic.to_owned(), vec![partition])];
-        let committed = group.groups.fetch(&group.id, Some(&asked)).await?;
-        Ok(committed.into_iter().find(|c| c.topic == topic && c.partition == partition).and_then(|c| c.offset))
-    }
-
-    /// With a group and auto-commit, once the interval has passed: queues a
-    /// commit of the positions that changed since the last commit.
-    fn maybe_auto_commit(&mut self) {
-        let Some(group) = &self.group else { return };
-        if !self.config.enable_auto_commit || self.last_auto_commit.elapsed() < self.config.auto_commit_interval {
-            return;
-        }
-        self.last_auto_commit = Instant::now();
-        let changed = group.changed(self.current_positions());
-        if !changed.is_empty() {
-            group.commit_in_background(changed);
-        }
-    }
-
-    /// Closes the consumer: with a group and `enable_auto_commit`, commits
-    /// the current positions (and returns that commit's result); with a
-    /// group, waits for commits still in flight. Later calls fail with
-    /// [`ClientError::Closed`]; closing again does nothing.
-    pub async fn close(&mut self) -> Result<(), ClientError> {
-        if self.closed {
-            return Ok(());
-        }
-        self.prefetch = None;
-        let result = match &self.group {
-            Some(group) if self.config.enable_auto_commit => group.commit(self.current_positions()).await,
-            // An empty commit: done once every earlier one is.
-            Some(group) => group.commit(Vec::new()).await,
-            None => Ok(()),
-        };
-        self.closed = true;
-        self.buffered.clear();
-        result
     }
 }
 

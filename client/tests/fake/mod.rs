@@ -6,8 +6,11 @@
 //! Consumer groups: an in-memory committed-offsets store per group; each
 //! group has a coordinator broker (the others answer NOT_COORDINATOR),
 //! members can be planted to make a group active, and coordinator errors
-//! can be injected.
+//! can be injected. Group membership (`ConsumerGroupHeartbeat`) is a small
+//! coordinator in `membership.rs`.
 #![allow(dead_code)]
+
+mod membership;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -81,6 +84,12 @@ pub struct State {
     pub group_faults: VecDeque<(String, ErrorCode, u32)>,
     pub find_coordinator_calls: usize,
     pub commit_requests: Vec<CommitOffsetsRequest>,
+    /// Group membership per group.
+    pub membership: HashMap<String, membership::FakeGroup>,
+    /// Every heartbeat received.
+    pub heartbeats: Vec<ConsumerGroupHeartbeatRequest>,
+    /// The heartbeat interval members are told.
+    pub heartbeat_interval_ms: u32,
 }
 
 /// One committed offset in the fake's store.
@@ -168,7 +177,8 @@ impl FakeCluster {
             brokers.push((id, addr.to_string()));
             listeners.push(l);
         }
-        let state = Arc::new(Mutex::new(State { brokers: brokers.clone(), ..Default::default() }));
+        let state =
+            Arc::new(Mutex::new(State { brokers: brokers.clone(), heartbeat_interval_ms: 200, ..Default::default() }));
         let mut stops = Vec::new();
         for ((id, _), listener) in brokers.iter().zip(listeners) {
             let svc = StrataServer::new(FakeBroker { id: *id, state: state.clone() })
@@ -637,6 +647,11 @@ impl Strata for FakeBroker {
         if let Some(error) = s.group_check(self.id, &request.group_id) {
             return Ok(Response::new(CommitOffsetsResponse { error: Some(error), partitions: vec![] }));
         }
+        let member_error =
+            s.membership.get(&request.group_id).and_then(|g| g.check_commit(&request.member_id, request.member_epoch));
+        if let Some(error) = member_error {
+            return Ok(Response::new(CommitOffsetsResponse { error: Some(error), partitions: vec![] }));
+        }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         let mut partitions = Vec::new();
         for p in request.partitions {
@@ -749,6 +764,14 @@ impl Strata for FakeBroker {
             groups.push(d);
         }
         Ok(Response::new(DescribeGroupsResponse { groups }))
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        r: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        let mut s = self.state();
+        Ok(Response::new(membership::heartbeat(&mut s, self.id, r.into_inner())))
     }
 
     async fn delete_groups(&self, r: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {

@@ -1,0 +1,351 @@
+//! Group membership (subscribe, heartbeats, reconciliation, rebalance
+//! callbacks, member commits) against the fake cluster's small coordinator.
+
+mod fake;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake::{bounded, FakeCluster};
+use strata_client::{
+    ClientError, Consumer, ConsumerConfig, ErrorCode, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+    RebalanceListener,
+};
+
+type Tp = (String, u32);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Assigned(Vec<Tp>),
+    Revoked(Vec<Tp>),
+    Lost(Vec<Tp>),
+}
+
+/// Records callbacks, and checks against a map shared by all consumers
+/// that no partition is ever owned twice.
+struct Recorder {
+    name: &'static str,
+    events: Arc<Mutex<Vec<Event>>>,
+    owners: Arc<Mutex<BTreeMap<Tp, &'static str>>>,
+}
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_assigned(&mut self, partitions: &[Tp]) {
+        let mut owners = self.owners.lock().unwrap();
+        for tp in partitions {
+            if let Some(other) = owners.insert(tp.clone(), self.name) {
+                panic!("{tp:?} assigned to {} while {other} owns it", self.name);
+            }
+        }
+        self.events.lock().unwrap().push(Event::Assigned(partitions.to_vec()));
+    }
+    fn on_partitions_revoked(&mut self, partitions: &[Tp]) {
+        self.free(partitions);
+        self.events.lock().unwrap().push(Event::Revoked(partitions.to_vec()));
+    }
+    fn on_partitions_lost(&mut self, partitions: &[Tp]) {
+        self.free(partitions);
+        self.events.lock().unwrap().push(Event::Lost(partitions.to_vec()));
+    }
+}
+
+impl Recorder {
+    fn free(&self, partitions: &[Tp]) {
+        let mut owners = self.owners.lock().unwrap();
+        for tp in partitions {
+            assert_eq!(owners.remove(tp), Some(self.name), "{} gave up {tp:?} it did not own", self.name);
+        }
+    }
+}
+
+fn config(fake: &FakeCluster, group: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        group_id: Some(group.to_owned()),
+        auto_offset_reset: OffsetReset::Earliest,
+        session_timeout: Duration::from_secs(2),
+        ..ConsumerConfig::new(fake.addrs.clone())
+    }
+}
+
+async fn member(
+    cfg: ConsumerConfig,
+    name: &'static str,
+    owners: &Arc<Mutex<BTreeMap<Tp, &'static str>>>,
+) -> (Consumer, Arc<Mutex<Vec<Event>>>) {
+    let mut c = Consumer::connect(cfg).await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    c.set_rebalance_listener(Box::new(Recorder { name, events: events.clone(), owners: owners.clone() }));
+    (c, events)
+}
+
+async fn produce(fake: &FakeCluster, topic: &str, partitions: u32, per_partition: usize) {
+    let producer = Producer::connect(ProducerConfig::new(fake.addrs.clone())).await.unwrap();
+    let mut pending = Vec::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            pending
+                .push(producer.send(ProducerRecord::new(topic, format!("{p}-{i}")).with_partition(p)).await.unwrap());
+        }
+    }
+    for d in pending {
+        d.await.unwrap();
+    }
+    producer.close().await;
+}
+
+/// Polls until `f` holds (panicking after 10 s), collecting the records.
+async fn poll_until(c: &mut Consumer, got: &mut Vec<(String, u32, u64)>, mut f: impl FnMut(&Consumer, usize) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f(c, got.len()) {
+        assert!(Instant::now() < deadline, "condition not reached; assignment {:?}", c.assignment());
+        got.extend(c.poll().await.unwrap().into_iter().map(|r| (r.topic, r.partition, r.offset)));
+    }
+}
+
+#[tokio::test]
+async fn two_members_share_the_partitions_and_the_survivor_takes_them_all() {
+    bounded(async {
+        let fake = FakeCluster::start(2).await;
+        fake.create_topic("t", 4);
+        produce(&fake, "t", 4, 5).await;
+        let owners = Arc::default();
+        let (mut a, a_events) = member(config(&fake, "g"), "a", &owners).await;
+        let (mut b, b_events) = member(config(&fake, "g"), "b", &owners).await;
+        a.subscribe(["t"]).unwrap();
+        let mut got = Vec::new();
+        poll_until(&mut a, &mut got, |c, _| c.assignment().len() == 4).await;
+        assert!(a.member_id().is_some() && a.member_epoch().is_some());
+        assert_eq!(a_events.lock().unwrap()[0], Event::Assigned((0..4).map(|p| ("t".to_string(), p)).collect()));
+
+        // b joins: a gives up two partitions (committing them) before b
+        // gets them.
+        b.subscribe(["t"]).unwrap();
+        let mut got_b = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.assignment().len() != 2 || b.assignment().len() != 2 {
+            assert!(Instant::now() < deadline, "a {:?} b {:?}", a.assignment(), b.assignment());
+            got.extend(a.poll().await.unwrap().into_iter().map(|r| (r.topic, r.partition, r.offset)));
+            got_b.extend(b.poll().await.unwrap().into_iter().map(|r| (r.topic, r.partition, r.offset)));
+        }
+        let revoked: Vec<Event> =
+            a_events.lock().unwrap().iter().filter(|e| matches!(e, Event::Revoked(_))).cloned().collect();
+        assert_eq!(revoked.len(), 1, "{:?}", a_events.lock().unwrap());
+        // Every commit is a member commit.
+        let commits = fake.state().commit_requests.clone();
+        assert!(!commits.is_empty());
+        assert!(commits.iter().all(|r| !r.member_id.is_empty() && r.member_epoch > 0), "{commits:?}");
+
+        // Every record exactly once between them (b starts from a's commit).
+        let mut all: Vec<(String, u32, u64)> = got.iter().chain(&got_b).cloned().collect();
+        while all.len() < 20 {
+            all.extend(a.poll().await.unwrap().into_iter().map(|r| (r.topic, r.partition, r.offset)));
+            all.extend(b.poll().await.unwrap().into_iter().map(|r| (r.topic, r.partition, r.offset)));
+        }
+        let unique: BTreeSet<&(String, u32, u64)> = all.iter().collect();
+        assert_eq!((all.len(), unique.len()), (20, 20), "{all:?}");
+
+        // a closes (revoke callback, leave -1): b gets everything at once.
+        a.close().await.unwrap();
+        assert!(matches!(a_events.lock().unwrap().last(), Some(Event::Revoked(_))));
+        let left = fake.state().heartbeats.iter().any(|h| h.member_epoch == -1);
+        assert!(left, "dynamic members leave with epoch -1");
+        poll_until(&mut b, &mut Vec::new(), |c, _| c.assignment().len() == 4).await;
+        assert!(b_events.lock().unwrap().iter().all(|e| !matches!(e, Event::Lost(_))));
+        b.close().await.unwrap();
+        assert!(owners.lock().unwrap().is_empty(), "{:?}", owners.lock().unwrap());
+        let s = fake.state();
+        assert!(s.members["g"].is_empty(), "both left");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fenced_member_loses_its_partitions_without_committing_and_rejoins() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 2);
+        produce(&fake, "t", 2, 3).await;
+        let owners = Arc::default();
+        let (mut c, events) = member(config(&fake, "g"), "c", &owners).await;
+        c.subscribe(["t"]).unwrap();
+        let mut got = Vec::new();
+        poll_until(&mut c, &mut got, |_, n| n == 6).await;
+        let first_id = c.member_id().unwrap();
+        let commits_before = fake.state().commit_requests.len();
+
+        // The next heartbeat is answered FENCED_MEMBER_EPOCH.
+        fake.inject_group("g", ErrorCode::FencedMemberEpoch, 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !events.lock().unwrap().iter().any(|e| matches!(e, Event::Lost(_))) {
+            assert!(Instant::now() < deadline, "no loss: {:?}", events.lock().unwrap());
+            c.poll().await.unwrap();
+        }
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 2).await;
+        assert_ne!(c.member_id().unwrap(), first_id, "rejoined as a new member");
+        let ev = events.lock().unwrap().clone();
+        let lost = ev.iter().position(|e| matches!(e, Event::Lost(_))).unwrap();
+        assert_eq!(ev[lost], Event::Lost(vec![("t".into(), 0), ("t".into(), 1)]));
+        assert!(matches!(ev[lost + 1], Event::Assigned(_)), "{ev:?}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Revoked(_))), "lost, not revoked: {ev:?}");
+        let commits = fake.state().commit_requests[commits_before..].to_vec();
+        assert!(commits.iter().all(|r| r.member_id != first_id), "the fenced member committed: {commits:?}");
+        // It resumes from the committed offsets: nothing lost, nothing new.
+        assert!(c.poll().await.unwrap().len() <= 6);
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_member_cut_off_for_its_session_timeout_fences_itself() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let owners = Arc::default();
+        let cfg = ConsumerConfig { session_timeout: Duration::from_millis(800), ..config(&fake, "g") };
+        let (mut c, events) = member(cfg, "c", &owners).await;
+        c.subscribe(["t"]).unwrap();
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 1).await;
+
+        // The coordinator stops answering: after the session timeout the
+        // member drops its partition (lost, no commit) and keeps trying.
+        fake.inject_group("g", ErrorCode::CoordinatorNotAvailable, 1_000_000);
+        let started = Instant::now();
+        while c.assignment().len() == 1 {
+            assert!(started.elapsed() < Duration::from_secs(5), "still owns its partition");
+            let polled = Instant::now();
+            assert!(c.poll().await.unwrap().is_empty());
+            assert!(polled.elapsed() < Duration::from_secs(1), "poll took {:?}", polled.elapsed());
+        }
+        assert!(started.elapsed() >= Duration::from_millis(600), "fenced after {:?}", started.elapsed());
+        assert!(matches!(events.lock().unwrap().last(), Some(Event::Lost(_))));
+        // While it owns nothing, poll returns within about max_wait.
+        let polled = Instant::now();
+        assert!(c.poll().await.unwrap().is_empty());
+        assert!(polled.elapsed() < Duration::from_millis(600), "{:?}", polled.elapsed());
+
+        fake.state().group_faults.clear();
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 1).await;
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_commit_with_a_stale_epoch_is_retried_with_the_new_one() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        produce(&fake, "t", 1, 3).await;
+        let cfg = ConsumerConfig { enable_auto_commit: false, ..config(&fake, "g") };
+        let mut c = Consumer::connect(cfg).await.unwrap();
+        c.subscribe(["t"]).unwrap();
+        let mut got = Vec::new();
+        poll_until(&mut c, &mut got, |_, n| n == 3).await;
+        let id = c.member_id().unwrap();
+        let old_epoch = c.member_epoch().unwrap();
+        // The coordinator moves the member on (as on a group change) before
+        // the member heard of it.
+        {
+            let mut s = fake.state();
+            let g = s.membership.get_mut("g").unwrap();
+            g.epoch += 1;
+            let epoch = g.epoch;
+            g.members.get_mut(&id).unwrap().epoch = epoch;
+        }
+        c.commit_sync().await.unwrap();
+        assert_eq!(fake.state().committed("g", "t", 0), Some(3));
+        let epochs: Vec<i32> = fake.state().commit_requests.iter().map(|r| r.member_epoch).collect();
+        assert_eq!(epochs, vec![old_epoch, old_epoch + 1], "refused once, retried with the new epoch");
+
+        // Committing a partition it does not own is refused up front.
+        let err = c.commit_offsets(&[("t".into(), 5, 1)]).await.unwrap_err();
+        assert!(err.to_string().contains("t-5"), "{err}");
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fatal_membership_errors_fail_poll() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        fake.inject_group("g", ErrorCode::InvalidRegularExpression, 1);
+        let mut c = Consumer::connect(config(&fake, "g")).await.unwrap();
+        c.subscribe_pattern("orders-(").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = loop {
+            match c.poll().await {
+                Ok(r) => assert!(r.is_empty()),
+                Err(e) => break e,
+            }
+            assert!(Instant::now() < deadline, "no error");
+        };
+        assert_eq!(err.code(), Some(ErrorCode::InvalidRegularExpression), "{err}");
+        assert!(err.to_string().contains("group 'g'"), "{err}");
+        assert_eq!(c.poll().await.unwrap_err().code(), Some(ErrorCode::InvalidRegularExpression));
+        // Close still works (nothing to leave).
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn subscribe_and_assign_are_exclusive_and_subscribe_needs_a_group() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 1);
+        let mut plain = Consumer::connect(ConsumerConfig::new(fake.addrs.clone())).await.unwrap();
+        let err = plain.subscribe(["t"]).unwrap_err();
+        assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("group_id")), "{err}");
+
+        let mut c = Consumer::connect(config(&fake, "g")).await.unwrap();
+        c.assign(vec![("t".into(), 0)]);
+        let err = c.subscribe(["t"]).unwrap_err();
+        assert!(err.to_string().contains("mutually exclusive"), "{err}");
+        assert!(c.subscribe(Vec::<String>::new()).is_err());
+        c.assign(vec![]);
+        c.subscribe(["t"]).unwrap();
+        c.assign(vec![("t".into(), 0)]);
+        let err = c.poll().await.unwrap_err();
+        assert!(err.to_string().contains("mutually exclusive"), "{err}");
+        // Unsubscribed, it can assign again.
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 1).await;
+        c.unsubscribe().await.unwrap();
+        assert!(c.assignment().is_empty() && !c.is_subscribed());
+        c.assign(vec![("t".into(), 0)]);
+        c.poll().await.unwrap();
+        c.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dropped_consumer_stops_heartbeating_and_a_static_member_leaves_with_minus_two() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 2);
+        let mut c = Consumer::connect(config(&fake, "g")).await.unwrap();
+        c.subscribe(["t"]).unwrap();
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 2).await;
+        let id = c.member_id().unwrap();
+        drop(c);
+        let sent = |fake: &FakeCluster| fake.state().heartbeats.iter().filter(|h| h.member_id == id).count();
+        let before = sent(&fake);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(sent(&fake), before, "heartbeats after the consumer was dropped");
+
+        let cfg = ConsumerConfig { group_instance_id: Some("i-1".into()), ..config(&fake, "s") };
+        let mut c = Consumer::connect(cfg).await.unwrap();
+        c.subscribe(["t"]).unwrap();
+        poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 2).await;
+        c.close().await.unwrap();
+        let s = fake.state();
+        let last = s.heartbeats.iter().rev().find(|h| h.group_id == "s").unwrap();
+        assert_eq!((last.member_epoch, last.instance_id.as_str()), (-2, "i-1"));
+    })
+    .await;
+}
