@@ -25,6 +25,36 @@ pub enum Command {
     Dev(DevArgs),
     /// A node of a cluster, configured by flags, env and a TOML file.
     Run(RunArgs),
+    /// Asks the node serving HTTP on `--http` (this host) to hand its
+    /// partition leadership to other brokers before it is stopped (a
+    /// Kubernetes `preStop` hook); exits 0 once done.
+    Drain(DrainArgs),
+}
+
+/// Flags of `strata-server drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The node's HTTP address (loopback: the endpoint refuses other hosts).
+    #[arg(long, default_value = "127.0.0.1:9702")]
+    pub http: SocketAddr,
+    /// Longest wait for the controller to move leadership away.
+    #[arg(long, default_value_t = 45)]
+    pub timeout_secs: u64,
+}
+
+/// Parses a node id: a number ≥ 1, or a StatefulSet pod name whose trailing
+/// `-N` is the id (`strata-2` → 2), so a pod can pass its own name.
+pub fn parse_node_id(s: &str) -> Result<u64, String> {
+    let digits = s.rsplit_once('-').map_or(s, |(_, n)| n);
+    let id: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is neither a node id nor a pod name ending in -N (e.g. strata-2)"))?;
+    if id == 0 {
+        return Err(format!(
+            "'{s}' gives node id 0, which is reserved; number nodes from 1 (a StatefulSet: spec.ordinals.start: 1)"
+        ));
+    }
+    Ok(id)
 }
 
 /// Flags of `strata-server dev`.
@@ -50,8 +80,8 @@ pub struct DevArgs {
 /// Flags of `strata-server run`; each is also `STRATA_<FLAG>` and a TOML key.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// This node's id.
-    #[arg(long, env = "STRATA_NODE_ID")]
+    /// This node's id (≥ 1), or a pod name ending in it (`strata-2`).
+    #[arg(long, env = "STRATA_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<u64>,
     /// Comma-separated roles: broker, controller.
     #[arg(long, env = "STRATA_ROLES")]
@@ -239,7 +269,8 @@ impl ServerConfig {
                 .clone()
                 .or(file.advertised_address.clone())
                 .unwrap_or_else(|| listen.to_string()),
-            rack: args.rack.clone().or(file.rack.clone()),
+            // An empty value (a pod label that is not set) means no rack.
+            rack: args.rack.clone().or(file.rack.clone()).filter(|r| !r.trim().is_empty()),
             default_partitions: file.default_partitions.unwrap_or(1),
             default_replication_factor: file.default_replication_factor.unwrap_or(0),
             replica_lag_time_max: std::time::Duration::from_millis(
@@ -257,6 +288,12 @@ impl ServerConfig {
 
     /// Checks what this build can run.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(ConfigError::Invalid {
+                name: "--node-id",
+                reason: "0 is reserved; number nodes from 1".into(),
+            });
+        }
         self.log.validate().map_err(|e| ConfigError::Invalid { name: "[log]", reason: e.to_string() })?;
         if self.replica_lag_time_max.is_zero() {
             return Err(ConfigError::Invalid { name: "--replica-lag-time-max-ms", reason: "must be positive".into() });
@@ -321,7 +358,10 @@ pub fn parse_voters(s: &str) -> Result<Vec<Voter>, ConfigError> {
     let mut voters = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (id, address) = part.split_once('@').ok_or_else(|| bad(format!("'{part}' is not id@host:port")))?;
-        let node_id = id.parse().map_err(|_| bad(format!("'{id}' is not a node id")))?;
+        let node_id: u64 = id.parse().map_err(|_| bad(format!("'{id}' is not a node id")))?;
+        if node_id == 0 {
+            return Err(bad(format!("'{part}': node id 0 is reserved; number nodes from 1")));
+        }
         if !address.contains(':') {
             return Err(bad(format!("'{address}' has no port")));
         }
@@ -396,5 +436,28 @@ mod tests {
         std::fs::write(&path, "nod_id = 3\n").unwrap();
         let err = ServerConfig::run(&args).unwrap_err().to_string();
         assert!(err.contains("nod_id"), "{err}");
+    }
+
+    #[test]
+    fn node_ids_come_from_numbers_or_pod_names_and_zero_is_refused() {
+        assert_eq!(parse_node_id("3"), Ok(3));
+        assert_eq!(parse_node_id("strata-2"), Ok(2));
+        assert_eq!(parse_node_id("my-strata-cluster-12"), Ok(12));
+        assert!(parse_node_id("strata-0").unwrap_err().contains("ordinals.start: 1"));
+        assert!(parse_node_id("0").is_err());
+        assert!(parse_node_id("strata").unwrap_err().contains("pod name ending in -N"));
+        assert!(parse_node_id("").is_err());
+        let cli = Cli::try_parse_from(["strata-server", "run", "--node-id", "strata-3"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.node_id, Some(3));
+        assert!(parse_voters("0@a:1").is_err());
+        let cli = Cli::try_parse_from(["strata-server", "drain", "--http", "127.0.0.1:9702", "--timeout-secs", "5"]);
+        assert!(matches!(cli.unwrap().command, Command::Drain(DrainArgs { timeout_secs: 5, .. })));
+    }
+
+    #[test]
+    fn an_empty_rack_is_no_rack() {
+        let args = RunArgs { node_id: Some(1), rack: Some(String::new()), ..RunArgs::default() };
+        assert_eq!(ServerConfig::run(&args).unwrap().rack, None);
     }
 }

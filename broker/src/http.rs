@@ -1,15 +1,17 @@
 //! The HTTP side: `/healthz` (the process serves), `/readyz` (this node knows
-//! a controller leader, has applied the committed metadata if it votes, and
-//! is registered if it is a broker: it can take requests) and
-//! `/metrics` (Prometheus text format).
+//! a controller leader, has applied the committed metadata if it votes, and,
+//! if it is a broker, is registered and back in the in-sync replicas of the
+//! partitions it replicates: it has joined and caught up) and
+//! `/metrics` (Prometheus text format), and `POST /drain` (loopback only:
+//! hand this broker's partition leadership away before a stop).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::service::BrokerService;
@@ -24,8 +26,42 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/drain", post(drain))
         .with_state(service);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `POST /drain?timeout_secs=N` parameters.
+#[derive(Debug, serde::Deserialize)]
+struct DrainQuery {
+    timeout_secs: Option<u64>,
+}
+
+/// Longest `POST /drain` waits by default.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the controlled shutdown step now (the server keeps answering until
+/// it is stopped) and answers once it ran: 200 with how many partitions
+/// this broker still leads (those with no other in-sync replica), 504 if
+/// it did not finish in time, 403 for a caller not on this host.
+async fn drain(
+    State(s): State<Arc<BrokerService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<DrainQuery>,
+) -> impl IntoResponse {
+    if !peer.ip().is_loopback() {
+        return (StatusCode::FORBIDDEN, format!("drain is only accepted from this host, not {}\n", peer.ip()));
+    }
+    let timeout = q.timeout_secs.map_or(DRAIN_TIMEOUT, std::time::Duration::from_secs);
+    s.drain.requested.send_replace(true);
+    let mut done = s.drain.done.subscribe();
+    if tokio::time::timeout(timeout, done.wait_for(|d| *d)).await.is_err() {
+        return (StatusCode::GATEWAY_TIMEOUT, format!("drain did not finish within {} s\n", timeout.as_secs()));
+    }
+    let led = s.replicas.partitions().iter().filter(|p| p.leader_epoch_if_leader().is_some()).count();
+    (StatusCode::OK, format!("drained: this broker leads {led} partition(s)\n"))
 }
 
 async fn healthz(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
@@ -61,6 +97,26 @@ pub fn readiness(s: &BrokerService) -> Result<(), String> {
         let me = s.config.node_id as u32;
         if !image.brokers.contains_key(&me) {
             return Err(format!("broker {me} is not registered with the controller yet"));
+        }
+        // Caught up: in the ISR of every partition it replicates whose
+        // leader is another live broker (a partition without one cannot
+        // take it back, so it does not hold readiness). A rolling restart
+        // waits on this before it stops the next broker.
+        let live = |id: u32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let behind: Vec<String> = image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+            .filter(|(_, p)| p.replicas.contains(&me) && !p.isr.contains(&me))
+            .filter(|(_, p)| p.leader.is_some_and(|l| l != me && live(l)))
+            .map(|(t, p)| format!("{}-{}", t.name, p.partition))
+            .collect();
+        if let Some(first) = behind.first() {
+            return Err(format!(
+                "catching up: not yet back in the in-sync replicas of {} partition(s) ({first}{})",
+                behind.len(),
+                if behind.len() > 1 { ", ..." } else { "" }
+            ));
         }
     }
     Ok(())

@@ -191,7 +191,18 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         "strata-server is serving"
     );
 
-    shutdown.await;
+    // A drain (`POST /drain`, a Kubernetes preStop hook) runs the controlled
+    // shutdown step early: leadership moves away while the process still
+    // answers; the stop signal then finds it done.
+    tokio::pin!(shutdown);
+    let mut drain_requested = service.drain.requested.subscribe();
+    let drained_early = tokio::select! {
+        _ = &mut shutdown => false,
+        _ = drain_requested.wait_for(|r| *r) => true,
+    };
+    if drained_early {
+        tracing::info!("drain requested: handing leadership away before the stop");
+    }
     if let Some(heartbeats) = heartbeats {
         // Controlled shutdown: stop heartbeating, then have the controller
         // fence this broker now, so its partitions move (or, without another
@@ -212,6 +223,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         // have applied the change yet): waiting acks=all produces answer
         // NOT_LEADER_OR_FOLLOWER and their producers move to the new leaders.
         replicas.apply_metadata(link.metadata());
+    }
+    service.drain.done.send_replace(true);
+    if drained_early {
+        shutdown.await;
     }
     tracing::info!("shutting down: closing listeners, flushing logs");
     let _ = stop_tx.send(true);

@@ -29,6 +29,25 @@ pub struct BrokerService {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Turns true when the server shuts down: parked long polls return.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// A drain (leadership handed away before a stop) asked for and done.
+    pub(crate) drain: Arc<Drain>,
+}
+
+/// The drain handshake between the HTTP endpoint and the server loop:
+/// `requested` turns true when `POST /drain` arrives, `done` once the
+/// controlled shutdown step ran (at a drain or at the stop signal).
+#[derive(Debug)]
+pub struct Drain {
+    /// Set by the endpoint.
+    pub requested: tokio::sync::watch::Sender<bool>,
+    /// Set by the server loop.
+    pub done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain { requested: tokio::sync::watch::channel(false).0, done: tokio::sync::watch::channel(false).0 }
+    }
 }
 
 impl BrokerService {
@@ -40,7 +59,15 @@ impl BrokerService {
         metrics: Arc<Metrics>,
         stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
-        BrokerService { config, replicas, controller, metrics, groups: Arc::new(GroupCoordinator::new()), stopping }
+        BrokerService {
+            config,
+            replicas,
+            controller,
+            metrics,
+            groups: Arc::new(GroupCoordinator::new()),
+            stopping,
+            drain: Arc::new(Drain::default()),
+        }
     }
 }
 

@@ -196,14 +196,25 @@ struct ProduceRun {
     acked: Vec<(u32, u64, String)>,
     /// Sends that failed (not acknowledged; allowed, never checked for).
     failed: usize,
+    /// The first few failures, for the report of a test that forbids them.
+    errors: Vec<String>,
     /// The longest a record waited for its acknowledgement.
     max_ack_latency: Duration,
+}
+
+impl ProduceRun {
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        self.failed += 1;
+        if self.errors.len() < 5 {
+            self.errors.push(format!("{:?}: {e}", std::time::SystemTime::now()));
+        }
+    }
 }
 
 /// Produces windows of 50 acks=all records round-robin over the partitions
 /// until `done`; values are `{tag}-{seq}`.
 async fn produce_until(producer: &Producer, topic: &str, tag: &str, done: &AtomicBool) -> ProduceRun {
-    let mut run = ProduceRun { acked: Vec::new(), failed: 0, max_ack_latency: Duration::ZERO };
+    let mut run = ProduceRun { acked: Vec::new(), failed: 0, errors: Vec::new(), max_ack_latency: Duration::ZERO };
     let mut seq = 0u64;
     while !done.load(Ordering::SeqCst) {
         let mut pending = Vec::new();
@@ -213,7 +224,7 @@ async fn produce_until(producer: &Producer, topic: &str, tag: &str, done: &Atomi
             seq += 1;
             match producer.send(record).await {
                 Ok(d) => pending.push((value, Instant::now(), d)),
-                Err(_) => run.failed += 1,
+                Err(e) => run.fail(e),
             }
         }
         for (value, sent, d) in pending {
@@ -222,7 +233,7 @@ async fn produce_until(producer: &Producer, topic: &str, tag: &str, done: &Atomi
                     run.max_ack_latency = run.max_ack_latency.max(sent.elapsed());
                     run.acked.push((meta.partition, meta.offset.expect("acks=all has an offset"), value));
                 }
-                Err(_) => run.failed += 1,
+                Err(e) => run.fail(e),
             }
         }
     }
@@ -396,7 +407,7 @@ async fn a_rolling_restart_loses_no_acks_all_write() {
         run.failed,
         run.max_ack_latency
     );
-    assert_eq!(run.failed, 0, "writes failed during a rolling restart");
+    assert_eq!(run.failed, 0, "writes failed during a rolling restart: {:?}", run.errors);
     // A write stuck on a stopping leader would wait out the producer's 10 s
     // request timeout; handing leadership away keeps it well below that.
     assert!(

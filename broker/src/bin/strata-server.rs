@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use strata_broker::config::DrainArgs;
 use strata_broker::{Cli, Command, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -35,9 +36,40 @@ async fn serve() -> anyhow::Result<()> {
     let config = match &cli.command {
         Command::Dev(args) => ServerConfig::dev(args),
         Command::Run(args) => ServerConfig::run(args),
+        Command::Drain(args) => return drain(args).await,
     }
     .context("configuration")?;
     strata_broker::run(config, shutdown_signal()).await.context("strata-server")?;
+    Ok(())
+}
+
+/// `strata-server drain`: `POST /drain` to the local node's HTTP port
+/// (a bare HTTP/1.0 request: the image carries no curl), printing its answer.
+async fn drain(args: &DrainArgs) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wait = std::time::Duration::from_secs(args.timeout_secs + 5);
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(args.http).await?;
+        let request = format!(
+            "POST /drain?timeout_secs={} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+            args.timeout_secs, args.http
+        );
+        s.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        s.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(wait, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("{} did not answer within {} s", args.http, wait.as_secs()))?
+        .with_context(|| format!("draining the node at {}", args.http))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status != "200" {
+        anyhow::bail!("drain failed ({status}): {}", body.trim());
+    }
+    println!("{}", body.trim());
     Ok(())
 }
 

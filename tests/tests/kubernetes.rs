@@ -1,0 +1,435 @@
+//! The Kubernetes deployment (`deploy/kubernetes`) against the real server,
+//! without a cluster: the manifests are read as Kubernetes would read them
+//! and their contract with `strata-server` is exercised on loopback.
+//!
+//! - The StatefulSet's container env (downward-API values and `$(VAR)`
+//!   expansion as the kubelet does it) and args start three `strata-server`
+//!   processes; the stable per-pod DNS names are the only thing translated
+//!   (each `strata-N.<service>.<namespace>.svc.cluster.local:PORT` and each
+//!   `0.0.0.0:PORT` becomes a loopback port of pod N). They must form a
+//!   quorum, derive node ids 1..3 from their pod names, answer the probes
+//!   the manifest names, and take a produce and a consume.
+//! - The preStop command moves a pod's leadership away; SIGTERM then stops
+//!   it cleanly within the grace period.
+//! - Offline consistency: the config checksum annotation matches the
+//!   ConfigMap, the kustomization lists every manifest, the Services and the
+//!   PodDisruptionBudget select the StatefulSet's pods.
+//!
+//! Schema validation of every manifest is done by `.ci/run` with the
+//! `kubernetes-validate` package (offline schemas).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strata_tests::cluster::{strata, strata_json, wait_until};
+use strata_tests::{binary, free_port, http_get};
+
+/// The manifests' folder.
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+/// One manifest, parsed.
+fn load(file: &str) -> Value {
+    let path = manifests().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The resource of `kind` among the kustomization's resources.
+fn resource(kind: &str) -> Value {
+    let k = load("kustomization.yaml");
+    for file in k["resources"].as_array().expect("resources") {
+        let r = load(file.as_str().expect("a file name"));
+        if r["kind"] == kind {
+            return r;
+        }
+    }
+    panic!("no {kind} in the kustomization's resources");
+}
+
+fn container(sts: &Value) -> &Value {
+    let containers = sts["spec"]["template"]["spec"]["containers"].as_array().expect("containers");
+    containers.iter().find(|c| c["name"] == "strata").expect("a container named strata")
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    child.stdin.take().expect("stdin").write_all(data).expect("write");
+    let out = child.wait_with_output().expect("sha256sum output");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a digest").to_string()
+}
+
+#[test]
+fn the_config_checksum_annotation_matches_the_configmap() {
+    let cm = resource("ConfigMap");
+    let toml_text = cm["data"]["strata.toml"].as_str().expect("strata.toml in the ConfigMap");
+    let sts = resource("StatefulSet");
+    let annotation = sts["spec"]["template"]["metadata"]["annotations"]["strata.io/config-checksum"]
+        .as_str()
+        .expect("the strata.io/config-checksum annotation");
+    let expected = format!("sha256:{}", sha256_hex(toml_text.as_bytes()));
+    assert_eq!(annotation, expected, "update the annotation after changing the ConfigMap (deploy/README.md)");
+}
+
+#[test]
+fn the_kustomization_lists_every_manifest_and_the_selectors_agree() {
+    let k = load("kustomization.yaml");
+    let mut listed: Vec<String> =
+        k["resources"].as_array().expect("resources").iter().map(|f| f.as_str().unwrap_or("").to_string()).collect();
+    listed.sort();
+    let mut present: Vec<String> = std::fs::read_dir(manifests())
+        .expect("deploy/kubernetes")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    present.sort();
+    assert_eq!(listed, present, "every manifest is deployed by `kubectl apply -k`");
+
+    let sts = resource("StatefulSet");
+    let spec = &sts["spec"];
+    let pod_labels = spec["template"]["metadata"]["labels"].as_object().expect("pod labels");
+    let selects =
+        |selector: &Value| selector.as_object().expect("a selector").iter().all(|(k, v)| pod_labels.get(k) == Some(v));
+    assert!(selects(&spec["selector"]["matchLabels"]));
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["ordinals"]["start"], 1, "node ids come from pod names: strata-1..3");
+    assert_eq!(spec["podManagementPolicy"], "Parallel", "all voters must start for the quorum to form");
+    let headless = load_service(true);
+    assert_eq!(spec["serviceName"], headless["metadata"]["name"]);
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
+    assert!(selects(&headless["spec"]["selector"]));
+    assert!(selects(&load_service(false)["spec"]["selector"]));
+    let pdb = resource("PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(selects(&pdb["spec"]["selector"]["matchLabels"]));
+    let claims = spec["volumeClaimTemplates"].as_array().expect("volumeClaimTemplates");
+    let data_mount = container(&sts)["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| claims.iter().any(|c| c["metadata"]["name"] == m["name"]))
+        .expect("the data directory on a claim")
+        .clone();
+    let data_dir = env_value(&sts, "STRATA_DATA_DIR");
+    assert_eq!(data_mount["mountPath"].as_str(), Some(data_dir.as_str()));
+}
+
+/// The headless Service, or the client one.
+fn load_service(headless: bool) -> Value {
+    let k = load("kustomization.yaml");
+    for file in k["resources"].as_array().expect("resources") {
+        let r = load(file.as_str().expect("a file name"));
+        if r["kind"] == "Service" && (r["spec"]["clusterIP"] == "None") == headless {
+            return r;
+        }
+    }
+    panic!("no {} Service", if headless { "headless" } else { "client" });
+}
+
+/// A plain `value:` of the container's env.
+fn env_value(sts: &Value, name: &str) -> String {
+    container(sts)["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("env {name} has no plain value"))
+        .to_string()
+}
+
+/// The container env of pod `strata-<ordinal>` as the kubelet builds it:
+/// downward-API fields resolved, `$(VAR)` references to earlier variables
+/// expanded (unknown ones left as written, as Kubernetes does).
+fn pod_env(sts: &Value, ordinal: u32, namespace: &str, zone: &str) -> Vec<(String, String)> {
+    let name = format!("strata-{ordinal}");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in container(sts)["env"].as_array().expect("env") {
+        let key = e["name"].as_str().expect("env name").to_string();
+        let value = if let Some(v) = e["value"].as_str() {
+            expand(v, &out)
+        } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            match path {
+                "metadata.name" => name.clone(),
+                "metadata.namespace" => namespace.to_string(),
+                "metadata.labels['topology.kubernetes.io/zone']" => zone.to_string(),
+                other => panic!("env {key}: the test does not know fieldPath {other}"),
+            }
+        } else if e["valueFrom"]["resourceFieldRef"].is_object() {
+            continue;
+        } else {
+            panic!("env {key}: unsupported source {e}");
+        };
+        out.push((key, value));
+    }
+    out
+}
+
+/// Kubernetes' `$(VAR)` expansion against the variables defined so far.
+fn expand(v: &str, defined: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(j) => {
+                let var = &after[..j];
+                match defined.iter().rev().find(|(k, _)| k == var) {
+                    Some((_, val)) => out.push_str(val),
+                    None => out.push_str(&rest[i..i + 2 + j + 1]),
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Loopback ports of one pod: client, controller, HTTP.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    client: u16,
+    controller: u16,
+    http: u16,
+}
+
+impl Ports {
+    fn map(&self, port: u16) -> u16 {
+        match port {
+            9700 => self.client,
+            9701 => self.controller,
+            9702 => self.http,
+            other => panic!("the manifest uses port {other}, which the test does not map"),
+        }
+    }
+}
+
+/// Rewrites the pods' DNS names and wildcard listens to loopback ports.
+fn to_loopback(value: &str, me: u32, ports: &BTreeMap<u32, Ports>, service: &str, namespace: &str) -> String {
+    let mut v = value.to_string();
+    for (&n, p) in ports {
+        for port in [9700u16, 9701, 9702] {
+            let dns = format!("strata-{n}.{service}.{namespace}.svc.cluster.local:{port}");
+            v = v.replace(&dns, &format!("127.0.0.1:{}", p.map(port)));
+        }
+    }
+    for port in [9700u16, 9701, 9702] {
+        v = v.replace(&format!("0.0.0.0:{port}"), &format!("127.0.0.1:{}", ports[&me].map(port)));
+    }
+    v
+}
+
+/// A `strata-server` process started like pod `strata-<ordinal>`; killed
+/// (by PID) when dropped.
+struct Pod {
+    ordinal: u32,
+    child: Option<Child>,
+    ports: Ports,
+}
+
+impl Pod {
+    fn ready(&self, path: &str) -> bool {
+        http_get(([127, 0, 0, 1], self.ports.http).into(), path).is_some_and(|(c, _)| c == 200)
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.client)
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What starting a pod needs: the manifest and the loopback translation.
+struct PodSpec<'a> {
+    sts: &'a Value,
+    service: &'a str,
+    namespace: &'a str,
+    ports: &'a BTreeMap<u32, Ports>,
+    root: &'a Path,
+}
+
+impl PodSpec<'_> {
+    /// Starts pod `strata-<n>` as the kubelet would: the container's args
+    /// and env, its data volume (kept across restarts) and the ConfigMap
+    /// mounted where the manifest mounts it.
+    fn start(&self, n: u32, config_text: &str, config_mount: &str, args: &[String]) -> Pod {
+        let pod_root = self.root.join(format!("strata-{n}"));
+        std::fs::create_dir_all(pod_root.join("config")).expect("pod dirs");
+        std::fs::write(pod_root.join("config/strata.toml"), config_text).expect("config");
+        let mut cmd = Command::new(binary("strata-server"));
+        cmd.args(args);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in pod_env(self.sts, n, self.namespace, &format!("zone-{n}")) {
+            let mut v = to_loopback(&v, n, self.ports, self.service, self.namespace);
+            if k == "STRATA_DATA_DIR" {
+                v = pod_root.join("data").display().to_string();
+            }
+            if v.starts_with(config_mount) {
+                v = v.replacen(config_mount, &pod_root.join("config").display().to_string(), 1);
+            }
+            cmd.env(k, v);
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(pod_root.join("server.log")).expect("log");
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("start strata-server");
+        Pod { ordinal: n, child: Some(child), ports: self.ports[&n] }
+    }
+}
+
+/// The probe path of `probe` (e.g. `readinessProbe`) on the HTTP port.
+fn probe_path(sts: &Value, probe: &str) -> String {
+    let p = &container(sts)[probe]["httpGet"];
+    let port = &p["port"];
+    let http_port = container(sts)["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|cp| &cp["name"] == port || &cp["containerPort"] == port)
+        .and_then(|cp| cp["containerPort"].as_u64());
+    assert_eq!(http_port, Some(9702), "{probe} targets the HTTP port");
+    p["path"].as_str().unwrap_or_else(|| panic!("{probe} has a path")).to_string()
+}
+
+#[test]
+fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
+    let sts = resource("StatefulSet");
+    let service = sts["spec"]["serviceName"].as_str().expect("serviceName").to_string();
+    let namespace = load("kustomization.yaml")["namespace"].as_str().unwrap_or("default").to_string();
+    let root = tempfile::tempdir().expect("tempdir");
+    let config_text = resource("ConfigMap")["data"]["strata.toml"].as_str().expect("strata.toml").to_string();
+    let config_mount = container(&sts)["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["name"] == "config")
+        .and_then(|m| m["mountPath"].as_str())
+        .expect("the config volume mount")
+        .to_string();
+    let ports: BTreeMap<u32, Ports> =
+        (1..=3).map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port() })).collect();
+    let args: Vec<String> = container(&sts)["args"]
+        .as_array()
+        .expect("container args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_string())
+        .collect();
+    let pod = PodSpec { sts: &sts, service: &service, namespace: &namespace, ports: &ports, root: root.path() };
+    let mut pods: Vec<Pod> = (1..=3u32).map(|n| pod.start(n, &config_text, &config_mount, &args)).collect();
+    let readiness = probe_path(&sts, "readinessProbe");
+    let liveness = probe_path(&sts, "livenessProbe");
+    let startup = probe_path(&sts, "startupProbe");
+    wait_until("the three pods are ready", Duration::from_secs(60), || {
+        pods.iter().all(|p| p.ready(&startup) && p.ready(&liveness) && p.ready(&readiness))
+    });
+
+    // Node ids come from the pod names; racks from the zone label.
+    let info = strata_json(&pods[0].bootstrap(), &["cluster", "info"]);
+    let brokers = info["brokers"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<u64> = brokers.iter().filter_map(|b| b["node_id"].as_u64()).collect();
+    assert_eq!(ids, [1, 2, 3], "{info}");
+    assert!(brokers.iter().all(|b| b["rack"].as_str().is_some_and(|r| r.starts_with("zone-"))), "{info}");
+
+    // Produce and consume through a replicated topic.
+    let b = pods[0].bootstrap();
+    let out = strata(&b, &["topic", "create", "k8s", "--partitions", "3", "--replication-factor", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    produce_lines(&b, 0..100);
+    let consumed = strata(&pods[2].bootstrap(), &["consume", "k8s", "--from-beginning", "--format", "%v\\n"]);
+    assert!(consumed.status.success(), "{}", String::from_utf8_lossy(&consumed.stderr));
+    assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 100);
+
+    // preStop on pod 2: its leadership moves away while it still runs.
+    let pre_stop: Vec<String> = container(&sts)["lifecycle"]["preStop"]["exec"]["command"]
+        .as_array()
+        .expect("a preStop exec command")
+        .iter()
+        .map(|a| a.as_str().expect("string").to_string())
+        .collect();
+    assert_eq!(pre_stop[0], "strata-server", "{pre_stop:?}");
+    let leads_on_2 = |b: &str| {
+        let d = strata_json(b, &["topic", "describe", "k8s"]);
+        let parts = d["partitions"].as_array().cloned().unwrap_or_default();
+        parts.iter().filter(|p| p["leader"].as_u64() == Some(2)).count()
+    };
+    wait_until("pod 2 leads a partition (preferred-leader balancing)", Duration::from_secs(30), || leads_on_2(&b) > 0);
+    let started = Instant::now();
+    // The hook's 127.0.0.1:9702 is pod 2's own HTTP port.
+    let drain_args: Vec<String> =
+        pre_stop[1..].iter().map(|a| a.replace("127.0.0.1:9702", &format!("127.0.0.1:{}", ports[&2].http))).collect();
+    let drained = Command::new(binary("strata-server")).args(&drain_args).output().expect("preStop");
+    assert!(drained.status.success(), "preStop failed: {}", String::from_utf8_lossy(&drained.stderr));
+    assert_eq!(leads_on_2(&b), 0, "{}", String::from_utf8_lossy(&drained.stdout));
+    assert!(pods[1].ready(&liveness), "a drained pod still answers its liveness probe");
+    // SIGTERM (the kubelet, after preStop): a clean exit within the grace period.
+    let grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("grace period");
+    let mut child = pods[1].child.take().expect("pod 2");
+    // SAFETY: the PID of a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(grace);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "pod 2 did not stop within its {grace} s grace period");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    eprintln!("preStop drain + SIGTERM took {:.1} s", started.elapsed().as_secs_f64());
+    // The others keep serving while it is away and take more records.
+    produce_lines(&b, 100..200);
+    // The pod comes back (same volume): ready only once caught up, i.e.
+    // back in the ISR of every partition — what a rolling update waits for.
+    pods[1] = pod.start(2, &config_text, &config_mount, &args);
+    wait_until("pod 2 ready again", Duration::from_secs(60), || pods[1].ready(&readiness));
+    let d = strata_json(&b, &["topic", "describe", "k8s"]);
+    for p in d["partitions"].as_array().cloned().unwrap_or_default() {
+        let isr: Vec<u64> = p["isr"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_u64).collect();
+        assert!(isr.contains(&2), "pod 2 reported ready before it rejoined the ISR: {p}");
+    }
+    let consumed = strata(&pods[1].bootstrap(), &["consume", "k8s", "--from-beginning", "--format", "%v\\n"]);
+    assert!(consumed.status.success(), "{}", String::from_utf8_lossy(&consumed.stderr));
+    assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 200);
+    assert_eq!(pods.iter().map(|p| p.ordinal).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+/// Produces `record-<i>` for each i with acks=all through `bootstrap`.
+fn produce_lines(bootstrap: &str, range: std::ops::Range<u32>) {
+    use std::io::Write;
+    let mut produce = Command::new(binary("strata"))
+        .args(["--bootstrap", bootstrap, "produce", "k8s", "--acks", "all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strata produce");
+    {
+        let mut stdin = produce.stdin.take().expect("stdin");
+        for i in range {
+            writeln!(stdin, "record-{i}").expect("write");
+        }
+    }
+    let produced = produce.wait_with_output().expect("produce");
+    assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
+}
