@@ -20,8 +20,9 @@ use crate::topic_partition::TopicPartition;
 const LOCK_FILE: &str = ".lock";
 
 /// Directory names in a data directory that belong to other components
-/// (the controller's Raft state) and are skipped without a warning.
-pub const RESERVED_DIRS: &[&str] = &["controller"];
+/// (the controller's Raft state, the `lost+found` of an ext4 volume mounted
+/// as the data directory) and are skipped without a warning.
+pub const RESERVED_DIRS: &[&str] = &["controller", "lost+found"];
 const DELETE_SUFFIX: &str = ".deleting";
 
 /// How often the background thread runs each duty.
