@@ -115,6 +115,15 @@ pub struct RunArgs {
     /// (Kafka's offsets.topic.num.partitions), used when it is created.
     #[arg(long, env = "STRATA_OFFSETS_TOPIC_PARTITIONS")]
     pub offsets_topic_partitions: Option<u32>,
+    /// How often retention deletes expired segments (Kafka's
+    /// log.retention.check.interval.ms; default 5 min).
+    #[arg(long, env = "STRATA_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    pub log_retention_check_interval_ms: Option<u64>,
+    /// Records an offsets-topic partition holds before its coordinator
+    /// compacts it by key (default 10000; it also waits until at most half
+    /// are live keys).
+    #[arg(long, env = "STRATA_OFFSETS_COMPACTION_MIN_RECORDS")]
+    pub offsets_compaction_min_records: Option<u64>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -143,6 +152,10 @@ pub struct FileConfig {
     pub replica_lag_time_max_ms: Option<u64>,
     /// See the flag.
     pub offsets_topic_partitions: Option<u32>,
+    /// See the flag.
+    pub log_retention_check_interval_ms: Option<u64>,
+    /// See the flag.
+    pub offsets_compaction_min_records: Option<u64>,
     /// Defaults of every partition log (topic configs override them).
     pub log: Option<LogConfig>,
 }
@@ -205,8 +218,19 @@ pub struct ServerConfig {
     pub replica_lag_time_max: std::time::Duration,
     /// Partitions of `__consumer_offsets` when this broker creates it.
     pub offsets_topic_partitions: u32,
+    /// How often retention runs over the logs.
+    pub log_retention_check_interval: std::time::Duration,
+    /// Records below an offsets partition's high watermark before it is
+    /// compacted.
+    pub offsets_compaction_min_records: u64,
     pub log: LogConfig,
 }
+
+/// Records an offsets partition holds before compaction, by default.
+pub const DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS: u64 = 10_000;
+
+/// Kafka's log.retention.check.interval.ms default.
+pub const DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
 
 /// Kafka's default offsets.topic.num.partitions is 50; 16 keeps a small
 /// cluster's partition count modest.
@@ -236,6 +260,12 @@ impl ServerConfig {
                 file.replica_lag_time_max_ms.unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
             ),
             offsets_topic_partitions: file.offsets_topic_partitions.unwrap_or(DEFAULT_OFFSETS_TOPIC_PARTITIONS),
+            log_retention_check_interval: std::time::Duration::from_millis(
+                file.log_retention_check_interval_ms.unwrap_or(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS),
+            ),
+            offsets_compaction_min_records: file
+                .offsets_compaction_min_records
+                .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -282,6 +312,15 @@ impl ServerConfig {
                 .offsets_topic_partitions
                 .or(file.offsets_topic_partitions)
                 .unwrap_or(DEFAULT_OFFSETS_TOPIC_PARTITIONS),
+            log_retention_check_interval: std::time::Duration::from_millis(
+                args.log_retention_check_interval_ms
+                    .or(file.log_retention_check_interval_ms)
+                    .unwrap_or(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS),
+            ),
+            offsets_compaction_min_records: args
+                .offsets_compaction_min_records
+                .or(file.offsets_compaction_min_records)
+                .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -297,6 +336,12 @@ impl ServerConfig {
         self.log.validate().map_err(|e| ConfigError::Invalid { name: "[log]", reason: e.to_string() })?;
         if self.replica_lag_time_max.is_zero() {
             return Err(ConfigError::Invalid { name: "--replica-lag-time-max-ms", reason: "must be positive".into() });
+        }
+        if self.log_retention_check_interval.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "--log-retention-check-interval-ms",
+                reason: "must be positive".into(),
+            });
         }
         if self.offsets_topic_partitions == 0 {
             return Err(ConfigError::Invalid { name: "--offsets-topic-partitions", reason: "must be positive".into() });

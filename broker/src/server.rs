@@ -86,7 +86,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
 
     let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
-    logs.start_background(BackgroundConfig::default());
+    logs.start_background(BackgroundConfig {
+        retention_check: config.log_retention_check_interval,
+        ..BackgroundConfig::default()
+    });
     for (tp, reason) in logs.offline() {
         tracing::error!(partition = %tp, %reason, "partition is offline");
     }
@@ -160,6 +163,8 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         ))
     });
     let group_upkeep = roles.broker.then(|| tokio::spawn(expire_group_members(service.clone(), stop_rx.clone())));
+    let offsets_compaction =
+        roles.broker.then(|| tokio::spawn(compact_group_offsets(service.clone(), stop_rx.clone())));
     let grpc = grpc_listener.map(|listener| {
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -242,6 +247,9 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     if let Some(task) = group_upkeep {
         let _ = task.await;
     }
+    if let Some(task) = offsets_compaction {
+        let _ = task.await;
+    }
     replicas.stop_replication();
     if let Some(task) = metadata_follower {
         let _ = task.await;
@@ -289,6 +297,30 @@ async fn register(controller: &ControllerLink, config: &ServerConfig) -> Result<
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How often the loaded offsets partitions are checked for compaction.
+const OFFSETS_COMPACTION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Compacts the offsets partitions this broker coordinates when due
+/// (`group::compaction`), until stopped.
+async fn compact_group_offsets(service: Arc<BrokerService>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(OFFSETS_COMPACTION_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        for index in service.groups.loaded() {
+            let Ok(h) = service.shard_at(index).await else { continue };
+            match service.compact_offsets(&h, service.config.offsets_compaction_min_records).await {
+                Ok(Some(done)) => tracing::info!(partition = index, ?done, "compacted consumer-group offsets"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(partition = index, error = %e, "compacting consumer-group offsets failed"),
+            }
         }
     }
 }

@@ -29,8 +29,13 @@ fn free_addr() -> SocketAddr {
 impl Node {
     /// A node whose offsets topic has 4 partitions (set in its TOML file).
     async fn start(dir: &std::path::Path) -> Node {
+        Self::start_toml(dir, "").await
+    }
+
+    /// [`Node::start`] with more TOML settings.
+    async fn start_toml(dir: &std::path::Path, extra: &str) -> Node {
         let config = dir.join("strata.toml");
-        std::fs::write(&config, "offsets_topic_partitions = 4\n").unwrap();
+        std::fs::write(&config, format!("offsets_topic_partitions = 4\n{extra}")).unwrap();
         let args = DevArgs {
             data_dir: dir.join("data"),
             listen: free_addr(),
@@ -487,5 +492,54 @@ async fn members_join_share_partitions_commit_with_their_epoch_and_leave() {
     }
     let r = node.delete(&["g"]).await;
     assert_eq!(code(&r.results[0].error), ErrorCode::None);
+    node.stop().await;
+}
+
+/// The log start offset of `__consumer_offsets`-`partition`, per the node.
+async fn offsets_log_start(node: &mut Node, partition: u32) -> u64 {
+    let r = node
+        .client
+        .describe_topics(DescribeTopicsRequest { names: vec![OFFSETS_TOPIC.into()] })
+        .await
+        .unwrap()
+        .into_inner();
+    r.topics[0].partitions.iter().find(|p| p.partition == partition).map_or(0, |p| p.log_start_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_offsets_topic_is_compacted_by_key_and_reloads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start_toml(dir.path(), "offsets_compaction_min_records = 50\n").await;
+    node.create_topic("t", 3).await;
+    // A deleted group in the same offsets partition as the kept one.
+    let index = strata_broker::group::partitioner::offsets_partition_for("keep", 4);
+    let gone = (0..)
+        .map(|i| format!("gone-{i}"))
+        .find(|g| strata_broker::group::partitioner::offsets_partition_for(g, 4) == index)
+        .unwrap();
+    node.commit(&gone, &[("t", 0, 7, "")]).await;
+    assert_eq!(code(&node.delete(&[gone.as_str()]).await.results[0].error), ErrorCode::None);
+    for i in 0..120u64 {
+        node.commit("keep", &[("t", (i % 2) as u32, i, "m")]).await;
+    }
+    node.commit("keep", &[("t", 2, 5, "last")]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while offsets_log_start(&mut node, index).await == 0 {
+        assert!(Instant::now() < deadline, "the offsets partition was never compacted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let start = offsets_log_start(&mut node, index).await;
+    assert!(start >= 100, "log start {start}");
+    let expected = [row("t", 0, 118, "m"), row("t", 1, 119, "m"), row("t", 2, 5, "last")];
+    assert_eq!(offsets(&node.fetch("keep", vec![]).await), expected);
+    // Commits keep working, and a restart replays the compacted log (the
+    // copies and what came after) into the same state.
+    node.commit("keep", &[("t", 1, 200, "after")]).await;
+    let args = node.stop().await;
+    let mut node = Node::start_with(args).await;
+    assert!(offsets_log_start(&mut node, index).await >= start);
+    let expected = [row("t", 0, 118, "m"), row("t", 1, 200, "after"), row("t", 2, 5, "last")];
+    assert_eq!(offsets(&node.fetch("keep", vec![]).await), expected);
+    assert!(offsets(&node.fetch(&gone, vec![]).await).is_empty(), "the deleted group stays deleted");
     node.stop().await;
 }

@@ -399,6 +399,48 @@ impl Log {
         Ok(new_end)
     }
 
+    /// Drops every record and restarts the log, empty, at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose end is below its
+    /// leader's log start (retention or compaction removed what it still
+    /// needs) cannot catch up by fetching and starts over from there.
+    /// `offset` must be beyond the current end.
+    pub fn truncate_fully_and_start_at(&self, offset: u64) -> Result<()> {
+        let mut st = self.write_state();
+        if offset <= st.log_end() {
+            return Err(StorageError::InvalidArgument {
+                what: "restart offset",
+                reason: format!("{offset} is not beyond the log end {}", st.log_end()),
+            });
+        }
+        // The new segment first: if that fails (a full disk), the log is as it was.
+        let seg = LogSegment::create(&self.dir, offset, st.config.index_interval_bytes).inspect_err(|_| {
+            delete_segment_files(&self.dir, offset);
+        })?;
+        let removed = std::mem::replace(&mut st.segments, vec![seg]);
+        st.log_start_offset = offset;
+        st.high_watermark = offset;
+        file_io::sync_dir(&self.dir)?;
+        let recovery_point = {
+            let mut fs = self.lock_flush();
+            fs.durable = offset;
+            fs.generation += 1;
+            fs.durable
+        };
+        self.write_checkpoint(&st, recovery_point)?;
+        // After the checkpoint: a crash in between leaves epoch entries and
+        // segments below the log start, which opening drops.
+        if st.epochs.truncate_from_end(0) {
+            st.epochs.write(&self.dir)?;
+        }
+        for old in &removed {
+            delete_segment_files(&self.dir, old.base_offset());
+        }
+        drop(removed);
+        file_io::sync_dir(&self.dir)?;
+        tracing::warn!(dir = %self.dir.display(), offset, "log emptied and restarted at the leader's log start");
+        Ok(())
+    }
+
     /// Raises the log start offset to `offset` (Kafka's DeleteRecords) and
     /// deletes segments wholly below it. Reads below it fail from now on.
     pub fn delete_before(&self, offset: u64) -> Result<RetentionResult> {

@@ -593,3 +593,28 @@ proptest! {
         }
     }
 }
+
+/// A follower whose end is below its leader's log start (the leader's
+/// retention or compaction removed what it needs) restarts its log, empty,
+/// at the leader's start, then appends the leader's batches from there;
+/// the restart survives reopening.
+#[test]
+fn a_follower_behind_the_leaders_log_start_restarts_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.append_as_follower(&[leader_batch(0, 1, 0, 5), leader_batch(5, 2, 1, 5)]).unwrap();
+    log.set_high_watermark(10);
+    assert!(matches!(log.truncate_fully_and_start_at(10), Err(StorageError::InvalidArgument { .. })));
+    assert!(matches!(log.truncate_fully_and_start_at(3), Err(StorageError::InvalidArgument { .. })));
+    log.truncate_fully_and_start_at(500).unwrap();
+    let state = |log: &Log| (log.log_start_offset(), log.log_end_offset(), log.high_watermark(), log.latest_epoch());
+    assert_eq!(state(&log), (500, 500, 500, None));
+    assert!(batches(&log).is_empty());
+    log.append_as_follower(&[leader_batch(500, 3, 2, 4)]).unwrap();
+    assert_eq!((log.log_end_offset(), log.latest_epoch()), (504, Some(3)));
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.latest_epoch()), (500, 504, Some(3)));
+    assert_eq!(batches(&log).len(), 1);
+    assert_eq!(log.epoch_entries(), vec![(3, 500)]);
+}

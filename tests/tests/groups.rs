@@ -13,7 +13,8 @@ use strata_tests::local_cluster::LocalCluster;
 use tonic::transport::Channel;
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
-const ENV: &[(&str, &str)] = &[("STRATA_OFFSETS_TOPIC_PARTITIONS", "3")];
+const ENV: &[(&str, &str)] =
+    &[("STRATA_OFFSETS_TOPIC_PARTITIONS", "3"), ("STRATA_OFFSETS_COMPACTION_MIN_RECORDS", "50")];
 
 async fn connect(address: &str) -> StrataClient<Channel> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -110,12 +111,45 @@ async fn committed_offsets_survive_a_coordinator_kill() {
             })
             .collect(),
     };
+    // Enough earlier commits that the coordinator compacts its offsets
+    // partition (and the followers follow its log start) before the kill.
+    let mut older = commit.clone();
+    for round in 0..60u64 {
+        for p in &mut older.partitions {
+            p.offset = round;
+        }
+        let req = older.clone();
+        until_ok("commit", || async {
+            let mut c = connect(&address).await;
+            let r = c.commit_offsets(req.clone()).await.map_err(|e| e.to_string())?.into_inner();
+            match (r.error, r.partitions.iter().find_map(|p| p.error.clone())) {
+                (None, None) => Ok(()),
+                (e, p) => Err(format!("{e:?} {p:?}")),
+            }
+        })
+        .await;
+    }
     until_ok("commit", || async {
         let mut c = connect(&address).await;
         let r = c.commit_offsets(commit.clone()).await.map_err(|e| e.to_string())?.into_inner();
         match (r.error, r.partitions.iter().find_map(|p| p.error.clone())) {
             (None, None) => Ok(()),
             (e, p) => Err(format!("{e:?} {p:?}")),
+        }
+    })
+    .await;
+    until_ok("the group's offsets partition compacted", || async {
+        let mut c = connect(&address).await;
+        let r = c
+            .describe_topics(DescribeTopicsRequest { names: vec![OFFSETS_TOPIC.into()] })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        let starts: Vec<u64> = r.topics[0].partitions.iter().map(|p| p.log_start_offset).collect();
+        if starts.iter().any(|&s| s > 0) {
+            Ok(())
+        } else {
+            Err(format!("log starts {starts:?}"))
         }
     })
     .await;

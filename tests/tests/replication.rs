@@ -488,3 +488,63 @@ fn a_quickly_restarted_leader_does_not_resume_its_old_epoch() {
         describe(&c, other, t)["partitions"][0]["leader_epoch"].as_u64() > before["leader_epoch"].as_u64()
     });
 }
+
+/// A follower away while its leader's retention deleted what it still
+/// needed (Kafka: the follower's fetch offset falls below the leader's log
+/// start) restarts its log at the leader's log start, catches up from there
+/// and rejoins the ISR — `start` waits for `/readyz`, which needs that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn a_follower_behind_the_leaders_log_start_restarts_there_and_rejoins() {
+    let _serial = one_cluster();
+    let c = LocalCluster::up_with_env(
+        3,
+        &[("STRATA_REPLICA_LAG_TIME_MAX_MS", "2000"), ("STRATA_LOG_RETENTION_CHECK_INTERVAL_MS", "200")],
+    );
+    let topic = "short-retention";
+    let out = strata(
+        &c.bootstrap(1),
+        &[
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+            "--config",
+            "segment.bytes=16384",
+            "--config",
+            "retention.bytes=32768",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_fully_replicated(&c, topic, Duration::from_secs(20));
+    // The follower to leave behind: a replica that does not lead.
+    let leader = describe(&c, 1, topic)["partitions"][0]["leader"].as_u64().expect("a leader") as usize;
+    let away = (1..=3).find(|&i| i != leader).expect("a follower");
+    c.stop(away);
+    let producer = Producer::connect(producer_config(c.bootstrap_all())).await.expect("producer");
+    let value = "x".repeat(200);
+    let started = Instant::now();
+    loop {
+        let mut pending = Vec::new();
+        for _ in 0..200 {
+            pending.push(producer.send(ProducerRecord::new(topic, value.clone())).await.expect("send"));
+        }
+        for d in pending {
+            d.await.expect("acks=all with two in-sync replicas");
+        }
+        let start = describe(&c, leader, topic)["partitions"][0]["log_start_offset"].as_u64().unwrap_or(0);
+        if start > 500 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "retention never moved the log start");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    producer.close().await;
+    c.start(away); // waits for /readyz: back in the ISR
+    let d = describe(&c, leader, topic);
+    let isr = d["partitions"][0]["isr"].as_array().cloned().unwrap_or_default();
+    assert!(isr.iter().any(|r| r.as_u64() == Some(away as u64)), "{d}");
+}

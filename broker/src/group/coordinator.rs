@@ -226,6 +226,11 @@ impl GroupCoordinator {
         out
     }
 
+    /// The offsets partitions whose shard is loaded here.
+    pub fn loaded(&self) -> Vec<u32> {
+        self.slots().iter().filter(|(_, s)| matches!(s.state, SlotState::Loaded(..))).map(|(i, _)| *i).collect()
+    }
+
     /// Each live group's member count, in the loaded shards (the
     /// `strata_group_members` gauge).
     pub fn member_counts(&self) -> Vec<(String, usize)> {

@@ -43,7 +43,9 @@ pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageErro
                     continue;
                 }
                 stats.records += 1;
-                if let Err(e) = shard.replay(record.offset, record.key.as_deref(), record.value.as_deref()) {
+                // A copy made by compaction stands at its source's position.
+                let at = super::compaction::source_offset(&record);
+                if let Err(e) = shard.replay(at, record.key.as_deref(), record.value.as_deref()) {
                     stats.skipped += 1;
                     tracing::warn!(dir = %log.dir().display(), offset = record.offset, error = %e, "skipping an offsets record");
                 }

@@ -6,9 +6,9 @@
 //! - **Offsets topic.** Created by the broker through the controller on
 //!   first need (a `FindCoordinator` or `CommitOffsets` when it does not
 //!   exist) with `offsets_topic_partitions` partitions (default 16), a
-//!   replication factor of min(3, live brokers), and unlimited retention
-//!   (`retention.ms=-1`: there is no compaction yet, and time-based
-//!   retention would silently forget offsets). Users can neither create,
+//!   replication factor of min(3, live brokers), and no time-based
+//!   retention (`retention.ms=-1`: it would silently forget offsets);
+//!   instead the coordinator compacts it by key ([`compaction`]). Users can neither create,
 //!   delete nor produce to topics whose name starts with `__`.
 //! - **Placement.** A group lives in partition
 //!   `(murmur2(group_id) & 0x7fffffff) % partitions` ([`partitioner`]); the
@@ -42,6 +42,7 @@
 //!   memory; a new coordinator re-learns it from the members' heartbeats.
 
 pub mod assignor;
+pub mod compaction;
 pub mod coordinator;
 mod heartbeat;
 pub mod loader;

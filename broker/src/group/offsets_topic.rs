@@ -20,9 +20,11 @@ use crate::service::BrokerService;
 pub const LOAD_WAIT: Duration = Duration::from_millis(500);
 
 /// Topic configs of the offsets topic: nothing expires by time or size
-/// (there is no compaction yet; the latest record per key is the state).
+/// (the latest record per key is the state; the coordinator compacts it by
+/// key), and 100 MiB segments (Kafka's offsets.topic.segment.bytes) so the
+/// space compaction frees is returned when segments roll.
 fn offsets_topic_configs() -> BTreeMap<String, String> {
-    [("retention.ms", "-1"), ("retention.bytes", "-1")]
+    [("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "104857600")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()

@@ -34,16 +34,30 @@ impl BrokerService {
         h: &ShardHandle,
         records: &[(OffsetKey, Option<OffsetValue>)],
     ) -> Result<u64, Error> {
+        self.append_offset_records_from(h, records, None).await
+    }
+
+    /// [`BrokerService::append_offset_records`], each record optionally
+    /// marked as a copy of the one at `sources[i]` (compaction).
+    pub(crate) async fn append_offset_records_from(
+        &self,
+        h: &ShardHandle,
+        records: &[(OffsetKey, Option<OffsetValue>)],
+        sources: Option<&[u64]>,
+    ) -> Result<u64, Error> {
         let index = h.index;
         let p = &h.partition;
         let internal =
             |what: String| Error::new(ErrorCode::UnknownServerError, format!("{OFFSETS_TOPIC}-{index}: {what}"));
         let mut b = BatchBuilder::new();
         let ts = now_ms();
-        for (k, v) in records {
+        for (i, (k, v)) in records.iter().enumerate() {
             let key = k.encode().map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
             let value = v.as_ref().map(OffsetValue::encode).transpose().map_err(|e| internal(e.to_string()))?;
-            b.append(ts, Some(&key), value.as_deref(), &[]).map_err(|e| internal(e.to_string()))?;
+            let source = sources.and_then(|s| s.get(i)).map(|at| at.to_be_bytes());
+            let headers: Vec<(&str, Option<&[u8]>)> =
+                source.iter().map(|at| (super::compaction::SOURCE_OFFSET_HEADER, Some(&at[..]))).collect();
+            b.append(ts, Some(&key), value.as_deref(), &headers).map_err(|e| internal(e.to_string()))?;
         }
         let bytes = b.build().map_err(|e| internal(e.to_string()))?;
         let batch = RecordBatch::new(bytes, p.log.config().max_batch_bytes)

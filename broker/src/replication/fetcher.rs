@@ -225,6 +225,18 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
                 truncate(p, r.log_end_offset)?;
                 return Ok(());
             }
+            if leo < r.log_start_offset {
+                // The leader no longer has what comes next here (retention or
+                // compaction moved its log start past our end): start over
+                // from its log start, as Kafka's follower does.
+                tracing::warn!(
+                    partition = %p.tp, log_end = leo, leader_log_start = r.log_start_offset,
+                    "behind the leader's log start; restarting the replica there"
+                );
+                p.log.truncate_fully_and_start_at(r.log_start_offset).map_err(|e| e.to_string())?;
+                p.follower_high_watermark(p.high_watermark());
+                return Ok(());
+            }
         }
         return Err(format!("{code:?}: {}", e.message));
     }
@@ -261,6 +273,12 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
             ));
         }
         p.log.append_as_follower(&batches).map_err(|e: StorageError| e.to_string())?;
+    }
+    // Follow the leader's log start (its retention, offsets compaction)
+    // where it lies within this log and below what is committed.
+    let start = r.log_start_offset.min(r.high_watermark);
+    if start > p.log.log_start_offset() && start <= p.log.log_end_offset() {
+        p.log.delete_before(start).map_err(|e| e.to_string())?;
     }
     p.follower_high_watermark(r.high_watermark);
     Ok(())
