@@ -18,10 +18,11 @@
 
 use std::collections::BTreeMap;
 
-use strata_protocol::batch::{split_batches, Record};
+use strata_protocol::batch::Record;
 use strata_storage::{Log, StorageError};
 
 use super::coordinator::ShardHandle;
+use super::loader::for_each_record;
 use super::record::{OffsetKey, OffsetValue};
 use crate::service::BrokerService;
 
@@ -30,9 +31,6 @@ pub const SOURCE_OFFSET_HEADER: &str = "strata.source-offset";
 
 /// Records rewritten per append (one batch each).
 const COPIES_PER_BATCH: usize = 1000;
-
-/// Bytes read from the log per step while scanning.
-const READ_BYTES: usize = 1 << 20;
 
 /// The position a record stands for in replay: its source's, for a copy
 /// made by compaction (a valid header below the record's own offset), else
@@ -54,35 +52,14 @@ pub fn source_offset(record: &Record) -> u64 {
 /// parse are skipped (the loader logs them).
 pub fn latest_below(log: &Log, hw: u64) -> Result<BTreeMap<OffsetKey, (u64, Option<OffsetValue>)>, StorageError> {
     let mut latest: BTreeMap<OffsetKey, (u64, Option<OffsetValue>)> = BTreeMap::new();
-    let max_batch = log.config().max_batch_bytes.max(READ_BYTES);
-    let mut next = log.log_start_offset();
-    while next < hw {
-        let read = log.read_up_to(next, READ_BYTES, hw)?;
-        if read.batches.is_empty() {
-            break;
+    for_each_record(log, hw, |record| {
+        let Some(Ok(key)) = record.key.as_deref().map(OffsetKey::decode) else { return };
+        let Ok(value) = record.value.as_deref().map(OffsetValue::decode).transpose() else { return };
+        let at = source_offset(&record);
+        if latest.get(&key).is_none_or(|(seen, _)| *seen <= at) {
+            latest.insert(key, (at, value));
         }
-        for batch in split_batches(read.batches, max_batch) {
-            for record in batch?.records() {
-                let record = record?;
-                if record.offset < next || record.offset >= hw {
-                    continue;
-                }
-                let Some(Ok(key)) = record.key.as_deref().map(OffsetKey::decode) else { continue };
-                let Ok(value) = record.value.as_deref().map(OffsetValue::decode).transpose() else { continue };
-                let at = source_offset(&record);
-                match latest.get(&key) {
-                    Some((seen, _)) if *seen > at => {}
-                    _ => {
-                        latest.insert(key, (at, value));
-                    }
-                }
-            }
-        }
-        if read.next_offset <= next {
-            break;
-        }
-        next = read.next_offset;
-    }
+    })?;
     Ok(latest)
 }
 

@@ -2,7 +2,7 @@
 //! end (on the leader, its log is the truth: followers truncate to it) and
 //! replay every record in order. Blocking I/O: run it on a blocking thread.
 
-use strata_protocol::batch::split_batches;
+use strata_protocol::batch::{split_batches, Record};
 use strata_storage::{Log, StorageError};
 
 use super::shard::Shard;
@@ -28,6 +28,23 @@ pub struct LoadStats {
 pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageError> {
     let mut shard = Shard::new();
     let mut stats = LoadStats { end_offset: end, ..LoadStats::default() };
+    for_each_record(log, end, |record| {
+        stats.records += 1;
+        // A copy made by compaction stands at its source's position.
+        let at = super::compaction::source_offset(&record);
+        if let Err(e) = shard.replay(at, record.key.as_deref(), record.value.as_deref()) {
+            stats.skipped += 1;
+            tracing::warn!(dir = %log.dir().display(), offset = record.offset, error = %e, "skipping an offsets record");
+        }
+    })?;
+    shard.finish_load();
+    Ok((shard, stats))
+}
+
+/// Calls `f` with every record of `log` from its start up to `end`
+/// (exclusive), in offset order. A batch that fails validation or a read
+/// error stops the scan with that error.
+pub fn for_each_record(log: &Log, end: u64, mut f: impl FnMut(Record)) -> Result<(), StorageError> {
     let max_batch = log.config().max_batch_bytes.max(READ_BYTES);
     let mut next = log.log_start_offset();
     while next < end {
@@ -36,18 +53,10 @@ pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageErro
             break;
         }
         for batch in split_batches(read.batches, max_batch) {
-            let batch = batch?;
-            for record in batch.records() {
+            for record in batch?.records() {
                 let record = record?;
-                if record.offset < next || record.offset >= end {
-                    continue;
-                }
-                stats.records += 1;
-                // A copy made by compaction stands at its source's position.
-                let at = super::compaction::source_offset(&record);
-                if let Err(e) = shard.replay(at, record.key.as_deref(), record.value.as_deref()) {
-                    stats.skipped += 1;
-                    tracing::warn!(dir = %log.dir().display(), offset = record.offset, error = %e, "skipping an offsets record");
+                if record.offset >= next && record.offset < end {
+                    f(record);
                 }
             }
         }
@@ -56,8 +65,7 @@ pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageErro
         }
         next = read.next_offset;
     }
-    shard.finish_load();
-    Ok((shard, stats))
+    Ok(())
 }
 
 #[cfg(test)]
