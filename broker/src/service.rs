@@ -31,7 +31,12 @@ pub struct BrokerService {
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// A drain (leadership handed away before a stop) asked for and done.
     pub(crate) drain: Arc<Drain>,
+    /// Partition count per topic as of a metadata offset (group upkeep).
+    pub(crate) topic_counts: Arc<std::sync::Mutex<Option<TopicCounts>>>,
 }
+
+/// Partition count per topic, as of a metadata offset.
+pub(crate) type TopicCounts = (u64, Arc<std::collections::BTreeMap<String, u32>>);
 
 /// The drain handshake between the HTTP endpoint and the server loop:
 /// `requested` turns true when `POST /drain` arrives, `done` once the
@@ -67,6 +72,7 @@ impl BrokerService {
             groups: Arc::new(GroupCoordinator::new()),
             stopping,
             drain: Arc::new(Drain::default()),
+            topic_counts: Arc::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! under the shard's lock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use strata_protocol::v1::*;
@@ -15,9 +16,20 @@ use crate::service::BrokerService;
 
 impl BrokerService {
     /// Every topic with its partition count (what subscriptions resolve
-    /// against).
-    pub(crate) fn topic_partition_counts(&self) -> BTreeMap<String, u32> {
-        self.controller.metadata().topics.iter().map(|(name, t)| (name.clone(), t.partitions.len() as u32)).collect()
+    /// against), rebuilt only when the metadata moved on: every heartbeat
+    /// and expiry pass asks for it.
+    pub(crate) fn topic_partition_counts(&self) -> Arc<BTreeMap<String, u32>> {
+        let image = self.controller.metadata();
+        let mut cache = self.topic_counts.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cache {
+            Some((offset, counts)) if *offset == image.offset => counts.clone(),
+            _ => {
+                let counts: Arc<BTreeMap<String, u32>> =
+                    Arc::new(image.topics.iter().map(|(name, t)| (name.clone(), t.partitions.len() as u32)).collect());
+                *cache = Some((image.offset, counts.clone()));
+                counts
+            }
+        }
     }
 
     /// `ConsumerGroupHeartbeat`: join, heartbeat or leave; the answer

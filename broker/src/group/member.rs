@@ -171,6 +171,16 @@ pub fn insert(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
     set.entry(topic.to_string()).or_default().insert(partition);
 }
 
+/// Removes `topic`-`partition` from a set (and the topic once empty).
+pub fn remove(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
+    if let Some(ps) = set.get_mut(topic) {
+        ps.remove(&partition);
+        if ps.is_empty() {
+            set.remove(topic);
+        }
+    }
+}
+
 /// Removes empty topics from a set.
 pub fn prune(set: &mut TopicPartitionSet) {
     set.retain(|_, ps| !ps.is_empty());

@@ -156,11 +156,7 @@ impl Membership {
 
     /// Whether every member holds exactly its target at the group's epoch.
     pub fn is_stable(&self) -> bool {
-        self.members.values().all(|m| {
-            m.epoch == self.assignment_epoch
-                && m.revoking.is_empty()
-                && m.assigned == self.target.get(&m.member_id).cloned().unwrap_or_default()
-        })
+        self.members.values().all(|m| m.epoch == self.assignment_epoch && m.revoking.is_empty() && self.holds_target(m))
     }
 
     /// One heartbeat: join, leave, or report and receive an assignment.
@@ -250,7 +246,7 @@ impl Membership {
         self.refresh(ctx.topics);
         self.reconcile(&id, ctx.now, ctx.topics);
         let m = &self.members[&id];
-        let moving = !m.revoking.is_empty() || m.assigned != self.target.get(&id).cloned().unwrap_or_default();
+        let moving = !m.revoking.is_empty() || !self.holds_target(m);
         let base = heartbeat_interval(m.session_timeout);
         Ok(HeartbeatOutcome {
             member_id: id.clone(),
@@ -484,16 +480,17 @@ impl Membership {
 
     /// Moves one member towards its target (see the module doc).
     fn reconcile(&mut self, id: &str, now: Instant, topics: &BTreeMap<String, u32>) {
-        let target = self.target.get(id).cloned().unwrap_or_default();
         let withholding = self.withhold_until.is_some_and(|w| now < w);
-        let held_by_others: Vec<(String, u32)> = self
-            .members
-            .values()
-            .filter(|o| o.member_id != id)
-            .flat_map(|o| member::iter(&o.assigned).chain(member::iter(&o.revoking)))
+        let no_target = TopicPartitionSet::new();
+        let target = self.target.get(id).unwrap_or(&no_target);
+        let Some(m) = self.members.get(id) else { return };
+        // Target partitions it lacks that no other member holds (usually
+        // none: a settled member lacks nothing).
+        let free: Vec<(String, u32)> = member::iter(target)
+            .filter(|&(t, p)| !member::contains(&m.assigned, t, p))
+            .filter(|&(t, p)| !self.members.values().any(|o| o.member_id != id && o.holds(t, p)))
             .map(|(t, p)| (t.to_string(), p))
             .collect();
-        let assignment_epoch = self.assignment_epoch;
         let Some(m) = self.members.get_mut(id) else { return };
         for set in [&mut m.assigned, &mut m.revoking] {
             for (t, ps) in set.iter_mut() {
@@ -501,30 +498,35 @@ impl Membership {
             }
             member::prune(set);
         }
-        let assigned = std::mem::take(&mut m.assigned);
-        for (t, p) in member::iter(&assigned) {
-            if member::contains(&target, t, p) {
-                member::insert(&mut m.assigned, t, p);
-            } else {
-                member::insert(&mut m.revoking, t, p);
-            }
+        // Held but no longer targeted: to be given up first.
+        let lost: Vec<(String, u32)> = member::iter(&m.assigned)
+            .filter(|&(t, p)| !member::contains(target, t, p))
+            .map(|(t, p)| (t.to_string(), p))
+            .collect();
+        for (t, p) in &lost {
+            member::remove(&mut m.assigned, t, *p);
+            member::insert(&mut m.revoking, t, *p);
         }
         if !m.revoking.is_empty() {
             m.revoking_since.get_or_insert(now);
             return;
         }
         m.revoking_since = None;
-        if m.epoch != assignment_epoch {
+        if m.epoch != self.assignment_epoch {
             m.previous_epoch = m.epoch;
-            m.epoch = assignment_epoch;
+            m.epoch = self.assignment_epoch;
         }
-        for (t, p) in member::iter(&target) {
-            let free = !held_by_others.iter().any(|(ot, op)| ot == t && *op == p);
-            if free && !withholding && !member::contains(&m.assigned, t, p) {
-                member::insert(&mut m.assigned, t, p);
+        // While withholding, partitions already held are kept, none added.
+        if !withholding {
+            for (t, p) in &free {
+                member::insert(&mut m.assigned, t, *p);
             }
         }
-        // While withholding, partitions already held may still be kept.
+    }
+
+    /// Whether member `m` holds exactly its target.
+    fn holds_target(&self, m: &Member) -> bool {
+        self.target.get(&m.member_id).map_or(m.assigned.is_empty(), |t| *t == m.assigned)
     }
 
     /// Checks a commit's member id and epoch (a commit with no member id
