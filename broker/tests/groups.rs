@@ -435,12 +435,13 @@ async fn members_join_share_partitions_commit_with_their_epoch_and_leave() {
     assert_eq!(a.assignment, [tp("t", &[0, 1, 2, 3])]);
     // B joins; it gets partitions only after A gave them up.
     let b = join(beat("g", "", 0, vec![])).await;
-    assert!(b.assignment.is_empty());
+    assert!(b.assignment.is_empty() && b.reconciling, "B waits for its partitions: {b:?}");
     let a2 = join(beat("g", &a.member_id, a.member_epoch, a.assignment.clone())).await;
     assert_eq!(a2.assignment.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
     let a3 = join(beat("g", &a.member_id, a2.member_epoch, a2.assignment.clone())).await;
     let b2 = join(beat("g", &b.member_id, b.member_epoch, vec![])).await;
     assert_eq!(b2.assignment.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
+    assert!(!b2.reconciling && !a3.reconciling, "both hold their targets");
     // Describe: both members, their partitions, reconciled.
     let d = node.describe(&["g"]).await;
     let g = &d.groups[0];

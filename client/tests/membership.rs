@@ -349,3 +349,38 @@ async fn a_dropped_consumer_stops_heartbeating_and_a_static_member_leaves_with_m
     })
     .await;
 }
+
+/// A `poll` dropped in the middle of a revocation (here: every poll cut
+/// off at its first wait, as `timeout(d, consumer.poll())` or a `select!`
+/// may do) does not lose it: a later poll finishes giving the partitions up.
+#[tokio::test]
+async fn a_revocation_cut_off_by_a_dropped_poll_is_finished_by_the_next() {
+    bounded(async {
+        let fake = FakeCluster::start(1).await;
+        fake.create_topic("t", 4);
+        produce(&fake, "t", 4, 3).await;
+        let owners = Arc::default();
+        let (mut a, a_events) = member(config(&fake, "g"), "a", &owners).await;
+        a.subscribe(["t"]).unwrap();
+        poll_until(&mut a, &mut Vec::new(), |c, _| c.assignment().len() == 4).await;
+        let (mut b, _) = member(config(&fake, "g"), "b", &owners).await;
+        b.subscribe(["t"]).unwrap();
+        poll_until(&mut b, &mut Vec::new(), |c, _| c.member_id().is_some()).await;
+        // a hears of the new assignment while each of its polls is dropped
+        // at the first wait (the revocation's commit among them).
+        let until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < until {
+            let _ = tokio::time::timeout(Duration::ZERO, a.poll()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        poll_until(&mut a, &mut Vec::new(), |c, _| c.assignment().len() == 2).await;
+        assert!(
+            a_events.lock().unwrap().iter().any(|e| matches!(e, Event::Revoked(_))),
+            "{:?}",
+            a_events.lock().unwrap()
+        );
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    })
+    .await;
+}

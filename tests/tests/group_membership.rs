@@ -635,6 +635,46 @@ async fn two_cli_consumers_share_a_topic() {
     assert_eq!(committed, vec![Some(20); 4], "{d:?}");
 }
 
+/// `strata consume T --group G` without --count or --follow reads its share
+/// to the end and exits. Joining a group whose other member holds every
+/// partition, its first assignment is empty (the partitions are released to
+/// it only after the other member gave them up): it must wait for its share
+/// instead of exiting with nothing read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cli_reading_to_the_end_waits_for_its_share() {
+    let env = Env::start().await;
+    let b = env.bootstrap();
+    let admin = env.admin().await;
+    admin.create_topic("cli", 4, 1, &[]).await.expect("create");
+    produce(&b, "cli", 4, 10).await;
+    let watch = Arc::new(Watch::default());
+    // The holder reads but commits nothing, so the CLI's share starts at the
+    // beginning.
+    let config = ConsumerConfig { enable_auto_commit: false, ..consumer_config(&b, "end-group") };
+    let holder = spawn_member("holder", config, "cli", &watch);
+    wait_stable(&admin, "end-group", 1, 4).await;
+    let child = Command::new(binary("strata"))
+        .args(["--bootstrap", &b, "consume", "cli", "--group", "end-group", "--from-beginning", "--format", "%p:%o\\n"])
+        .env_remove("STRATA_BOOTSTRAP")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    let mut children = Children(vec![child]);
+    let started = Instant::now();
+    while matches!(children.0[0].try_wait(), Ok(None)) {
+        assert!(started.elapsed() < WAIT, "strata consume did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = children.0.remove(0).wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{:?} {stderr}", out.status);
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(lines, 20, "its share (2 of 4 partitions, 10 records each) read to the end");
+    holder.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_carry_on_when_the_coordinator_is_killed() {
     let _lock = ONE_AT_A_TIME.lock().await;

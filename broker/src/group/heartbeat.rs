@@ -91,6 +91,7 @@ impl BrokerService {
                 heartbeat_interval_ms: o.heartbeat_interval.as_millis().min(u32::MAX as u128) as u32,
                 assignment: to_api(&o.assignment),
                 coordinator: me,
+                reconciling: o.reconciling,
             },
             Err(e) => fail(e),
         }

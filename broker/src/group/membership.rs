@@ -84,6 +84,8 @@ pub struct HeartbeatOutcome {
     pub heartbeat_interval: Duration,
     /// What it may own now.
     pub assignment: TopicPartitionSet,
+    /// Whether it is still moving towards its target.
+    pub reconciling: bool,
 }
 
 /// The membership part of a group.
@@ -172,6 +174,7 @@ impl Membership {
             member_epoch: e,
             heartbeat_interval: Duration::ZERO,
             assignment: TopicPartitionSet::new(),
+            reconciling: false,
         };
         match req.member_epoch {
             epoch::LEAVE | epoch::LEAVE_STATIC => {
@@ -253,6 +256,7 @@ impl Membership {
             member_epoch: m.epoch,
             heartbeat_interval: if moving { base.min(RECONCILING_HEARTBEAT) } else { base },
             assignment: m.assigned.clone(),
+            reconciling: moving,
         })
     }
 

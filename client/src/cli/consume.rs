@@ -229,10 +229,11 @@ async fn seek_start(
 /// tells whether that is all of them (for a group member: once it has taken
 /// on its assignment).
 async fn read_to_the_end(consumer: &mut Consumer, ends: &mut HashMap<Tp, u64>, subscribe: bool) -> Result<bool> {
-    if subscribe && consumer.member_epoch().is_none() {
+    // A member's first assignments may be partial (partitions others still
+    // hold come later): only a settled one can be finished.
+    if subscribe && (consumer.member_epoch().is_none() || !consumer.assignment_settled()) {
         return Ok(false);
     }
-    consumer.resolve_positions().await?;
     let owned = consumer.assignment().to_vec();
     lookup_ends(consumer, owned.iter().cloned(), ends).await?;
     let paused = consumer.paused();

@@ -92,12 +92,13 @@ pub struct ConsumerConfig {
     /// networks). The consumer also gives up its partitions by itself (without
     /// committing) when no heartbeat succeeded for this long, so a cut-off
     /// consumer stops reading what another member now owns. The broker
-    /// bounds it (`group_min/max_session_timeout`).
+    /// accepts 1 s to 5 min.
     pub session_timeout: Duration,
     /// How long the member may take to give up partitions the coordinator
     /// moves to another member (30 s): the application must call `poll`
-    /// (or use `stream`/`commit`/`close`) within it, since revocation
-    /// (commit, listener callback) runs in those calls.
+    /// (or use `stream`/`close`) within it, since revocation (commit,
+    /// listener callback) runs in those calls; the coordinator evicts a
+    /// member that has not given them up by then.
     pub rebalance_timeout: Duration,
     /// The coordinator's assignor the group uses: `"uniform"` (sticky,
     /// even spread) or `"range"` (per topic, consecutive ranges; co-partitions

@@ -96,6 +96,9 @@ struct State {
     leave: Option<(i32, oneshot::Sender<Result<(), ClientError>>)>,
     /// When to heartbeat again.
     interval: Duration,
+    /// The coordinator said the member is still moving (its assignment will
+    /// change without the group changing).
+    reconciling: bool,
 }
 
 /// The shared part: state, the task's wake-up, and the change counter the
@@ -182,6 +185,7 @@ impl Shared {
         }
         let new_epoch = s.member_epoch != r.member_epoch;
         s.member_epoch = r.member_epoch;
+        s.reconciling = r.reconciling;
         s.interval = match r.heartbeat_interval_ms {
             0 => config.session_timeout / 3,
             ms => Duration::from_millis(u64::from(ms)),
@@ -268,6 +272,7 @@ impl Membership {
             stopped: false,
             leave: None,
             interval: config.session_timeout / 3,
+            reconciling: true,
         };
         let (changes_tx, changes) = watch::channel(0);
         let shared = Arc::new(Shared { state: Mutex::new(state), wake: Notify::new(), changes: changes_tx });
@@ -307,6 +312,13 @@ impl Membership {
         self.changes.borrow_and_update();
         let s = self.shared.lock();
         Snapshot { member_epoch: s.member_epoch, target: s.target.clone(), lost_generation: s.lost_generation }
+    }
+
+    /// Whether the coordinator's latest answer gave the member its whole
+    /// target (nothing left to give up or to wait for).
+    pub(crate) fn settled(&self) -> bool {
+        let s = self.shared.lock();
+        s.target.is_some() && !s.reconciling && s.fatal.is_none()
     }
 
     /// The fatal error the membership stopped on, if any.
@@ -423,7 +435,10 @@ async fn heartbeat(
     request: ConsumerGroupHeartbeatRequest,
 ) -> Result<ConsumerGroupHeartbeatResponse, ClientError> {
     let timeout = config.request_timeout.min(config.session_timeout).max(Duration::from_millis(100));
-    let result = async {
+    // The whole attempt (finding the coordinator included) is bounded, so a
+    // member cut off from its coordinator notices within about a session
+    // and fences itself.
+    let attempt = async {
         let mut client = groups.coordinator_client(&config.group).await?;
         let response = call("ConsumerGroupHeartbeat", timeout, client.consumer_group_heartbeat(request)).await?;
         match ClientError::from_api(response.error.as_ref()) {
@@ -438,8 +453,10 @@ async fn heartbeat(
             Some(e) => Err(e),
             None => Ok(response),
         }
-    }
-    .await;
+    };
+    let result = tokio::time::timeout(timeout, attempt).await.unwrap_or_else(|_| {
+        Err(ClientError::Timeout(format!("group '{}': no heartbeat answer within {timeout:?}", config.group)))
+    });
     if let Err(e) = &result {
         groups.coordinator_failed(&config.group, e).await;
     }

@@ -105,6 +105,10 @@ pub struct Consumer {
     lost_generation: u64,
     /// The member epoch of the assignment last reconciled.
     reconciled_epoch: Option<i32>,
+    /// A reconciliation began and has not finished (its future was dropped
+    /// mid-revocation): the next call runs it again even though the
+    /// membership has not changed since.
+    reconcile_pending: bool,
     /// Partitions not fetched until resumed.
     paused: HashSet<Tp>,
     /// An `assign` refused (the consumer is subscribed), reported by the
@@ -160,6 +164,7 @@ impl Consumer {
             listener: Listener::default(),
             lost_generation: 0,
             reconciled_epoch: None,
+            reconcile_pending: false,
             paused: HashSet::new(),
             misuse: None,
             closed: false,

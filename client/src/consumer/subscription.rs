@@ -211,6 +211,15 @@ impl Consumer {
         self.reconciled_epoch
     }
 
+    /// Whether a subscribed consumer holds exactly what the coordinator
+    /// means it to: its latest assignment is taken on and nothing is still
+    /// moving (no partition to give up, none waiting to be released by
+    /// another member). A tool that reads "to the end" waits for this before
+    /// it may stop; `false` for a consumer that is not subscribed.
+    pub fn assignment_settled(&self) -> bool {
+        self.membership.as_ref().is_some_and(|m| m.settled() && !m.has_changed()) && !self.reconcile_pending
+    }
+
     /// The membership's fatal error, if it failed (reported by every
     /// `poll`).
     pub(super) fn membership_error(&self) -> Option<ClientError> {
@@ -224,10 +233,13 @@ impl Consumer {
             return Err(e);
         }
         let Some(membership) = self.membership.as_mut() else { return Ok(()) };
-        if !membership.has_changed() {
+        if !membership.has_changed() && !self.reconcile_pending {
             return Ok(());
         }
         let snapshot = membership.snapshot();
+        // Cancel safety: `snapshot` marked the change seen; if this future is
+        // dropped during the revocation's commit, the next call redoes it.
+        self.reconcile_pending = true;
         let lost = snapshot.lost_generation != self.lost_generation;
         let plan = reconcile::plan(&self.assignment, snapshot.target.as_deref(), lost);
         self.lost_generation = snapshot.lost_generation;
@@ -253,6 +265,7 @@ impl Consumer {
         if let Some(m) = &self.membership {
             m.report_owned(snapshot.lost_generation, self.assignment.clone());
         }
+        self.reconcile_pending = false;
         Ok(())
     }
 

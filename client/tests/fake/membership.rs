@@ -252,5 +252,7 @@ fn serve(
         heartbeat_interval_ms: s.heartbeat_interval_ms,
         assignment: topic_partitions(&m.assigned),
         coordinator: 1,
+        // The fake hands out the whole target at once: never moving.
+        reconciling: false,
     }
 }
