@@ -1,8 +1,8 @@
 //! Mapping internal errors onto the API's machine-readable codes, with a
 //! message naming the cause.
 
-use strata_protocol::batch::BatchError;
 use strata_protocol::v1::{Error, ErrorCode};
+use strata_record::batch::BatchError;
 use strata_storage::StorageError;
 
 /// The API error for a batch rejected before it reached the log.

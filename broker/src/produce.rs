@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_protocol::batch::{split_batches, RecordBatch};
 use strata_protocol::v1::{Error, ErrorCode, PartitionProduceResult, PartitionRecords};
+use strata_record::batch::{split_batches, RecordBatch};
 
 use crate::api_error;
 use crate::partition::Partition;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_broker::config::{DevArgs, ServerConfig};
-use strata_protocol::batch::{split_batches, BatchBuilder};
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::*;
+use strata_record::batch::{split_batches, BatchBuilder};
 use tonic::transport::Channel;
 
 struct Node {

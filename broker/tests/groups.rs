@@ -375,7 +375,7 @@ async fn users_cannot_create_delete_or_write_internal_topics() {
         .unwrap()
         .into_inner();
     assert_eq!(code(&r.results[0].error), ErrorCode::InvalidTopicName);
-    let mut b = strata_protocol::batch::BatchBuilder::new();
+    let mut b = strata_record::batch::BatchBuilder::new();
     b.append(1, Some(b"k"), Some(b"v"), &[]).unwrap();
     let r = node
         .client

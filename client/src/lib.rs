@@ -56,6 +56,6 @@ pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, Offse
 pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-pub use strata_protocol::murmur2::{murmur2, partition_for_key};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;
+pub use strata_record::murmur2::{murmur2, partition_for_key};

@@ -1,16 +1,14 @@
 //! # strata-protocol
 //!
-//! Owns the formats that several crates and processes must agree on: the
-//! record batch (one binary format shared by the wire and the disk, see
-//! `DESIGN.md`, "Record batch") and, with the single-node issue, the gRPC
-//! schema. Everything here is pure: encoding, decoding and validation of
-//! bytes, with no I/O.
+//! Owns Strata's gRPC schema: the client API (`strata.v1.Strata`) and the
+//! controller quorum's API (`strata.v1.ControllerRaft`), generated from
+//! `proto/strata/v1/*.proto` at build time by protox and tonic-prost (no
+//! system `protoc`), plus helpers around the API's error codes. The record
+//! batch those messages carry as bytes is `strata-record`'s.
 //!
-//! It must never panic on input bytes (they come from sockets and files),
-//! never copy batch payloads where a `Bytes` slice will do, and never depend
-//! on another Strata crate.
-
-pub mod batch;
+//! It must never depend on another Strata crate other than through the
+//! bytes it carries, and never copy batch payloads (`bytes` fields are
+//! `bytes::Bytes`).
 
 /// The gRPC API, generated from `proto/strata/v1/strata.proto` at build time.
 pub mod v1 {
@@ -19,4 +17,3 @@ pub mod v1 {
 }
 
 pub mod errors;
-pub mod murmur2;

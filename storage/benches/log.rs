@@ -11,7 +11,7 @@
 //!   `fresh_map` reopens the log before each pass (pages in the page cache,
 //!   mappings new, so every page is faulted in), `mapped` reuses the log.
 //! - `offset_for_timestamp/*`: lookups in that log (64 MiB segments).
-//! - `validate/*`: `strata_protocol::batch::validate` of one 16 KiB batch.
+//! - `validate/*`: `strata_record::batch::validate` of one 16 KiB batch.
 //!
 //! Batches are encoded once: the log rewrites `base_offset` on the way to
 //! disk, so the same bytes can be appended repeatedly.
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use strata_protocol::batch::{self, BatchBuilder, HEADER_LEN};
+use strata_record::batch::{self, BatchBuilder, HEADER_LEN};
 use strata_storage::{FlushPolicy, Log, LogConfig};
 
 const RECORD_BYTES: usize = 1024;

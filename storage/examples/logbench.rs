@@ -48,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::json;
-use strata_protocol::batch::{BatchBuilder, HEADER_LEN};
+use strata_record::batch::{BatchBuilder, HEADER_LEN};
 use strata_storage::{FlushPolicy, Log, LogConfig};
 
 type Res<T> = Result<T, Box<dyn Error>>;

@@ -104,7 +104,7 @@ impl LogConfig {
         if self.max_index_entries < 2 {
             return bad("max_index_entries", "must be at least 2");
         }
-        if self.max_batch_bytes < strata_protocol::batch::HEADER_LEN {
+        if self.max_batch_bytes < strata_record::batch::HEADER_LEN {
             return bad("max_batch_bytes", "is smaller than a batch header");
         }
         if self.preallocate_bytes == 0 {

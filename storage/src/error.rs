@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_protocol::batch::BatchError;
+use strata_record::batch::BatchError;
 
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! batches (`LogSegment`), sparse offset and time indexes, crash recovery
 //! from a recovery-point checkpoint (`loader`), retention, the flush policy,
 //! and the `LogManager` that holds every log of a data directory. Layout and
-//! invariants are those of DESIGN.md, "Storage invariants".
+//! invariants are those of `docs/storage.md`, "Storage invariants".
 //!
 //! It must never panic on bytes read from disk or handed to `append`, never
 //! write a batch that did not validate, never silently drop a batch that
@@ -28,7 +28,6 @@ mod log_replica;
 mod manager;
 mod scan;
 mod segment;
-mod topic_partition;
 
 pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -38,4 +37,4 @@ pub use error::{Result, StorageError};
 pub use loader::{RecoveryReport, TruncatedTail};
 pub use log::{AppendInfo, Log, ReadResult, RetentionResult};
 pub use manager::{BackgroundConfig, LogManager, RESERVED_DIRS};
-pub use topic_partition::{validate_topic_name, TopicPartition, MAX_TOPIC_NAME_LEN};
+pub use strata_record::{validate_topic_name, InvalidTopicName, TopicPartition, MAX_TOPIC_NAME_LEN};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_protocol::batch::{self, BatchHeader, RecordBatch, HEADER_LEN};
+use strata_record::batch::{self, BatchHeader, RecordBatch, HEADER_LEN};
 
 use crate::checkpoint::{self, LogCheckpoint};
 use crate::clock::{Clock, SystemClock};

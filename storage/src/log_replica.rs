@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use strata_protocol::batch::{BatchError, BatchHeader, RecordBatch};
+use strata_record::batch::{BatchError, BatchHeader, RecordBatch};
 
 use crate::epoch_cache::{CacheFile, LeaderEpochCache};
 use crate::error::{Result, StorageError};

@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::log::Log;
-use crate::topic_partition::TopicPartition;
+use strata_record::TopicPartition;
 
 const LOCK_FILE: &str = ".lock";
 

@@ -2,7 +2,7 @@
 //! and rebuild, and the recovery scan that validates each batch and finds
 //! where the good bytes end.
 
-use strata_protocol::batch::{self, BatchHeader};
+use strata_record::batch::{self, BatchHeader};
 
 use crate::index::{OffsetEntry, TimeEntry};
 

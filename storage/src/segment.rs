@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use strata_protocol::batch::BatchHeader;
+use strata_record::batch::BatchHeader;
 
 use crate::error::{Result, StorageError};
 use crate::file_io;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fail::FailScenario;
-use strata_protocol::batch::{split_batches, BatchBuilder};
+use strata_record::batch::{split_batches, BatchBuilder};
 use strata_storage::{FlushPolicy, Log, LogConfig, ManualClock, StorageError};
 
 const T0: i64 = 1_700_000_000_000;
@@ -381,7 +381,7 @@ fn fsync_failure_while_sealing_a_segment_poisons_writes() {
 /// and everything works once the disk does.
 #[test]
 fn failed_epoch_checkpoint_write_is_an_error() {
-    use strata_protocol::batch::{set_base_offset, set_partition_leader_epoch, RecordBatch};
+    use strata_record::batch::{set_base_offset, set_partition_leader_epoch, RecordBatch};
     let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use strata_protocol::batch::{self, BatchBuilder, RecordBatch};
+use strata_record::batch::{self, BatchBuilder, RecordBatch};
 use strata_storage::{FlushPolicy, Log, LogConfig, LogManager, ManualClock, StorageError, TopicPartition};
 
 fn cfg() -> LogConfig {

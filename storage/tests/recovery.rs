@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use strata_protocol::batch::{self, split_batches, BatchBuilder, HEADER_LEN};
+use strata_record::batch::{self, split_batches, BatchBuilder, HEADER_LEN};
 use strata_storage::{
     FlushPolicy, Log, LogCheckpoint, LogConfig, LogManager, ManualClock, StorageError, TopicPartition, CHECKPOINT_FILE,
     CLEAN_SHUTDOWN_FILE,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use strata_protocol::batch::{self, BatchBuilder, BatchError, RecordBatch};
+use strata_record::batch::{self, BatchBuilder, BatchError, RecordBatch};
 use strata_storage::{
     FlushPolicy, LeaderEpochCache, Log, LogCheckpoint, LogConfig, StorageError, CHECKPOINT_FILE,
     LEADER_EPOCH_CHECKPOINT_FILE,

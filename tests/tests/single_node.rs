@@ -26,12 +26,12 @@ use strata_client::{
     partition_for_key, Admin, ClientError, Consumer, ConsumerConfig, ConsumerRecord, DeliveryFuture, ErrorCode,
     Producer, ProducerConfig, ProducerRecord, RecordMetadata, SeekTo,
 };
-use strata_protocol::batch::{set_base_offset, BatchBuilder};
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::{
     CreateTopicsRequest, DescribeClusterRequest, FetchPartition, FetchRequest, FetchResponse, ListOffsetsPartition,
     ListOffsetsRequest, PartitionRecords, ProduceRequest, TopicSpec,
 };
+use strata_record::batch::{set_base_offset, BatchBuilder};
 use strata_tests::{http_get, DevServer};
 use tempfile::TempDir;
 use tonic::transport::Channel;

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_protocol::batch::Record;
+use strata_record::batch::Record;
 use strata_storage::{Log, StorageError};
 
 use super::coordinator::ShardHandle;
@@ -114,7 +114,7 @@ impl BrokerService {
 mod tests {
     use super::*;
     use crate::group::loader::load_shard;
-    use strata_protocol::batch::{BatchBuilder, RecordBatch};
+    use strata_record::batch::{BatchBuilder, RecordBatch};
     use strata_storage::LogConfig;
 
     fn key(p: u32) -> OffsetKey {
@@ -162,7 +162,7 @@ mod tests {
             timestamp: 0,
             key: None,
             value: None,
-            headers: vec![strata_protocol::batch::RecordHeader {
+            headers: vec![strata_record::batch::RecordHeader {
                 key: SOURCE_OFFSET_HEADER.into(),
                 value: value.map(Into::into),
             }],

@@ -2,7 +2,7 @@
 //! end (on the leader, its log is the truth: followers truncate to it) and
 //! replay every record in order. Blocking I/O: run it on a blocking thread.
 
-use strata_protocol::batch::{split_batches, Record};
+use strata_record::batch::{split_batches, Record};
 use strata_storage::{Log, StorageError};
 
 use super::shard::Shard;
@@ -72,7 +72,7 @@ pub fn for_each_record(log: &Log, end: u64, mut f: impl FnMut(Record)) -> Result
 mod tests {
     use super::*;
     use crate::group::record::{OffsetKey, OffsetValue};
-    use strata_protocol::batch::{BatchBuilder, RecordBatch};
+    use strata_record::batch::{BatchBuilder, RecordBatch};
     use strata_storage::LogConfig;
 
     fn batch(records: &[(OffsetKey, Option<i64>)]) -> RecordBatch {

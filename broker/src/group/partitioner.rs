@@ -2,10 +2,10 @@
 //! `(murmur2(group_id) & 0x7fffffff) % partitions`, so a group maps to the
 //! same partition number as it would in Kafka with the same partition count.
 //!
-//! The hash is `strata_protocol::murmur2`, the one the client partitions
+//! The hash is `strata_record::murmur2`, the one the client partitions
 //! records with (checked against Kafka's test vectors there).
 
-use strata_protocol::murmur2::murmur2;
+use strata_record::murmur2::murmur2;
 
 /// The offsets-topic partition that stores `group_id`'s offsets (and whose
 /// leader coordinates the group). `partitions` 0 is treated as 1.

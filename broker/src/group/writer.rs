@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use strata_protocol::batch::{BatchBuilder, RecordBatch};
 use strata_protocol::v1::{Error, ErrorCode};
+use strata_record::batch::{BatchBuilder, RecordBatch};
 
 use super::coordinator::ShardHandle;
 use super::record::{OffsetKey, OffsetValue};

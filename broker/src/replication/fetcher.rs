@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_protocol::batch::split_batches;
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::{ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
+use strata_record::batch::split_batches;
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};

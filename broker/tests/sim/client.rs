@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use strata_broker::produce::commit_status;
-use strata_protocol::batch::{split_batches, BatchBuilder, RecordBatch};
 use strata_protocol::v1::{Error, ErrorCode};
+use strata_record::batch::{split_batches, BatchBuilder, RecordBatch};
 use strata_storage::TopicPartition;
 
 use super::{Ev, Msg, Pending, Waiter, World, BROKERS, CLIENT, PRODUCE_TIMEOUT, TOPIC};

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use strata_protocol::batch::{split_batches, BatchError, BatchHeader};
 use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchedPartition};
+use strata_record::batch::{split_batches, BatchError, BatchHeader};
 
 use super::{ConsumerConfig, ConsumerRecord};
 use crate::connection::call;
@@ -216,7 +216,7 @@ fn clamp_u32(n: impl TryInto<u32>) -> u32 {
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use strata_protocol::batch::{set_base_offset, BatchBuilder};
+    use strata_record::batch::{set_base_offset, BatchBuilder};
 
     use super::*;
 

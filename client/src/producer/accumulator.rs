@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_protocol::batch::BatchBuilder;
+use strata_record::batch::BatchBuilder;
 
 use super::completion::{BatchCompletion, Completer, FxMap};
 use super::DeliveryFuture;

@@ -30,8 +30,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use strata_protocol::batch::HEADER_LEN;
 use strata_protocol::v1::ErrorCode;
+use strata_record::batch::HEADER_LEN;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -40,7 +40,7 @@ use crate::error::ClientError;
 use crate::metadata::Cluster;
 use accumulator::{Accumulator, RecordRef, Target};
 use completion::BatchCompletion;
-use strata_protocol::murmur2::partition_for_key;
+use strata_record::murmur2::partition_for_key;
 
 /// How many acknowledgements the leader waits for before answering.
 ///

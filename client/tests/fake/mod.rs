@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strata_protocol::batch::{set_base_offset, split_batches, BatchError, Record, RecordBatch};
 use strata_protocol::v1::strata_server::{Strata, StrataServer};
 use strata_protocol::v1::*;
+use strata_record::batch::{set_base_offset, split_batches, BatchError, Record, RecordBatch};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::server::TcpIncoming;

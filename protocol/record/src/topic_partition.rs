@@ -2,7 +2,13 @@
 
 use std::fmt;
 
-use crate::error::{Result, StorageError};
+/// A topic name that breaks Kafka's rules; says which rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topic name: {reason}")]
+pub struct InvalidTopicName {
+    /// What is wrong with the name.
+    pub reason: String,
+}
 
 /// Longest topic name, as in Kafka (so `<topic>-<partition>` and suffixes
 /// stay within file-name limits).
@@ -19,7 +25,7 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     /// A validated topic-partition.
-    pub fn new(topic: &str, partition: u32) -> Result<Self> {
+    pub fn new(topic: &str, partition: u32) -> Result<Self, InvalidTopicName> {
         validate_topic_name(topic)?;
         Ok(TopicPartition { topic: topic.to_string(), partition })
     }
@@ -47,8 +53,8 @@ impl fmt::Display for TopicPartition {
 
 /// Kafka's topic-name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, not
 /// `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |reason: String| Err(StorageError::InvalidArgument { what: "topic name", reason });
+pub fn validate_topic_name(name: &str) -> Result<(), InvalidTopicName> {
+    let bad = |reason: String| Err(InvalidTopicName { reason });
     if name.is_empty() {
         return bad("must not be empty".into());
     }

@@ -10,7 +10,7 @@
 /// # Example
 ///
 /// ```
-/// assert_eq!(strata_protocol::murmur2::murmur2(b"21"), -973932308);
+/// assert_eq!(strata_record::murmur2::murmur2(b"21"), -973932308);
 /// ```
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -56,7 +56,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// # Example
 ///
 /// ```
-/// use strata_protocol::murmur2::partition_for_key;
+/// use strata_record::murmur2::partition_for_key;
 ///
 /// let p = partition_for_key(b"user-42", 12);
 /// assert!(p < 12);

@@ -1,5 +1,5 @@
 //! The record batch: Strata's one format for records on the wire and on disk
-//! (DESIGN.md, "Record batch"). Modelled on Kafka's v2 batch, little-endian.
+//! (`docs/storage.md`, "Record batch"). Modelled on Kafka's v2 batch, little-endian.
 //!
 //! ```text
 //! base_offset u64 · batch_length u32 · partition_leader_epoch u32 · magic u8 ·
