@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use strata_controller::{ControllerError, MetadataCommand, MetadataError};
+use strata_metadata::{MetadataCommand, MetadataError};
+
+use crate::controller_link::ControllerCallError;
 use strata_protocol::v1::*;
 use strata_storage::validate_topic_name;
 
@@ -56,7 +58,7 @@ impl BrokerService {
                 replication_factor: rf,
                 configs,
             };
-            return image.apply(&cmd).map(|_| ()).map_err(|e| controller_error(&ControllerError::Metadata(e)));
+            return image.apply(&cmd).map(|_| ()).map_err(|e| controller_error(&ControllerCallError::Metadata(e)));
         }
         self.controller
             .create_topic(&spec.name, partitions, rf, configs)
@@ -187,7 +189,7 @@ impl BrokerService {
             .await
             .ok()
             .and_then(Result::ok);
-        let local = self.controller.local().map(|c| c.status());
+        let local = self.controller.local_voter();
         let leader = quorum.as_ref().map(|q| q.leader_id).or_else(|| self.controller.leader_hint());
         DescribeClusterResponse {
             cluster_id: image.cluster_id.clone(),
@@ -242,17 +244,17 @@ pub(crate) fn refuse_internal(name: &str, what: &str) -> Result<(), Error> {
 const DESCRIBE_QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The API error for a controller failure.
-pub(crate) fn controller_error(e: &ControllerError) -> Error {
+pub(crate) fn controller_error(e: &ControllerCallError) -> Error {
     let code = match e {
-        ControllerError::Metadata(m) => match m {
+        ControllerCallError::Metadata(m) => match m {
             MetadataError::TopicAlreadyExists { .. } => ErrorCode::TopicAlreadyExists,
             MetadataError::UnknownTopic { .. } => ErrorCode::UnknownTopicOrPartition,
             MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
             MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
             _ => ErrorCode::InvalidRequest,
         },
-        ControllerError::NotLeader { .. } => ErrorCode::NotController,
-        ControllerError::Timeout => ErrorCode::RequestTimedOut,
+        ControllerCallError::NotLeader { .. } => ErrorCode::NotController,
+        ControllerCallError::Timeout => ErrorCode::RequestTimedOut,
         _ => ErrorCode::UnknownServerError,
     };
     Error::new(code, e.to_string())

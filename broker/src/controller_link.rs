@@ -1,93 +1,100 @@
-//! How a node reaches the controller quorum: in process when it is a voter
-//! itself (`--roles` includes `controller`), or over the voters' gRPC API
-//! when it is a broker only (metadata followed as deltas by a
-//! [`MetadataFollower`]). The rest of the broker sees one interface.
+//! How the broker reaches the controller quorum: one trait, so the broker
+//! depends on the metadata state machine (`strata-metadata`) and not on the
+//! Raft node that replicates it. The server binary implements it twice: in
+//! process for a node that is a voter itself (`--roles` includes
+//! `controller`), and over the voters' gRPC API for a broker-only node
+//! (metadata followed as deltas). Tests implement it over a bare image.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_controller::{
-    CommandOutcome, Controller, ControllerClient, ControllerError, MetadataCommand, MetadataError, MetadataImage,
-    QuorumStatus, TopicInfo,
-};
+use futures::future::BoxFuture;
+use strata_metadata::{CommandOutcome, MetadataCommand, MetadataError, MetadataImage, TopicInfo};
 use tokio::sync::watch;
 
 /// How long an admin call waits for its own change to reach this broker's
 /// metadata (a broker-only node follows it asynchronously).
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The controller as the broker uses it.
-#[derive(Debug, Clone)]
-pub enum ControllerLink {
-    /// This node is a controller voter.
-    Local(Controller),
-    /// This node is a broker only: requests go to the voters over gRPC.
-    Remote {
-        /// The client for the voters.
-        client: ControllerClient,
-        /// The image the metadata follower keeps current.
-        image: watch::Receiver<Arc<MetadataImage>>,
+/// Why a call to the controller failed, as the broker needs to tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerCallError {
+    /// The state machine rejected the command (nothing changed).
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// No controller leader could take the call (an election is running);
+    /// `leader` is the one known, if any. Retriable.
+    #[error("not the controller leader (leader: {})", leader.map_or_else(|| "unknown".to_string(), |l| l.to_string()))]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<u64>,
     },
+    /// The call was not answered in time; the change may still be applied.
+    #[error("timed out waiting for the controller")]
+    Timeout,
+    /// The controller has stopped (this node is shutting down).
+    #[error("the controller has stopped")]
+    Stopped,
+    /// Anything else (the leader's storage, raft-rs, the network...).
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl ControllerLink {
+/// A controller voter's own view of its progress, for readiness and
+/// `DescribeCluster` when the leader cannot be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalVoterStatus {
+    /// This voter's node id.
+    pub node_id: u64,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// The highest metadata log index it knows to be committed.
+    pub commit_index: u64,
+    /// The highest index it has applied.
+    pub applied_index: u64,
+}
+
+/// The quorum as its leader sees it: what `strata cluster info` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumView {
+    /// The leader that answered.
+    pub leader_id: u64,
+    /// Its commit index.
+    pub commit_index: u64,
+    /// For each voter, the highest log index known to be replicated on it.
+    pub voter_match_index: BTreeMap<u64, u64>,
+}
+
+/// The controller as the broker uses it.
+pub trait ControllerLink: Send + Sync + fmt::Debug {
     /// The newest metadata this node has.
-    pub fn metadata(&self) -> Arc<MetadataImage> {
-        match self {
-            ControllerLink::Local(c) => c.metadata(),
-            ControllerLink::Remote { image, .. } => image.borrow().clone(),
-        }
-    }
+    fn metadata(&self) -> Arc<MetadataImage>;
 
     /// Sees every metadata image this node gets (possibly skipping some).
-    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        match self {
-            ControllerLink::Local(c) => c.subscribe(),
-            ControllerLink::Remote { image, .. } => image.clone(),
-        }
-    }
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
 
     /// The controller leader this node knows of.
-    pub fn leader_hint(&self) -> Option<u64> {
-        match self {
-            ControllerLink::Local(c) => c.status().leader_id,
-            ControllerLink::Remote { client, .. } => client.known_leader(),
-        }
-    }
+    fn leader_hint(&self) -> Option<u64>;
 
-    /// The local controller, if this node is a voter.
-    pub fn local(&self) -> Option<&Controller> {
-        match self {
-            ControllerLink::Local(c) => Some(c),
-            ControllerLink::Remote { .. } => None,
-        }
-    }
+    /// This node's own voter status, if it is a controller voter.
+    fn local_voter(&self) -> Option<LocalVoterStatus>;
 
     /// Proposes `cmd` through the leader and waits until it is applied there.
-    pub async fn propose(&self, cmd: MetadataCommand) -> Result<CommandOutcome, ControllerError> {
-        match self {
-            ControllerLink::Local(c) => c.propose_anywhere(cmd).await,
-            ControllerLink::Remote { client, .. } => client.propose(cmd).await,
-        }
-    }
+    fn propose(&self, cmd: MetadataCommand) -> BoxFuture<'_, Result<CommandOutcome, ControllerCallError>>;
 
     /// Records this broker's heartbeat on the leader.
-    pub async fn heartbeat(&self, node_id: u32) -> Result<(), ControllerError> {
-        match self {
-            ControllerLink::Local(c) => c.heartbeat(node_id).await,
-            ControllerLink::Remote { client, .. } => client.heartbeat(node_id).await,
-        }
-    }
+    fn heartbeat(&self, node_id: u32) -> BoxFuture<'_, Result<(), ControllerCallError>>;
 
     /// The quorum as its leader sees it.
-    pub async fn describe_quorum(&self) -> Result<QuorumStatus, ControllerError> {
-        match self {
-            ControllerLink::Local(c) => c.describe_quorum().await,
-            ControllerLink::Remote { client, .. } => client.describe_quorum().await,
-        }
-    }
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumView, ControllerCallError>>;
+}
 
+/// The shared handle the broker's parts hold.
+pub type SharedControllerLink = Arc<dyn ControllerLink>;
+
+impl dyn ControllerLink + '_ {
     /// Creates a topic with a fresh id; returns once this node's metadata has it.
     pub async fn create_topic(
         &self,
@@ -95,7 +102,7 @@ impl ControllerLink {
         partitions: u32,
         replication_factor: u32,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicInfo, ControllerError> {
+    ) -> Result<TopicInfo, ControllerCallError> {
         let cmd = MetadataCommand::CreateTopic {
             name: name.to_string(),
             topic_id: uuid::Uuid::new_v4().to_string(),
@@ -113,7 +120,7 @@ impl ControllerLink {
     }
 
     /// Deletes a topic; returns once this node's metadata no longer has it.
-    pub async fn delete_topic(&self, name: &str) -> Result<(), ControllerError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ControllerCallError> {
         match self.propose(MetadataCommand::DeleteTopic { name: name.to_string() }).await? {
             CommandOutcome::TopicDeleted { topic_id, .. } => {
                 self.wait_visible(|image| image.topic_by_id(&topic_id).is_none()).await;
@@ -134,14 +141,14 @@ impl ControllerLink {
         node_id: u32,
         address: String,
         rack: Option<String>,
-    ) -> Result<(), ControllerError> {
+    ) -> Result<(), ControllerCallError> {
         match self.propose(MetadataCommand::FenceBroker { node_id }).await {
             Ok(_) => {
                 let fenced = |image: &MetadataImage| image.brokers.get(&node_id).is_some_and(|b| b.fenced);
                 self.wait_visible(fenced).await;
             }
             // The first start of this broker: nothing to fence.
-            Err(ControllerError::Metadata(MetadataError::UnknownBroker { .. })) => {}
+            Err(ControllerCallError::Metadata(MetadataError::UnknownBroker { .. })) => {}
             Err(e) => return Err(e),
         }
         match self.propose(MetadataCommand::RegisterBroker { node_id, address, rack }).await? {
@@ -164,7 +171,8 @@ impl ControllerLink {
     }
 }
 
-fn unexpected(outcome: CommandOutcome) -> ControllerError {
-    // Unreachable: each command has one kind of outcome.
-    ControllerError::Remote { kind: "UnexpectedOutcome".into(), message: format!("{outcome:?}") }
+/// A command answered with another command's kind of outcome: cannot happen
+/// (each command has one kind of outcome), reported rather than panicking.
+pub(crate) fn unexpected(outcome: CommandOutcome) -> ControllerCallError {
+    ControllerCallError::Other(format!("the controller answered with an unexpected outcome: {outcome:?}").into())
 }

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use strata_controller::metadata::{ElectionSkip, ElectionSkipReason, ElectionType};
-use strata_controller::{CommandOutcome, ControllerError, MetadataCommand, MetadataImage};
+use strata_metadata::{CommandOutcome, MetadataCommand, MetadataImage};
+use strata_metadata::{ElectionSkip, ElectionSkipReason, ElectionType};
+
 use strata_protocol::v1::*;
 
 use crate::admin::controller_error;
@@ -37,8 +38,7 @@ impl BrokerService {
             .await
             .map_err(|e| controller_error(&e))?;
         let CommandOutcome::LeadersElected { partitions_moved, skipped, .. } = outcome else {
-            let e = ControllerError::Remote { kind: "UnexpectedOutcome".into(), message: format!("{outcome:?}") };
-            return Err(controller_error(&e));
+            return Err(controller_error(&crate::controller_link::unexpected(outcome)));
         };
         let image = self.controller.metadata();
         if !partitions_moved.is_empty() {
@@ -184,7 +184,7 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_controller::{BrokerInfo, PartitionInfo, TopicInfo};
+    use strata_metadata::{BrokerInfo, PartitionInfo, TopicInfo};
     use strata_protocol::errors::code_of;
 
     fn image() -> MetadataImage {

@@ -27,7 +27,7 @@ impl BrokerService {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }
-            if *self.stopping.borrow() {
+            if self.stopping.is_cancelled() {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }

@@ -85,8 +85,7 @@ pub fn readiness(s: &BrokerService) -> Result<(), String> {
     if s.controller.leader_hint().is_none() {
         return Err("no controller leader known".into());
     }
-    if let Some(c) = s.controller.local() {
-        let status = c.status();
+    if let Some(status) = s.controller.local_voter() {
         let lag = status.commit_index.saturating_sub(status.applied_index);
         if lag > MAX_READY_APPLY_LAG {
             return Err(format!("controller is catching up ({lag} committed metadata entries not applied yet)"));
@@ -127,7 +126,7 @@ pub fn readiness(s: &BrokerService) -> Result<(), String> {
 const MAX_READY_APPLY_LAG: u64 = 100;
 
 async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let leader = s.controller.local().is_some_and(|c| c.status().leader_id == Some(s.config.node_id));
+    let leader = s.controller.local_voter().is_some_and(|v| v.leader_id == Some(s.config.node_id));
     s.groups.sweep(&s.replicas);
     s.metrics.set_groups(s.groups.group_count());
     (

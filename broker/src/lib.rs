@@ -24,9 +24,8 @@ pub mod partition;
 pub mod produce;
 pub mod replica_manager;
 pub mod replication;
-pub mod server;
 pub mod service;
+pub mod tasks;
 pub mod topic_config;
 
 pub use config::{Cli, Command, ServerConfig};
-pub use server::{run, ServerError};

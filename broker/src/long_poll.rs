@@ -5,6 +5,7 @@
 use futures::future::select_all;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Waits until one of `watchers` changes (true), or `deadline` passes or
 /// `stopping` turns (false). Watchers must be taken before the read they
@@ -12,15 +13,14 @@ use tokio::time::Instant;
 pub(crate) async fn wait_for_change(
     watchers: Vec<watch::Receiver<u64>>,
     deadline: Instant,
-    stopping: &watch::Receiver<bool>,
+    stopping: &CancellationToken,
 ) -> bool {
-    if watchers.is_empty() || *stopping.borrow() {
+    if watchers.is_empty() || stopping.is_cancelled() {
         return false;
     }
     let changes = watchers.into_iter().map(|mut w| Box::pin(async move { w.changed().await }));
-    let mut stopping = stopping.clone();
     tokio::select! {
         r = tokio::time::timeout_at(deadline, select_all(changes)) => r.is_ok(),
-        _ = stopping.changed() => false,
+        _ = stopping.cancelled() => false,
     }
 }

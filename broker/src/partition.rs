@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use strata_controller::{MetadataCommand, PartitionInfo};
+use strata_metadata::{MetadataCommand, PartitionInfo};
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{Log, StorageError, TopicPartition};
 use tokio::sync::watch;

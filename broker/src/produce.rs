@@ -106,17 +106,16 @@ pub(crate) async fn wait_committed(
     epoch: u32,
     end: u64,
     timeout: Duration,
-    stopping: &tokio::sync::watch::Receiver<bool>,
+    stopping: &tokio_util::sync::CancellationToken,
 ) -> Result<(), Error> {
     let mut hw = p.watch_high_watermark();
-    let mut stopping = stopping.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         hw.borrow_and_update();
         if commit_status(p, epoch, end)? {
             return Ok(());
         }
-        if *stopping.borrow_and_update() {
+        if stopping.is_cancelled() {
             // After a controlled shutdown the followers fetch from the new
             // leader: this high watermark will not move again. Answer now so
             // the producer retries there instead of waiting out its timeout.
@@ -127,7 +126,7 @@ pub(crate) async fn wait_committed(
         }
         let changed = tokio::select! {
             r = tokio::time::timeout_at(deadline, hw.changed()) => r,
-            _ = stopping.changed() => continue,
+            _ = stopping.cancelled() => continue,
         };
         match changed {
             Ok(Ok(())) => {}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use strata_controller::{MetadataImage, PartitionInfo};
+use strata_metadata::{MetadataImage, PartitionInfo};
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{LogConfig, LogManager, TopicPartition};
 
@@ -246,7 +246,7 @@ impl ReplicaManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_controller::{PartitionInfo, TopicInfo};
+    use strata_metadata::{PartitionInfo, TopicInfo};
 
     fn image(offset: u64, topics: &[&str]) -> Arc<MetadataImage> {
         let mut img = MetadataImage { offset, cluster_id: "c".into(), ..MetadataImage::default() };

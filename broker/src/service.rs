@@ -8,7 +8,7 @@ use strata_protocol::v1::*;
 use tonic::{Request, Response, Status};
 
 use crate::config::ServerConfig;
-use crate::controller_link::ControllerLink;
+use crate::controller_link::SharedControllerLink;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::replica_manager::ReplicaManager;
@@ -23,14 +23,14 @@ const MAX_PRODUCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct BrokerService {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) replicas: Arc<ReplicaManager>,
-    pub(crate) controller: ControllerLink,
+    pub(crate) controller: SharedControllerLink,
     pub(crate) metrics: Arc<Metrics>,
     /// The consumer groups this broker coordinates.
     pub(crate) groups: Arc<GroupCoordinator>,
-    /// Turns true when the server shuts down: parked long polls return.
-    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Cancelled when the server shuts down: parked long polls return.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
     /// A drain (leadership handed away before a stop) asked for and done.
-    pub(crate) drain: Arc<Drain>,
+    pub drain: Arc<Drain>,
     /// Partition count per topic as of a metadata offset (group upkeep).
     pub(crate) topic_counts: Arc<std::sync::Mutex<Option<TopicCounts>>>,
 }
@@ -60,9 +60,9 @@ impl BrokerService {
     pub fn new(
         config: Arc<ServerConfig>,
         replicas: Arc<ReplicaManager>,
-        controller: ControllerLink,
+        controller: SharedControllerLink,
         metrics: Arc<Metrics>,
-        stopping: tokio::sync::watch::Receiver<bool>,
+        stopping: tokio_util::sync::CancellationToken,
     ) -> Self {
         BrokerService {
             config,

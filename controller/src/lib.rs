@@ -31,7 +31,8 @@ mod controller;
 mod error;
 pub mod grpc;
 mod logging;
-pub mod metadata;
+/// The pure state machine this quorum replicates (`strata-metadata`).
+pub use strata_metadata as metadata;
 pub mod raft_storage;
 mod remote;
 

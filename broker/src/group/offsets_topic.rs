@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strata_controller::ControllerError;
-use strata_controller::MetadataError;
+use crate::controller_link::ControllerCallError;
+use strata_metadata::MetadataError;
 use strata_protocol::v1::{Error, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::coordinator::ShardHandle;
@@ -52,7 +52,7 @@ impl BrokerService {
         let partitions = self.config.offsets_topic_partitions;
         tracing::info!(partitions, replication_factor = rf, "creating the offsets topic {OFFSETS_TOPIC}");
         match self.controller.create_topic(OFFSETS_TOPIC, partitions, rf, offsets_topic_configs()).await {
-            Ok(_) | Err(ControllerError::Metadata(MetadataError::TopicAlreadyExists { .. })) => {}
+            Ok(_) | Err(ControllerCallError::Metadata(MetadataError::TopicAlreadyExists { .. })) => {}
             Err(e) => return Err(unavailable(format!("creating the offsets topic {OFFSETS_TOPIC} failed: {e}"))),
         }
         let image = self.controller.metadata();

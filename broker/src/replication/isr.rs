@@ -6,19 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_controller::{ControllerError, MetadataError};
-use tokio::sync::watch;
+use strata_metadata::MetadataError;
 
-use crate::controller_link::ControllerLink;
+use crate::controller_link::{ControllerCallError, SharedControllerLink};
 use crate::replica_manager::ReplicaManager;
 
 /// Runs until `stop`: checks every `lag_max / 4` (at least every 100 ms, at
 /// most every second).
 pub async fn maintain_isr(
     replicas: Arc<ReplicaManager>,
-    controller: ControllerLink,
+    controller: SharedControllerLink,
     lag_max: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let period = (lag_max / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
@@ -26,7 +25,7 @@ pub async fn maintain_isr(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
         for p in replicas.partitions() {
             let Some(cmd) = p.isr_proposal(lag_max) else { continue };
@@ -38,7 +37,7 @@ pub async fn maintain_isr(
                     Ok(_) => {}
                     // Another change won (the epochs moved): the next
                     // metadata brings it, and the next tick re-evaluates.
-                    Err(ControllerError::Metadata(
+                    Err(ControllerCallError::Metadata(
                         e @ (MetadataError::InvalidPartitionEpoch { .. }
                         | MetadataError::FencedLeaderEpoch { .. }
                         | MetadataError::NotLeader { .. }),

@@ -36,7 +36,7 @@ impl BrokerService {
                 || done
                 || watchers.is_empty()
                 || Instant::now() >= deadline
-                || *self.stopping.borrow()
+                || self.stopping.is_cancelled()
             {
                 return response;
             }

@@ -8,8 +8,8 @@ use strata_broker::partition::{Partition, Role};
 use strata_broker::replica_manager::ReplicaManager;
 use strata_broker::replication::fetcher::{apply_fetch_result, fetch_request_for};
 use strata_broker::replication::serve::serve_partition;
-use strata_controller::metadata::ElectionType;
-use strata_controller::{MetadataCommand, MetadataImage};
+use strata_metadata::ElectionType;
+use strata_metadata::{MetadataCommand, MetadataImage};
 use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
 use strata_storage::{FlushPolicy, LogConfig, LogManager, ManualClock, TopicPartition};
 

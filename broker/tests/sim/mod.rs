@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_broker::partition::Partition;
 use strata_broker::replica_manager::ReplicaManager;
-use strata_controller::{MetadataCommand, MetadataImage};
+use strata_metadata::{MetadataCommand, MetadataImage};
 use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
 use strata_storage::TopicPartition;
 

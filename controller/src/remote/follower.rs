@@ -100,10 +100,10 @@ impl MetadataFollower {
         }
     }
 
-    /// Follows until `stop` turns true.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Follows until `stop` is cancelled.
+    pub async fn run(mut self, stop: tokio_util::sync::CancellationToken) {
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             tokio::select! {
@@ -112,11 +112,11 @@ impl MetadataFollower {
                         tracing::warn!(error = %e, "fetching metadata from the controller failed; trying another voter");
                         tokio::select! {
                             _ = tokio::time::sleep(ERROR_PAUSE) => {}
-                            _ = stop.changed() => return,
+                            _ = stop.cancelled() => return,
                         }
                     }
                 }
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

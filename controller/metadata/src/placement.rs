@@ -68,7 +68,7 @@ mod rack_tests {
 
     #[test]
     fn created_topics_place_replicas_across_racks() {
-        use crate::metadata::{MetadataCommand, MetadataImage};
+        use crate::{MetadataCommand, MetadataImage};
         let mut img = MetadataImage::default();
         for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
             let cmd =

@@ -1,4 +1,4 @@
-//! The gRPC API of a real in-process node (`strata_broker::run`) over
+//! The gRPC API of a real in-process node (`strata_server::run`) over
 //! loopback: every RPC, every error code a client can provoke, and the rule
 //! that a rejected request writes nothing.
 
@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 struct Node {
     client: StrataClient<Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), strata_broker::ServerError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ::strata_server::ServerError>>>,
     args: DevArgs,
 }
 
@@ -40,7 +40,7 @@ impl Node {
     async fn start_with(args: DevArgs) -> Node {
         let config = ServerConfig::dev(&args).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(strata_broker::run(config, async move {
+        let task = tokio::spawn(::strata_server::run(config, async move {
             let _ = rx.await;
         }));
         let deadline = Instant::now() + Duration::from_secs(20);

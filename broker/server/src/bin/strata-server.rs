@@ -39,7 +39,7 @@ async fn serve() -> anyhow::Result<()> {
         Command::Drain(args) => return drain(args).await,
     }
     .context("configuration")?;
-    strata_broker::run(config, shutdown_signal()).await.context("strata-server")?;
+    strata_server::run(config, shutdown_signal()).await.context("strata-server")?;
     Ok(())
 }
 

@@ -1,5 +1,12 @@
+//! # strata-metadata
+//!
 //! The replicated cluster-metadata state machine: a pure, deterministic
-//! function from (image, command) to (image, outcome). No I/O, no Raft.
+//! function from (image, command) to (image, outcome) — brokers, topics,
+//! partitions with replicas, ISR, leaders and leader epochs, rack-aware
+//! placement. No I/O, no Raft: `strata-controller` replicates the commands
+//! through a Raft quorum and applies them here; the broker reads the image
+//! and proposes commands through a controller client, so it needs this
+//! crate and not raft-rs.
 
 mod command;
 mod image;

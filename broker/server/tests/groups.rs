@@ -1,4 +1,4 @@
-//! Consumer-group offsets on a real in-process node (`strata_broker::run`)
+//! Consumer-group offsets on a real in-process node (`strata_server::run`)
 //! over loopback: the offsets topic created on first use, commits and
 //! fetches, overwrites, per-partition and request errors, group deletion,
 //! listing and description, and offsets surviving a restart (replayed from
@@ -17,7 +17,7 @@ const OFFSETS_TOPIC: &str = "__consumer_offsets";
 struct Node {
     client: StrataClient<Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), strata_broker::ServerError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ::strata_server::ServerError>>>,
     args: DevArgs,
 }
 
@@ -49,7 +49,7 @@ impl Node {
     async fn start_with(args: DevArgs) -> Node {
         let config = ServerConfig::dev(&args).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(strata_broker::run(config, async move {
+        let task = tokio::spawn(::strata_server::run(config, async move {
             let _ = rx.await;
         }));
         let deadline = Instant::now() + Duration::from_secs(20);
