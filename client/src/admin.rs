@@ -2,7 +2,7 @@
 //! topics; describe brokers and controller voters; elect partition leaders.
 //! Consumer-group administration is in `groups.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +125,11 @@ pub struct PartitionDescription {
     pub log_end_offset: u64,
     /// Offset up to which consumers can read.
     pub high_watermark: u64,
+    /// Whether the three offsets above are the partition leader's (asked of
+    /// the leader itself); `false` when no leader could be asked, and the
+    /// offsets are then only what the answering broker's replica holds
+    /// (zero on a broker without one).
+    pub offsets_from_leader: bool,
 }
 
 /// The cluster as `describe_cluster` returns it.
@@ -257,7 +262,9 @@ impl Admin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let cluster = Cluster::connect(parse_bootstrap(bootstrap)?, ADMIN_TIMEOUT).await?;
+        let cluster =
+            Cluster::connect(parse_bootstrap(bootstrap)?, ADMIN_TIMEOUT, crate::metadata::DEFAULT_RETRY_TIMEOUT)
+                .await?;
         let groups = Arc::new(Groups::new(cluster.clone()));
         Ok(Admin { cluster, groups })
     }
@@ -342,7 +349,55 @@ impl Admin {
                 async move { call("DescribeTopics", ADMIN_TIMEOUT, c.describe_topics(request)).await }
             })
             .await?;
-        response.topics.into_iter().map(describe_topic).collect()
+        let mut topics: Vec<TopicDescription> =
+            response.topics.into_iter().map(describe_topic).collect::<Result<_, _>>()?;
+        self.offsets_from_leaders(&mut topics).await;
+        Ok(topics)
+    }
+
+    /// Replaces each partition's offsets with its leader's: any broker can
+    /// describe a topic, but only the leader knows its log end and high
+    /// watermark (a follower lags, a broker without a replica knows none).
+    /// One `DescribeTopics` per leader broker, concurrently; a leader that
+    /// cannot be reached leaves its partitions marked not from the leader.
+    async fn offsets_from_leaders(&self, topics: &mut [TopicDescription]) {
+        let mut leaders: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        for t in topics.iter() {
+            for p in &t.partitions {
+                if let Some(l) = p.leader {
+                    leaders.entry(l).or_default().insert(t.name.clone());
+                }
+            }
+        }
+        let asks = leaders.into_iter().map(|(leader, names)| async move {
+            let request = DescribeTopicsRequest { names: names.into_iter().collect() };
+            let answer = match self.cluster.broker_client(leader).await {
+                Ok(mut c) => call("DescribeTopics", ADMIN_TIMEOUT, c.describe_topics(request)).await,
+                Err(e) => Err(e),
+            };
+            (leader, answer)
+        });
+        for (leader, answer) in futures::future::join_all(asks).await {
+            let Ok(answer) = answer else { continue };
+            for from in answer.topics {
+                let Some(t) = topics.iter_mut().find(|t| t.name == from.name && t.topic_id == from.topic_id) else {
+                    continue;
+                };
+                for fp in from.partitions {
+                    // Only what the broker says of partitions it leads in
+                    // the epoch we know: its own replica is the leader's.
+                    let ours = t.partitions.iter_mut().find(|p| p.partition == fp.partition);
+                    if let Some(p) = ours.filter(|p| {
+                        p.leader == Some(leader) && fp.leader == leader as i32 && fp.leader_epoch == p.leader_epoch
+                    }) {
+                        p.log_start_offset = fp.log_start_offset;
+                        p.log_end_offset = fp.log_end_offset;
+                        p.high_watermark = fp.high_watermark;
+                        p.offsets_from_leader = true;
+                    }
+                }
+            }
+        }
     }
 
     /// Brokers, controller and voters.
@@ -465,19 +520,27 @@ impl Admin {
         F: Fn(crate::connection::Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let mut attempt = 0;
+        // A broker that died (or is restarting) is skipped: retry on
+        // another one until `retry_timeout`. Only failures where the request
+        // cannot have been applied are retried.
+        let deadline = tokio::time::Instant::now() + self.cluster.retry_timeout;
+        let mut backoff = Duration::from_millis(100);
         loop {
-            attempt += 1;
             let result = match self.cluster.any_client().await {
                 Ok(client) => f(client).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Err(ClientError::Transport(s)) if s.code() == tonic::Code::Unavailable && attempt < 2 => {
-                    let _ = self.cluster.refresh().await;
-                }
-                other => return other,
+            let unreachable = match &result {
+                Err(ClientError::Transport(s)) => s.code() == tonic::Code::Unavailable,
+                Err(ClientError::Connect { .. }) => true,
+                _ => false,
+            };
+            if !unreachable || tokio::time::Instant::now() + backoff >= deadline {
+                return result;
             }
+            let _ = self.cluster.refresh().await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 }
@@ -509,6 +572,7 @@ fn describe_topic(t: v1::TopicDescription) -> Result<TopicDescription, ClientErr
             log_start_offset: p.log_start_offset,
             log_end_offset: p.log_end_offset,
             high_watermark: p.high_watermark,
+            offsets_from_leader: false,
         })
         .collect();
     partitions.sort_by_key(|p| p.partition);

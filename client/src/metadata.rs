@@ -14,6 +14,32 @@ use strata_protocol::v1::{DescribeClusterRequest, DescribeTopicsRequest, ErrorCo
 use crate::connection::{call, Client, Connections};
 use crate::error::ClientError;
 
+/// How long calls that need a partition's leader keep retrying through a
+/// leader failover (the controller fences a dead leader after its 3 s
+/// session and elects another) before they give up.
+pub(crate) const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error a call reports after retrying `partitions` for `waited`:
+/// the last error, made to name the partitions when it does not already.
+pub(crate) fn gave_up(last: ClientError, partitions: &[String], waited: Duration) -> ClientError {
+    let text = last.to_string();
+    if partitions.iter().any(|p| text.contains(p.as_str())) {
+        return last;
+    }
+    let shown = match partitions {
+        [one] => format!("partition {one}"),
+        [first, ..] => format!("partitions {first} and {} more", partitions.len() - 1),
+        [] => "the request".to_string(),
+    };
+    match last {
+        ClientError::Server { code, message } => ClientError::Server { code, message: format!("{shown}: {message}") },
+        other => ClientError::Timeout(format!(
+            "{shown}: no leader answered within {} s of retries (last error: {other})",
+            waited.as_secs()
+        )),
+    }
+}
+
 /// What the client knows of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TopicMetadata {
@@ -48,6 +74,8 @@ pub(crate) struct Cluster {
     bootstrap: Vec<String>,
     connections: Connections,
     pub(crate) request_timeout: Duration,
+    /// How long leader-bound calls retry through a failover.
+    pub(crate) retry_timeout: Duration,
     metadata: RwLock<Metadata>,
     /// Topics whose leaders a refresh describes.
     wanted: Mutex<BTreeSet<String>>,
@@ -63,11 +91,16 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Contacts the cluster through the bootstrap addresses (the first that
     /// answers `DescribeCluster`) and learns its brokers.
-    pub(crate) async fn connect(bootstrap: Vec<String>, request_timeout: Duration) -> Result<Arc<Self>, ClientError> {
+    pub(crate) async fn connect(
+        bootstrap: Vec<String>,
+        request_timeout: Duration,
+        retry_timeout: Duration,
+    ) -> Result<Arc<Self>, ClientError> {
         let cluster = Arc::new(Cluster {
             bootstrap,
             connections: Connections::default(),
             request_timeout,
+            retry_timeout,
             metadata: RwLock::new(Metadata::default()),
             wanted: Mutex::new(BTreeSet::new()),
             last_good: Mutex::new(None),

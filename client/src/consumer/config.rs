@@ -60,6 +60,11 @@ pub struct ConsumerConfig {
     pub max_partition_bytes: usize,
     /// How long a request may take beyond `max_wait` (30 s).
     pub request_timeout: Duration,
+    /// How long `poll`, `seek` and offset lookups keep retrying while a
+    /// partition has no reachable leader (a leader failover: refresh
+    /// metadata, back off, retry) before they fail with an error naming the
+    /// partition (10 s).
+    pub retry_timeout: Duration,
     /// Where a partition assigned without a `seek` starts (the beginning),
     /// when there is no `group_id`.
     pub initial_position: SeekTo,
@@ -143,6 +148,7 @@ impl ConsumerConfig {
             max_bytes: 50 * 1024 * 1024,
             max_partition_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            retry_timeout: crate::metadata::DEFAULT_RETRY_TIMEOUT,
             initial_position: SeekTo::Beginning,
             group_id: None,
             auto_offset_reset: OffsetReset::Latest,

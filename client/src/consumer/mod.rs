@@ -42,11 +42,12 @@ use reconcile::Tp;
 use subscription::Listener;
 pub use subscription::RebalanceListener;
 
-/// Rounds one `poll` tries while every fetch fails retriably (leader moved,
-/// broker unreachable) before it reports the error.
-const POLL_ATTEMPTS: u32 = 3;
-/// Pause between such rounds.
+/// First pause between fetch rounds that failed retriably (leader moved,
+/// broker unreachable); it doubles up to `MAX_RETRY_BACKOFF` until
+/// `retry_timeout` runs out.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between such rounds.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Tries to learn a topic's metadata before reporting it unknown.
 const METADATA_ATTEMPTS: u32 = 3;
 /// Least time a subscribed consumer's `poll` gives the lookup of starting
@@ -148,7 +149,8 @@ impl Consumer {
         if let Some(g) = &config.group_id {
             check_group_id(g)?;
         }
-        let cluster = Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout).await?;
+        let cluster =
+            Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout, config.retry_timeout).await?;
         let group = config.group_id.clone().map(|id| GroupState::start(id, Arc::new(Groups::new(cluster.clone()))));
         Ok(Consumer {
             config,
@@ -378,7 +380,7 @@ impl Consumer {
 
     /// Runs fetch rounds into `buffered` until one brings records, one
     /// returns empty-handed after the long poll, or retriable failures use
-    /// up `POLL_ATTEMPTS`. With every assigned partition paused it waits
+    /// up `retry_timeout`. With every assigned partition paused it waits
     /// `max_wait` instead.
     async fn fill(&mut self) -> Result<(), ClientError> {
         if self.assignment.is_empty() {
@@ -410,9 +412,9 @@ impl Consumer {
             tokio::time::sleep(self.config.max_wait).await;
             return Ok(());
         }
-        let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + self.config.retry_timeout;
+        let mut backoff = RETRY_BACKOFF;
         loop {
-            attempt += 1;
             let fetched = match self.take_prefetch(&positions).await {
                 Some(f) => f,
                 None => fetch::send_fetches(&self.cluster, &self.config, &positions).await,
@@ -435,11 +437,13 @@ impl Consumer {
             if got_records {
                 return Ok(());
             }
-            if attempt >= POLL_ATTEMPTS {
-                return Err(err);
+            if tokio::time::Instant::now() + backoff >= deadline {
+                let names: Vec<String> = positions.iter().map(|((t, p), _)| format!("{t}-{p}")).collect();
+                return Err(crate::metadata::gave_up(err, &names, self.config.retry_timeout));
             }
             let _ = self.cluster.refresh().await;
-            tokio::time::sleep(RETRY_BACKOFF).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
         }
     }
 

@@ -15,9 +15,10 @@ use crate::metadata::Cluster;
 const EARLIEST: i64 = -2;
 /// `ListOffsets` timestamp for the latest offset (the high watermark).
 const LATEST: i64 = -1;
-/// Rounds of `ListOffsets` before a retriable error is given up on.
-const ATTEMPTS: u32 = 4;
+/// First pause before `ListOffsets` is retried; it doubles up to
+/// `MAX_BACKOFF` until the cluster's `retry_timeout` runs out.
 const BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The offset each `(topic, partition, to)` resolves to, in input order.
 /// `Offset(o)` resolves to `o` without a request; a timestamp after the last
@@ -66,9 +67,9 @@ async fn list(
 ) -> Result<Vec<(usize, i64)>, ClientError> {
     let mut results = Vec::with_capacity(lookups.len());
     let mut todo: Vec<(usize, i64)> = lookups.to_vec();
-    let mut attempt = 0;
+    let deadline = tokio::time::Instant::now() + cluster.retry_timeout;
+    let mut backoff = BACKOFF;
     while !todo.is_empty() {
-        attempt += 1;
         let mut retry = Vec::new();
         let mut last_err = None;
         let mut by_leader: HashMap<u32, Vec<(usize, i64)>> = HashMap::new();
@@ -78,6 +79,13 @@ async fn list(
             match cluster.leader(topic, *partition) {
                 Some(l) => by_leader.entry(l).or_default().push((i, ts)),
                 None => {
+                    // A topic the cluster does not have fails at once; a
+                    // leaderless partition of a known one is retried.
+                    if cluster.topic(topic).is_none() {
+                        if let Some(e) = cluster.topic_error(topic) {
+                            return Err(e);
+                        }
+                    }
                     retry.push((i, ts));
                     last_err = Some(crate::consumer::no_leader(topic, *partition));
                 }
@@ -126,11 +134,15 @@ async fn list(
             }
         }
         if !retry.is_empty() {
-            if attempt >= ATTEMPTS {
-                return Err(last_err.unwrap_or(ClientError::Timeout("ListOffsets kept failing".into())));
+            if tokio::time::Instant::now() + backoff >= deadline {
+                let names: Vec<String> =
+                    retry.iter().map(|&(i, _)| format!("{}-{}", wanted[i].0, wanted[i].1)).collect();
+                let last = last_err.unwrap_or(ClientError::Timeout("ListOffsets kept failing".into()));
+                return Err(crate::metadata::gave_up(last, &names, cluster.retry_timeout));
             }
             let _ = cluster.refresh().await;
-            tokio::time::sleep(BACKOFF).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         todo = retry;
     }

@@ -52,6 +52,8 @@ pub(crate) struct ReadyBatch {
     pub permits: usize,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// When the first attempt failed: retries stop `delivery_timeout` later.
+    pub first_failure: Option<Instant>,
     /// Send this batch alone in its partition's entry (after the broker
     /// rejected an entry of several batches, so the error lands on exactly
     /// the batch at fault).
@@ -354,6 +356,7 @@ fn close_open(q: &mut PartitionQueue) {
         records: open.records,
         permits: open.permits,
         attempts: 0,
+        first_failure: None,
         solo: false,
     });
 }

@@ -42,6 +42,10 @@ use accumulator::{Accumulator, RecordRef, Target};
 use completion::BatchCompletion;
 use strata_record::murmur2::partition_for_key;
 
+/// Metadata refreshes `send` tries for a topic it does not know yet before
+/// it reports the topic unknown (fewer when `retries` is lower).
+const METADATA_ATTEMPTS: u32 = 5;
+
 /// How many acknowledgements the leader waits for before answering.
 ///
 /// # Example
@@ -118,10 +122,16 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Requests in flight per broker (5).
     pub max_in_flight: usize,
-    /// Retries of a batch after a retriable error (5).
+    /// Retries of a batch after a retriable error (unbounded, as Kafka's
+    /// `retries`: `delivery_timeout` bounds them).
     pub retries: u32,
-    /// Pause before a retry (100 ms).
+    /// Pause before the first retry (100 ms); it doubles with each further
+    /// retry of a batch, up to 1 s.
     pub retry_backoff: Duration,
+    /// How long a batch keeps being retried after its first failure before
+    /// its records fail (120 s, as Kafka's `delivery.timeout.ms`): long
+    /// enough to ride through a leader failover.
+    pub delivery_timeout: Duration,
     /// How long the broker may take to answer a produce request (30 s).
     pub request_timeout: Duration,
     /// Largest produce request, and so largest record (8 MiB).
@@ -143,8 +153,9 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size: 64 * 1024,
             max_in_flight: 5,
-            retries: 5,
+            retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
+            delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             max_request_bytes: 8 * 1024 * 1024,
             buffer_memory: 32 * 1024 * 1024,
@@ -392,7 +403,12 @@ impl Producer {
     /// Must run inside a tokio runtime.
     pub async fn connect(config: ProducerConfig) -> Result<Producer, ClientError> {
         config.validate()?;
-        let cluster = Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout).await?;
+        let cluster = Cluster::connect(
+            parse_bootstrap(&config.bootstrap)?,
+            config.request_timeout,
+            crate::metadata::DEFAULT_RETRY_TIMEOUT,
+        )
+        .await?;
         let shared = Arc::new(Shared {
             acc: Mutex::new(Accumulator::new(config.batch_size, config.linger)),
             buffer: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
@@ -433,7 +449,10 @@ impl Producer {
                 config.max_request_bytes
             )));
         }
-        let meta = shared.cluster.topic_metadata(&record.topic, config.retries, config.retry_backoff).await?;
+        let meta = shared
+            .cluster
+            .topic_metadata(&record.topic, config.retries.min(METADATA_ATTEMPTS), config.retry_backoff)
+            .await?;
         let count = meta.partition_count();
         if count == 0 {
             let msg = format!("topic '{}' has no partitions yet", record.topic);

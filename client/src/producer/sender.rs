@@ -16,6 +16,9 @@ use super::{Acks, Shared};
 use crate::connection::call;
 use crate::error::ClientError;
 
+/// Longest pause between two retries of a batch.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Extra time the client waits beyond the broker's own produce timeout, so
 /// a broker-side REQUEST_TIMED_OUT arrives before the client gives up.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
@@ -220,9 +223,14 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
     let retriable = err.is_retriable();
     let mut requeue = Vec::new();
     let mut failed = Vec::new();
+    let now = Instant::now();
+    let mut backoff_exponent = 0;
     for mut b in d.batches {
-        if retriable && b.attempts < shared.config.retries {
+        let first_failure = *b.first_failure.get_or_insert(now);
+        let in_time = now.saturating_duration_since(first_failure) < shared.config.delivery_timeout;
+        if retriable && b.attempts < shared.config.retries && in_time {
             b.attempts += 1;
+            backoff_exponent = backoff_exponent.max(b.attempts.saturating_sub(1).min(6));
             requeue.push(b);
         } else {
             failed.push(b);
@@ -237,7 +245,12 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
         permits += b.permits;
         b.completer.complete(Err(err.clone()));
     }
-    let retry_at = Instant::now() + shared.config.retry_backoff;
+    // Exponential backoff (as Kafka's retry.backoff.max.ms), so a leader
+    // failover of a few seconds is ridden through without hammering the
+    // cluster while it elects.
+    let backoff =
+        (shared.config.retry_backoff * (1 << backoff_exponent)).min(MAX_RETRY_BACKOFF.max(shared.config.retry_backoff));
+    let retry_at = now + backoff;
     shared.acc().settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
     finish(shared, permits);
 }

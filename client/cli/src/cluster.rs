@@ -188,6 +188,7 @@ mod tests {
                     log_start_offset: 0,
                     log_end_offset: 0,
                     high_watermark: 0,
+                    offsets_from_leader: false,
                 })
                 .collect(),
             configs: Default::default(),

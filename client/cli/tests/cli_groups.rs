@@ -1,6 +1,7 @@
 //! The `strata group …` and `strata consume --group` commands against the
 //! in-process fake cluster (the real binary, run as a process).
 
+#[path = "../../tests/fake/mod.rs"]
 mod fake;
 
 use std::process::Command;

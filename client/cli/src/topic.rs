@@ -234,13 +234,23 @@ fn describe_text(t: &TopicDescription) -> String {
             p.leader_epoch.to_string(),
             id_list(&p.replicas),
             id_list(&p.isr),
-            p.log_start_offset.to_string(),
-            p.log_end_offset.to_string(),
-            p.high_watermark.to_string(),
+            // Offsets only the leader knows: "?" when it could not be asked.
+            known(p, p.log_start_offset),
+            known(p, p.log_end_offset),
+            known(p, p.high_watermark),
         ]);
     }
     s.push_str(&table.render());
     s
+}
+
+/// An offset of the leader's, or "?" when the leader could not be asked.
+fn known(p: &strata_client::PartitionDescription, offset: u64) -> String {
+    if p.offsets_from_leader {
+        offset.to_string()
+    } else {
+        "?".to_owned()
+    }
 }
 
 fn describe_json(t: &TopicDescription) -> Value {
@@ -257,6 +267,7 @@ fn describe_json(t: &TopicDescription) -> Value {
                 "log_start_offset": p.log_start_offset,
                 "log_end_offset": p.log_end_offset,
                 "high_watermark": p.high_watermark,
+                "offsets_from_leader": p.offsets_from_leader,
             })
         })
         .collect();
