@@ -1,6 +1,6 @@
 //! Server configuration: defaults, then a TOML file, then `STRATA_*`
 //! environment variables, then flags (each later source wins). Flag and key
-//! names are a contract (DESIGN.md, "Interfaces users touch").
+//! names are a contract (`docs/interfaces.md`, "Interfaces users touch").
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -138,7 +138,7 @@ impl Partition {
 
     /// Applies the controller's newer state of this partition: a new leader
     /// epoch makes this replica leader or follower; the same epoch updates
-    /// the ISR. Older state is ignored (REPLICATION.md: brokers ignore
+    /// the ISR. Older state is ignored (`docs/replication.md`: brokers ignore
     /// partition state older than what they hold). Returns true when the
     /// role or leader changed (the fetchers must be told).
     pub fn apply(&self, info: &PartitionInfo, config: ReplicationConfig) -> Result<bool, StorageError> {

@@ -1,4 +1,4 @@
-//! REPLICATION.md's guarantees under a deterministic, seeded simulation of
+//! the guarantees of `docs/replication.md` under a deterministic, seeded simulation of
 //! the cluster (see `sim/mod.rs`): network partitions (symmetric and
 //! one-way), delays, message loss, broker crashes and restarts, controlled
 //! shutdowns and preferred-leader elections, with acks=all and acks=1

@@ -1,5 +1,5 @@
 //! What replication needs from a `Log` (Kafka's KIP-101/279 model, see
-//! REPLICATION.md): the leader-epoch cache kept beside the log and
+//! `docs/replication.md`): the leader-epoch cache kept beside the log and
 //! truncated with it, appends of a leader's batches exactly as the leader
 //! stored them, and the checkpointed high watermark.
 //!

@@ -1,4 +1,4 @@
-//! The storage side of replication (REPLICATION.md): the leader-epoch cache
+//! The storage side of replication (`docs/replication.md`): the leader-epoch cache
 //! and its recovery, follower appends, divergence truncation (KIP-101/279)
 //! and the checkpointed high watermark.
 //!
@@ -150,7 +150,7 @@ fn end_offset_for_epoch_answers_like_kafka() {
     assert_eq!(log.end_offset_for_epoch(6), None, "newer than the latest");
 }
 
-/// One reconciliation round of REPLICATION.md "Follower fetch" 3–5: ask
+/// One reconciliation round of `docs/replication.md` "Follower fetch" 3–5: ask
 /// the leader where the follower's last epoch ends, truncate, fetch.
 fn reconcile(follower: &Log, leader: &Log) {
     if let Some(epoch) = follower.latest_epoch() {

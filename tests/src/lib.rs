@@ -2,7 +2,7 @@
 //!
 //! Owns the whole-cluster tests: they start real `strata-server` processes on
 //! loopback, inject faults (kill -9, stop, restart, hostile input) and check
-//! the guarantees in DESIGN.md and REPLICATION.md from the outside. This
+//! the guarantees in `docs/storage.md` and `docs/replication.md` from the outside. This
 //! library is the harness: finding the built binaries, picking free ports,
 //! starting, waiting for, signalling and reaping the processes it started.
 //!

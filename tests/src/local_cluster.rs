@@ -1,5 +1,5 @@
 //! A local N-node cluster driven through `deploy/local-cluster.sh`, the
-//! launcher users run (DESIGN.md, "Interfaces users touch"), so the tests
+//! launcher users run (`docs/interfaces.md`, "Interfaces users touch"), so the tests
 //! exercise the script itself: every start, stop and signal goes through it.
 //!
 //! Each cluster gets its own temporary `STRATA_CLUSTER_DIR`, a free port base

@@ -1,4 +1,4 @@
-//! `deploy/local-cluster.sh`, the local N-node launcher of DESIGN.md, driven
+//! `deploy/local-cluster.sh`, the local N-node launcher of `docs/interfaces.md`, driven
 //! through `strata_tests::local_cluster::LocalCluster`: up, produce/consume,
 //! kill -9 and restart, pause/resume (fenced past the 3 s session timeout),
 //! down leaving no process; and its one-line usage errors.

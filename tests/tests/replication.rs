@@ -1,5 +1,5 @@
 //! Replication across three `strata-server` processes started by
-//! `deploy/local-cluster.sh` (REPLICATION.md, "What this guarantees"):
+//! `deploy/local-cluster.sh` (`docs/replication.md`, "What this guarantees"):
 //! acks=all records survive kill -9 of partition leaders, SIGSTOPped
 //! followers and restarts; offsets stay dense; every replica ends with the
 //! same bytes; an old leader's unreplicated records vanish everywhere and

@@ -1,4 +1,4 @@
-//! `strata-server run`: the DESIGN.md flags, the same settings as
+//! `strata-server run`: the flags of `docs/interfaces.md`, the same settings as
 //! `STRATA_*` environment variables and as a TOML file, and a clear one-line
 //! refusal (non-zero exit) for what this build does not run yet.
 

@@ -1,5 +1,5 @@
 //! [`LeaderState`]: what a partition leader knows about its followers, and
-//! the decisions REPLICATION.md derives from it — the high watermark over the
+//! the decisions `docs/replication.md` derives from it — the high watermark over the
 //! maximal ISR, and when to shrink or expand the ISR. Pure: no I/O, time is
 //! passed in, so every rule is unit-tested directly.
 
@@ -128,7 +128,7 @@ impl LeaderState {
     }
 
     /// The committed ISR plus members whose addition is pending: the set
-    /// the high watermark waits for (REPLICATION.md: both choices err on the
+    /// the high watermark waits for (`docs/replication.md`: both choices err on the
     /// safe side).
     pub fn maximal_isr(&self) -> Vec<u32> {
         let mut m = self.isr.clone();

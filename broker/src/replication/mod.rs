@@ -1,4 +1,4 @@
-//! Partition replication, Kafka-style (REPLICATION.md): followers pull from
+//! Partition replication, Kafka-style (`docs/replication.md`): followers pull from
 //! the leader ([`fetcher`]), the leader serves them and tracks their
 //! progress ([`serve`], [`leader`]), and leaders keep the ISR current
 //! through the controller ([`isr`]).

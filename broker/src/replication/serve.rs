@@ -1,4 +1,4 @@
-//! The leader side of `ReplicaFetch` (REPLICATION.md, "Follower fetch"):
+//! The leader side of `ReplicaFetch` (`docs/replication.md`, "Follower fetch"):
 //! epoch checks, divergence detection from the leader-epoch cache, the
 //! follower's progress (which moves the high watermark), and a long poll on
 //! the log end.

@@ -1,5 +1,5 @@
 //! A deterministic, seeded, single-threaded simulation of a Strata cluster
-//! (REPLICATION.md): three brokers running the real replication code
+//! (`docs/replication.md`): three brokers running the real replication code
 //! (`ReplicaManager::apply_metadata`, `Partition`, `LeaderState`, the
 //! leader's `serve_partition`, the follower's `apply_fetch_result`, the
 //! acks=all `commit_status`, real logs on a tempdir) and the real metadata

@@ -1,5 +1,5 @@
 //! When the healed cluster is quiescent, and the final checks against the
-//! logs on disk (REPLICATION.md, "What this guarantees").
+//! logs on disk (`docs/replication.md`, "What this guarantees").
 
 use std::collections::BTreeMap;
 

@@ -50,7 +50,7 @@ pub enum MetadataCommand {
         /// The topic name.
         name: String,
     },
-    /// Fences a broker that missed its session (REPLICATION.md, "Leader
+    /// Fences a broker that missed its session (`docs/replication.md`, "Leader
     /// election"): every partition it leads gets as new leader the first
     /// replica (in replica order) that is in the ISR and unfenced, or none
     /// (offline; unclean election is separate), and it leaves every ISR it is
@@ -66,7 +66,7 @@ pub enum MetadataCommand {
         /// The broker's node id.
         node_id: u32,
     },
-    /// A partition leader's ISR shrink or expansion (REPLICATION.md, "ISR
+    /// A partition leader's ISR shrink or expansion (`docs/replication.md`, "ISR
     /// changes"). Accepted only from the current leader, at the current leader
     /// and partition epochs, for an ISR of unfenced replicas that keeps the leader.
     AlterPartition {

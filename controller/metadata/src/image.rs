@@ -46,7 +46,7 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
 }
 
-/// The controller's view of one partition (see REPLICATION.md, "State").
+/// The controller's view of one partition (see `docs/replication.md`, "State").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionInfo {
     /// The partition number.

@@ -30,7 +30,7 @@ pub struct LeaderChange {
     #[serde(default = "yes")]
     pub leader_changed: bool,
     /// True when the new leader was elected from outside the ISR: records
-    /// acknowledged by the old ISR may be lost (REPLICATION.md, unclean election).
+    /// acknowledged by the old ISR may be lost (`docs/replication.md`, unclean election).
     #[serde(default)]
     pub unclean: bool,
 }

@@ -1,5 +1,5 @@
 //! Random command sequences against the replication invariants of
-//! REPLICATION.md, checked after every step, and deterministic replay.
+//! `docs/replication.md`, checked after every step, and deterministic replay.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,4 +1,4 @@
-//! Leader and ISR changes (REPLICATION.md, "ISR changes" and "Leader election"):
+//! Leader and ISR changes (`docs/replication.md`, "ISR changes" and "Leader election"):
 //! fencing, unfencing, controlled shutdown, a leader's `AlterPartition` and
 //! admin-requested elections.
 //!

@@ -1,5 +1,5 @@
 //! AlterPartition, controlled shutdown, elections and the epoch rules
-//! (REPLICATION.md, "ISR changes" and "Leader election").
+//! (`docs/replication.md`, "ISR changes" and "Leader election").
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The Raft thread: owns the `RawNode`, the storage and the state machine,
-//! and runs the Ready loop in the order raft-rs requires (STACK.md).
+//! and runs the Ready loop in the order raft-rs requires (`docs/dependencies.md`, "raft-rs").
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};

@@ -6,7 +6,7 @@
 //! Raft messages are raft-rs's rust-protobuf 2 types, carried as `bytes` in
 //! our own prost messages (`write_to_bytes` / `parse_from_bytes`). They are
 //! decoded only here, from controller peers: the controller port must not be
-//! reachable by clients (STACK.md, RUSTSEC-2024-0437).
+//! reachable by clients (`docs/dependencies.md`, "raft-rs"; RUSTSEC-2024-0437).
 
 mod forward;
 mod service;
