@@ -257,5 +257,5 @@ pub(crate) fn controller_error(e: &ControllerCallError) -> Error {
         ControllerCallError::Timeout => ErrorCode::RequestTimedOut,
         _ => ErrorCode::UnknownServerError,
     };
-    Error::new(code, e.to_string())
+    Error::new(code, strata_record::ErrorChain(e).to_string())
 }

@@ -3,6 +3,7 @@
 
 use strata_protocol::v1::{Error, ErrorCode};
 use strata_record::batch::BatchError;
+use strata_record::ErrorChain;
 use strata_storage::StorageError;
 
 /// The API error for a batch rejected before it reached the log.
@@ -23,5 +24,5 @@ pub fn storage_error(topic: &str, partition: u32, e: &StorageError) -> Error {
         StorageError::InvalidArgument { .. } => ErrorCode::InvalidRequest,
         _ => ErrorCode::StorageError,
     };
-    Error::new(code, format!("{topic}-{partition}: {e}"))
+    Error::new(code, format!("{topic}-{partition}: {}", ErrorChain(e)))
 }

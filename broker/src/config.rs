@@ -134,14 +134,23 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
+    /// `--node-id`.
     pub node_id: Option<u64>,
+    /// `--roles`.
     pub roles: Option<String>,
+    /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--controller-listen`.
     pub controller_listen: Option<SocketAddr>,
+    /// `--http-listen`.
     pub http_listen: Option<SocketAddr>,
+    /// `--controller-voters`.
     pub controller_voters: Option<String>,
+    /// `--advertised-address`.
     pub advertised_address: Option<String>,
+    /// `--rack`.
     pub rack: Option<String>,
     /// Partitions of a topic created without a count.
     pub default_partitions: Option<u32>,
@@ -202,15 +211,25 @@ pub struct Voter {
 /// The resolved configuration a server runs with.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// This node's id (≥ 1; raft-rs reserves 0).
     pub node_id: u64,
+    /// Broker, controller voter, or both.
     pub roles: Roles,
+    /// Where logs and the controller's state live.
     pub data_dir: PathBuf,
+    /// The client gRPC listener.
     pub listen: SocketAddr,
+    /// The controller quorum's listener (voters only).
     pub controller_listen: SocketAddr,
+    /// Health, readiness and metrics.
     pub http_listen: SocketAddr,
+    /// The controller quorum's voters.
     pub voters: Vec<Voter>,
+    /// The `host:port` clients are told to reach this broker at.
     pub advertised_address: String,
+    /// The rack replicas are spread across, if any.
     pub rack: Option<String>,
+    /// Partitions of a topic created without a count.
     pub default_partitions: u32,
     /// 0: 3, or the number of live brokers if fewer.
     pub default_replication_factor: u32,
@@ -223,6 +242,7 @@ pub struct ServerConfig {
     /// Records below an offsets partition's high watermark before it is
     /// compacted.
     pub offsets_compaction_min_records: u64,
+    /// Storage defaults for every log.
     pub log: LogConfig,
 }
 

@@ -104,7 +104,7 @@ impl ReplicaManager {
         for (tp, w) in &wanted {
             let rf = w.info.replicas.len() as u32;
             let replication = topic_config::replication_config(w.configs, rf).unwrap_or_else(|e| {
-                tracing::error!(partition = %tp, error = %e, "replication config rejected; using defaults");
+                tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "replication config rejected; using defaults");
                 topic_config::ReplicationConfig {
                     min_insync_replicas: topic_config::default_min_insync(rf),
                     unclean_leader_election: false,
@@ -112,20 +112,20 @@ impl ReplicaManager {
             });
             if let Some(p) = partitions.get(tp) {
                 if let Err(e) = p.apply(w.info, replication) {
-                    tracing::error!(partition = %tp, error = %e, "could not change the replica's role");
+                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not change the replica's role");
                 }
                 continue;
             }
             let config = match topic_config::log_config(&self.defaults, w.configs) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(partition = %tp, error = %e, "topic config rejected; using broker defaults");
+                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "topic config rejected; using broker defaults");
                     self.defaults.clone()
                 }
             };
             let opened = self.logs.get_or_create(tp, Some(config.clone())).and_then(|log| {
                 if let Err(e) = log.set_config(config) {
-                    tracing::error!(partition = %tp, error = %e, "could not apply topic config");
+                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not apply topic config");
                 }
                 Partition::with_clock(
                     self.node_id,
@@ -141,7 +141,9 @@ impl ReplicaManager {
                 Ok(p) => {
                     partitions.insert(tp.clone(), Arc::new(p));
                 }
-                Err(e) => tracing::error!(partition = %tp, error = %e, "could not open partition log"),
+                Err(e) => {
+                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not open partition log")
+                }
             }
         }
         let followed = self.followed(&partitions, &image);
@@ -154,7 +156,9 @@ impl ReplicaManager {
             if !wanted.contains_key(&tp) {
                 match self.logs.delete(&tp) {
                     Ok(_) => tracing::info!(partition = %tp, "deleted the log of a partition no longer hosted here"),
-                    Err(e) => tracing::error!(partition = %tp, error = %e, "could not delete log"),
+                    Err(e) => {
+                        tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not delete log")
+                    }
                 }
             }
         }

@@ -109,7 +109,7 @@ pub async fn heartbeat(controller: Arc<dyn ControllerLink>, node_id: u32, stop: 
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(e) = controller.heartbeat(node_id).await {
-                    tracing::warn!(node_id, error = %e, "heartbeat to the controller failed");
+                    tracing::warn!(node_id, error = %strata_record::ErrorChain(&e), "heartbeat to the controller failed");
                 }
             }
             _ = stop.cancelled() => return,

@@ -9,6 +9,7 @@
 //! ```
 //!
 //! Soak (opt-in): `STRATA_SIM_SEEDS=500` (seeds 0..500) or `=1000..2000`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 mod sim;
 

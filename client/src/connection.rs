@@ -58,7 +58,7 @@ async fn connect(address: &str) -> Result<Channel, ClientError> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW);
     tracing::debug!(address, "connecting to broker");
-    endpoint.connect().await.map_err(|e| ClientError::Connect { address: address.to_owned(), source: Arc::new(e) })
+    endpoint.connect().await.map_err(|e| ClientError::Connect { address: address.to_owned(), cause: Arc::new(e) })
 }
 
 /// Runs one gRPC call with a deadline, mapping the status and the timeout to

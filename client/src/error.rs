@@ -33,13 +33,14 @@ pub enum ClientError {
     #[error("request failed ({:?}): {}", .0.code(), status_message(.0))]
     Transport(tonic::Status),
     /// No connection could be opened to a broker.
-    #[error("cannot connect to {address}: {}", chain(.source.as_ref()))]
+    /// It prints its cause (so `{}` alone names it) and so does not also
+    /// return it as a source.
+    #[error("cannot connect to {address}: {}", chain(.cause.as_ref()))]
     Connect {
         /// The `host:port` that was dialled.
         address: String,
         /// What the transport reported.
-        #[source]
-        source: Arc<tonic::transport::Error>,
+        cause: Arc<tonic::transport::Error>,
     },
     /// The broker's machine-readable error for a topic, partition or batch
     /// (unknown topic, not leader, offset out of range, record too large...).

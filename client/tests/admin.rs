@@ -1,4 +1,5 @@
 //! Admin against the in-process fake cluster, over real gRPC.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 mod fake;
 

@@ -1,5 +1,6 @@
 //! Consumer against the in-process fake cluster, over real gRPC; records are
 //! written with the real producer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 mod fake;
 

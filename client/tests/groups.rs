@@ -1,5 +1,6 @@
 //! Consumer groups (offsets, coordinator routing, lag, the consumer's
 //! committed positions) against the in-process fake cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 mod fake;
 

@@ -1,5 +1,6 @@
 //! Group membership (subscribe, heartbeats, reconciliation, rebalance
 //! callbacks, member commits) against the fake cluster's small coordinator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 mod fake;
 

@@ -23,7 +23,7 @@ pub enum ControllerError {
     #[error("timed out waiting for the controller")]
     Timeout,
     /// An I/O error on a controller file.
-    #[error("controller storage error on {}: {source}", path.display())]
+    #[error("controller storage error on {}", path.display())]
     Storage {
         /// The file or directory.
         path: PathBuf,
@@ -40,7 +40,7 @@ pub enum ControllerError {
         reason: String,
     },
     /// raft-rs refused (invalid configuration, dropped proposal, ...).
-    #[error("raft: {0}")]
+    #[error("raft")]
     Raft(#[from] raft::Error),
     /// The controller has stopped (shut down, or failed and stopped).
     #[error("the controller has stopped")]

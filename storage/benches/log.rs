@@ -17,6 +17,7 @@
 //! disk, so the same bytes can be appended repeatedly.
 //!
 //! `cargo bench -p strata-storage` takes about two minutes once built.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
 
 use std::hint::black_box;
 use std::path::Path;

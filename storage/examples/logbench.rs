@@ -35,6 +35,7 @@
 //!    batch, `Log::append` with `FlushPolicy::GroupCommit { max_delay_ms: 0
 //!    }` and a single appender, so every append waits for its own
 //!    fdatasync), then plain + `sync_data` once more.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
 
 // `json!` with this many fields needs more than the default 128.
 #![recursion_limit = "256"]

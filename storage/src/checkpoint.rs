@@ -80,17 +80,17 @@ fn parse(text: &str) -> Option<LogCheckpoint> {
 }
 
 /// Whether the last close was clean.
-pub fn clean_marker_exists(dir: &Path) -> bool {
+pub(crate) fn clean_marker_exists(dir: &Path) -> bool {
     dir.join(CLEAN_SHUTDOWN_FILE).exists()
 }
 
 /// Writes the clean-shutdown marker.
-pub fn write_clean_marker(dir: &Path) -> Result<()> {
+pub(crate) fn write_clean_marker(dir: &Path) -> Result<()> {
     file_io::write_atomic(&dir.join(CLEAN_SHUTDOWN_FILE), b"clean\n")
 }
 
 /// Removes the marker durably, so a crash from now on triggers recovery.
-pub fn remove_clean_marker(dir: &Path) -> Result<()> {
+pub(crate) fn remove_clean_marker(dir: &Path) -> Result<()> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
     match std::fs::remove_file(&path) {
         Ok(()) => file_io::sync_dir(dir),

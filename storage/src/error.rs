@@ -11,7 +11,7 @@ use strata_record::batch::BatchError;
 pub enum StorageError {
     /// `append` was given bytes that are not one valid record batch; the log
     /// is unchanged.
-    #[error("invalid record batch: {0}")]
+    #[error("invalid record batch")]
     InvalidBatch(#[from] BatchError),
     /// The requested offset is outside the log.
     #[error("offset {offset} is out of range: the log holds offsets [{log_start}, {log_end})")]
@@ -32,7 +32,7 @@ pub enum StorageError {
         context: &'static str,
     },
     /// Any other I/O failure, with its cause.
-    #[error("I/O error while {context} {path}: {source}")]
+    #[error("I/O error while {context} {path}")]
     Io {
         /// File or directory involved.
         path: PathBuf,

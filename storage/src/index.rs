@@ -36,7 +36,7 @@ pub(crate) struct TimeEntry {
 }
 
 impl OffsetEntry {
-    pub fn encode(self) -> [u8; OFFSET_ENTRY] {
+    pub(crate) fn encode(self) -> [u8; OFFSET_ENTRY] {
         let mut b = [0u8; OFFSET_ENTRY];
         b[..4].copy_from_slice(&self.relative_offset.to_le_bytes());
         b[4..].copy_from_slice(&self.position.to_le_bytes());
@@ -49,7 +49,7 @@ impl OffsetEntry {
 }
 
 impl TimeEntry {
-    pub fn encode(self) -> [u8; TIME_ENTRY] {
+    pub(crate) fn encode(self) -> [u8; TIME_ENTRY] {
         let mut b = [0u8; TIME_ENTRY];
         b[..8].copy_from_slice(&self.timestamp.to_le_bytes());
         b[8..].copy_from_slice(&self.relative_offset.to_le_bytes());
@@ -135,7 +135,7 @@ struct ActiveIndex {
 
 impl IndexFile {
     /// Writes `entries` as the whole file and keeps it open for appends.
-    pub fn create_active(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
+    pub(crate) fn create_active(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -154,7 +154,7 @@ impl IndexFile {
     }
 
     /// Writes `entries` as the whole file, syncs it, and serves it sealed.
-    pub fn create_sealed(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
+    pub(crate) fn create_sealed(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
         let mut idx = Self::create_active(path, entry_size, entries)?;
         idx.seal()?;
         Ok(idx)
@@ -163,13 +163,13 @@ impl IndexFile {
     /// Serves an existing file sealed (mapped on first lookup, when its
     /// entries are checked against `limits`; a damaged index is then ignored
     /// and lookups scan the segment from its start: slower, still correct).
-    pub fn open_sealed(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Self {
+    pub(crate) fn open_sealed(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Self {
         IndexFile { path, entry_size, active: None, sealed_map: Mutex::new(None), limits: Some(limits) }
     }
 
     /// Reads an existing file back into memory for appends, refusing one
     /// whose entries are not well ordered within `limits`.
-    pub fn open_active(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Result<Self> {
+    pub(crate) fn open_active(path: PathBuf, entry_size: usize, limits: IndexLimits) -> Result<Self> {
         let mem = std::fs::read(&path).map_err(|e| StorageError::io(&path, "reading index", e))?;
         if !entries_valid(&mem, entry_size, limits) {
             return Err(StorageError::CorruptSegment {
@@ -183,7 +183,7 @@ impl IndexFile {
 
     /// Reads just the last entry of an index file (a sealed segment's bounds
     /// without mapping the whole file).
-    pub fn read_last(path: &Path, entry_size: usize) -> Option<Vec<u8>> {
+    pub(crate) fn read_last(path: &Path, entry_size: usize) -> Option<Vec<u8>> {
         let f = File::open(path).ok()?;
         let len = f.metadata().ok()?.len();
         if len < entry_size as u64 || len % entry_size as u64 != 0 {
@@ -196,7 +196,7 @@ impl IndexFile {
 
     /// Checks an index file that is about to be trusted without a rebuild:
     /// whole entries only, and the last one accepted by `last_ok`.
-    pub fn sanity_check(path: &Path, entry_size: usize, last_ok: impl Fn(&[u8]) -> bool) -> bool {
+    pub(crate) fn sanity_check(path: &Path, entry_size: usize, last_ok: impl Fn(&[u8]) -> bool) -> bool {
         let Ok(f) = File::open(path) else { return false };
         let Ok(meta) = f.metadata() else { return false };
         let len = meta.len();
@@ -210,12 +210,12 @@ impl IndexFile {
         f.read_exact_at(&mut last, len - entry_size as u64).is_ok() && last_ok(&last)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends one encoded entry (in memory; see [`IndexFile::persist`]).
-    pub fn append(&mut self, entry: &[u8]) {
+    pub(crate) fn append(&mut self, entry: &[u8]) {
         match self.active.as_mut() {
             Some(a) => a.mem.extend_from_slice(entry),
             None => debug_assert!(false, "append to a sealed index {}", self.path.display()),
@@ -223,7 +223,7 @@ impl IndexFile {
     }
 
     /// Writes entries appended since the last persist to the file.
-    pub fn persist(&mut self) -> Result<()> {
+    pub(crate) fn persist(&mut self) -> Result<()> {
         if let Some(a) = self.active.as_mut() {
             if a.written < a.mem.len() {
                 file_io::write_all_at(&a.file, &self.path, &a.mem[a.written..], a.written as u64)?;
@@ -234,13 +234,13 @@ impl IndexFile {
     }
 
     /// Entries held.
-    pub fn len(&self) -> Result<usize> {
+    pub(crate) fn len(&self) -> Result<usize> {
         self.with_bytes(|b| b.len() / self.entry_size)
     }
 
     /// Syncs, trims stray bytes past the last entry, and switches to lazy
     /// read-only mapping.
-    pub fn seal(&mut self) -> Result<()> {
+    pub(crate) fn seal(&mut self) -> Result<()> {
         self.persist()?;
         if let Some(a) = &self.active {
             a.file.set_len(a.mem.len() as u64).map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
@@ -252,7 +252,7 @@ impl IndexFile {
     }
 
     /// Runs `f` over the raw entry bytes.
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         if let Some(a) = &self.active {
             return Ok(f(&a.mem));
         }
@@ -274,7 +274,7 @@ impl IndexFile {
     }
 
     /// Drops a sealed index's mapping (it is remapped on next use).
-    pub fn release_map(&self) {
+    pub(crate) fn release_map(&self) {
         *self.lock_map() = None;
     }
 

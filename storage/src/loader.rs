@@ -82,7 +82,7 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
                 None if clean => match LogSegment::open_clean_active(dir, base, interval) {
                     Ok(seg) => seg,
                     Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "clean-shutdown state did not check out; recovering the active segment");
+                        tracing::warn!(dir = %dir.display(), error = %strata_record::ErrorChain(&e), "clean-shutdown state did not check out; recovering the active segment");
                         recover_segment(dir, base, None, 0, config, &mut report)?
                     }
                 },

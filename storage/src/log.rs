@@ -21,7 +21,7 @@ use crate::log_replica;
 use crate::segment::{self, LogSegment};
 
 /// Largest offset a log holds (offsets are signed 64-bit on Kafka's wire).
-pub const MAX_OFFSET: u64 = i64::MAX as u64;
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +259,10 @@ impl Log {
         let prealloc = st.config.preallocate_bytes;
         let now = self.clock.now_ms();
         st.active_mut().append(parts, h, prealloc, now)?;
+        // A panic here (tests inject one) leaves the segment holding a batch
+        // the log end does not count: the lock-poisoning policy must keep
+        // that state from being seen.
+        fail::fail_point!("storage::after_segment_append");
         let first_offset = info.map_or(h.base_offset, |i| i.first_offset);
         let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
         *info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
@@ -285,6 +289,7 @@ impl Log {
     /// Like [`Log::read`], but returns only batches wholly below
     /// `max_offset` (the high watermark, for consumers).
     pub fn read_up_to(&self, from_offset: u64, max_bytes: usize, max_offset: u64) -> Result<ReadResult> {
+        self.check_not_poisoned()?;
         let st = self.read_state();
         let (log_start_offset, log_end_offset) = (st.log_start_offset, st.log_end());
         if from_offset < log_start_offset || from_offset > log_end_offset {
@@ -666,7 +671,7 @@ impl Log {
                 Ok((end, generation)) if generation == fs.generation => fs.durable = fs.durable.max(end),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log refuses further writes");
+                    tracing::error!(dir = %self.dir.display(), error = %strata_record::ErrorChain(&e), "fsync failed; the log refuses further writes");
                     fs.error = Some(e.to_string());
                 }
             }
@@ -693,11 +698,30 @@ impl Log {
         Ok((end, generation))
     }
 
+    /// Refuses writes to a log that failed: a failed fsync (its pages may
+    /// be lost), or a panic while its state was being changed.
     pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_not_poisoned()?;
         match &self.lock_flush().error {
             Some(reason) => Err(StorageError::LogFailed { path: self.dir.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// The lock-poisoning policy for a log (docs/storage.md, "Storage
+    /// invariants"): a panic while the state lock is held for writing may
+    /// have left the in-memory state half-updated (a segment written but
+    /// the log end not moved, an index entry without its batch). Such a log
+    /// fails closed: every later read and write is refused until the
+    /// process restarts and recovery rebuilds the state from the files.
+    fn check_not_poisoned(&self) -> Result<()> {
+        if self.state.is_poisoned() {
+            return Err(StorageError::LogFailed {
+                path: self.dir.clone(),
+                reason: "a panic interrupted a change to its state; restart the broker to recover it from disk".into(),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
@@ -714,10 +738,12 @@ impl Log {
 }
 
 impl LogState {
+    #[allow(clippy::expect_used, reason = "invariant: a log always has an active segment")]
     pub(crate) fn active(&self) -> &LogSegment {
         self.segments.last().expect("a log always has an active segment")
     }
 
+    #[allow(clippy::expect_used, reason = "invariant: a log always has an active segment")]
     pub(crate) fn active_mut(&mut self) -> &mut LogSegment {
         self.segments.last_mut().expect("a log always has an active segment")
     }
@@ -738,7 +764,7 @@ fn delete_segment_files(dir: &Path, base_offset: u64) {
     for p in [log, idx, tidx] {
         if let Err(e) = std::fs::remove_file(&p) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
+                tracing::warn!(file = %p.display(), error = %strata_record::ErrorChain(&e), "could not delete segment file");
             }
         }
     }

@@ -104,7 +104,7 @@ impl LogManager {
                     logs.insert(tp, Arc::new(log));
                 }
                 Err(e) => {
-                    tracing::error!(partition = %tp, error = %e, "partition log is offline");
+                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "partition log is offline");
                     offline.insert(tp, e.to_string());
                 }
             }
@@ -237,7 +237,7 @@ impl LogManager {
                 Err(shared) => shared.flush().map(|_| ()),
             };
             if let Err(e) = result {
-                tracing::error!(partition = %tp, error = %e, "closing log failed");
+                tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "closing log failed");
                 first_err.get_or_insert(e);
             }
         }
@@ -269,11 +269,11 @@ fn background_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
         for log in logs {
             let dir = log.dir().display().to_string();
             if let Err(e) = log.flush_if_due() {
-                tracing::error!(%dir, error = %e, "background flush failed");
+                tracing::error!(%dir, error = %strata_record::ErrorChain(&e), "background flush failed");
             }
             if checkpoint {
                 if let Err(e) = log.checkpoint() {
-                    tracing::error!(%dir, error = %e, "checkpoint failed");
+                    tracing::error!(%dir, error = %strata_record::ErrorChain(&e), "checkpoint failed");
                 }
                 // Bounds mappings held by cold partitions; hot ones remap on
                 // their next read.
@@ -281,7 +281,7 @@ fn background_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
             }
             if retention {
                 if let Err(e) = log.enforce_retention() {
-                    tracing::error!(%dir, error = %e, "retention failed");
+                    tracing::error!(%dir, error = %strata_record::ErrorChain(&e), "retention failed");
                 }
             }
         }
@@ -312,7 +312,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 fn remove_dir_logged(path: &Path) {
     if let Err(e) = std::fs::remove_dir_all(path) {
-        tracing::warn!(dir = %path.display(), error = %e, "could not remove deleted partition directory");
+        tracing::warn!(dir = %path.display(), error = %strata_record::ErrorChain(&e), "could not remove deleted partition directory");
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) struct IndexPlan {
 }
 
 impl IndexPolicy {
-    pub fn new(base_offset: u64, interval: u64) -> Self {
+    pub(crate) fn new(base_offset: u64, interval: u64) -> Self {
         IndexPolicy {
             base_offset,
             interval,
@@ -40,7 +40,7 @@ impl IndexPolicy {
     }
 
     /// Plans the entries for batch `h` stored at `position`.
-    pub fn plan(&self, position: u64, h: &BatchHeader) -> IndexPlan {
+    pub(crate) fn plan(&self, position: u64, h: &BatchHeader) -> IndexPlan {
         let mut next = self.clone();
         if h.max_timestamp > next.max_timestamp {
             next.max_timestamp = h.max_timestamp;
@@ -65,7 +65,7 @@ impl IndexPolicy {
 
     /// The entry recording the running maximum, if the time index does not
     /// have it yet (added at every index point and when a segment is sealed).
-    pub fn time_entry_if_newer(&self) -> Option<TimeEntry> {
+    pub(crate) fn time_entry_if_newer(&self) -> Option<TimeEntry> {
         (self.max_timestamp > self.last_time_entry).then(|| TimeEntry {
             timestamp: self.max_timestamp,
             relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,

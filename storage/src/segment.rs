@@ -48,7 +48,7 @@ pub(crate) struct LogSegment {
 impl LogSegment {
     /// Creates a new empty active segment (replacing leftovers of the same
     /// name from an interrupted roll).
-    pub fn create(dir: &Path, base_offset: u64, interval: u64) -> Result<Self> {
+    pub(crate) fn create(dir: &Path, base_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)
@@ -74,7 +74,7 @@ impl LogSegment {
 
     /// Opens a segment from a recovery scan of its first `scan.valid_end`
     /// bytes, writing the rebuilt indexes. Bytes past that are cut off.
-    pub fn from_scan(dir: &Path, base_offset: u64, scan: SegmentScan, active: bool) -> Result<Self> {
+    pub(crate) fn from_scan(dir: &Path, base_offset: u64, scan: SegmentScan, active: bool) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)
@@ -115,7 +115,7 @@ impl LogSegment {
 
     /// Opens a sealed segment whose indexes passed their sanity check,
     /// without reading its data. `next_offset` is the next segment's base.
-    pub fn open_trusted_sealed(dir: &Path, base_offset: u64, next_offset: u64, interval: u64) -> Result<Self> {
+    pub(crate) fn open_trusted_sealed(dir: &Path, base_offset: u64, next_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
         let size = std::fs::metadata(&log).map_err(|e| StorageError::io(&log, "reading metadata of", e))?.len();
         let limits = IndexLimits { segment_size: size, span: next_offset - base_offset };
@@ -140,30 +140,30 @@ impl LogSegment {
         })
     }
 
-    pub fn base_offset(&self) -> u64 {
+    pub(crate) fn base_offset(&self) -> u64 {
         self.base_offset
     }
 
     /// Offset after the last batch in this segment.
-    pub fn next_offset(&self) -> u64 {
+    pub(crate) fn next_offset(&self) -> u64 {
         self.next_offset
     }
 
     /// Valid bytes.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.size == 0
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Largest record timestamp in the segment (`i64::MIN` when empty).
-    pub fn max_timestamp(&self) -> i64 {
+    pub(crate) fn max_timestamp(&self) -> i64 {
         self.policy.max_timestamp
     }
 
@@ -171,17 +171,17 @@ impl LogSegment {
     /// batch was appended (after a restart, that batch's max timestamp).
     /// Not record timestamps alone: producers with old clocks would make
     /// every append roll.
-    pub fn rolling_timestamp(&self) -> Option<i64> {
+    pub(crate) fn rolling_timestamp(&self) -> Option<i64> {
         self.rolling_timestamp
     }
 
     /// Offset-index entries held.
-    pub fn index_entries(&self) -> Result<usize> {
+    pub(crate) fn index_entries(&self) -> Result<usize> {
         self.offset_index.len()
     }
 
     /// The open write handle, while active.
-    pub fn writer(&self) -> Option<Arc<File>> {
+    pub(crate) fn writer(&self) -> Option<Arc<File>> {
         self.writer.clone()
     }
 
@@ -189,7 +189,7 @@ impl LogSegment {
     /// On error the segment is as before.
     /// `parts` are the batch's bytes in pieces (a rewritten header, then the
     /// rest as received), written with one vectored write.
-    pub fn append(&mut self, parts: &[&[u8]], h: &BatchHeader, preallocate: u64, now_ms: i64) -> Result<()> {
+    pub(crate) fn append(&mut self, parts: &[&[u8]], h: &BatchHeader, preallocate: u64, now_ms: i64) -> Result<()> {
         let Some(file) = self.writer.clone() else {
             return Err(StorageError::InvalidArgument { what: "append", reason: "segment is sealed".into() });
         };
@@ -219,7 +219,7 @@ impl LogSegment {
     }
 
     /// The segment's bytes `[0, size)` as one zero-copy buffer.
-    pub fn bytes(&self) -> Result<Bytes> {
+    pub(crate) fn bytes(&self) -> Result<Bytes> {
         let mut guard = self.lock_map();
         if guard.is_none() {
             *guard = Some(match &self.writer {
@@ -240,7 +240,7 @@ impl LogSegment {
 
     /// Byte position and header of the batch holding `offset`, or `None`
     /// when the segment ends before it.
-    pub fn find(&self, offset: u64, bytes: &[u8]) -> Result<Option<(u64, BatchHeader)>> {
+    pub(crate) fn find(&self, offset: u64, bytes: &[u8]) -> Result<Option<(u64, BatchHeader)>> {
         if offset >= self.next_offset {
             return Ok(None);
         }
@@ -267,7 +267,7 @@ impl LogSegment {
     }
 
     /// Parses the batch header at `pos`, as a corruption error if it is bad.
-    pub fn header_at(&self, bytes: &[u8], pos: u64) -> Result<BatchHeader> {
+    pub(crate) fn header_at(&self, bytes: &[u8], pos: u64) -> Result<BatchHeader> {
         let corrupt = |reason: String| StorageError::CorruptSegment { path: self.path.clone(), position: pos, reason };
         let rest = bytes.get(pos as usize..).unwrap_or_default();
         let h = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
@@ -278,7 +278,7 @@ impl LogSegment {
     }
 
     /// Largest time-index entry strictly older than `timestamp`.
-    pub fn time_floor(&self, timestamp: i64) -> Result<Option<u64>> {
+    pub(crate) fn time_floor(&self, timestamp: i64) -> Result<Option<u64>> {
         Ok(self
             .time_index
             .with_bytes(|b| index::time_lookup(b, timestamp))?
@@ -287,7 +287,7 @@ impl LogSegment {
 
     /// Makes the segment immutable: trims preallocated space, records the
     /// final max timestamp, syncs data and indexes, drops the write handle.
-    pub fn seal(&mut self) -> Result<()> {
+    pub(crate) fn seal(&mut self) -> Result<()> {
         if let Some(f) = self.writer.take() {
             if let Err(e) = f.set_len(self.size) {
                 self.writer = Some(f);
@@ -308,7 +308,7 @@ impl LogSegment {
 
     /// Trims the preallocated tail so the file length is the valid length
     /// (clean shutdown: the next open trusts the file length).
-    pub fn trim(&mut self) -> Result<()> {
+    pub(crate) fn trim(&mut self) -> Result<()> {
         self.offset_index.persist()?;
         self.time_index.persist()?;
         if let Some(f) = &self.writer {
@@ -320,7 +320,7 @@ impl LogSegment {
     }
 
     /// Drops cached mappings of a sealed segment (remapped on next read).
-    pub fn release_maps(&self) {
+    pub(crate) fn release_maps(&self) {
         if self.writer.is_none() {
             *self.lock_map() = None;
             self.offset_index.release_map();
@@ -332,7 +332,7 @@ impl LogSegment {
     /// those bytes (never shrinking a file whose bytes may be mapped by
     /// readers), rebuilds the indexes and makes the segment active again.
     /// Returns the new next offset (a batch boundary, at most `offset`).
-    pub fn truncate_to(&mut self, offset: u64) -> Result<u64> {
+    pub(crate) fn truncate_to(&mut self, offset: u64) -> Result<u64> {
         let bytes = self.bytes()?;
         let pos = self.find(offset, &bytes)?.map_or(self.size, |(pos, _)| pos);
         if pos == self.size && self.writer.is_some() {
@@ -399,7 +399,7 @@ impl LogSegment {
     /// length and indexes, and walks only the batches after the last index
     /// entry (at most about one index interval) to find the end. An error
     /// means the caller should fall back to a full recovery scan.
-    pub fn open_clean_active(dir: &Path, base_offset: u64, interval: u64) -> Result<Self> {
+    pub(crate) fn open_clean_active(dir: &Path, base_offset: u64, interval: u64) -> Result<Self> {
         let (log, idx, tidx) = paths(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)

@@ -4,6 +4,7 @@
 //! whole run.
 //!
 //! Dropping a `Log` without `close()` stands for a process crash.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::path::Path;
 use std::sync::Arc;
@@ -419,5 +420,38 @@ fn failed_epoch_checkpoint_write_is_an_error() {
     let log = open_log(dir.path(), &cfg);
     assert_eq!(log.log_end_offset(), 10);
     assert_eq!(log.epoch_entries(), vec![(1, 0)], "the stale file is trimmed on open");
+    scenario.teardown();
+}
+
+/// A panic in the middle of an append (the batch is in the segment, the
+/// log's end not yet moved) must not leave that half-updated state visible:
+/// the log refuses reads and writes from then on, naming why, and reopening
+/// it (a restart) recovers a consistent log from the files.
+#[test]
+fn a_panic_mid_append_fails_the_log_closed_until_it_is_recovered() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config();
+    let log = open_log(dir.path(), &cfg);
+    log.append(&batch(1, 3), 0).unwrap();
+    fail::cfg("storage::after_segment_append", "panic").unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.append(&batch(2, 3), 0)));
+    assert!(panicked.is_err(), "the fail point panics the append");
+    fail::cfg("storage::after_segment_append", "off").unwrap();
+
+    for result in [log.append(&batch(3, 1), 0).map(|_| ()), log.read(0, 1 << 16).map(|_| ())] {
+        match result {
+            Err(StorageError::LogFailed { reason, .. }) => assert!(reason.contains("panic"), "{reason}"),
+            other => panic!("a poisoned log must refuse reads and writes, got {other:?}"),
+        }
+    }
+    drop(log);
+
+    let log = open_log(dir.path(), &cfg);
+    let records = read_all(&log);
+    assert!(records.len() == 3 || records.len() == 6, "recovered {} records", records.len());
+    assert_eq!(records[..3].iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["key-1-0", "key-1-1", "key-1-2"]);
+    log.append(&batch(4, 2), 0).unwrap();
+    assert_eq!(read_all(&log).len(), records.len() + 2, "the recovered log takes appends again");
     scenario.teardown();
 }

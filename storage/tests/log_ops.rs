@@ -1,5 +1,6 @@
 //! Every public `Log` / `LogManager` operation against its contract, with
 //! small segments so rolls, indexes and retention are exercised.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 //! (the page cache keeps every written byte, nothing more is synced);
 //! `close()` is a clean shutdown. Damage is injected by editing the files of
 //! a crashed log directory, usually on a fresh copy of a pristine one.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;

@@ -3,6 +3,7 @@
 //! and the checkpointed high watermark.
 //!
 //! Dropping a `Log` without `close()` stands for a process crash.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::fs;
 use std::path::Path;

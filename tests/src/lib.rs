@@ -9,6 +9,7 @@
 //! It must never be a dependency of another crate, never talk to anything but
 //! 127.0.0.1, and never end a process it did not start (it signals only PIDs
 //! of children it spawned).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 pub mod cluster;
 pub mod local_cluster;

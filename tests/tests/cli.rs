@@ -3,6 +3,7 @@
 //! formats, follow mode, errors (one line on stderr, non-zero exit), cluster
 //! info/health, consumer groups (consume --group, group
 //! list/describe/reset/delete) and the benchmark summaries.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,6 +3,7 @@
 //! reads every record, and a producer with default settings that keeps
 //! sending through the kill loses no send. Three `strata-server` processes
 //! started by `deploy/local-cluster.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::BTreeSet;
 use std::process::Command;

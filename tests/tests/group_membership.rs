@@ -11,6 +11,7 @@
 //!
 //! One server at a time (the tests take a lock), on 127.0.0.1 only; session
 //! timeouts of 3 s keep the whole file well under a minute and a half.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,7 @@
 //! group's coordinator; the new leader of the group's offsets partition
 //! loads them from its replica and serves them. Raw gRPC: the client's group
 //! API is separate work.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::time::{Duration, Instant};
 

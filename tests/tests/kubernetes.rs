@@ -17,6 +17,7 @@
 //!
 //! Schema validation of every manifest is done by `.ci/run` with the
 //! `kubernetes-validate` package (offline schemas).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

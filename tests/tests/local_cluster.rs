@@ -2,6 +2,7 @@
 //! through `strata_tests::local_cluster::LocalCluster`: up, produce/consume,
 //! kill -9 and restart, pause/resume (fenced past the 3 s session timeout),
 //! down leaving no process; and its one-line usage errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

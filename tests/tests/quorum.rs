@@ -2,6 +2,7 @@
 //! quorum over gRPC: metadata changes from any node, leader failover after
 //! kill -9 with no acknowledged change lost, rejoin, and a clear error (not a
 //! hang) without a quorum.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

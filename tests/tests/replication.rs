@@ -6,6 +6,7 @@
 //! were never visible to consumers.
 //!
 //! CI runs a few chaos seeds; `STRATA_CHAOS_SEEDS=1,2,3,...` runs others.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,6 +2,7 @@
 //! loopback. Brokers register and heartbeat over the voters' gRPC API and
 //! follow metadata as deltas; they keep working across a controller leader
 //! kill -9, and a killed broker is fenced and its partitions lose their leader.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::io::Write;
 use std::process::{Command, Stdio};

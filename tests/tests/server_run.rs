@@ -1,6 +1,7 @@
 //! `strata-server run`: the flags of `docs/interfaces.md`, the same settings as
 //! `STRATA_*` environment variables and as a TOML file, and a clear one-line
 //! refusal (non-zero exit) for what this build does not run yet.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

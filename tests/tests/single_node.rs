@@ -14,6 +14,7 @@
 //! - `/healthz`, `/readyz` and `/metrics` say what they should.
 //!
 //! Every wait is bounded; a failing test prints the server's log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::future::Future;
 use std::ops::{Deref, DerefMut};

@@ -259,7 +259,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, link.propose(fence)).await {
             Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership released"),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "controlled shutdown failed; the session timeout will fence this broker")
+                tracing::warn!(error = %strata_record::ErrorChain(&e), "controlled shutdown failed; the session timeout will fence this broker")
             }
             Err(_) => tracing::warn!("controlled shutdown timed out; the session timeout will fence this broker"),
         }

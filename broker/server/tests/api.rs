@@ -1,6 +1,7 @@
 //! The gRPC API of a real in-process node (`strata_server::run`) over
 //! loopback: every RPC, every error code a client can provoke, and the rule
 //! that a rejected request writes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

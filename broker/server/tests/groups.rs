@@ -3,6 +3,7 @@
 //! fetches, overwrites, per-partition and request errors, group deletion,
 //! listing and description, and offsets surviving a restart (replayed from
 //! the offsets log).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

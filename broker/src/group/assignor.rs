@@ -136,6 +136,7 @@ fn normalize<'a>(specs: &'a [MemberSpec], topics: &'a BTreeMap<String, u32>) -> 
         m.topics.extend(known.filter(|(_, &n)| n > 0).map(|(t, _)| t.as_str()));
     }
     for spec in specs {
+        #[allow(clippy::expect_used, reason = "invariant: every spec was inserted into `by_id` above")]
         let m = by_id.get_mut(spec.member_id.as_str()).expect("inserted above");
         for (topic, parts) in &spec.current {
             if let Some((name, &n)) = topics.get_key_value(topic.as_str()) {
@@ -203,6 +204,7 @@ fn uniform<'a>(
     }
     for (&topic, idxs) in subs {
         for tp in (0..topics[topic]).map(|p| (topic, p)).filter(|tp| !taken.contains(tp)) {
+            #[allow(clippy::expect_used, reason = "invariant: `subs` lists only topics with a subscriber")]
             let to = *idxs.iter().min_by_key(|&&i| (held[i].len(), i)).expect("topic has a subscriber");
             held[to].insert(tp);
         }
@@ -258,6 +260,7 @@ fn find_move<'a>(held: &[BTreeSet<Tp<'a>>], subs: &BTreeMap<&'a str, Vec<usize>>
             .filter(|&(l, _, _)| l + 2 <= load)
             .min();
         if let Some((_, to, topic)) = target {
+            #[allow(clippy::expect_used, reason = "invariant: `from` was chosen because it holds `topic`")]
             let tp = *held[from].range((topic, 0)..=(topic, u32::MAX)).next_back().expect("holds the topic");
             return Some((from, to, tp));
         }

@@ -89,7 +89,7 @@ impl BrokerService {
         let latest = tokio::task::spawn_blocking(move || latest_below(&log, hw))
             .await
             .map_err(|e| format!("scan task failed: {e}"))?
-            .map_err(|e| format!("scanning the offsets log: {e}"))?;
+            .map_err(|e| format!("scanning the offsets log: {}", strata_record::ErrorChain(&e)))?;
         let copies: Vec<(OffsetKey, Option<OffsetValue>, u64)> =
             latest.into_iter().filter_map(|(k, (at, v))| v.map(|v| (k, Some(v), at))).collect();
         for chunk in copies.chunks(COPIES_PER_BATCH) {
@@ -105,7 +105,7 @@ impl BrokerService {
         tokio::task::spawn_blocking(move || log.delete_before(hw))
             .await
             .map_err(|e| format!("delete task failed: {e}"))?
-            .map_err(|e| format!("raising the log start: {e}"))?;
+            .map_err(|e| format!("raising the log start: {}", strata_record::ErrorChain(&e)))?;
         Ok(Some(Compacted { records_removed: hw - start, records_copied: copies.len() as u64, log_start: hw }))
     }
 }

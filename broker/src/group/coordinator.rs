@@ -188,13 +188,13 @@ impl GroupCoordinator {
                     }
                 }
                 Ok(Err(e)) => {
-                    tracing::error!(partition = index, epoch, error = %e, "loading consumer groups failed");
+                    tracing::error!(partition = index, epoch, error = %strata_record::ErrorChain(&e), "loading consumer groups failed");
                     if ours {
                         slots.remove(&index);
                     }
                 }
                 Err(e) => {
-                    tracing::error!(partition = index, epoch, error = %e, "the group load task failed");
+                    tracing::error!(partition = index, epoch, error = %strata_record::ErrorChain(&e), "the group load task failed");
                     if ours {
                         slots.remove(&index);
                     }

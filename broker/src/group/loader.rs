@@ -34,7 +34,7 @@ pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageErro
         let at = super::compaction::source_offset(&record);
         if let Err(e) = shard.replay(at, record.key.as_deref(), record.value.as_deref()) {
             stats.skipped += 1;
-            tracing::warn!(dir = %log.dir().display(), offset = record.offset, error = %e, "skipping an offsets record");
+            tracing::warn!(dir = %log.dir().display(), offset = record.offset, error = %strata_record::ErrorChain(&e), "skipping an offsets record");
         }
     })?;
     shard.finish_load();

@@ -53,7 +53,12 @@ impl BrokerService {
         tracing::info!(partitions, replication_factor = rf, "creating the offsets topic {OFFSETS_TOPIC}");
         match self.controller.create_topic(OFFSETS_TOPIC, partitions, rf, offsets_topic_configs()).await {
             Ok(_) | Err(ControllerCallError::Metadata(MetadataError::TopicAlreadyExists { .. })) => {}
-            Err(e) => return Err(unavailable(format!("creating the offsets topic {OFFSETS_TOPIC} failed: {e}"))),
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "creating the offsets topic {OFFSETS_TOPIC} failed: {}",
+                    strata_record::ErrorChain(&e)
+                )))
+            }
         }
         let image = self.controller.metadata();
         self.replicas.apply_metadata(image.clone());

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::{ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
 use strata_record::batch::split_batches;
+use strata_record::ErrorChain;
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -233,7 +234,7 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
                     partition = %p.tp, log_end = leo, leader_log_start = r.log_start_offset,
                     "behind the leader's log start; restarting the replica there"
                 );
-                p.log.truncate_fully_and_start_at(r.log_start_offset).map_err(|e| e.to_string())?;
+                p.log.truncate_fully_and_start_at(r.log_start_offset).map_err(|e| ErrorChain(&e).to_string())?;
                 p.follower_high_watermark(p.high_watermark());
                 return Ok(());
             }
@@ -272,20 +273,20 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
                 b.header().partition_leader_epoch
             ));
         }
-        p.log.append_as_follower(&batches).map_err(|e: StorageError| e.to_string())?;
+        p.log.append_as_follower(&batches).map_err(|e: StorageError| ErrorChain(&e).to_string())?;
     }
     // Follow the leader's log start (its retention, offsets compaction)
     // where it lies within this log and below what is committed.
     let start = r.log_start_offset.min(r.high_watermark);
     if start > p.log.log_start_offset() && start <= p.log.log_end_offset() {
-        p.log.delete_before(start).map_err(|e| e.to_string())?;
+        p.log.delete_before(start).map_err(|e| ErrorChain(&e).to_string())?;
     }
     p.follower_high_watermark(r.high_watermark);
     Ok(())
 }
 
 fn truncate(p: &Partition, offset: u64) -> Result<(), String> {
-    p.log.truncate_to(offset).map_err(|e| e.to_string())?;
+    p.log.truncate_to(offset).map_err(|e| ErrorChain(&e).to_string())?;
     p.follower_high_watermark(p.high_watermark());
     Ok(())
 }

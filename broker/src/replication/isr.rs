@@ -42,7 +42,9 @@ pub async fn maintain_isr(
                         | MetadataError::FencedLeaderEpoch { .. }
                         | MetadataError::NotLeader { .. }),
                     )) => tracing::info!(partition = %tp, reason = %e, "ISR change rejected as stale"),
-                    Err(e) => tracing::warn!(partition = %tp, error = %e, "ISR change failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(partition = %tp, error = %strata_record::ErrorChain(&e), "ISR change failed; will retry")
+                    }
                 }
             });
         }

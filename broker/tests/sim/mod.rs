@@ -28,13 +28,13 @@ use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
 use strata_storage::TopicPartition;
 
 /// The controller's node id on the simulated network.
-pub const CONTROLLER: u32 = 0;
+pub(crate) const CONTROLLER: u32 = 0;
 /// The client's (producer's and consumer's) node id.
-pub const CLIENT: u32 = 9;
+pub(crate) const CLIENT: u32 = 9;
 /// Broker ids.
-pub const BROKERS: [u32; 3] = [1, 2, 3];
+pub(crate) const BROKERS: [u32; 3] = [1, 2, 3];
 /// The simulated topic.
-pub const TOPIC: &str = "sim";
+pub(crate) const TOPIC: &str = "sim";
 
 /// A broker missing heartbeats this long is fenced.
 const SESSION_TIMEOUT: u64 = 3_000;
@@ -51,7 +51,7 @@ const PRODUCE_TIMEOUT: u64 = 5_000;
 
 /// What a seed runs.
 #[derive(Debug, Clone)]
-pub struct SimConfig {
+pub(crate) struct SimConfig {
     /// The seed.
     pub seed: u64,
     /// Simulated milliseconds of load and faults before everything heals.
@@ -62,14 +62,14 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// The default run for `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         SimConfig { seed, active_ms: 20_000, settle_ms: 120_000 }
     }
 }
 
 /// What a run produced.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Hash of the event trace (equal for two runs of one seed).
     pub trace_hash: u64,
     /// Events processed.
@@ -103,16 +103,16 @@ pub struct Report {
 
 /// A small, fast, seedable PRNG (SplitMix64).
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// Seeded.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed ^ 0x5DEE_CE66_D1CE_F00D)
     }
 
     /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -121,17 +121,17 @@ impl Rng {
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
     }
 
     /// True with probability `per_mille / 1000`.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
+    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
         self.next_u64() % 1000 < per_mille
     }
 
     /// One element of a non-empty slice.
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[(self.next_u64() % items.len() as u64) as usize]
     }
 }
@@ -221,7 +221,7 @@ struct Pending {
 }
 
 /// The whole simulated cluster.
-pub struct World {
+pub(crate) struct World {
     cfg: SimConfig,
     rng: Rng,
     now: Arc<AtomicU64>,
@@ -255,7 +255,7 @@ pub struct World {
 
 impl World {
     /// A fresh cluster for `cfg` (logs in a new tempdir).
-    pub fn new(cfg: SimConfig) -> Self {
+    pub(crate) fn new(cfg: SimConfig) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut rng = Rng::new(cfg.seed);
         let partitions = rng.range(1, 3) as u32;
@@ -392,7 +392,7 @@ impl World {
     }
 
     /// Runs the seed to the end; the report lists any violation.
-    pub fn run(mut self) -> Report {
+    pub(crate) fn run(mut self) -> Report {
         self.start();
         let active = self.cfg.active_ms;
         let limit = active + self.cfg.settle_ms;

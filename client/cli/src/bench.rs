@@ -214,6 +214,7 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
+#[allow(clippy::expect_used, reason = "the bounds are constants hdrhistogram accepts")]
 fn histogram() -> Histogram<u64> {
     // Bounds are constants that hdrhistogram accepts.
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")

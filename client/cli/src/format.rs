@@ -38,7 +38,7 @@ pub(crate) enum RecordFormat {
 
 impl RecordFormat {
     /// Parses `--format`; an unknown escape is an error naming it.
-    pub fn parse(s: &str) -> Result<RecordFormat> {
+    pub(crate) fn parse(s: &str) -> Result<RecordFormat> {
         if s == "json" {
             return Ok(RecordFormat::Json);
         }
@@ -91,7 +91,7 @@ impl RecordFormat {
     }
 
     /// Appends the record as this format prints it.
-    pub fn write(&self, r: &ConsumerRecord, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, r: &ConsumerRecord, out: &mut Vec<u8>) {
         match self {
             RecordFormat::Json => {
                 // Writing to a Vec cannot fail.

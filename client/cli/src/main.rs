@@ -74,7 +74,7 @@ pub(crate) struct Global {
 
 impl Global {
     /// The bootstrap list the library takes.
-    pub fn bootstrap(&self) -> Vec<String> {
+    pub(crate) fn bootstrap(&self) -> Vec<String> {
         vec![self.bootstrap.clone()]
     }
 }
@@ -151,7 +151,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 /// shortened to the address and the root cause ("Connection refused").
 fn describe_error(e: &anyhow::Error) -> String {
     for cause in e.chain() {
-        if let Some(strata_client::ClientError::Connect { address, source }) = cause.downcast_ref() {
+        if let Some(strata_client::ClientError::Connect { address, cause: source }) = cause.downcast_ref() {
             let mut root: &(dyn std::error::Error + 'static) = source.as_ref();
             while let Some(next) = root.source() {
                 root = next;

@@ -1,5 +1,6 @@
 //! The `strata group …` and `strata consume --group` commands against the
 //! in-process fake cluster (the real binary, run as a process).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 #[path = "../../tests/fake/mod.rs"]
 mod fake;

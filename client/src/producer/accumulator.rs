@@ -151,6 +151,7 @@ impl Accumulator {
             let tq = TopicQueues { name: name.clone(), partitions: FxMap::default(), sticky: None };
             self.topics.insert(name, tq);
         }
+        #[allow(clippy::expect_used, reason = "invariant: inserted just above")]
         let tq = self.topics.get_mut(topic).expect("inserted above");
         let mut wake = false;
         let partition = match target {
@@ -348,6 +349,7 @@ fn fits(batch: &OpenBatch, record: &RecordRef<'_>, batch_size: usize) -> bool {
 /// Encodes the open batch of `q` and queues it as ready.
 fn close_open(q: &mut PartitionQueue) {
     let Some(open) = q.open.take() else { return };
+    #[allow(clippy::expect_used, reason = "invariant: an open batch holds at least one record")]
     let bytes = open.builder.build().expect("an open batch holds at least one record");
     q.ready.push_back(ReadyBatch {
         id: open.id,

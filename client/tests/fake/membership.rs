@@ -16,7 +16,7 @@ use super::{err, State};
 type Tp = (String, u32);
 
 #[derive(Debug, Clone)]
-pub struct FakeMember {
+pub(crate) struct FakeMember {
     pub id: String,
     pub instance_id: String,
     pub client_id: String,
@@ -33,19 +33,19 @@ pub struct FakeMember {
 }
 
 #[derive(Debug, Default)]
-pub struct FakeGroup {
+pub(crate) struct FakeGroup {
     pub epoch: i32,
     pub members: BTreeMap<String, FakeMember>,
     pub next_id: u32,
 }
 
 impl FakeGroup {
-    pub fn member(&self, id: &str) -> Option<&FakeMember> {
+    pub(crate) fn member(&self, id: &str) -> Option<&FakeMember> {
         self.members.get(id)
     }
 
     /// Commit validation: (member id, epoch) against the member's epoch.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Option<Error> {
+    pub(crate) fn check_commit(&self, member_id: &str, epoch: i32) -> Option<Error> {
         let live = self.members.values().filter(|m| !m.left_static).count();
         if member_id.is_empty() {
             return if live == 0 { None } else { err(ErrorCode::NonEmptyGroup, "the group has members") };
@@ -122,7 +122,7 @@ fn failed(code: ErrorCode, message: impl Into<String>) -> ConsumerGroupHeartbeat
 }
 
 /// Serves one heartbeat at broker `id`.
-pub fn heartbeat(s: &mut State, id: u32, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+pub(super) fn heartbeat(s: &mut State, id: u32, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
     s.heartbeats.push(r.clone());
     if let Some(error) = s.group_check(id, &r.group_id) {
         return ConsumerGroupHeartbeatResponse { error: Some(error), ..Default::default() };

@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status};
 
 /// A fault answered instead of appending.
 #[derive(Debug, Clone)]
-pub struct Fault {
+pub(crate) struct Fault {
     pub topic: String,
     pub partition: u32,
     pub code: ErrorCode,
@@ -38,14 +38,14 @@ pub struct Fault {
 
 /// One produce request a broker received.
 #[derive(Debug, Clone)]
-pub struct ProduceLog {
+pub(crate) struct ProduceLog {
     pub broker: u32,
     /// (topic, partition, batches in the entry).
     pub entries: Vec<(String, u32, usize)>,
 }
 
 #[derive(Debug, Default)]
-pub struct Log {
+pub(crate) struct Log {
     /// Stored batches with their base offsets set.
     pub batches: Vec<RecordBatch>,
     pub start: u64,
@@ -53,7 +53,7 @@ pub struct Log {
 }
 
 #[derive(Debug)]
-pub struct Topic {
+pub(crate) struct Topic {
     pub id: String,
     pub partitions: Vec<Log>,
     pub replication_factor: u32,
@@ -61,7 +61,7 @@ pub struct Topic {
 }
 
 #[derive(Debug, Default)]
-pub struct State {
+pub(crate) struct State {
     pub brokers: Vec<(u32, String)>,
     pub topics: BTreeMap<String, Topic>,
     /// Leader per partition; absent means broker 1... by partition number.
@@ -94,14 +94,14 @@ pub struct State {
 
 /// One committed offset in the fake's store.
 #[derive(Debug, Clone)]
-pub struct Commit {
+pub(crate) struct Commit {
     pub offset: u64,
     pub metadata: String,
     pub timestamp: i64,
 }
 
 impl State {
-    pub fn leader(&self, topic: &str, partition: u32) -> u32 {
+    pub(crate) fn leader(&self, topic: &str, partition: u32) -> u32 {
         self.leaders
             .get(&(topic.to_owned(), partition))
             .copied()
@@ -109,7 +109,7 @@ impl State {
     }
 
     /// Records of a partition in log order.
-    pub fn records(&self, topic: &str, partition: u32) -> Vec<Record> {
+    pub(crate) fn records(&self, topic: &str, partition: u32) -> Vec<Record> {
         self.topics[topic].partitions[partition as usize]
             .batches
             .iter()
@@ -117,12 +117,12 @@ impl State {
             .collect()
     }
 
-    pub fn coordinator(&self, group: &str) -> u32 {
+    pub(crate) fn coordinator(&self, group: &str) -> u32 {
         self.coordinators.get(group).copied().unwrap_or(1)
     }
 
     /// The committed offset of a partition, if any.
-    pub fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
+    pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
         self.offsets.get(group)?.get(&(topic.to_owned(), partition)).map(|c| c.offset)
     }
 
@@ -160,7 +160,7 @@ impl State {
 }
 
 /// A running fake cluster.
-pub struct FakeCluster {
+pub(crate) struct FakeCluster {
     pub addrs: Vec<String>,
     pub state: Arc<Mutex<State>>,
     stops: Vec<Option<oneshot::Sender<()>>>,
@@ -168,7 +168,7 @@ pub struct FakeCluster {
 
 impl FakeCluster {
     /// Starts `n` brokers (ids 1..=n).
-    pub async fn start(n: u32) -> FakeCluster {
+    pub(crate) async fn start(n: u32) -> FakeCluster {
         let mut listeners = Vec::new();
         let mut brokers = Vec::new();
         for id in 1..=n {
@@ -199,12 +199,12 @@ impl FakeCluster {
         FakeCluster { addrs: brokers.into_iter().map(|(_, a)| a).collect(), state, stops }
     }
 
-    pub fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap()
     }
 
     /// Creates a topic directly in the store.
-    pub fn create_topic(&self, name: &str, partitions: u32) {
+    pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
         let mut s = self.state();
         let topic = Topic {
             id: format!("id-{name}"),
@@ -215,21 +215,21 @@ impl FakeCluster {
         s.topics.insert(name.to_owned(), topic);
     }
 
-    pub fn set_leader(&self, topic: &str, partition: u32, broker: u32) {
+    pub(crate) fn set_leader(&self, topic: &str, partition: u32, broker: u32) {
         self.state().leaders.insert((topic.to_owned(), partition), broker);
     }
 
-    pub fn inject(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
+    pub(crate) fn inject(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
         self.state().produce_faults.push_back(Fault { topic: topic.into(), partition, code, times });
     }
 
     /// Makes broker `id` the coordinator of `group`.
-    pub fn set_coordinator(&self, group: &str, id: u32) {
+    pub(crate) fn set_coordinator(&self, group: &str, id: u32) {
         self.state().coordinators.insert(group.to_owned(), id);
     }
 
     /// Plants a member owning `partitions` of `topic` in `group`.
-    pub fn add_member(&self, group: &str, member_id: &str, topic: &str, partitions: Vec<u32>) {
+    pub(crate) fn add_member(&self, group: &str, member_id: &str, topic: &str, partitions: Vec<u32>) {
         let member = GroupMemberDescription {
             member_id: member_id.to_owned(),
             client_id: "test-client".into(),
@@ -243,16 +243,16 @@ impl FakeCluster {
 
     /// Makes the coordinator of `group` answer its next `times` requests
     /// with `code`.
-    pub fn inject_group(&self, group: &str, code: ErrorCode, times: u32) {
+    pub(crate) fn inject_group(&self, group: &str, code: ErrorCode, times: u32) {
         self.state().group_faults.push_back((group.to_owned(), code, times));
     }
 
-    pub fn produce_requests(&self) -> usize {
+    pub(crate) fn produce_requests(&self) -> usize {
         self.state().produce_log.len()
     }
 
     /// Stops broker `id`'s server.
-    pub fn stop(&mut self, id: u32) {
+    pub(crate) fn stop(&mut self, id: u32) {
         if let Some(tx) = self.stops[id as usize - 1].take() {
             let _ = tx.send(());
         }
@@ -796,11 +796,11 @@ impl Strata for FakeBroker {
 }
 
 /// Runs a test body with a deadline so a bug hangs no test run.
-pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) async fn bounded<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(20), f).await.expect("test timed out")
 }
 
 /// Bytes of a `&str`.
-pub fn b(s: &str) -> Bytes {
+pub(crate) fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }

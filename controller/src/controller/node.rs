@@ -117,7 +117,7 @@ pub(crate) struct Node {
 impl Node {
     /// Runs until `Stop` or a fatal storage error; pending proposals then fail
     /// with `Stopped` (their reply channels are dropped).
-    pub fn run(mut self, rx: mpsc::Receiver<Command>) {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Command>) {
         let mut next_tick = Instant::now() + self.tick_interval;
         let mut busy = self.raw.has_ready();
         loop {
@@ -137,7 +137,7 @@ impl Node {
                     }
                     Command::Raft(msg) => {
                         if let Err(e) = self.raw.step(*msg) {
-                            tracing::debug!(error = %e, "dropping raft message");
+                            tracing::debug!(error = %strata_record::ErrorChain(&e), "dropping raft message");
                         }
                     }
                     Command::Stop => stop = true,
@@ -157,7 +157,7 @@ impl Node {
             match self.process_readies() {
                 Ok(more) => busy = more,
                 Err(e) => {
-                    tracing::error!(node = self.id, error = %e, "controller raft loop failed; stopping");
+                    tracing::error!(node = self.id, error = %strata_record::ErrorChain(&e), "controller raft loop failed; stopping");
                     break;
                 }
             }
@@ -264,7 +264,9 @@ impl Node {
                 tracing::info!(node = self.id, broker = node_id, fence, "proposing a broker liveness change");
                 self.liveness.proposed.insert((node_id, fence), now);
             }
-            Err(e) => tracing::debug!(broker = node_id, error = %e, "could not propose a broker liveness change"),
+            Err(e) => {
+                tracing::debug!(broker = node_id, error = %strata_record::ErrorChain(&e), "could not propose a broker liveness change")
+            }
         }
     }
 
@@ -390,7 +392,7 @@ impl Node {
                     let result = MetadataCommand::decode(&entry.data).and_then(|cmd| img.apply(&cmd));
                     self.staged.push((entry.index, bytes::Bytes::from(entry.data.to_vec())));
                     if let Err(e) = &result {
-                        tracing::debug!(index = entry.index, error = %e, "metadata command rejected");
+                        tracing::debug!(index = entry.index, error = %strata_record::ErrorChain(e), "metadata command rejected");
                     }
                     Some(result.map_err(ControllerError::from))
                 }
@@ -430,7 +432,7 @@ impl Node {
         match cs {
             Ok(cs) => self.raw.mut_store().set_conf_state(cs, entry.index),
             Err(e) => {
-                tracing::warn!(index = entry.index, error = %e, "ignoring an invalid configuration change");
+                tracing::warn!(index = entry.index, error = %strata_record::ErrorChain(&e), "ignoring an invalid configuration change");
                 Ok(())
             }
         }
@@ -455,7 +457,9 @@ impl Node {
                 let cluster_id = uuid::Uuid::new_v4().to_string();
                 match self.propose_raw(&MetadataCommand::InitCluster { cluster_id }) {
                     Ok(seq) => self.init_in_flight = Some(seq),
-                    Err(e) => tracing::debug!(error = %e, "could not propose the cluster id"),
+                    Err(e) => {
+                        tracing::debug!(error = %strata_record::ErrorChain(&e), "could not propose the cluster id")
+                    }
                 }
             }
         }
@@ -505,7 +509,9 @@ impl Node {
         };
         match self.propose_raw(&cmd) {
             Ok(_) => tracing::info!(node = self.id, partitions = count, "proposing a preferred leader election"),
-            Err(e) => tracing::debug!(error = %e, "could not propose a preferred leader election"),
+            Err(e) => {
+                tracing::debug!(error = %strata_record::ErrorChain(&e), "could not propose a preferred leader election")
+            }
         }
     }
 
@@ -531,7 +537,7 @@ impl Node {
             election: crate::metadata::ElectionType::Unclean,
         };
         if let Err(e) = self.propose_raw(&cmd) {
-            tracing::debug!(error = %e, "could not propose an unclean leader election");
+            tracing::debug!(error = %strata_record::ErrorChain(&e), "could not propose an unclean leader election");
         }
     }
 
@@ -549,7 +555,7 @@ impl Node {
         Ok(())
     }
 
-    pub fn status(&self) -> ControllerStatus {
+    pub(super) fn status(&self) -> ControllerStatus {
         let mut voters = self.raw.store().conf_state().voters.clone();
         voters.sort_unstable();
         ControllerStatus {

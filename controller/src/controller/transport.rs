@@ -284,7 +284,9 @@ impl InMemoryNetwork {
                 std::thread::Builder::new().name("strata-test-net-delay".into()).spawn(move || delay_loop(&weak));
             match spawned {
                 Ok(_) => state.delay_thread = true,
-                Err(e) => tracing::warn!(error = %e, "no delay thread: messages are delivered at once"),
+                Err(e) => {
+                    tracing::warn!(error = %strata_record::ErrorChain(&e), "no delay thread: messages are delivered at once")
+                }
             }
         }
     }

@@ -139,7 +139,7 @@ impl Forwarder {
         match super::client(address, None) {
             Ok(c) => Some(clients.entry(id).or_insert(c).clone()),
             Err(e) => {
-                tracing::warn!(leader = id, %address, error = %e, "bad controller voter address");
+                tracing::warn!(leader = id, %address, error = %strata_record::ErrorChain(&e), "bad controller voter address");
                 None
             }
         }
@@ -159,7 +159,7 @@ pub(crate) fn encode_result(result: &Result<CommandOutcome, ControllerError>, le
         },
         Err(e) => {
             response.error_kind = e.kind().to_string();
-            response.error_message = e.to_string();
+            response.error_message = strata_record::ErrorChain(e).to_string();
             if let ControllerError::Metadata(m) = e {
                 response.metadata_error = serde_json::to_vec(m).unwrap_or_default().into();
             }

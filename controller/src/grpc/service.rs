@@ -66,7 +66,7 @@ impl ControllerRaft for RaftService {
             .controller
             .fetch_metadata(request.after_offset, wait)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|e| Status::unavailable(strata_record::ErrorChain(&e).to_string()))?;
         let leader = self.controller.status().leader_id;
         encode_delta(&delta, leader).map(Response::new).map_err(|e| Status::internal(e.to_string()))
     }
@@ -125,7 +125,7 @@ impl ControllerRaft for RaftService {
             }
             Err(e @ ControllerError::Stopped) => Err(Status::unavailable(e.to_string())),
             Err(e @ ControllerError::Timeout) => Err(Status::deadline_exceeded(e.to_string())),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(Status::internal(strata_record::ErrorChain(&e).to_string())),
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use crate::controller::Transport;
 
 /// Messages queued per peer before new ones are dropped.
-pub const PEER_QUEUE: usize = 4096;
+pub(super) const PEER_QUEUE: usize = 4096;
 /// Most messages in one `Step` call.
 const MAX_BATCH_MESSAGES: usize = 512;
 /// A `Step` batch stops growing past this many bytes.
@@ -95,7 +95,7 @@ async fn run_peer(node_id: u64, peer: u64, address: String, mut rx: mpsc::Receiv
                     messages.push(Bytes::from(b));
                 }
                 Err(e) => {
-                    tracing::warn!(node = node_id, peer, error = %e, "cannot encode a raft message; dropped");
+                    tracing::warn!(node = node_id, peer, error = %strata_record::ErrorChain(&e), "cannot encode a raft message; dropped");
                     dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -112,7 +112,7 @@ async fn run_peer(node_id: u64, peer: u64, address: String, mut rx: mpsc::Receiv
             None => match super::client(&address, Some(super::STEP_TIMEOUT)) {
                 Ok(c) => client.insert(c),
                 Err(e) => {
-                    tracing::warn!(node = node_id, peer, %address, error = %e, "bad controller peer address");
+                    tracing::warn!(node = node_id, peer, %address, error = %strata_record::ErrorChain(&e), "bad controller peer address");
                     dropped.fetch_add(count, Ordering::Relaxed);
                     tokio::time::sleep(BACKOFF).await;
                     continue;

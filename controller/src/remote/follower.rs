@@ -57,7 +57,7 @@ impl MetadataFollower {
                 for (at, bytes) in &entries {
                     let cmd = MetadataCommand::decode(bytes)?;
                     if let Err(e) = next.apply(&cmd) {
-                        tracing::debug!(offset = at, error = %e, "metadata command rejected (as on the controller)");
+                        tracing::debug!(offset = at, error = %strata_record::ErrorChain(&e), "metadata command rejected (as on the controller)");
                     }
                     next.offset = *at;
                 }
@@ -109,7 +109,7 @@ impl MetadataFollower {
             tokio::select! {
                 result = self.poll_once(LONG_POLL) => {
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "fetching metadata from the controller failed; trying another voter");
+                        tracing::warn!(error = %strata_record::ErrorChain(&e), "fetching metadata from the controller failed; trying another voter");
                         tokio::select! {
                             _ = tokio::time::sleep(ERROR_PAUSE) => {}
                             _ = stop.cancelled() => return,

@@ -12,7 +12,9 @@
 //! files) and never copy batch payloads where a `Bytes` slice will do.
 
 pub mod batch;
+mod error_chain;
 pub mod murmur2;
 mod topic_partition;
 
+pub use error_chain::ErrorChain;
 pub use topic_partition::{validate_topic_name, InvalidTopicName, TopicPartition, MAX_TOPIC_NAME_LEN};

@@ -81,7 +81,7 @@ async fn shutdown_signal() {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                tracing::error!(error = %strata_record::ErrorChain(&e), "cannot listen for SIGTERM; only Ctrl-C stops the server");
                 let _ = ctrl_c.await;
                 return;
             }
