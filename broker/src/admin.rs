@@ -8,9 +8,11 @@ use strata_metadata::{MetadataCommand, MetadataError};
 
 use crate::controller_link::ControllerCallError;
 use strata_protocol::v1::*;
+use strata_record::TopicPartition;
 use strata_storage::validate_topic_name;
 
 use crate::api_error;
+use crate::error::{BrokerError, ErrorKind};
 use crate::service::BrokerService;
 use crate::topic_config;
 
@@ -21,16 +23,16 @@ impl BrokerService {
             let name = spec.name.clone();
             let error = self.create_topic(spec, req.validate_only).await.err();
             if let Some(e) = &error {
-                self.metrics.record_error(e.error_code());
+                self.metrics.record_error(e.kind());
             }
-            results.push(TopicResult { name, error });
+            results.push(TopicResult { name, error: error.map(Into::into) });
         }
         self.replicas.apply_metadata(self.controller.metadata());
         CreateTopicsResponse { results }
     }
 
-    async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), Error> {
-        validate_topic_name(&spec.name).map_err(|e| Error::new(ErrorCode::InvalidTopicName, e.to_string()))?;
+    async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), BrokerError> {
+        validate_topic_name(&spec.name).map_err(|e| BrokerError::new(ErrorKind::InvalidTopicName, e.to_string()))?;
         refuse_internal(&spec.name, "created")?;
         let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
         let rf = match (spec.replication_factor, self.config.default_replication_factor) {
@@ -44,9 +46,9 @@ impl BrokerService {
         };
         let configs: BTreeMap<String, String> = spec.configs.into_iter().collect();
         topic_config::log_config(self.replicas.defaults(), &configs)
-            .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
+            .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
         topic_config::replication_config(&configs, rf)
-            .map_err(|e| Error::new(ErrorCode::InvalidConfig, e.to_string()))?;
+            .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
         if validate_only {
             // The state machine is pure: apply the command to a copy of the
             // current metadata to run exactly the checks creation would.
@@ -74,7 +76,7 @@ impl BrokerService {
                 Err(e) => Some(e),
                 Ok(()) => self.controller.delete_topic(&name).await.err().map(|e| controller_error(&e)),
             };
-            results.push(TopicResult { name, error });
+            results.push(TopicResult { name, error: error.map(Into::into) });
         }
         self.replicas.apply_metadata(self.controller.metadata());
         DeleteTopicsResponse { results }
@@ -103,7 +105,10 @@ impl BrokerService {
         for name in names {
             let Some(t) = image.topics.get(&name) else {
                 topics.push(TopicDescription {
-                    error: Some(Error::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{name}'"))),
+                    error: Some(
+                        (BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{name}'")))
+                            .into(),
+                    ),
                     name,
                     ..Default::default()
                 });
@@ -140,45 +145,38 @@ impl BrokerService {
         DescribeTopicsResponse { topics }
     }
 
-    pub(crate) async fn list_offsets(&self, req: ListOffsetsRequest) -> ListOffsetsResponse {
-        let mut out = ListOffsetsResponse { partitions: Vec::with_capacity(req.partitions.len()) };
-        for lp in req.partitions {
-            let mut r = ListedOffset {
-                topic: lp.topic.clone(),
-                partition: lp.partition,
-                offset: -1,
-                timestamp: -1,
-                error: None,
-            };
-            match self.replicas.lookup(&lp.topic, lp.partition) {
-                Err(e) => r.error = Some(e),
-                Ok(p) => match lp.timestamp {
-                    -2 => r.offset = p.log.log_start_offset() as i64,
-                    -1 => r.offset = p.high_watermark() as i64,
-                    ts if ts < 0 => {
-                        r.error = Some(Error::new(
-                            ErrorCode::InvalidRequest,
-                            format!("timestamp {ts}: use -2 (earliest), -1 (latest) or a time in ms"),
-                        ))
-                    }
-                    ts => {
-                        let log = p.log.clone();
-                        let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts)).await;
-                        match found {
-                            Ok(Ok(Some((offset, timestamp)))) if offset < p.high_watermark() => {
-                                r.offset = offset as i64;
-                                r.timestamp = timestamp;
-                            }
-                            Ok(Ok(_)) => {}
-                            Ok(Err(e)) => r.error = Some(api_error::storage_error(&lp.topic, lp.partition, &e)),
-                            Err(e) => r.error = Some(Error::new(ErrorCode::UnknownServerError, e.to_string())),
-                        }
-                    }
-                },
-            }
-            out.partitions.push(r);
+    /// The offset each partition's spec resolves to, per partition.
+    pub async fn list_offsets(
+        &self,
+        partitions: Vec<(TopicPartition, OffsetSpec)>,
+    ) -> Vec<(TopicPartition, Result<ListedOffset, BrokerError>)> {
+        let mut out = Vec::with_capacity(partitions.len());
+        for (tp, spec) in partitions {
+            let result = self.list_offset(&tp, spec).await;
+            out.push((tp, result));
         }
         out
+    }
+
+    async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, BrokerError> {
+        let p = self.replicas.lookup(&tp.topic, tp.partition)?;
+        Ok(match spec {
+            OffsetSpec::Earliest => ListedOffset { offset: Some(p.log.log_start_offset()), timestamp: None },
+            OffsetSpec::Latest => ListedOffset { offset: Some(p.high_watermark()), timestamp: None },
+            OffsetSpec::Timestamp(ts) => {
+                let log = p.log.clone();
+                let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
+                    .await
+                    .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "lookup task failed").with_source(e))?
+                    .map_err(|e| api_error::storage_error(&tp.topic, tp.partition, e))?;
+                match found {
+                    Some((offset, timestamp)) if offset < p.high_watermark() => {
+                        ListedOffset { offset: Some(offset), timestamp: Some(timestamp) }
+                    }
+                    _ => ListedOffset { offset: None, timestamp: None },
+                }
+            }
+        })
     }
 
     pub(crate) async fn describe_cluster(&self) -> DescribeClusterResponse {
@@ -230,10 +228,10 @@ impl BrokerService {
 
 /// Topics whose name starts with `__` are the broker's own (the offsets
 /// topic): users cannot create or delete them.
-pub(crate) fn refuse_internal(name: &str, what: &str) -> Result<(), Error> {
+pub(crate) fn refuse_internal(name: &str, what: &str) -> Result<(), BrokerError> {
     if crate::group::is_internal_topic(name) {
-        return Err(Error::new(
-            ErrorCode::InvalidTopicName,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidTopicName,
             format!("'{name}': topic names starting with '__' are reserved for internal topics and cannot be {what} by users"),
         ));
     }
@@ -244,18 +242,38 @@ pub(crate) fn refuse_internal(name: &str, what: &str) -> Result<(), Error> {
 const DESCRIBE_QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The API error for a controller failure.
-pub(crate) fn controller_error(e: &ControllerCallError) -> Error {
+pub(crate) fn controller_error(e: &ControllerCallError) -> BrokerError {
     let code = match e {
         ControllerCallError::Metadata(m) => match m {
-            MetadataError::TopicAlreadyExists { .. } => ErrorCode::TopicAlreadyExists,
-            MetadataError::UnknownTopic { .. } => ErrorCode::UnknownTopicOrPartition,
-            MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
-            MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
-            _ => ErrorCode::InvalidRequest,
+            MetadataError::TopicAlreadyExists { .. } => ErrorKind::TopicAlreadyExists,
+            MetadataError::UnknownTopic { .. } => ErrorKind::UnknownTopicOrPartition,
+            MetadataError::InvalidPartitions { .. } => ErrorKind::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor { .. } => ErrorKind::InvalidReplicationFactor,
+            _ => ErrorKind::InvalidRequest,
         },
-        ControllerCallError::NotLeader { .. } => ErrorCode::NotController,
-        ControllerCallError::Timeout => ErrorCode::RequestTimedOut,
-        _ => ErrorCode::UnknownServerError,
+        ControllerCallError::NotLeader { .. } => ErrorKind::NotController,
+        ControllerCallError::Timeout => ErrorKind::RequestTimedOut,
+        _ => ErrorKind::UnknownServerError,
     };
-    Error::new(code, strata_record::ErrorChain(e).to_string())
+    BrokerError::new(code, strata_record::ErrorChain(e).to_string())
+}
+
+/// Which offset a `ListOffsets` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark (the next offset a consumer will see).
+    Latest,
+    /// The first offset whose record's timestamp is at or after this (ms).
+    Timestamp(i64),
+}
+
+/// What a `ListOffsets` found for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset; `None` when no record is at or after the timestamp.
+    pub offset: Option<u64>,
+    /// The found record's timestamp, for a timestamp lookup.
+    pub timestamp: Option<i64>,
 }

@@ -1,28 +1,29 @@
-//! Mapping internal errors onto the API's machine-readable codes, with a
-//! message naming the cause.
+//! Mapping storage and batch failures onto the core's error kinds, with a
+//! message naming the partition and the failure kept as the source.
 
-use strata_protocol::v1::{Error, ErrorCode};
 use strata_record::batch::BatchError;
-use strata_record::ErrorChain;
 use strata_storage::StorageError;
 
-/// The API error for a batch rejected before it reached the log.
-pub fn batch_error(topic: &str, partition: u32, index: usize, e: &BatchError) -> Error {
-    let code = match e {
-        BatchError::TooLarge { .. } => ErrorCode::RecordTooLarge,
-        _ => ErrorCode::CorruptBatch,
+use crate::error::{BrokerError, ErrorKind};
+
+/// The error for a batch rejected before it reached the log.
+pub(crate) fn batch_error(topic: &str, partition: u32, index: usize, e: BatchError) -> BrokerError {
+    let kind = match e {
+        BatchError::TooLarge { .. } => ErrorKind::RecordTooLarge,
+        _ => ErrorKind::CorruptBatch,
     };
-    Error::new(code, format!("{topic}-{partition}: record batch {index} rejected, nothing was written: {e}"))
+    BrokerError::new(kind, format!("{topic}-{partition}: record batch {index} rejected, nothing was written"))
+        .with_source(e)
 }
 
-/// The API error for a storage failure on a partition.
-pub fn storage_error(topic: &str, partition: u32, e: &StorageError) -> Error {
-    let code = match e {
-        StorageError::InvalidBatch(BatchError::TooLarge { .. }) => ErrorCode::RecordTooLarge,
-        StorageError::InvalidBatch(_) => ErrorCode::CorruptBatch,
-        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-        StorageError::InvalidArgument { .. } => ErrorCode::InvalidRequest,
-        _ => ErrorCode::StorageError,
+/// The error for a storage failure on a partition.
+pub(crate) fn storage_error(topic: &str, partition: u32, e: StorageError) -> BrokerError {
+    let kind = match &e {
+        StorageError::InvalidBatch(BatchError::TooLarge { .. }) => ErrorKind::RecordTooLarge,
+        StorageError::InvalidBatch(_) => ErrorKind::CorruptBatch,
+        StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+        StorageError::InvalidArgument { .. } => ErrorKind::InvalidRequest,
+        _ => ErrorKind::StorageError,
     };
-    Error::new(code, format!("{topic}-{partition}: {}", ErrorChain(e)))
+    BrokerError::new(kind, format!("{topic}-{partition}")).with_source(e)
 }

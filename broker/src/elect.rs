@@ -10,6 +10,8 @@ use strata_metadata::{ElectionSkip, ElectionSkipReason, ElectionType};
 
 use strata_protocol::v1::*;
 
+use crate::error::{BrokerError, ErrorKind};
+
 use crate::admin::controller_error;
 use crate::service::BrokerService;
 
@@ -18,13 +20,13 @@ impl BrokerService {
         match self.run_election(req).await {
             Ok(results) => ElectLeadersResponse { error: None, results },
             Err(error) => {
-                self.metrics.record_error(error.error_code());
-                ElectLeadersResponse { error: Some(error), results: Vec::new() }
+                self.metrics.record_error(error.kind());
+                ElectLeadersResponse { error: Some(error.into()), results: Vec::new() }
             }
         }
     }
 
-    async fn run_election(&self, req: ElectLeadersRequest) -> Result<Vec<ElectionResult>, Error> {
+    async fn run_election(&self, req: ElectLeadersRequest) -> Result<Vec<ElectionResult>, BrokerError> {
         let election = parse_election(&req.election)?;
         let image = self.controller.metadata();
         let (targets, mut results) = resolve_targets(&image, req.partitions);
@@ -56,7 +58,7 @@ impl BrokerService {
             results.push(ElectionResult {
                 topic: s.topic.clone(),
                 partition: s.partition,
-                error: Some(skip_error(&image, election, s)),
+                error: Some((skip_error(&image, election, s)).into()),
                 leader: current_leader(&image, &s.topic, s.partition),
             });
         }
@@ -66,12 +68,12 @@ impl BrokerService {
 }
 
 /// `""` or `"preferred"` (the default) and `"unclean"`, in any case.
-fn parse_election(s: &str) -> Result<ElectionType, Error> {
+fn parse_election(s: &str) -> Result<ElectionType, BrokerError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "" | "preferred" => Ok(ElectionType::Preferred),
         "unclean" => Ok(ElectionType::Unclean),
-        other => Err(Error::new(
-            ErrorCode::InvalidRequest,
+        other => Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
             format!("unknown election type '{other}': use 'preferred' or 'unclean'"),
         )),
     }
@@ -98,10 +100,13 @@ fn resolve_targets(
             (None, true) => {
                 if seen.insert((tp.topic.clone(), u32::MAX)) {
                     unknown.push(ElectionResult {
-                        error: Some(Error::new(
-                            ErrorCode::UnknownTopicOrPartition,
-                            format!("unknown topic '{}'", tp.topic),
-                        )),
+                        error: Some(
+                            (BrokerError::new(
+                                ErrorKind::UnknownTopicOrPartition,
+                                format!("unknown topic '{}'", tp.topic),
+                            ))
+                            .into(),
+                        ),
                         topic: tp.topic,
                         partition: 0,
                         leader: -1,
@@ -130,7 +135,7 @@ fn current_leader(image: &MetadataImage, topic: &str, partition: u32) -> i32 {
 
 /// The per-partition error for a partition the election left alone, naming
 /// the cause with what `image` says about it.
-fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -> Error {
+fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -> BrokerError {
     let tp = format!("{}-{}", s.topic, s.partition);
     let p = image.topics.get(&s.topic).and_then(|t| t.partitions.get(s.partition as usize));
     let preferred = p.and_then(|p| p.replicas.first().copied());
@@ -142,7 +147,7 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
             } else {
                 format!("unknown topic '{}'", s.topic)
             };
-            Error::new(ErrorCode::UnknownTopicOrPartition, message)
+            BrokerError::new(ErrorKind::UnknownTopicOrPartition, message)
         }
         ElectionSkipReason::ElectionNotNeeded => {
             let message = match (election, p.and_then(|p| p.leader)) {
@@ -151,7 +156,7 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
                 (ElectionType::Unclean, Some(l)) => format!("{tp} already has a leader ({l})"),
                 (ElectionType::Unclean, None) => format!("{tp} needs no election"),
             };
-            Error::new(ErrorCode::ElectionNotNeeded, message)
+            BrokerError::new(ErrorKind::ElectionNotNeeded, message)
         }
         ElectionSkipReason::PreferredLeaderNotAvailable => {
             let message = match (preferred, p) {
@@ -161,10 +166,10 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
                 }
                 _ => format!("the preferred replica of {tp} cannot lead"),
             };
-            Error::new(ErrorCode::PreferredLeaderNotAvailable, message)
+            BrokerError::new(ErrorKind::PreferredLeaderNotAvailable, message)
         }
-        ElectionSkipReason::UncleanElectionDisabled => Error::new(
-            ErrorCode::EligibleLeadersNotAvailable,
+        ElectionSkipReason::UncleanElectionDisabled => BrokerError::new(
+            ErrorKind::EligibleLeadersNotAvailable,
             format!(
                 "no ISR member of {tp} is alive, and topic '{}' does not allow unclean election \
                  (unclean.leader.election.enable=true)",
@@ -173,8 +178,8 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
         ),
         ElectionSkipReason::EligibleLeadersNotAvailable => {
             let replicas = p.map(|p| p.replicas.clone()).unwrap_or_default();
-            Error::new(
-                ErrorCode::EligibleLeadersNotAvailable,
+            BrokerError::new(
+                ErrorKind::EligibleLeadersNotAvailable,
                 format!("no replica of {tp} can lead: every replica {replicas:?} is fenced"),
             )
         }
@@ -214,7 +219,7 @@ mod tests {
         assert_eq!(parse_election("").unwrap(), ElectionType::Preferred);
         assert_eq!(parse_election("Preferred").unwrap(), ElectionType::Preferred);
         assert_eq!(parse_election("unclean").unwrap(), ElectionType::Unclean);
-        assert_eq!(parse_election("random").unwrap_err().error_code(), ErrorCode::InvalidRequest);
+        assert_eq!(parse_election("random").unwrap_err().kind(), ErrorKind::InvalidRequest);
     }
 
     #[test]
@@ -238,17 +243,17 @@ mod tests {
         let img = image();
         let skip = |reason| ElectionSkip { topic: "t".into(), partition: 0, reason };
         let e = skip_error(&img, ElectionType::Preferred, &skip(ElectionSkipReason::PreferredLeaderNotAvailable));
-        assert_eq!(e.error_code(), ErrorCode::PreferredLeaderNotAvailable);
-        assert!(e.message.contains("replica 2") && e.message.contains("fenced"), "{}", e.message);
+        assert_eq!(e.kind(), ErrorKind::PreferredLeaderNotAvailable);
+        assert!(e.message().contains("replica 2") && e.message().contains("fenced"), "{}", e.message());
         let e = skip_error(&img, ElectionType::Unclean, &skip(ElectionSkipReason::UncleanElectionDisabled));
-        assert_eq!(e.error_code(), ErrorCode::EligibleLeadersNotAvailable);
-        assert!(e.message.contains("unclean.leader.election.enable"), "{}", e.message);
+        assert_eq!(e.kind(), ErrorKind::EligibleLeadersNotAvailable);
+        assert!(e.message().contains("unclean.leader.election.enable"), "{}", e.message());
         let e = skip_error(&img, ElectionType::Preferred, &skip(ElectionSkipReason::ElectionNotNeeded));
-        assert_eq!(e.error_code(), ErrorCode::ElectionNotNeeded);
+        assert_eq!(e.kind(), ErrorKind::ElectionNotNeeded);
         let e = skip_error(&img, ElectionType::Unclean, &skip(ElectionSkipReason::EligibleLeadersNotAvailable));
-        assert_eq!(e.error_code(), ErrorCode::EligibleLeadersNotAvailable);
+        assert_eq!(e.kind(), ErrorKind::EligibleLeadersNotAvailable);
         let e = skip_error(&img, ElectionType::Preferred, &skip(ElectionSkipReason::UnknownTopicOrPartition));
-        assert_eq!(e.error_code(), ErrorCode::UnknownTopicOrPartition);
+        assert_eq!(e.kind(), ErrorKind::UnknownTopicOrPartition);
         assert_eq!(current_leader(&img, "t", 1), 1);
         assert_eq!(current_leader(&img, "t", 9), -1);
     }

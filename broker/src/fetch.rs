@@ -4,25 +4,70 @@
 
 use std::time::Duration;
 
-use strata_protocol::v1::{Error, ErrorCode, FetchRequest, FetchResponse, FetchedPartition};
+use bytes::Bytes;
+use strata_record::TopicPartition;
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api_error;
+use crate::error::{BrokerError, ErrorKind};
 use crate::long_poll::wait_for_change;
 use crate::service::BrokerService;
 
 /// Longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
+/// What a consumer fetch asks for.
+#[derive(Debug, Clone)]
+pub struct FetchParams {
+    /// Longest to wait for `min_bytes` (capped at 30 s).
+    pub max_wait: Duration,
+    /// Bytes that end the wait early (at least 1).
+    pub min_bytes: usize,
+    /// Most bytes over all partitions (`None`: no limit); the first
+    /// partition with data always gets at least one whole batch.
+    pub max_bytes: Option<usize>,
+    /// The partitions, in order.
+    pub partitions: Vec<PartitionFetch>,
+}
+
+/// One partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct PartitionFetch {
+    /// Which partition.
+    pub tp: TopicPartition,
+    /// The offset to read from (the batch holding it comes whole).
+    pub offset: u64,
+    /// Most bytes for this partition (`None`: what the request allows).
+    pub max_bytes: Option<usize>,
+}
+
+/// What one partition of a fetch returned.
+#[derive(Debug, Clone)]
+pub struct FetchedPartition {
+    /// Which partition.
+    pub tp: TopicPartition,
+    /// Whole record batches from the fetch offset, below the high
+    /// watermark, exactly as stored (zero copy from the log).
+    pub records: Bytes,
+    /// The partition's high watermark (0 with an error).
+    pub high_watermark: u64,
+    /// Its log start offset.
+    pub log_start_offset: u64,
+    /// Its log end offset.
+    pub log_end_offset: u64,
+    /// Why this partition returned nothing, if it failed.
+    pub error: Option<BrokerError>,
+}
+
 impl BrokerService {
-    /// Serves a fetch request, waiting for data as asked.
-    pub(crate) async fn fetch(&self, req: FetchRequest) -> FetchResponse {
-        let deadline = Instant::now() + Duration::from_millis(u64::from(req.max_wait_ms)).min(MAX_WAIT_CAP);
-        let min_bytes = req.min_bytes.max(1) as usize;
+    /// Serves a consumer fetch, waiting for data as asked.
+    pub async fn fetch(&self, req: &FetchParams) -> Vec<FetchedPartition> {
+        let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
+        let min_bytes = req.min_bytes.max(1);
         loop {
-            let (watchers, response, bytes, errors) = self.fetch_once(&req);
+            let (watchers, response, bytes, errors) = self.fetch_once(req);
             if bytes >= min_bytes || errors || Instant::now() >= deadline || watchers.is_empty() {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
@@ -32,25 +77,33 @@ impl BrokerService {
                 return response;
             }
             if !wait_for_change(watchers, deadline, &self.stopping).await {
-                let (_, response, bytes, _) = self.fetch_once(&req);
+                let (_, response, bytes, _) = self.fetch_once(req);
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }
         }
     }
 
-    /// One pass over the partitions: the response, the bytes it carries,
+    /// One pass over the partitions: the results, the bytes they carry,
     /// whether any partition errored, and watchers taken before reading (so
     /// no append between the read and the wait is missed).
-    fn fetch_once(&self, req: &FetchRequest) -> (Vec<watch::Receiver<u64>>, FetchResponse, usize, bool) {
-        let max_bytes = if req.max_bytes == 0 { usize::MAX } else { req.max_bytes as usize };
+    fn fetch_once(&self, req: &FetchParams) -> (Vec<watch::Receiver<u64>>, Vec<FetchedPartition>, usize, bool) {
+        let max_bytes = req.max_bytes.unwrap_or(usize::MAX);
         let mut used = 0usize;
         let mut errors = false;
         let mut watchers = Vec::new();
-        let mut out = FetchResponse::default();
+        let mut out = Vec::with_capacity(req.partitions.len());
         for fp in &req.partitions {
-            let mut r = FetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
-            match self.replicas.lookup(&fp.topic, fp.partition) {
+            let (topic, partition) = (&fp.tp.topic, fp.tp.partition);
+            let mut r = FetchedPartition {
+                tp: fp.tp.clone(),
+                records: Bytes::new(),
+                high_watermark: 0,
+                log_start_offset: 0,
+                log_end_offset: 0,
+                error: None,
+            };
+            match self.replicas.lookup(topic, partition) {
                 Err(e) => {
                     r.error = Some(e);
                     errors = true;
@@ -61,40 +114,37 @@ impl BrokerService {
                     r.high_watermark = hw;
                     r.log_start_offset = p.log.log_start_offset();
                     r.log_end_offset = p.log.log_end_offset();
-                    let budget = match fp.partition_max_bytes {
-                        0 => max_bytes.saturating_sub(used),
-                        n => (n as usize).min(max_bytes.saturating_sub(used)),
-                    };
+                    let left = max_bytes.saturating_sub(used);
+                    let budget = fp.max_bytes.map_or(left, |n| n.min(left));
                     if budget == 0 && used > 0 {
-                        out.partitions.push(r);
+                        out.push(r);
                         continue;
                     }
-                    match p.log.read_up_to(fp.fetch_offset, budget.max(1), hw) {
+                    match p.log.read_up_to(fp.offset, budget.max(1), hw) {
                         Ok(read) => {
                             used += read.batches.len();
                             r.records = read.batches;
                         }
                         Err(StorageError::OffsetOutOfRange { offset, log_start, log_end }) => {
                             errors = true;
-                            r.error = Some(Error::new(
-                                ErrorCode::OffsetOutOfRange,
+                            r.error = Some(BrokerError::new(
+                                ErrorKind::OffsetOutOfRange,
                                 format!(
-                                    "{}-{}: fetch offset {offset} is out of range; valid offsets are {log_start} to {log_end}",
-                                    fp.topic, fp.partition
+                                    "{topic}-{partition}: fetch offset {offset} is out of range; valid offsets are {log_start} to {log_end}"
                                 ),
                             ));
                         }
                         Err(e) => {
                             errors = true;
-                            r.error = Some(api_error::storage_error(&fp.topic, fp.partition, &e));
+                            r.error = Some(api_error::storage_error(topic, partition, e));
                         }
                     }
                 }
             }
             if let Some(e) = &r.error {
-                self.metrics.record_error(e.error_code());
+                self.metrics.record_error(e.kind());
             }
-            out.partitions.push(r);
+            out.push(r);
         }
         (watchers, out, used, errors)
     }

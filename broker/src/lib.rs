@@ -10,22 +10,27 @@
 //! above the high watermark to consumers, and never write a batch to a log
 //! before validating it.
 
-pub mod admin;
-pub mod api_error;
+pub(crate) mod admin;
+pub mod api;
+pub(crate) mod api_error;
 pub mod config;
 pub mod controller_link;
-pub mod elect;
-pub mod fetch;
-pub mod group;
+pub(crate) mod elect;
+pub mod error;
+pub(crate) mod fetch;
+pub(crate) mod group;
 pub mod http;
 mod long_poll;
 pub mod metrics;
-pub mod partition;
-pub mod produce;
+pub(crate) mod partition;
+pub(crate) mod produce;
 pub mod replica_manager;
 pub mod replication;
 pub mod service;
+pub mod sim;
 pub mod tasks;
-pub mod topic_config;
+pub(crate) mod topic_config;
 
 pub use config::{Cli, Command, ServerConfig};
+pub use error::{BrokerError, ErrorKind};
+pub use group::partitioner::offsets_partition_for;

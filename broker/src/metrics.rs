@@ -1,13 +1,13 @@
 //! Prometheus metrics: request counters kept live, partition gauges read at
 //! scrape time, rendered in the text exposition format for `/metrics`.
 
+use crate::error::ErrorKind;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use strata_protocol::v1::ErrorCode;
 
 use crate::replica_manager::ReplicaManager;
 
@@ -59,8 +59,8 @@ impl Metrics {
     }
 
     /// Counts an error returned to a client.
-    pub fn record_error(&self, code: ErrorCode) {
-        self.errors.get_or_create(&CodeLabels { code: code.as_str_name().to_string() }).inc();
+    pub fn record_error(&self, kind: ErrorKind) {
+        self.errors.get_or_create(&CodeLabels { code: kind.name().to_string() }).inc();
     }
 
     /// Sets how many consumer groups this broker coordinates.

@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::error::{BrokerError, ErrorKind};
 use strata_metadata::{MetadataCommand, PartitionInfo};
-use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{Log, StorageError, TopicPartition};
 use tokio::sync::watch;
 
@@ -20,7 +20,7 @@ use crate::topic_config::ReplicationConfig;
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// The production clock: [`Instant::now`].
-pub fn system_clock() -> Clock {
+pub(crate) fn system_clock() -> Clock {
     Arc::new(Instant::now)
 }
 
@@ -324,7 +324,7 @@ impl Partition {
     }
 
     /// On the leader: the ISR is too small for acks=all (`NOT_ENOUGH_REPLICAS`).
-    pub fn check_min_isr(&self, code: ErrorCode) -> Result<(), Error> {
+    pub fn check_min_isr(&self, code: ErrorKind) -> Result<(), BrokerError> {
         let st = self.lock();
         let isr = match &st.role {
             Role::Leader(l) => l.isr.len(),
@@ -332,7 +332,7 @@ impl Partition {
         };
         let min = st.config.min_insync_replicas as usize;
         if isr < min {
-            return Err(Error::new(
+            return Err(BrokerError::new(
                 code,
                 format!(
                     "{}: the in-sync replica set {:?} has {isr} member(s); min.insync.replicas is {min}",
@@ -344,14 +344,14 @@ impl Partition {
     }
 
     /// The error for a request that needs the leader.
-    pub fn not_leader(&self) -> Error {
+    pub fn not_leader(&self) -> BrokerError {
         let st = self.lock();
         match &st.role {
-            Role::Follower { leader: Some(l) } => Error::new(
-                ErrorCode::NotLeaderOrFollower,
+            Role::Follower { leader: Some(l) } => BrokerError::new(
+                ErrorKind::NotLeaderOrFollower,
                 format!("broker {} is not the leader of {}; broker {l} is", self.node_id, self.tp),
             ),
-            _ => Error::new(ErrorCode::LeaderNotAvailable, format!("{} has no leader", self.tp)),
+            _ => BrokerError::new(ErrorKind::LeaderNotAvailable, format!("{} has no leader", self.tp)),
         }
     }
 }

@@ -7,40 +7,84 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_protocol::v1::{Error, ErrorCode, PartitionProduceResult, PartitionRecords};
 use strata_record::batch::{split_batches, RecordBatch};
+use strata_record::TopicPartition;
 
 use crate::api_error;
+use crate::error::{BrokerError, ErrorKind};
 use crate::partition::Partition;
 use crate::service::BrokerService;
 
+/// How long acks=all waits for replication when the request sets no time.
+const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest acks=all wait a request may ask for.
+const MAX_PRODUCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How many replicas must have a produce's records before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0: the producer does not wait (the edge may still answer).
+    None,
+    /// acks=1: the leader's append.
+    Leader,
+    /// acks=all: every in-sync replica, and at least `min.insync.replicas`.
+    All,
+}
+
+/// One partition's record batches in a produce request.
+#[derive(Debug, Clone)]
+pub struct ProducePartition {
+    /// Where they go.
+    pub tp: TopicPartition,
+    /// One or more record batches, back to back, as the producer built them.
+    pub records: Bytes,
+}
+
+/// Where one partition's records landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// The partition's log start offset after the append.
+    pub log_start_offset: u64,
+}
+
 impl BrokerService {
-    /// Appends one partition's records and says where they landed.
-    pub(crate) async fn produce_partition(
+    /// Appends each partition's records (the partitions concurrently) and
+    /// says, per partition, where they landed or why not. `timeout` bounds
+    /// the acks=all wait (`None`: 30 s; at most 300 s).
+    pub async fn produce(
         &self,
-        pr: PartitionRecords,
-        acks: i32,
+        acks: Acks,
+        timeout: Option<Duration>,
+        partitions: Vec<ProducePartition>,
+    ) -> Vec<(TopicPartition, Result<Produced, BrokerError>)> {
+        let timeout = timeout.map_or(DEFAULT_PRODUCE_TIMEOUT, |t| t.min(MAX_PRODUCE_TIMEOUT));
+        futures::future::join_all(partitions.into_iter().map(|pp| async move {
+            let result = self.produce_partition(&pp.tp, pp.records, acks, timeout).await;
+            (pp.tp, result)
+        }))
+        .await
+    }
+
+    /// Appends one partition's records and says where they landed.
+    async fn produce_partition(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        acks: Acks,
         timeout: Duration,
-    ) -> PartitionProduceResult {
-        let (topic, partition) = (pr.topic.clone(), pr.partition);
-        let mut result = PartitionProduceResult { topic: pr.topic, partition, ..Default::default() };
-        if !matches!(acks, -1..=1) {
-            result.error =
-                Some(Error::new(ErrorCode::InvalidRequest, format!("acks must be 0, 1 or -1 (all), not {acks}")));
-            return result;
-        }
-        match self.append(&topic, partition, pr.records, acks, timeout).await {
+    ) -> Result<Produced, BrokerError> {
+        match self.append(&tp.topic, tp.partition, records, acks, timeout).await {
             Ok((base_offset, log_start_offset, records, bytes)) => {
-                result.base_offset = base_offset;
-                result.log_start_offset = log_start_offset;
                 self.metrics.record_produce(records, bytes);
+                Ok(Produced { base_offset, log_start_offset })
             }
             Err(e) => {
-                self.metrics.record_error(e.error_code());
-                result.error = Some(e);
+                self.metrics.record_error(e.kind());
+                Err(e)
             }
         }
-        result
     }
 
     async fn append(
@@ -48,32 +92,35 @@ impl BrokerService {
         topic: &str,
         partition: u32,
         records: Bytes,
-        acks: i32,
+        acks: Acks,
         timeout: Duration,
-    ) -> Result<(u64, u64, u64, u64), Error> {
+    ) -> Result<(u64, u64, u64, u64), BrokerError> {
         crate::admin::refuse_internal(topic, "written")?;
         let p = self.replicas.lookup(topic, partition)?;
-        if acks == -1 {
-            p.check_min_isr(ErrorCode::NotEnoughReplicas)?;
+        if acks == Acks::All {
+            p.check_min_isr(ErrorKind::NotEnoughReplicas)?;
         }
         if records.is_empty() {
-            return Err(Error::new(ErrorCode::InvalidRequest, format!("{topic}-{partition}: no record batches given")));
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                format!("{topic}-{partition}: no record batches given"),
+            ));
         }
         let bytes = records.len() as u64;
         let max = p.log.config().max_batch_bytes;
         let mut batches: Vec<RecordBatch> = Vec::new();
         for (i, b) in split_batches(records, max).enumerate() {
-            batches.push(b.map_err(|e| api_error::batch_error(topic, partition, i, &e))?);
+            batches.push(b.map_err(|e| api_error::batch_error(topic, partition, i, e))?);
         }
         let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
         let log = p.log.clone();
         let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
         let info = tokio::task::spawn_blocking(move || log.append_batches(&batches, epoch))
             .await
-            .map_err(|e| Error::new(ErrorCode::UnknownServerError, format!("append task failed: {e}")))?
-            .map_err(|e| api_error::storage_error(topic, partition, &e))?;
+            .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e))?
+            .map_err(|e| api_error::storage_error(topic, partition, e))?;
         p.after_leader_append();
-        if acks == -1 {
+        if acks == Acks::All {
             wait_committed(&p, epoch, info.last_offset + 1, timeout, &self.stopping).await?;
         }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
@@ -84,17 +131,17 @@ impl BrokerService {
 /// `epoch`, stands: `Ok(true)` once committed, `Ok(false)` while it must
 /// wait, or the error that fails it (leadership moved; the ISR fell below
 /// `min.insync.replicas`). Sync, so a simulation drives the same rule.
-pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, Error> {
+pub fn commit_status(p: &Partition, epoch: u32, end: u64) -> Result<bool, BrokerError> {
     if p.leader_epoch_if_leader() != Some(epoch) {
-        return Err(Error::new(
-            ErrorCode::NotLeaderOrFollower,
+        return Err(BrokerError::new(
+            ErrorKind::NotLeaderOrFollower,
             format!("{}: leadership moved before the records were replicated; they may be lost", p.tp),
         ));
     }
     // Before the high watermark (as Kafka's DelayedProduce): once the ISR
     // shrank below the minimum, the leader alone moves the high watermark,
     // and completing then would acknowledge a record held by one replica.
-    p.check_min_isr(ErrorCode::NotEnoughReplicasAfterAppend)?;
+    p.check_min_isr(ErrorKind::NotEnoughReplicasAfterAppend)?;
     Ok(p.high_watermark() >= end)
 }
 
@@ -107,7 +154,7 @@ pub(crate) async fn wait_committed(
     end: u64,
     timeout: Duration,
     stopping: &tokio_util::sync::CancellationToken,
-) -> Result<(), Error> {
+) -> Result<(), BrokerError> {
     let mut hw = p.watch_high_watermark();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -119,8 +166,8 @@ pub(crate) async fn wait_committed(
             // After a controlled shutdown the followers fetch from the new
             // leader: this high watermark will not move again. Answer now so
             // the producer retries there instead of waiting out its timeout.
-            return Err(Error::new(
-                ErrorCode::NotLeaderOrFollower,
+            return Err(BrokerError::new(
+                ErrorKind::NotLeaderOrFollower,
                 format!("{}: this broker is shutting down; the records may not be replicated", p.tp),
             ));
         }
@@ -132,8 +179,8 @@ pub(crate) async fn wait_committed(
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(p.not_leader()),
             Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::RequestTimedOut,
+                return Err(BrokerError::new(
+                    ErrorKind::RequestTimedOut,
                     format!(
                         "{}: not replicated to the in-sync replicas within {} ms (high watermark {}, needed {end})",
                         p.tp,

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::error::{BrokerError, ErrorKind};
 use strata_metadata::{MetadataImage, PartitionInfo};
-use strata_protocol::v1::{Error, ErrorCode};
 use strata_storage::{LogConfig, LogManager, TopicPartition};
 
 use crate::partition::{system_clock, Clock, ClockHandle, Partition};
@@ -185,24 +185,24 @@ impl ReplicaManager {
 
     /// The partition to serve `topic`/`partition` as its leader, or the API
     /// error saying why not.
-    pub fn lookup(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Error> {
+    pub fn lookup(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, BrokerError> {
         let image = self.image();
         let Some(t) = image.topics.get(topic) else {
-            return Err(Error::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{topic}'")));
+            return Err(BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{topic}'")));
         };
         let Some(p) = t.partitions.get(partition as usize) else {
-            return Err(Error::new(
-                ErrorCode::UnknownTopicOrPartition,
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
                 format!("topic '{topic}' has {} partitions; there is no partition {partition}", t.partitions.len()),
             ));
         };
         if p.leader != Some(self.node_id) {
             return Err(match p.leader {
-                Some(l) => Error::new(
-                    ErrorCode::NotLeaderOrFollower,
+                Some(l) => BrokerError::new(
+                    ErrorKind::NotLeaderOrFollower,
                     format!("broker {} is not the leader of {topic}-{partition}; broker {l} is", self.node_id),
                 ),
-                None => Error::new(ErrorCode::LeaderNotAvailable, format!("{topic}-{partition} has no leader")),
+                None => BrokerError::new(ErrorKind::LeaderNotAvailable, format!("{topic}-{partition} has no leader")),
             });
         }
         let tp = TopicPartition { topic: topic.to_string(), partition };
@@ -210,8 +210,8 @@ impl ReplicaManager {
         match found {
             Some(p) if p.leader_epoch_if_leader().is_some() => Ok(p),
             Some(p) => Err(p.not_leader()),
-            None => Err(Error::new(
-                ErrorCode::LeaderNotAvailable,
+            None => Err(BrokerError::new(
+                ErrorKind::LeaderNotAvailable,
                 format!("{topic}-{partition} is not open yet on this broker"),
             )),
         }
@@ -281,7 +281,7 @@ mod tests {
         assert!(rm.lookup("fresh", 0).is_ok(), "stale image applied");
         assert!(dir.path().join("fresh-0").exists());
         rm.apply_metadata(image(6, &[]));
-        assert_eq!(rm.lookup("fresh", 0).unwrap_err().error_code(), ErrorCode::UnknownTopicOrPartition);
+        assert_eq!(rm.lookup("fresh", 0).unwrap_err().kind(), ErrorKind::UnknownTopicOrPartition);
         assert!(!dir.path().join("fresh-0").exists(), "a deleted topic's log is removed");
     }
 }

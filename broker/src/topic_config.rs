@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use strata_storage::{FlushPolicy, LogConfig};
 
 /// The topic config keys this broker understands.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(crate) const KNOWN_KEYS: &[&str] = &[
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -31,7 +31,7 @@ pub struct ReplicationConfig {
 /// The default `min.insync.replicas` for a replication factor: 2 from RF 3
 /// up (one replica may fail without blocking acks=all, and an acknowledged
 /// record is always on two brokers), else 1.
-pub fn default_min_insync(replication_factor: u32) -> u32 {
+pub(crate) fn default_min_insync(replication_factor: u32) -> u32 {
     if replication_factor >= 3 {
         2
     } else {
@@ -41,7 +41,7 @@ pub fn default_min_insync(replication_factor: u32) -> u32 {
 
 /// Reads the replication keys of `configs` for a topic with
 /// `replication_factor` replicas; values are checked by name.
-pub fn replication_config(
+pub(crate) fn replication_config(
     configs: &BTreeMap<String, String>,
     replication_factor: u32,
 ) -> Result<ReplicationConfig, TopicConfigError> {
@@ -75,7 +75,7 @@ pub fn replication_config(
 /// Why a topic config is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid topic config {key}={value}: {reason}")]
-pub struct TopicConfigError {
+pub(crate) struct TopicConfigError {
     /// The key.
     pub key: String,
     /// The value given.
@@ -87,7 +87,7 @@ pub struct TopicConfigError {
 /// Applies `configs` over `base` (the broker's defaults), validating every
 /// key and value. `retention.ms` / `retention.bytes` of -1 mean unlimited, as
 /// in Kafka.
-pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, TopicConfigError> {
+pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, TopicConfigError> {
     let mut c = base.clone();
     let mut flush_policy: Option<String> = None;
     let mut flush_interval: Option<u64> = None;

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_broker::api::grpc::GrpcService;
 use strata_broker::config::{ConfigError, ServerConfig};
 use strata_broker::controller_link::{ControllerCallError, ControllerLink};
 use strata_broker::metrics::Metrics;
@@ -28,7 +29,6 @@ use strata_broker::tasks;
 use strata_controller::{
     Controller, ControllerClient, ControllerConfig, ControllerError, MetadataCommand, MetadataFollower, RaftService,
 };
-use strata_protocol::v1::strata_server::StrataServer;
 use strata_storage::{BackgroundConfig, LogManager, StorageError};
 use tokio_util::sync::CancellationToken;
 
@@ -206,11 +206,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20))
-            .add_service(
-                StrataServer::from_arc(service.clone())
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
+            .add_service(GrpcService::server(service.clone(), MAX_MESSAGE_BYTES))
             .serve_with_incoming_shutdown(
                 // tonic ignores `Server::tcp_nodelay` for a caller-provided
                 // listener: without this, Nagle + delayed ACK add ~40 ms to

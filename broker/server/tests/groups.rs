@@ -514,11 +514,9 @@ async fn the_offsets_topic_is_compacted_by_key_and_reloads_the_same() {
     let mut node = Node::start_toml(dir.path(), "offsets_compaction_min_records = 50\n").await;
     node.create_topic("t", 3).await;
     // A deleted group in the same offsets partition as the kept one.
-    let index = strata_broker::group::partitioner::offsets_partition_for("keep", 4);
-    let gone = (0..)
-        .map(|i| format!("gone-{i}"))
-        .find(|g| strata_broker::group::partitioner::offsets_partition_for(g, 4) == index)
-        .unwrap();
+    let index = strata_broker::offsets_partition_for("keep", 4);
+    let gone =
+        (0..).map(|i| format!("gone-{i}")).find(|g| strata_broker::offsets_partition_for(g, 4) == index).unwrap();
     node.commit(&gone, &[("t", 0, 7, "")]).await;
     assert_eq!(code(&node.delete(&[gone.as_str()]).await.results[0].error), ErrorCode::None);
     for i in 0..120u64 {

@@ -36,13 +36,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Topic -> partition numbers: a member's share of the group's topics.
-pub type TopicPartitionSet = BTreeMap<String, BTreeSet<u32>>;
+pub(crate) type TopicPartitionSet = BTreeMap<String, BTreeSet<u32>>;
 /// Member id -> its target partitions: what an assignor computes.
-pub type Assignment = BTreeMap<String, TopicPartitionSet>;
+pub(crate) type Assignment = BTreeMap<String, TopicPartitionSet>;
 
 /// One member as the assignor sees it: what it may take and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberSpec {
+pub(crate) struct MemberSpec {
     /// The member id given by the coordinator.
     pub member_id: String,
     /// group.instance.id of a static member (used instead of member_id for ordering by the range assignor, so a
@@ -57,7 +57,7 @@ pub struct MemberSpec {
 
 /// The server-side assignors a group can use (`group.remote.assignor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Assignor {
+pub(crate) enum Assignor {
     /// Sticky and balanced; the default, as in Kafka.
     #[default]
     Uniform,
@@ -67,7 +67,7 @@ pub enum Assignor {
 
 impl Assignor {
     /// The assignor a member asks for by name: "uniform" | "range" (exact, lowercase); None otherwise.
-    pub fn from_name(name: &str) -> Option<Assignor> {
+    pub(crate) fn from_name(name: &str) -> Option<Assignor> {
         match name {
             "uniform" => Some(Assignor::Uniform),
             "range" => Some(Assignor::Range),
@@ -76,7 +76,7 @@ impl Assignor {
     }
 
     /// The name reported to clients (inverse of [`Assignor::from_name`]).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Assignor::Uniform => "uniform",
             Assignor::Range => "range",
@@ -85,7 +85,7 @@ impl Assignor {
 
     /// The group's target assignment. `topics`: topic -> partition count, for every topic any member subscribes
     /// to (a subscribed topic missing here is ignored). Returns an entry for EVERY member (possibly empty set).
-    pub fn assign(self, members: &[MemberSpec], topics: &BTreeMap<String, u32>) -> Assignment {
+    pub(crate) fn assign(self, members: &[MemberSpec], topics: &BTreeMap<String, u32>) -> Assignment {
         let members = normalize(members, topics);
         let subs = subscribers(&members);
         let held = match self {

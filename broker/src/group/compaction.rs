@@ -27,7 +27,7 @@ use super::record::{OffsetKey, OffsetValue};
 use crate::service::BrokerService;
 
 /// The header naming, in a rewritten record, the position of its source.
-pub const SOURCE_OFFSET_HEADER: &str = "strata.source-offset";
+pub(crate) const SOURCE_OFFSET_HEADER: &str = "strata.source-offset";
 
 /// Records rewritten per append (one batch each).
 const COPIES_PER_BATCH: usize = 1000;
@@ -35,7 +35,7 @@ const COPIES_PER_BATCH: usize = 1000;
 /// The position a record stands for in replay: its source's, for a copy
 /// made by compaction (a valid header below the record's own offset), else
 /// its own.
-pub fn source_offset(record: &Record) -> u64 {
+pub(crate) fn source_offset(record: &Record) -> u64 {
     record
         .headers
         .iter()
@@ -50,7 +50,10 @@ pub fn source_offset(record: &Record) -> u64 {
 /// The latest record of each key in `[log start, hw)`: key → (the position
 /// it stands for, the value or `None` for a tombstone). Records that do not
 /// parse are skipped (the loader logs them).
-pub fn latest_below(log: &Log, hw: u64) -> Result<BTreeMap<OffsetKey, (u64, Option<OffsetValue>)>, StorageError> {
+pub(crate) fn latest_below(
+    log: &Log,
+    hw: u64,
+) -> Result<BTreeMap<OffsetKey, (u64, Option<OffsetValue>)>, StorageError> {
     let mut latest: BTreeMap<OffsetKey, (u64, Option<OffsetValue>)> = BTreeMap::new();
     for_each_record(log, hw, |record| {
         let Some(Ok(key)) = record.key.as_deref().map(OffsetKey::decode) else { return };
@@ -65,7 +68,7 @@ pub fn latest_below(log: &Log, hw: u64) -> Result<BTreeMap<OffsetKey, (u64, Opti
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Compacted {
+pub(crate) struct Compacted {
     /// Records below the old high watermark that are gone now.
     pub records_removed: u64,
     /// Live keys rewritten.
@@ -96,7 +99,9 @@ impl BrokerService {
             let records: Vec<(OffsetKey, Option<OffsetValue>)> =
                 chunk.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
             let sources: Vec<u64> = chunk.iter().map(|(_, _, at)| *at).collect();
-            self.append_offset_records_from(h, &records, Some(&sources)).await.map_err(|e| e.message)?;
+            self.append_offset_records_from(h, &records, Some(&sources))
+                .await
+                .map_err(|e| strata_record::ErrorChain(&e).to_string())?;
         }
         if p.leader_epoch_if_leader() != Some(h.epoch) {
             return Err("leadership moved during the compaction".into());

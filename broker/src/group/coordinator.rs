@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use strata_protocol::v1::{Error, ErrorCode};
+use crate::error::{BrokerError, ErrorKind};
 use strata_storage::TopicPartition;
 use tokio::sync::{watch, RwLock};
 
@@ -26,7 +26,7 @@ use crate::replica_manager::ReplicaManager;
 
 /// A loaded shard ready to serve, with what its appends must use.
 #[derive(Debug, Clone)]
-pub struct ShardHandle {
+pub(crate) struct ShardHandle {
     /// The offsets partition (led here).
     pub partition: Arc<Partition>,
     /// Its index in the offsets topic.
@@ -45,7 +45,7 @@ pub struct ShardHandle {
 
 impl ShardHandle {
     /// The shard, locked (never held across an await).
-    pub fn lock(&self) -> MutexGuard<'_, Shard> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shard> {
         self.shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -65,7 +65,7 @@ struct Slot {
 
 /// The coordinator's state: one slot per offsets partition led here.
 #[derive(Debug, Default)]
-pub struct GroupCoordinator {
+pub(crate) struct GroupCoordinator {
     slots: Arc<Mutex<HashMap<u32, Slot>>>,
     gates: Mutex<HashMap<u32, Arc<RwLock<()>>>>,
     /// Serializes creation of the offsets topic.
@@ -74,7 +74,7 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     /// A coordinator with nothing loaded.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         GroupCoordinator::default()
     }
 
@@ -90,7 +90,12 @@ impl GroupCoordinator {
     /// this is the first request in the current leader epoch. Waits up to
     /// `wait` for a load; `COORDINATOR_LOAD_IN_PROGRESS` after that,
     /// `NOT_COORDINATOR` if this broker does not lead `p`.
-    pub async fn acquire(&self, p: Arc<Partition>, index: u32, wait: Duration) -> Result<ShardHandle, Error> {
+    pub(crate) async fn acquire(
+        &self,
+        p: Arc<Partition>,
+        index: u32,
+        wait: Duration,
+    ) -> Result<ShardHandle, BrokerError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let Some(epoch) = p.leader_epoch_if_leader() else {
@@ -122,8 +127,8 @@ impl GroupCoordinator {
             };
             match tokio::time::timeout_at(deadline, done.wait_for(|d| *d)).await {
                 Err(_) => {
-                    return Err(Error::new(
-                        ErrorCode::CoordinatorLoadInProgress,
+                    return Err(BrokerError::new(
+                        ErrorKind::CoordinatorLoadInProgress,
                         format!(
                             "{OFFSETS_TOPIC}-{index}: the coordinator is loading the groups' offsets; retry shortly"
                         ),
@@ -144,8 +149,8 @@ impl GroupCoordinator {
             // or reports); look again.
             if !matches!(self.slots().get(&index), Some(Slot { epoch: e, state: SlotState::Loaded(..) }) if *e == epoch)
             {
-                return Err(Error::new(
-                    ErrorCode::CoordinatorNotAvailable,
+                return Err(BrokerError::new(
+                    ErrorKind::CoordinatorNotAvailable,
                     format!("{OFFSETS_TOPIC}-{index}: loading the groups' offsets failed or leadership moved; retry"),
                 ));
             }
@@ -207,13 +212,13 @@ impl GroupCoordinator {
 
     /// Drops the shards of partitions this broker no longer leads in the
     /// epoch they were loaded in.
-    pub fn sweep(&self, replicas: &ReplicaManager) {
+    pub(crate) fn sweep(&self, replicas: &ReplicaManager) {
         self.slots().retain(|&index, slot| still_leads(replicas, index, slot.epoch));
     }
 
     /// Every committed offset in the loaded shards, as (group, topic,
     /// partition, offset): what the lag metrics are computed from.
-    pub fn committed_offsets(&self) -> Vec<(String, String, u32, u64)> {
+    pub(crate) fn committed_offsets(&self) -> Vec<(String, String, u32, u64)> {
         let mut out = Vec::new();
         for slot in self.slots().values() {
             if let SlotState::Loaded(shard, _) = &slot.state {
@@ -227,13 +232,13 @@ impl GroupCoordinator {
     }
 
     /// The offsets partitions whose shard is loaded here.
-    pub fn loaded(&self) -> Vec<u32> {
+    pub(crate) fn loaded(&self) -> Vec<u32> {
         self.slots().iter().filter(|(_, s)| matches!(s.state, SlotState::Loaded(..))).map(|(i, _)| *i).collect()
     }
 
     /// Each live group's member count, in the loaded shards (the
     /// `strata_group_members` gauge).
-    pub fn member_counts(&self) -> Vec<(String, usize)> {
+    pub(crate) fn member_counts(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();
         for slot in self.slots().values() {
             if let SlotState::Loaded(shard, _) = &slot.state {
@@ -245,7 +250,7 @@ impl GroupCoordinator {
     }
 
     /// Live groups in the loaded shards (the `strata_groups` gauge).
-    pub fn group_count(&self) -> usize {
+    pub(crate) fn group_count(&self) -> usize {
         self.slots()
             .values()
             .map(|s| match &s.state {
@@ -260,7 +265,7 @@ impl GroupCoordinator {
     /// Evicts members of every loaded group whose session (or revocation)
     /// ran out, so a group whose members all died becomes empty even with
     /// nobody heartbeating. `topics`: every topic's partition count.
-    pub fn expire_members(&self, topics: &std::collections::BTreeMap<String, u32>) {
+    pub(crate) fn expire_members(&self, topics: &std::collections::BTreeMap<String, u32>) {
         let now = Instant::now();
         for slot in self.slots().values() {
             let SlotState::Loaded(shard, _) = &slot.state else { continue };
@@ -274,13 +279,16 @@ impl GroupCoordinator {
     }
 }
 
-fn not_coordinator(p: &Partition, index: u32) -> Error {
+fn not_coordinator(p: &Partition, index: u32) -> BrokerError {
     let e = p.not_leader();
-    let code = match e.error_code() {
-        ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
-        _ => ErrorCode::CoordinatorNotAvailable,
+    let code = match e.kind() {
+        ErrorKind::NotLeaderOrFollower => ErrorKind::NotCoordinator,
+        _ => ErrorKind::CoordinatorNotAvailable,
     };
-    Error::new(code, format!("this broker does not coordinate groups of {OFFSETS_TOPIC}-{index}: {}", e.message))
+    BrokerError::new(
+        code,
+        format!("this broker does not coordinate groups of {OFFSETS_TOPIC}-{index}: {}", e.message()),
+    )
 }
 
 /// Whether this broker still leads offsets partition `index` in `epoch`.

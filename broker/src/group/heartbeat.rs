@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use strata_protocol::v1::*;
 
+use super::member::from_api;
 use super::member::to_api;
-use super::membership::{epoch, HeartbeatContext, ADOPTION_WINDOW};
+use super::membership::{epoch, HeartbeatContext, MemberHeartbeat, ADOPTION_WINDOW};
 use super::validate_group_id;
+use crate::error::BrokerError;
 use crate::service::BrokerService;
 
 impl BrokerService {
@@ -40,10 +42,10 @@ impl BrokerService {
         client_host: String,
     ) -> ConsumerGroupHeartbeatResponse {
         let me = self.replicas.node_id();
-        let fail = |e: Error| {
-            self.metrics.record_error(e.error_code());
+        let fail = |e: BrokerError| {
+            self.metrics.record_error(e.kind());
             ConsumerGroupHeartbeatResponse {
-                error: Some(e),
+                error: Some(e.into()),
                 member_id: req.member_id.clone(),
                 member_epoch: req.member_epoch,
                 coordinator: me,
@@ -69,7 +71,7 @@ impl BrokerService {
             let mut shard = h.lock();
             let group = shard.group_mut(&req.group_id);
             let before = group.membership.len();
-            let outcome = group.membership.heartbeat(&req.group_id, &req, ctx);
+            let outcome = group.membership.heartbeat(&req.group_id, &member_heartbeat(&req), ctx);
             let after = group.membership.len();
             if after != before || req.member_epoch == epoch::LEAVE_STATIC {
                 tracing::info!(
@@ -95,5 +97,24 @@ impl BrokerService {
             },
             Err(e) => fail(e),
         }
+    }
+}
+
+/// The state machine's input from the API's message: empty strings and
+/// zero timeouts mean "not given".
+pub(crate) fn member_heartbeat(req: &ConsumerGroupHeartbeatRequest) -> MemberHeartbeat {
+    let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let ms = |ms: u32| (ms > 0).then(|| std::time::Duration::from_millis(ms.into()));
+    MemberHeartbeat {
+        member_id: req.member_id.clone(),
+        member_epoch: req.member_epoch,
+        instance_id: given(&req.instance_id),
+        client_id: req.client_id.clone(),
+        session_timeout: ms(req.session_timeout_ms),
+        rebalance_timeout: ms(req.rebalance_timeout_ms),
+        subscribed_topic_names: req.subscribed_topic_names.clone(),
+        subscribed_topic_regex: given(&req.subscribed_topic_regex),
+        server_assignor: given(&req.server_assignor),
+        owned_partitions: from_api(&req.owned_partitions),
     }
 }

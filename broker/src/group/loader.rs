@@ -12,7 +12,7 @@ const READ_BYTES: usize = 1 << 20;
 
 /// What a load read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadStats {
+pub(crate) struct LoadStats {
     /// Records replayed.
     pub records: u64,
     /// Records skipped because they did not parse.
@@ -25,7 +25,7 @@ pub struct LoadStats {
 /// the load began) into a fresh shard. A record that does not parse is
 /// logged and skipped; a batch that fails validation or a read error fails
 /// the load.
-pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageError> {
+pub(crate) fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageError> {
     let mut shard = Shard::new();
     let mut stats = LoadStats { end_offset: end, ..LoadStats::default() };
     for_each_record(log, end, |record| {
@@ -44,7 +44,7 @@ pub fn load_shard(log: &Log, end: u64) -> Result<(Shard, LoadStats), StorageErro
 /// Calls `f` with every record of `log` from its start up to `end`
 /// (exclusive), in offset order. A batch that fails validation or a read
 /// error stops the scan with that error.
-pub fn for_each_record(log: &Log, end: u64, mut f: impl FnMut(Record)) -> Result<(), StorageError> {
+pub(crate) fn for_each_record(log: &Log, end: u64, mut f: impl FnMut(Record)) -> Result<(), StorageError> {
     let max_batch = log.config().max_batch_bytes.max(READ_BYTES);
     let mut next = log.log_start_offset();
     while next < end {

@@ -6,18 +6,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::error::{BrokerError, ErrorKind};
 use regex::Regex;
-use strata_protocol::v1::{Error, ErrorCode, TopicPartitions};
+use strata_protocol::v1::TopicPartitions;
 
 use super::assignor::{Assignor, TopicPartitionSet};
 use super::is_internal_topic;
 
 /// Longest subscription regular expression accepted.
-pub const MAX_REGEX_LEN: usize = 1024;
+pub(crate) const MAX_REGEX_LEN: usize = 1024;
 
 /// What a member subscribes to.
 #[derive(Debug, Clone)]
-pub enum Subscription {
+pub(crate) enum Subscription {
     /// These topics (those that exist).
     Topics(BTreeSet<String>),
     /// Every non-internal topic whose whole name matches.
@@ -43,32 +44,32 @@ impl Subscription {
     /// The subscription of a heartbeat: a pattern when one is given, else
     /// the topic names. A pattern that does not compile is
     /// `INVALID_REGULAR_EXPRESSION`.
-    pub fn parse(names: &[String], pattern: &str) -> Result<Subscription, Error> {
+    pub(crate) fn parse(names: &[String], pattern: &str) -> Result<Subscription, BrokerError> {
         if pattern.is_empty() {
             return Ok(Subscription::Topics(names.iter().filter(|n| !n.is_empty()).cloned().collect()));
         }
         if !names.is_empty() {
-            return Err(Error::new(
-                ErrorCode::InvalidRequest,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
                 "a subscription is either topic names or a regular expression, not both",
             ));
         }
         if pattern.len() > MAX_REGEX_LEN {
-            return Err(Error::new(
-                ErrorCode::InvalidRegularExpression,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRegularExpression,
                 format!("the subscription pattern is {} bytes long; the limit is {MAX_REGEX_LEN}", pattern.len()),
             ));
         }
         let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| Error::new(ErrorCode::InvalidRegularExpression, format!("pattern '{pattern}': {e}")))?;
+            .map_err(|e| BrokerError::new(ErrorKind::InvalidRegularExpression, format!("pattern '{pattern}': {e}")))?;
         Ok(Subscription::Pattern { source: pattern.to_string(), regex })
     }
 
     /// Whether a heartbeat's subscription fields say the same as this one
     /// (so the compiled expression is reused, not rebuilt per heartbeat).
-    pub fn is_same(&self, names: &[String], pattern: &str) -> bool {
+    pub(crate) fn is_same(&self, names: &[String], pattern: &str) -> bool {
         match self {
             Subscription::Topics(set) => {
                 pattern.is_empty()
@@ -80,7 +81,7 @@ impl Subscription {
     }
 
     /// The existing topics this subscription covers (internal topics never).
-    pub fn resolve(&self, topics: &BTreeMap<String, u32>) -> BTreeSet<String> {
+    pub(crate) fn resolve(&self, topics: &BTreeMap<String, u32>) -> BTreeSet<String> {
         let visible = topics.keys().filter(|t| !is_internal_topic(t));
         match self {
             Subscription::Topics(names) => visible.filter(|t| names.contains(*t)).cloned().collect(),
@@ -89,7 +90,7 @@ impl Subscription {
     }
 
     /// The topic names, or the pattern, for `DescribeGroups`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Subscription::Topics(names) => names.iter().cloned().collect::<Vec<_>>().join(","),
             Subscription::Pattern { source, .. } => format!("/{source}/"),
@@ -99,7 +100,7 @@ impl Subscription {
 
 /// A member of a group.
 #[derive(Debug, Clone)]
-pub struct Member {
+pub(crate) struct Member {
     /// Given by the coordinator when it joined (or kept from its old
     /// coordinator when adopted).
     pub member_id: String,
@@ -138,17 +139,17 @@ pub struct Member {
 
 impl Member {
     /// Whether the member holds `topic`-`partition` (assigned or revoking).
-    pub fn holds(&self, topic: &str, partition: u32) -> bool {
+    pub(crate) fn holds(&self, topic: &str, partition: u32) -> bool {
         contains(&self.assigned, topic, partition) || contains(&self.revoking, topic, partition)
     }
 
     /// When its session runs out.
-    pub fn session_deadline(&self) -> Instant {
+    pub(crate) fn session_deadline(&self) -> Instant {
         self.last_heartbeat + self.session_timeout
     }
 
     /// Whether it has gone silent, or revoking took too long, at `now`.
-    pub fn expired(&self, now: Instant) -> Option<&'static str> {
+    pub(crate) fn expired(&self, now: Instant) -> Option<&'static str> {
         if now > self.session_deadline() {
             return Some("session timeout");
         }
@@ -162,17 +163,17 @@ impl Member {
 }
 
 /// Whether a set holds `topic`-`partition`.
-pub fn contains(set: &TopicPartitionSet, topic: &str, partition: u32) -> bool {
+pub(crate) fn contains(set: &TopicPartitionSet, topic: &str, partition: u32) -> bool {
     set.get(topic).is_some_and(|ps| ps.contains(&partition))
 }
 
 /// Adds `topic`-`partition` to a set.
-pub fn insert(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
+pub(crate) fn insert(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
     set.entry(topic.to_string()).or_default().insert(partition);
 }
 
 /// Removes `topic`-`partition` from a set (and the topic once empty).
-pub fn remove(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
+pub(crate) fn remove(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
     if let Some(ps) = set.get_mut(topic) {
         ps.remove(&partition);
         if ps.is_empty() {
@@ -182,22 +183,23 @@ pub fn remove(set: &mut TopicPartitionSet, topic: &str, partition: u32) {
 }
 
 /// Removes empty topics from a set.
-pub fn prune(set: &mut TopicPartitionSet) {
+pub(crate) fn prune(set: &mut TopicPartitionSet) {
     set.retain(|_, ps| !ps.is_empty());
 }
 
 /// Every (topic, partition) of a set, in order.
-pub fn iter(set: &TopicPartitionSet) -> impl Iterator<Item = (&str, u32)> {
+pub(crate) fn iter(set: &TopicPartitionSet) -> impl Iterator<Item = (&str, u32)> {
     set.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
 }
 
 /// How many partitions a set holds.
-pub fn count(set: &TopicPartitionSet) -> usize {
+#[cfg(test)]
+pub(crate) fn count(set: &TopicPartitionSet) -> usize {
     set.values().map(BTreeSet::len).sum()
 }
 
 /// The API form of a set.
-pub fn to_api(set: &TopicPartitionSet) -> Vec<TopicPartitions> {
+pub(crate) fn to_api(set: &TopicPartitionSet) -> Vec<TopicPartitions> {
     set.iter()
         .filter(|(_, ps)| !ps.is_empty())
         .map(|(t, ps)| TopicPartitions { topic: t.clone(), partitions: ps.iter().copied().collect() })
@@ -205,7 +207,7 @@ pub fn to_api(set: &TopicPartitionSet) -> Vec<TopicPartitions> {
 }
 
 /// A set from its API form (an entry with no partitions adds nothing).
-pub fn from_api(tps: &[TopicPartitions]) -> TopicPartitionSet {
+pub(crate) fn from_api(tps: &[TopicPartitions]) -> TopicPartitionSet {
     let mut set = TopicPartitionSet::new();
     for tp in tps {
         for &p in &tp.partitions {
@@ -243,15 +245,15 @@ mod tests {
     #[test]
     fn bad_subscriptions_are_named_errors() {
         let e = Subscription::parse(&[], "orders-(").unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
-        assert!(e.message.contains("orders-("), "{}", e.message);
+        assert_eq!(e.kind(), ErrorKind::InvalidRegularExpression);
+        assert!(e.message().contains("orders-("), "{}", e.message());
         let e = Subscription::parse(&["a".into()], "b").unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidRequest);
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
         let e = Subscription::parse(&[], &"a".repeat(MAX_REGEX_LEN + 1)).unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
+        assert_eq!(e.kind(), ErrorKind::InvalidRegularExpression);
         // A pattern whose compiled form is huge is refused, not built.
         let e = Subscription::parse(&[], "(a{1000}){1000}").unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidRegularExpression);
+        assert_eq!(e.kind(), ErrorKind::InvalidRegularExpression);
     }
 
     #[test]

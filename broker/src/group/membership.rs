@@ -24,42 +24,70 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use strata_protocol::v1::{ConsumerGroupHeartbeatRequest, Error, ErrorCode, GroupMemberDescription};
+use crate::error::{BrokerError, ErrorKind};
+use strata_protocol::v1::GroupMemberDescription;
 
 use super::assignor::{Assignment, Assignor, MemberSpec, TopicPartitionSet};
 use super::member::{self, Member, Subscription};
 
 /// Shortest and longest session timeout a member may ask for.
-pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_millis(1000);
+pub(crate) const MIN_SESSION_TIMEOUT: Duration = Duration::from_millis(1000);
 /// See [`MIN_SESSION_TIMEOUT`].
-pub const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Session timeout of a member that asks for none (Kafka's 45 s).
-pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+pub(crate) const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 /// Rebalance timeout of a member that asks for none.
-pub const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval while a member is moving (revoking, or waiting for
 /// partitions another member still holds): short, so moves finish fast.
-pub const RECONCILING_HEARTBEAT: Duration = Duration::from_millis(250);
+pub(crate) const RECONCILING_HEARTBEAT: Duration = Duration::from_millis(250);
 /// Most members a group may have.
-pub const MAX_GROUP_SIZE: usize = 1000;
+pub(crate) const MAX_GROUP_SIZE: usize = 1000;
 /// How long after loading a coordinator adopts unknown members.
-pub const ADOPTION_WINDOW: Duration = Duration::from_secs(15);
+pub(crate) const ADOPTION_WINDOW: Duration = Duration::from_secs(15);
 /// Evicted member ids remembered per group (never adopted again).
 const EVICTED_REMEMBERED: usize = 256;
 
 /// The special member epochs of a heartbeat.
-pub mod epoch {
+pub(crate) mod epoch {
     /// Join.
-    pub const JOIN: i32 = 0;
+    pub(crate) const JOIN: i32 = 0;
     /// Leave the group.
-    pub const LEAVE: i32 = -1;
+    pub(crate) const LEAVE: i32 = -1;
     /// A static member leaves for now.
-    pub const LEAVE_STATIC: i32 = -2;
+    pub(crate) const LEAVE_STATIC: i32 = -2;
+}
+
+/// One member heartbeat (KIP-848) as the group state machine takes it; each
+/// edge decodes its own message into this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MemberHeartbeat {
+    /// The member's id; empty when it joins (the coordinator gives one).
+    pub(crate) member_id: String,
+    /// Its epoch: `epoch::JOIN` to join, `LEAVE`/`LEAVE_STATIC` to leave,
+    /// else the epoch it was last given.
+    pub(crate) member_epoch: i32,
+    /// `group.instance.id` of a static member.
+    pub(crate) instance_id: Option<String>,
+    /// The client's id, for `DescribeGroups`.
+    pub(crate) client_id: String,
+    /// How long without a heartbeat before eviction (`None`: 45 s).
+    pub(crate) session_timeout: Option<std::time::Duration>,
+    /// How long the member may take to give up revoked partitions.
+    pub(crate) rebalance_timeout: Option<std::time::Duration>,
+    /// The subscription by topic names...
+    pub(crate) subscribed_topic_names: Vec<String>,
+    /// ...or by a regular expression (whole-name match).
+    pub(crate) subscribed_topic_regex: Option<String>,
+    /// The assignor the member asks for (`None`: the group's choice).
+    pub(crate) server_assignor: Option<String>,
+    /// The partitions the member owns now.
+    pub(crate) owned_partitions: TopicPartitionSet,
 }
 
 /// What the coordinator knows that a heartbeat needs besides the request.
 #[derive(Debug)]
-pub struct HeartbeatContext<'a> {
+pub(crate) struct HeartbeatContext<'a> {
     /// Now.
     pub now: Instant,
     /// Every topic with its partition count.
@@ -75,7 +103,7 @@ pub struct HeartbeatContext<'a> {
 
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatOutcome {
+pub(crate) struct HeartbeatOutcome {
     /// The member's id.
     pub member_id: String,
     /// Its epoch now.
@@ -90,7 +118,7 @@ pub struct HeartbeatOutcome {
 
 /// The membership part of a group.
 #[derive(Debug, Clone, Default)]
-pub struct Membership {
+pub(crate) struct Membership {
     /// Bumped on every change that needs a new target assignment.
     pub group_epoch: i32,
     /// The epoch of `target`.
@@ -111,38 +139,31 @@ pub struct Membership {
     evicted: VecDeque<String>,
 }
 
-fn err(code: ErrorCode, msg: String) -> Error {
-    Error::new(code, msg)
-}
-
-fn duration_or(ms: u32, default: Duration) -> Duration {
-    if ms == 0 {
-        default
-    } else {
-        Duration::from_millis(ms.into())
-    }
+fn err(code: ErrorKind, msg: String) -> BrokerError {
+    BrokerError::new(code, msg)
 }
 
 impl Membership {
     /// Whether the group has members (static members that left for now
     /// included).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
     /// How many members.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
     /// A member by id.
-    pub fn member(&self, id: &str) -> Option<&Member> {
+    #[cfg(test)]
+    pub(crate) fn member(&self, id: &str) -> Option<&Member> {
         self.members.get(id)
     }
 
     /// The assignor the group uses: the one most members ask for (ties to
     /// the name first in order), `uniform` when none asks.
-    pub fn assignor(&self) -> Assignor {
+    pub(crate) fn assignor(&self) -> Assignor {
         let mut votes: BTreeMap<&'static str, (usize, Assignor)> = BTreeMap::new();
         for a in self.members.values().filter_map(|m| m.assignor) {
             votes.entry(a.name()).or_insert((0, a)).0 += 1;
@@ -157,17 +178,17 @@ impl Membership {
     }
 
     /// Whether every member holds exactly its target at the group's epoch.
-    pub fn is_stable(&self) -> bool {
+    pub(crate) fn is_stable(&self) -> bool {
         self.members.values().all(|m| m.epoch == self.assignment_epoch && m.revoking.is_empty() && self.holds_target(m))
     }
 
     /// One heartbeat: join, leave, or report and receive an assignment.
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &mut self,
         group_id: &str,
-        req: &ConsumerGroupHeartbeatRequest,
+        req: &MemberHeartbeat,
         ctx: HeartbeatContext<'_>,
-    ) -> Result<HeartbeatOutcome, Error> {
+    ) -> Result<HeartbeatOutcome, BrokerError> {
         self.expire(ctx.now, ctx.topics);
         let left = |id: &str, e: i32| HeartbeatOutcome {
             member_id: id.to_string(),
@@ -192,26 +213,29 @@ impl Membership {
                 return Ok(left(&req.member_id, req.member_epoch));
             }
             e if e < 0 => {
-                return Err(err(ErrorCode::InvalidRequest, format!("member epoch {e} means nothing")));
+                return Err(err(ErrorKind::InvalidRequest, format!("member epoch {e} means nothing")));
             }
             _ => {}
         }
         let subscription = match self.members.get(&req.member_id) {
-            Some(m) if m.subscription.is_same(&req.subscribed_topic_names, &req.subscribed_topic_regex) => {
+            Some(m)
+                if m.subscription
+                    .is_same(&req.subscribed_topic_names, req.subscribed_topic_regex.as_deref().unwrap_or("")) =>
+            {
                 m.subscription.clone()
             }
-            _ => Subscription::parse(&req.subscribed_topic_names, &req.subscribed_topic_regex)?,
+            _ => Subscription::parse(&req.subscribed_topic_names, req.subscribed_topic_regex.as_deref().unwrap_or(""))?,
         };
-        let assignor = match req.server_assignor.as_str() {
-            "" => None,
-            name => Some(Assignor::from_name(name).ok_or_else(|| {
-                err(ErrorCode::UnsupportedAssignor, format!("no assignor '{name}'; use 'uniform' or 'range'"))
+        let assignor = match req.server_assignor.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(Assignor::from_name(name).ok_or_else(|| {
+                err(ErrorKind::UnsupportedAssignor, format!("no assignor '{name}'; use 'uniform' or 'range'"))
             })?),
         };
-        let session_timeout = duration_or(req.session_timeout_ms, DEFAULT_SESSION_TIMEOUT);
+        let session_timeout = req.session_timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
         if !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&session_timeout) {
             return Err(err(
-                ErrorCode::InvalidRequest,
+                ErrorKind::InvalidRequest,
                 format!(
                     "session timeout {} ms is outside {}..={} ms",
                     session_timeout.as_millis(),
@@ -220,7 +244,7 @@ impl Membership {
                 ),
             ));
         }
-        let owned = member::from_api(&req.owned_partitions);
+        let owned = req.owned_partitions.clone();
         let id = if req.member_epoch == epoch::JOIN {
             self.join(group_id, req, &ctx)?
         } else {
@@ -228,12 +252,12 @@ impl Membership {
         };
         let changed = {
             let Some(m) = self.members.get_mut(&id) else {
-                return Err(err(ErrorCode::UnknownMemberId, format!("group '{group_id}' lost member '{id}'")));
+                return Err(err(ErrorKind::UnknownMemberId, format!("group '{group_id}' lost member '{id}'")));
             };
             m.last_heartbeat = ctx.now;
             m.left = false;
             m.session_timeout = session_timeout;
-            m.rebalance_timeout = duration_or(req.rebalance_timeout_ms, DEFAULT_REBALANCE_TIMEOUT);
+            m.rebalance_timeout = req.rebalance_timeout.unwrap_or(DEFAULT_REBALANCE_TIMEOUT);
             m.client_id = req.client_id.clone();
             m.client_host = ctx.client_host.clone();
             let changed = m.subscription != subscription || m.assignor != assignor;
@@ -262,13 +286,8 @@ impl Membership {
 
     /// A join (epoch 0): a new member, a static member taking over its
     /// instance's place, or a member that lost its partitions starting over.
-    fn join(
-        &mut self,
-        group_id: &str,
-        req: &ConsumerGroupHeartbeatRequest,
-        ctx: &HeartbeatContext,
-    ) -> Result<String, Error> {
-        let instance = (!req.instance_id.is_empty()).then(|| req.instance_id.clone());
+    fn join(&mut self, group_id: &str, req: &MemberHeartbeat, ctx: &HeartbeatContext) -> Result<String, BrokerError> {
+        let instance = req.instance_id.clone();
         if let Some(instance) = &instance {
             let old =
                 self.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.member_id.clone());
@@ -277,7 +296,7 @@ impl Membership {
                 let quiet = ctx.now.saturating_duration_since(m.last_heartbeat);
                 if !m.left && quiet < 2 * heartbeat_interval(m.session_timeout) {
                     return Err(err(
-                        ErrorCode::UnreleasedInstanceId,
+                        ErrorKind::UnreleasedInstanceId,
                         format!(
                             "group '{group_id}': instance id '{instance}' is in use by member '{old}' (heard from \
                              {} ms ago); is a second consumer running with the same group.instance.id?",
@@ -291,7 +310,7 @@ impl Membership {
                 let mut m = self
                     .members
                     .remove(&old)
-                    .ok_or_else(|| err(ErrorCode::UnknownServerError, "lost a member".into()))?;
+                    .ok_or_else(|| err(ErrorKind::UnknownServerError, "lost a member".into()))?;
                 let id = if req.member_id.is_empty() { ctx.new_member_id.clone() } else { req.member_id.clone() };
                 m.member_id = id.clone();
                 if let Some(t) = self.target.remove(&old) {
@@ -313,7 +332,7 @@ impl Membership {
         }
         if self.members.len() >= MAX_GROUP_SIZE {
             return Err(err(
-                ErrorCode::GroupMaxSizeReached,
+                ErrorKind::GroupMaxSizeReached,
                 format!("group '{group_id}' has {MAX_GROUP_SIZE} members, the most it may have"),
             ));
         }
@@ -328,17 +347,17 @@ impl Membership {
     fn known_or_adopted(
         &mut self,
         group_id: &str,
-        req: &ConsumerGroupHeartbeatRequest,
+        req: &MemberHeartbeat,
         owned: &TopicPartitionSet,
         ctx: &HeartbeatContext,
-    ) -> Result<String, Error> {
+    ) -> Result<String, BrokerError> {
         let id = req.member_id.clone();
         if let Some(m) = self.members.get(&id) {
             if req.member_epoch == m.epoch || req.member_epoch == m.previous_epoch {
                 return Ok(id);
             }
             return Err(err(
-                ErrorCode::FencedMemberEpoch,
+                ErrorKind::FencedMemberEpoch,
                 format!(
                     "member '{id}' of group '{group_id}' is at epoch {}, not {}; rejoin",
                     m.epoch, req.member_epoch
@@ -347,12 +366,12 @@ impl Membership {
         }
         if !ctx.adoptable || id.is_empty() || self.evicted.contains(&id) || self.members.len() >= MAX_GROUP_SIZE {
             return Err(err(
-                ErrorCode::UnknownMemberId,
+                ErrorKind::UnknownMemberId,
                 format!("group '{group_id}' has no member '{id}' (evicted, or the coordinator moved); rejoin"),
             ));
         }
         // The coordinator moved: take the member back as it says it was.
-        let instance = (!req.instance_id.is_empty()).then(|| req.instance_id.clone());
+        let instance = req.instance_id.clone();
         let mut m = new_member(&id, instance, req.member_epoch, ctx.now);
         for (t, p) in member::iter(owned) {
             if !exists(ctx.topics, t, p) {
@@ -365,7 +384,7 @@ impl Membership {
                 member::insert(&mut m.assigned, t, p);
             }
         }
-        let window_end = ctx.now + duration_or(req.session_timeout_ms, DEFAULT_SESSION_TIMEOUT);
+        let window_end = ctx.now + req.session_timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
         if self.members.is_empty() || self.withhold_until.is_some() {
             self.withhold_until = Some(self.withhold_until.map_or(window_end, |w| w.max(window_end)));
         }
@@ -386,11 +405,11 @@ impl Membership {
         id: &str,
         owned: &TopicPartitionSet,
         topics: &BTreeMap<String, u32>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), BrokerError> {
         let m = &self.members[id];
         if let Some((t, p)) = member::iter(owned).find(|(t, p)| exists(topics, t, *p) && !m.holds(t, *p)) {
             return Err(err(
-                ErrorCode::FencedMemberEpoch,
+                ErrorKind::FencedMemberEpoch,
                 format!("member '{id}' of group '{group_id}' owns {t}-{p}, which it was not given; rejoin"),
             ));
         }
@@ -414,7 +433,7 @@ impl Membership {
 
     /// Evicts members whose session (or revocation) ran out. Returns them
     /// with the reason.
-    pub fn expire(&mut self, now: Instant, topics: &BTreeMap<String, u32>) -> Vec<(String, &'static str)> {
+    pub(crate) fn expire(&mut self, now: Instant, topics: &BTreeMap<String, u32>) -> Vec<(String, &'static str)> {
         let gone: Vec<(String, &'static str)> =
             self.members.values().filter_map(|m| m.expired(now).map(|why| (m.member_id.clone(), why))).collect();
         for (id, _) in &gone {
@@ -444,7 +463,7 @@ impl Membership {
 
     /// Recomputes the target assignment when the group changed, or when the
     /// topics its members subscribe to appeared, vanished or grew.
-    pub fn refresh(&mut self, topics: &BTreeMap<String, u32>) {
+    pub(crate) fn refresh(&mut self, topics: &BTreeMap<String, u32>) {
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -535,40 +554,40 @@ impl Membership {
 
     /// Checks a commit's member id and epoch (a commit with no member id
     /// is an admin/manual commit, refused while the group has members).
-    pub fn check_commit(
+    pub(crate) fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         member_epoch: i32,
         adoptable: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<(), BrokerError> {
         if member_id.is_empty() {
             if self.members.is_empty() {
                 return Ok(());
             }
             return Err(err(
-                ErrorCode::NonEmptyGroup,
+                ErrorKind::NonEmptyGroup,
                 format!("group '{group_id}' has {} member(s); a commit must come from one of them", self.members.len()),
             ));
         }
         let Some(m) = self.members.get(member_id) else {
             if adoptable && !self.evicted.iter().any(|e| e == member_id) {
                 return Err(err(
-                    ErrorCode::CoordinatorLoadInProgress,
+                    ErrorKind::CoordinatorLoadInProgress,
                     format!("group '{group_id}': the coordinator is re-learning its members; retry"),
                 ));
             }
-            return Err(err(ErrorCode::UnknownMemberId, format!("group '{group_id}' has no member '{member_id}'")));
+            return Err(err(ErrorKind::UnknownMemberId, format!("group '{group_id}' has no member '{member_id}'")));
         };
         if member_epoch < m.epoch {
             return Err(err(
-                ErrorCode::StaleMemberEpoch,
+                ErrorKind::StaleMemberEpoch,
                 format!("member '{member_id}' is at epoch {}, the commit says {member_epoch}", m.epoch),
             ));
         }
         if member_epoch > m.epoch {
             return Err(err(
-                ErrorCode::FencedMemberEpoch,
+                ErrorKind::FencedMemberEpoch,
                 format!("member '{member_id}' is at epoch {}, the commit says {member_epoch}", m.epoch),
             ));
         }
@@ -576,7 +595,7 @@ impl Membership {
     }
 
     /// The members as `DescribeGroups` shows them.
-    pub fn describe(&self) -> Vec<GroupMemberDescription> {
+    pub(crate) fn describe(&self) -> Vec<GroupMemberDescription> {
         self.members
             .values()
             .map(|m| {

@@ -74,7 +74,7 @@ impl World {
             client_host: "127.0.0.1".into(),
             new_member_id: format!("m{}", self.next_id),
         };
-        self.group.heartbeat("g", req, ctx).map_err(|e| e.error_code())
+        self.group.heartbeat("g", &super::heartbeat::member_heartbeat(req), ctx).map_err(|e| e.error_code())
     }
 
     /// A heartbeat from an honest client that applies the answer at once:

@@ -41,50 +41,50 @@
 //!   cannot be deleted or reset (`NON_EMPTY_GROUP`). Membership is kept in
 //!   memory; a new coordinator re-learns it from the members' heartbeats.
 
-pub mod assignor;
-pub mod compaction;
-pub mod coordinator;
+pub(crate) mod assignor;
+pub(crate) mod compaction;
+pub(crate) mod coordinator;
 mod heartbeat;
-pub mod loader;
-pub mod member;
-pub mod membership;
+pub(crate) mod loader;
+pub(crate) mod member;
+pub(crate) mod membership;
 #[cfg(test)]
 mod membership_tests;
-pub mod model;
-pub mod offsets_topic;
-pub mod partitioner;
-pub mod record;
+pub(crate) mod model;
+pub(crate) mod offsets_topic;
+pub(crate) mod partitioner;
+pub(crate) mod record;
 mod rpc;
-pub mod shard;
-pub mod writer;
+pub(crate) mod shard;
+pub(crate) mod writer;
 
-use strata_protocol::v1::{Error, ErrorCode};
+use crate::error::{BrokerError, ErrorKind};
 
-pub use coordinator::GroupCoordinator;
+pub(crate) use coordinator::GroupCoordinator;
 
 /// The internal topic holding committed offsets (Kafka's name).
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Longest group id accepted.
-pub const MAX_GROUP_ID_LEN: usize = 255;
+pub(crate) const MAX_GROUP_ID_LEN: usize = 255;
 
 /// Longest offset metadata accepted (Kafka's `offset.metadata.max.bytes`).
-pub const MAX_METADATA_BYTES: usize = 4096;
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
 
 /// Whether a topic name is reserved for the broker's internal topics.
-pub fn is_internal_topic(name: &str) -> bool {
+pub(crate) fn is_internal_topic(name: &str) -> bool {
     name.starts_with("__")
 }
 
 /// Checks a group id: non-empty, at most [`MAX_GROUP_ID_LEN`] characters.
-pub fn validate_group_id(group_id: &str) -> Result<(), Error> {
+pub(crate) fn validate_group_id(group_id: &str) -> Result<(), BrokerError> {
     if group_id.is_empty() {
-        return Err(Error::new(ErrorCode::InvalidGroupId, "the group id must not be empty"));
+        return Err(BrokerError::new(ErrorKind::InvalidGroupId, "the group id must not be empty"));
     }
     let len = group_id.chars().count();
     if len > MAX_GROUP_ID_LEN {
-        return Err(Error::new(
-            ErrorCode::InvalidGroupId,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidGroupId,
             format!("the group id is {len} characters long; the limit is {MAX_GROUP_ID_LEN}"),
         ));
     }
@@ -99,8 +99,8 @@ mod tests {
     fn group_ids_and_internal_names() {
         assert!(validate_group_id("g").is_ok());
         assert!(validate_group_id(&"x".repeat(255)).is_ok());
-        assert_eq!(validate_group_id("").unwrap_err().error_code(), ErrorCode::InvalidGroupId);
-        assert_eq!(validate_group_id(&"x".repeat(256)).unwrap_err().error_code(), ErrorCode::InvalidGroupId);
+        assert_eq!(validate_group_id("").unwrap_err().kind(), ErrorKind::InvalidGroupId);
+        assert_eq!(validate_group_id(&"x".repeat(256)).unwrap_err().kind(), ErrorKind::InvalidGroupId);
         assert!(is_internal_topic(OFFSETS_TOPIC));
         assert!(!is_internal_topic("_one"));
     }

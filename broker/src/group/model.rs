@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use strata_protocol::v1::Error;
+use crate::error::{BrokerError, ErrorKind};
 
 use super::membership::Membership;
 
 /// A group's lifecycle state, named as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
+pub(crate) enum GroupState {
     /// Committed offsets but no members.
     Empty,
     /// Members, each holding exactly its target assignment.
@@ -21,6 +21,7 @@ pub enum GroupState {
     /// A new target assignment is being computed (the coordinator computes
     /// it within the heartbeat that changed the group, so this is never
     /// observed; kept for the API's vocabulary).
+    #[allow(dead_code, reason = "part of the API's group states; never entered")]
     Assigning,
     /// No such group (deleted, or never committed).
     Dead,
@@ -28,7 +29,7 @@ pub enum GroupState {
 
 impl GroupState {
     /// The name used in `ListGroups` / `DescribeGroups`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GroupState::Empty => "empty",
             GroupState::Stable => "stable",
@@ -41,7 +42,7 @@ impl GroupState {
 
 /// One committed offset, or a tombstone that deleted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetEntry {
+pub(crate) struct OffsetEntry {
     /// Position in the offsets log of the record that set this entry.
     pub record_offset: u64,
     /// The committed position; `None` once a tombstone deleted it.
@@ -50,7 +51,7 @@ pub struct OffsetEntry {
 
 /// A consumer group coordinated by this broker.
 #[derive(Debug, Clone)]
-pub struct Group {
+pub(crate) struct Group {
     /// The group id.
     pub id: String,
     /// Members, their epochs and assignments.
@@ -70,13 +71,13 @@ impl Eq for Group {}
 
 impl Group {
     /// A group with no members and no offsets.
-    pub fn new(id: impl Into<String>) -> Self {
+    pub(crate) fn new(id: impl Into<String>) -> Self {
         Group { id: id.into(), membership: Membership::default(), offsets: BTreeMap::new() }
     }
 
     /// The group's state: `Empty` while it has committed offsets and no
     /// members, `Dead` when it has neither.
-    pub fn state(&self) -> GroupState {
+    pub(crate) fn state(&self) -> GroupState {
         if !self.membership.is_empty() {
             if self.membership.is_stable() {
                 GroupState::Stable
@@ -91,22 +92,22 @@ impl Group {
     }
 
     /// Whether any offset is committed (tombstones do not count).
-    pub fn has_offsets(&self) -> bool {
+    pub(crate) fn has_offsets(&self) -> bool {
         self.offsets.values().any(|e| e.value.is_some())
     }
 
     /// Whether the group has nothing worth keeping: no members, no offsets.
-    pub fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         self.state() == GroupState::Dead
     }
 
     /// The committed offset of one partition, if any.
-    pub fn offset(&self, topic: &str, partition: u32) -> Option<&super::record::OffsetValue> {
+    pub(crate) fn offset(&self, topic: &str, partition: u32) -> Option<&super::record::OffsetValue> {
         self.offsets.get(&(topic.to_string(), partition)).and_then(|e| e.value.as_ref())
     }
 
     /// Every committed offset, in (topic, partition) order.
-    pub fn offsets(&self) -> impl Iterator<Item = (&str, u32, &super::record::OffsetValue)> {
+    pub(crate) fn offsets(&self) -> impl Iterator<Item = (&str, u32, &super::record::OffsetValue)> {
         self.offsets.iter().filter_map(|((t, p), e)| e.value.as_ref().map(|v| (t.as_str(), *p, v)))
     }
 
@@ -114,7 +115,7 @@ impl Group {
     /// (`topic`, `partition`): a commit (`Some`) or a tombstone (`None`).
     /// A record older than the one already applied for that key is ignored,
     /// so the result is the log's last word whatever the application order.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         topic: &str,
         partition: u32,
@@ -135,22 +136,22 @@ impl Group {
     }
 
     /// Forgets tombstones (after a full replay nothing older can arrive).
-    pub fn compact(&mut self) {
+    pub(crate) fn compact(&mut self) {
         self.offsets.retain(|_, e| e.value.is_some());
     }
 
     /// Checks a commit against membership: see [`Membership::check_commit`].
-    pub fn check_commit(&self, member_id: &str, member_epoch: i32, adoptable: bool) -> Result<(), Error> {
+    pub(crate) fn check_commit(&self, member_id: &str, member_epoch: i32, adoptable: bool) -> Result<(), BrokerError> {
         self.membership.check_commit(&self.id, member_id, member_epoch, adoptable)
     }
 
     /// Refuses deletion (and admin resets) while the group has members.
-    pub fn check_delete(&self) -> Result<(), Error> {
+    pub(crate) fn check_delete(&self) -> Result<(), BrokerError> {
         if self.membership.is_empty() {
             Ok(())
         } else {
-            Err(Error::new(
-                strata_protocol::v1::ErrorCode::NonEmptyGroup,
+            Err(BrokerError::new(
+                ErrorKind::NonEmptyGroup,
                 format!("group '{}' has {} member(s); stop them first", self.id, self.membership.len()),
             ))
         }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::controller_link::ControllerCallError;
+use crate::error::{BrokerError, ErrorKind};
 use strata_metadata::MetadataError;
-use strata_protocol::v1::{Error, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse};
+use strata_protocol::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::coordinator::ShardHandle;
 use super::partitioner::offsets_partition_for;
@@ -17,7 +18,7 @@ use crate::service::BrokerService;
 
 /// How long a request waits for its shard to load before answering
 /// `COORDINATOR_LOAD_IN_PROGRESS`.
-pub const LOAD_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const LOAD_WAIT: Duration = Duration::from_millis(500);
 
 /// Topic configs of the offsets topic: nothing expires by time or size
 /// (the latest record per key is the state; the coordinator compacts it by
@@ -33,11 +34,11 @@ fn offsets_topic_configs() -> BTreeMap<String, String> {
 impl BrokerService {
     /// The offsets topic's partition count; when it does not exist, creates
     /// it if `create`, else `COORDINATOR_NOT_AVAILABLE`.
-    pub(crate) async fn offsets_partitions(&self, create: bool) -> Result<u32, Error> {
+    pub(crate) async fn offsets_partitions(&self, create: bool) -> Result<u32, BrokerError> {
         if let Some(t) = self.controller.metadata().topics.get(OFFSETS_TOPIC) {
             return Ok(t.partitions.len() as u32);
         }
-        let unavailable = |why: String| Error::new(ErrorCode::CoordinatorNotAvailable, why);
+        let unavailable = |why: String| BrokerError::new(ErrorKind::CoordinatorNotAvailable, why);
         if !create {
             return Err(unavailable(format!(
                 "the offsets topic {OFFSETS_TOPIC} does not exist yet; find the coordinator first"
@@ -70,26 +71,26 @@ impl BrokerService {
     }
 
     /// The offsets partition holding `group_id`.
-    pub(crate) async fn offsets_partition_of(&self, group_id: &str, create: bool) -> Result<u32, Error> {
+    pub(crate) async fn offsets_partition_of(&self, group_id: &str, create: bool) -> Result<u32, BrokerError> {
         validate_group_id(group_id)?;
         Ok(offsets_partition_for(group_id, self.offsets_partitions(create).await?))
     }
 
     /// The loaded shard holding `group_id`, if this broker coordinates it.
-    pub(crate) async fn shard_for(&self, group_id: &str, create: bool) -> Result<ShardHandle, Error> {
+    pub(crate) async fn shard_for(&self, group_id: &str, create: bool) -> Result<ShardHandle, BrokerError> {
         let index = self.offsets_partition_of(group_id, create).await?;
         self.shard_at(index).await
     }
 
     /// The loaded shard of offsets partition `index`, if led here.
-    pub(crate) async fn shard_at(&self, index: u32) -> Result<ShardHandle, Error> {
+    pub(crate) async fn shard_at(&self, index: u32) -> Result<ShardHandle, BrokerError> {
         self.groups.sweep(&self.replicas);
         let p = self.replicas.lookup(OFFSETS_TOPIC, index).map_err(|e| {
-            let code = match e.error_code() {
-                ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
-                _ => ErrorCode::CoordinatorNotAvailable,
+            let code = match e.kind() {
+                ErrorKind::NotLeaderOrFollower => ErrorKind::NotCoordinator,
+                _ => ErrorKind::CoordinatorNotAvailable,
             };
-            Error::new(code, format!("not the coordinator: {}", e.message))
+            BrokerError::new(code, format!("not the coordinator: {}", e.message()))
         })?;
         self.groups.acquire(p, index, LOAD_WAIT).await
     }
@@ -106,25 +107,25 @@ impl BrokerService {
                 .and_then(|t| t.partitions.get(index as usize))
                 .and_then(|p| p.leader)
                 .ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::CoordinatorNotAvailable,
+                    BrokerError::new(
+                        ErrorKind::CoordinatorNotAvailable,
                         format!("{OFFSETS_TOPIC}-{index} has no leader yet; retry"),
                     )
                 })?;
             let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or_else(|| {
-                Error::new(
-                    ErrorCode::CoordinatorNotAvailable,
+                BrokerError::new(
+                    ErrorKind::CoordinatorNotAvailable,
                     format!("broker {leader}, the leader of {OFFSETS_TOPIC}-{index}, is not available; retry"),
                 )
             })?;
-            Ok::<_, Error>((leader, broker.address.clone()))
+            Ok::<_, BrokerError>((leader, broker.address.clone()))
         }
         .await;
         match found {
             Ok((node_id, address)) => FindCoordinatorResponse { error: None, node_id, address },
             Err(e) => {
-                self.metrics.record_error(e.error_code());
-                FindCoordinatorResponse { error: Some(e), node_id: 0, address: String::new() }
+                self.metrics.record_error(e.kind());
+                FindCoordinatorResponse { error: Some(e.into()), node_id: 0, address: String::new() }
             }
         }
     }

@@ -21,13 +21,13 @@
 use std::fmt;
 
 /// Key version of an offset commit.
-pub const OFFSET_KEY_VERSION: u16 = 1;
+pub(crate) const OFFSET_KEY_VERSION: u16 = 1;
 /// Value version written by this build.
-pub const OFFSET_VALUE_VERSION: u16 = 1;
+pub(crate) const OFFSET_VALUE_VERSION: u16 = 1;
 
 /// The key of an offset record: which group's offset of which partition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OffsetKey {
+pub(crate) struct OffsetKey {
     /// The group id.
     pub group: String,
     /// The committed topic.
@@ -38,7 +38,7 @@ pub struct OffsetKey {
 
 /// The value of an offset record: the committed position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetValue {
+pub(crate) struct OffsetValue {
     /// The next offset to consume (never negative).
     pub offset: i64,
     /// Free-form metadata the committer attached.
@@ -49,7 +49,7 @@ pub struct OffsetValue {
 
 /// Why bytes read from the offsets topic are not an offset record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     /// Fewer bytes than the field needs.
     Truncated(&'static str),
     /// A version this build does not know (written by a newer one).
@@ -83,7 +83,7 @@ impl std::error::Error for RecordError {}
 
 impl OffsetKey {
     /// The key bytes. Fails if the group or topic is longer than 65535 bytes.
-    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, RecordError> {
         let mut out = Vec::with_capacity(10 + self.group.len() + self.topic.len());
         out.extend_from_slice(&OFFSET_KEY_VERSION.to_be_bytes());
         put_short_str(&mut out, &self.group, "key group")?;
@@ -93,7 +93,7 @@ impl OffsetKey {
     }
 
     /// Parses key bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut r = Reader { buf: bytes, pos: 0 };
         let version = r.u16("key version")?;
         if version != OFFSET_KEY_VERSION {
@@ -109,7 +109,7 @@ impl OffsetKey {
 
 impl OffsetValue {
     /// The value bytes. Fails on a negative offset.
-    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, RecordError> {
         if self.offset < 0 {
             return Err(RecordError::Invalid("negative offset"));
         }
@@ -125,7 +125,7 @@ impl OffsetValue {
     }
 
     /// Parses value bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut r = Reader { buf: bytes, pos: 0 };
         let version = r.u16("value version")?;
         if version != OFFSET_VALUE_VERSION {

@@ -6,6 +6,8 @@
 
 use strata_protocol::v1::*;
 
+use crate::error::{BrokerError, ErrorKind};
+
 use super::coordinator::ShardHandle;
 use super::model::{Group, GroupState};
 use super::record::{OffsetKey, OffsetValue};
@@ -31,22 +33,22 @@ fn all_offsets(g: &Group) -> Vec<CommittedOffset> {
 }
 
 impl BrokerService {
-    fn is_leadership_error(e: &Error) -> bool {
+    fn is_leadership_error(e: &BrokerError) -> bool {
         matches!(
-            e.error_code(),
-            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable | ErrorCode::CoordinatorLoadInProgress
+            e.kind(),
+            ErrorKind::NotCoordinator | ErrorKind::CoordinatorNotAvailable | ErrorKind::CoordinatorLoadInProgress
         )
     }
 
     /// Checks one partition of a commit against the metadata and limits.
-    fn check_commit_partition(&self, c: &OffsetCommitPartition) -> Result<OffsetValue, Error> {
+    fn check_commit_partition(&self, c: &OffsetCommitPartition) -> Result<OffsetValue, BrokerError> {
         let image = self.controller.metadata();
         let Some(t) = image.topics.get(&c.topic) else {
-            return Err(Error::new(ErrorCode::UnknownTopicOrPartition, format!("unknown topic '{}'", c.topic)));
+            return Err(BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{}'", c.topic)));
         };
         if c.partition as usize >= t.partitions.len() {
-            return Err(Error::new(
-                ErrorCode::UnknownTopicOrPartition,
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
                 format!(
                     "topic '{}' has {} partitions; there is no partition {}",
                     c.topic,
@@ -56,10 +58,10 @@ impl BrokerService {
             ));
         }
         let offset = i64::try_from(c.offset)
-            .map_err(|_| Error::new(ErrorCode::InvalidRequest, format!("offset {} is out of range", c.offset)))?;
+            .map_err(|_| BrokerError::new(ErrorKind::InvalidRequest, format!("offset {} is out of range", c.offset)))?;
         if c.metadata.len() > MAX_METADATA_BYTES {
-            return Err(Error::new(
-                ErrorCode::InvalidRequest,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
                 format!("offset metadata is {} bytes; the limit is {MAX_METADATA_BYTES}", c.metadata.len()),
             ));
         }
@@ -69,9 +71,9 @@ impl BrokerService {
     /// `CommitOffsets`: validates each partition, appends the valid ones as
     /// one batch (acks=all), then records them.
     pub(crate) async fn commit_offsets(&self, req: CommitOffsetsRequest) -> CommitOffsetsResponse {
-        let request_error = |e: Error| {
-            self.metrics.record_error(e.error_code());
-            CommitOffsetsResponse { error: Some(e), partitions: Vec::new() }
+        let request_error = |e: BrokerError| {
+            self.metrics.record_error(e.kind());
+            CommitOffsetsResponse { error: Some(e.into()), partitions: Vec::new() }
         };
         if let Err(e) = validate_group_id(&req.group_id) {
             return request_error(e);
@@ -106,7 +108,7 @@ impl BrokerService {
                     records.push((key, Some(v)));
                     valid.push(i);
                 }
-                Err(e) => results[i].error = Some(e),
+                Err(e) => results[i].error = Some(e.into()),
             }
         }
         if !records.is_empty() {
@@ -120,14 +122,14 @@ impl BrokerService {
                 Err(e) if Self::is_leadership_error(&e) => return request_error(e),
                 Err(e) => {
                     for &i in &valid {
-                        results[i].error = Some(e.clone());
+                        results[i].error = Some((e.clone()).into());
                     }
                 }
             }
         }
         for r in &results {
             if let Some(e) = &r.error {
-                self.metrics.record_error(e.error_code());
+                self.metrics.record_error(crate::api::grpc::errors::proto_kind(e));
             }
         }
         CommitOffsetsResponse { error: None, partitions: results }
@@ -139,8 +141,8 @@ impl BrokerService {
         let h = match self.shard_for(&req.group_id, false).await {
             Ok(h) => h,
             Err(e) => {
-                self.metrics.record_error(e.error_code());
-                return FetchOffsetsResponse { error: Some(e), partitions: Vec::new() };
+                self.metrics.record_error(e.kind());
+                return FetchOffsetsResponse { error: Some(e.into()), partitions: Vec::new() };
             }
         };
         let image = self.controller.metadata();
@@ -183,7 +185,7 @@ impl BrokerService {
                     state: g.state().as_str().to_string(),
                     coordinator: me,
                 })),
-                Err(e) if e.error_code() == ErrorCode::CoordinatorLoadInProgress => out.error = Some(e),
+                Err(e) if e.kind() == ErrorKind::CoordinatorLoadInProgress => out.error = Some(e.into()),
                 // Leadership moved meanwhile: the new leader lists them.
                 Err(_) => {}
             }
@@ -209,10 +211,10 @@ impl BrokerService {
                     offsets: all_offsets(&group),
                 },
                 Err(e) => {
-                    self.metrics.record_error(e.error_code());
+                    self.metrics.record_error(e.kind());
                     GroupDescription {
                         group_id: id,
-                        error: Some(e),
+                        error: Some(e.into()),
                         state: GroupState::Dead.as_str().to_string(),
                         coordinator: self.replicas.node_id(),
                         ..Default::default()
@@ -226,9 +228,9 @@ impl BrokerService {
 
     /// The shard and a copy of a live group this broker coordinates, or
     /// the error: invalid id, not the coordinator, `GROUP_ID_NOT_FOUND`.
-    async fn coordinated_group(&self, id: &str) -> Result<(ShardHandle, Group), Error> {
+    async fn coordinated_group(&self, id: &str) -> Result<(ShardHandle, Group), BrokerError> {
         validate_group_id(id)?;
-        let not_found = || Error::new(ErrorCode::GroupIdNotFound, format!("no group '{id}'"));
+        let not_found = || BrokerError::new(ErrorKind::GroupIdNotFound, format!("no group '{id}'"));
         if !self.controller.metadata().topics.contains_key(OFFSETS_TOPIC) {
             return Err(not_found());
         }
@@ -244,14 +246,14 @@ impl BrokerService {
         for id in req.group_ids {
             let error = self.delete_group(&id).await.err();
             if let Some(e) = &error {
-                self.metrics.record_error(e.error_code());
+                self.metrics.record_error(e.kind());
             }
-            out.results.push(GroupResult { group_id: id, error });
+            out.results.push(GroupResult { group_id: id, error: error.map(Into::into) });
         }
         out
     }
 
-    async fn delete_group(&self, id: &str) -> Result<(), Error> {
+    async fn delete_group(&self, id: &str) -> Result<(), BrokerError> {
         let (h, group) = self.coordinated_group(id).await?;
         group.check_delete()?;
         let tombstones: Vec<(OffsetKey, Option<OffsetValue>)> = group

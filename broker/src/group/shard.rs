@@ -10,20 +10,25 @@ use super::record::{OffsetKey, OffsetValue, RecordError};
 
 /// The groups stored in one offsets partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     groups: BTreeMap<String, Group>,
 }
 
 impl Shard {
     /// An empty shard.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Shard::default()
     }
 
     /// Replays one record of the offsets log at `record_offset`: `value`
     /// `None` is a tombstone. Records that do not parse are errors (the
     /// caller logs and skips them); the shard is unchanged then.
-    pub fn replay(&mut self, record_offset: u64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), RecordError> {
+    pub(crate) fn replay(
+        &mut self,
+        record_offset: u64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<(), RecordError> {
         let key = OffsetKey::decode(key.ok_or(RecordError::Invalid("record without a key"))?)?;
         let value = value.map(OffsetValue::decode).transpose()?;
         self.apply(&key, record_offset, value);
@@ -32,14 +37,14 @@ impl Shard {
 
     /// Applies a commit (`Some`) or a tombstone (`None`) written at
     /// `record_offset`; older than what the key holds, it changes nothing.
-    pub fn apply(&mut self, key: &OffsetKey, record_offset: u64, value: Option<OffsetValue>) {
+    pub(crate) fn apply(&mut self, key: &OffsetKey, record_offset: u64, value: Option<OffsetValue>) {
         let group = self.groups.entry(key.group.clone()).or_insert_with(|| Group::new(key.group.clone()));
         group.apply(&key.topic, key.partition, record_offset, value);
     }
 
     /// Ends a full replay: tombstones and groups left with nothing are
     /// dropped (no older record can arrive after the whole log was read).
-    pub fn finish_load(&mut self) {
+    pub(crate) fn finish_load(&mut self) {
         for g in self.groups.values_mut() {
             g.compact();
         }
@@ -47,33 +52,28 @@ impl Shard {
     }
 
     /// A live group (one with offsets or members).
-    pub fn group(&self, id: &str) -> Option<&Group> {
+    pub(crate) fn group(&self, id: &str) -> Option<&Group> {
         self.groups.get(id).filter(|g| !g.is_dead())
     }
 
     /// The group, created empty if unknown (membership changes, later).
-    pub fn group_mut(&mut self, id: &str) -> &mut Group {
+    pub(crate) fn group_mut(&mut self, id: &str) -> &mut Group {
         self.groups.entry(id.to_string()).or_insert_with(|| Group::new(id))
     }
 
     /// Every group held (live or not), mutable: membership upkeep.
-    pub fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+    pub(crate) fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
         self.groups.values_mut()
     }
 
     /// Every live group, by id.
-    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values().filter(|g| !g.is_dead())
     }
 
     /// How many live groups.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.groups().count()
-    }
-
-    /// Whether no group is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use strata_protocol::v1::{Error, ErrorCode};
+use crate::error::{BrokerError, ErrorKind};
 use strata_record::batch::{BatchBuilder, RecordBatch};
 
 use super::coordinator::ShardHandle;
@@ -18,10 +18,10 @@ use crate::service::BrokerService;
 
 /// How long a commit waits for the in-sync replicas (Kafka's
 /// `offsets.commit.timeout.ms` is 5 s).
-pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -33,7 +33,7 @@ impl BrokerService {
         &self,
         h: &ShardHandle,
         records: &[(OffsetKey, Option<OffsetValue>)],
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, BrokerError> {
         self.append_offset_records_from(h, records, None).await
     }
 
@@ -44,15 +44,15 @@ impl BrokerService {
         h: &ShardHandle,
         records: &[(OffsetKey, Option<OffsetValue>)],
         sources: Option<&[u64]>,
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, BrokerError> {
         let index = h.index;
         let p = &h.partition;
         let internal =
-            |what: String| Error::new(ErrorCode::UnknownServerError, format!("{OFFSETS_TOPIC}-{index}: {what}"));
+            |what: String| BrokerError::new(ErrorKind::UnknownServerError, format!("{OFFSETS_TOPIC}-{index}: {what}"));
         let mut b = BatchBuilder::new();
         let ts = now_ms();
         for (i, (k, v)) in records.iter().enumerate() {
-            let key = k.encode().map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
+            let key = k.encode().map_err(|e| BrokerError::new(ErrorKind::InvalidRequest, e.to_string()))?;
             let value = v.as_ref().map(OffsetValue::encode).transpose().map_err(|e| internal(e.to_string()))?;
             let source = sources.and_then(|s| s.get(i)).map(|at| at.to_be_bytes());
             let headers: Vec<(&str, Option<&[u8]>)> =
@@ -61,14 +61,14 @@ impl BrokerService {
         }
         let bytes = b.build().map_err(|e| internal(e.to_string()))?;
         let batch = RecordBatch::new(bytes, p.log.config().max_batch_bytes)
-            .map_err(|e| api_error::batch_error(OFFSETS_TOPIC, index, 0, &e))?;
-        p.check_min_isr(ErrorCode::NotEnoughReplicas)?;
+            .map_err(|e| api_error::batch_error(OFFSETS_TOPIC, index, 0, e))?;
+        p.check_min_isr(ErrorKind::NotEnoughReplicas)?;
         let info = {
             // Shared: a load of this partition waits for the append to end.
             let _gate = h.gate.read().await;
             if p.leader_epoch_if_leader() != Some(h.epoch) {
-                return Err(Error::new(
-                    ErrorCode::NotCoordinator,
+                return Err(BrokerError::new(
+                    ErrorKind::NotCoordinator,
                     format!("{OFFSETS_TOPIC}-{index}: leadership moved; find the coordinator again"),
                 ));
             }
@@ -77,14 +77,14 @@ impl BrokerService {
             tokio::task::spawn_blocking(move || log.append_batches(&[batch], epoch))
                 .await
                 .map_err(|e| internal(format!("append task failed: {e}")))?
-                .map_err(|e| api_error::storage_error(OFFSETS_TOPIC, index, &e))?
+                .map_err(|e| api_error::storage_error(OFFSETS_TOPIC, index, e))?
         };
         p.after_leader_append();
         wait_committed(p, h.epoch, info.last_offset + 1, COMMIT_TIMEOUT, &self.stopping).await.map_err(|e| match e
-            .error_code()
+            .kind()
         {
-            ErrorCode::NotLeaderOrFollower | ErrorCode::LeaderNotAvailable => {
-                Error::new(ErrorCode::NotCoordinator, e.message)
+            ErrorKind::NotLeaderOrFollower | ErrorKind::LeaderNotAvailable => {
+                BrokerError::new(ErrorKind::NotCoordinator, e.message())
             }
             _ => e,
         })?;

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::error::ErrorKind;
 use strata_protocol::v1::strata_client::StrataClient;
-use strata_protocol::v1::{ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
+use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
 use strata_record::batch::split_batches;
 use strata_record::ErrorChain;
 use strata_storage::StorageError;
@@ -18,7 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::partition::Partition;
 
 /// How long the leader may hold a replica fetch (Kafka's replica.fetch.wait.max.ms).
-pub const REPLICA_FETCH_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const REPLICA_FETCH_WAIT: Duration = Duration::from_millis(500);
 /// Most bytes one replica fetch asks for.
 const REPLICA_FETCH_MAX_BYTES: u32 = 16 << 20;
 /// Pause after a failed fetch or a partition-level error.
@@ -36,7 +37,7 @@ struct Assignment {
 /// Runs one fetcher task per leader broker and tells each which partitions
 /// to fetch.
 #[derive(Debug)]
-pub struct ReplicaFetcherManager {
+pub(crate) struct ReplicaFetcherManager {
     node_id: u32,
     runtime: tokio::runtime::Handle,
     fetchers: Mutex<HashMap<u32, watch::Sender<Assignment>>>,
@@ -44,14 +45,14 @@ pub struct ReplicaFetcherManager {
 
 impl ReplicaFetcherManager {
     /// A manager whose tasks run on `runtime`.
-    pub fn new(node_id: u32, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(node_id: u32, runtime: tokio::runtime::Handle) -> Self {
         ReplicaFetcherManager { node_id, runtime, fetchers: Mutex::new(HashMap::new()) }
     }
 
     /// Sets what every fetcher fetches: `by_leader` maps a leader broker to
     /// its address and the partitions followed from it. Fetchers of leaders
     /// not in it stop.
-    pub fn assign(&self, by_leader: HashMap<u32, (String, Vec<Arc<Partition>>)>) {
+    pub(crate) fn assign(&self, by_leader: HashMap<u32, (String, Vec<Arc<Partition>>)>) {
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
         fetchers.retain(|leader, tx| {
             let keep = by_leader.contains_key(leader);
@@ -78,7 +79,7 @@ impl ReplicaFetcherManager {
     }
 
     /// Stops every fetcher.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.fetchers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
@@ -217,8 +218,8 @@ pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchParti
 /// error means the partition should back off.
 pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(), String> {
     if let Some(e) = &r.error {
-        let code = e.error_code();
-        if code == ErrorCode::OffsetOutOfRange {
+        let code = crate::api::grpc::errors::proto_kind(e);
+        if code == ErrorKind::OffsetOutOfRange {
             let leo = p.log.log_end_offset();
             if leo > r.log_end_offset {
                 // The leader's log is shorter (it lost an unreplicated suffix

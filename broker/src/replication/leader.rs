@@ -51,7 +51,7 @@ pub struct LeaderState {
 }
 
 /// How long an unanswered ISR proposal blocks the next one.
-pub const PENDING_ISR_RETRY: Duration = Duration::from_secs(5);
+pub(crate) const PENDING_ISR_RETRY: Duration = Duration::from_secs(5);
 
 impl LeaderState {
     /// A leader taking over at `log_end` with the high watermark it had

@@ -3,7 +3,7 @@
 //! progress ([`serve`], [`leader`]), and leaders keep the ISR current
 //! through the controller ([`isr`]).
 
-pub mod fetcher;
+pub(crate) mod fetcher;
 pub mod isr;
-pub mod leader;
-pub mod serve;
+pub(crate) mod leader;
+pub(crate) mod serve;

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use crate::error::{BrokerError, ErrorKind};
 use strata_protocol::v1::{
-    EpochEndOffset, Error, ErrorCode, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchResponse,
-    ReplicaFetchedPartition,
+    EpochEndOffset, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaFetchedPartition,
 };
 use strata_storage::StorageError;
 use tokio::sync::watch;
@@ -61,7 +61,7 @@ impl BrokerService {
             let mut r =
                 ReplicaFetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
             match self.replicas.lookup(&fp.topic, fp.partition) {
-                Err(e) => r.error = Some(e),
+                Err(e) => r.error = Some(e.into()),
                 Ok(p) => {
                     watchers.push(p.watch_log_end());
                     let budget = match fp.partition_max_bytes {
@@ -69,7 +69,7 @@ impl BrokerService {
                         n => (n as usize).min(max_bytes.saturating_sub(used)),
                     };
                     if let Err(e) = serve_partition(&p, req.replica_id, fp, record_progress, budget, &mut r) {
-                        r.error = Some(e);
+                        r.error = Some(e.into());
                     }
                     used += r.records.len();
                 }
@@ -95,23 +95,23 @@ pub fn serve_partition(
     record_progress: bool,
     budget: usize,
     r: &mut ReplicaFetchedPartition,
-) -> Result<(), Error> {
+) -> Result<(), BrokerError> {
     let Some(epoch) = p.leader_epoch_if_leader() else { return Err(p.not_leader()) };
     if fp.current_leader_epoch < epoch {
-        return Err(Error::new(
-            ErrorCode::FencedLeaderEpoch,
+        return Err(BrokerError::new(
+            ErrorKind::FencedLeaderEpoch,
             format!("{}: leader epoch {} is stale; the current one is {epoch}", p.tp, fp.current_leader_epoch),
         ));
     }
     if fp.current_leader_epoch > epoch {
-        return Err(Error::new(
-            ErrorCode::UnknownLeaderEpoch,
+        return Err(BrokerError::new(
+            ErrorKind::UnknownLeaderEpoch,
             format!("{}: leader epoch {} is newer than this leader's {epoch}", p.tp, fp.current_leader_epoch),
         ));
     }
     if !p.is_replica(replica) {
-        return Err(Error::new(
-            ErrorCode::InvalidRequest,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
             format!("{}: broker {replica} is not a replica (replicas {:?})", p.tp, p.state().replicas),
         ));
     }
@@ -136,8 +136,8 @@ pub fn serve_partition(
         }
     }
     if fp.fetch_offset > leo || fp.fetch_offset < log_start {
-        return Err(Error::new(
-            ErrorCode::OffsetOutOfRange,
+        return Err(BrokerError::new(
+            ErrorKind::OffsetOutOfRange,
             format!(
                 "{}: replica fetch offset {} is out of range; the leader has {log_start} to {leo}",
                 p.tp, fp.fetch_offset
@@ -156,10 +156,10 @@ pub fn serve_partition(
             r.records = read.batches;
             Ok(())
         }
-        Err(StorageError::OffsetOutOfRange { offset, log_start, log_end }) => Err(Error::new(
-            ErrorCode::OffsetOutOfRange,
+        Err(StorageError::OffsetOutOfRange { offset, log_start, log_end }) => Err(BrokerError::new(
+            ErrorKind::OffsetOutOfRange,
             format!("{}: replica fetch offset {offset} is out of range; the leader has {log_start} to {log_end}", p.tp),
         )),
-        Err(e) => Err(api_error::storage_error(&p.tp.topic, p.tp.partition, &e)),
+        Err(e) => Err(api_error::storage_error(&p.tp.topic, p.tp.partition, e)),
     }
 }

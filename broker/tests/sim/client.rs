@@ -3,8 +3,7 @@
 //! leader's produce path, mirroring produce.rs step by step.
 
 use bytes::Bytes;
-use strata_broker::produce::commit_status;
-use strata_protocol::v1::{Error, ErrorCode};
+use strata_broker::sim::{commit_status, BrokerError as Error, ErrorKind as ErrorCode};
 use strata_record::batch::{split_batches, BatchBuilder, RecordBatch};
 use strata_storage::TopicPartition;
 
@@ -96,8 +95,8 @@ impl World {
         })();
         match appended {
             Err(e) => {
-                self.trace(format!("{b} rejects produce #{id}: {:?}", e.error_code()));
-                self.send(b, CLIENT, Msg::ProduceResp { id, result: Err(format!("{:?}", e.error_code())) });
+                self.trace(format!("{b} rejects produce #{id}: {:?}", e.kind()));
+                self.send(b, CLIENT, Msg::ProduceResp { id, result: Err(format!("{:?}", e.kind())) });
             }
             Ok((p, epoch, info)) => {
                 self.trace(format!(
@@ -140,7 +139,7 @@ impl World {
                     keep.push(w);
                     continue;
                 }
-                Err(e) => Err(format!("{:?}", e.error_code())),
+                Err(e) => Err(format!("{:?}", e.kind())),
             };
             self.trace(format!("{b} completes #{} {result:?}", w.id));
             self.send(b, CLIENT, Msg::ProduceResp { id: w.id, result });

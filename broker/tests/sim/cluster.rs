@@ -4,10 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strata_broker::partition::{Partition, Role};
-use strata_broker::replica_manager::ReplicaManager;
-use strata_broker::replication::fetcher::{apply_fetch_result, fetch_request_for};
-use strata_broker::replication::serve::serve_partition;
+use strata_broker::sim::{apply_fetch_result, fetch_request_for, serve_partition, Partition, ReplicaManager, Role};
 use strata_metadata::ElectionType;
 use strata_metadata::{MetadataCommand, MetadataImage};
 use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
@@ -300,12 +297,12 @@ impl World {
             let mut r =
                 ReplicaFetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
             match rm.lookup(&fp.topic, fp.partition) {
-                Err(e) => r.error = Some(e),
+                Err(e) => r.error = Some(e.into()),
                 Ok(p) => {
                     waitable = true;
                     let budget = FETCH_MAX_BYTES.saturating_sub(used);
                     if let Err(e) = serve_partition(&p, f, fp, record_progress, budget, &mut r) {
-                        r.error = Some(e);
+                        r.error = Some(e.into());
                     }
                     used += r.records.len();
                 }

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_broker::partition::Partition;
-use strata_broker::replica_manager::ReplicaManager;
+use strata_broker::sim::{Partition, ReplicaManager};
 use strata_metadata::{MetadataCommand, MetadataImage};
 use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
 use strata_storage::TopicPartition;
@@ -358,7 +357,7 @@ impl World {
     }
 
     /// The clock brokers' partitions read: a fixed base plus simulated time.
-    fn clock(&self) -> strata_broker::partition::Clock {
+    fn clock(&self) -> strata_broker::sim::Clock {
         let base = Instant::now();
         let now = self.now.clone();
         Arc::new(move || base + Duration::from_millis(now.load(Ordering::Relaxed)))

@@ -1,0 +1,154 @@
+//! The data path at the gRPC edge: `Produce`, `Fetch` and `ListOffsets`
+//! messages to and from the core's types. Record bytes pass through as the
+//! same `Bytes` (no copy either way).
+
+use std::time::Duration;
+
+use strata_protocol::v1::{self, Error, ErrorCode};
+use strata_record::TopicPartition;
+
+use crate::admin::{ListedOffset, OffsetSpec};
+use crate::fetch::{FetchParams, PartitionFetch};
+use crate::produce::{Acks, ProducePartition};
+use crate::service::BrokerService;
+
+/// `ListOffsets` timestamps with a meaning of their own.
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+fn tp(topic: String, partition: u32) -> TopicPartition {
+    TopicPartition { topic, partition }
+}
+
+/// `Produce`: acks 0, 1 or -1 (all); a timeout of 0 means the default.
+pub(crate) async fn produce(core: &BrokerService, req: v1::ProduceRequest) -> v1::ProduceResponse {
+    let acks = match req.acks {
+        0 => Acks::None,
+        1 => Acks::Leader,
+        -1 => Acks::All,
+        other => {
+            let partitions = req
+                .partitions
+                .into_iter()
+                .map(|pr| v1::PartitionProduceResult {
+                    topic: pr.topic,
+                    partition: pr.partition,
+                    error: Some(Error::new(
+                        ErrorCode::InvalidRequest,
+                        format!("acks must be 0, 1 or -1 (all), not {other}"),
+                    )),
+                    ..Default::default()
+                })
+                .collect();
+            return v1::ProduceResponse { partitions };
+        }
+    };
+    let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms.into()));
+    let partitions =
+        req.partitions.into_iter().map(|pr| ProducePartition { tp: tp(pr.topic, pr.partition), records: pr.records });
+    let results = core.produce(acks, timeout, partitions.collect()).await;
+    v1::ProduceResponse {
+        partitions: results
+            .into_iter()
+            .map(|(tp, result)| {
+                let mut r =
+                    v1::PartitionProduceResult { topic: tp.topic, partition: tp.partition, ..Default::default() };
+                match result {
+                    Ok(produced) => {
+                        r.base_offset = produced.base_offset;
+                        r.log_start_offset = produced.log_start_offset;
+                    }
+                    Err(e) => r.error = Some(e.into()),
+                }
+                r
+            })
+            .collect(),
+    }
+}
+
+/// `Fetch`: zero byte limits mean "no limit" / "the request's limit".
+pub(crate) async fn fetch(core: &BrokerService, req: v1::FetchRequest) -> v1::FetchResponse {
+    let params = FetchParams {
+        max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
+        min_bytes: req.min_bytes as usize,
+        max_bytes: (req.max_bytes > 0).then_some(req.max_bytes as usize),
+        partitions: req
+            .partitions
+            .into_iter()
+            .map(|fp| PartitionFetch {
+                tp: tp(fp.topic, fp.partition),
+                offset: fp.fetch_offset,
+                max_bytes: (fp.partition_max_bytes > 0).then_some(fp.partition_max_bytes as usize),
+            })
+            .collect(),
+    };
+    let fetched = core.fetch(&params).await;
+    v1::FetchResponse {
+        partitions: fetched
+            .into_iter()
+            .map(|f| v1::FetchedPartition {
+                topic: f.tp.topic,
+                partition: f.tp.partition,
+                error: f.error.map(Error::from),
+                high_watermark: f.high_watermark,
+                log_start_offset: f.log_start_offset,
+                log_end_offset: f.log_end_offset,
+                records: f.records,
+            })
+            .collect(),
+    }
+}
+
+/// `ListOffsets`: timestamp -2 is the earliest offset, -1 the latest, any
+/// other negative value is refused; offset and timestamp -1 mean none.
+pub(crate) async fn list_offsets(core: &BrokerService, req: v1::ListOffsetsRequest) -> v1::ListOffsetsResponse {
+    let mut answers: Vec<Option<v1::ListedOffset>> = Vec::with_capacity(req.partitions.len());
+    let mut asks = Vec::new();
+    for lp in req.partitions {
+        let spec = match lp.timestamp {
+            EARLIEST => OffsetSpec::Earliest,
+            LATEST => OffsetSpec::Latest,
+            ts if ts < 0 => {
+                answers.push(Some(v1::ListedOffset {
+                    topic: lp.topic,
+                    partition: lp.partition,
+                    offset: -1,
+                    timestamp: -1,
+                    error: Some(Error::new(
+                        ErrorCode::InvalidRequest,
+                        format!("timestamp {ts}: use -2 (earliest), -1 (latest) or a time in ms"),
+                    )),
+                }));
+                continue;
+            }
+            ts => OffsetSpec::Timestamp(ts),
+        };
+        answers.push(None);
+        asks.push((tp(lp.topic, lp.partition), spec));
+    }
+    let mut listed = core.list_offsets(asks).await.into_iter();
+    let partitions = answers
+        .into_iter()
+        .filter_map(|answer| {
+            answer.or_else(|| {
+                let (tp, result) = listed.next()?;
+                let mut r = v1::ListedOffset {
+                    topic: tp.topic,
+                    partition: tp.partition,
+                    offset: -1,
+                    timestamp: -1,
+                    error: None,
+                };
+                match result {
+                    Ok(ListedOffset { offset, timestamp }) => {
+                        r.offset = offset.map_or(-1, |o| o as i64);
+                        r.timestamp = timestamp.unwrap_or(-1);
+                    }
+                    Err(e) => r.error = Some(e.into()),
+                }
+                Some(r)
+            })
+        })
+        .collect();
+    v1::ListOffsetsResponse { partitions }
+}

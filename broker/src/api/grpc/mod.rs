@@ -1,0 +1,123 @@
+//! The gRPC edge (`strata.v1.Strata`): decodes each RPC, calls the broker
+//! core in process, and encodes the answer, mapping the core's errors to the
+//! API's codes (`errors`). The data path (produce, fetch, list offsets)
+//! converts to and from the core's own types here (`data`); the admin and
+//! group RPCs still take the API's messages in the core (see
+//! `docs/architecture.md`, "One core, edges").
+
+pub(crate) mod data;
+pub(crate) mod errors;
+
+use std::sync::Arc;
+
+use strata_protocol::v1::strata_server::{Strata, StrataServer};
+use strata_protocol::v1::*;
+use tonic::{Request, Response, Status};
+
+use crate::service::BrokerService;
+
+/// The `strata.v1.Strata` service over a broker core.
+#[derive(Debug, Clone)]
+pub struct GrpcService {
+    core: Arc<BrokerService>,
+}
+
+impl GrpcService {
+    /// The service for `core`, as a tonic server with message limits of
+    /// `max_message_bytes` either way.
+    pub fn server(core: Arc<BrokerService>, max_message_bytes: usize) -> StrataServer<GrpcService> {
+        StrataServer::new(GrpcService { core })
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    }
+}
+
+#[tonic::async_trait]
+impl Strata for GrpcService {
+    async fn create_topics(&self, req: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
+        Ok(Response::new(self.core.create_topics(req.into_inner()).await))
+    }
+
+    async fn delete_topics(&self, req: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
+        Ok(Response::new(self.core.delete_topics(req.into_inner()).await))
+    }
+
+    async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        Ok(Response::new(self.core.list_topics()))
+    }
+
+    async fn describe_topics(
+        &self,
+        req: Request<DescribeTopicsRequest>,
+    ) -> Result<Response<DescribeTopicsResponse>, Status> {
+        Ok(Response::new(self.core.describe_topics(req.into_inner())))
+    }
+
+    async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+        Ok(Response::new(data::produce(&self.core, req.into_inner()).await))
+    }
+
+    async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+        Ok(Response::new(data::fetch(&self.core, req.into_inner()).await))
+    }
+
+    async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+        Ok(Response::new(data::list_offsets(&self.core, req.into_inner()).await))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _req: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        Ok(Response::new(self.core.describe_cluster().await))
+    }
+
+    async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
+        Ok(Response::new(BrokerService::elect_leaders(&self.core, req.into_inner()).await))
+    }
+
+    async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
+        Ok(Response::new(BrokerService::replica_fetch(&self.core, req.into_inner()).await))
+    }
+
+    async fn find_coordinator(
+        &self,
+        req: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        Ok(Response::new(BrokerService::find_coordinator(&self.core, req.into_inner()).await))
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: Request<CommitOffsetsRequest>,
+    ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        Ok(Response::new(BrokerService::commit_offsets(&self.core, req.into_inner()).await))
+    }
+
+    async fn fetch_offsets(&self, req: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
+        Ok(Response::new(BrokerService::fetch_offsets(&self.core, req.into_inner()).await))
+    }
+
+    async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::list_groups(&self.core).await))
+    }
+
+    async fn describe_groups(
+        &self,
+        req: Request<DescribeGroupsRequest>,
+    ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::describe_groups(&self.core, req.into_inner()).await))
+    }
+
+    async fn delete_groups(&self, req: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
+        Ok(Response::new(BrokerService::delete_groups(&self.core, req.into_inner()).await))
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        req: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        Ok(Response::new(BrokerService::consumer_group_heartbeat(&self.core, req.into_inner(), host).await))
+    }
+}
