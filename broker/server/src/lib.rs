@@ -13,6 +13,7 @@
 
 mod controller_links;
 mod supervisor;
+pub mod testkit;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -4,67 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_broker::config::{DevArgs, ServerConfig};
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::*;
 use strata_record::batch::{split_batches, BatchBuilder};
 use tonic::transport::Channel;
 
-struct Node {
-    client: StrataClient<Channel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), ::strata_server::ServerError>>>,
-    args: DevArgs,
-}
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-impl Node {
-    async fn start(dir: &std::path::Path) -> Node {
-        let args = DevArgs {
-            data_dir: dir.to_path_buf(),
-            listen: free_addr(),
-            controller_listen: free_addr(),
-            http_listen: free_addr(),
-            config: None,
-        };
-        Self::start_with(args).await
-    }
-
-    async fn start_with(args: DevArgs) -> Node {
-        let config = ServerConfig::dev(&args).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(::strata_server::run(config, async move {
-            let _ = rx.await;
-        }));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            if let Ok(c) = StrataClient::connect(format!("http://{}", args.listen)).await {
-                break c.max_decoding_message_size(64 << 20);
-            }
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Node { client, stop: Some(tx), task: Some(task), args }
-    }
-
-    async fn stop(mut self) -> DevArgs {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
-        self.args.clone()
-    }
-}
+/// The in-process node every test here runs against.
+use ::strata_server::testkit::TestNode as Node;
 
 fn batch(n: usize, ts: i64, tag: &str) -> Bytes {
     let mut b = BatchBuilder::new();

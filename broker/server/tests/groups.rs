@@ -8,23 +8,25 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use strata_broker::config::{DevArgs, ServerConfig};
-use strata_protocol::v1::strata_client::StrataClient;
+use strata_broker::config::DevArgs;
 use strata_protocol::v1::*;
-use tonic::transport::Channel;
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-struct Node {
-    client: StrataClient<Channel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), ::strata_server::ServerError>>>,
-    args: DevArgs,
+/// The in-process node of the test kit, with helpers for the group RPCs.
+struct Node(::strata_server::testkit::TestNode);
+
+impl std::ops::Deref for Node {
+    type Target = ::strata_server::testkit::TestNode;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Node {
@@ -35,43 +37,16 @@ impl Node {
 
     /// [`Node::start`] with more TOML settings.
     async fn start_toml(dir: &std::path::Path, extra: &str) -> Node {
-        let config = dir.join("strata.toml");
-        std::fs::write(&config, format!("offsets_topic_partitions = 4\n{extra}")).unwrap();
-        let args = DevArgs {
-            data_dir: dir.join("data"),
-            listen: free_addr(),
-            controller_listen: free_addr(),
-            http_listen: free_addr(),
-            config: Some(config),
-        };
-        Self::start_with(args).await
+        let toml = format!("offsets_topic_partitions = 4\n{extra}");
+        Node(::strata_server::testkit::TestNode::start_with_toml(dir, &toml).await)
     }
 
     async fn start_with(args: DevArgs) -> Node {
-        let config = ServerConfig::dev(&args).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(::strata_server::run(config, async move {
-            let _ = rx.await;
-        }));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            if let Ok(c) = StrataClient::connect(format!("http://{}", args.listen)).await {
-                break c;
-            }
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Node { client, stop: Some(tx), task: Some(task), args }
+        Node(::strata_server::testkit::TestNode::start_with(args).await)
     }
 
-    async fn stop(mut self) -> DevArgs {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
-        self.args.clone()
+    async fn stop(self) -> DevArgs {
+        self.0.stop().await
     }
 
     async fn create_topic(&mut self, name: &str, partitions: u32) {

@@ -1,0 +1,113 @@
+//! The one way tests stand up an in-process node, and the one way they wait
+//! for something to become true. A [`TestNode`] runs [`crate::run`] (the
+//! real server, controller and broker, on free loopback ports) inside the
+//! test's runtime; multi-process clusters are `strata-tests`' (they run the
+//! built binaries through `deploy/local-cluster.sh`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_broker::config::{DevArgs, ServerConfig};
+use strata_protocol::v1::strata_client::StrataClient;
+use tonic::transport::Channel;
+
+use crate::{ServerError, MAX_MESSAGE_BYTES};
+
+/// How long a node may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A free loopback address (bound once, then released for the node).
+pub fn free_addr() -> SocketAddr {
+    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a,
+        Err(e) => panic!("no free loopback port: {e}"),
+    }
+}
+
+/// Waits until `check` holds, polling every 20 ms; panics naming `what`
+/// after `timeout`. Returns how long it took.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// A `strata-server dev` node running in this process.
+#[derive(Debug)]
+pub struct TestNode {
+    /// A gRPC client connected to the node.
+    pub client: StrataClient<Channel>,
+    /// The node's settings (its ports and data directory).
+    pub args: DevArgs,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl TestNode {
+    /// Starts a node with its data in `dir` on free ports.
+    pub async fn start(dir: &Path) -> TestNode {
+        Self::start_with(Self::args(dir.to_path_buf(), None)).await
+    }
+
+    /// Starts a node with its data in `dir/data` and `toml` as its config
+    /// file (`dir/strata.toml`).
+    pub async fn start_with_toml(dir: &Path, toml: &str) -> TestNode {
+        let config = dir.join("strata.toml");
+        if let Err(e) = std::fs::write(&config, toml) {
+            panic!("writing {}: {e}", config.display());
+        }
+        Self::start_with(Self::args(dir.join("data"), Some(config))).await
+    }
+
+    /// Starts a node with exactly these settings (e.g. those a stopped node
+    /// returned, to restart it on the same ports and data).
+    pub async fn start_with(args: DevArgs) -> TestNode {
+        let config = match ServerConfig::dev(&args) {
+            Ok(c) => c,
+            Err(e) => panic!("test node config: {e}"),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::run(config, async move {
+            let _ = rx.await;
+        }));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let client = loop {
+            if let Ok(c) = StrataClient::connect(format!("http://{}", args.listen)).await {
+                break c.max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
+            }
+            assert!(!task.is_finished(), "the test node exited during startup");
+            assert!(Instant::now() < deadline, "the test node did not answer within {START_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        TestNode { client, args, stop: Some(tx), task: Some(task) }
+    }
+
+    /// Stops the node cleanly (panicking if the shutdown reports an error)
+    /// and returns its settings for a restart.
+    pub async fn stop(mut self) -> DevArgs {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("the test node stopped with an error: {}", strata_record::ErrorChain(&e)),
+                Err(e) => panic!("the test node's task failed: {e}"),
+            }
+        }
+        self.args.clone()
+    }
+
+    fn args(data_dir: std::path::PathBuf, config: Option<std::path::PathBuf>) -> DevArgs {
+        DevArgs { data_dir, listen: free_addr(), controller_listen: free_addr(), http_listen: free_addr(), config }
+    }
+}
