@@ -339,9 +339,26 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
     let readiness = probe_path(&sts, "readinessProbe");
     let liveness = probe_path(&sts, "livenessProbe");
     let startup = probe_path(&sts, "startupProbe");
-    wait_until("the three pods are ready", Duration::from_secs(60), || {
-        pods.iter().all(|p| p.ready(&startup) && p.ready(&liveness) && p.ready(&readiness))
-    });
+    let all_ready = || pods.iter().all(|p| p.ready(&startup) && p.ready(&liveness) && p.ready(&readiness));
+    let started = std::time::Instant::now();
+    while !all_ready() {
+        if started.elapsed() >= Duration::from_secs(60) {
+            // Say why: each pod's readiness answer and the end of its log.
+            let report: Vec<String> = pods
+                .iter()
+                .map(|p| {
+                    let answer = http_get(([127, 0, 0, 1], p.ports.http).into(), &readiness);
+                    let log =
+                        std::fs::read_to_string(root.path().join(format!("strata-{}", p.ordinal)).join("server.log"))
+                            .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                    format!("pod {}: readiness {answer:?}\n{}", p.ordinal, tail.join("\n"))
+                })
+                .collect();
+            panic!("the three pods are ready: not within 60s\n{}", report.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Node ids come from the pod names; racks from the zone label.
     let info = strata_json(&pods[0].bootstrap(), &["cluster", "info"]);
