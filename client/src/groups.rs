@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strata_record::TopicPartition;
 
 use strata_protocol::v1::{
     self, CommitOffsetsRequest, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, FetchOffsetsRequest,
@@ -430,7 +431,7 @@ impl Groups {
             Err(e) if e.code() == Some(ErrorCode::GroupIdNotFound) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut out: BTreeMap<(String, u32), CommittedOffset> = BTreeMap::new();
+        let mut out: BTreeMap<TopicPartition, CommittedOffset> = BTreeMap::new();
         for c in fetched {
             if let Some(ClientError::Server { code, message }) = ClientError::from_api(c.error.as_ref()) {
                 if code != ErrorCode::GroupIdNotFound {
@@ -443,11 +444,11 @@ impl Groups {
                     ));
                 }
             }
-            out.insert((c.topic.clone(), c.partition), committed_offset(c));
+            out.insert(TopicPartition::of(c.topic.clone(), c.partition), committed_offset(c));
         }
         for (topic, partitions) in &asked {
             for p in partitions {
-                out.entry((topic.clone(), *p)).or_insert_with(|| CommittedOffset {
+                out.entry(TopicPartition::of(topic.clone(), *p)).or_insert_with(|| CommittedOffset {
                     topic: topic.clone(),
                     partition: *p,
                     offset: None,

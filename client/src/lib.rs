@@ -33,7 +33,7 @@
 //! producer.close().await;
 //!
 //! let mut consumer = Consumer::connect(ConsumerConfig::new(["127.0.0.1:9700"])).await?;
-//! consumer.assign(vec![("events".into(), meta.partition)]);
+//! consumer.assign([("events", meta.partition)]);
 //! consumer.seek("events", meta.partition, SeekTo::Beginning).await?;
 //! let records = consumer.poll().await?;
 //! # Ok(())
@@ -59,3 +59,5 @@ pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecor
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;
 pub use strata_record::murmur2::{murmur2, partition_for_key};
+/// A topic and partition number: how the client names a partition.
+pub use strata_record::TopicPartition;

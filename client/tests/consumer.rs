@@ -72,7 +72,7 @@ async fn round_trip_keeps_keys_values_headers_and_timestamps() {
         produce(&fake, vec![ProducerRecord::new("t", "other").with_partition(1)]).await;
 
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0), ("t".into(), 1)]);
+        c.assign(vec![("t", 0), ("t", 1)]);
         assert_eq!(c.seek("t", 0, SeekTo::Beginning).await.unwrap(), 0);
         let got = poll_n(&mut c, 41).await;
         assert_eq!(got.len(), 41);
@@ -103,7 +103,7 @@ async fn seek_to_an_offset_inside_a_batch_skips_the_records_below_it() {
         produce(&fake, (0..10).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
         assert_eq!(fake.state().topics["t"].partitions[0].batches.len(), 1, "all ten in one batch");
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         c.seek("t", 0, SeekTo::Offset(7)).await.unwrap();
         let got = poll_n(&mut c, 3).await;
         let offsets: Vec<u64> = got.iter().map(|r| r.offset).collect();
@@ -120,7 +120,7 @@ async fn seek_to_end_then_read_only_new_records() {
         fake.create_topic("t", 1);
         produce(&fake, (0..5).map(|i| ProducerRecord::new("t", format!("old{i}"))).collect()).await;
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert_eq!(c.seek("t", 0, SeekTo::End).await.unwrap(), 5);
         assert!(c.poll().await.unwrap().is_empty());
         produce(&fake, vec![ProducerRecord::new("t", "new")]).await;
@@ -137,7 +137,7 @@ async fn seek_by_timestamp() {
         fake.create_topic("t", 1);
         produce(&fake, (0..10).map(record).collect()).await; // timestamps 1000, 2000, ...
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert_eq!(c.seek("t", 0, SeekTo::Timestamp(2_500)).await.unwrap(), 2);
         assert_eq!(poll_n(&mut c, 8).await.first().map(|r| (r.offset, r.timestamp)), Some((2, 3_000)));
         // After the last record: the end of the partition.
@@ -154,7 +154,7 @@ async fn offset_out_of_range_is_an_error_not_a_reset() {
         fake.create_topic("t", 1);
         produce(&fake, (0..3).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         c.seek("t", 0, SeekTo::Offset(1_000)).await.unwrap();
         let err = c.poll().await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::OffsetOutOfRange));
@@ -175,7 +175,7 @@ async fn stream_yields_records_and_keeps_the_rest_buffered() {
         fake.create_topic("t", 1);
         produce(&fake, (0..20).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         let first: Vec<u64> = {
             let stream = c.stream();
             futures::pin_mut!(stream);
@@ -201,7 +201,7 @@ async fn follows_a_moved_leader_and_reports_bad_assignments() {
         fake.create_topic("t", 1);
         produce(&fake, vec![ProducerRecord::new("t", "a")]).await;
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert_eq!(poll_n(&mut c, 1).await.len(), 1);
         fake.set_leader("t", 0, 2);
         produce(&fake, vec![ProducerRecord::new("t", "b")]).await;
@@ -210,9 +210,9 @@ async fn follows_a_moved_leader_and_reports_bad_assignments() {
 
         let err = c.seek("t", 9, SeekTo::Beginning).await.unwrap_err();
         assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
-        c.assign(vec![("t".into(), 9)]);
+        c.assign(vec![("t", 9)]);
         assert_eq!(c.poll().await.unwrap_err().code(), Some(ErrorCode::UnknownTopicOrPartition));
-        c.assign(vec![("missing".into(), 0)]);
+        c.assign(vec![("missing", 0)]);
         assert_eq!(c.poll().await.unwrap_err().code(), Some(ErrorCode::UnknownTopicOrPartition));
     })
     .await;
@@ -224,7 +224,7 @@ async fn a_dead_broker_is_reported_after_retries() {
         let mut fake = FakeCluster::start(1).await;
         fake.create_topic("t", 1);
         let mut c = consumer(&fake).await;
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert!(c.poll().await.unwrap().is_empty());
         fake.stop(1);
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -178,7 +178,7 @@ async fn a_consumer_resumes_from_the_committed_offset_after_reopening() {
         // No commit and the default reset (latest): nothing old is read.
         let mut c =
             Consumer::connect(ConsumerConfig { enable_auto_commit: false, ..group_config(&fake, "g") }).await.unwrap();
-        c.assign(vec![("t".into(), 0), ("t".into(), 1)]);
+        c.assign(vec![("t", 0), ("t", 1)]);
         c.resolve_positions().await.unwrap();
         assert_eq!((c.position("t", 0), c.position("t", 1)), (Some(5), Some(5)));
         assert_eq!(c.committed("t", 0).await.unwrap(), None);
@@ -196,7 +196,7 @@ async fn a_consumer_resumes_from_the_committed_offset_after_reopening() {
         produce(&fake, "t", &[1], 2).await;
         // Reopened: each partition starts at its committed offset.
         let mut c = Consumer::connect(group_config(&fake, "g")).await.unwrap();
-        c.assign(vec![("t".into(), 0), ("t".into(), 1)]);
+        c.assign(vec![("t", 0), ("t", 1)]);
         let mut got: Vec<(u32, u64)> = Vec::new();
         while got.len() < 3 {
             let records = c.poll().await.unwrap();
@@ -217,7 +217,7 @@ async fn a_consumer_resumes_from_the_committed_offset_after_reopening() {
             Consumer::connect(ConsumerConfig { auto_offset_reset: OffsetReset::Earliest, ..group_config(&fake, "g") })
                 .await
                 .unwrap();
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         c.resolve_positions().await.unwrap();
         assert_eq!(c.position("t", 0), Some(5));
 
@@ -241,7 +241,7 @@ async fn auto_commit_runs_on_poll_after_the_interval_and_on_close() {
             ..group_config(&fake, "auto")
         };
         let mut c = Consumer::connect(config).await.unwrap();
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert_eq!(c.poll().await.unwrap().len(), 4);
         assert_eq!(fake.state().committed("auto", "t", 0), None, "the interval has not passed");
 
@@ -268,7 +268,7 @@ async fn auto_commit_runs_on_poll_after_the_interval_and_on_close() {
         let mut c = Consumer::connect(ConsumerConfig { enable_auto_commit: false, ..group_config(&fake, "auto") })
             .await
             .unwrap();
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         assert_eq!(c.poll().await.unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![7]);
         c.close().await.unwrap();
         assert_eq!(fake.state().committed("auto", "t", 0), Some(7));

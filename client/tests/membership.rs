@@ -14,7 +14,7 @@ use strata_client::{
     RebalanceListener,
 };
 
-type Tp = (String, u32);
+type Tp = strata_client::TopicPartition;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
@@ -118,7 +118,7 @@ async fn two_members_share_the_partitions_and_the_survivor_takes_them_all() {
         let mut got = Vec::new();
         poll_until(&mut a, &mut got, |c, _| c.assignment().len() == 4).await;
         assert!(a.member_id().is_some() && a.member_epoch().is_some());
-        assert_eq!(a_events.lock().unwrap()[0], Event::Assigned((0..4).map(|p| ("t".to_string(), p)).collect()));
+        assert_eq!(a_events.lock().unwrap()[0], Event::Assigned((0..4).map(|p| Tp::of("t", p)).collect()));
 
         // b joins: a gives up two partitions (committing them) before b
         // gets them.
@@ -187,7 +187,7 @@ async fn a_fenced_member_loses_its_partitions_without_committing_and_rejoins() {
         assert_ne!(c.member_id().unwrap(), first_id, "rejoined as a new member");
         let ev = events.lock().unwrap().clone();
         let lost = ev.iter().position(|e| matches!(e, Event::Lost(_))).unwrap();
-        assert_eq!(ev[lost], Event::Lost(vec![("t".into(), 0), ("t".into(), 1)]));
+        assert_eq!(ev[lost], Event::Lost(vec![Tp::of("t", 0), Tp::of("t", 1)]));
         assert!(matches!(ev[lost + 1], Event::Assigned(_)), "{ev:?}");
         assert!(!ev.iter().any(|e| matches!(e, Event::Revoked(_))), "lost, not revoked: {ev:?}");
         let commits = fake.state().commit_requests[commits_before..].to_vec();
@@ -304,20 +304,20 @@ async fn subscribe_and_assign_are_exclusive_and_subscribe_needs_a_group() {
         assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("group_id")), "{err}");
 
         let mut c = Consumer::connect(config(&fake, "g")).await.unwrap();
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         let err = c.subscribe(["t"]).unwrap_err();
         assert!(err.to_string().contains("mutually exclusive"), "{err}");
         assert!(c.subscribe(Vec::<String>::new()).is_err());
-        c.assign(vec![]);
+        c.assign(Vec::<strata_client::TopicPartition>::new());
         c.subscribe(["t"]).unwrap();
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         let err = c.poll().await.unwrap_err();
         assert!(err.to_string().contains("mutually exclusive"), "{err}");
         // Unsubscribed, it can assign again.
         poll_until(&mut c, &mut Vec::new(), |c, _| c.assignment().len() == 1).await;
         c.unsubscribe().await.unwrap();
         assert!(c.assignment().is_empty() && !c.is_subscribed());
-        c.assign(vec![("t".into(), 0)]);
+        c.assign(vec![("t", 0)]);
         c.poll().await.unwrap();
         c.close().await.unwrap();
     })

@@ -26,7 +26,7 @@ const RECORDS: usize = 60_000;
 /// every value present once.
 async fn consume_everything(bootstrap: String) -> BTreeSet<String> {
     let mut consumer = Consumer::connect(ConsumerConfig::new([bootstrap])).await.expect("consumer connects");
-    consumer.assign((0..PARTITIONS).map(|p| (TOPIC.to_string(), p)).collect());
+    consumer.assign((0..PARTITIONS).map(|p| (TOPIC.to_string(), p)));
     for p in 0..PARTITIONS {
         consumer.seek(TOPIC, p, SeekTo::Beginning).await.expect("seek to the beginning through the failover");
     }
@@ -150,7 +150,7 @@ async fn clients_ride_through_a_leader_kill() {
     );
     assert!(acked.len() > 100, "too few records sent through the failover ({})", acked.len());
     let mut consumer = Consumer::connect(ConsumerConfig::new([survivors.clone()])).await.expect("consumer");
-    consumer.assign((0..PARTITIONS).map(|p| (THROUGH.to_string(), p)).collect());
+    consumer.assign((0..PARTITIONS).map(|p| (THROUGH.to_string(), p)));
     let mut ends = Vec::new();
     for p in 0..PARTITIONS {
         consumer.seek(THROUGH, p, SeekTo::Beginning).await.expect("seek");

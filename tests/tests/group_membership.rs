@@ -57,7 +57,7 @@ impl Env {
     }
 }
 
-type Tp = (String, u32);
+type Tp = strata_client::TopicPartition;
 
 /// What every member of a test shares: who owns each partition (from the
 /// listener callbacks), which members died, ownership violations, and the
@@ -358,7 +358,7 @@ async fn members_share_partitions_and_each_record_is_received_once() {
         let id = m.member_id.lock().unwrap().clone().expect("member id");
         let described = d.members.iter().find(|x| x.member_id == id).expect("described member");
         let owned: BTreeSet<Tp> =
-            described.assignment.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect();
+            described.assignment.iter().flat_map(|(t, ps)| ps.iter().map(move |p| Tp::of(t.clone(), *p))).collect();
         assert_eq!(owned, watch.owned_by(&m.name), "member {}", m.name);
         assert!(m.events.lock().unwrap().iter().any(|e| matches!(e, Event::Assigned(_))));
     }
@@ -524,7 +524,7 @@ async fn a_pattern_subscription_picks_up_new_topics() {
         assert!(started.elapsed() < WAIT, "no assignment: {:?}", c.assignment());
         c.poll().await.expect("poll");
     }
-    assert!(c.assignment().iter().all(|(t, _)| t == "orders-1"), "{:?}", c.assignment());
+    assert!(c.assignment().iter().all(|tp| tp.topic == "orders-1"), "{:?}", c.assignment());
 
     admin.create_topic("orders-2", 3, 1, &[]).await.expect("create");
     let created = Instant::now();
@@ -538,7 +538,7 @@ async fn a_pattern_subscription_picks_up_new_topics() {
     }
     eprintln!("new matching topic assigned and read within {:?}", created.elapsed());
     assert_eq!(got, 15);
-    assert!(c.assignment().iter().all(|(t, _)| t.starts_with("orders-")));
+    assert!(c.assignment().iter().all(|tp| tp.topic.starts_with("orders-")));
     let d = describe(&admin, "pattern").await.expect("described");
     assert_eq!(d.members[0].subscription, "/orders-.*/");
 

@@ -154,7 +154,7 @@ async fn send_one(producer: &Producer, record: ProducerRecord) -> Result<RecordM
 /// (exclusive), one vector per partition, in offset order.
 async fn read_all(server: &Server, topic: &str, ends: &[u64]) -> Vec<Vec<ConsumerRecord>> {
     let mut consumer = consumer(server, Duration::from_millis(200)).await;
-    consumer.assign((0..ends.len() as u32).map(|p| (topic.to_string(), p)).collect());
+    consumer.assign((0..ends.len() as u32).map(|p| (topic.to_string(), p)));
     for p in 0..ends.len() as u32 {
         let start = within(15, "seek", consumer.seek(topic, p, SeekTo::Beginning)).await.expect("seek to beginning");
         assert_eq!(start, 0, "{topic}-{p} starts at offset 0");

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use strata_record::TopicPartition;
+
 use crate::error::{BrokerError, ErrorKind};
 
 use super::membership::Membership;
@@ -56,7 +58,7 @@ pub(crate) struct Group {
     pub id: String,
     /// Members, their epochs and assignments.
     pub membership: Membership,
-    offsets: BTreeMap<(String, u32), OffsetEntry>,
+    offsets: BTreeMap<TopicPartition, OffsetEntry>,
 }
 
 /// Groups compare by their stored state (id and offsets); membership is
@@ -103,12 +105,12 @@ impl Group {
 
     /// The committed offset of one partition, if any.
     pub(crate) fn offset(&self, topic: &str, partition: u32) -> Option<&super::record::OffsetValue> {
-        self.offsets.get(&(topic.to_string(), partition)).and_then(|e| e.value.as_ref())
+        self.offsets.get(&TopicPartition::of(topic, partition)).and_then(|e| e.value.as_ref())
     }
 
     /// Every committed offset, in (topic, partition) order.
     pub(crate) fn offsets(&self) -> impl Iterator<Item = (&str, u32, &super::record::OffsetValue)> {
-        self.offsets.iter().filter_map(|((t, p), e)| e.value.as_ref().map(|v| (t.as_str(), *p, v)))
+        self.offsets.iter().filter_map(|(tp, e)| e.value.as_ref().map(|v| (tp.topic.as_str(), tp.partition, v)))
     }
 
     /// Applies the record at `record_offset` of the offsets log for
@@ -122,7 +124,7 @@ impl Group {
         record_offset: u64,
         value: Option<super::record::OffsetValue>,
     ) {
-        let entry = self.offsets.entry((topic.to_string(), partition));
+        let entry = self.offsets.entry(TopicPartition::of(topic, partition));
         match entry {
             std::collections::btree_map::Entry::Occupied(mut e) => {
                 if e.get().record_offset < record_offset {

@@ -11,7 +11,7 @@ use crate::error::ErrorKind;
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
 use strata_record::batch::split_batches;
-use strata_record::ErrorChain;
+use strata_record::{ErrorChain, TopicPartition};
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -89,7 +89,7 @@ struct Fetcher {
     leader: u32,
     client: Option<(String, StrataClient<Channel>)>,
     /// Partitions skipped until then after an error.
-    backoff: HashMap<(String, u32), Instant>,
+    backoff: HashMap<TopicPartition, Instant>,
 }
 
 impl Fetcher {
@@ -148,9 +148,9 @@ impl Fetcher {
             max_bytes: REPLICA_FETCH_MAX_BYTES,
             partitions: Vec::new(),
         };
-        let mut by_key: HashMap<(String, u32), Arc<Partition>> = HashMap::new();
+        let mut by_key: HashMap<TopicPartition, Arc<Partition>> = HashMap::new();
         for p in &assignment.partitions {
-            let key = (p.tp.topic.clone(), p.tp.partition);
+            let key = p.tp.clone();
             if self.backoff.contains_key(&key) {
                 continue;
             }
@@ -171,7 +171,7 @@ impl Fetcher {
             .map_err(|s| format!("{}: {}", assignment.address, s.message()))?
             .into_inner();
         for r in response.partitions {
-            let key = (r.topic.clone(), r.partition);
+            let key = TopicPartition::of(r.topic.clone(), r.partition);
             let Some(p) = by_key.get(&key).cloned() else { continue };
             let applied = {
                 let p = p.clone();

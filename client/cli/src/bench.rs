@@ -476,7 +476,7 @@ async fn consume(args: &BenchArgs, global: &Global) -> Result<Summary> {
     };
     let mut consumer = Consumer::connect(config).await?;
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
-    consumer.assign(partitions.iter().map(|&p| (args.topic.clone(), p)).collect());
+    consumer.assign(partitions.iter().map(|&p| (args.topic.clone(), p)));
     let mut available = 0u64;
     for &p in &partitions {
         let start = consumer.seek(&args.topic, p, SeekTo::Beginning).await?;
@@ -527,7 +527,7 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
     // The consumer starts at the current end, then the producer starts.
     let config = ConsumerConfig { max_wait: Duration::from_millis(500), ..ConsumerConfig::new(global.bootstrap()) };
     let mut consumer = Consumer::connect(config).await?;
-    consumer.assign(partitions.iter().map(|&p| (args.topic.clone(), p)).collect());
+    consumer.assign(partitions.iter().map(|&p| (args.topic.clone(), p)));
     for &p in &partitions {
         consumer.seek(&args.topic, p, SeekTo::End).await?;
     }

@@ -16,7 +16,7 @@ use super::Global;
 const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// `(topic, partition)`.
-type Tp = (String, u32);
+type Tp = strata_client::TopicPartition;
 
 /// Print a topic's records (all partitions unless --partition).
 ///
@@ -124,7 +124,7 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
     let mut ends: HashMap<Tp, u64> = HashMap::new();
     if bounded || args.offset.is_some() {
         for &p in &partitions {
-            ends.insert((topic.to_owned(), p), consumer.lookup_offset(topic, p, SeekTo::End).await?);
+            ends.insert(Tp::of(topic, p), consumer.lookup_offset(topic, p, SeekTo::End).await?);
         }
     }
     if subscribe {
@@ -134,7 +134,7 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
             consumer.subscribe([topic])?;
         }
     } else {
-        consumer.assign(partitions.iter().map(|&p| (topic.to_owned(), p)).collect());
+        consumer.assign(partitions.iter().map(|&p| (topic.to_owned(), p)));
         if args.group.is_some() {
             consumer.resolve_positions().await?;
         } else {
@@ -161,14 +161,14 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
                 continue;
             }
             if bounded {
-                lookup_ends(&consumer, records.iter().map(|r| (r.topic.clone(), r.partition)), &mut ends).await?;
+                lookup_ends(&consumer, records.iter().map(|r| Tp::of(r.topic.clone(), r.partition)), &mut ends).await?;
             }
             // Per partition of the batch: its first offset, and the offset
             // after the last record printed.
             let mut first: BTreeMap<Tp, u64> = BTreeMap::new();
             let mut reached: HashMap<Tp, u64> = HashMap::new();
             for r in &records {
-                let tp = (r.topic.clone(), r.partition);
+                let tp = Tp::of(r.topic.clone(), r.partition);
                 first.entry(tp.clone()).or_insert(r.offset);
                 if printed >= limit || (bounded && ends.get(&tp).is_some_and(|&end| r.offset >= end)) {
                     continue;
@@ -208,7 +208,7 @@ async fn seek_start(
         let to = match (args.offset, args.from_timestamp) {
             (Some(o), _) => {
                 let start = consumer.lookup_offset(topic, p, SeekTo::Beginning).await?;
-                let end = ends.get(&(topic.to_owned(), p)).copied().unwrap_or(start);
+                let end = ends.get(&Tp::of(topic, p)).copied().unwrap_or(start);
                 if o < start || o > end {
                     bail!(
                         "OFFSET_OUT_OF_RANGE: offset {o} is out of range for partition {topic}-{p}: \
@@ -239,7 +239,9 @@ async fn read_to_the_end(consumer: &mut Consumer, ends: &mut HashMap<Tp, u64>, s
     let paused = consumer.paused();
     let finished: Vec<Tp> = owned
         .iter()
-        .filter(|tp| consumer.position(&tp.0, tp.1).is_some_and(|o| ends.get(*tp).is_none_or(|&end| o >= end)))
+        .filter(|tp| {
+            consumer.position(&tp.topic, tp.partition).is_some_and(|o| ends.get(*tp).is_none_or(|&end| o >= end))
+        })
         .cloned()
         .collect();
     let newly: Vec<Tp> = finished.iter().filter(|tp| !paused.contains(tp)).cloned().collect();
@@ -254,7 +256,7 @@ async fn read_to_the_end(consumer: &mut Consumer, ends: &mut HashMap<Tp, u64>, s
 async fn lookup_ends(consumer: &Consumer, tps: impl Iterator<Item = Tp>, ends: &mut HashMap<Tp, u64>) -> Result<()> {
     for tp in tps {
         if let std::collections::hash_map::Entry::Vacant(slot) = ends.entry(tp) {
-            let (topic, partition) = slot.key();
+            let Tp { topic, partition } = slot.key();
             let end = consumer.lookup_offset(topic, *partition, SeekTo::End).await?;
             slot.insert(end);
         }
@@ -277,8 +279,8 @@ fn write_out(stdout: &mut std::io::Stdout, buf: &mut Vec<u8>) -> std::io::Result
 async fn rewind_unprinted(consumer: &mut Consumer, first: BTreeMap<Tp, u64>, reached: &HashMap<Tp, u64>) -> Result<()> {
     for (tp, first) in first {
         let to = reached.get(&tp).copied().unwrap_or(first);
-        if consumer.position(&tp.0, tp.1).is_some_and(|o| o > to) {
-            consumer.seek(&tp.0, tp.1, SeekTo::Offset(to)).await?;
+        if consumer.position(&tp.topic, tp.partition).is_some_and(|o| o > to) {
+            consumer.seek(&tp.topic, tp.partition, SeekTo::Offset(to)).await?;
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `strata group list|describe|reset|delete`.
 
 use std::collections::BTreeMap;
+use strata_client::TopicPartition;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -128,12 +129,12 @@ async fn describe_one(admin: &Admin, group: &str) -> Result<GroupDescription> {
 /// The partitions `describe` shows: those with a committed offset, and
 /// those owned by a member without one.
 fn lag_partitions(d: &GroupDescription) -> Vec<CommittedOffset> {
-    let mut out: BTreeMap<(String, u32), CommittedOffset> =
-        d.offsets.iter().map(|c| ((c.topic.clone(), c.partition), c.clone())).collect();
+    let mut out: BTreeMap<TopicPartition, CommittedOffset> =
+        d.offsets.iter().map(|c| (TopicPartition::of(c.topic.clone(), c.partition), c.clone())).collect();
     for m in &d.members {
         for (topic, partitions) in &m.assignment {
             for &p in partitions {
-                out.entry((topic.clone(), p)).or_insert_with(|| CommittedOffset {
+                out.entry(TopicPartition::of(topic.clone(), p)).or_insert_with(|| CommittedOffset {
                     topic: topic.clone(),
                     partition: p,
                     offset: None,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+use strata_record::TopicPartition;
 
 use super::group::{CommitHandle, GroupState};
 use super::{offsets, Consumer, SeekTo};
@@ -14,29 +15,30 @@ impl Consumer {
     pub(super) async fn group_starts(
         &self,
         group: &GroupState,
-        missing: Vec<(String, u32)>,
+        missing: Vec<TopicPartition>,
     ) -> Result<Vec<(String, u32, SeekTo)>, ClientError> {
         let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (t, p) in &missing {
+        for TopicPartition { topic: t, partition: p } in &missing {
             by_topic.entry(t.clone()).or_default().push(*p);
         }
         let asked: Vec<(String, Vec<u32>)> = by_topic.into_iter().collect();
-        let committed: HashMap<(String, u32), u64> = group
+        let committed: HashMap<TopicPartition, u64> = group
             .groups
             .fetch(&group.id, Some(&asked))
             .await?
             .into_iter()
-            .filter_map(|c| Some(((c.topic, c.partition), c.offset?)))
+            .filter_map(|c| Some((TopicPartition::of(c.topic, c.partition), c.offset?)))
             .collect();
         // The log bounds of partitions with a commit, to check it is in range.
-        let with_commit: Vec<&(String, u32)> = missing.iter().filter(|tp| committed.contains_key(*tp)).collect();
+        let with_commit: Vec<&TopicPartition> = missing.iter().filter(|tp| committed.contains_key(*tp)).collect();
         // One lookup per bound: a request names each partition once.
         let starts: Vec<(String, u32, SeekTo)> =
-            with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::Beginning)).collect();
-        let ends: Vec<(String, u32, SeekTo)> = with_commit.iter().map(|(t, p)| (t.clone(), *p, SeekTo::End)).collect();
+            with_commit.iter().map(|tp| (tp.topic.clone(), tp.partition, SeekTo::Beginning)).collect();
+        let ends: Vec<(String, u32, SeekTo)> =
+            with_commit.iter().map(|tp| (tp.topic.clone(), tp.partition, SeekTo::End)).collect();
         let starts = offsets::resolve(&self.cluster, &starts).await?;
         let ends = offsets::resolve(&self.cluster, &ends).await?;
-        let range: HashMap<&(String, u32), (u64, u64)> =
+        let range: HashMap<&TopicPartition, (u64, u64)> =
             with_commit.iter().enumerate().map(|(i, tp)| (*tp, (starts[i], ends[i]))).collect();
         let reset = self.config.auto_offset_reset;
         let mut starts = Vec::with_capacity(missing.len());
@@ -49,14 +51,14 @@ impl Consumer {
                 }
                 (Some(&c), Some(&(start, end))) => {
                     tracing::info!(
-                        group = %group.id, topic = %tp.0, partition = tp.1, committed = c, start, end, ?reset,
+                        group = %group.id, topic = %tp.topic, partition = tp.partition, committed = c, start, end, ?reset,
                         "committed offset is out of range: resetting"
                     );
                     reset.seek_to()
                 }
                 _ => reset.seek_to(),
             };
-            starts.push((tp.0.clone(), tp.1, to));
+            starts.push((tp.topic.clone(), tp.partition, to));
         }
         group.note_committed(from_commits);
         Ok(starts)
@@ -78,7 +80,10 @@ impl Consumer {
 
     /// The positions of the assigned partitions that have one.
     pub(super) fn current_positions(&self) -> Vec<(String, u32, u64)> {
-        self.assignment.iter().filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?))).collect()
+        self.assignment
+            .iter()
+            .filter_map(|tp| Some((tp.topic.clone(), tp.partition, *self.positions.get(tp)?)))
+            .collect()
     }
 
     /// Commits the current position of every assigned partition (the

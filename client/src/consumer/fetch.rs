@@ -3,6 +3,7 @@
 //! from each partition's position on.
 
 use std::collections::HashMap;
+use strata_record::TopicPartition;
 
 use bytes::Bytes;
 use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchedPartition};
@@ -20,7 +21,7 @@ pub(crate) struct Round {
     /// offset order.
     pub records: Vec<ConsumerRecord>,
     /// High watermarks reported, by partition.
-    pub high_watermarks: Vec<((String, u32), u64)>,
+    pub high_watermarks: Vec<(TopicPartition, u64)>,
     /// A retriable failure (lost connection, leader moved) hit some
     /// partition: metadata should be refreshed before the next round.
     pub retriable: Option<ClientError>,
@@ -40,11 +41,11 @@ impl Fetched {
     /// round's records, from the batch headers alone (no validation): `None`
     /// when the round brought no batch at all or hit an error, so no
     /// follow-up fetch is worth issuing ahead of time.
-    pub(crate) fn next_positions(&self, positions: &[((String, u32), u64)]) -> Option<Vec<((String, u32), u64)>> {
+    pub(crate) fn next_positions(&self, positions: &[(TopicPartition, u64)]) -> Option<Vec<(TopicPartition, u64)>> {
         if self.no_leader.is_some() {
             return None;
         }
-        let mut next: Vec<((String, u32), u64)> = positions.to_vec();
+        let mut next: Vec<(TopicPartition, u64)> = positions.to_vec();
         let mut any = false;
         for response in &self.responses {
             let response = response.as_ref().ok()?;
@@ -52,7 +53,8 @@ impl Fetched {
                 if fetched.error.as_ref().is_some_and(|e| e.error_code() != ErrorCode::None) {
                     return None;
                 }
-                let Some(slot) = next.iter_mut().find(|((t, p), _)| *t == fetched.topic && *p == fetched.partition)
+                let Some(slot) =
+                    next.iter_mut().find(|(tp, _)| tp.topic == fetched.topic && tp.partition == fetched.partition)
                 else {
                     continue;
                 };
@@ -79,12 +81,12 @@ impl Fetched {
 pub(crate) async fn send_fetches(
     cluster: &Cluster,
     config: &ConsumerConfig,
-    positions: &[((String, u32), u64)],
+    positions: &[(TopicPartition, u64)],
 ) -> Fetched {
     let mut fetched = Fetched::default();
     let mut by_leader: HashMap<u32, Vec<FetchPartition>> = HashMap::new();
     let partition_max = clamp_u32(config.max_partition_bytes);
-    for ((topic, partition), offset) in positions {
+    for (TopicPartition { topic, partition }, offset) in positions {
         match cluster.leader(topic, *partition) {
             Some(leader) => by_leader.entry(leader).or_default().push(FetchPartition {
                 topic: topic.clone(),
@@ -113,9 +115,10 @@ pub(crate) async fn send_fetches(
 /// Decodes the responses of a round fetched from `positions`. A
 /// non-retriable error (OFFSET_OUT_OF_RANGE, a corrupt batch...) fails the
 /// whole round, so no position moves.
-pub(crate) fn decode_round(positions: &[((String, u32), u64)], fetched: Fetched) -> Result<Round, ClientError> {
+pub(crate) fn decode_round(positions: &[(TopicPartition, u64)], fetched: Fetched) -> Result<Round, ClientError> {
     let mut round = Round { retriable: fetched.no_leader, ..Round::default() };
-    let position_of: HashMap<(&str, u32), u64> = positions.iter().map(|((t, p), o)| ((t.as_str(), *p), *o)).collect();
+    let position_of: HashMap<(&str, u32), u64> =
+        positions.iter().map(|(tp, o)| ((tp.topic.as_str(), tp.partition), *o)).collect();
     for response in fetched.responses {
         let response = match response {
             Ok(r) => r,
@@ -139,7 +142,9 @@ pub(crate) fn decode_round(positions: &[((String, u32), u64)], fetched: Fetched)
                 }
                 return Err(err);
             }
-            round.high_watermarks.push(((fetched.topic.clone(), fetched.partition), fetched.high_watermark));
+            round
+                .high_watermarks
+                .push((TopicPartition::of(fetched.topic.clone(), fetched.partition), fetched.high_watermark));
             decode(&fetched.topic, fetched.partition, fetched.records, position, &mut round.records)?;
         }
     }

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use strata_record::TopicPartition;
 
 use strata_protocol::v1::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +30,7 @@ use crate::groups::Groups;
 const NEW_EPOCH_WAIT: Duration = Duration::from_secs(3);
 
 /// `(topic, partition)` → next offset to consume.
-pub(crate) type Offsets = HashMap<(String, u32), u64>;
+pub(crate) type Offsets = HashMap<TopicPartition, u64>;
 
 /// The outcome of a commit started with `Consumer::commit_async`: await it
 /// for the result (dropping it does not cancel the commit; a failure is
@@ -118,7 +119,7 @@ impl GroupState {
                     Ok(done) => {
                         let mut c = task_committed.lock().unwrap_or_else(|e| e.into_inner());
                         for (t, p, o) in done {
-                            c.insert((t, p), o);
+                            c.insert(TopicPartition { topic: t, partition: p }, o);
                         }
                         Ok(())
                     }
@@ -165,14 +166,14 @@ impl GroupState {
     }
 
     /// Notes offsets known to be committed.
-    pub(crate) fn note_committed(&self, offsets: impl IntoIterator<Item = ((String, u32), u64)>) {
+    pub(crate) fn note_committed(&self, offsets: impl IntoIterator<Item = (TopicPartition, u64)>) {
         self.committed.lock().unwrap_or_else(|e| e.into_inner()).extend(offsets);
     }
 
     /// Of `positions`, those that differ from what is known committed.
     pub(crate) fn changed(&self, positions: Vec<(String, u32, u64)>) -> Vec<(String, u32, u64)> {
         let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-        positions.into_iter().filter(|(t, p, o)| committed.get(&(t.clone(), *p)) != Some(o)).collect()
+        positions.into_iter().filter(|(t, p, o)| committed.get(&TopicPartition::of(t.clone(), *p)) != Some(o)).collect()
     }
 }
 

@@ -35,6 +35,8 @@ use strata_protocol::v1::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatR
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use strata_record::TopicPartition;
+
 use super::reconcile::Tp;
 use crate::connection::call;
 use crate::error::ClientError;
@@ -174,7 +176,7 @@ impl Shared {
         let mut target: Vec<Tp> = r
             .assignment
             .into_iter()
-            .flat_map(|tp| tp.partitions.into_iter().map(move |p| (tp.topic.clone(), p)))
+            .flat_map(|tp| tp.partitions.into_iter().map(move |p| TopicPartition::of(tp.topic.clone(), p)))
             .collect();
         target.sort();
         target.dedup();
@@ -495,7 +497,7 @@ async fn leave_group(shared: &Shared, groups: &Groups, config: &MemberConfig, ep
 /// `(topic, partition)`s grouped per topic, as the protocol lists them.
 fn topic_partitions(tps: &[Tp]) -> Vec<TopicPartitions> {
     let mut out: Vec<TopicPartitions> = Vec::new();
-    for (topic, p) in tps {
+    for TopicPartition { topic, partition: p } in tps {
         match out.iter_mut().find(|tp| &tp.topic == topic) {
             Some(tp) => tp.partitions.push(*p),
             None => out.push(TopicPartitions { topic: topic.clone(), partitions: vec![*p] }),
@@ -514,14 +516,14 @@ mod tests {
 
     #[test]
     fn heartbeats_report_partitions_assigned_but_not_yet_taken() {
-        let tp = |p: u32| ("t".to_string(), p);
+        let tp = |p: u32| TopicPartition::of("t", p);
         assert_eq!(owned_or_pending(&[tp(1), tp(0)], Some(&[tp(2), tp(1)])), [tp(0), tp(1), tp(2)]);
         assert_eq!(owned_or_pending(&[tp(0)], None), [tp(0)]);
     }
 
     #[test]
     fn owned_partitions_are_grouped_per_topic() {
-        let tps = vec![("a".to_string(), 0), ("b".to_string(), 2), ("a".to_string(), 3)];
+        let tps = vec![TopicPartition::of("a", 0), TopicPartition::of("b", 2), TopicPartition::of("a", 3)];
         let got = topic_partitions(&tps);
         assert_eq!(got.len(), 2);
         assert_eq!((got[0].topic.as_str(), got[0].partitions.clone()), ("a", vec![0, 3]));

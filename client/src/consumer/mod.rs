@@ -26,6 +26,7 @@ mod subscription;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use strata_record::TopicPartition;
 
 use futures::Stream;
 use strata_protocol::v1::ErrorCode;
@@ -64,7 +65,7 @@ const MIN_RESOLVE_WAIT: Duration = Duration::from_millis(200);
 ///
 /// # async fn run() -> Result<(), strata_client::ClientError> {
 /// let mut consumer = Consumer::connect(ConsumerConfig::new(["127.0.0.1:9700"])).await?;
-/// consumer.assign(vec![("events".to_string(), 0), ("events".to_string(), 1)]);
+/// consumer.assign([("events", 0), ("events", 1)]);
 /// consumer.seek("events", 0, SeekTo::Offset(100)).await?;
 /// for record in consumer.poll().await? {
 ///     println!("{}-{}@{}", record.topic, record.partition, record.offset);
@@ -81,10 +82,10 @@ const MIN_RESOLVE_WAIT: Duration = Duration::from_millis(200);
 pub struct Consumer {
     config: ConsumerConfig,
     cluster: Arc<Cluster>,
-    assignment: Vec<(String, u32)>,
+    assignment: Vec<TopicPartition>,
     /// Next offset to hand out, per assigned partition with a known one.
-    positions: HashMap<(String, u32), u64>,
-    high_watermarks: HashMap<(String, u32), u64>,
+    positions: HashMap<TopicPartition, u64>,
+    high_watermarks: HashMap<TopicPartition, u64>,
     /// Fetched records not yet handed out (only `stream` leaves some).
     buffered: VecDeque<ConsumerRecord>,
     /// Rounds fetched ahead of time: a background task issues each round
@@ -122,7 +123,7 @@ pub struct Consumer {
 const PREFETCH_DEPTH: usize = 1;
 
 /// Next offset per partition, in assignment order.
-type Positions = Vec<((String, u32), u64)>;
+type Positions = Vec<(TopicPartition, u64)>;
 
 /// A pipeline of fetch rounds issued ahead of time; aborted when dropped.
 #[derive(Debug)]
@@ -181,7 +182,8 @@ impl Consumer {
     /// Not for a subscribed consumer (`subscribe`; the group assigns its
     /// partitions): the call is then ignored and the next `poll` fails with
     /// an invalid-argument error naming the conflict (`unsubscribe` first).
-    pub fn assign(&mut self, partitions: Vec<(String, u32)>) {
+    pub fn assign<T: Into<TopicPartition>>(&mut self, partitions: impl IntoIterator<Item = T>) {
+        let partitions: Vec<TopicPartition> = partitions.into_iter().map(Into::into).collect();
         if self.membership.is_some() {
             self.misuse = Some(ClientError::InvalidArgument(
                 "assign() and subscribe() are mutually exclusive: this consumer is subscribed to a group \
@@ -190,30 +192,30 @@ impl Consumer {
             ));
             return;
         }
-        let mut assignment: Vec<(String, u32)> = Vec::with_capacity(partitions.len());
+        let mut assignment: Vec<TopicPartition> = Vec::with_capacity(partitions.len());
         for tp in partitions {
             if !assignment.contains(&tp) {
-                self.cluster.want(&tp.0);
+                self.cluster.want(&tp.topic);
                 assignment.push(tp);
             }
         }
         self.positions.retain(|tp, _| assignment.contains(tp));
         self.high_watermarks.retain(|tp, _| assignment.contains(tp));
         self.paused.retain(|tp| assignment.contains(tp));
-        self.buffered.retain(|r| assignment.iter().any(|(t, p)| *t == r.topic && *p == r.partition));
+        self.buffered.retain(|r| assignment.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
         self.assignment = assignment;
     }
 
     /// The assigned partitions (for a subscribed consumer: those the group
     /// assigned it, as of the last `poll`).
-    pub fn assignment(&self) -> &[(String, u32)] {
+    pub fn assignment(&self) -> &[TopicPartition] {
         &self.assignment
     }
 
     /// Stops fetching these assigned partitions until `resume` (positions
     /// are kept; records already fetched for them are still handed out).
     /// An unassigned partition is an invalid argument.
-    pub fn pause(&mut self, partitions: &[(String, u32)]) -> Result<(), ClientError> {
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
         self.check_assigned(partitions)?;
         self.paused.extend(partitions.iter().cloned());
         self.prefetch = None;
@@ -221,7 +223,7 @@ impl Consumer {
     }
 
     /// Fetches paused partitions again.
-    pub fn resume(&mut self, partitions: &[(String, u32)]) {
+    pub fn resume(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.paused.remove(tp);
         }
@@ -229,15 +231,15 @@ impl Consumer {
     }
 
     /// The paused partitions, sorted.
-    pub fn paused(&self) -> Vec<(String, u32)> {
-        let mut out: Vec<(String, u32)> = self.paused.iter().cloned().collect();
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        let mut out: Vec<TopicPartition> = self.paused.iter().cloned().collect();
         out.sort();
         out
     }
 
-    fn check_assigned(&self, partitions: &[(String, u32)]) -> Result<(), ClientError> {
+    fn check_assigned(&self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
         match partitions.iter().find(|tp| !self.assignment.contains(tp)) {
-            Some((t, p)) => Err(ClientError::InvalidArgument(format!("partition {t}-{p} is not assigned"))),
+            Some(tp) => Err(ClientError::InvalidArgument(format!("partition {tp} is not assigned"))),
             None => Ok(()),
         }
     }
@@ -246,7 +248,7 @@ impl Consumer {
     /// `Beginning`, `End` and `Timestamp` ask the partition leader
     /// (`ListOffsets`).
     pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<u64, ClientError> {
-        let tp = (topic.to_owned(), partition);
+        let tp = TopicPartition::of(topic, partition);
         self.check_assigned(std::slice::from_ref(&tp))?;
         let offset = self.lookup_offset(topic, partition, to).await?;
         self.buffered.retain(|r| !(r.topic == topic && r.partition == partition));
@@ -268,12 +270,12 @@ impl Consumer {
     /// The next offset `poll` or `stream` hands out for a partition; `None`
     /// when it is not assigned or its start is not resolved yet.
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
-        self.positions.get(&(topic.to_owned(), partition)).copied()
+        self.positions.get(&TopicPartition::of(topic, partition)).copied()
     }
 
     /// The high watermark the last fetch reported for a partition.
     pub fn high_watermark(&self, topic: &str, partition: u32) -> Option<u64> {
-        self.high_watermarks.get(&(topic.to_owned(), partition)).copied()
+        self.high_watermarks.get(&TopicPartition::of(topic, partition)).copied()
     }
 
     /// Fetches from every assigned partition (one request per leader
@@ -386,9 +388,9 @@ impl Consumer {
         if self.assignment.is_empty() {
             return Err(ClientError::InvalidArgument("no partitions assigned".into()));
         }
-        let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
+        let topics: Vec<String> = self.assignment.iter().map(|tp| tp.topic.clone()).collect();
         self.ensure_metadata(topics.iter().map(String::as_str)).await?;
-        for (topic, partition) in &self.assignment {
+        for TopicPartition { topic, partition } in &self.assignment {
             let mut count = self.cluster.topic(topic).map_or(0, |m| m.partition_count());
             if *partition >= count {
                 // The topic may have grown since its metadata was read.
@@ -401,10 +403,10 @@ impl Consumer {
             }
         }
         self.resolve_missing_positions().await?;
-        let mut positions: Vec<((String, u32), u64)> = Vec::with_capacity(self.assignment.len());
+        let mut positions: Vec<(TopicPartition, u64)> = Vec::with_capacity(self.assignment.len());
         for tp in self.assignment.iter().filter(|tp| !self.paused.contains(*tp)) {
             let Some(&position) = self.positions.get(tp) else {
-                return Err(ClientError::InvalidArgument(format!("no position for partition {}-{}", tp.0, tp.1)));
+                return Err(ClientError::InvalidArgument(format!("no position for partition {tp}")));
             };
             positions.push((tp.clone(), position));
         }
@@ -438,7 +440,7 @@ impl Consumer {
                 return Ok(());
             }
             if tokio::time::Instant::now() + backoff >= deadline {
-                let names: Vec<String> = positions.iter().map(|((t, p), _)| format!("{t}-{p}")).collect();
+                let names: Vec<String> = positions.iter().map(|(tp, _)| tp.to_string()).collect();
                 return Err(crate::metadata::gave_up(err, &names, self.config.retry_timeout));
             }
             let _ = self.cluster.refresh().await;
@@ -449,10 +451,10 @@ impl Consumer {
 
     /// Sets a partition's position, allocating its key only when new.
     fn advance(&mut self, topic: &str, partition: u32, offset: u64) {
-        match self.positions.get_mut(&(topic.to_owned(), partition)) {
+        match self.positions.get_mut(&TopicPartition::of(topic, partition)) {
             Some(p) => *p = offset,
             None => {
-                self.positions.insert((topic.to_owned(), partition), offset);
+                self.positions.insert(TopicPartition::of(topic, partition), offset);
             }
         }
     }
@@ -461,7 +463,7 @@ impl Consumer {
     /// (otherwise the pipeline is dropped, which aborts it). Cancel-safe:
     /// if this is dropped while waiting, the pipeline stays for the next
     /// call.
-    async fn take_prefetch(&mut self, positions: &[((String, u32), u64)]) -> Option<fetch::Fetched> {
+    async fn take_prefetch(&mut self, positions: &[(TopicPartition, u64)]) -> Option<fetch::Fetched> {
         let prefetch = self.prefetch.as_mut()?;
         match prefetch.rounds.recv().await {
             Some((at, fetched)) if at == positions => {
@@ -480,7 +482,7 @@ impl Consumer {
 
     /// Starts fetching, in the background, the rounds that continue from
     /// `positions`.
-    fn start_prefetch(&mut self, positions: Vec<((String, u32), u64)>) {
+    fn start_prefetch(&mut self, positions: Vec<(TopicPartition, u64)>) {
         let (cluster, config) = (self.cluster.clone(), self.config.clone());
         let (tx, rounds) = tokio::sync::mpsc::channel(PREFETCH_DEPTH);
         let task = tokio::spawn(async move {
@@ -510,18 +512,18 @@ impl Consumer {
     }
 
     async fn resolve_missing_positions(&mut self) -> Result<(), ClientError> {
-        let missing: Vec<(String, u32)> =
+        let missing: Vec<TopicPartition> =
             self.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
         if missing.is_empty() {
             return Ok(());
         }
         let targets: Vec<(String, u32, SeekTo)> = match &self.group {
-            None => missing.into_iter().map(|(t, p)| (t, p, self.config.initial_position)).collect(),
+            None => missing.into_iter().map(|tp| (tp.topic, tp.partition, self.config.initial_position)).collect(),
             Some(group) => self.group_starts(group, missing).await?,
         };
         let offsets = offsets::resolve(&self.cluster, &targets).await?;
         for ((t, p, _), o) in targets.into_iter().zip(offsets) {
-            self.positions.insert((t, p), o);
+            self.positions.insert(TopicPartition::of(t, p), o);
         }
         Ok(())
     }
@@ -534,7 +536,7 @@ impl Consumer {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        let topics: Vec<String> = self.assignment.iter().map(|(t, _)| t.clone()).collect();
+        let topics: Vec<String> = self.assignment.iter().map(|tp| tp.topic.clone()).collect();
         self.ensure_metadata(topics.iter().map(String::as_str)).await?;
         self.resolve_missing_positions().await
     }

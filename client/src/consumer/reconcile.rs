@@ -10,9 +10,10 @@
 //! no longer assigned (commit, callback, stop), then take what is new.
 
 use std::collections::BTreeSet;
+use strata_record::TopicPartition;
 
 /// `(topic, partition)`.
-pub(crate) type Tp = (String, u32);
+pub(crate) type Tp = TopicPartition;
 /// `(topic, partition, next offset to consume)`: one offset to commit.
 pub(crate) type Offset = (String, u32, u64);
 
@@ -72,7 +73,7 @@ pub(crate) fn plan(owned: &[Tp], target: Option<&[Tp]>, lost: bool) -> Plan {
 /// the others: a member commits only what it owns (a partition it gave up
 /// may be another member's already).
 pub(crate) fn owned_only(offsets: Vec<Offset>, owned: &[Tp]) -> (Vec<Offset>, Vec<Offset>) {
-    offsets.into_iter().partition(|(t, p, _)| owned.iter().any(|(ot, op)| ot == t && op == p))
+    offsets.into_iter().partition(|(t, p, _)| owned.iter().any(|o| &o.topic == t && o.partition == *p))
 }
 
 /// What to do after a commit was refused with STALE_MEMBER_EPOCH: retry
@@ -98,7 +99,7 @@ mod tests {
     use super::*;
 
     fn tps(list: &[(&str, u32)]) -> Vec<Tp> {
-        list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+        list.iter().map(|(t, p)| TopicPartition { topic: t.to_string(), partition: *p }).collect()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! task (`membership.rs`), which heartbeats at once.
 
 use std::sync::Mutex;
+use strata_record::TopicPartition;
 
 use super::membership::{MemberConfig, Membership, Subscription};
 use super::reconcile::{self, Tp};
@@ -21,14 +22,14 @@ use crate::error::ClientError;
 /// # Example
 ///
 /// ```no_run
-/// use strata_client::{Consumer, ConsumerConfig, RebalanceListener};
+/// use strata_client::{Consumer, ConsumerConfig, RebalanceListener, TopicPartition};
 ///
 /// struct Log;
 /// impl RebalanceListener for Log {
-///     fn on_partitions_assigned(&mut self, partitions: &[(String, u32)]) {
+///     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
 ///         println!("now reading {partitions:?}");
 ///     }
-///     fn on_partitions_revoked(&mut self, partitions: &[(String, u32)]) {
+///     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
 ///         println!("giving up {partitions:?} (positions committed)");
 ///     }
 /// }
@@ -50,13 +51,13 @@ pub trait RebalanceListener {
     /// their positions were committed (with `enable_auto_commit`) and
     /// before the coordinator is told they are given up; also for every
     /// owned partition on `unsubscribe` and `close`.
-    fn on_partitions_revoked(&mut self, partitions: &[(String, u32)]) {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
         let _ = partitions;
     }
 
     /// The group gave these partitions to this consumer; they start at the
     /// group's committed offsets (else per `auto_offset_reset`).
-    fn on_partitions_assigned(&mut self, partitions: &[(String, u32)]) {
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
         let _ = partitions;
     }
 
@@ -65,7 +66,7 @@ pub trait RebalanceListener {
     /// session timeout. Another member may own them already, so nothing was
     /// committed; records handed out since the last commit will be read
     /// again by the new owner.
-    fn on_partitions_lost(&mut self, partitions: &[(String, u32)]) {
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
         let _ = partitions;
     }
 }
@@ -99,7 +100,7 @@ impl Consumer {
     /// does). Calling it again replaces the subscription.
     ///
     /// `assign` and `subscribe` are mutually exclusive: this fails on a
-    /// consumer with assigned partitions (`assign(vec![])` first).
+    /// consumer with assigned partitions (`assign` of no partitions first).
     pub fn subscribe<I, S>(&mut self, topics: I) -> Result<(), ClientError>
     where
         I: IntoIterator<Item = S>,
@@ -144,7 +145,7 @@ impl Consumer {
         if !self.assignment.is_empty() {
             return Err(ClientError::InvalidArgument(format!(
                 "subscribe() and assign() are mutually exclusive: this consumer has {} assigned partition(s); \
-                 call assign(vec![]) first",
+                 call assign() with no partitions first",
                 self.assignment.len()
             )));
         }
@@ -176,7 +177,7 @@ impl Consumer {
             return Err(ClientError::Closed);
         }
         if self.membership.is_none() {
-            self.assign(Vec::new());
+            self.assign(Vec::<TopicPartition>::new());
             return Ok(());
         }
         self.prefetch = None;
@@ -255,7 +256,7 @@ impl Consumer {
             self.revoke(&plan.revoke).await;
         }
         if !plan.assign.is_empty() {
-            for (topic, _) in &plan.assign {
+            for TopicPartition { topic, .. } in &plan.assign {
                 self.cluster.want(topic);
             }
             self.assignment = plan.owned_after(&self.assignment);
@@ -274,8 +275,10 @@ impl Consumer {
     /// listener, stops fetching them.
     async fn revoke(&mut self, partitions: &[Tp]) {
         if let Some(group) = self.group.as_ref().filter(|_| self.config.enable_auto_commit) {
-            let offsets: Vec<(String, u32, u64)> =
-                partitions.iter().filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?))).collect();
+            let offsets: Vec<(String, u32, u64)> = partitions
+                .iter()
+                .filter_map(|tp| Some((tp.topic.clone(), tp.partition, *self.positions.get(tp)?)))
+                .collect();
             if let Err(e) = group.commit(group.changed(offsets)).await {
                 tracing::warn!(group = %group.id, error = %e, "committing revoked partitions failed");
             }
@@ -292,7 +295,7 @@ impl Consumer {
             self.high_watermarks.remove(tp);
             self.paused.remove(tp);
         }
-        self.buffered.retain(|r| !partitions.iter().any(|(t, p)| *t == r.topic && *p == r.partition));
+        self.buffered.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
         self.prefetch = None;
     }
 
@@ -342,7 +345,7 @@ impl Consumer {
         if self.membership.is_none() {
             return Ok(());
         }
-        match offsets.iter().find(|(t, p, _)| !self.assignment.iter().any(|(at, ap)| at == t && ap == p)) {
+        match offsets.iter().find(|(t, p, _)| !self.assignment.iter().any(|a| &a.topic == t && a.partition == *p)) {
             Some((t, p, _)) => Err(ClientError::InvalidArgument(format!(
                 "cannot commit {t}-{p}: the group has not assigned that partition to this consumer (now)"
             ))),

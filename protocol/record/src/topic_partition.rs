@@ -30,6 +30,12 @@ impl TopicPartition {
         Ok(TopicPartition { topic: topic.to_string(), partition })
     }
 
+    /// A topic-partition as a client or request names it, not validated
+    /// (a name the cluster does not have is answered as unknown there).
+    pub fn of(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
     /// Directory name: `<topic>-<partition>`.
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.topic, self.partition)
@@ -42,6 +48,21 @@ impl TopicPartition {
             return None;
         }
         TopicPartition::new(topic, partition.parse().ok()?).ok()
+    }
+}
+
+impl From<(String, u32)> for TopicPartition {
+    /// A topic-partition from a pair, unvalidated (the broker answers an
+    /// invalid name with UNKNOWN_TOPIC_OR_PARTITION).
+    fn from((topic, partition): (String, u32)) -> Self {
+        TopicPartition { topic, partition }
+    }
+}
+
+impl From<(&str, u32)> for TopicPartition {
+    /// A topic-partition from a pair, unvalidated.
+    fn from((topic, partition): (&str, u32)) -> Self {
+        TopicPartition { topic: topic.to_string(), partition }
     }
 }
 
