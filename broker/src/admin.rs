@@ -17,34 +17,40 @@ use crate::service::BrokerService;
 use crate::topic_config;
 
 impl BrokerService {
-    pub(crate) async fn create_topics(&self, req: CreateTopicsRequest) -> CreateTopicsResponse {
-        let mut results = Vec::with_capacity(req.topics.len());
-        for spec in req.topics {
+    /// Creates each topic (or, with `validate_only`, runs every check
+    /// creation would and changes nothing); the result per topic name.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<(String, Result<(), BrokerError>)> {
+        let mut results = Vec::with_capacity(topics.len());
+        for spec in topics {
             let name = spec.name.clone();
-            let error = self.create_topic(spec, req.validate_only).await.err();
-            if let Some(e) = &error {
+            let result = self.create_topic(spec, validate_only).await;
+            if let Err(e) = &result {
                 self.metrics.record_error(e.kind());
             }
-            results.push(TopicResult { name, error: error.map(Into::into) });
+            results.push((name, result));
         }
         self.replicas.apply_metadata(self.controller.metadata());
-        CreateTopicsResponse { results }
+        results
     }
 
-    async fn create_topic(&self, spec: TopicSpec, validate_only: bool) -> Result<(), BrokerError> {
+    async fn create_topic(&self, spec: NewTopic, validate_only: bool) -> Result<(), BrokerError> {
         validate_topic_name(&spec.name).map_err(|e| BrokerError::new(ErrorKind::InvalidTopicName, e.to_string()))?;
         refuse_internal(&spec.name, "created")?;
-        let partitions = if spec.partitions == 0 { self.config.default_partitions } else { spec.partitions };
+        let partitions = spec.partitions.unwrap_or(self.config.default_partitions);
         let rf = match (spec.replication_factor, self.config.default_replication_factor) {
-            (0, 0) => {
+            (None, 0) => {
                 // Kafka-style default: 3 replicas, or every live broker if fewer.
                 let live = self.controller.metadata().unfenced_brokers().len() as u32;
                 live.clamp(1, 3)
             }
-            (0, default) => default,
-            (rf, _) => rf,
+            (None, default) => default,
+            (Some(rf), _) => rf,
         };
-        let configs: BTreeMap<String, String> = spec.configs.into_iter().collect();
+        let configs = spec.configs;
         topic_config::log_config(self.replicas.defaults(), &configs)
             .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
         topic_config::replication_config(&configs, rf)
@@ -69,80 +75,76 @@ impl BrokerService {
             .map_err(|e| controller_error(&e))
     }
 
-    pub(crate) async fn delete_topics(&self, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-        let mut results = Vec::with_capacity(req.names.len());
-        for name in req.names {
-            let error = match refuse_internal(&name, "deleted") {
-                Err(e) => Some(e),
-                Ok(()) => self.controller.delete_topic(&name).await.err().map(|e| controller_error(&e)),
+    /// Deletes each topic; the result per name.
+    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<(String, Result<(), BrokerError>)> {
+        let mut results = Vec::with_capacity(names.len());
+        for name in names {
+            let result = match refuse_internal(&name, "deleted") {
+                Err(e) => Err(e),
+                Ok(()) => self.controller.delete_topic(&name).await.map_err(|e| controller_error(&e)),
             };
-            results.push(TopicResult { name, error: error.map(Into::into) });
+            results.push((name, result));
         }
         self.replicas.apply_metadata(self.controller.metadata());
-        DeleteTopicsResponse { results }
+        results
     }
 
-    pub(crate) fn list_topics(&self) -> ListTopicsResponse {
+    /// Every topic with its partition count and replication factor.
+    pub fn list_topics(&self) -> Vec<TopicSummary> {
         let image = self.controller.metadata();
-        ListTopicsResponse {
-            topics: image
-                .topics
-                .values()
-                .map(|t| TopicSummary {
-                    name: t.name.clone(),
-                    topic_id: t.id.clone(),
-                    partitions: t.partitions.len() as u32,
-                    replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as u32),
-                })
-                .collect(),
-        }
+        image
+            .topics
+            .values()
+            .map(|t| TopicSummary {
+                name: t.name.clone(),
+                topic_id: t.id.clone(),
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as u32),
+            })
+            .collect()
     }
 
-    pub(crate) fn describe_topics(&self, req: DescribeTopicsRequest) -> DescribeTopicsResponse {
+    /// The named topics (all with no names): each partition's leader,
+    /// epoch, replicas and ISR from the metadata, and its offsets from this
+    /// broker's replica where it hosts one (a follower's may lag; clients
+    /// ask the leader).
+    pub fn describe_topics(&self, names: Vec<String>) -> Vec<(String, Result<TopicDescription, BrokerError>)> {
         let image = self.controller.metadata();
-        let names: Vec<String> = if req.names.is_empty() { image.topics.keys().cloned().collect() } else { req.names };
+        let names: Vec<String> = if names.is_empty() { image.topics.keys().cloned().collect() } else { names };
         let mut topics = Vec::with_capacity(names.len());
         for name in names {
             let Some(t) = image.topics.get(&name) else {
-                topics.push(TopicDescription {
-                    error: Some(
-                        (BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{name}'")))
-                            .into(),
-                    ),
-                    name,
-                    ..Default::default()
-                });
+                let e = BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{name}'"));
+                topics.push((name, Err(e)));
                 continue;
             };
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| {
-                    let mut d = PartitionDescription {
-                        partition: p.partition,
-                        leader: p.leader.map_or(-1, |l| l as i32),
-                        leader_epoch: p.leader_epoch,
-                        replicas: p.replicas.clone(),
-                        isr: p.isr.clone(),
-                        ..Default::default()
-                    };
-                    if let Ok(local) = self.replicas.lookup(&t.name, p.partition) {
-                        d.log_start_offset = local.log.log_start_offset();
-                        d.log_end_offset = local.log.log_end_offset();
-                        d.high_watermark = local.high_watermark();
-                    }
-                    d
+                .map(|p| PartitionState {
+                    partition: p.partition,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    offsets: self.replicas.lookup(&t.name, p.partition).ok().map(|local| LocalOffsets {
+                        log_start_offset: local.log.log_start_offset(),
+                        log_end_offset: local.log.log_end_offset(),
+                        high_watermark: local.high_watermark(),
+                    }),
                 })
                 .collect();
-            topics.push(TopicDescription {
-                name: t.name.clone(),
-                topic_id: t.id.clone(),
-                error: None,
-                partitions,
-                configs: t.configs.clone().into_iter().collect(),
-            });
+            topics.push((
+                name,
+                Ok(TopicDescription {
+                    name: t.name.clone(),
+                    topic_id: t.id.clone(),
+                    partitions,
+                    configs: t.configs.clone(),
+                }),
+            ));
         }
-        DescribeTopicsResponse { topics }
+        topics
     }
 
     /// The offset each partition's spec resolves to, per partition.
@@ -276,4 +278,72 @@ pub struct ListedOffset {
     pub offset: Option<u64>,
     /// The found record's timestamp, for a timestamp lookup.
     pub timestamp: Option<i64>,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Its name (Kafka's rules; `__` names are the broker's own).
+    pub name: String,
+    /// Partitions (`None`: the broker's default).
+    pub partitions: Option<u32>,
+    /// Replicas per partition (`None`: the broker's default, else 3 or
+    /// every live broker if fewer).
+    pub replication_factor: Option<u32>,
+    /// Topic configs (`retention.ms`, `min.insync.replicas`, ...).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic as `list_topics` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Its name.
+    pub name: String,
+    /// Its id (fixed at creation).
+    pub topic_id: String,
+    /// Its partition count.
+    pub partitions: u32,
+    /// Replicas of its first partition.
+    pub replication_factor: u32,
+}
+
+/// A topic as `describe_topics` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub topic_id: String,
+    /// Each partition, in order.
+    pub partitions: Vec<PartitionState>,
+    /// Its configs as set at creation.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition's replication state, and its offsets where known here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The partition number.
+    pub partition: u32,
+    /// Its leader, if it has one.
+    pub leader: Option<u32>,
+    /// The leader's epoch.
+    pub leader_epoch: u32,
+    /// Its replicas, preferred leader first.
+    pub replicas: Vec<u32>,
+    /// The in-sync replicas.
+    pub isr: Vec<u32>,
+    /// Offsets of this broker's replica (`None` without one).
+    pub offsets: Option<LocalOffsets>,
+}
+
+/// A replica's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalOffsets {
+    /// First offset still in the log.
+    pub log_start_offset: u64,
+    /// Offset the next record will get.
+    pub log_end_offset: u64,
+    /// Offset up to which consumers read.
+    pub high_watermark: u64,
 }

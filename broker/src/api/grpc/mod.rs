@@ -1,12 +1,14 @@
 //! The gRPC edge (`strata.v1.Strata`): decodes each RPC, calls the broker
 //! core in process, and encodes the answer, mapping the core's errors to the
 //! API's codes (`errors`). The data path (produce, fetch, list offsets)
-//! converts to and from the core's own types here (`data`); the admin and
-//! group RPCs still take the API's messages in the core (see
+//! and topic administration convert to and from the core's own types here
+//! (`data`, `topics`); the cluster, election and group RPCs still take the
+//! API's messages in the core (see
 //! `docs/architecture.md`, "One core, edges").
 
 pub(crate) mod data;
 pub(crate) mod errors;
+pub(crate) mod topics;
 
 use std::sync::Arc;
 
@@ -35,22 +37,22 @@ impl GrpcService {
 #[tonic::async_trait]
 impl Strata for GrpcService {
     async fn create_topics(&self, req: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
-        Ok(Response::new(self.core.create_topics(req.into_inner()).await))
+        Ok(Response::new(topics::create(&self.core, req.into_inner()).await))
     }
 
     async fn delete_topics(&self, req: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
-        Ok(Response::new(self.core.delete_topics(req.into_inner()).await))
+        Ok(Response::new(topics::delete(&self.core, req.into_inner()).await))
     }
 
     async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
-        Ok(Response::new(self.core.list_topics()))
+        Ok(Response::new(topics::list(&self.core)))
     }
 
     async fn describe_topics(
         &self,
         req: Request<DescribeTopicsRequest>,
     ) -> Result<Response<DescribeTopicsResponse>, Status> {
-        Ok(Response::new(self.core.describe_topics(req.into_inner())))
+        Ok(Response::new(topics::describe(&self.core, req.into_inner())))
     }
 
     async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {

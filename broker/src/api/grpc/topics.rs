@@ -1,0 +1,95 @@
+//! Topic administration at the gRPC edge: `CreateTopics`, `DeleteTopics`,
+//! `ListTopics` and `DescribeTopics` to and from the core's types.
+
+use strata_protocol::v1;
+
+use crate::admin::{NewTopic, TopicDescription};
+use crate::error::BrokerError;
+use crate::service::BrokerService;
+
+/// A per-topic result: no error, or the error.
+fn topic_result(name: String, result: Result<(), BrokerError>) -> v1::TopicResult {
+    v1::TopicResult { name, error: result.err().map(Into::into) }
+}
+
+/// `CreateTopics`: partitions and replication factor 0 mean the defaults.
+pub(crate) async fn create(core: &BrokerService, req: v1::CreateTopicsRequest) -> v1::CreateTopicsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| NewTopic {
+            name: t.name,
+            partitions: (t.partitions > 0).then_some(t.partitions),
+            replication_factor: (t.replication_factor > 0).then_some(t.replication_factor),
+            configs: t.configs.into_iter().collect(),
+        })
+        .collect();
+    let results = core.create_topics(topics, req.validate_only).await;
+    v1::CreateTopicsResponse { results: results.into_iter().map(|(n, r)| topic_result(n, r)).collect() }
+}
+
+/// `DeleteTopics`.
+pub(crate) async fn delete(core: &BrokerService, req: v1::DeleteTopicsRequest) -> v1::DeleteTopicsResponse {
+    let results = core.delete_topics(req.names).await;
+    v1::DeleteTopicsResponse { results: results.into_iter().map(|(n, r)| topic_result(n, r)).collect() }
+}
+
+/// `ListTopics`.
+pub(crate) fn list(core: &BrokerService) -> v1::ListTopicsResponse {
+    v1::ListTopicsResponse {
+        topics: core
+            .list_topics()
+            .into_iter()
+            .map(|t| v1::TopicSummary {
+                name: t.name,
+                topic_id: t.topic_id,
+                partitions: t.partitions,
+                replication_factor: t.replication_factor,
+            })
+            .collect(),
+    }
+}
+
+/// `DescribeTopics`: no names means every topic; a leaderless partition's
+/// leader is -1 and a partition without a replica here has zero offsets.
+pub(crate) fn describe(core: &BrokerService, req: v1::DescribeTopicsRequest) -> v1::DescribeTopicsResponse {
+    let topics = core
+        .describe_topics(req.names)
+        .into_iter()
+        .map(|(name, result)| match result {
+            Ok(t) => description(t),
+            Err(e) => v1::TopicDescription { name, error: Some(e.into()), ..Default::default() },
+        })
+        .collect();
+    v1::DescribeTopicsResponse { topics }
+}
+
+fn description(t: TopicDescription) -> v1::TopicDescription {
+    v1::TopicDescription {
+        name: t.name,
+        topic_id: t.topic_id,
+        error: None,
+        partitions: t
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let offsets = p.offsets.unwrap_or(crate::admin::LocalOffsets {
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                    high_watermark: 0,
+                });
+                v1::PartitionDescription {
+                    partition: p.partition,
+                    leader: p.leader.map_or(-1, |l| l as i32),
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas,
+                    isr: p.isr,
+                    log_start_offset: offsets.log_start_offset,
+                    log_end_offset: offsets.log_end_offset,
+                    high_watermark: offsets.high_watermark,
+                }
+            })
+            .collect(),
+        configs: t.configs.into_iter().collect(),
+    }
+}
