@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use strata_metadata::{MetadataCommand, MetadataError};
 
 use crate::controller_link::ControllerCallError;
-use strata_protocol::v1::*;
 use strata_record::TopicPartition;
 use strata_storage::validate_topic_name;
 
@@ -181,7 +180,9 @@ impl BrokerService {
         })
     }
 
-    pub(crate) async fn describe_cluster(&self) -> DescribeClusterResponse {
+    /// The cluster: its id, the controller leader, the brokers and the
+    /// controller voters with their replication lag.
+    pub async fn describe_cluster(&self) -> ClusterDescription {
         let image = self.controller.metadata();
         // The voters' lag is known to the leader only: ask it (bounded), and
         // fall back to what this node knows when it cannot be reached.
@@ -191,25 +192,16 @@ impl BrokerService {
             .and_then(Result::ok);
         let local = self.controller.local_voter();
         let leader = quorum.as_ref().map(|q| q.leader_id).or_else(|| self.controller.leader_hint());
-        DescribeClusterResponse {
+        ClusterDescription {
             cluster_id: image.cluster_id.clone(),
-            controller_id: leader.map_or(-1, |l| l as i32),
-            brokers: image
-                .brokers
-                .values()
-                .map(|b| BrokerDescription {
-                    node_id: b.node_id,
-                    address: b.address.clone(),
-                    rack: b.rack.clone().unwrap_or_default(),
-                    state: if b.fenced { "fenced" } else { "unfenced" }.to_string(),
-                })
-                .collect(),
+            controller_id: leader,
+            brokers: image.brokers.values().cloned().collect(),
             voters: self
                 .config
                 .voters
                 .iter()
-                .map(|v| VoterDescription {
-                    node_id: v.node_id as u32,
+                .map(|v| VoterState {
+                    node_id: v.node_id,
                     address: v.address.clone(),
                     is_leader: leader == Some(v.node_id),
                     // The leader knows every voter's replicated index; without
@@ -346,4 +338,32 @@ pub struct LocalOffsets {
     pub log_end_offset: u64,
     /// Offset up to which consumers read.
     pub high_watermark: u64,
+}
+
+/// The cluster as `describe_cluster` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// The controller leader, if one is known.
+    pub controller_id: Option<u64>,
+    /// Every registered broker (fenced ones too).
+    pub brokers: Vec<strata_metadata::BrokerInfo>,
+    /// The controller quorum's voters.
+    pub voters: Vec<VoterState>,
+    /// The metadata log offset this node has applied.
+    pub metadata_offset: u64,
+}
+
+/// A controller voter as `describe_cluster` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterState {
+    /// Its node id.
+    pub node_id: u64,
+    /// Its controller address.
+    pub address: String,
+    /// Whether it leads the quorum.
+    pub is_leader: bool,
+    /// Metadata entries it is behind the leader's commit.
+    pub lag: u64,
 }

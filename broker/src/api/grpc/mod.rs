@@ -71,7 +71,7 @@ impl Strata for GrpcService {
         &self,
         _req: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        Ok(Response::new(self.core.describe_cluster().await))
+        Ok(Response::new(topics::describe_cluster(&self.core).await))
     }
 
     async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {

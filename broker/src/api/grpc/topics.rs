@@ -1,5 +1,6 @@
-//! Topic administration at the gRPC edge: `CreateTopics`, `DeleteTopics`,
-//! `ListTopics` and `DescribeTopics` to and from the core's types.
+//! Topic and cluster administration at the gRPC edge: `CreateTopics`,
+//! `DeleteTopics`, `ListTopics`, `DescribeTopics` and `DescribeCluster` to
+//! and from the core's types.
 
 use strata_protocol::v1;
 
@@ -91,5 +92,36 @@ fn description(t: TopicDescription) -> v1::TopicDescription {
             })
             .collect(),
         configs: t.configs.into_iter().collect(),
+    }
+}
+
+/// `DescribeCluster`: no controller leader known is -1; a broker without a
+/// rack has an empty one.
+pub(crate) async fn describe_cluster(core: &BrokerService) -> v1::DescribeClusterResponse {
+    let c = core.describe_cluster().await;
+    v1::DescribeClusterResponse {
+        cluster_id: c.cluster_id,
+        controller_id: c.controller_id.map_or(-1, |l| l as i32),
+        brokers: c
+            .brokers
+            .into_iter()
+            .map(|b| v1::BrokerDescription {
+                node_id: b.node_id,
+                address: b.address,
+                rack: b.rack.unwrap_or_default(),
+                state: if b.fenced { "fenced" } else { "unfenced" }.to_string(),
+            })
+            .collect(),
+        voters: c
+            .voters
+            .into_iter()
+            .map(|v| v1::VoterDescription {
+                node_id: v.node_id as u32,
+                address: v.address,
+                is_leader: v.is_leader,
+                lag: v.lag,
+            })
+            .collect(),
+        metadata_offset: c.metadata_offset,
     }
 }
