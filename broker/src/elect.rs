@@ -8,28 +8,48 @@ use std::collections::BTreeSet;
 use strata_metadata::{CommandOutcome, MetadataCommand, MetadataImage};
 use strata_metadata::{ElectionSkip, ElectionSkipReason, ElectionType};
 
-use strata_protocol::v1::*;
+use strata_record::TopicPartition;
 
 use crate::error::{BrokerError, ErrorKind};
 
 use crate::admin::controller_error;
 use crate::service::BrokerService;
 
+/// What an election did for one partition.
+#[derive(Debug)]
+pub struct ElectionResult {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// Its leader after the election (the new one, or the one it kept).
+    pub leader: Option<u32>,
+    /// Why it kept its leader, if it did.
+    pub error: Option<BrokerError>,
+}
+
 impl BrokerService {
-    pub(crate) async fn elect_leaders(&self, req: ElectLeadersRequest) -> ElectLeadersResponse {
-        match self.run_election(req).await {
-            Ok(results) => ElectLeadersResponse { error: None, results },
-            Err(error) => {
-                self.metrics.record_error(error.kind());
-                ElectLeadersResponse { error: Some(error.into()), results: Vec::new() }
-            }
+    /// Runs one election of `election` type over `partitions` (topic, and
+    /// its partitions; none listed means all of the topic's; an empty list
+    /// means every partition) as one controller proposal. Fails as a whole
+    /// only when the controller cannot take it.
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Vec<(String, Vec<u32>)>,
+    ) -> Result<Vec<ElectionResult>, BrokerError> {
+        let result = self.run_election(election, partitions).await;
+        if let Err(e) = &result {
+            self.metrics.record_error(e.kind());
         }
+        result
     }
 
-    async fn run_election(&self, req: ElectLeadersRequest) -> Result<Vec<ElectionResult>, BrokerError> {
-        let election = parse_election(&req.election)?;
+    async fn run_election(
+        &self,
+        election: ElectionType,
+        partitions: Vec<(String, Vec<u32>)>,
+    ) -> Result<Vec<ElectionResult>, BrokerError> {
         let image = self.controller.metadata();
-        let (targets, mut results) = resolve_targets(&image, req.partitions);
+        let (targets, mut results) = resolve_targets(&image, partitions);
         if targets.as_ref().is_some_and(Vec::is_empty) {
             // Only unknown topics were named: nothing to propose.
             return Ok(results);
@@ -48,34 +68,20 @@ impl BrokerService {
         }
         for m in partitions_moved {
             results.push(ElectionResult {
-                topic: m.topic,
-                partition: m.partition,
+                tp: TopicPartition::of(m.topic, m.partition),
+                leader: m.leader,
                 error: None,
-                leader: m.leader.map_or(-1, |l| l as i32),
             });
         }
         for s in &skipped {
             results.push(ElectionResult {
-                topic: s.topic.clone(),
-                partition: s.partition,
-                error: Some((skip_error(&image, election, s)).into()),
+                tp: TopicPartition::of(s.topic.clone(), s.partition),
                 leader: current_leader(&image, &s.topic, s.partition),
+                error: Some(skip_error(&image, election, s)),
             });
         }
-        results.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        results.sort_by(|a, b| a.tp.cmp(&b.tp));
         Ok(results)
-    }
-}
-
-/// `""` or `"preferred"` (the default) and `"unclean"`, in any case.
-fn parse_election(s: &str) -> Result<ElectionType, BrokerError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "" | "preferred" => Ok(ElectionType::Preferred),
-        "unclean" => Ok(ElectionType::Unclean),
-        other => Err(BrokerError::new(
-            ErrorKind::InvalidRequest,
-            format!("unknown election type '{other}': use 'preferred' or 'unclean'"),
-        )),
     }
 }
 
@@ -84,7 +90,7 @@ fn parse_election(s: &str) -> Result<ElectionType, BrokerError> {
 /// without partitions means all of its partitions in `image`.
 fn resolve_targets(
     image: &MetadataImage,
-    requested: Vec<TopicPartitions>,
+    requested: Vec<(String, Vec<u32>)>,
 ) -> (Option<Vec<(String, u32)>>, Vec<ElectionResult>) {
     if requested.is_empty() {
         return (None, Vec::new());
@@ -92,45 +98,30 @@ fn resolve_targets(
     let mut targets = Vec::new();
     let mut unknown = Vec::new();
     let mut seen = BTreeSet::new();
-    for tp in requested {
-        let topic = image.topics.get(&tp.topic);
-        let partitions: Vec<u32> = match (topic, tp.partitions.is_empty()) {
+    for (name, listed) in requested {
+        let topic = image.topics.get(&name);
+        let partitions: Vec<u32> = match (topic, listed.is_empty()) {
             (Some(t), true) => t.partitions.iter().map(|p| p.partition).collect(),
-            (_, false) => tp.partitions,
+            (_, false) => listed,
             (None, true) => {
-                if seen.insert((tp.topic.clone(), u32::MAX)) {
-                    unknown.push(ElectionResult {
-                        error: Some(
-                            (BrokerError::new(
-                                ErrorKind::UnknownTopicOrPartition,
-                                format!("unknown topic '{}'", tp.topic),
-                            ))
-                            .into(),
-                        ),
-                        topic: tp.topic,
-                        partition: 0,
-                        leader: -1,
-                    });
+                if seen.insert((name.clone(), u32::MAX)) {
+                    let e = BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{name}'"));
+                    unknown.push(ElectionResult { tp: TopicPartition::of(name, 0), leader: None, error: Some(e) });
                 }
                 continue;
             }
         };
         for p in partitions {
-            if seen.insert((tp.topic.clone(), p)) {
-                targets.push((tp.topic.clone(), p));
+            if seen.insert((name.clone(), p)) {
+                targets.push((name.clone(), p));
             }
         }
     }
     (Some(targets), unknown)
 }
 
-fn current_leader(image: &MetadataImage, topic: &str, partition: u32) -> i32 {
-    image
-        .topics
-        .get(topic)
-        .and_then(|t| t.partitions.get(partition as usize))
-        .and_then(|p| p.leader)
-        .map_or(-1, |l| l as i32)
+fn current_leader(image: &MetadataImage, topic: &str, partition: u32) -> Option<u32> {
+    image.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)).and_then(|p| p.leader)
 }
 
 /// The per-partition error for a partition the election left alone, naming
@@ -190,7 +181,6 @@ fn skip_error(image: &MetadataImage, election: ElectionType, s: &ElectionSkip) -
 mod tests {
     use super::*;
     use strata_metadata::{BrokerInfo, PartitionInfo, TopicInfo};
-    use strata_protocol::errors::code_of;
 
     fn image() -> MetadataImage {
         let mut img = MetadataImage::default();
@@ -215,25 +205,20 @@ mod tests {
     }
 
     #[test]
-    fn election_types() {
-        assert_eq!(parse_election("").unwrap(), ElectionType::Preferred);
-        assert_eq!(parse_election("Preferred").unwrap(), ElectionType::Preferred);
-        assert_eq!(parse_election("unclean").unwrap(), ElectionType::Unclean);
-        assert_eq!(parse_election("random").unwrap_err().kind(), ErrorKind::InvalidRequest);
-    }
-
-    #[test]
     fn targets_resolve_topics_against_the_image() {
         let img = image();
-        assert_eq!(resolve_targets(&img, vec![]), (None, vec![]));
-        let tp =
-            |topic: &str, partitions: &[u32]| TopicPartitions { topic: topic.into(), partitions: partitions.to_vec() };
+        let (targets, unknown) = resolve_targets(&img, vec![]);
+        assert_eq!((targets, unknown.len()), (None, 0));
+        let tp = |topic: &str, partitions: &[u32]| (topic.to_string(), partitions.to_vec());
         let (targets, unknown) =
             resolve_targets(&img, vec![tp("t", &[]), tp("t", &[1, 5]), tp("x", &[]), tp("y", &[3])]);
         let want: Vec<(String, u32)> = vec![("t".into(), 0), ("t".into(), 1), ("t".into(), 5), ("y".into(), 3)];
         assert_eq!(targets, Some(want));
         assert_eq!(unknown.len(), 1);
-        assert_eq!((unknown[0].topic.as_str(), code_of(&unknown[0].error)), ("x", ErrorCode::UnknownTopicOrPartition));
+        assert_eq!(
+            (unknown[0].tp.topic.as_str(), unknown[0].error.as_ref().map(BrokerError::kind)),
+            ("x", Some(ErrorKind::UnknownTopicOrPartition))
+        );
         let (targets, unknown) = resolve_targets(&img, vec![tp("x", &[])]);
         assert_eq!((targets, unknown.len()), (Some(vec![]), 1));
     }
@@ -254,7 +239,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::EligibleLeadersNotAvailable);
         let e = skip_error(&img, ElectionType::Preferred, &skip(ElectionSkipReason::UnknownTopicOrPartition));
         assert_eq!(e.kind(), ErrorKind::UnknownTopicOrPartition);
-        assert_eq!(current_leader(&img, "t", 1), 1);
-        assert_eq!(current_leader(&img, "t", 9), -1);
+        assert_eq!(current_leader(&img, "t", 1), Some(1));
+        assert_eq!(current_leader(&img, "t", 9), None);
     }
 }

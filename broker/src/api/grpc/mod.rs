@@ -1,12 +1,13 @@
 //! The gRPC edge (`strata.v1.Strata`): decodes each RPC, calls the broker
 //! core in process, and encodes the answer, mapping the core's errors to the
 //! API's codes (`errors`). The data path (produce, fetch, list offsets)
-//! and topic administration convert to and from the core's own types here
-//! (`data`, `topics`); the cluster, election and group RPCs still take the
-//! API's messages in the core (see
+//! and the admin RPCs convert to and from the core's own types here
+//! (`data`, `topics`, `elect`); the group RPCs and `ReplicaFetch` still
+//! take the API's messages in the core (see
 //! `docs/architecture.md`, "One core, edges").
 
 pub(crate) mod data;
+pub(crate) mod elect;
 pub(crate) mod errors;
 pub(crate) mod topics;
 
@@ -75,7 +76,7 @@ impl Strata for GrpcService {
     }
 
     async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
-        Ok(Response::new(BrokerService::elect_leaders(&self.core, req.into_inner()).await))
+        Ok(Response::new(elect::elect_leaders(&self.core, req.into_inner()).await))
     }
 
     async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
