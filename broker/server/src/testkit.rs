@@ -18,12 +18,43 @@ use crate::{ServerError, MAX_MESSAGE_BYTES};
 /// How long a node may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A free loopback address (bound once, then released for the node).
-pub fn free_addr() -> SocketAddr {
-    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a,
-        Err(e) => panic!("no free loopback port: {e}"),
+/// Ports tests hand to servers: below Linux's ephemeral range (32768–60999
+/// by default), so the kernel never gives a port picked here to some
+/// outgoing connection between the check and the server's bind (that race
+/// failed tests with "Address already in use"), and below the 20000–32000
+/// that `strata-tests`' local clusters take.
+const TEST_PORTS: std::ops::Range<u32> = 12_000..20_000;
+
+/// The next candidate in `TEST_PORTS`; starts at a per-process random
+/// offset, so a leftover server of an earlier test binary is unlikely to
+/// hold the first ports tried.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// A loopback port no other test of this process was given and that was
+/// free when checked.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::Ordering;
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let seed = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        (h.finish() % u64::from(span)) as u32
+    };
+    let _ = NEXT_PORT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        let port = (TEST_PORTS.start + n % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
+    panic!("no free loopback port in {TEST_PORTS:?}");
+}
+
+/// A free loopback address (see [`free_port`]).
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// Waits until `check` holds, polling every 20 ms; panics naming `what`
