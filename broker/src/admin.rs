@@ -146,20 +146,8 @@ impl BrokerService {
         topics
     }
 
-    /// The offset each partition's spec resolves to, per partition.
-    pub async fn list_offsets(
-        &self,
-        partitions: Vec<(TopicPartition, OffsetSpec)>,
-    ) -> Vec<(TopicPartition, Result<ListedOffset, BrokerError>)> {
-        let mut out = Vec::with_capacity(partitions.len());
-        for (tp, spec) in partitions {
-            let result = self.list_offset(&tp, spec).await;
-            out.push((tp, result));
-        }
-        out
-    }
-
-    async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, BrokerError> {
+    /// The offset a partition's spec resolves to (`ListOffsets`).
+    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, BrokerError> {
         let p = self.replicas.lookup(&tp.topic, tp.partition)?;
         Ok(match spec {
             OffsetSpec::Earliest => ListedOffset { offset: Some(p.log.log_start_offset()), timestamp: None },

@@ -129,26 +129,6 @@ impl ErrorKind {
             ErrorKind::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
         }
     }
-
-    /// Whether a client may retry after it (refreshing metadata where the
-    /// leader or coordinator moved). Mirrors Kafka's retriable errors.
-    pub fn is_retriable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::NotLeaderOrFollower
-                | ErrorKind::NotEnoughReplicas
-                | ErrorKind::RequestTimedOut
-                | ErrorKind::NotController
-                | ErrorKind::LeaderNotAvailable
-                | ErrorKind::UnknownTopicOrPartition
-                | ErrorKind::NotEnoughReplicasAfterAppend
-                | ErrorKind::FencedLeaderEpoch
-                | ErrorKind::UnknownLeaderEpoch
-                | ErrorKind::CoordinatorNotAvailable
-                | ErrorKind::NotCoordinator
-                | ErrorKind::CoordinatorLoadInProgress
-        )
-    }
 }
 
 /// A failure of a broker operation, for one partition, group or request.
@@ -195,25 +175,15 @@ impl std::error::Error for BrokerError {
     }
 }
 
-impl Clone for BrokerError {
-    /// A copy with the source rendered into the message (sources are not
-    /// `Clone`); used where one failure answers several waiters.
-    fn clone(&self) -> Self {
-        BrokerError { kind: self.kind, message: strata_record::ErrorChain(self).to_string(), source: None }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_source_is_returned_not_printed_and_a_clone_keeps_its_text() {
+    fn the_source_is_returned_not_printed() {
         let e = BrokerError::new(ErrorKind::StorageError, "t-0: append failed")
             .with_source(std::io::Error::other("disk on fire"));
         assert_eq!(e.to_string(), "t-0: append failed");
         assert_eq!(strata_record::ErrorChain(&e).to_string(), "t-0: append failed: disk on fire");
-        let c = e.clone();
-        assert_eq!((c.kind(), c.to_string()), (ErrorKind::StorageError, "t-0: append failed: disk on fire".into()));
     }
 }

@@ -44,7 +44,7 @@ pub struct PartitionFetch {
 }
 
 /// What one partition of a fetch returned.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FetchedPartition {
     /// Which partition.
     pub tp: TopicPartition,

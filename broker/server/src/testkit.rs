@@ -35,13 +35,13 @@ static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::n
 pub fn free_port() -> u16 {
     use std::sync::atomic::Ordering;
     let span = TEST_PORTS.end - TEST_PORTS.start;
-    let seed = {
+    if NEXT_PORT.load(Ordering::SeqCst) == u32::MAX {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
-        (h.finish() % u64::from(span)) as u32
-    };
-    let _ = NEXT_PORT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+        let seed = (h.finish() % u64::from(span)) as u32;
+        let _ = NEXT_PORT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+    }
     for _ in 0..span {
         let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
         let port = (TEST_PORTS.start + n % span) as u16;

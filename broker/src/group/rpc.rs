@@ -122,7 +122,7 @@ impl BrokerService {
                 Err(e) if Self::is_leadership_error(&e) => return request_error(e),
                 Err(e) => {
                     for &i in &valid {
-                        results[i].error = Some((e.clone()).into());
+                        results[i].error = Some((&e).into());
                     }
                 }
             }

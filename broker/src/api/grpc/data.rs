@@ -102,53 +102,31 @@ pub(crate) async fn fetch(core: &BrokerService, req: v1::FetchRequest) -> v1::Fe
 /// `ListOffsets`: timestamp -2 is the earliest offset, -1 the latest, any
 /// other negative value is refused; offset and timestamp -1 mean none.
 pub(crate) async fn list_offsets(core: &BrokerService, req: v1::ListOffsetsRequest) -> v1::ListOffsetsResponse {
-    let mut answers: Vec<Option<v1::ListedOffset>> = Vec::with_capacity(req.partitions.len());
-    let mut asks = Vec::new();
+    let mut partitions = Vec::with_capacity(req.partitions.len());
     for lp in req.partitions {
+        let mut r =
+            v1::ListedOffset { topic: lp.topic, partition: lp.partition, offset: -1, timestamp: -1, error: None };
         let spec = match lp.timestamp {
             EARLIEST => OffsetSpec::Earliest,
             LATEST => OffsetSpec::Latest,
             ts if ts < 0 => {
-                answers.push(Some(v1::ListedOffset {
-                    topic: lp.topic,
-                    partition: lp.partition,
-                    offset: -1,
-                    timestamp: -1,
-                    error: Some(Error::new(
-                        ErrorCode::InvalidRequest,
-                        format!("timestamp {ts}: use -2 (earliest), -1 (latest) or a time in ms"),
-                    )),
-                }));
+                r.error = Some(Error::new(
+                    ErrorCode::InvalidRequest,
+                    format!("timestamp {ts}: use -2 (earliest), -1 (latest) or a time in ms"),
+                ));
+                partitions.push(r);
                 continue;
             }
             ts => OffsetSpec::Timestamp(ts),
         };
-        answers.push(None);
-        asks.push((tp(lp.topic, lp.partition), spec));
+        match core.list_offset(&tp(r.topic.clone(), r.partition), spec).await {
+            Ok(ListedOffset { offset, timestamp }) => {
+                r.offset = offset.map_or(-1, |o| o as i64);
+                r.timestamp = timestamp.unwrap_or(-1);
+            }
+            Err(e) => r.error = Some(e.into()),
+        }
+        partitions.push(r);
     }
-    let mut listed = core.list_offsets(asks).await.into_iter();
-    let partitions = answers
-        .into_iter()
-        .filter_map(|answer| {
-            answer.or_else(|| {
-                let (tp, result) = listed.next()?;
-                let mut r = v1::ListedOffset {
-                    topic: tp.topic,
-                    partition: tp.partition,
-                    offset: -1,
-                    timestamp: -1,
-                    error: None,
-                };
-                match result {
-                    Ok(ListedOffset { offset, timestamp }) => {
-                        r.offset = offset.map_or(-1, |o| o as i64);
-                        r.timestamp = timestamp.unwrap_or(-1);
-                    }
-                    Err(e) => r.error = Some(e.into()),
-                }
-                Some(r)
-            })
-        })
-        .collect();
     v1::ListOffsetsResponse { partitions }
 }
