@@ -1,4 +1,4 @@
-//! `ConsumerGroupHeartbeat` on `BrokerService`: finds the shard this broker
+//! A member's heartbeat on `BrokerService`: finds the shard this broker
 //! coordinates for the group (creating the offsets topic on first need),
 //! and runs the group's [`super::membership::Membership`] state machine
 //! under the shard's lock.
@@ -7,11 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use strata_protocol::v1::*;
-
-use super::member::from_api;
-use super::member::to_api;
-use super::membership::{epoch, HeartbeatContext, MemberHeartbeat, ADOPTION_WINDOW};
+use super::membership::{epoch, HeartbeatContext, HeartbeatOutcome, MemberHeartbeat, ADOPTION_WINDOW};
 use super::validate_group_id;
 use crate::error::BrokerError;
 use crate::service::BrokerService;
@@ -34,31 +30,29 @@ impl BrokerService {
         }
     }
 
-    /// `ConsumerGroupHeartbeat`: join, heartbeat or leave; the answer
-    /// carries the member's epoch and the partitions it may own.
+    /// Join, heartbeat or leave (KIP-848's `ConsumerGroupHeartbeat`): the
+    /// answer carries the member's epoch and the partitions it may own.
     pub(crate) async fn consumer_group_heartbeat(
         &self,
-        req: ConsumerGroupHeartbeatRequest,
+        group_id: &str,
+        hb: MemberHeartbeat,
         client_host: String,
-    ) -> ConsumerGroupHeartbeatResponse {
-        let me = self.replicas.node_id();
-        let fail = |e: BrokerError| {
+    ) -> Result<HeartbeatOutcome, BrokerError> {
+        let outcome = self.heartbeat(group_id, &hb, client_host).await;
+        if let Err(e) = &outcome {
             self.metrics.record_error(e.kind());
-            ConsumerGroupHeartbeatResponse {
-                error: Some(e.into()),
-                member_id: req.member_id.clone(),
-                member_epoch: req.member_epoch,
-                coordinator: me,
-                ..Default::default()
-            }
-        };
-        if let Err(e) = validate_group_id(&req.group_id) {
-            return fail(e);
         }
-        let h = match self.shard_for(&req.group_id, true).await {
-            Ok(h) => h,
-            Err(e) => return fail(e),
-        };
+        outcome
+    }
+
+    async fn heartbeat(
+        &self,
+        group_id: &str,
+        hb: &MemberHeartbeat,
+        client_host: String,
+    ) -> Result<HeartbeatOutcome, BrokerError> {
+        validate_group_id(group_id)?;
+        let h = self.shard_for(group_id, true).await?;
         let topics = self.topic_partition_counts();
         let ctx = HeartbeatContext {
             now: Instant::now(),
@@ -67,54 +61,21 @@ impl BrokerService {
             client_host,
             new_member_id: uuid::Uuid::new_v4().to_string(),
         };
-        let outcome = {
-            let mut shard = h.lock();
-            let group = shard.group_mut(&req.group_id);
-            let before = group.membership.len();
-            let outcome = group.membership.heartbeat(&req.group_id, &member_heartbeat(&req), ctx);
-            let after = group.membership.len();
-            if after != before || req.member_epoch == epoch::LEAVE_STATIC {
-                tracing::info!(
-                    group = %req.group_id,
-                    member = %outcome.as_ref().map_or(req.member_id.as_str(), |o| o.member_id.as_str()),
-                    member_epoch = req.member_epoch,
-                    members = after,
-                    group_epoch = group.membership.group_epoch,
-                    "group membership changed"
-                );
-            }
-            outcome
-        };
-        match outcome {
-            Ok(o) => ConsumerGroupHeartbeatResponse {
-                error: None,
-                member_id: o.member_id,
-                member_epoch: o.member_epoch,
-                heartbeat_interval_ms: o.heartbeat_interval.as_millis().min(u32::MAX as u128) as u32,
-                assignment: to_api(&o.assignment),
-                coordinator: me,
-                reconciling: o.reconciling,
-            },
-            Err(e) => fail(e),
+        let mut shard = h.lock();
+        let group = shard.group_mut(group_id);
+        let before = group.membership.len();
+        let outcome = group.membership.heartbeat(group_id, hb, ctx);
+        let after = group.membership.len();
+        if after != before || hb.member_epoch == epoch::LEAVE_STATIC {
+            tracing::info!(
+                group = %group_id,
+                member = %outcome.as_ref().map_or(hb.member_id.as_str(), |o| o.member_id.as_str()),
+                member_epoch = hb.member_epoch,
+                members = after,
+                group_epoch = group.membership.group_epoch,
+                "group membership changed"
+            );
         }
-    }
-}
-
-/// The state machine's input from the API's message: empty strings and
-/// zero timeouts mean "not given".
-pub(crate) fn member_heartbeat(req: &ConsumerGroupHeartbeatRequest) -> MemberHeartbeat {
-    let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let ms = |ms: u32| (ms > 0).then(|| std::time::Duration::from_millis(ms.into()));
-    MemberHeartbeat {
-        member_id: req.member_id.clone(),
-        member_epoch: req.member_epoch,
-        instance_id: given(&req.instance_id),
-        client_id: req.client_id.clone(),
-        session_timeout: ms(req.session_timeout_ms),
-        rebalance_timeout: ms(req.rebalance_timeout_ms),
-        subscribed_topic_names: req.subscribed_topic_names.clone(),
-        subscribed_topic_regex: given(&req.subscribed_topic_regex),
-        server_assignor: given(&req.server_assignor),
-        owned_partitions: from_api(&req.owned_partitions),
+        outcome
     }
 }

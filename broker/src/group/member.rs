@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::{BrokerError, ErrorKind};
 use regex::Regex;
-use strata_protocol::v1::TopicPartitions;
 
 use super::assignor::{Assignor, TopicPartitionSet};
 use super::is_internal_topic;
@@ -198,25 +197,6 @@ pub(crate) fn count(set: &TopicPartitionSet) -> usize {
     set.values().map(BTreeSet::len).sum()
 }
 
-/// The API form of a set.
-pub(crate) fn to_api(set: &TopicPartitionSet) -> Vec<TopicPartitions> {
-    set.iter()
-        .filter(|(_, ps)| !ps.is_empty())
-        .map(|(t, ps)| TopicPartitions { topic: t.clone(), partitions: ps.iter().copied().collect() })
-        .collect()
-}
-
-/// A set from its API form (an entry with no partitions adds nothing).
-pub(crate) fn from_api(tps: &[TopicPartitions]) -> TopicPartitionSet {
-    let mut set = TopicPartitionSet::new();
-    for tp in tps {
-        for &p in &tp.partitions {
-            insert(&mut set, &tp.topic, p);
-        }
-    }
-    set
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,17 +234,5 @@ mod tests {
         // A pattern whose compiled form is huge is refused, not built.
         let e = Subscription::parse(&[], "(a{1000}){1000}").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidRegularExpression);
-    }
-
-    #[test]
-    fn sets_round_trip_through_the_api_form() {
-        let mut s = TopicPartitionSet::new();
-        insert(&mut s, "a", 2);
-        insert(&mut s, "a", 0);
-        insert(&mut s, "b", 1);
-        assert_eq!(count(&s), 3);
-        assert_eq!(from_api(&to_api(&s)), s);
-        assert_eq!(iter(&s).collect::<Vec<_>>(), [("a", 0), ("a", 2), ("b", 1)]);
-        assert!(contains(&s, "a", 2) && !contains(&s, "b", 0));
     }
 }

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::error::{BrokerError, ErrorKind};
-use strata_protocol::v1::GroupMemberDescription;
 
 use super::assignor::{Assignment, Assignor, MemberSpec, TopicPartitionSet};
 use super::member::{self, Member, Subscription};
@@ -595,7 +594,7 @@ impl Membership {
     }
 
     /// The members as `DescribeGroups` shows them.
-    pub(crate) fn describe(&self) -> Vec<GroupMemberDescription> {
+    pub(crate) fn describe(&self) -> Vec<super::views::MemberDescription> {
         self.members
             .values()
             .map(|m| {
@@ -603,14 +602,14 @@ impl Membership {
                 for (t, p) in member::iter(&m.revoking) {
                     member::insert(&mut held, t, p);
                 }
-                GroupMemberDescription {
+                super::views::MemberDescription {
                     member_id: m.member_id.clone(),
-                    instance_id: m.instance_id.clone().unwrap_or_default(),
+                    instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     member_epoch: m.epoch,
-                    assignment: member::to_api(&held),
-                    target_assignment: member::to_api(&self.target.get(&m.member_id).cloned().unwrap_or_default()),
+                    assignment: held,
+                    target_assignment: self.target.get(&m.member_id).cloned().unwrap_or_default(),
                     subscription: m.subscription.describe(),
                 }
             })

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use strata_protocol::v1::{ConsumerGroupHeartbeatRequest, ErrorCode, TopicPartitions};
 
 use super::assignor::TopicPartitionSet;
 use super::member;
-use super::membership::{epoch, HeartbeatContext, HeartbeatOutcome, Membership};
+use super::membership::{epoch, HeartbeatContext, HeartbeatOutcome, MemberHeartbeat, Membership};
+use crate::error::ErrorKind;
 
-const SESSION_MS: u32 = 3000;
+const SESSION_MS: u64 = 3000;
 
 fn topics(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
     list.iter().map(|(t, n)| (t.to_string(), *n)).collect()
@@ -35,19 +35,19 @@ impl Client {
         Client { topics: topics.iter().map(|t| t.to_string()).collect(), ..Client::default() }
     }
 
-    fn request(&self, group_epoch_override: Option<i32>) -> ConsumerGroupHeartbeatRequest {
-        ConsumerGroupHeartbeatRequest {
-            group_id: "g".into(),
+    fn request(&self, group_epoch_override: Option<i32>) -> MemberHeartbeat {
+        let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        MemberHeartbeat {
             member_id: self.id.clone(),
             member_epoch: group_epoch_override.unwrap_or(self.epoch),
-            instance_id: self.instance.clone(),
+            instance_id: given(&self.instance),
             client_id: "test".into(),
-            session_timeout_ms: SESSION_MS,
-            rebalance_timeout_ms: 5000,
+            session_timeout: Some(Duration::from_millis(SESSION_MS)),
+            rebalance_timeout: Some(Duration::from_millis(5000)),
             subscribed_topic_names: self.topics.clone(),
-            subscribed_topic_regex: self.pattern.clone(),
-            server_assignor: String::new(),
-            owned_partitions: member::to_api(&self.owned),
+            subscribed_topic_regex: given(&self.pattern),
+            server_assignor: None,
+            owned_partitions: self.owned.clone(),
         }
     }
 }
@@ -65,7 +65,7 @@ impl World {
         World { group: Membership::default(), topics: topics(t), now: Instant::now(), next_id: 0, adoptable: false }
     }
 
-    fn send(&mut self, req: &ConsumerGroupHeartbeatRequest) -> Result<HeartbeatOutcome, ErrorCode> {
+    fn send(&mut self, req: &MemberHeartbeat) -> Result<HeartbeatOutcome, ErrorKind> {
         self.next_id += 1;
         let ctx = HeartbeatContext {
             now: self.now,
@@ -74,7 +74,7 @@ impl World {
             client_host: "127.0.0.1".into(),
             new_member_id: format!("m{}", self.next_id),
         };
-        self.group.heartbeat("g", &super::heartbeat::member_heartbeat(req), ctx).map_err(|e| e.error_code())
+        self.group.heartbeat("g", req, ctx).map_err(|e| e.kind())
     }
 
     /// A heartbeat from an honest client that applies the answer at once:
@@ -158,22 +158,22 @@ fn leaving_and_session_expiry_hand_partitions_to_the_others() {
     settle(&mut w, &mut cs);
     // A clean leave: the partitions move at the others' next heartbeats.
     let gone = cs.remove(0);
-    w.send(&ConsumerGroupHeartbeatRequest { member_epoch: epoch::LEAVE, ..gone.request(None) }).unwrap();
+    w.send(&MemberHeartbeat { member_epoch: epoch::LEAVE, ..gone.request(None) }).unwrap();
     settle(&mut w, &mut cs);
     assert_eq!(cs.iter().map(count).collect::<Vec<_>>(), [3, 3]);
     // A silent member is evicted after its session timeout.
     let dead = cs.remove(1);
-    w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+    w.advance(Duration::from_millis(SESSION_MS / 2));
     w.beat(&mut cs[0]);
     assert_eq!(w.held_by(&dead), 3, "not evicted before the session ends");
-    w.advance(Duration::from_millis(SESSION_MS as u64));
+    w.advance(Duration::from_millis(SESSION_MS));
     w.beat(&mut cs[0]); // kept alive; the dead one expires here
     assert!(w.group.member(&dead.id).is_none());
     settle(&mut w, &mut cs);
     assert_eq!(count(&cs[0]), 6);
     // The evicted member is fenced, and a background expiry does the same
     // when nobody heartbeats.
-    assert_eq!(w.send(&dead.request(None)).unwrap_err(), ErrorCode::UnknownMemberId);
+    assert_eq!(w.send(&dead.request(None)).unwrap_err(), ErrorKind::UnknownMemberId);
     w.advance(Duration::from_secs(10));
     let expired = w.group.expire(w.now, &w.topics.clone());
     assert_eq!(expired.len(), 1);
@@ -195,7 +195,7 @@ fn a_static_member_gets_its_partitions_back_without_a_rebalance() {
     let group_epoch = w.group.group_epoch;
     let others: Vec<_> = cs.iter().map(|c| (c.epoch, c.owned.clone())).collect();
     // Static leave: partitions stay reserved.
-    w.send(&ConsumerGroupHeartbeatRequest { member_epoch: epoch::LEAVE_STATIC, ..s.request(None) }).unwrap();
+    w.send(&MemberHeartbeat { member_epoch: epoch::LEAVE_STATIC, ..s.request(None) }).unwrap();
     w.advance(Duration::from_millis(1000));
     for c in cs.iter_mut() {
         w.beat(c);
@@ -211,11 +211,11 @@ fn a_static_member_gets_its_partitions_back_without_a_rebalance() {
     assert_eq!(w.group.group_epoch, group_epoch, "no rebalance");
     assert_eq!(cs.iter().map(|c| (c.epoch, c.owned.clone())).collect::<Vec<_>>(), others);
     // The old incarnation is fenced.
-    assert_eq!(w.send(&s.request(None)).unwrap_err(), ErrorCode::UnknownMemberId);
+    assert_eq!(w.send(&s.request(None)).unwrap_err(), ErrorKind::UnknownMemberId);
     // A static member that stays away past its session is evicted.
-    w.send(&ConsumerGroupHeartbeatRequest { member_epoch: epoch::LEAVE_STATIC, ..s2.request(None) }).unwrap();
+    w.send(&MemberHeartbeat { member_epoch: epoch::LEAVE_STATIC, ..s2.request(None) }).unwrap();
     for _ in 0..3 {
-        w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+        w.advance(Duration::from_millis(SESSION_MS / 2));
         settle(&mut w, &mut cs);
     }
     assert!(w.group.member(&s2.id).is_none());
@@ -228,36 +228,36 @@ fn wrong_epochs_and_commits_are_fenced() {
     let mut a = Client::new(&["t"]);
     w.beat(&mut a);
     w.beat(&mut a);
-    assert_eq!(w.send(&a.request(Some(a.epoch + 5))).unwrap_err(), ErrorCode::FencedMemberEpoch);
+    assert_eq!(w.send(&a.request(Some(a.epoch + 5))).unwrap_err(), ErrorKind::FencedMemberEpoch);
     assert_eq!(
         w.send(&Client { id: "nobody".into(), epoch: 3, ..Client::new(&["t"]) }.request(None)).unwrap_err(),
-        ErrorCode::UnknownMemberId
+        ErrorKind::UnknownMemberId
     );
     let g = &w.group;
     assert!(g.check_commit("g", &a.id, a.epoch, false).is_ok());
-    assert_eq!(g.check_commit("g", &a.id, a.epoch - 1, false).unwrap_err().error_code(), ErrorCode::StaleMemberEpoch);
-    assert_eq!(g.check_commit("g", &a.id, a.epoch + 1, false).unwrap_err().error_code(), ErrorCode::FencedMemberEpoch);
-    assert_eq!(g.check_commit("g", "", -1, false).unwrap_err().error_code(), ErrorCode::NonEmptyGroup);
-    assert_eq!(g.check_commit("g", "zombie", 1, false).unwrap_err().error_code(), ErrorCode::UnknownMemberId);
+    assert_eq!(g.check_commit("g", &a.id, a.epoch - 1, false).unwrap_err().kind(), ErrorKind::StaleMemberEpoch);
+    assert_eq!(g.check_commit("g", &a.id, a.epoch + 1, false).unwrap_err().kind(), ErrorKind::FencedMemberEpoch);
+    assert_eq!(g.check_commit("g", "", -1, false).unwrap_err().kind(), ErrorKind::NonEmptyGroup);
+    assert_eq!(g.check_commit("g", "zombie", 1, false).unwrap_err().kind(), ErrorKind::UnknownMemberId);
     assert_eq!(
-        g.check_commit("g", "zombie", 1, true).unwrap_err().error_code(),
-        ErrorCode::CoordinatorLoadInProgress,
+        g.check_commit("g", "zombie", 1, true).unwrap_err().kind(),
+        ErrorKind::CoordinatorLoadInProgress,
         "a new coordinator lets an unknown member retry until it heartbeats"
     );
     // Owning a partition it was never given fences the member.
     let mut liar = Client::new(&["t"]);
     w.beat(&mut liar);
     liar.owned = a.owned.clone();
-    assert_eq!(w.send(&liar.request(None)).unwrap_err(), ErrorCode::FencedMemberEpoch);
+    assert_eq!(w.send(&liar.request(None)).unwrap_err(), ErrorKind::FencedMemberEpoch);
     // Bad input is named.
-    let bad = ConsumerGroupHeartbeatRequest { subscribed_topic_regex: "(".into(), ..Client::new(&[]).request(None) };
-    assert_eq!(w.send(&bad).unwrap_err(), ErrorCode::InvalidRegularExpression);
-    let bad = ConsumerGroupHeartbeatRequest { server_assignor: "sticky".into(), ..Client::new(&["t"]).request(None) };
-    assert_eq!(w.send(&bad).unwrap_err(), ErrorCode::UnsupportedAssignor);
-    let bad = ConsumerGroupHeartbeatRequest { session_timeout_ms: 10, ..Client::new(&["t"]).request(None) };
-    assert_eq!(w.send(&bad).unwrap_err(), ErrorCode::InvalidRequest);
-    let bad = ConsumerGroupHeartbeatRequest { member_epoch: -7, ..a.request(None) };
-    assert_eq!(w.send(&bad).unwrap_err(), ErrorCode::InvalidRequest);
+    let bad = MemberHeartbeat { subscribed_topic_regex: Some("(".into()), ..Client::new(&[]).request(None) };
+    assert_eq!(w.send(&bad).unwrap_err(), ErrorKind::InvalidRegularExpression);
+    let bad = MemberHeartbeat { server_assignor: Some("sticky".into()), ..Client::new(&["t"]).request(None) };
+    assert_eq!(w.send(&bad).unwrap_err(), ErrorKind::UnsupportedAssignor);
+    let bad = MemberHeartbeat { session_timeout: Some(Duration::from_millis(10)), ..Client::new(&["t"]).request(None) };
+    assert_eq!(w.send(&bad).unwrap_err(), ErrorKind::InvalidRequest);
+    let bad = MemberHeartbeat { member_epoch: -7, ..a.request(None) };
+    assert_eq!(w.send(&bad).unwrap_err(), ErrorKind::InvalidRequest);
 }
 
 #[test]
@@ -326,7 +326,7 @@ fn a_new_coordinator_adopts_members_and_withholds_unclaimed_partitions() {
     settle(&mut w, &mut two);
     assert_eq!(two.iter().map(count).sum::<usize>(), 4);
     for _ in 0..3 {
-        w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+        w.advance(Duration::from_millis(SESSION_MS / 2));
         settle(&mut w, &mut two);
     }
     assert_eq!(two.iter().map(count).collect::<Vec<_>>(), [3, 3]);
@@ -416,7 +416,7 @@ proptest! {
                                 clients[i].owned = o.assignment;
                             }
                         }
-                        Err(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch) => {
+                        Err(ErrorKind::UnknownMemberId | ErrorKind::FencedMemberEpoch) => {
                             // Lost: drop everything and rejoin.
                             clients[i].owned.clear();
                             clients[i].id.clear();
@@ -429,7 +429,7 @@ proptest! {
                 Step::Leave(i) if i < clients.len() => {
                     let c = clients.remove(i);
                     pending.remove(i);
-                    w.send(&ConsumerGroupHeartbeatRequest { member_epoch: epoch::LEAVE, ..c.request(None) }).unwrap();
+                    w.send(&MemberHeartbeat { member_epoch: epoch::LEAVE, ..c.request(None) }).unwrap();
                 }
                 Step::Die(i) if i < clients.len() => {
                     // Silent: the client stops; a real one fences itself
@@ -461,7 +461,7 @@ proptest! {
         // Healing: everyone heartbeats promptly while dead members' sessions
         // run out; all partitions end up owned.
         for _ in 0..8 {
-            w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+            w.advance(Duration::from_millis(SESSION_MS / 2));
             for i in 0..clients.len() {
                 if let Some(o) = pending[i].take() {
                     clients[i].owned = o.assignment;
@@ -486,13 +486,6 @@ proptest! {
 }
 
 #[test]
-fn owned_partitions_use_the_api_form() {
-    let owned = vec![TopicPartitions { topic: "t".into(), partitions: vec![1, 0] }];
-    let set = member::from_api(&owned);
-    assert_eq!(member::iter(&set).collect::<Vec<_>>(), [("t", 0), ("t", 1)]);
-}
-
-#[test]
 fn a_second_live_consumer_with_the_same_instance_id_is_refused_until_the_first_goes_quiet() {
     let mut w = World::new(&[("t", 2)]);
     let mut first = Client { instance: "host-1".into(), ..Client::new(&["t"]) };
@@ -504,18 +497,18 @@ fn a_second_live_consumer_with_the_same_instance_id_is_refused_until_the_first_g
     let mine = first.owned.clone();
     let group_epoch = w.group.group_epoch;
     let twin = Client { instance: "host-1".into(), ..Client::new(&["t"]) };
-    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorCode::UnreleasedInstanceId);
+    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorKind::UnreleasedInstanceId);
     // The first one crashes (no leave); once it has been quiet for two
     // heartbeat intervals the restarted instance takes its place at once,
     // without a rebalance (its session has not run out).
-    w.advance(Duration::from_millis(SESSION_MS as u64 / 2));
+    w.advance(Duration::from_millis(SESSION_MS / 2));
     w.beat(&mut other);
-    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorCode::UnreleasedInstanceId);
-    w.advance(Duration::from_millis(SESSION_MS as u64 / 4));
+    assert_eq!(w.send(&twin.request(None)).unwrap_err(), ErrorKind::UnreleasedInstanceId);
+    w.advance(Duration::from_millis(SESSION_MS / 4));
     w.beat(&mut other);
     let mut twin = twin;
     w.beat(&mut twin);
     assert_eq!(twin.owned, mine);
     assert_eq!(w.group.group_epoch, group_epoch);
-    assert_eq!(w.send(&first.request(None)).unwrap_err(), ErrorCode::UnknownMemberId);
+    assert_eq!(w.send(&first.request(None)).unwrap_err(), ErrorKind::UnknownMemberId);
 }

@@ -56,6 +56,7 @@ pub(crate) mod partitioner;
 pub(crate) mod record;
 mod rpc;
 pub(crate) mod shard;
+pub(crate) mod views;
 pub(crate) mod writer;
 
 use crate::error::{BrokerError, ErrorKind};

@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::controller_link::ControllerCallError;
 use crate::error::{BrokerError, ErrorKind};
 use strata_metadata::MetadataError;
-use strata_protocol::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::coordinator::ShardHandle;
 use super::partitioner::offsets_partition_for;
+use super::views::Coordinator;
 use super::{validate_group_id, OFFSETS_TOPIC};
 use crate::service::BrokerService;
 
@@ -95,38 +95,33 @@ impl BrokerService {
         self.groups.acquire(p, index, LOAD_WAIT).await
     }
 
-    /// `FindCoordinator`: the leader of the group's offsets partition, from
-    /// this broker's metadata (creating the offsets topic on first use).
-    pub(crate) async fn find_coordinator(&self, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-        let found = async {
-            let index = self.offsets_partition_of(&req.group_id, true).await?;
-            let image = self.controller.metadata();
-            let leader = image
-                .topics
-                .get(OFFSETS_TOPIC)
-                .and_then(|t| t.partitions.get(index as usize))
-                .and_then(|p| p.leader)
-                .ok_or_else(|| {
-                    BrokerError::new(
-                        ErrorKind::CoordinatorNotAvailable,
-                        format!("{OFFSETS_TOPIC}-{index} has no leader yet; retry"),
-                    )
-                })?;
-            let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or_else(|| {
+    /// The coordinator of a group: the leader of its offsets partition,
+    /// from this broker's metadata (creating the offsets topic on first
+    /// use).
+    pub(crate) async fn find_coordinator(&self, group_id: &str) -> Result<Coordinator, BrokerError> {
+        self.coordinator_of(group_id).await.inspect_err(|e| self.metrics.record_error(e.kind()))
+    }
+
+    async fn coordinator_of(&self, group_id: &str) -> Result<Coordinator, BrokerError> {
+        let index = self.offsets_partition_of(group_id, true).await?;
+        let image = self.controller.metadata();
+        let leader = image
+            .topics
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(index as usize))
+            .and_then(|p| p.leader)
+            .ok_or_else(|| {
                 BrokerError::new(
                     ErrorKind::CoordinatorNotAvailable,
-                    format!("broker {leader}, the leader of {OFFSETS_TOPIC}-{index}, is not available; retry"),
+                    format!("{OFFSETS_TOPIC}-{index} has no leader yet; retry"),
                 )
             })?;
-            Ok::<_, BrokerError>((leader, broker.address.clone()))
-        }
-        .await;
-        match found {
-            Ok((node_id, address)) => FindCoordinatorResponse { error: None, node_id, address },
-            Err(e) => {
-                self.metrics.record_error(e.kind());
-                FindCoordinatorResponse { error: Some(e.into()), node_id: 0, address: String::new() }
-            }
-        }
+        let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or_else(|| {
+            BrokerError::new(
+                ErrorKind::CoordinatorNotAvailable,
+                format!("broker {leader}, the leader of {OFFSETS_TOPIC}-{index}, is not available; retry"),
+            )
+        })?;
+        Ok(Coordinator { node_id: leader, address: broker.address.clone() })
     }
 }

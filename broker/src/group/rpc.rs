@@ -1,35 +1,28 @@
-//! The group RPCs on `BrokerService`: commit, fetch, list, describe and
-//! delete. Each validates its input, finds the shard this broker
+//! The group operations on `BrokerService`: commit, fetch, list, describe
+//! and delete. Each validates its input, finds the shard this broker
 //! coordinates (or says it does not), writes through
 //! [`BrokerService::append_offset_records`] and updates the shard only
-//! once that append is committed.
+//! once that append is committed. They take and return the core's types
+//! ([`super::views`]); the edges encode them.
 
-use strata_protocol::v1::*;
+use strata_record::TopicPartition;
 
 use crate::error::{BrokerError, ErrorKind};
 
 use super::coordinator::ShardHandle;
-use super::model::{Group, GroupState};
+use super::model::Group;
 use super::record::{OffsetKey, OffsetValue};
+use super::views::{
+    CommitOutcome, CommitPartition, GroupDescription, GroupList, GroupListing, GroupOffset, OffsetCommit,
+    PartitionCommit,
+};
 use super::writer::now_ms;
 use super::{validate_group_id, MAX_METADATA_BYTES, OFFSETS_TOPIC};
 use crate::service::BrokerService;
 
-/// The API form of one committed offset (or -1 when there is none).
-fn committed(topic: &str, partition: u32, value: Option<&OffsetValue>) -> CommittedOffset {
-    CommittedOffset {
-        topic: topic.to_string(),
-        partition,
-        offset: value.map_or(-1, |v| v.offset),
-        metadata: value.map(|v| v.metadata.clone()).unwrap_or_default(),
-        commit_timestamp: value.map_or(-1, |v| v.commit_timestamp),
-        error: None,
-    }
-}
-
 /// Every committed offset of a group, in (topic, partition) order.
-fn all_offsets(g: &Group) -> Vec<CommittedOffset> {
-    g.offsets().map(|(t, p, v)| committed(t, p, Some(v))).collect()
+fn all_offsets(g: &Group) -> Vec<GroupOffset> {
+    g.offsets().map(|(t, p, v)| GroupOffset { tp: TopicPartition::of(t, p), committed: Some(v.clone()) }).collect()
 }
 
 impl BrokerService {
@@ -41,19 +34,19 @@ impl BrokerService {
     }
 
     /// Checks one partition of a commit against the metadata and limits.
-    fn check_commit_partition(&self, c: &OffsetCommitPartition) -> Result<OffsetValue, BrokerError> {
+    fn check_commit_partition(&self, c: &CommitPartition) -> Result<OffsetValue, BrokerError> {
         let image = self.controller.metadata();
-        let Some(t) = image.topics.get(&c.topic) else {
-            return Err(BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{}'", c.topic)));
+        let Some(t) = image.topics.get(&c.tp.topic) else {
+            return Err(BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{}'", c.tp.topic)));
         };
-        if c.partition as usize >= t.partitions.len() {
+        if c.tp.partition as usize >= t.partitions.len() {
             return Err(BrokerError::new(
                 ErrorKind::UnknownTopicOrPartition,
                 format!(
                     "topic '{}' has {} partitions; there is no partition {}",
-                    c.topic,
+                    c.tp.topic,
                     t.partitions.len(),
-                    c.partition
+                    c.tp.partition
                 ),
             ));
         }
@@ -68,49 +61,61 @@ impl BrokerService {
         Ok(OffsetValue { offset, metadata: c.metadata.clone(), commit_timestamp: 0 })
     }
 
-    /// `CommitOffsets`: validates each partition, appends the valid ones as
-    /// one batch (acks=all), then records them.
-    pub(crate) async fn commit_offsets(&self, req: CommitOffsetsRequest) -> CommitOffsetsResponse {
-        let request_error = |e: BrokerError| {
-            self.metrics.record_error(e.kind());
-            CommitOffsetsResponse { error: Some(e.into()), partitions: Vec::new() }
-        };
-        if let Err(e) = validate_group_id(&req.group_id) {
-            return request_error(e);
+    /// Commits offsets: validates each partition, appends the valid ones
+    /// as one batch (acks=all), then records them. A request-level failure
+    /// (invalid group, not the coordinator, a fenced member) is the error.
+    pub(crate) async fn commit_offsets(&self, req: OffsetCommit) -> Result<CommitOutcome, BrokerError> {
+        let outcome = self.try_commit_offsets(req).await;
+        match &outcome {
+            Err(e) => self.metrics.record_error(e.kind()),
+            Ok(o) => {
+                for (_, p) in &o.partitions {
+                    match p {
+                        PartitionCommit::Rejected(e) => self.metrics.record_error(e.kind()),
+                        PartitionCommit::WriteFailed => {
+                            if let Some(e) = &o.write_error {
+                                self.metrics.record_error(e.kind());
+                            }
+                        }
+                        PartitionCommit::Committed => {}
+                    }
+                }
+            }
         }
-        let h = match self.shard_for(&req.group_id, true).await {
-            Ok(h) => h,
-            Err(e) => return request_error(e),
-        };
+        outcome
+    }
+
+    async fn try_commit_offsets(&self, req: OffsetCommit) -> Result<CommitOutcome, BrokerError> {
+        validate_group_id(&req.group_id)?;
+        let h = self.shard_for(&req.group_id, true).await?;
         let adoptable = h.loaded_at.elapsed() < super::membership::ADOPTION_WINDOW;
         let member_check = match h.lock().group(&req.group_id) {
             Some(g) => Some(g.check_commit(&req.member_id, req.member_epoch, adoptable)),
-            None if !req.member_id.is_empty() => Some(super::model::Group::new(req.group_id.clone()).check_commit(
-                &req.member_id,
-                req.member_epoch,
-                adoptable,
-            )),
+            None if !req.member_id.is_empty() => {
+                Some(Group::new(req.group_id.clone()).check_commit(&req.member_id, req.member_epoch, adoptable))
+            }
             None => None,
         };
         if let Some(Err(e)) = member_check {
-            return request_error(e);
+            return Err(e);
         }
         let now = now_ms();
-        let mut results: Vec<OffsetCommitResult> = Vec::with_capacity(req.partitions.len());
+        let mut partitions = Vec::with_capacity(req.partitions.len());
         let mut records = Vec::new();
-        let mut valid = Vec::new();
-        for (i, c) in req.partitions.iter().enumerate() {
-            results.push(OffsetCommitResult { topic: c.topic.clone(), partition: c.partition, error: None });
-            match self.check_commit_partition(c) {
+        for c in &req.partitions {
+            let result = match self.check_commit_partition(c) {
                 Ok(mut v) => {
                     v.commit_timestamp = now;
-                    let key = OffsetKey { group: req.group_id.clone(), topic: c.topic.clone(), partition: c.partition };
+                    let key =
+                        OffsetKey { group: req.group_id.clone(), topic: c.tp.topic.clone(), partition: c.tp.partition };
                     records.push((key, Some(v)));
-                    valid.push(i);
+                    PartitionCommit::Committed
                 }
-                Err(e) => results[i].error = Some(e.into()),
-            }
+                Err(e) => PartitionCommit::Rejected(e),
+            };
+            partitions.push((c.tp.clone(), result));
         }
+        let mut write_error = None;
         if !records.is_empty() {
             match self.append_offset_records(&h, &records).await {
                 Ok(first) => {
@@ -119,73 +124,75 @@ impl BrokerService {
                         shard.apply(&key, first + n as u64, value);
                     }
                 }
-                Err(e) if Self::is_leadership_error(&e) => return request_error(e),
+                Err(e) if Self::is_leadership_error(&e) => return Err(e),
                 Err(e) => {
-                    for &i in &valid {
-                        results[i].error = Some((&e).into());
+                    for (_, p) in &mut partitions {
+                        if matches!(p, PartitionCommit::Committed) {
+                            *p = PartitionCommit::WriteFailed;
+                        }
                     }
+                    write_error = Some(e);
                 }
             }
         }
-        for r in &results {
-            if let Some(e) = &r.error {
-                self.metrics.record_error(crate::api::grpc::errors::proto_kind(e));
-            }
-        }
-        CommitOffsetsResponse { error: None, partitions: results }
+        Ok(CommitOutcome { partitions, write_error })
     }
 
-    /// `FetchOffsets`: the listed partitions (or every committed one), -1
+    /// The committed offsets of the listed partitions (a topic with no
+    /// partitions listed: all of its partitions), or of every partition the
+    /// group committed for when `topics` is empty; `committed` is `None`
     /// where the group committed nothing.
-    pub(crate) async fn fetch_offsets(&self, req: FetchOffsetsRequest) -> FetchOffsetsResponse {
-        let h = match self.shard_for(&req.group_id, false).await {
-            Ok(h) => h,
-            Err(e) => {
-                self.metrics.record_error(e.kind());
-                return FetchOffsetsResponse { error: Some(e.into()), partitions: Vec::new() };
-            }
-        };
+    pub(crate) async fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<u32>)>,
+    ) -> Result<Vec<GroupOffset>, BrokerError> {
+        let h = self.shard_for(group_id, false).await.inspect_err(|e| self.metrics.record_error(e.kind()))?;
         let image = self.controller.metadata();
         let shard = h.lock();
-        let group = shard.group(&req.group_id);
-        let lookup = |t: &str, p: u32| committed(t, p, group.and_then(|g| g.offset(t, p)));
-        let mut partitions = Vec::new();
-        if req.partitions.is_empty() {
-            partitions = group.map(all_offsets).unwrap_or_default();
+        let group = shard.group(group_id);
+        let lookup = |t: &str, p: u32| GroupOffset {
+            tp: TopicPartition::of(t, p),
+            committed: group.and_then(|g| g.offset(t, p)).cloned(),
+        };
+        let mut offsets = Vec::new();
+        if topics.is_empty() {
+            offsets = group.map(all_offsets).unwrap_or_default();
         }
-        for tp in &req.partitions {
-            if !tp.partitions.is_empty() {
-                partitions.extend(tp.partitions.iter().map(|&p| lookup(&tp.topic, p)));
-            } else if let Some(t) = image.topics.get(&tp.topic) {
-                partitions.extend((0..t.partitions.len() as u32).map(|p| lookup(&tp.topic, p)));
+        for (topic, partitions) in &topics {
+            if !partitions.is_empty() {
+                offsets.extend(partitions.iter().map(|&p| lookup(topic, p)));
+            } else if let Some(t) = image.topics.get(topic) {
+                offsets.extend((0..t.partitions.len() as u32).map(|p| lookup(topic, p)));
             } else if let Some(g) = group {
                 // A topic no longer in the metadata: what was committed for it.
-                partitions
-                    .extend(g.offsets().filter(|(t, _, _)| *t == tp.topic).map(|(t, p, v)| committed(t, p, Some(v))));
+                offsets.extend(g.offsets().filter(|(t, _, _)| t == topic).map(|(t, p, v)| GroupOffset {
+                    tp: TopicPartition::of(t, p),
+                    committed: Some(v.clone()),
+                }));
             }
         }
-        FetchOffsetsResponse { error: None, partitions }
+        Ok(offsets)
     }
 
-    /// `ListGroups`: the live groups of every offsets partition led here.
-    /// While a shard is loading the response carries
-    /// `COORDINATOR_LOAD_IN_PROGRESS` (with the groups of the others).
-    pub(crate) async fn list_groups(&self) -> ListGroupsResponse {
+    /// The live groups of every offsets partition led here, by id. While a
+    /// shard is loading the list says so (with the groups of the others).
+    pub(crate) async fn list_groups(&self) -> GroupList {
         self.groups.sweep(&self.replicas);
         let me = self.replicas.node_id();
         let image = self.replicas.image();
-        let Some(t) = image.topics.get(OFFSETS_TOPIC) else { return ListGroupsResponse::default() };
+        let Some(t) = image.topics.get(OFFSETS_TOPIC) else { return GroupList::default() };
         let led: Vec<u32> = t.partitions.iter().filter(|p| p.leader == Some(me)).map(|p| p.partition).collect();
         let shards = futures::future::join_all(led.into_iter().map(|i| self.shard_at(i))).await;
-        let mut out = ListGroupsResponse::default();
+        let mut out = GroupList::default();
         for s in shards {
             match s {
                 Ok(h) => out.groups.extend(h.lock().groups().map(|g| GroupListing {
                     group_id: g.id.clone(),
-                    state: g.state().as_str().to_string(),
+                    state: g.state(),
                     coordinator: me,
                 })),
-                Err(e) if e.kind() == ErrorKind::CoordinatorLoadInProgress => out.error = Some(e.into()),
+                Err(e) if e.kind() == ErrorKind::CoordinatorLoadInProgress => out.loading = Some(e),
                 // Leadership moved meanwhile: the new leader lists them.
                 Err(_) => {}
             }
@@ -194,34 +201,30 @@ impl BrokerService {
         out
     }
 
-    /// `DescribeGroups`: state, members with their assignments, and committed offsets;
-    /// `GROUP_ID_NOT_FOUND` (state `dead`) for an unknown group.
-    pub(crate) async fn describe_groups(&self, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-        let mut out = DescribeGroupsResponse::default();
-        for id in req.group_ids {
+    /// State, members with their assignments, and committed offsets of
+    /// each group, in request order; `GROUP_ID_NOT_FOUND` for an unknown
+    /// group.
+    pub(crate) async fn describe_groups(
+        &self,
+        group_ids: Vec<String>,
+    ) -> Vec<(String, Result<GroupDescription, BrokerError>)> {
+        let mut out = Vec::with_capacity(group_ids.len());
+        for id in group_ids {
             let d = match self.coordinated_group(&id).await {
-                Ok((_, group)) => GroupDescription {
-                    group_id: id,
-                    error: None,
-                    state: group.state().as_str().to_string(),
+                Ok((_, group)) => Ok(GroupDescription {
+                    state: group.state(),
                     group_epoch: group.membership.group_epoch,
-                    assignor: group.membership.assignor().name().to_string(),
+                    assignor: group.membership.assignor().name(),
                     coordinator: self.replicas.node_id(),
                     members: group.membership.describe(),
                     offsets: all_offsets(&group),
-                },
+                }),
                 Err(e) => {
                     self.metrics.record_error(e.kind());
-                    GroupDescription {
-                        group_id: id,
-                        error: Some(e.into()),
-                        state: GroupState::Dead.as_str().to_string(),
-                        coordinator: self.replicas.node_id(),
-                        ..Default::default()
-                    }
+                    Err(e)
                 }
             };
-            out.groups.push(d);
+            out.push((id, d));
         }
         out
     }
@@ -239,16 +242,17 @@ impl BrokerService {
         Ok((h, group))
     }
 
-    /// `DeleteGroups`: tombstones for every offset of each group, committed
-    /// like acks=all, then the group is gone.
-    pub(crate) async fn delete_groups(&self, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-        let mut out = DeleteGroupsResponse::default();
-        for id in req.group_ids {
-            let error = self.delete_group(&id).await.err();
-            if let Some(e) = &error {
+    /// Deletes each group: tombstones for every offset, committed like
+    /// acks=all, then the group is gone. The result per group, in request
+    /// order.
+    pub(crate) async fn delete_groups(&self, group_ids: Vec<String>) -> Vec<(String, Result<(), BrokerError>)> {
+        let mut out = Vec::with_capacity(group_ids.len());
+        for id in group_ids {
+            let result = self.delete_group(&id).await;
+            if let Err(e) = &result {
                 self.metrics.record_error(e.kind());
             }
-            out.results.push(GroupResult { group_id: id, error: error.map(Into::into) });
+            out.push((id, result));
         }
         out
     }

@@ -114,14 +114,6 @@ pub(crate) fn proto_kind(e: &Error) -> ErrorKind {
 }
 
 #[cfg(test)]
-impl BrokerError {
-    /// The API code this error is answered with (tests compare codes).
-    pub(crate) fn error_code(&self) -> ErrorCode {
-        code_of(self.kind())
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -2,13 +2,14 @@
 //! core in process, and encodes the answer, mapping the core's errors to the
 //! API's codes (`errors`). The data path (produce, fetch, list offsets)
 //! and the admin RPCs convert to and from the core's own types here
-//! (`data`, `topics`, `elect`); the group RPCs and `ReplicaFetch` still
-//! take the API's messages in the core (see
-//! `docs/architecture.md`, "One core, edges").
+//! (`data`, `topics`, `elect`, `groups`); `ReplicaFetch` still takes the
+//! API's messages in the core (see `docs/architecture.md`, "One core,
+//! edges").
 
 pub(crate) mod data;
 pub(crate) mod elect;
 pub(crate) mod errors;
+pub(crate) mod groups;
 pub(crate) mod topics;
 
 use std::sync::Arc;
@@ -87,33 +88,33 @@ impl Strata for GrpcService {
         &self,
         req: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
-        Ok(Response::new(BrokerService::find_coordinator(&self.core, req.into_inner()).await))
+        Ok(Response::new(groups::find_coordinator(&self.core, req.into_inner()).await))
     }
 
     async fn commit_offsets(
         &self,
         req: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
-        Ok(Response::new(BrokerService::commit_offsets(&self.core, req.into_inner()).await))
+        Ok(Response::new(groups::commit_offsets(&self.core, req.into_inner()).await))
     }
 
     async fn fetch_offsets(&self, req: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
-        Ok(Response::new(BrokerService::fetch_offsets(&self.core, req.into_inner()).await))
+        Ok(Response::new(groups::fetch_offsets(&self.core, req.into_inner()).await))
     }
 
     async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
-        Ok(Response::new(BrokerService::list_groups(&self.core).await))
+        Ok(Response::new(groups::list_groups(&self.core).await))
     }
 
     async fn describe_groups(
         &self,
         req: Request<DescribeGroupsRequest>,
     ) -> Result<Response<DescribeGroupsResponse>, Status> {
-        Ok(Response::new(BrokerService::describe_groups(&self.core, req.into_inner()).await))
+        Ok(Response::new(groups::describe_groups(&self.core, req.into_inner()).await))
     }
 
     async fn delete_groups(&self, req: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
-        Ok(Response::new(BrokerService::delete_groups(&self.core, req.into_inner()).await))
+        Ok(Response::new(groups::delete_groups(&self.core, req.into_inner()).await))
     }
 
     async fn consumer_group_heartbeat(
@@ -121,6 +122,6 @@ impl Strata for GrpcService {
         req: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
         let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-        Ok(Response::new(BrokerService::consumer_group_heartbeat(&self.core, req.into_inner(), host).await))
+        Ok(Response::new(groups::consumer_group_heartbeat(&self.core, req.into_inner(), host).await))
     }
 }
