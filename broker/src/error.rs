@@ -132,11 +132,12 @@ impl ErrorKind {
 }
 
 /// A failure of a broker operation, for one partition, group or request.
-#[derive(Debug)]
+/// Cloning shares the source (a simulation may deliver one answer twice).
+#[derive(Debug, Clone)]
 pub struct BrokerError {
     kind: ErrorKind,
     message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl BrokerError {
@@ -148,7 +149,7 @@ impl BrokerError {
     /// Keeps the underlying error (its text is not repeated in the message;
     /// `strata_record::ErrorChain` prints both).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(std::sync::Arc::new(source));
         self
     }
 

@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
-use strata_protocol::v1::strata_client::StrataClient;
-use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchedPartition};
 use strata_record::batch::split_batches;
 use strata_record::{ErrorChain, TopicPartition};
 use strata_storage::StorageError;
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
 
+use super::messages::{FollowerFetch, FollowerFetched, ReplicaFetch};
+use crate::api::grpc::replica::LeaderClient;
 use crate::partition::Partition;
 
 /// How long the leader may hold a replica fetch (Kafka's replica.fetch.wait.max.ms).
@@ -24,8 +23,6 @@ pub(crate) const REPLICA_FETCH_WAIT: Duration = Duration::from_millis(500);
 const REPLICA_FETCH_MAX_BYTES: u32 = 16 << 20;
 /// Pause after a failed fetch or a partition-level error.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// Largest gRPC message a fetcher accepts.
-const MAX_MESSAGE: usize = 64 << 20;
 
 /// What one fetcher should fetch: the leader's address and the partitions.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +84,7 @@ impl ReplicaFetcherManager {
 struct Fetcher {
     node_id: u32,
     leader: u32,
-    client: Option<(String, StrataClient<Channel>)>,
+    client: Option<LeaderClient>,
     /// Partitions skipped until then after an error.
     backoff: HashMap<TopicPartition, Instant>,
 }
@@ -119,31 +116,26 @@ impl Fetcher {
         }
     }
 
-    fn client(&mut self, address: &str) -> Result<StrataClient<Channel>, String> {
-        if let Some((a, c)) = &self.client {
-            if a == address {
-                return Ok(c.clone());
+    /// The connection to the leader at `address` (a new one when the
+    /// leader's address changed).
+    fn client(&mut self, address: &str) -> Result<LeaderClient, String> {
+        match &self.client {
+            Some(c) if c.address() == address => Ok(c.clone()),
+            _ => {
+                let c = LeaderClient::new(address)?;
+                self.client = Some(c.clone());
+                Ok(c)
             }
         }
-        let uri = format!("http://{address}");
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| format!("bad leader address {address}: {e}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
-        let client = StrataClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        self.client = Some((address.to_string(), client.clone()));
-        Ok(client)
     }
 
     /// One fetch round for every partition not backing off.
     async fn fetch_once(&mut self, assignment: &Assignment) -> Result<(), String> {
         let now = Instant::now();
         self.backoff.retain(|_, until| *until > now);
-        let mut request = ReplicaFetchRequest {
+        let mut request = ReplicaFetch {
             replica_id: self.node_id,
-            max_wait_ms: REPLICA_FETCH_WAIT.as_millis() as u32,
+            max_wait: REPLICA_FETCH_WAIT,
             min_bytes: 1,
             max_bytes: REPLICA_FETCH_MAX_BYTES,
             partitions: Vec::new(),
@@ -165,13 +157,15 @@ impl Fetcher {
             return Ok(());
         }
         let mut client = self.client(&assignment.address)?;
-        let response = tokio::time::timeout(REPLICA_FETCH_WAIT + Duration::from_secs(5), client.replica_fetch(request))
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|s| format!("{}: {}", assignment.address, s.message()))?
-            .into_inner();
-        for r in response.partitions {
-            let key = TopicPartition::of(r.topic.clone(), r.partition);
+        let answers = tokio::time::timeout(
+            REPLICA_FETCH_WAIT + Duration::from_secs(5),
+            client.fetch(&request),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|s| format!("{}: {}", assignment.address, s.message()))?;
+        for r in answers {
+            let key = r.tp.clone();
             let Some(p) = by_key.get(&key).cloned() else { continue };
             let applied = {
                 let p = p.clone();
@@ -191,7 +185,7 @@ impl Fetcher {
 /// One partition's entry in a fetch from `leader`, if this replica follows
 /// it: the follower's log end as fetch offset, the epoch of its last batch
 /// as last fetched epoch, and the leader epoch it believes in.
-pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchPartition> {
+pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<FollowerFetch> {
     let current_leader_epoch = p.follower_epoch(leader)?;
     let fetch_offset = p.log.log_end_offset();
     // The epoch of the last batch held: an entry starting at the log end
@@ -201,14 +195,7 @@ pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchParti
     // truncates nothing — forever.
     let last_fetched_epoch =
         p.log.epoch_entries().iter().rev().find(|&&(_, start)| start < fetch_offset).map_or(-1, |&(e, _)| e as i32);
-    Some(ReplicaFetchPartition {
-        topic: p.tp.topic.clone(),
-        partition: p.tp.partition,
-        fetch_offset,
-        last_fetched_epoch,
-        current_leader_epoch,
-        partition_max_bytes: 0,
-    })
+    Some(FollowerFetch { tp: p.tp.clone(), fetch_offset, last_fetched_epoch, current_leader_epoch, max_bytes: 0 })
 }
 
 /// Applies one partition's fetch result to the follower replica,
@@ -216,9 +203,9 @@ pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<ReplicaFetchParti
 /// the leader says the logs diverge (or where its shorter log ends), else
 /// appends the leader's batches unchanged and takes its high watermark. An
 /// error means the partition should back off.
-pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(), String> {
+pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), String> {
     if let Some(e) = &r.error {
-        let code = crate::api::grpc::errors::proto_kind(e);
+        let code = e.kind();
         if code == ErrorKind::OffsetOutOfRange {
             let leo = p.log.log_end_offset();
             if leo > r.log_end_offset {
@@ -240,7 +227,7 @@ pub fn apply_fetch_result(p: &Partition, r: ReplicaFetchedPartition) -> Result<(
                 return Ok(());
             }
         }
-        return Err(format!("{code:?}: {}", e.message));
+        return Err(format!("{code:?}: {}", e.message()));
     }
     if let Some(d) = r.diverging_epoch {
         let leo = p.log.log_end_offset();

@@ -1,9 +1,11 @@
 //! Partition replication, Kafka-style (`docs/replication.md`): followers pull from
 //! the leader ([`fetcher`]), the leader serves them and tracks their
-//! progress ([`serve`], [`leader`]), and leaders keep the ISR current
+//! progress ([`serve`], [`leader`]) — the fetch and its answer are
+//! [`messages`] — and leaders keep the ISR current
 //! through the controller ([`isr`]).
 
 pub(crate) mod fetcher;
 pub mod isr;
 pub(crate) mod leader;
+pub(crate) mod messages;
 pub(crate) mod serve;

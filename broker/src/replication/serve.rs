@@ -6,13 +6,11 @@
 use std::time::Duration;
 
 use crate::error::{BrokerError, ErrorKind};
-use strata_protocol::v1::{
-    EpochEndOffset, ReplicaFetchPartition, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaFetchedPartition,
-};
 use strata_storage::StorageError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::messages::{EpochEnd, FollowerFetch, FollowerFetched, ReplicaFetch};
 use crate::api_error;
 use crate::long_poll::wait_for_change;
 use crate::partition::Partition;
@@ -22,9 +20,10 @@ use crate::service::BrokerService;
 const MAX_WAIT_CAP: Duration = Duration::from_secs(5);
 
 impl BrokerService {
-    /// Serves a follower's fetch.
-    pub(crate) async fn replica_fetch(&self, req: ReplicaFetchRequest) -> ReplicaFetchResponse {
-        let deadline = Instant::now() + Duration::from_millis(u64::from(req.max_wait_ms)).min(MAX_WAIT_CAP);
+    /// Serves a follower's fetch: an answer per partition, in request
+    /// order.
+    pub(crate) async fn replica_fetch(&self, req: ReplicaFetch) -> Vec<FollowerFetched> {
+        let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
         let min_bytes = req.min_bytes.max(1) as usize;
         // The follower's progress is recorded once, from its fetch offsets:
         // that is what moves the high watermark for acks=all.
@@ -51,25 +50,24 @@ impl BrokerService {
     /// before reading.
     fn replica_fetch_once(
         &self,
-        req: &ReplicaFetchRequest,
+        req: &ReplicaFetch,
         record_progress: bool,
-    ) -> (Vec<watch::Receiver<u64>>, ReplicaFetchResponse, usize, bool) {
+    ) -> (Vec<watch::Receiver<u64>>, Vec<FollowerFetched>, usize, bool) {
         let max_bytes = if req.max_bytes == 0 { usize::MAX } else { req.max_bytes as usize };
-        let mut out = ReplicaFetchResponse::default();
+        let mut out = Vec::with_capacity(req.partitions.len());
         let (mut used, mut done, mut watchers) = (0usize, false, Vec::new());
         for fp in &req.partitions {
-            let mut r =
-                ReplicaFetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
-            match self.replicas.lookup(&fp.topic, fp.partition) {
-                Err(e) => r.error = Some(e.into()),
+            let mut r = FollowerFetched::new(fp.tp.clone());
+            match self.replicas.lookup(&fp.tp.topic, fp.tp.partition) {
+                Err(e) => r.error = Some(e),
                 Ok(p) => {
                     watchers.push(p.watch_log_end());
-                    let budget = match fp.partition_max_bytes {
+                    let budget = match fp.max_bytes {
                         0 => max_bytes.saturating_sub(used),
                         n => (n as usize).min(max_bytes.saturating_sub(used)),
                     };
                     if let Err(e) = serve_partition(&p, req.replica_id, fp, record_progress, budget, &mut r) {
-                        r.error = Some(e.into());
+                        r.error = Some(e);
                     }
                     used += r.records.len();
                 }
@@ -77,7 +75,7 @@ impl BrokerService {
             if r.error.is_some() || r.diverging_epoch.is_some() {
                 done = true;
             }
-            out.partitions.push(r);
+            out.push(r);
         }
         (watchers, out, used, done)
     }
@@ -91,10 +89,10 @@ impl BrokerService {
 pub fn serve_partition(
     p: &Partition,
     replica: u32,
-    fp: &ReplicaFetchPartition,
+    fp: &FollowerFetch,
     record_progress: bool,
     budget: usize,
-    r: &mut ReplicaFetchedPartition,
+    r: &mut FollowerFetched,
 ) -> Result<(), BrokerError> {
     let Some(epoch) = p.leader_epoch_if_leader() else { return Err(p.not_leader()) };
     if fp.current_leader_epoch < epoch {
@@ -130,7 +128,7 @@ pub fn serve_partition(
             None => (fp.fetch_offset > log_start).then_some((-1, log_start)),
         };
         if let Some((epoch, end_offset)) = diverging {
-            r.diverging_epoch = Some(EpochEndOffset { epoch, end_offset });
+            r.diverging_epoch = Some(EpochEnd { epoch, end_offset });
             r.high_watermark = p.high_watermark();
             return Ok(());
         }

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strata_broker::sim::{apply_fetch_result, fetch_request_for, serve_partition, Partition, ReplicaManager, Role};
+use strata_broker::sim::{
+    apply_fetch_result, fetch_request_for, serve_partition, FollowerFetch, FollowerFetched, Partition, ReplicaManager, Role,
+};
 use strata_metadata::ElectionType;
 use strata_metadata::{MetadataCommand, MetadataImage};
-use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
-use strata_storage::{FlushPolicy, LogConfig, LogManager, ManualClock, TopicPartition};
+use strata_storage::{FlushPolicy, LogConfig, LogManager, ManualClock};
 
 use super::{
     Broker, Ev, Fetcher, Msg, Parked, World, BROKERS, CLIENT, CONTROLLER, FETCH_TIMEOUT, FETCH_WAIT, HEARTBEAT,
@@ -248,7 +249,7 @@ impl World {
         let now = self.now();
         let broker = self.brokers.get_mut(&f).expect("broker");
         broker.backoff.retain(|_, until| *until > now);
-        let mut parts: Vec<ReplicaFetchPartition> = Vec::new();
+        let mut parts: Vec<FollowerFetch> = Vec::new();
         for p in broker.sorted_partitions() {
             if broker.backoff.contains_key(&p.tp) {
                 continue;
@@ -263,7 +264,7 @@ impl World {
         let req_id = self.id();
         self.brokers.get_mut(&f).expect("broker").fetchers.get_mut(&leader).expect("fetcher").in_flight = Some(req_id);
         let desc: Vec<String> =
-            parts.iter().map(|p| format!("{}@{}e{}", p.partition, p.fetch_offset, p.last_fetched_epoch)).collect();
+            parts.iter().map(|p| format!("{}@{}e{}", p.tp.partition, p.fetch_offset, p.last_fetched_epoch)).collect();
         self.trace(format!("{f} fetch #{req_id} from {leader} {desc:?}"));
         self.send(f, leader, Msg::Fetch { f, f_inc: inc, gen, req_id, parts });
         self.after(FETCH_TIMEOUT, Ev::FetchTimeout { f, inc, leader, gen, req_id });
@@ -288,21 +289,20 @@ impl World {
         &self,
         l: u32,
         f: u32,
-        parts: &[ReplicaFetchPartition],
+        parts: &[FollowerFetch],
         record_progress: bool,
-    ) -> (Vec<ReplicaFetchedPartition>, usize, bool, bool) {
+    ) -> (Vec<FollowerFetched>, usize, bool, bool) {
         let rm = self.brokers[&l].rm.as_ref().expect("live");
         let (mut out, mut used, mut done, mut waitable) = (Vec::new(), 0usize, false, false);
         for fp in parts {
-            let mut r =
-                ReplicaFetchedPartition { topic: fp.topic.clone(), partition: fp.partition, ..Default::default() };
-            match rm.lookup(&fp.topic, fp.partition) {
-                Err(e) => r.error = Some(e.into()),
+            let mut r = FollowerFetched::new(fp.tp.clone());
+            match rm.lookup(&fp.tp.topic, fp.tp.partition) {
+                Err(e) => r.error = Some(e),
                 Ok(p) => {
                     waitable = true;
                     let budget = FETCH_MAX_BYTES.saturating_sub(used);
                     if let Err(e) = serve_partition(&p, f, fp, record_progress, budget, &mut r) {
-                        r.error = Some(e.into());
+                        r.error = Some(e);
                     }
                     used += r.records.len();
                 }
@@ -320,7 +320,7 @@ impl World {
         f_inc: u64,
         gen: u64,
         req_id: u64,
-        parts: Vec<ReplicaFetchPartition>,
+        parts: Vec<FollowerFetch>,
     ) {
         let (resp, used, done, waitable) = self.serve_once(l, f, &parts, true);
         if used > 0 || done || !waitable {
@@ -332,13 +332,13 @@ impl World {
         self.after(FETCH_WAIT, Ev::PollExpire { b: l, inc, req_id });
     }
 
-    fn respond(&mut self, l: u32, f: u32, gen: u64, req_id: u64, parts: Vec<ReplicaFetchedPartition>) {
+    fn respond(&mut self, l: u32, f: u32, gen: u64, req_id: u64, parts: Vec<FollowerFetched>) {
         let desc: Vec<String> = parts
             .iter()
             .map(|r| match (&r.error, &r.diverging_epoch) {
-                (Some(e), _) => format!("{}:{:?}", r.partition, e.error_code()),
-                (None, Some(d)) => format!("{}:diverge(e{},{})", r.partition, d.epoch, d.end_offset),
-                (None, None) => format!("{}:{}B,hw{}", r.partition, r.records.len(), r.high_watermark),
+                (Some(e), _) => format!("{}:{:?}", r.tp.partition, e.kind()),
+                (None, Some(d)) => format!("{}:diverge(e{},{})", r.tp.partition, d.epoch, d.end_offset),
+                (None, None) => format!("{}:{}B,hw{}", r.tp.partition, r.records.len(), r.high_watermark),
             })
             .collect();
         self.trace(format!("{l} answers #{req_id} {desc:?}"));
@@ -361,7 +361,7 @@ impl World {
         let mut i = 0;
         while i < self.brokers[&l].parked.len() {
             let x = &self.brokers[&l].parked[i];
-            if !x.parts.iter().any(|p| p.partition == partition) {
+            if !x.parts.iter().any(|p| p.tp.partition == partition) {
                 i += 1;
                 continue;
             }
@@ -382,7 +382,7 @@ impl World {
         leader: u32,
         gen: u64,
         req_id: u64,
-        parts: Vec<ReplicaFetchedPartition>,
+        parts: Vec<FollowerFetched>,
     ) {
         let inc = self.brokers[&f].inc;
         let current =
@@ -394,7 +394,7 @@ impl World {
         let now = self.now();
         self.brokers.get_mut(&f).expect("broker").fetchers.get_mut(&leader).expect("fetcher").in_flight = None;
         for r in parts {
-            let tp = TopicPartition { topic: r.topic.clone(), partition: r.partition };
+            let tp = r.tp.clone();
             let Some(p) = self.brokers[&f].rm.as_ref().expect("live").replica(&tp) else { continue };
             let before = p.log.log_end_offset();
             match apply_fetch_result(&p, r) {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_broker::sim::{Partition, ReplicaManager};
 use strata_metadata::{MetadataCommand, MetadataImage};
-use strata_protocol::v1::{ReplicaFetchPartition, ReplicaFetchedPartition};
+use strata_broker::sim::{FollowerFetch, FollowerFetched};
 use strata_storage::TopicPartition;
 
 /// The controller's node id on the simulated network.
@@ -142,8 +142,8 @@ enum Msg {
     Register { b: u32 },
     Propose(MetadataCommand),
     Metadata(Arc<MetadataImage>),
-    Fetch { f: u32, f_inc: u64, gen: u64, req_id: u64, parts: Vec<ReplicaFetchPartition> },
-    FetchResp { leader: u32, gen: u64, req_id: u64, parts: Vec<ReplicaFetchedPartition> },
+    Fetch { f: u32, f_inc: u64, gen: u64, req_id: u64, parts: Vec<FollowerFetch> },
+    FetchResp { leader: u32, gen: u64, req_id: u64, parts: Vec<FollowerFetched> },
     Produce { id: u64, partition: u32, acks: i32, records: Bytes },
     ProduceResp { id: u64, result: Result<u64, String> },
 }
@@ -183,7 +183,7 @@ struct Parked {
     f: u32,
     f_inc: u64,
     gen: u64,
-    parts: Vec<ReplicaFetchPartition>,
+    parts: Vec<FollowerFetch>,
 }
 
 /// An acks=all produce waiting for the high watermark.

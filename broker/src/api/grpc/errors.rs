@@ -107,10 +107,11 @@ impl From<&BrokerError> for Error {
     }
 }
 
-/// The kind of an API error (`UnknownServerError` for codes this build
-/// does not know; never called with `NONE`).
-pub(crate) fn proto_kind(e: &Error) -> ErrorKind {
-    kind_of(e.error_code()).unwrap_or(ErrorKind::UnknownServerError)
+/// The core's form of an error a peer broker answered with
+/// (`UNKNOWN_SERVER_ERROR` for a code this build does not know).
+pub(crate) fn from_api(e: Error) -> BrokerError {
+    let kind = kind_of(e.error_code()).unwrap_or(ErrorKind::UnknownServerError);
+    BrokerError::new(kind, e.message)
 }
 
 #[cfg(test)]

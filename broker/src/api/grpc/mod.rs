@@ -2,14 +2,15 @@
 //! core in process, and encodes the answer, mapping the core's errors to the
 //! API's codes (`errors`). The data path (produce, fetch, list offsets)
 //! and the admin RPCs convert to and from the core's own types here
-//! (`data`, `topics`, `elect`, `groups`); `ReplicaFetch` still takes the
-//! API's messages in the core (see `docs/architecture.md`, "One core,
-//! edges").
+//! (`data`, `topics`, `elect`, `groups`, and `replica` for the brokers'
+//! own `ReplicaFetch`, both ways). See `docs/architecture.md`, "One core,
+//! edges".
 
 pub(crate) mod data;
 pub(crate) mod elect;
 pub(crate) mod errors;
 pub(crate) mod groups;
+pub(crate) mod replica;
 pub(crate) mod topics;
 
 use std::sync::Arc;
@@ -81,7 +82,7 @@ impl Strata for GrpcService {
     }
 
     async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
-        Ok(Response::new(BrokerService::replica_fetch(&self.core, req.into_inner()).await))
+        Ok(Response::new(replica::replica_fetch(&self.core, req.into_inner()).await))
     }
 
     async fn find_coordinator(

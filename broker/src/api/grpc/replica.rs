@@ -1,0 +1,162 @@
+//! `ReplicaFetch` at the gRPC edge, both ways: the leader decodes a
+//! follower's fetch and encodes its answer; the follower's fetcher encodes
+//! its fetch and decodes the answer. Record bytes pass through as the same
+//! `Bytes`.
+
+use std::time::Duration;
+
+use strata_protocol::v1;
+use strata_protocol::v1::strata_client::StrataClient;
+use strata_record::TopicPartition;
+use tonic::transport::{Channel, Endpoint};
+
+use super::errors;
+use crate::replication::messages::{EpochEnd, FollowerFetch, FollowerFetched, ReplicaFetch};
+use crate::service::BrokerService;
+
+/// The leader's side: serves the fetch and encodes each partition's answer.
+pub(crate) async fn replica_fetch(core: &BrokerService, req: v1::ReplicaFetchRequest) -> v1::ReplicaFetchResponse {
+    let answers = core.replica_fetch(fetch_from_api(req)).await;
+    v1::ReplicaFetchResponse { partitions: answers.into_iter().map(fetched_to_api).collect() }
+}
+
+/// Largest gRPC message a follower accepts.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// The follower's side: a (lazily connected) channel to one leader broker.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaderClient {
+    address: String,
+    client: StrataClient<Channel>,
+}
+
+impl LeaderClient {
+    /// A client for the leader at `address` (host:port); it connects on
+    /// first use.
+    pub(crate) fn new(address: &str) -> Result<Self, String> {
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| format!("bad leader address {address}: {e}"))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = StrataClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        Ok(LeaderClient { address: address.to_string(), client })
+    }
+
+    /// The leader's address.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends `fetch` and decodes the leader's answer.
+    pub(crate) async fn fetch(&mut self, fetch: &ReplicaFetch) -> Result<Vec<FollowerFetched>, tonic::Status> {
+        let response = self.client.replica_fetch(fetch_to_api(fetch)).await?.into_inner();
+        Ok(response.partitions.into_iter().map(fetched_from_api).collect())
+    }
+}
+
+fn fetch_to_api(f: &ReplicaFetch) -> v1::ReplicaFetchRequest {
+    v1::ReplicaFetchRequest {
+        replica_id: f.replica_id,
+        max_wait_ms: f.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+        min_bytes: f.min_bytes,
+        max_bytes: f.max_bytes,
+        partitions: f
+            .partitions
+            .iter()
+            .map(|p| v1::ReplicaFetchPartition {
+                topic: p.tp.topic.clone(),
+                partition: p.tp.partition,
+                fetch_offset: p.fetch_offset,
+                last_fetched_epoch: p.last_fetched_epoch,
+                current_leader_epoch: p.current_leader_epoch,
+                partition_max_bytes: p.max_bytes,
+            })
+            .collect(),
+    }
+}
+
+fn fetch_from_api(req: v1::ReplicaFetchRequest) -> ReplicaFetch {
+    ReplicaFetch {
+        replica_id: req.replica_id,
+        max_wait: Duration::from_millis(req.max_wait_ms.into()),
+        min_bytes: req.min_bytes,
+        max_bytes: req.max_bytes,
+        partitions: req
+            .partitions
+            .into_iter()
+            .map(|p| FollowerFetch {
+                tp: TopicPartition { topic: p.topic, partition: p.partition },
+                fetch_offset: p.fetch_offset,
+                last_fetched_epoch: p.last_fetched_epoch,
+                current_leader_epoch: p.current_leader_epoch,
+                max_bytes: p.partition_max_bytes,
+            })
+            .collect(),
+    }
+}
+
+fn fetched_to_api(r: FollowerFetched) -> v1::ReplicaFetchedPartition {
+    v1::ReplicaFetchedPartition {
+        topic: r.tp.topic,
+        partition: r.tp.partition,
+        error: r.error.map(Into::into),
+        high_watermark: r.high_watermark,
+        log_start_offset: r.log_start_offset,
+        log_end_offset: r.log_end_offset,
+        diverging_epoch: r.diverging_epoch.map(|d| v1::EpochEndOffset { epoch: d.epoch, end_offset: d.end_offset }),
+        records: r.records,
+    }
+}
+
+fn fetched_from_api(r: v1::ReplicaFetchedPartition) -> FollowerFetched {
+    FollowerFetched {
+        tp: TopicPartition { topic: r.topic, partition: r.partition },
+        error: r.error.map(errors::from_api),
+        high_watermark: r.high_watermark,
+        log_start_offset: r.log_start_offset,
+        log_end_offset: r.log_end_offset,
+        diverging_epoch: r.diverging_epoch.map(|d| EpochEnd { epoch: d.epoch, end_offset: d.end_offset }),
+        records: r.records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{BrokerError, ErrorKind};
+
+    #[test]
+    fn a_fetch_and_its_answer_survive_the_wire_form() {
+        let fetch = ReplicaFetch {
+            replica_id: 2,
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 16 << 20,
+            partitions: vec![FollowerFetch {
+                tp: TopicPartition::of("t", 3),
+                fetch_offset: 42,
+                last_fetched_epoch: -1,
+                current_leader_epoch: 7,
+                max_bytes: 0,
+            }],
+        };
+        let back = fetch_from_api(fetch_to_api(&fetch));
+        assert_eq!((back.replica_id, back.max_wait, back.min_bytes, back.max_bytes), (2, fetch.max_wait, 1, 16 << 20));
+        assert_eq!(back.partitions, fetch.partitions);
+
+        let mut answer = FollowerFetched::new(TopicPartition::of("t", 3));
+        answer.error = Some(BrokerError::new(ErrorKind::OffsetOutOfRange, "t-3: offset 42 is out of range"));
+        answer.log_start_offset = 50;
+        answer.log_end_offset = 90;
+        answer.diverging_epoch = Some(EpochEnd { epoch: 4, end_offset: 40 });
+        answer.records = bytes::Bytes::from_static(b"batch");
+        let back = fetched_from_api(fetched_to_api(answer));
+        let e = back.error.expect("the error crosses");
+        assert_eq!((e.kind(), e.message()), (ErrorKind::OffsetOutOfRange, "t-3: offset 42 is out of range"));
+        assert_eq!((back.log_start_offset, back.log_end_offset), (50, 90));
+        assert_eq!(back.diverging_epoch, Some(EpochEnd { epoch: 4, end_offset: 40 }));
+        assert_eq!(&back.records[..], b"batch");
+    }
+}
