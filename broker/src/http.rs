@@ -91,9 +91,9 @@ pub fn readiness(s: &BrokerService) -> Result<(), String> {
             return Err(format!("controller is catching up ({lag} committed metadata entries not applied yet)"));
         }
     }
-    if s.config.roles.broker {
+    if s.config.is_broker {
         let image = s.replicas.image();
-        let me = s.config.node_id as u32;
+        let me = s.config.node_id;
         if !image.brokers.contains_key(&me) {
             return Err(format!("broker {me} is not registered with the controller yet"));
         }
@@ -126,7 +126,7 @@ pub fn readiness(s: &BrokerService) -> Result<(), String> {
 const MAX_READY_APPLY_LAG: u64 = 100;
 
 async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let leader = s.controller.local_voter().is_some_and(|v| v.leader_id == Some(s.config.node_id));
+    let leader = s.controller.local_voter().is_some_and(|v| v.leader_id == Some(u64::from(s.config.node_id)));
     s.groups.sweep(&s.replicas);
     s.metrics.set_groups(s.groups.group_count());
     (

@@ -31,6 +31,6 @@ pub mod sim;
 pub mod tasks;
 pub(crate) mod topic_config;
 
-pub use config::{Cli, Command, ServerConfig};
+pub use config::BrokerConfig;
 pub use error::{BrokerError, ErrorKind};
 pub use group::partitioner::offsets_partition_for;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::ServerConfig;
+use crate::config::BrokerConfig;
 use crate::controller_link::SharedControllerLink;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
@@ -12,7 +12,7 @@ use crate::replica_manager::ReplicaManager;
 /// State shared by every request.
 #[derive(Debug, Clone)]
 pub struct BrokerService {
-    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) config: Arc<BrokerConfig>,
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) controller: SharedControllerLink,
     pub(crate) metrics: Arc<Metrics>,
@@ -49,7 +49,7 @@ impl Default for Drain {
 impl BrokerService {
     /// A service over the given parts.
     pub fn new(
-        config: Arc<ServerConfig>,
+        config: Arc<BrokerConfig>,
         replicas: Arc<ReplicaManager>,
         controller: SharedControllerLink,
         metrics: Arc<Metrics>,

@@ -11,6 +11,7 @@
 //! This crate is the one place that knows both the broker core and the Raft
 //! controller: it implements the broker's `ControllerLink` over them.
 
+pub mod config;
 mod controller_links;
 mod supervisor;
 pub mod testkit;
@@ -21,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_broker::api::grpc::GrpcService;
-use strata_broker::config::{ConfigError, ServerConfig};
 use strata_broker::controller_link::{ControllerCallError, ControllerLink};
 use strata_broker::metrics::Metrics;
 use strata_broker::replica_manager::ReplicaManager;
@@ -33,6 +33,7 @@ use strata_controller::{
 use strata_storage::{BackgroundConfig, LogManager, StorageError};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::{Cli, Command, ConfigError, ServerConfig};
 use crate::controller_links::{LocalController, RemoteController};
 use crate::supervisor::TaskGroup;
 
@@ -92,6 +93,8 @@ pub enum ServerError {
 /// error.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     config.validate()?;
+    let broker_config = Arc::new(config.broker_config()?);
+    let broker_id = broker_config.node_id;
     let bind = |what, address: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(address).await.map_err(|source| ServerError::Bind {
             address: address.to_string(),
@@ -114,7 +117,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     for (tp, reason) in logs.offline() {
         tracing::error!(partition = %tp, %reason, "partition is offline");
     }
-    let replicas = Arc::new(ReplicaManager::new(config.node_id as u32, logs, config.log.clone()));
+    let replicas = Arc::new(ReplicaManager::new(broker_id, logs, config.log.clone()));
     let voter_addresses: HashMap<u64, String> = config.voters.iter().map(|v| (v.node_id, v.address.clone())).collect();
 
     // One tree; the groups below are stopped one at a time, in reverse
@@ -162,7 +165,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     if roles.broker {
         tasks::register(
             link.as_ref(),
-            config.node_id as u32,
+            broker_id,
             config.advertised_address.clone(),
             config.rack.clone(),
             STARTUP_TIMEOUT,
@@ -173,9 +176,8 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     replicas.apply_metadata(link.metadata());
     replicas.start_replication(tokio::runtime::Handle::current());
 
-    let config = Arc::new(config);
     let service = Arc::new(BrokerService::new(
-        config.clone(),
+        broker_config,
         replicas.clone(),
         link.clone(),
         Arc::new(Metrics::default()),
@@ -188,7 +190,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     if roles.broker {
         heartbeats.spawn_infallible(
             "controller heartbeat",
-            tasks::heartbeat(link.clone(), config.node_id as u32, heartbeats.token()),
+            tasks::heartbeat(link.clone(), broker_id, heartbeats.token()),
         );
         serving.spawn_infallible(
             "ISR maintenance",
@@ -252,7 +254,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         // session timeout. Bounded: a cluster without a quorum does not hold
         // the exit.
         failures.extend(heartbeats.stop().await);
-        let fence = MetadataCommand::ControlledShutdown { node_id: config.node_id as u32 };
+        let fence = MetadataCommand::ControlledShutdown { node_id: broker_id };
         match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, link.propose(fence)).await {
             Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership released"),
             Ok(Err(e)) => {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use strata_broker::config::{DevArgs, ServerConfig};
+use crate::config::{DevArgs, ServerConfig};
 use strata_protocol::v1::strata_client::StrataClient;
 use tonic::transport::Channel;
 

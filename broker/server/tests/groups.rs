@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use strata_broker::config::DevArgs;
+use ::strata_server::config::DevArgs;
 use strata_protocol::v1::*;
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";

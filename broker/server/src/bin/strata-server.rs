@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use strata_broker::config::DrainArgs;
-use strata_broker::{Cli, Command, ServerConfig};
+use strata_server::config::DrainArgs;
+use strata_server::{Cli, Command, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
