@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use strata_tests::{binary, free_port, DevServer};
+use strata_tests::{binary, free_port, ServerProcess};
 
 /// Longest any one CLI invocation may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -103,9 +103,9 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-fn data_dir() -> (tempfile::TempDir, DevServer) {
+fn data_dir() -> (tempfile::TempDir, ServerProcess) {
     let dir = tempfile::tempdir().unwrap();
-    let server = DevServer::start(&dir.path().join("data"));
+    let server = ServerProcess::dev(&dir.path().join("data"));
     (dir, server)
 }
 

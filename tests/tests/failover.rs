@@ -13,7 +13,8 @@ use strata_client::{
     Acks, Admin, Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, SeekTo,
 };
 use strata_tests::binary;
-use strata_tests::cluster::{strata, wait_until};
+use strata_server::testkit::wait_until;
+use strata_tests::cli::strata;
 use strata_tests::local_cluster::LocalCluster;
 
 const TOPIC: &str = "failover";
@@ -170,7 +171,7 @@ async fn clients_ride_through_a_leader_kill() {
     // A describe through a node that does not lead a partition shows the
     // leader's figures, not its own (a broker without a replica knows none).
     wait_until("a new leader for partition 0", Duration::from_secs(30), || {
-        let d = strata_tests::cluster::strata_json(&survivors, &["topic", "describe", TOPIC]);
+        let d = strata_tests::cli::strata_json(&survivors, &["topic", "describe", TOPIC]);
         d["partitions"][0]["leader"].as_u64().is_some_and(|l| l as usize != victim)
     });
     for node in (1..=3).filter(|&i| i != victim) {
@@ -179,7 +180,7 @@ async fn clients_ride_through_a_leader_kill() {
         let mut last = serde_json::Value::Null;
         let mut ok = false;
         for _ in 0..100 {
-            last = strata_tests::cluster::strata_json(&c.bootstrap(node), &["topic", "describe", TOPIC]);
+            last = strata_tests::cli::strata_json(&c.bootstrap(node), &["topic", "describe", TOPIC]);
             let p = |i: usize| &last["partitions"][i];
             let total: u64 = (0..PARTITIONS as usize).map(|i| p(i)["high_watermark"].as_u64().unwrap_or(0)).sum();
             ok = total == RECORDS as u64 && (0..PARTITIONS as usize).all(|i| p(i)["offsets_from_leader"] == true);

@@ -24,7 +24,7 @@ use strata_client::{
     ProducerRecord, RebalanceListener, SeekTo,
 };
 use strata_tests::local_cluster::LocalCluster;
-use strata_tests::{binary, DevServer};
+use strata_tests::{binary, ServerProcess};
 use tokio::task::JoinHandle;
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -36,7 +36,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 struct Env {
     _lock: tokio::sync::MutexGuard<'static, ()>,
-    server: DevServer,
+    server: ServerProcess,
     _dir: tempfile::TempDir,
 }
 
@@ -44,7 +44,7 @@ impl Env {
     async fn start() -> Env {
         let lock = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = DevServer::start(&dir.path().join("data"));
+        let server = ServerProcess::dev(&dir.path().join("data"));
         Env { _lock: lock, server, _dir: dir }
     }
 

@@ -21,12 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use strata_tests::cluster::{strata, strata_json, wait_until};
-use strata_tests::{binary, free_port, http_get};
+use strata_server::testkit::wait_until;
+use strata_tests::cli::{strata, strata_json};
+use strata_tests::{binary, free_port, http_get, Launch, ServerProcess};
 
 /// The manifests' folder.
 fn manifests() -> PathBuf {
@@ -236,26 +237,16 @@ fn to_loopback(value: &str, me: u32, ports: &BTreeMap<u32, Ports>, service: &str
 /// (by PID) when dropped.
 struct Pod {
     ordinal: u32,
-    child: Option<Child>,
-    ports: Ports,
+    server: ServerProcess,
 }
 
 impl Pod {
     fn ready(&self, path: &str) -> bool {
-        http_get(([127, 0, 0, 1], self.ports.http).into(), path).is_some_and(|(c, _)| c == 200)
+        http_get(self.server.http, path).is_some_and(|(c, _)| c == 200)
     }
 
     fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.ports.client)
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.server.bootstrap()
     }
 }
 
@@ -276,11 +267,7 @@ impl PodSpec<'_> {
         let pod_root = self.root.join(format!("strata-{n}"));
         std::fs::create_dir_all(pod_root.join("config")).expect("pod dirs");
         std::fs::write(pod_root.join("config/strata.toml"), config_text).expect("config");
-        let mut cmd = Command::new(binary("strata-server"));
-        cmd.args(args);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {
-            cmd.env_remove(k);
-        }
+        let mut launch = Launch { args: args.to_vec(), env: Vec::new(), clear_strata_env: true };
         for (k, v) in pod_env(self.sts, n, self.namespace, &format!("zone-{n}")) {
             let mut v = to_loopback(&v, n, self.ports, self.service, self.namespace);
             if k == "STRATA_DATA_DIR" {
@@ -289,11 +276,11 @@ impl PodSpec<'_> {
             if v.starts_with(config_mount) {
                 v = v.replacen(config_mount, &pod_root.join("config").display().to_string(), 1);
             }
-            cmd.env(k, v);
+            launch.env.push((k, v));
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(pod_root.join("server.log")).expect("log");
-        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("start strata-server");
-        Pod { ordinal: n, child: Some(child), ports: self.ports[&n] }
+        let ports = self.ports[&n];
+        let (listen, http) = (([127, 0, 0, 1], ports.client).into(), ([127, 0, 0, 1], ports.http).into());
+        Pod { ordinal: n, server: ServerProcess::launch(launch, listen, http, &pod_root.join("server.log")) }
     }
 }
 
@@ -347,10 +334,8 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
             let report: Vec<String> = pods
                 .iter()
                 .map(|p| {
-                    let answer = http_get(([127, 0, 0, 1], p.ports.http).into(), &readiness);
-                    let log =
-                        std::fs::read_to_string(root.path().join(format!("strata-{}", p.ordinal)).join("server.log"))
-                            .unwrap_or_default();
+                    let answer = http_get(p.server.http, &readiness);
+                    let log = p.server.log();
                     let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
                     format!("pod {}: readiness {answer:?}\n{}", p.ordinal, tail.join("\n"))
                 })
@@ -400,19 +385,10 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
     assert!(pods[1].ready(&liveness), "a drained pod still answers its liveness probe");
     // SIGTERM (the kubelet, after preStop): a clean exit within the grace period.
     let grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("grace period");
-    let mut child = pods[1].child.take().expect("pod 2");
-    // SAFETY: the PID of a child this test spawned and has not reaped.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(grace);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "pod 2 did not stop within its {grace} s grace period");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = pods[1]
+        .server
+        .sigterm_within(Duration::from_secs(grace))
+        .unwrap_or_else(|| panic!("pod 2 did not stop within its {grace} s grace period"));
     assert!(status.success(), "{status}");
     eprintln!("preStop drain + SIGTERM took {:.1} s", started.elapsed().as_secs_f64());
     // The others keep serving while it is away and take more records.

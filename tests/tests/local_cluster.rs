@@ -9,7 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use strata_tests::binary;
-use strata_tests::cluster::{strata, strata_json, wait_until};
+use strata_server::testkit::wait_until;
+use strata_tests::cli::{strata, strata_json};
 use strata_tests::local_cluster::LocalCluster;
 
 /// `state` of broker `id` in `strata cluster info` asked of node `via`.

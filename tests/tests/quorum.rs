@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata_tests::binary;
-use strata_tests::cluster::{strata, wait_until, ClusterNode as Node};
+use strata_server::testkit::wait_until;
+use strata_tests::cli::strata;
+use strata_tests::ServerProcess as Node;
 
 fn controller_of(node: &Node) -> Option<u64> {
     let out = strata(&node.bootstrap(), &["--output", "json", "cluster", "info"]);
@@ -26,7 +28,7 @@ fn topics(node: &Node) -> Vec<String> {
 #[test]
 fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(root.path(), id, "broker,controller")).collect();
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::node(root.path(), id, "broker,controller")).collect();
     let voters = Node::voters(&nodes);
     for n in nodes.iter_mut() {
         n.start(&voters);
@@ -85,7 +87,7 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    nodes[li].kill9();
+    nodes[li].kill();
     let elapsed = wait_until("a new controller leader", Duration::from_secs(15), || {
         controller_of(&nodes[other]).is_some_and(|c| c != leader)
     });
@@ -158,8 +160,8 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
     // Two of three voters down: a metadata write fails with a clear error
     // instead of hanging, and works again once one returns.
     let (a, b) = ((li + 1) % 3, (li + 2) % 3);
-    nodes[a].kill9();
-    nodes[b].kill9();
+    nodes[a].kill();
+    nodes[b].kill();
     let started = Instant::now();
     let out = strata(&nodes[li].bootstrap(), &["topic", "create", "t3", "--replication-factor", "1"]);
     assert!(!out.status.success(), "created without a quorum");
@@ -196,7 +198,7 @@ fn three_voters_fail_over_rejoin_and_refuse_without_quorum() {
 fn a_stalled_controller_does_not_fence_brokers_that_were_alive() {
     let c = strata_tests::local_cluster::LocalCluster::up(3);
     let states = || -> Vec<String> {
-        let v = strata_tests::cluster::strata_json(&c.bootstrap_all(), &["cluster", "info"]);
+        let v = strata_tests::cli::strata_json(&c.bootstrap_all(), &["cluster", "info"]);
         v["brokers"]
             .as_array()
             .map_or(vec![], |bs| bs.iter().map(|b| b["state"].as_str().unwrap_or("?").to_string()).collect())

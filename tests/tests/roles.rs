@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use strata_tests::binary;
-use strata_tests::cluster::{strata, strata_json, wait_until, ClusterNode as Node};
+use strata_server::testkit::wait_until;
+use strata_tests::cli::{strata, strata_json};
+use strata_tests::ServerProcess as Node;
 
 fn topic_names(node: &Node) -> Vec<String> {
     let v = strata_json(&node.bootstrap(), &["topic", "list"]);
@@ -26,8 +28,8 @@ fn broker_state(via: &Node, id: u64) -> Option<String> {
 #[test]
 fn controller_only_voters_and_broker_only_nodes() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(root.path(), id, "controller")).collect();
-    nodes.extend((4..=5).map(|id| Node::new(root.path(), id, "broker")));
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::node(root.path(), id, "controller")).collect();
+    nodes.extend((4..=5).map(|id| Node::node(root.path(), id, "broker")));
     let voters = Node::voters(&nodes);
     assert_eq!(voters.split(',').count(), 3);
     for n in nodes.iter_mut() {
@@ -81,7 +83,7 @@ fn controller_only_voters_and_broker_only_nodes() {
     // kill -9 the controller leader: the brokers find the new one and
     // metadata changes keep flowing to both.
     let li = nodes.iter().position(|n| n.id == leader).unwrap();
-    nodes[li].kill9();
+    nodes[li].kill();
     let took = wait_until("a new controller leader", Duration::from_secs(15), || {
         strata_json(&nodes[b4].bootstrap(), &["cluster", "info"])["controller_id"]
             .as_u64()
@@ -98,7 +100,7 @@ fn controller_only_voters_and_broker_only_nodes() {
     // kill -9 a broker: it is fenced and its partitions (replication factor
     // 1) lose their leader with a bumped leader epoch.
     let before = strata_json(&nodes[b5].bootstrap(), &["topic", "describe", "r"]);
-    nodes[b4].kill9();
+    nodes[b4].kill();
     wait_until("broker 4 fenced", Duration::from_secs(15), || broker_state(&nodes[b5], 4).as_deref() == Some("fenced"));
     wait_until("broker 4's partitions leaderless", Duration::from_secs(10), || {
         let after = strata_json(&nodes[b5].bootstrap(), &["topic", "describe", "r"]);

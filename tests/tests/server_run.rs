@@ -3,32 +3,18 @@
 //! refusal (non-zero exit) for what this build does not run yet.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
 
-use strata_tests::{binary, free_port, http_get};
+use strata_tests::{binary, free_port, Launch, ServerProcess};
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        // SAFETY: signals only the child this test spawned and has not reaped.
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ready(http: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(([127, 0, 0, 1], http).into(), "/readyz").is_none_or(|(code, _)| code != 200) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("strata-server exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "not ready in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Starts `strata-server` as `launch` and waits until it is ready.
+fn start(launch: Launch, client: u16, http: u16, log: &std::path::Path) -> ServerProcess {
+    let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut node = ServerProcess::launch(launch, addr(client), addr(http), log);
+    node.wait_ready(Duration::from_secs(30));
+    node
 }
 
 fn topic_list(bootstrap: &str) -> serde_json::Value {
@@ -45,21 +31,29 @@ fn run_takes_flags_env_and_toml() {
     let dir = tempfile::tempdir().unwrap();
     let (client, raft, http) = (free_port(), free_port(), free_port());
     // Flags.
-    let mut child = Command::new(binary("strata-server"))
-        .args(["run", "--node-id", "1", "--roles", "broker,controller"])
-        .arg("--data-dir")
-        .arg(dir.path().join("flags"))
-        .args(["--listen", &format!("127.0.0.1:{client}")])
-        .args(["--controller-listen", &format!("127.0.0.1:{raft}")])
-        .args(["--http-listen", &format!("127.0.0.1:{http}")])
-        .args(["--controller-voters", &format!("1@127.0.0.1:{raft}")])
-        .args(["--advertised-address", &format!("127.0.0.1:{client}"), "--rack", "r1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(http, &mut child);
-    let node = Node(child);
+    let args = [
+        "run".to_string(),
+        "--node-id".into(),
+        "1".into(),
+        "--roles".into(),
+        "broker,controller".into(),
+        "--data-dir".into(),
+        dir.path().join("flags").display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{client}"),
+        "--controller-listen".into(),
+        format!("127.0.0.1:{raft}"),
+        "--http-listen".into(),
+        format!("127.0.0.1:{http}"),
+        "--controller-voters".into(),
+        format!("1@127.0.0.1:{raft}"),
+        "--advertised-address".into(),
+        format!("127.0.0.1:{client}"),
+        "--rack".into(),
+        "r1".into(),
+    ];
+    let launch = Launch { args: args.to_vec(), env: Vec::new(), clear_strata_env: true };
+    let node = start(launch, client, http, &dir.path().join("flags.log"));
     let out = Command::new(binary("strata"))
         .args(["--bootstrap", &format!("127.0.0.1:{client}"), "--output", "json", "cluster", "info"])
         .output()
@@ -73,19 +67,19 @@ fn run_takes_flags_env_and_toml() {
     let toml = dir.path().join("strata.toml");
     std::fs::write(&toml, format!("node_id = 4\ncontroller_voters = \"4@127.0.0.1:{raft}\"\ndefault_partitions = 3\n"))
         .unwrap();
-    let mut child = Command::new(binary("strata-server"))
-        .arg("run")
-        .env("STRATA_CONFIG", &toml)
-        .env("STRATA_DATA_DIR", dir.path().join("env"))
-        .env("STRATA_LISTEN", format!("127.0.0.1:{client}"))
-        .env("STRATA_CONTROLLER_LISTEN", format!("127.0.0.1:{raft}"))
-        .env("STRATA_HTTP_LISTEN", format!("127.0.0.1:{http}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(http, &mut child);
-    let _node = Node(child);
+    let env = [
+        ("STRATA_CONFIG", toml.display().to_string()),
+        ("STRATA_DATA_DIR", dir.path().join("env").display().to_string()),
+        ("STRATA_LISTEN", format!("127.0.0.1:{client}")),
+        ("STRATA_CONTROLLER_LISTEN", format!("127.0.0.1:{raft}")),
+        ("STRATA_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+    ];
+    let launch = Launch {
+        args: vec!["run".into()],
+        env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        clear_strata_env: true,
+    };
+    let _node = start(launch, client, http, &dir.path().join("env.log"));
     let bootstrap = format!("127.0.0.1:{client}");
     let out =
         Command::new(binary("strata")).args(["--bootstrap", &bootstrap, "topic", "create", "t"]).output().unwrap();

@@ -33,7 +33,7 @@ use strata_protocol::v1::{
     ListOffsetsRequest, PartitionRecords, ProduceRequest, TopicSpec,
 };
 use strata_record::batch::{set_base_offset, BatchBuilder};
-use strata_tests::{http_get, DevServer};
+use strata_tests::{http_get, ServerProcess};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -44,27 +44,27 @@ use tonic::transport::Channel;
 /// A dev server with its own temporary data directory. If the test panics,
 /// the tail of the server's log is printed before the process is killed.
 struct Server {
-    dev: DevServer,
+    dev: ServerProcess,
     _dir: TempDir,
 }
 
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let dev = blocking(|| DevServer::start(&dir.path().join("data")));
+        let dev = blocking(|| ServerProcess::dev(&dir.path().join("data")));
         Server { dev, _dir: dir }
     }
 }
 
 impl Deref for Server {
-    type Target = DevServer;
-    fn deref(&self) -> &DevServer {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
         &self.dev
     }
 }
 
 impl DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut DevServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
         &mut self.dev
     }
 }

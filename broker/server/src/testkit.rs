@@ -72,6 +72,19 @@ where
     start.elapsed()
 }
 
+/// The blocking twin of [`eventually`], for tests that drive processes from
+/// a plain thread (where a check often runs a process): polls `check`
+/// every 50 ms until it holds; panics naming
+/// `what` after `timeout`. Returns how long it took.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
 /// A `strata-server dev` node running in this process.
 #[derive(Debug)]
 pub struct TestNode {
