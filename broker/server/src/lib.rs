@@ -91,6 +91,16 @@ pub enum ServerError {
 /// fails while serving stops the node the same way, and `run` returns its
 /// error.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    run_with(config, shutdown, None).await
+}
+
+/// [`run`] with the client gRPC service behind `tap` (the test kit's
+/// recording and fault-injecting layer), if any.
+pub async fn run_with(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    tap: Option<testkit::TapLayer>,
+) -> Result<(), ServerError> {
     config.validate()?;
     let bind = |what, address: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(address).await.map_err(|source| ServerError::Bind {
@@ -207,6 +217,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20))
+            .layer(tower::util::option_layer(tap))
             .add_service(GrpcService::server(service.clone(), MAX_MESSAGE_BYTES))
             .serve_with_incoming_shutdown(
                 // tonic ignores `Server::tcp_nodelay` for a caller-provided
