@@ -28,6 +28,8 @@ pub struct TestCluster {
     nodes: Vec<Option<TestNode>>,
     /// The client addresses by id - 1 (kept when a node stops).
     addrs: Vec<String>,
+    /// What each node was started with, by id - 1, to restart it.
+    configs: Vec<(ServerConfig, DevArgs)>,
     _dir: tempfile::TempDir,
 }
 
@@ -48,6 +50,7 @@ impl TestCluster {
         let wiretap = Wiretap::default();
         let controller = free_addr();
         let mut nodes = Vec::new();
+        let mut configs = Vec::new();
         for id in 1..=n {
             let args = DevArgs {
                 data_dir: dir.path().join(format!("node-{id}")),
@@ -65,11 +68,12 @@ impl TestCluster {
             config.voters = vec![Voter { node_id: 1, address: controller.to_string() }];
             config.offsets_topic_partitions = OFFSETS_PARTITIONS;
             tweak(id, &mut config);
+            configs.push((config.clone(), args.clone()));
             nodes.push(Some(TestNode::start_tapped(config, args, wiretap.layer(id)).await));
         }
         let addrs = nodes.iter().flatten().map(|n| n.args.listen.to_string()).collect();
-        let cluster = TestCluster { wiretap, nodes, addrs, _dir: dir };
-        let mut client = cluster.node(1).client.clone();
+        let cluster = TestCluster { wiretap, nodes, addrs, configs, _dir: dir };
+        let client = cluster.node(1).client.clone();
         eventually("every broker registered", READY_TIMEOUT, || {
             let mut client = client.clone();
             async move {
@@ -80,7 +84,6 @@ impl TestCluster {
             }
         })
         .await;
-        let _ = client.describe_cluster(DescribeClusterRequest {}).await;
         cluster
     }
 
@@ -110,6 +113,26 @@ impl TestCluster {
             }
             None => panic!("node {id} of the test cluster is not running"),
         }
+    }
+
+    /// Starts stopped node `id` again, on its ports and data, and waits
+    /// until the controller sees it unfenced.
+    pub async fn restart_node(&mut self, id: u32) {
+        let index = id as usize - 1;
+        assert!(self.nodes.get(index).is_some_and(Option::is_none), "node {id} of the test cluster is not stopped");
+        let (config, args) = self.configs[index].clone();
+        self.nodes[index] = Some(TestNode::start_tapped(config, args, self.wiretap.layer(id)).await);
+        let client = self.node(id).client.clone();
+        eventually("the restarted broker is unfenced", READY_TIMEOUT, || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .describe_cluster(DescribeClusterRequest {})
+                    .await
+                    .is_ok_and(|r| r.get_ref().brokers.iter().any(|b| b.node_id == id && b.state == "unfenced"))
+            }
+        })
+        .await;
     }
 
     /// Stops every running node, brokers before the controller.
