@@ -11,6 +11,8 @@ mod grpc_frame;
 mod wiretap;
 
 pub use cluster::TestCluster;
+/// A node's settings, which [`TestCluster::start_with`] lets tests adjust.
+pub use strata_broker::config::ServerConfig;
 pub use wiretap::{TapLayer, Tapped, Wiretap};
 
 use std::future::Future;
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use strata_broker::config::{DevArgs, ServerConfig};
+use strata_broker::config::DevArgs;
 use strata_protocol::v1::strata_client::StrataClient;
 use tonic::transport::Channel;
 
