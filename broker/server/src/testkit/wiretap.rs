@@ -46,6 +46,10 @@ struct State {
     produce_faults: Vec<ProduceFault>,
     group_faults: Vec<GroupFault>,
     delays: HashMap<String, Duration>,
+    /// Members whose next heartbeat answer moving their epoch is lost.
+    lose_epoch_moves: Vec<String>,
+    /// How many such answers were lost.
+    lost: usize,
 }
 
 /// What a cluster's nodes received, and the faults they are to answer
@@ -102,6 +106,33 @@ impl Wiretap {
         self.state().group_faults.push(GroupFault { group: group.to_owned(), code, times });
     }
 
+    /// Loses the next heartbeat answer that moves `member_id`'s epoch: the
+    /// broker serves the heartbeat, the member is answered
+    /// `COORDINATOR_NOT_AVAILABLE` instead (a response lost on the way), so
+    /// the broker's epoch for it is ahead of the member's own.
+    pub fn lose_epoch_move(&self, member_id: &str) {
+        self.state().lose_epoch_moves.push(member_id.to_owned());
+    }
+
+    /// How many answers [`Wiretap::lose_epoch_move`] lost so far.
+    pub fn lost_answers(&self) -> usize {
+        self.state().lost
+    }
+
+    /// Whether the heartbeat answer `answer` to `request` is to be lost.
+    fn loses(&self, request: &ConsumerGroupHeartbeatRequest, answer: &ConsumerGroupHeartbeatResponse) -> bool {
+        let mut s = self.state();
+        let moved = answer.error.is_none() && answer.member_epoch > request.member_epoch && request.member_epoch > 0;
+        match s.lose_epoch_moves.iter().position(|m| *m == request.member_id) {
+            Some(i) if moved => {
+                s.lose_epoch_moves.remove(i);
+                s.lost += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops every fault not yet answered.
     pub fn clear_faults(&self) {
         let mut s = self.state();
@@ -135,7 +166,14 @@ impl Wiretap {
                 Err(_) => Verdict::Forward,
             }
         } else if let Some(group) = group_of(method) {
+            let losing = !s.lose_epoch_moves.is_empty();
             match s.group_faults.iter_mut().find(|f| f.group == group && f.times > 0) {
+                None if method == "ConsumerGroupHeartbeat" && losing => {
+                    match ConsumerGroupHeartbeatRequest::decode(message.clone()) {
+                        Ok(request) => Verdict::Heartbeat(request),
+                        Err(_) => Verdict::Forward,
+                    }
+                }
                 None => Verdict::Forward,
                 Some(f) => {
                     f.times -= 1;
@@ -164,6 +202,8 @@ enum Verdict {
     /// The broker serves `request` (the entries without a fault); the
     /// injected results are added to its answer.
     Produce { request: ProduceRequest, injected: Vec<PartitionProduceResult> },
+    /// The broker serves this heartbeat; its answer may be lost.
+    Heartbeat(ConsumerGroupHeartbeatRequest),
 }
 
 fn produce_verdict(faults: &mut [ProduceFault], request: ProduceRequest) -> Verdict {
@@ -266,6 +306,24 @@ where
                     let body = grpc_frame::encode(&request.encode_to_vec());
                     let response = inner.call(rebuilt(parts, body)).await?;
                     Ok(merge_produce(response, injected).await)
+                }
+                Verdict::Heartbeat(heartbeat) => {
+                    let response = inner.call(rebuilt(parts, body)).await?;
+                    let (parts, body) = response.into_parts();
+                    let collected = match body.collect().await {
+                        Ok(c) => c,
+                        Err(e) => return Ok(broken("reading the heartbeat answer", e)),
+                    };
+                    let trailers = collected.trailers().cloned().unwrap_or_default();
+                    let data = collected.to_bytes();
+                    let answer = grpc_frame::decode(&data).and_then(|m| ConsumerGroupHeartbeatResponse::decode(m).ok());
+                    if answer.is_some_and(|a| tap.loses(&heartbeat, &a)) {
+                        let error = Some(injected(ErrorCode::CoordinatorNotAvailable));
+                        return Ok(grpc_frame::ok_response(
+                            &ConsumerGroupHeartbeatResponse { error, ..Default::default() }.encode_to_vec(),
+                        ));
+                    }
+                    Ok(http::Response::from_parts(parts, grpc_frame::body(data, trailers)))
                 }
             }
         })
