@@ -18,9 +18,11 @@ async fn values(cluster: &TestCluster, topic: &str, partition: u32) -> Vec<Bytes
     cluster.records(topic, partition).await.into_iter().map(|r| r.value.unwrap()).collect()
 }
 
-/// The produce requests the brokers received: (node, [(topic, partition,
-/// batches in the entry)]).
-fn produce_log(cluster: &TestCluster) -> Vec<(u32, Vec<(String, u32, usize)>)> {
+/// One entry of a produce request: topic, partition, batches in it.
+type Entry = (String, u32, usize);
+
+/// The produce requests the brokers received: (node, entries).
+fn produce_log(cluster: &TestCluster) -> Vec<(u32, Vec<Entry>)> {
     let requests = cluster.wiretap.requests::<ProduceRequest>("Produce");
     requests
         .into_iter()
