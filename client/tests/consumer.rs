@@ -1,29 +1,29 @@
-//! Consumer against the in-process fake cluster, over real gRPC; records are
+//! Consumer against the real broker in process, over real gRPC; records are
 //! written with the real producer.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
-mod fake;
+mod kit;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use fake::{b, bounded, FakeCluster};
 use futures::StreamExt;
+use kit::{b, bounded, create_topic, create_topic_with, TestCluster};
 use strata_client::{
     ClientError, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, Producer, ProducerConfig, ProducerRecord, SeekTo,
 };
 
-async fn consumer(fake: &FakeCluster) -> Consumer {
-    let config = ConsumerConfig { max_wait: Duration::from_millis(100), ..ConsumerConfig::new(fake.addrs.clone()) };
+async fn consumer(cluster: &TestCluster) -> Consumer {
+    let config = ConsumerConfig { max_wait: Duration::from_millis(100), ..ConsumerConfig::new(cluster.addrs()) };
     Consumer::connect(config).await.unwrap()
 }
 
 /// Writes `records` and waits for their acknowledgements.
-async fn produce(fake: &FakeCluster, records: Vec<ProducerRecord>) {
+async fn produce(cluster: &TestCluster, records: Vec<ProducerRecord>) {
     let producer = Producer::connect(ProducerConfig {
         linger: Duration::from_millis(10),
         batch_size: 400,
-        ..ProducerConfig::new(fake.addrs.clone())
+        ..ProducerConfig::new(cluster.addrs())
     })
     .await
     .unwrap();
@@ -65,13 +65,13 @@ fn record(i: i64) -> ProducerRecord {
 #[tokio::test]
 async fn round_trip_keeps_keys_values_headers_and_timestamps() {
     bounded(async {
-        let fake = FakeCluster::start(2).await;
-        fake.create_topic("t", 2);
+        let cluster = TestCluster::start(2).await;
+        create_topic(&cluster, "t", 2).await;
         let sent: Vec<ProducerRecord> = (0..40).map(record).collect();
-        produce(&fake, sent.clone()).await;
-        produce(&fake, vec![ProducerRecord::new("t", "other").with_partition(1)]).await;
+        produce(&cluster, sent.clone()).await;
+        produce(&cluster, vec![ProducerRecord::new("t", "other").with_partition(1)]).await;
 
-        let mut c = consumer(&fake).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0), ("t", 1)]);
         assert_eq!(c.seek("t", 0, SeekTo::Beginning).await.unwrap(), 0);
         let got = poll_n(&mut c, 41).await;
@@ -91,6 +91,7 @@ async fn round_trip_keeps_keys_values_headers_and_timestamps() {
         assert_eq!(c.high_watermark("t", 0), Some(40));
         // Caught up: the long poll comes back empty.
         assert!(c.poll().await.unwrap().is_empty());
+        cluster.stop().await;
     })
     .await;
 }
@@ -98,17 +99,18 @@ async fn round_trip_keeps_keys_values_headers_and_timestamps() {
 #[tokio::test]
 async fn seek_to_an_offset_inside_a_batch_skips_the_records_below_it() {
     bounded(async {
-        let fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        produce(&fake, (0..10).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
-        assert_eq!(fake.state().topics["t"].partitions[0].batches.len(), 1, "all ten in one batch");
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        produce(&cluster, (0..10).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
+        assert_eq!(cluster.batches("t", 0).await.len(), 1, "all ten in one batch");
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         c.seek("t", 0, SeekTo::Offset(7)).await.unwrap();
         let got = poll_n(&mut c, 3).await;
         let offsets: Vec<u64> = got.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![7, 8, 9]);
         assert_eq!(got[0].value, Some(b("v7")));
+        cluster.stop().await;
     })
     .await;
 }
@@ -116,16 +118,17 @@ async fn seek_to_an_offset_inside_a_batch_skips_the_records_below_it() {
 #[tokio::test]
 async fn seek_to_end_then_read_only_new_records() {
     bounded(async {
-        let fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        produce(&fake, (0..5).map(|i| ProducerRecord::new("t", format!("old{i}"))).collect()).await;
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        produce(&cluster, (0..5).map(|i| ProducerRecord::new("t", format!("old{i}"))).collect()).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         assert_eq!(c.seek("t", 0, SeekTo::End).await.unwrap(), 5);
         assert!(c.poll().await.unwrap().is_empty());
-        produce(&fake, vec![ProducerRecord::new("t", "new")]).await;
+        produce(&cluster, vec![ProducerRecord::new("t", "new")]).await;
         let got = poll_n(&mut c, 1).await;
         assert_eq!(got.iter().map(|r| (r.offset, r.value.clone())).collect::<Vec<_>>(), vec![(5, Some(b("new")))]);
+        cluster.stop().await;
     })
     .await;
 }
@@ -133,16 +136,17 @@ async fn seek_to_end_then_read_only_new_records() {
 #[tokio::test]
 async fn seek_by_timestamp() {
     bounded(async {
-        let fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        produce(&fake, (0..10).map(record).collect()).await; // timestamps 1000, 2000, ...
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        produce(&cluster, (0..10).map(record).collect()).await; // timestamps 1000, 2000, ...
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         assert_eq!(c.seek("t", 0, SeekTo::Timestamp(2_500)).await.unwrap(), 2);
         assert_eq!(poll_n(&mut c, 8).await.first().map(|r| (r.offset, r.timestamp)), Some((2, 3_000)));
         // After the last record: the end of the partition.
         assert_eq!(c.seek("t", 0, SeekTo::Timestamp(99_000)).await.unwrap(), 10);
         assert_eq!(c.lookup_offset("t", 0, SeekTo::Beginning).await.unwrap(), 0);
+        cluster.stop().await;
     })
     .await;
 }
@@ -150,10 +154,10 @@ async fn seek_by_timestamp() {
 #[tokio::test]
 async fn offset_out_of_range_is_an_error_not_a_reset() {
     bounded(async {
-        let fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        produce(&fake, (0..3).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        produce(&cluster, (0..3).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         c.seek("t", 0, SeekTo::Offset(1_000)).await.unwrap();
         let err = c.poll().await.unwrap_err();
@@ -164,6 +168,7 @@ async fn offset_out_of_range_is_an_error_not_a_reset() {
             "{text}"
         );
         assert_eq!(c.position("t", 0), Some(1_000), "position unchanged");
+        cluster.stop().await;
     })
     .await;
 }
@@ -171,10 +176,10 @@ async fn offset_out_of_range_is_an_error_not_a_reset() {
 #[tokio::test]
 async fn stream_yields_records_and_keeps_the_rest_buffered() {
     bounded(async {
-        let fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        produce(&fake, (0..20).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        produce(&cluster, (0..20).map(|i| ProducerRecord::new("t", format!("v{i}"))).collect()).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         let first: Vec<u64> = {
             let stream = c.stream();
@@ -190,6 +195,7 @@ async fn stream_yields_records_and_keeps_the_rest_buffered() {
         let rest = poll_n(&mut c, 15).await;
         assert_eq!(rest.first().map(|r| r.offset), Some(5));
         assert_eq!(rest.len(), 15);
+        cluster.stop().await;
     })
     .await;
 }
@@ -197,14 +203,17 @@ async fn stream_yields_records_and_keeps_the_rest_buffered() {
 #[tokio::test]
 async fn follows_a_moved_leader_and_reports_bad_assignments() {
     bounded(async {
-        let fake = FakeCluster::start(2).await;
-        fake.create_topic("t", 1);
-        produce(&fake, vec![ProducerRecord::new("t", "a")]).await;
-        let mut c = consumer(&fake).await;
+        let cluster = TestCluster::start(2).await;
+        create_topic_with(&cluster, "t", 1, 2, &[]).await;
+        produce(&cluster, vec![ProducerRecord::new("t", "a")]).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         assert_eq!(poll_n(&mut c, 1).await.len(), 1);
-        fake.set_leader("t", 0, 2);
-        produce(&fake, vec![ProducerRecord::new("t", "b")]).await;
+        // The leader is drained: the other replica takes over.
+        let old = cluster.leader("t", 0).await.unwrap();
+        cluster.node(old).drain().await;
+        assert_eq!(cluster.leader("t", 0).await, Some(3 - old));
+        produce(&cluster, vec![ProducerRecord::new("t", "b")]).await;
         let got = poll_n(&mut c, 1).await;
         assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1]);
 
@@ -214,6 +223,7 @@ async fn follows_a_moved_leader_and_reports_bad_assignments() {
         assert_eq!(c.poll().await.unwrap_err().code(), Some(ErrorCode::UnknownTopicOrPartition));
         c.assign(vec![("missing", 0)]);
         assert_eq!(c.poll().await.unwrap_err().code(), Some(ErrorCode::UnknownTopicOrPartition));
+        cluster.stop().await;
     })
     .await;
 }
@@ -221,12 +231,12 @@ async fn follows_a_moved_leader_and_reports_bad_assignments() {
 #[tokio::test]
 async fn a_dead_broker_is_reported_after_retries() {
     bounded(async {
-        let mut fake = FakeCluster::start(1).await;
-        fake.create_topic("t", 1);
-        let mut c = consumer(&fake).await;
+        let mut cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        let mut c = consumer(&cluster).await;
         c.assign(vec![("t", 0)]);
         assert!(c.poll().await.unwrap().is_empty());
-        fake.stop(1);
+        cluster.stop_node(1).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let err = c.poll().await.unwrap_err();
         assert!(err.is_retriable(), "{err}");

@@ -14,6 +14,7 @@
 pub mod config;
 mod controller_links;
 mod supervisor;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 use std::collections::HashMap;
@@ -92,6 +93,28 @@ pub enum ServerError {
 /// fails while serving stops the node the same way, and `run` returns its
 /// error.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    serve(config, shutdown, None).await
+}
+
+/// [`run`] with the client gRPC service behind `tap` (the test kit's
+/// recording and fault-injecting layer), if any.
+#[cfg(feature = "testkit")]
+pub async fn run_with(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    tap: Option<testkit::TapLayer>,
+) -> Result<(), ServerError> {
+    serve(config, shutdown, tap).await
+}
+
+/// What may sit in front of the client gRPC service: the test kit's layer
+/// in test builds, nothing otherwise.
+#[cfg(feature = "testkit")]
+type Tap = testkit::TapLayer;
+#[cfg(not(feature = "testkit"))]
+type Tap = tower::layer::util::Identity;
+
+async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Option<Tap>) -> Result<(), ServerError> {
     config.validate()?;
     let broker_config = Arc::new(config.broker_config()?);
     let broker_id = broker_config.node_id;
@@ -209,6 +232,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20))
+            .layer(tower::util::option_layer(tap))
             .add_service(GrpcService::server(service.clone(), MAX_MESSAGE_BYTES))
             .serve_with_incoming_shutdown(
                 // tonic ignores `Server::tcp_nodelay` for a caller-provided

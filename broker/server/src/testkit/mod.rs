@@ -2,14 +2,25 @@
 //! for something to become true. A [`TestNode`] runs [`crate::run`] (the
 //! real server, controller and broker, on free loopback ports) inside the
 //! test's runtime; multi-process clusters are `strata-tests`' (they run the
-//! built binaries through `deploy/local-cluster.sh`).
+//! built binaries through `deploy/local-cluster.sh`). A [`TestCluster`]
+//! runs several such nodes as one cluster, behind a [`Wiretap`] that
+//! records requests and injects faults in front of the real brokers.
+
+mod cluster;
+mod grpc_frame;
+mod wiretap;
+
+pub use cluster::TestCluster;
+/// A node's settings, which [`TestCluster::start_with`] lets tests adjust.
+pub use crate::config::ServerConfig;
+pub use wiretap::{TapLayer, Tapped, Wiretap};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::{DevArgs, ServerConfig};
+use crate::config::DevArgs;
 use strata_protocol::v1::strata_client::StrataClient;
 use tonic::transport::Channel;
 
@@ -119,10 +130,24 @@ impl TestNode {
             Ok(c) => c,
             Err(e) => panic!("test node config: {e}"),
         };
+        Self::start_node(config, args, None).await
+    }
+
+    /// Starts a node with `config` (whose addresses and data directory are
+    /// those of `args`) behind `tap`.
+    pub async fn start_tapped(config: ServerConfig, args: DevArgs, tap: TapLayer) -> TestNode {
+        Self::start_node(config, args, Some(tap)).await
+    }
+
+    async fn start_node(config: ServerConfig, args: DevArgs, tap: Option<TapLayer>) -> TestNode {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(crate::run(config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(crate::run_with(
+            config,
+            async move {
+                let _ = rx.await;
+            },
+            tap,
+        ));
         let deadline = Instant::now() + START_TIMEOUT;
         let client = loop {
             if let Ok(c) = StrataClient::connect(format!("http://{}", args.listen)).await {
@@ -149,6 +174,29 @@ impl TestNode {
             }
         }
         self.args.clone()
+    }
+
+    /// Drains the node (`POST /drain`): the controller moves the
+    /// leadership of its partitions away while it keeps answering, as
+    /// before a rolling restart. Panics unless the drain finished.
+    pub async fn drain(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.args.http_listen;
+        let mut stream = match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => panic!("connecting to the test node's HTTP listener {addr}: {e}"),
+        };
+        let request = "POST /drain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let mut answer = String::new();
+        if let Err(e) = async {
+            stream.write_all(request.as_bytes()).await?;
+            stream.read_to_string(&mut answer).await
+        }
+        .await
+        {
+            panic!("POST /drain to {addr}: {e}");
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "POST /drain to {addr} answered: {answer}");
     }
 
     fn args(data_dir: std::path::PathBuf, config: Option<std::path::PathBuf>) -> DevArgs {
