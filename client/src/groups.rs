@@ -25,7 +25,7 @@ use crate::connection::{call, Client};
 use crate::consumer::offsets;
 use crate::error::ClientError;
 use crate::metadata::Cluster;
-use crate::SeekTo;
+use crate::{PartitionOffset, SeekTo};
 
 /// How long a group request keeps retrying coordinator errors.
 pub(crate) const COORDINATOR_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,14 +329,12 @@ impl Groups {
         }
     }
 
-    /// Commits `(topic, partition, next offset, metadata)` for `group` as a
-    /// standalone (non-member) commit.
-    pub(crate) async fn commit(&self, group: &str, offsets: &[(String, u32, u64, String)]) -> Result<(), ClientError> {
+    /// Commits `offsets` for `group` as a standalone (non-member) commit.
+    pub(crate) async fn commit(&self, group: &str, offsets: &[PartitionOffset]) -> Result<(), ClientError> {
         self.commit_as(group, "", 0, offsets).await
     }
 
-    /// Commits `(topic, partition, next offset, metadata)` for `group` as
-    /// the member `member_id` at `member_epoch` (empty id: a standalone
+    /// Commits `offsets` for `group` as the member `member_id` at `member_epoch` (empty id: a standalone
     /// commit, refused with NON_EMPTY_GROUP while the group has members). A
     /// member's commit is refused with STALE_MEMBER_EPOCH when its epoch is
     /// behind the coordinator's, FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID
@@ -346,7 +344,7 @@ impl Groups {
         group: &str,
         member_id: &str,
         member_epoch: i32,
-        offsets: &[(String, u32, u64, String)],
+        offsets: &[PartitionOffset],
     ) -> Result<(), ClientError> {
         if offsets.is_empty() {
             return Ok(());
@@ -357,11 +355,11 @@ impl Groups {
             member_epoch,
             partitions: offsets
                 .iter()
-                .map(|(topic, partition, offset, metadata)| OffsetCommitPartition {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                    metadata: metadata.clone(),
+                .map(|o| OffsetCommitPartition {
+                    topic: o.tp.topic.clone(),
+                    partition: o.tp.partition,
+                    offset: o.offset,
+                    metadata: o.metadata.clone(),
                 })
                 .collect(),
         };
@@ -378,17 +376,18 @@ impl Groups {
                 }
             })
             .await?;
-        for (topic, partition, _, _) in offsets {
-            let result = response.partitions.iter().find(|r| &r.topic == topic && r.partition == *partition);
+        for o in offsets {
+            let tp = &o.tp;
+            let result = response.partitions.iter().find(|r| r.topic == tp.topic && r.partition == tp.partition);
             let Some(result) = result else {
                 return Err(ClientError::InvalidResponse(format!(
-                    "no CommitOffsets result for partition {topic}-{partition} of group '{group}'"
+                    "no CommitOffsets result for partition {tp} of group '{group}'"
                 )));
             };
             if let Some(ClientError::Server { code, message }) = ClientError::from_api(result.error.as_ref()) {
                 return Err(ClientError::server(
                     code,
-                    format!("cannot commit the offset of {topic}-{partition} for group '{group}': {message}"),
+                    format!("cannot commit the offset of {tp} for group '{group}': {message}"),
                 ));
             }
         }
@@ -551,10 +550,10 @@ impl Groups {
         }
         let live: Vec<&CommittedOffset> = committed.iter().filter(|c| c.partition < exists[c.topic.as_str()]).collect();
         // One lookup per bound: a request names each partition once.
-        let starts: Vec<(String, u32, SeekTo)> =
-            live.iter().map(|c| (c.topic.clone(), c.partition, SeekTo::Beginning)).collect();
-        let ends: Vec<(String, u32, SeekTo)> =
-            live.iter().map(|c| (c.topic.clone(), c.partition, SeekTo::End)).collect();
+        let starts: Vec<(TopicPartition, SeekTo)> =
+            live.iter().map(|c| (TopicPartition::of(c.topic.clone(), c.partition), SeekTo::Beginning)).collect();
+        let ends: Vec<(TopicPartition, SeekTo)> =
+            live.iter().map(|c| (TopicPartition::of(c.topic.clone(), c.partition), SeekTo::End)).collect();
         let starts = offsets::resolve(&self.cluster, &starts).await?;
         let ends = offsets::resolve(&self.cluster, &ends).await?;
         let mut by_partition: HashMap<(&str, u32), (u64, u64)> = HashMap::new();
@@ -584,7 +583,8 @@ impl Groups {
 ///
 /// ```no_run
 /// # async fn run(admin: strata_client::Admin) -> Result<(), strata_client::ClientError> {
-/// admin.commit_offsets("billing", &[("events".into(), 0, 42, String::new())]).await?;
+/// use strata_client::PartitionOffset;
+/// admin.commit_offsets("billing", &[PartitionOffset::new(("events", 0), 42)]).await?;
 /// for lag in admin.group_lag("billing").await? {
 ///     println!("{}-{} committed {:?} end {:?} lag {:?}", lag.topic, lag.partition, lag.committed, lag.log_end, lag.lag);
 /// }
@@ -601,10 +601,10 @@ impl Admin {
         self.groups().find_coordinator(group).await
     }
 
-    /// Commits offsets for `group`: `(topic, partition, next offset to
-    /// consume, metadata)`. A standalone commit (not from a group member):
-    /// the coordinator refuses it while the group has members.
-    pub async fn commit_offsets(&self, group: &str, offsets: &[(String, u32, u64, String)]) -> Result<(), ClientError> {
+    /// Commits offsets for `group` (the next offset to consume in each
+    /// partition, with its metadata). A standalone commit (not from a group
+    /// member): the coordinator refuses it while the group has members.
+    pub async fn commit_offsets(&self, group: &str, offsets: &[PartitionOffset]) -> Result<(), ClientError> {
         self.groups().commit(group, offsets).await
     }
 
@@ -658,14 +658,14 @@ impl Admin {
         self.groups().lag(committed).await
     }
 
-    /// The offsets the given `(topic, partition, position)` resolve to, in
+    /// The offsets the given `(partition, position)` pairs resolve to, in
     /// input order (`ListOffsets` to each partition's leader): `Beginning`
     /// the log start, `End` the high watermark, a timestamp the first record
     /// at or after it (the end if none).
-    pub async fn list_offsets(&self, wanted: &[(String, u32, SeekTo)]) -> Result<Vec<u64>, ClientError> {
+    pub async fn list_offsets(&self, wanted: &[(TopicPartition, SeekTo)]) -> Result<Vec<u64>, ClientError> {
         let cluster = self.groups().cluster();
-        for (topic, _, _) in wanted {
-            cluster.topic_metadata(topic, METADATA_ATTEMPTS, METADATA_BACKOFF).await?;
+        for (tp, _) in wanted {
+            cluster.topic_metadata(&tp.topic, METADATA_ATTEMPTS, METADATA_BACKOFF).await?;
         }
         offsets::resolve(cluster, wanted).await
     }

@@ -46,6 +46,7 @@ mod consumer;
 mod error;
 mod groups;
 mod metadata;
+mod partition_offset;
 mod producer;
 
 pub use admin::{
@@ -55,6 +56,7 @@ pub use admin::{
 pub use consumer::{CommitHandle, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo};
 pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
+pub use partition_offset::PartitionOffset;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use kit::{bounded, committed, create_topic, create_topic_with, group_on, TestCluster};
 use strata_client::{
-    Admin, Consumer, ConsumerConfig, ErrorCode, OffsetReset, Producer, ProducerConfig, ProducerRecord, SeekTo,
+    Admin, Consumer, ConsumerConfig, ErrorCode, OffsetReset, PartitionOffset, Producer, ProducerConfig, ProducerRecord,
+    SeekTo,
 };
 use strata_protocol::v1::CommitOffsetsRequest;
 
@@ -51,7 +52,10 @@ async fn offsets_commit_and_fetch_round_trip() {
         // Nothing committed yet: an unknown group has no offsets.
         assert!(admin.fetch_offsets(g, None).await.unwrap().is_empty());
         admin
-            .commit_offsets(g, &[("t".into(), 0, 5, "meta-0".into()), ("t".into(), 2, 9, String::new())])
+            .commit_offsets(
+                g,
+                &[PartitionOffset::new(("t", 0), 5).with_metadata("meta-0"), PartitionOffset::new(("t", 2), 9)],
+            )
             .await
             .unwrap();
         let all = admin.fetch_offsets(g, None).await.unwrap();
@@ -66,15 +70,15 @@ async fn offsets_commit_and_fetch_round_trip() {
         assert_eq!(got, vec![(1, None), (2, Some(9))]);
 
         // A commit for a partition that does not exist names it and the group.
-        let err = admin.commit_offsets(g, &[("t".into(), 7, 1, String::new())]).await.unwrap_err();
+        let err = admin.commit_offsets(g, &[PartitionOffset::new(("t", 7), 1)]).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
         assert!(err.to_string().contains("t-7") && err.to_string().contains(&format!("group '{g}'")), "{err}");
-        let err = admin.commit_offsets("", &[("t".into(), 0, 1, String::new())]).await.unwrap_err();
+        let err = admin.commit_offsets("", &[PartitionOffset::new(("t", 0), 1)]).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::InvalidGroupId));
 
         // Groups live on their coordinators: listing asks every broker.
         let h = group_on(&cluster, "h", 1).await;
-        admin.commit_offsets(&h, &[("t".into(), 1, 1, String::new())]).await.unwrap();
+        admin.commit_offsets(&h, &[PartitionOffset::new(("t", 1), 1)]).await.unwrap();
         let listed: Vec<(String, u32)> =
             admin.list_groups().await.unwrap().into_iter().map(|g| (g.group_id, g.coordinator)).collect();
         assert_eq!(listed, vec![(g.to_string(), 2), (h, 1)]);
@@ -101,8 +105,8 @@ async fn requests_follow_the_coordinator_when_it_moves() {
         create_topic(&cluster, "t", 1).await;
         let finds = || cluster.wiretap.count("FindCoordinator");
         let admin = Admin::connect(cluster.addrs()).await.unwrap();
-        admin.commit_offsets("g", &[("t".into(), 0, 1, String::new())]).await.unwrap();
-        admin.commit_offsets("g", &[("t".into(), 0, 2, String::new())]).await.unwrap();
+        admin.commit_offsets("g", &[PartitionOffset::new(("t", 0), 1)]).await.unwrap();
+        admin.commit_offsets("g", &[PartitionOffset::new(("t", 0), 2)]).await.unwrap();
         assert_eq!(finds(), 1, "the coordinator is cached");
 
         // The coordinator moves (it is drained: the controller moves its
@@ -111,7 +115,7 @@ async fn requests_follow_the_coordinator_when_it_moves() {
         let old = Admin::connect([cluster.addr(1)]).await.unwrap().find_coordinator("g").await.unwrap().node_id;
         cluster.node(old).drain().await;
         let lookups = finds();
-        admin.commit_offsets("g", &[("t".into(), 0, 3, String::new())]).await.unwrap();
+        admin.commit_offsets("g", &[PartitionOffset::new(("t", 0), 3)]).await.unwrap();
         assert_eq!(finds() - lookups, 1, "asked again once");
         let new = Admin::connect([cluster.addr(1)]).await.unwrap().find_coordinator("g").await.unwrap().node_id;
         assert_ne!(new, old);
@@ -188,7 +192,7 @@ async fn lag_is_the_log_end_minus_the_committed_offset() {
         let admin = Admin::connect(cluster.addrs()).await.unwrap();
         wait_for_log_start(&admin, 2, 4).await;
         admin
-            .commit_offsets("g", &[("t".into(), 0, 3, String::new()), ("t".into(), 1, 10, String::new())])
+            .commit_offsets("g", &[PartitionOffset::new(("t", 0), 3), PartitionOffset::new(("t", 1), 10)])
             .await
             .unwrap();
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use kit::{bounded, committed, create_topic, TestCluster};
 use strata_client::{
-    ClientError, Consumer, ConsumerConfig, ErrorCode, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    RebalanceListener,
+    ClientError, Consumer, ConsumerConfig, ErrorCode, OffsetReset, PartitionOffset, Producer, ProducerConfig,
+    ProducerRecord, RebalanceListener,
 };
 use strata_protocol::v1::{CommitOffsetsRequest, ConsumerGroupHeartbeatRequest};
 
@@ -288,7 +288,7 @@ async fn a_commit_with_a_stale_epoch_is_retried_with_the_new_one() {
         );
 
         // Committing a partition it does not own is refused up front.
-        let err = c.commit_offsets(&[("t".into(), 5, 1)]).await.unwrap_err();
+        let err = c.commit_offsets(&[PartitionOffset::new(("t", 5), 1)]).await.unwrap_err();
         assert!(err.to_string().contains("t-5"), "{err}");
         c.close().await.unwrap();
         other.close().await.unwrap();

@@ -158,8 +158,7 @@ impl ServerProcess {
 
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "node {} is still running", self.id);
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("server log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("server log file");
         let mut cmd = Command::new(binary("strata-server"));
         if self.launch.clear_strata_env {
             for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {

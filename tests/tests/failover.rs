@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use strata_client::{
     Acks, Admin, Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, SeekTo,
 };
-use strata_tests::binary;
 use strata_server::testkit::wait_until;
+use strata_tests::binary;
 use strata_tests::cli::strata;
 use strata_tests::local_cluster::LocalCluster;
 

@@ -313,7 +313,7 @@ async fn wait_stable(admin: &Admin, group: &str, members: usize, per_member: usi
 /// Every offset below each partition's end was received.
 async fn assert_nothing_skipped(admin: &Admin, watch: &Watch, topic: &str, partitions: u32) -> u64 {
     let ends = admin
-        .list_offsets(&(0..partitions).map(|p| (topic.to_owned(), p, SeekTo::End)).collect::<Vec<_>>())
+        .list_offsets(&(0..partitions).map(|p| (Tp::of(topic, p), SeekTo::End)).collect::<Vec<_>>())
         .await
         .expect("ends");
     let total: u64 = ends.iter().sum();

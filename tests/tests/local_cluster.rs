@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_tests::binary;
 use strata_server::testkit::wait_until;
+use strata_tests::binary;
 use strata_tests::cli::{strata, strata_json};
 use strata_tests::local_cluster::LocalCluster;
 

@@ -7,8 +7,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_tests::binary;
 use strata_server::testkit::wait_until;
+use strata_tests::binary;
 use strata_tests::cli::strata;
 use strata_tests::ServerProcess as Node;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_client::{Acks, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
-use strata_storage::{Log, LogConfig};
 use strata_server::testkit::wait_until;
+use strata_storage::{Log, LogConfig};
 use strata_tests::cli::{strata, strata_json};
 use strata_tests::local_cluster::LocalCluster;
 

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use strata_tests::binary;
 use strata_server::testkit::wait_until;
+use strata_tests::binary;
 use strata_tests::cli::{strata, strata_json};
 use strata_tests::ServerProcess as Node;
 

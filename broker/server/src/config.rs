@@ -214,7 +214,6 @@ pub struct Roles {
     pub controller: bool,
 }
 
-
 /// The resolved configuration a server runs with.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

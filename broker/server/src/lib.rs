@@ -211,10 +211,8 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
         tasks::follow_metadata(link.subscribe(), replicas.clone(), serving.token()),
     );
     if roles.broker {
-        heartbeats.spawn_infallible(
-            "controller heartbeat",
-            tasks::heartbeat(link.clone(), broker_id, heartbeats.token()),
-        );
+        heartbeats
+            .spawn_infallible("controller heartbeat", tasks::heartbeat(link.clone(), broker_id, heartbeats.token()));
         serving.spawn_infallible(
             "ISR maintenance",
             strata_broker::replication::isr::maintain_isr(

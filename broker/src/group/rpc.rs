@@ -37,7 +37,10 @@ impl BrokerService {
     fn check_commit_partition(&self, c: &CommitPartition) -> Result<OffsetValue, BrokerError> {
         let image = self.controller.metadata();
         let Some(t) = image.topics.get(&c.tp.topic) else {
-            return Err(BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{}'", c.tp.topic)));
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
+                format!("unknown topic '{}'", c.tp.topic),
+            ));
         };
         if c.tp.partition as usize >= t.partitions.len() {
             return Err(BrokerError::new(
@@ -166,10 +169,11 @@ impl BrokerService {
                 offsets.extend((0..t.partitions.len() as u32).map(|p| lookup(topic, p)));
             } else if let Some(g) = group {
                 // A topic no longer in the metadata: what was committed for it.
-                offsets.extend(g.offsets().filter(|(t, _, _)| t == topic).map(|(t, p, v)| GroupOffset {
-                    tp: TopicPartition::of(t, p),
-                    committed: Some(v.clone()),
-                }));
+                offsets.extend(
+                    g.offsets()
+                        .filter(|(t, _, _)| t == topic)
+                        .map(|(t, p, v)| GroupOffset { tp: TopicPartition::of(t, p), committed: Some(v.clone()) }),
+                );
             }
         }
         Ok(offsets)

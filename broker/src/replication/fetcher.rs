@@ -157,13 +157,10 @@ impl Fetcher {
             return Ok(());
         }
         let mut client = self.client(&assignment.address)?;
-        let answers = tokio::time::timeout(
-            REPLICA_FETCH_WAIT + Duration::from_secs(5),
-            client.fetch(&request),
-        )
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|s| format!("{}: {}", assignment.address, s.message()))?;
+        let answers = tokio::time::timeout(REPLICA_FETCH_WAIT + Duration::from_secs(5), client.fetch(&request))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|s| format!("{}: {}", assignment.address, s.message()))?;
         for r in answers {
             let key = r.tp.clone();
             let Some(p) = by_key.get(&key).cloned() else { continue };

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use strata_broker::sim::{
-    apply_fetch_result, fetch_request_for, serve_partition, FollowerFetch, FollowerFetched, Partition, ReplicaManager, Role,
+    apply_fetch_result, fetch_request_for, serve_partition, FollowerFetch, FollowerFetched, Partition, ReplicaManager,
+    Role,
 };
 use strata_metadata::ElectionType;
 use strata_metadata::{MetadataCommand, MetadataImage};
@@ -313,15 +314,7 @@ impl World {
         (out, used, done, waitable)
     }
 
-    pub(super) fn serve_fetch(
-        &mut self,
-        l: u32,
-        f: u32,
-        f_inc: u64,
-        gen: u64,
-        req_id: u64,
-        parts: Vec<FollowerFetch>,
-    ) {
+    pub(super) fn serve_fetch(&mut self, l: u32, f: u32, f_inc: u64, gen: u64, req_id: u64, parts: Vec<FollowerFetch>) {
         let (resp, used, done, waitable) = self.serve_once(l, f, &parts, true);
         if used > 0 || done || !waitable {
             self.respond(l, f, gen, req_id, resp);
@@ -376,14 +369,7 @@ impl World {
         }
     }
 
-    pub(super) fn fetch_response(
-        &mut self,
-        f: u32,
-        leader: u32,
-        gen: u64,
-        req_id: u64,
-        parts: Vec<FollowerFetched>,
-    ) {
+    pub(super) fn fetch_response(&mut self, f: u32, leader: u32, gen: u64, req_id: u64, parts: Vec<FollowerFetched>) {
         let inc = self.brokers[&f].inc;
         let current =
             self.brokers[&f].fetchers.get(&leader).is_some_and(|x| x.gen == gen && x.in_flight == Some(req_id));

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use strata_broker::sim::{FollowerFetch, FollowerFetched};
 use strata_broker::sim::{Partition, ReplicaManager};
 use strata_metadata::{MetadataCommand, MetadataImage};
-use strata_broker::sim::{FollowerFetch, FollowerFetched};
 use strata_storage::TopicPartition;
 
 /// The controller's node id on the simulated network.

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use strata_client::{
-    Admin, ClientError, CommittedOffset, ErrorCode, GroupDescription, GroupListing, PartitionLag, SeekTo,
+    Admin, ClientError, CommittedOffset, ErrorCode, GroupDescription, GroupListing, PartitionLag, PartitionOffset,
+    SeekTo,
 };
 
 use super::output::{print_json, print_text, Output, Table};
@@ -341,7 +342,7 @@ async fn reset(admin: &Admin, args: ResetArgs, output: Output) -> Result<()> {
         }
         admin.fetch_offsets(group, Some(&asked)).await?
     };
-    let to: Vec<(String, u32, SeekTo)> = current
+    let to: Vec<(TopicPartition, SeekTo)> = current
         .iter()
         .map(|c| {
             let seek = match args.to {
@@ -350,13 +351,13 @@ async fn reset(admin: &Admin, args: ResetArgs, output: Output) -> Result<()> {
                 ResetTo::Offset(_) => SeekTo::Beginning,
                 ResetTo::Timestamp(ms) => SeekTo::Timestamp(ms),
             };
-            (c.topic.clone(), c.partition, seek)
+            (TopicPartition::of(c.topic.clone(), c.partition), seek)
         })
         .collect();
     let mut new = admin.list_offsets(&to).await?;
     if let ResetTo::Offset(n) = args.to {
         // Clamped to [log start, end]: `new` holds the starts so far.
-        let ends: Vec<(String, u32, SeekTo)> = to.iter().map(|(t, p, _)| (t.clone(), *p, SeekTo::End)).collect();
+        let ends: Vec<(TopicPartition, SeekTo)> = to.iter().map(|(tp, _)| (tp.clone(), SeekTo::End)).collect();
         let ends = admin.list_offsets(&ends).await?;
         new = new.iter().zip(&ends).map(|(&start, &end)| n.clamp(start, end.max(start))).collect();
     }
@@ -366,8 +367,10 @@ async fn reset(admin: &Admin, args: ResetArgs, output: Output) -> Result<()> {
         .map(|(c, new)| ResetRow { topic: c.topic.clone(), partition: c.partition, old: c.offset, new })
         .collect();
     if !args.dry_run {
-        let commits: Vec<(String, u32, u64, String)> =
-            rows.iter().map(|r| (r.topic.clone(), r.partition, r.new, String::new())).collect();
+        let commits: Vec<PartitionOffset> = rows
+            .iter()
+            .map(|r| PartitionOffset::new(TopicPartition::of(r.topic.clone(), r.partition), r.new))
+            .collect();
         admin.commit_offsets(group, &commits).await?;
     }
     match output {

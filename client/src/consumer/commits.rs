@@ -8,6 +8,7 @@ use strata_record::TopicPartition;
 use super::group::{CommitHandle, GroupState};
 use super::{offsets, Consumer, SeekTo};
 use crate::error::ClientError;
+use crate::PartitionOffset;
 
 impl Consumer {
     /// Where each partition of a group starts: its committed offset when
@@ -16,7 +17,7 @@ impl Consumer {
         &self,
         group: &GroupState,
         missing: Vec<TopicPartition>,
-    ) -> Result<Vec<(String, u32, SeekTo)>, ClientError> {
+    ) -> Result<Vec<(TopicPartition, SeekTo)>, ClientError> {
         let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for TopicPartition { topic: t, partition: p } in &missing {
             by_topic.entry(t.clone()).or_default().push(*p);
@@ -32,10 +33,9 @@ impl Consumer {
         // The log bounds of partitions with a commit, to check it is in range.
         let with_commit: Vec<&TopicPartition> = missing.iter().filter(|tp| committed.contains_key(*tp)).collect();
         // One lookup per bound: a request names each partition once.
-        let starts: Vec<(String, u32, SeekTo)> =
-            with_commit.iter().map(|tp| (tp.topic.clone(), tp.partition, SeekTo::Beginning)).collect();
-        let ends: Vec<(String, u32, SeekTo)> =
-            with_commit.iter().map(|tp| (tp.topic.clone(), tp.partition, SeekTo::End)).collect();
+        let starts: Vec<(TopicPartition, SeekTo)> =
+            with_commit.iter().map(|&tp| (tp.clone(), SeekTo::Beginning)).collect();
+        let ends: Vec<(TopicPartition, SeekTo)> = with_commit.iter().map(|&tp| (tp.clone(), SeekTo::End)).collect();
         let starts = offsets::resolve(&self.cluster, &starts).await?;
         let ends = offsets::resolve(&self.cluster, &ends).await?;
         let range: HashMap<&TopicPartition, (u64, u64)> =
@@ -58,7 +58,7 @@ impl Consumer {
                 }
                 _ => reset.seek_to(),
             };
-            starts.push((tp.topic.clone(), tp.partition, to));
+            starts.push((tp.clone(), to));
         }
         group.note_committed(from_commits);
         Ok(starts)
@@ -79,10 +79,10 @@ impl Consumer {
     }
 
     /// The positions of the assigned partitions that have one.
-    pub(super) fn current_positions(&self) -> Vec<(String, u32, u64)> {
+    pub(super) fn current_positions(&self) -> Vec<PartitionOffset> {
         self.assignment
             .iter()
-            .filter_map(|tp| Some((tp.topic.clone(), tp.partition, *self.positions.get(tp)?)))
+            .filter_map(|tp| Some(PartitionOffset::new(tp.clone(), *self.positions.get(tp)?)))
             .collect()
     }
 
@@ -104,11 +104,12 @@ impl Consumer {
         }
     }
 
-    /// Commits the given `(topic, partition, next offset to consume)` to the
-    /// group (e.g. only what the application has processed) and waits for
-    /// the answer. A subscribed consumer can commit only partitions the
-    /// group assigned it (an invalid-argument error names the first other).
-    pub async fn commit_offsets(&self, offsets: &[(String, u32, u64)]) -> Result<(), ClientError> {
+    /// Commits the given positions (the next offset to consume in each
+    /// partition, with its metadata) to the group (e.g. only what the
+    /// application has processed) and waits for the answer. A subscribed
+    /// consumer can commit only partitions the group assigned it (an
+    /// invalid-argument error names the first other).
+    pub async fn commit_offsets(&self, offsets: &[PartitionOffset]) -> Result<(), ClientError> {
         let group = self.group_or_err()?;
         self.check_owned(offsets)?;
         group.commit(offsets.to_vec()).await

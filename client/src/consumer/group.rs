@@ -24,6 +24,7 @@ use super::membership::Shared;
 use super::reconcile::{owned_only, stale_epoch_retry};
 use crate::error::ClientError;
 use crate::groups::Groups;
+use crate::PartitionOffset;
 
 /// How long a commit refused with STALE_MEMBER_EPOCH waits for the
 /// heartbeat to bring the member's new epoch before its one retry.
@@ -70,7 +71,7 @@ impl Future for CommitHandle {
 }
 
 struct CommitJob {
-    offsets: Vec<(String, u32, u64)>,
+    offsets: Vec<PartitionOffset>,
     reply: Option<oneshot::Sender<Result<(), ClientError>>>,
     /// The member id when the commit was asked for (a member's commit).
     member_id: Option<String>,
@@ -109,7 +110,7 @@ impl GroupState {
             while let Some(job) = rx.recv().await {
                 let member = task_member.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let result = match member {
-                    None => task_groups.commit(&group, &with_metadata(&job.offsets)).await.map(|()| job.offsets),
+                    None => task_groups.commit(&group, &job.offsets).await.map(|()| job.offsets),
                     Some(member) => {
                         let asked_as = job.member_id.as_deref().unwrap_or_default();
                         commit_as_member(&task_groups, &group, &member, asked_as, job.offsets).await
@@ -118,9 +119,7 @@ impl GroupState {
                 let result = match result {
                     Ok(done) => {
                         let mut c = task_committed.lock().unwrap_or_else(|e| e.into_inner());
-                        for (t, p, o) in done {
-                            c.insert(TopicPartition { topic: t, partition: p }, o);
-                        }
+                        c.extend(done.into_iter().map(|o| (o.tp, o.offset)));
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -152,7 +151,7 @@ impl GroupState {
     }
 
     /// Queues a commit; its result arrives through the handle.
-    pub(crate) fn commit(&self, offsets: Vec<(String, u32, u64)>) -> CommitHandle {
+    pub(crate) fn commit(&self, offsets: Vec<PartitionOffset>) -> CommitHandle {
         let (tx, rx) = oneshot::channel();
         if self.jobs.send(CommitJob { offsets, reply: Some(tx), member_id: self.member_id() }).is_err() {
             return CommitHandle::ready(Err(ClientError::Closed));
@@ -161,7 +160,7 @@ impl GroupState {
     }
 
     /// Queues a commit whose failure is only logged (auto-commit).
-    pub(crate) fn commit_in_background(&self, offsets: Vec<(String, u32, u64)>) {
+    pub(crate) fn commit_in_background(&self, offsets: Vec<PartitionOffset>) {
         let _ = self.jobs.send(CommitJob { offsets, reply: None, member_id: self.member_id() });
     }
 
@@ -171,14 +170,10 @@ impl GroupState {
     }
 
     /// Of `positions`, those that differ from what is known committed.
-    pub(crate) fn changed(&self, positions: Vec<(String, u32, u64)>) -> Vec<(String, u32, u64)> {
+    pub(crate) fn changed(&self, positions: Vec<PartitionOffset>) -> Vec<PartitionOffset> {
         let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-        positions.into_iter().filter(|(t, p, o)| committed.get(&TopicPartition::of(t.clone(), *p)) != Some(o)).collect()
+        positions.into_iter().filter(|o| committed.get(&o.tp) != Some(&o.offset)).collect()
     }
-}
-
-fn with_metadata(offsets: &[(String, u32, u64)]) -> Vec<(String, u32, u64, String)> {
-    offsets.iter().map(|(t, p, o)| (t.clone(), *p, *o, String::new())).collect()
 }
 
 /// Commits `offsets`, asked for as member `asked_as`, as the member (see
@@ -190,8 +185,8 @@ async fn commit_as_member(
     group: &str,
     member: &Shared,
     asked_as: &str,
-    offsets: Vec<(String, u32, u64)>,
-) -> Result<Vec<(String, u32, u64)>, ClientError> {
+    offsets: Vec<PartitionOffset>,
+) -> Result<Vec<PartitionOffset>, ClientError> {
     let (member_id, mut epoch, owned) = member.commit_identity();
     if !asked_as.is_empty() && asked_as != member_id {
         tracing::debug!(group, asked_as, member_id, "not committing positions of a member that rejoined since");
@@ -206,7 +201,7 @@ async fn commit_as_member(
         if offsets.is_empty() {
             return Ok(offsets);
         }
-        match groups.commit_as(group, &member_id, epoch, &with_metadata(&offsets)).await {
+        match groups.commit_as(group, &member_id, epoch, &offsets).await {
             Ok(()) => return Ok(offsets),
             Err(e) if e.code() == Some(ErrorCode::StaleMemberEpoch) => {
                 member.wait_for_new_epoch(epoch, NEW_EPOCH_WAIT).await;

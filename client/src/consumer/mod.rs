@@ -263,7 +263,7 @@ impl Consumer {
             return Ok(o);
         }
         self.ensure_metadata(std::iter::once(topic)).await?;
-        let offsets = offsets::resolve(&self.cluster, &[(topic.to_owned(), partition, to)]).await?;
+        let offsets = offsets::resolve(&self.cluster, &[(TopicPartition::of(topic, partition), to)]).await?;
         Ok(offsets[0])
     }
 
@@ -517,13 +517,13 @@ impl Consumer {
         if missing.is_empty() {
             return Ok(());
         }
-        let targets: Vec<(String, u32, SeekTo)> = match &self.group {
-            None => missing.into_iter().map(|tp| (tp.topic, tp.partition, self.config.initial_position)).collect(),
+        let targets: Vec<(TopicPartition, SeekTo)> = match &self.group {
+            None => missing.into_iter().map(|tp| (tp, self.config.initial_position)).collect(),
             Some(group) => self.group_starts(group, missing).await?,
         };
         let offsets = offsets::resolve(&self.cluster, &targets).await?;
-        for ((t, p, _), o) in targets.into_iter().zip(offsets) {
-            self.positions.insert(TopicPartition::of(t, p), o);
+        for ((tp, _), o) in targets.into_iter().zip(offsets) {
+            self.positions.insert(tp, o);
         }
         Ok(())
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use strata_protocol::v1::{ListOffsetsPartition, ListOffsetsRequest};
 
+use strata_record::TopicPartition;
+
 use super::SeekTo;
 use crate::connection::call;
 use crate::error::ClientError;
@@ -20,13 +22,13 @@ const LATEST: i64 = -1;
 const BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The offset each `(topic, partition, to)` resolves to, in input order.
+/// The offset each `(partition, to)` resolves to, in input order.
 /// `Offset(o)` resolves to `o` without a request; a timestamp after the last
 /// record resolves to the end of the partition.
-pub(crate) async fn resolve(cluster: &Cluster, wanted: &[(String, u32, SeekTo)]) -> Result<Vec<u64>, ClientError> {
+pub(crate) async fn resolve(cluster: &Cluster, wanted: &[(TopicPartition, SeekTo)]) -> Result<Vec<u64>, ClientError> {
     let mut out: Vec<Option<u64>> = wanted
         .iter()
-        .map(|(_, _, to)| match to {
+        .map(|(_, to)| match to {
             SeekTo::Offset(o) => Some(*o),
             _ => None,
         })
@@ -34,7 +36,7 @@ pub(crate) async fn resolve(cluster: &Cluster, wanted: &[(String, u32, SeekTo)])
     let lookups: Vec<(usize, i64)> = wanted
         .iter()
         .enumerate()
-        .filter_map(|(i, (_, _, to))| match to {
+        .filter_map(|(i, (_, to))| match to {
             SeekTo::Beginning => Some((i, EARLIEST)),
             SeekTo::End => Some((i, LATEST)),
             SeekTo::Timestamp(ts) => Some((i, (*ts).max(0))),
@@ -52,8 +54,8 @@ pub(crate) async fn resolve(cluster: &Cluster, wanted: &[(String, u32, SeekTo)])
     }
     out.into_iter()
         .zip(wanted)
-        .map(|(o, (t, p, _))| {
-            o.ok_or_else(|| ClientError::InvalidResponse(format!("no offset returned for partition {t}-{p}")))
+        .map(|(o, (tp, _))| {
+            o.ok_or_else(|| ClientError::InvalidResponse(format!("no offset returned for partition {tp}")))
         })
         .collect()
 }
@@ -62,7 +64,7 @@ pub(crate) async fn resolve(cluster: &Cluster, wanted: &[(String, u32, SeekTo)])
 /// returning `(index, offset)` pairs; the offset may be -1.
 async fn list(
     cluster: &Cluster,
-    wanted: &[(String, u32, SeekTo)],
+    wanted: &[(TopicPartition, SeekTo)],
     lookups: &[(usize, i64)],
 ) -> Result<Vec<(usize, i64)>, ClientError> {
     let mut results = Vec::with_capacity(lookups.len());
@@ -74,7 +76,7 @@ async fn list(
         let mut last_err = None;
         let mut by_leader: HashMap<u32, Vec<(usize, i64)>> = HashMap::new();
         for &(i, ts) in &todo {
-            let (topic, partition, _) = &wanted[i];
+            let TopicPartition { topic, partition } = &wanted[i].0;
             cluster.want(topic);
             match cluster.leader(topic, *partition) {
                 Some(l) => by_leader.entry(l).or_default().push((i, ts)),
@@ -96,8 +98,8 @@ async fn list(
                 partitions: items
                     .iter()
                     .map(|&(i, timestamp)| ListOffsetsPartition {
-                        topic: wanted[i].0.clone(),
-                        partition: wanted[i].1,
+                        topic: wanted[i].0.topic.clone(),
+                        partition: wanted[i].0.partition,
                         timestamp,
                     })
                     .collect(),
@@ -116,7 +118,7 @@ async fn list(
                 Err(e) => return Err(e),
             };
             for (i, ts) in items {
-                let (topic, partition, _) = &wanted[i];
+                let TopicPartition { topic, partition } = &wanted[i].0;
                 let listed = response.partitions.iter().find(|r| &r.topic == topic && r.partition == *partition);
                 let Some(listed) = listed else {
                     return Err(ClientError::InvalidResponse(format!(
@@ -135,8 +137,7 @@ async fn list(
         }
         if !retry.is_empty() {
             if tokio::time::Instant::now() + backoff >= deadline {
-                let names: Vec<String> =
-                    retry.iter().map(|&(i, _)| format!("{}-{}", wanted[i].0, wanted[i].1)).collect();
+                let names: Vec<String> = retry.iter().map(|&(i, _)| wanted[i].0.to_string()).collect();
                 let last = last_err.unwrap_or(ClientError::Timeout("ListOffsets kept failing".into()));
                 return Err(crate::metadata::gave_up(last, &names, cluster.retry_timeout));
             }

@@ -14,8 +14,8 @@ use strata_record::TopicPartition;
 
 /// `(topic, partition)`.
 pub(crate) type Tp = TopicPartition;
-/// `(topic, partition, next offset to consume)`: one offset to commit.
-pub(crate) type Offset = (String, u32, u64);
+/// One position to commit.
+pub(crate) type Offset = crate::PartitionOffset;
 
 /// The steps from the owned partitions to the target, each sorted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub(crate) fn plan(owned: &[Tp], target: Option<&[Tp]>, lost: bool) -> Plan {
 /// the others: a member commits only what it owns (a partition it gave up
 /// may be another member's already).
 pub(crate) fn owned_only(offsets: Vec<Offset>, owned: &[Tp]) -> (Vec<Offset>, Vec<Offset>) {
-    offsets.into_iter().partition(|(t, p, _)| owned.iter().any(|o| &o.topic == t && o.partition == *p))
+    offsets.into_iter().partition(|o| owned.contains(&o.tp))
 }
 
 /// What to do after a commit was refused with STALE_MEMBER_EPOCH: retry
@@ -157,17 +157,17 @@ mod tests {
 
     #[test]
     fn only_owned_partitions_are_committed() {
-        let offsets = vec![("t".into(), 0, 5), ("t".into(), 1, 7), ("u".into(), 0, 1)];
+        let offsets = vec![Offset::new(("t", 0), 5), Offset::new(("t", 1), 7), Offset::new(("u", 0), 1)];
         let (kept, dropped) = owned_only(offsets, &tps(&[("t", 1), ("u", 0)]));
-        assert_eq!(kept, vec![("t".to_string(), 1, 7), ("u".to_string(), 0, 1)]);
-        assert_eq!(dropped, vec![("t".to_string(), 0, 5)]);
+        assert_eq!(kept, vec![Offset::new(("t", 1), 7), Offset::new(("u", 0), 1)]);
+        assert_eq!(dropped, vec![Offset::new(("t", 0), 5)]);
     }
 
     #[test]
     fn a_stale_epoch_commit_is_retried_once_for_what_is_still_owned() {
-        let offsets = vec![("t".into(), 0, 5), ("t".into(), 1, 7)];
+        let offsets = vec![Offset::new(("t", 0), 5), Offset::new(("t", 1), 7)];
         let owned = tps(&[("t", 1)]);
-        assert_eq!(stale_epoch_retry(&offsets, false, "m1", "m1", &owned), Some(vec![("t".to_string(), 1, 7)]));
+        assert_eq!(stale_epoch_retry(&offsets, false, "m1", "m1", &owned), Some(vec![Offset::new(("t", 1), 7)]));
         // Once only.
         assert_eq!(stale_epoch_retry(&offsets, true, "m1", "m1", &owned), None);
         // Nothing left to commit: t-0 and t-1 were revoked meanwhile.

@@ -12,6 +12,7 @@ use super::membership::{MemberConfig, Membership, Subscription};
 use super::reconcile::{self, Tp};
 use super::Consumer;
 use crate::error::ClientError;
+use crate::PartitionOffset;
 
 /// Callbacks on partition ownership changes of a subscribed consumer
 /// (Kafka's `ConsumerRebalanceListener`). They run inside the consumer's
@@ -275,9 +276,9 @@ impl Consumer {
     /// listener, stops fetching them.
     async fn revoke(&mut self, partitions: &[Tp]) {
         if let Some(group) = self.group.as_ref().filter(|_| self.config.enable_auto_commit) {
-            let offsets: Vec<(String, u32, u64)> = partitions
+            let offsets: Vec<PartitionOffset> = partitions
                 .iter()
-                .filter_map(|tp| Some((tp.topic.clone(), tp.partition, *self.positions.get(tp)?)))
+                .filter_map(|tp| Some(PartitionOffset::new(tp.clone(), *self.positions.get(tp)?)))
                 .collect();
             if let Err(e) = group.commit(group.changed(offsets)).await {
                 tracing::warn!(group = %group.id, error = %e, "committing revoked partitions failed");
@@ -341,13 +342,14 @@ impl Consumer {
     }
 
     /// Refuses a commit of partitions a member does not own.
-    pub(super) fn check_owned(&self, offsets: &[(String, u32, u64)]) -> Result<(), ClientError> {
+    pub(super) fn check_owned(&self, offsets: &[PartitionOffset]) -> Result<(), ClientError> {
         if self.membership.is_none() {
             return Ok(());
         }
-        match offsets.iter().find(|(t, p, _)| !self.assignment.iter().any(|a| &a.topic == t && a.partition == *p)) {
-            Some((t, p, _)) => Err(ClientError::InvalidArgument(format!(
-                "cannot commit {t}-{p}: the group has not assigned that partition to this consumer (now)"
+        match offsets.iter().find(|o| !self.assignment.contains(&o.tp)) {
+            Some(o) => Err(ClientError::InvalidArgument(format!(
+                "cannot commit {}: the group has not assigned that partition to this consumer (now)",
+                o.tp
             ))),
             None => Ok(()),
         }

@@ -10,9 +10,9 @@ mod cluster;
 mod grpc_frame;
 mod wiretap;
 
-pub use cluster::TestCluster;
 /// A node's settings, which [`TestCluster::start_with`] lets tests adjust.
 pub use crate::config::ServerConfig;
+pub use cluster::TestCluster;
 pub use wiretap::{TapLayer, Tapped, Wiretap};
 
 use std::future::Future;

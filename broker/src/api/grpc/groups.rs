@@ -113,7 +113,9 @@ pub(crate) async fn commit_offsets(core: &BrokerService, req: v1::CommitOffsetsR
 pub(crate) async fn fetch_offsets(core: &BrokerService, req: v1::FetchOffsetsRequest) -> v1::FetchOffsetsResponse {
     let topics = req.partitions.into_iter().map(|tp| (tp.topic, tp.partitions)).collect();
     match core.fetch_offsets(&req.group_id, topics).await {
-        Ok(offsets) => v1::FetchOffsetsResponse { error: None, partitions: offsets.into_iter().map(committed).collect() },
+        Ok(offsets) => {
+            v1::FetchOffsetsResponse { error: None, partitions: offsets.into_iter().map(committed).collect() }
+        }
         Err(e) => v1::FetchOffsetsResponse { error: Some(e.into()), partitions: Vec::new() },
     }
 }
