@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::error::{BrokerError, ErrorKind};
+use strata_record::TopicPartition;
 
 use super::assignor::{Assignment, Assignor, MemberSpec, TopicPartitionSet};
 use super::member::{self, Member, Subscription};
@@ -508,10 +509,10 @@ impl Membership {
         let Some(m) = self.members.get(id) else { return };
         // Target partitions it lacks that no other member holds (usually
         // none: a settled member lacks nothing).
-        let free: Vec<(String, u32)> = member::iter(target)
+        let free: Vec<TopicPartition> = member::iter(target)
             .filter(|&(t, p)| !member::contains(&m.assigned, t, p))
             .filter(|&(t, p)| !self.members.values().any(|o| o.member_id != id && o.holds(t, p)))
-            .map(|(t, p)| (t.to_string(), p))
+            .map(|(t, p)| TopicPartition::of(t, p))
             .collect();
         let Some(m) = self.members.get_mut(id) else { return };
         for set in [&mut m.assigned, &mut m.revoking] {
@@ -521,13 +522,13 @@ impl Membership {
             member::prune(set);
         }
         // Held but no longer targeted: to be given up first.
-        let lost: Vec<(String, u32)> = member::iter(&m.assigned)
+        let lost: Vec<TopicPartition> = member::iter(&m.assigned)
             .filter(|&(t, p)| !member::contains(target, t, p))
-            .map(|(t, p)| (t.to_string(), p))
+            .map(|(t, p)| TopicPartition::of(t, p))
             .collect();
-        for (t, p) in &lost {
-            member::remove(&mut m.assigned, t, *p);
-            member::insert(&mut m.revoking, t, *p);
+        for tp in &lost {
+            member::remove(&mut m.assigned, &tp.topic, tp.partition);
+            member::insert(&mut m.revoking, &tp.topic, tp.partition);
         }
         if !m.revoking.is_empty() {
             m.revoking_since.get_or_insert(now);
@@ -540,8 +541,8 @@ impl Membership {
         }
         // While withholding, partitions already held are kept, none added.
         if !withholding {
-            for (t, p) in &free {
-                member::insert(&mut m.assigned, t, *p);
+            for tp in &free {
+                member::insert(&mut m.assigned, &tp.topic, tp.partition);
             }
         }
     }
