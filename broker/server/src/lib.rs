@@ -76,12 +76,12 @@ pub enum ServerError {
     #[error("registering with the controller")]
     Register(#[source] ControllerCallError),
     /// A listener or another supervised task failed.
-    #[error("{task} failed: {reason}")]
+    #[error("{task} failed")]
     Task {
         /// The task's name.
         task: &'static str,
         /// Its failure.
-        reason: String,
+        source: supervisor::TaskError,
     },
 }
 
@@ -173,7 +173,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
                     tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
                     raft.token().cancelled_owned(),
                 );
-            raft.spawn("controller Raft gRPC listener", async move { server.await.map_err(|e| e.to_string()) });
+            raft.spawn("controller Raft gRPC listener", async move { server.await.map_err(Into::into) });
             local_controller = Some(controller.clone());
             Arc::new(LocalController(controller))
         }
@@ -239,10 +239,10 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 serving.token().cancelled_owned(),
             );
-        serving.spawn("client gRPC listener", async move { server.await.map_err(|e| e.to_string()) });
+        serving.spawn("client gRPC listener", async move { server.await.map_err(Into::into) });
     }
     let http = strata_broker::http::serve(http_listener, service.clone(), serving.token().cancelled_owned());
-    serving.spawn("HTTP listener", async move { http.await.map_err(|e| e.to_string()) });
+    serving.spawn("HTTP listener", async move { http.await.map_err(Into::into) });
     tracing::info!(
         node_id = config.node_id,
         broker = roles.broker,
@@ -306,15 +306,15 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
         Ok(r) => r.close().map_err(ServerError::from),
         Err(_) => Err(ServerError::Task {
             task: "shutdown",
-            reason: "partitions still in use; logs not closed cleanly".into(),
+            source: "partitions still in use; logs not closed cleanly".into(),
         }),
     };
     if let Some(controller) = local_controller {
         controller.shutdown().await;
     }
     failures.extend(raft.stop().await);
-    if let Some((task, reason)) = failures.into_iter().next() {
-        return Err(ServerError::Task { task, reason });
+    if let Some((task, source)) = failures.into_iter().next() {
+        return Err(ServerError::Task { task, source });
     }
     closed?;
     tracing::info!("clean shutdown complete");
@@ -323,8 +323,8 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
 
 /// A serving task ended before shutdown: always a failure (they run until
 /// cancelled), recorded so `run` reports it.
-fn note_early_exit((task, result): supervisor::TaskEnd, failures: &mut Vec<(&'static str, String)>) {
-    let reason = result.err().unwrap_or_else(|| "stopped unexpectedly".to_string());
-    tracing::error!(task, %reason, "a serving task ended; stopping the node");
-    failures.push((task, reason));
+fn note_early_exit((task, result): supervisor::TaskEnd, failures: &mut Vec<(&'static str, supervisor::TaskError)>) {
+    let error = result.err().unwrap_or_else(|| "stopped unexpectedly".into());
+    tracing::error!(task, error = %strata_record::ErrorChain(&*error), "a serving task ended; stopping the node");
+    failures.push((task, error));
 }

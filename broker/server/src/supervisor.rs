@@ -10,9 +10,11 @@ use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// What a supervised task ended with: its name, and an error message if it
-/// failed.
-pub(crate) type TaskEnd = (&'static str, Result<(), String>);
+/// Why a supervised task failed (kept whole, so a report prints its chain).
+pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a supervised task ended with: its name, and its error if it failed.
+pub(crate) type TaskEnd = (&'static str, Result<(), TaskError>);
 
 /// A set of named tasks stopped together.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ impl TaskGroup {
     /// cancelled (the task watches the token itself).
     pub(crate) fn spawn<F>(&mut self, task: &'static str, fut: F)
     where
-        F: Future<Output = Result<(), String>> + Send + 'static,
+        F: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         tracing::debug!(group = self.name, task, "starting task");
         self.tasks.spawn(async move { (task, fut.await) });
@@ -58,26 +60,26 @@ impl TaskGroup {
     /// none running); the caller decides whether that ends the node.
     pub(crate) async fn next_exit(&mut self) -> TaskEnd {
         match self.tasks.join_next().await {
-            Some(joined) => joined.unwrap_or_else(|e| ("(panicked task)", Err(e.to_string()))),
+            Some(joined) => joined.unwrap_or_else(|e| ("(panicked task)", Err(e.into()))),
             None => std::future::pending().await,
         }
     }
 
     /// Cancels the group and waits for every task; returns the failures,
     /// each named, after logging them.
-    pub(crate) async fn stop(mut self) -> Vec<(&'static str, String)> {
+    pub(crate) async fn stop(mut self) -> Vec<(&'static str, TaskError)> {
         self.token.cancel();
         let mut failures = Vec::new();
         while let Some(joined) = self.tasks.join_next().await {
             match joined {
                 Ok((task, Ok(()))) => tracing::debug!(group = self.name, task, "task stopped"),
                 Ok((task, Err(e))) => {
-                    tracing::error!(group = self.name, task, error = %e, "task failed");
+                    tracing::error!(group = self.name, task, error = %strata_record::ErrorChain(&*e), "task failed");
                     failures.push((task, e));
                 }
                 Err(e) => {
                     tracing::error!(group = self.name, error = %e, "task panicked");
-                    failures.push(("(panicked task)", e.to_string()));
+                    failures.push(("(panicked task)", e.into()));
                 }
             }
         }
@@ -98,9 +100,10 @@ mod tests {
         let t = group.token();
         group.spawn("fails at stop", async move {
             t.cancelled().await;
-            Err("boom".to_string())
+            Err("boom".into())
         });
         let failures = tokio::time::timeout(std::time::Duration::from_secs(5), group.stop()).await.unwrap();
+        let failures: Vec<(&str, String)> = failures.into_iter().map(|(t, e)| (t, e.to_string())).collect();
         assert_eq!(failures, vec![("fails at stop", "boom".to_string())]);
         assert!(!root.is_cancelled(), "stopping a group must not cancel its parent");
     }
@@ -118,8 +121,8 @@ mod tests {
     async fn a_task_that_ends_early_is_reported() {
         let root = CancellationToken::new();
         let mut group = TaskGroup::new("serving", &root);
-        group.spawn("listener", async { Err("address in use".to_string()) });
+        group.spawn("listener", async { Err("address in use".into()) });
         let (task, result) = group.next_exit().await;
-        assert_eq!((task, result), ("listener", Err("address in use".to_string())));
+        assert_eq!((task, result.map_err(|e| e.to_string())), ("listener", Err("address in use".to_string())));
     }
 }
