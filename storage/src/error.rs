@@ -9,6 +9,22 @@ use strata_record::batch::BatchError;
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The data directory holds logs of a record-batch format this build
+    /// does not read (`found`: its version; `None` when its format file
+    /// names none).
+    #[error(
+        "data directory {} holds {} and this build reads format {}; it cannot convert them: \
+         start with an empty directory (or move this one aside), or run the build that wrote it",
+        dir.display(),
+        describe_format(*found),
+        crate::FORMAT_VERSION
+    )]
+    UnsupportedFormat {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The version it holds, if known.
+        found: Option<u32>,
+    },
     /// `append` was given bytes that are not one valid record batch; the log
     /// is unchanged.
     #[error("invalid record batch")]
@@ -110,5 +126,14 @@ impl StorageError {
         } else {
             StorageError::Io { path, context, source }
         }
+    }
+}
+
+/// What a data directory of format `found` holds, for the refusal message.
+fn describe_format(found: Option<u32>) -> String {
+    match found {
+        Some(1) => "logs in format 1 (Strata's pre-release batch layout: little-endian, CRC-32; no format file)".into(),
+        Some(n) => format!("logs in format {n}"),
+        None => format!("an unreadable {} file", crate::FORMAT_FILE),
     }
 }

@@ -79,6 +79,7 @@ impl LogManager {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, "creating data directory", e))?;
         let lock = lock_dir(&dir)?;
+        crate::format::check_or_stamp(&dir)?;
         let mut logs = BTreeMap::new();
         let mut offline = BTreeMap::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| StorageError::io(&dir, "listing", e))?;

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 pub mod cli;
+pub mod kafka_python;
 pub mod local_cluster;
 pub mod server_process;
 

@@ -132,3 +132,27 @@ fn what_this_build_cannot_run_is_refused_in_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
     }
 }
+
+#[test]
+fn a_data_directory_of_the_old_batch_format_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("events-0")).unwrap();
+    std::fs::write(data.join("events-0/00000000000000000000.log"), b"pre-release batches").unwrap();
+    let out = Command::new(binary("strata-server"))
+        .args(["dev", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--controller-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an old-format directory must not be served: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    for needle in ["format 1", "format 2", "empty directory"] {
+        assert!(err.contains(needle), "{needle:?} missing: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(data.join("events-0/00000000000000000000.log")).unwrap(), b"pre-release batches");
+}

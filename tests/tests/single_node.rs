@@ -772,14 +772,14 @@ fn garbage(len: usize, mut seed: u64) -> Bytes {
         .into()
 }
 
-/// `bytes` with the little-endian `value` written at `at` and, if `fix_crc`,
-/// the CRC recomputed (so only the structure is wrong).
+/// `bytes` with the big-endian `value` written at `at` and, if `fix_crc`,
+/// the CRC-32C recomputed (so only the structure is wrong).
 fn patched(bytes: &Bytes, at: usize, value: &[u8], fix_crc: bool) -> Bytes {
     let mut b = BytesMut::from(&bytes[..]);
     b[at..at + value.len()].copy_from_slice(value);
     if fix_crc {
-        let crc = crc32fast::hash(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
     }
     b.freeze()
 }
@@ -800,7 +800,7 @@ async fn hostile_input_never_crashes_the_server() {
     let one_mib = 1024 * 1024;
 
     // Produce: each hostile payload is rejected with a code and writes nothing.
-    let count_2_31 = (1u32 << 31).to_le_bytes();
+    let count_2_31 = (1u32 << 31).to_be_bytes();
     let cases: Vec<(&str, Bytes, &[ErrorCode])> = vec![
         ("garbage bytes", garbage(1000, 0x5eed), &[ErrorCode::CorruptBatch, ErrorCode::RecordTooLarge]),
         ("a 3-byte fragment", garbage(3, 7), &[ErrorCode::CorruptBatch]),
@@ -808,29 +808,29 @@ async fn hostile_input_never_crashes_the_server() {
         ("a header without records", good.slice(..61), &[ErrorCode::CorruptBatch]),
         (
             "a declared length of u32::MAX",
-            patched(&good, 8, &u32::MAX.to_le_bytes(), false),
+            patched(&good, 8, &u32::MAX.to_be_bytes(), false),
             &[ErrorCode::CorruptBatch, ErrorCode::RecordTooLarge],
         ),
         (
             "a declared length past the bytes",
-            patched(&good, 8, &4000u32.to_le_bytes(), false),
+            patched(&good, 8, &4000u32.to_be_bytes(), false),
             &[ErrorCode::CorruptBatch],
         ),
         (
             "a declared length below the header",
-            patched(&good, 8, &3u32.to_le_bytes(), false),
+            patched(&good, 8, &3u32.to_be_bytes(), false),
             &[ErrorCode::CorruptBatch],
         ),
         ("2^31 records claimed (CRC fixed)", patched(&good, 57, &count_2_31, true), &[ErrorCode::CorruptBatch]),
         ("2^31 records claimed (CRC stale)", patched(&good, 57, &count_2_31, false), &[ErrorCode::CorruptBatch]),
         (
             "last offset delta 2^31-1 and 2^31 records (CRC fixed)",
-            patched(&patched(&good, 23, &(i32::MAX as u32).to_le_bytes(), false), 57, &count_2_31, true),
+            patched(&patched(&good, 23, &(i32::MAX as u32).to_be_bytes(), false), 57, &count_2_31, true),
             &[ErrorCode::CorruptBatch],
         ),
-        ("0 records claimed (CRC fixed)", patched(&good, 57, &0u32.to_le_bytes(), true), &[ErrorCode::CorruptBatch]),
+        ("0 records claimed (CRC fixed)", patched(&good, 57, &0u32.to_be_bytes(), true), &[ErrorCode::CorruptBatch]),
         ("magic 0xff (CRC fixed)", patched(&good, 16, &[0xff], true), &[ErrorCode::CorruptBatch]),
-        ("compression bits set (CRC fixed)", patched(&good, 21, &[0x07, 0x00], true), &[ErrorCode::CorruptBatch]),
+        ("compression bits set (CRC fixed)", patched(&good, 21, &[0x00, 0x07], true), &[ErrorCode::CorruptBatch]),
         (
             "a record length varint of 2^31 (CRC fixed)",
             patched(&good, 61, &[0xff, 0xff, 0xff, 0xff, 0x0f], true),

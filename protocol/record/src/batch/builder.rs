@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use super::header::{
-    ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, CRC_START, FIRST_TIMESTAMP, HEADER_LEN,
-    LAST_OFFSET_DELTA, LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP, PRODUCER_EPOCH, PRODUCER_ID,
+    crc_of, ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, FIRST_TIMESTAMP, HEADER_LEN, LAST_OFFSET_DELTA,
+    LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP, NO_PARTITION_LEADER_EPOCH, PRODUCER_EPOCH, PRODUCER_ID,
     RECORD_COUNT,
 };
 use super::varint::{put_varint, put_varlong, varlong_len};
@@ -143,20 +143,22 @@ impl BatchBuilder {
         }
         let mut b = self.buf;
         let batch_length = (b.len() - LOG_OVERHEAD) as u32;
-        b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
-        b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_le_bytes());
-        b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&0u32.to_le_bytes());
+        // Kafka's RecordBatch v2, big-endian; what its producer writes for a
+        // batch no broker has seen (offset 0, no leader epoch, no producer).
+        b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&0u64.to_be_bytes());
+        b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
+        b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&NO_PARTITION_LEADER_EPOCH.to_be_bytes());
         b[MAGIC_AT] = MAGIC;
-        b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
-        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_le_bytes());
-        b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_le_bytes());
-        b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_le_bytes());
-        b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_le_bytes());
-        b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&(-1i16).to_le_bytes());
-        b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_le_bytes());
-        b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_le_bytes());
-        let crc = crc32fast::hash(&b[CRC_START..]);
-        b[CRC..CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&0u16.to_be_bytes());
+        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_be_bytes());
+        b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_be_bytes());
+        b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_be_bytes());
+        b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&(-1i16).to_be_bytes());
+        b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_be_bytes());
+        let crc = crc_of(&b);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(Bytes::from(b))
     }
 }

@@ -1,5 +1,6 @@
 //! The fixed-size record batch header: field offsets, parsing, and the two
-//! fields a broker rewrites in place.
+//! fields a broker rewrites in place. Every field is big-endian, as Kafka's
+//! RecordBatch v2 has it.
 
 use super::BatchError;
 
@@ -29,10 +30,20 @@ pub(crate) const PRODUCER_EPOCH: usize = 51;
 pub(crate) const BASE_SEQUENCE: usize = 53;
 pub(crate) const RECORD_COUNT: usize = 57;
 
-/// Mask of the compression codec bits in `attributes`.
+/// Mask of the compression codec bits in `attributes` (0 none, 1 gzip,
+/// 2 snappy, 3 lz4, 4 zstd).
 pub const COMPRESSION_MASK: u16 = 0x07;
 /// Set when timestamps were assigned by the broker (log append time).
 pub const TIMESTAMP_TYPE_LOG_APPEND: u16 = 0x08;
+/// Set on a batch written by a transactional producer.
+pub const TRANSACTIONAL: u16 = 0x10;
+/// Set on a control batch (transaction markers), never sent by producers.
+pub const CONTROL: u16 = 0x20;
+/// Set when `first_timestamp` holds a compacted log's delete horizon.
+pub const DELETE_HORIZON: u16 = 0x40;
+/// `partition_leader_epoch` of a batch no leader has appended yet
+/// (Kafka's `NO_PARTITION_LEADER_EPOCH`).
+pub const NO_PARTITION_LEADER_EPOCH: u32 = u32::MAX;
 
 /// The decoded fixed header of a record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +56,7 @@ pub struct BatchHeader {
     pub partition_leader_epoch: u32,
     /// Format version.
     pub magic: u8,
-    /// CRC-32 (crc32fast, IEEE) over the bytes after this field.
+    /// CRC-32C (Castagnoli) over the bytes after this field.
     pub crc: u32,
     /// Compression codec, timestamp type and flags.
     pub attributes: u16,
@@ -79,12 +90,12 @@ impl BatchHeader {
             partition_leader_epoch: u32_at(buf, LEADER_EPOCH),
             magic: buf[MAGIC_AT],
             crc: u32_at(buf, CRC),
-            attributes: u16::from_le_bytes([buf[ATTRIBUTES], buf[ATTRIBUTES + 1]]),
+            attributes: u16::from_be_bytes([buf[ATTRIBUTES], buf[ATTRIBUTES + 1]]),
             last_offset_delta: u32_at(buf, LAST_OFFSET_DELTA),
             first_timestamp: u64_at(buf, FIRST_TIMESTAMP) as i64,
             max_timestamp: u64_at(buf, MAX_TIMESTAMP) as i64,
             producer_id: u64_at(buf, PRODUCER_ID) as i64,
-            producer_epoch: u16::from_le_bytes([buf[PRODUCER_EPOCH], buf[PRODUCER_EPOCH + 1]]) as i16,
+            producer_epoch: u16::from_be_bytes([buf[PRODUCER_EPOCH], buf[PRODUCER_EPOCH + 1]]) as i16,
             base_sequence: u32_at(buf, BASE_SEQUENCE) as i32,
             record_count: u32_at(buf, RECORD_COUNT),
         };
@@ -123,12 +134,12 @@ impl BatchHeader {
 /// Rewrites `base_offset` in place. It is outside the CRC, so the batch stays
 /// valid; this is how a leader assigns offsets without re-encoding.
 pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> Result<(), BatchError> {
-    put_at(batch, BASE_OFFSET, &base_offset.to_le_bytes())
+    put_at(batch, BASE_OFFSET, &base_offset.to_be_bytes())
 }
 
 /// Rewrites `partition_leader_epoch` in place (outside the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: u32) -> Result<(), BatchError> {
-    put_at(batch, LEADER_EPOCH, &epoch.to_le_bytes())
+    put_at(batch, LEADER_EPOCH, &epoch.to_be_bytes())
 }
 
 fn put_at(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
@@ -143,11 +154,17 @@ fn put_at(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
 fn u64_at(buf: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
+    u64::from_be_bytes(b)
 }
 
 fn u32_at(buf: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
+    u32::from_be_bytes(b)
+}
+
+/// The CRC-32C of a batch: over every byte after the crc field. Callers
+/// check `batch.len() >= HEADER_LEN` first.
+pub(crate) fn crc_of(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[CRC_START..])
 }

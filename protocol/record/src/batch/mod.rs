@@ -1,5 +1,8 @@
 //! The record batch: Strata's one format for records on the wire and on disk
-//! (`docs/storage.md`, "Record batch"). Modelled on Kafka's v2 batch, little-endian.
+//! (`docs/storage.md`, "Record batch"): Kafka's RecordBatch v2 (magic 2)
+//! exactly — big-endian fields, a CRC-32C (Castagnoli), Kafka's attribute
+//! bits — so a batch a Kafka client built is stored and served as it came,
+//! and Kafka's tools can read Strata's segments.
 //!
 //! ```text
 //! base_offset u64 · batch_length u32 · partition_leader_epoch u32 · magic u8 ·
@@ -25,12 +28,10 @@ use bytes::Bytes;
 pub use builder::BatchBuilder;
 pub use error::BatchError;
 pub use header::{
-    set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, MAGIC,
-    MIN_BATCH_LENGTH, TIMESTAMP_TYPE_LOG_APPEND,
+    set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, CONTROL, DELETE_HORIZON, HEADER_LEN,
+    LOG_OVERHEAD, MAGIC, MIN_BATCH_LENGTH, NO_PARTITION_LEADER_EPOCH, TIMESTAMP_TYPE_LOG_APPEND, TRANSACTIONAL,
 };
 pub use record::{Record, RecordHeader};
-
-use header::CRC_START;
 
 /// Validates `buf` as exactly one record batch: length, magic, size limit,
 /// CRC, compression codec, and every record's structure against the header
@@ -47,7 +48,7 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Batch
     if buf.len() > total {
         return Err(BatchError::InvalidLength { length: header.batch_length, reason: "shorter than the bytes given" });
     }
-    let computed = crc32fast::hash(&buf[CRC_START..]);
+    let computed = header::crc_of(buf);
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }

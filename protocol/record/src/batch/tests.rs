@@ -37,8 +37,9 @@ fn build(inputs: &[Input]) -> Bytes {
 }
 
 fn recrc(buf: &mut [u8]) {
-    let crc = crc32fast::hash(&buf[CRC_START..]);
-    buf[CRC..CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    // The crc32c crate directly, not the module's own helper.
+    let crc = crc32c::crc32c(&buf[CRC_START..]);
+    buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 const MAX: usize = 1 << 20;
@@ -144,10 +145,10 @@ fn oversized_batch_is_rejected_before_reading_it() {
 #[test]
 fn record_count_mismatch_is_named() {
     let mut raw = one().to_vec();
-    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&2u32.to_le_bytes());
+    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&2u32.to_be_bytes());
     recrc(&mut raw);
     assert_eq!(validate(&raw, MAX), Err(BatchError::RecordCountMismatch { declared: 2, found: 1 }));
-    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&0u32.to_le_bytes());
+    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&0u32.to_be_bytes());
     recrc(&mut raw);
     assert!(matches!(validate(&raw, MAX), Err(BatchError::InvalidHeader(_))));
 }
@@ -155,7 +156,7 @@ fn record_count_mismatch_is_named() {
 #[test]
 fn bad_length_is_named() {
     let mut raw = one().to_vec();
-    raw[8..12].copy_from_slice(&3u32.to_le_bytes());
+    raw[8..12].copy_from_slice(&3u32.to_be_bytes());
     assert!(matches!(validate(&raw, MAX), Err(BatchError::InvalidLength { length: 3, .. })));
     let mut long = one().to_vec();
     long.push(0);
@@ -163,9 +164,25 @@ fn bad_length_is_named() {
 }
 
 #[test]
+fn the_crc_is_castagnoli_over_the_bytes_after_it() {
+    // CRC-32C's published check value (RFC 3720, "123456789").
+    assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    let raw = one();
+    let stored = u32::from_be_bytes([raw[CRC], raw[CRC + 1], raw[CRC + 2], raw[CRC + 3]]);
+    assert_eq!(stored, crc32c::crc32c(&raw[CRC_START..]));
+    assert_eq!(raw[16], MAGIC, "magic at byte 16, as in Kafka");
+    // Fields are big-endian: a batch no broker has seen carries Kafka's
+    // NO_PARTITION_LEADER_EPOCH and producer id -1.
+    assert_eq!(&raw[12..16], &[0xFF; 4]);
+    assert_eq!(&raw[43..51], &[0xFF; 8]);
+    assert_eq!(&raw[57..61], &1u32.to_be_bytes(), "record count");
+}
+
+#[test]
 fn compressed_batches_are_refused_by_name() {
     let mut raw = one().to_vec();
-    raw[21] |= 1;
+    // Big-endian: the codec bits are in the attributes' second byte.
+    raw[22] |= 1;
     recrc(&mut raw);
     assert_eq!(validate(&raw, MAX), Err(BatchError::UnsupportedCompression(1)));
 }

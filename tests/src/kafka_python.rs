@@ -1,0 +1,67 @@
+//! kafka-python, the independent implementation the format tests check
+//! Strata's record batches against (`tests/python/kafka_batches.py`). Taken
+//! from `STRATA_KAFKA_PYTHON` (a python with kafka-python installed) when
+//! set; otherwise a venv under `target/` is made with `python3 -m venv` and
+//! kafka-python installed from PyPI on first use, so `cargo test` needs
+//! nothing installed by hand beyond python3.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The kafka-python release the oracle is pinned to.
+pub const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
+
+/// A python interpreter that can `import kafka`.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(provision).clone()
+}
+
+fn imports_kafka(python: &std::path::Path) -> bool {
+    Command::new(python).args(["-c", "import kafka.record.default_records"]).output().is_ok_and(|o| o.status.success())
+}
+
+fn provision() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRATA_KAFKA_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(imports_kafka(&p), "STRATA_KAFKA_PYTHON={} cannot import kafka-python", p.display());
+        return p;
+    }
+    // target/<profile>/strata-server -> target/
+    let target = crate::binary("strata-server")
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .expect("the target directory");
+    let venv = target.join(format!("venv-{}", KAFKA_PYTHON.replace("==", "-")));
+    let python = venv.join("bin/python");
+    if imports_kafka(&python) {
+        return python;
+    }
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e} (the format tests need python3)"));
+        assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+    run(
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", KAFKA_PYTHON]),
+        "pip install kafka-python",
+    );
+    assert!(imports_kafka(&python), "kafka-python installed but not importable from {}", python.display());
+    python
+}
+
+/// Runs `tests/python/kafka_batches.py` with `args`; panics with its
+/// stderr if it fails.
+pub fn run(args: &[&str]) -> Output {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/kafka_batches.py");
+    let out = Command::new(python()).arg(script).args(args).output().expect("run kafka_batches.py");
+    assert!(
+        out.status.success(),
+        "kafka_batches.py {:?} failed:\n{}",
+        args.first(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
