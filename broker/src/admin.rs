@@ -52,7 +52,7 @@ impl BrokerService {
         let configs = spec.configs;
         topic_config::log_config(self.replicas.defaults(), &configs)
             .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
-        topic_config::replication_config(&configs, rf)
+        topic_config::topic_settings(&configs, rf)
             .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
         if validate_only {
             // The state machine is pure: apply the command to a copy of the

@@ -12,7 +12,7 @@ use strata_storage::{Log, StorageError, TopicPartition};
 use tokio::sync::watch;
 
 use crate::replication::leader::LeaderState;
-use crate::topic_config::ReplicationConfig;
+use crate::topic_config::{CompressionPolicy, TopicSettings};
 
 /// The source of "now" for replication decisions (follower lag, ISR
 /// proposals). Production uses [`Instant::now`]; a simulation injects its
@@ -66,7 +66,7 @@ pub struct ReplicaState {
     /// Leader or follower.
     pub role: Role,
     /// min.insync.replicas and unclean election.
-    pub config: ReplicationConfig,
+    pub config: TopicSettings,
 }
 
 /// A partition replica hosted by this broker.
@@ -94,7 +94,7 @@ impl Partition {
         topic_id: String,
         log: Arc<Log>,
         info: &PartitionInfo,
-        config: ReplicationConfig,
+        config: TopicSettings,
     ) -> Result<Self, StorageError> {
         Self::with_clock(node_id, tp, topic_id, log, info, config, system_clock())
     }
@@ -107,7 +107,7 @@ impl Partition {
         topic_id: String,
         log: Arc<Log>,
         info: &PartitionInfo,
-        config: ReplicationConfig,
+        config: TopicSettings,
         clock: Clock,
     ) -> Result<Self, StorageError> {
         let (high_watermark, _) = watch::channel(log.high_watermark());
@@ -141,7 +141,7 @@ impl Partition {
     /// the ISR. Older state is ignored (`docs/replication.md`: brokers ignore
     /// partition state older than what they hold). Returns true when the
     /// role or leader changed (the fetchers must be told).
-    pub fn apply(&self, info: &PartitionInfo, config: ReplicationConfig) -> Result<bool, StorageError> {
+    pub fn apply(&self, info: &PartitionInfo, config: TopicSettings) -> Result<bool, StorageError> {
         let mut st = self.lock();
         st.config = config;
         let same_epoch = info.leader_epoch == st.leader_epoch;
@@ -233,6 +233,11 @@ impl Partition {
     pub fn isr_counts(&self) -> (usize, usize, u32) {
         let st = self.lock();
         (st.isr.len(), st.replicas.len(), st.config.min_insync_replicas)
+    }
+
+    /// How produced batches are stored (the topic's `compression.type`).
+    pub fn compression_policy(&self) -> CompressionPolicy {
+        self.lock().config.compression
     }
 
     /// Offset below which records are committed and visible to consumers.

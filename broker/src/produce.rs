@@ -14,6 +14,7 @@ use crate::api_error;
 use crate::error::{BrokerError, ErrorKind};
 use crate::partition::Partition;
 use crate::service::BrokerService;
+use crate::topic_config::CompressionPolicy;
 
 /// How long acks=all waits for replication when the request sets no time.
 const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,23 +109,54 @@ impl BrokerService {
         }
         let bytes = records.len() as u64;
         let max = p.log.config().max_batch_bytes;
-        let mut batches: Vec<RecordBatch> = Vec::new();
-        for (i, b) in split_batches(records, max).enumerate() {
-            batches.push(b.map_err(|e| api_error::batch_error(topic, partition, i, e))?);
-        }
-        let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
+        let policy = p.compression_policy();
         let log = p.log.clone();
         let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
-        let info = tokio::task::spawn_blocking(move || log.append_batches(&batches, epoch))
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e))?
-            .map_err(|e| api_error::storage_error(topic, partition, e))?;
+        let tp = p.tp.clone();
+        // Validation decompresses and may recompress: CPU work for the
+        // blocking pool, beside the append, not for the async workers.
+        let (count, info) = tokio::task::spawn_blocking(move || {
+            let batches = accepted_batches(&tp, records, max, policy)?;
+            let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
+            let info = log
+                .append_batches(&batches, epoch)
+                .map_err(|e| api_error::storage_error(&tp.topic, tp.partition, e))?;
+            Ok::<_, BrokerError>((count, info))
+        })
+        .await
+        .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e))??;
         p.after_leader_append();
         if acks == Acks::All {
             wait_committed(&p, epoch, info.last_offset + 1, timeout, &self.stopping).await?;
         }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
     }
+}
+
+/// Splits and validates a produce's `records` (decompressing compressed
+/// batches to check every record), re-encoding each batch whose codec is not
+/// the one the topic's `compression.type` asks for. Any bad batch fails
+/// them all: nothing is written.
+fn accepted_batches(
+    tp: &TopicPartition,
+    records: Bytes,
+    max_batch_bytes: usize,
+    policy: CompressionPolicy,
+) -> Result<Vec<RecordBatch>, BrokerError> {
+    let mut batches = Vec::new();
+    for (i, b) in split_batches(records, max_batch_bytes).enumerate() {
+        let bad = |e| api_error::batch_error(&tp.topic, tp.partition, i, e);
+        let batch = b.map_err(bad)?;
+        let batch = match policy {
+            CompressionPolicy::Codec(codec) if codec != batch.compression() => {
+                let bytes = batch.recompressed(codec, None).map_err(bad)?;
+                RecordBatch::new(bytes, usize::MAX).map_err(bad)?
+            }
+            _ => batch,
+        };
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// Where an acks=all append ending at `end` (exclusive), made in leader

@@ -103,12 +103,9 @@ impl ReplicaManager {
         partitions.retain(|tp, p| wanted.get(tp).is_some_and(|w| w.topic_id == p.topic_id));
         for (tp, w) in &wanted {
             let rf = w.info.replicas.len() as u32;
-            let replication = topic_config::replication_config(w.configs, rf).unwrap_or_else(|e| {
+            let replication = topic_config::topic_settings(w.configs, rf).unwrap_or_else(|e| {
                 tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "replication config rejected; using defaults");
-                topic_config::ReplicationConfig {
-                    min_insync_replicas: topic_config::default_min_insync(rf),
-                    unclean_leader_election: false,
-                }
+                topic_config::TopicSettings::defaults(rf)
             });
             if let Some(p) = partitions.get(tp) {
                 if let Err(e) = p.apply(w.info, replication) {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use strata_record::compression::{Compression, CompressionError};
 use strata_storage::{FlushPolicy, LogConfig};
 
 /// The topic config keys this broker understands.
@@ -17,15 +18,41 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "flush.max.delay.ms",
     "min.insync.replicas",
     "unclean.leader.election.enable",
+    "compression.type",
 ];
 
-/// The replication settings of a topic (the keys the log does not use).
+/// The settings of a topic that its partitions apply outside the log:
+/// replication and compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicationConfig {
+pub struct TopicSettings {
     /// acks=all needs at least this many in-sync replicas.
     pub min_insync_replicas: u32,
     /// A replica outside the ISR may become leader (data loss).
     pub unclean_leader_election: bool,
+    /// How the leader stores produced batches (`compression.type`).
+    pub compression: CompressionPolicy,
+}
+
+impl TopicSettings {
+    /// The defaults for a topic with `replication_factor` replicas.
+    pub(crate) fn defaults(replication_factor: u32) -> Self {
+        TopicSettings {
+            min_insync_replicas: default_min_insync(replication_factor),
+            unclean_leader_election: false,
+            compression: CompressionPolicy::Producer,
+        }
+    }
+}
+
+/// A topic's `compression.type`, as Kafka has it: keep what the producer
+/// sent, or store every batch with one codec (recompressing what differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionPolicy {
+    /// `producer` (the default): batches are stored as they arrived.
+    #[default]
+    Producer,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
+    Codec(Compression),
 }
 
 /// The default `min.insync.replicas` for a replication factor: 2 from RF 3
@@ -41,14 +68,11 @@ pub(crate) fn default_min_insync(replication_factor: u32) -> u32 {
 
 /// Reads the replication keys of `configs` for a topic with
 /// `replication_factor` replicas; values are checked by name.
-pub(crate) fn replication_config(
+pub(crate) fn topic_settings(
     configs: &BTreeMap<String, String>,
     replication_factor: u32,
-) -> Result<ReplicationConfig, TopicConfigError> {
-    let mut r = ReplicationConfig {
-        min_insync_replicas: default_min_insync(replication_factor),
-        unclean_leader_election: false,
-    };
+) -> Result<TopicSettings, TopicConfigError> {
+    let mut r = TopicSettings::defaults(replication_factor);
     for (key, value) in configs {
         let err = |reason: String| TopicConfigError { key: key.clone(), value: value.clone(), reason };
         match key.as_str() {
@@ -64,6 +88,15 @@ pub(crate) fn replication_config(
                     "true" => true,
                     "false" => false,
                     _ => return Err(err("must be true or false".into())),
+                }
+            }
+            "compression.type" => {
+                r.compression = match value.trim().to_ascii_lowercase().as_str() {
+                    "producer" => CompressionPolicy::Producer,
+                    "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => {
+                        CompressionPolicy::Codec(value.parse().map_err(|e: CompressionError| err(e.to_string()))?)
+                    }
+                    _ => return Err(err("must be producer, uncompressed, gzip, snappy, lz4 or zstd".into())),
                 }
             }
             _ => {}
@@ -111,8 +144,8 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
                 c.max_batch_bytes = usize::try_from(positive()?).map_err(|_| err("too large"))?;
             }
             "flush.policy" => flush_policy = Some(value.clone()),
-            // Replication keys: see `replication_config`.
-            "min.insync.replicas" | "unclean.leader.election.enable" => {}
+            // Keys outside the log: see `topic_settings`.
+            "min.insync.replicas" | "unclean.leader.election.enable" | "compression.type" => {}
             "flush.interval.ms" => flush_interval = Some(positive()?),
             "flush.max.delay.ms" => {
                 flush_delay = Some(number().and_then(|n| u64::try_from(n).map_err(|_| err("must not be negative")))?)
@@ -172,17 +205,43 @@ mod tests {
     }
 
     #[test]
+    fn compression_type_takes_kafkas_topic_values() {
+        assert_eq!(topic_settings(&map(&[]), 1).unwrap().compression, CompressionPolicy::Producer);
+        for (v, want) in [
+            ("producer", CompressionPolicy::Producer),
+            ("uncompressed", CompressionPolicy::Codec(Compression::None)),
+            ("gzip", CompressionPolicy::Codec(Compression::Gzip)),
+            ("Snappy", CompressionPolicy::Codec(Compression::Snappy)),
+            ("lz4", CompressionPolicy::Codec(Compression::Lz4)),
+            ("zstd", CompressionPolicy::Codec(Compression::Zstd)),
+        ] {
+            assert_eq!(topic_settings(&map(&[("compression.type", v)]), 1).unwrap().compression, want, "{v}");
+        }
+        assert!(log_config(&LogConfig::default(), &map(&[("compression.type", "zstd")])).is_ok());
+    }
+
+    #[test]
     fn replication_keys_are_checked_against_the_replication_factor() {
-        assert_eq!(replication_config(&map(&[]), 3).unwrap().min_insync_replicas, 2);
-        assert_eq!(replication_config(&map(&[]), 1).unwrap().min_insync_replicas, 1);
-        let r =
-            replication_config(&map(&[("min.insync.replicas", "3"), ("unclean.leader.election.enable", "TRUE")]), 3)
-                .unwrap();
-        assert_eq!(r, ReplicationConfig { min_insync_replicas: 3, unclean_leader_election: true });
-        for (k, v) in
-            [("min.insync.replicas", "4"), ("min.insync.replicas", "0"), ("unclean.leader.election.enable", "y")]
-        {
-            let e = replication_config(&map(&[(k, v)]), 3).unwrap_err();
+        assert_eq!(topic_settings(&map(&[]), 3).unwrap().min_insync_replicas, 2);
+        assert_eq!(topic_settings(&map(&[]), 1).unwrap().min_insync_replicas, 1);
+        let r = topic_settings(&map(&[("min.insync.replicas", "3"), ("unclean.leader.election.enable", "TRUE")]), 3)
+            .unwrap();
+        assert_eq!(
+            r,
+            TopicSettings {
+                min_insync_replicas: 3,
+                unclean_leader_election: true,
+                compression: CompressionPolicy::Producer
+            }
+        );
+        for (k, v) in [
+            ("min.insync.replicas", "4"),
+            ("min.insync.replicas", "0"),
+            ("unclean.leader.election.enable", "y"),
+            ("compression.type", "none"),
+            ("compression.type", "brotli"),
+        ] {
+            let e = topic_settings(&map(&[(k, v)]), 3).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
         assert!(log_config(&LogConfig::default(), &map(&[("min.insync.replicas", "2")])).is_ok());

@@ -60,6 +60,7 @@ pub use partition_offset::PartitionOffset;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;
-pub use strata_record::murmur2::{murmur2, partition_for_key};
 /// A topic and partition number: how the client names a partition.
+pub use strata_record::compression::Compression;
+pub use strata_record::murmur2::{murmur2, partition_for_key};
 pub use strata_record::TopicPartition;

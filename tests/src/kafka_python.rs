@@ -1,16 +1,20 @@
 //! kafka-python, the independent implementation the format tests check
 //! Strata's record batches against (`tests/python/kafka_batches.py`). Taken
-//! from `STRATA_KAFKA_PYTHON` (a python with kafka-python installed) when
+//! from `STRATA_KAFKA_PYTHON` (a python with [`PACKAGES`] installed) when
 //! set; otherwise a venv under `target/` is made with `python3 -m venv` and
-//! kafka-python installed from PyPI on first use, so `cargo test` needs
+//! [`PACKAGES`] installed from PyPI on first use, so `cargo test` needs
 //! nothing installed by hand beyond python3.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The kafka-python release the oracle is pinned to.
-pub const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
+/// The kafka-python release the oracle is pinned to, and the codec
+/// libraries it compresses and decompresses with (snappy, lz4, zstd; gzip is
+/// Python's own).
+pub const PACKAGES: &[&str] = &["kafka-python==3.0.12", "python-snappy==0.7.3", "lz4==4.4.5", "zstandard==0.25.0"];
+/// Names the venv after what it holds; a change of [`PACKAGES`] gets a new one.
+const VENV: &str = "venv-kafka-python-3.0.12-codecs-1";
 
 /// A python interpreter that can `import kafka`.
 pub fn python() -> PathBuf {
@@ -19,13 +23,16 @@ pub fn python() -> PathBuf {
 }
 
 fn imports_kafka(python: &std::path::Path) -> bool {
-    Command::new(python).args(["-c", "import kafka.record.default_records"]).output().is_ok_and(|o| o.status.success())
+    Command::new(python)
+        .args(["-c", "import kafka.record.default_records, snappy, lz4.frame, zstandard"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn provision() -> PathBuf {
     if let Some(p) = std::env::var_os("STRATA_KAFKA_PYTHON") {
         let p = PathBuf::from(p);
-        assert!(imports_kafka(&p), "STRATA_KAFKA_PYTHON={} cannot import kafka-python", p.display());
+        assert!(imports_kafka(&p), "STRATA_KAFKA_PYTHON={} cannot import kafka-python and its codecs", p.display());
         return p;
     }
     // target/<profile>/strata-server -> target/
@@ -34,7 +41,7 @@ fn provision() -> PathBuf {
         .and_then(|p| p.parent())
         .map(PathBuf::from)
         .expect("the target directory");
-    let venv = target.join(format!("venv-{}", KAFKA_PYTHON.replace("==", "-")));
+    let venv = target.join(VENV);
     let python = venv.join("bin/python");
     if imports_kafka(&python) {
         return python;
@@ -45,8 +52,8 @@ fn provision() -> PathBuf {
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
     run(
-        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", KAFKA_PYTHON]),
-        "pip install kafka-python",
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(PACKAGES),
+        "pip install kafka-python and its codecs",
     );
     assert!(imports_kafka(&python), "kafka-python installed but not importable from {}", python.display());
     python

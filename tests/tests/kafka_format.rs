@@ -3,14 +3,15 @@
 //! ways: a segment file written through the normal produce path decodes
 //! with kafka-python (its CRC-32C check, offsets, timestamps, keys, values,
 //! headers), and batches kafka-python built are accepted byte for byte and
-//! read back by the Strata client and CLI.
+//! read back by the Strata client and CLI — uncompressed and in every codec
+//! (gzip, snappy raw and xerial-framed, lz4, zstd).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
+use strata_client::{Admin, Compression, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
 use strata_protocol::v1::strata_client::StrataClient;
 use strata_protocol::v1::{FetchPartition, FetchRequest, PartitionRecords, ProduceRequest};
 use strata_tests::{binary, kafka_python, ServerProcess};
@@ -70,53 +71,63 @@ fn segments_written_by_the_produce_path_decode_with_kafka_python() {
     let bootstrap = server.bootstrap();
     let written = records();
     runtime().block_on(async {
-        create_topic(&bootstrap, "oracle").await;
-        let mut config = ProducerConfig::new([bootstrap.as_str()]);
-        config.linger = Duration::from_millis(5);
-        let producer = Producer::connect(config).await.unwrap();
-        let mut deliveries = Vec::new();
-        // Several batches: flush every 15 records.
-        for (i, (ts, key, value, headers)) in written.iter().enumerate() {
-            let record = ProducerRecord {
-                topic: "oracle".into(),
-                partition: Some(0),
-                key: key.clone().map(Bytes::from),
-                value: value.clone().map(Bytes::from),
-                headers: headers.iter().map(|(k, v)| (k.clone(), v.clone().map(Bytes::from))).collect(),
-                timestamp: Some(*ts),
-            };
-            deliveries.push(producer.send(record).await.unwrap());
-            if i % 15 == 14 {
-                producer.flush().await;
+        for codec in Compression::ALL {
+            let topic = format!("oracle-{codec}");
+            create_topic(&bootstrap, &topic).await;
+            let mut config = ProducerConfig::new([bootstrap.as_str()]);
+            config.linger = Duration::from_millis(5);
+            config.compression = codec;
+            let producer = Producer::connect(config).await.unwrap();
+            let mut deliveries = Vec::new();
+            // Several batches: flush every 15 records.
+            for (i, (ts, key, value, headers)) in written.iter().enumerate() {
+                let record = ProducerRecord {
+                    topic: topic.clone(),
+                    partition: Some(0),
+                    key: key.clone().map(Bytes::from),
+                    value: value.clone().map(Bytes::from),
+                    headers: headers.iter().map(|(k, v)| (k.clone(), v.clone().map(Bytes::from))).collect(),
+                    timestamp: Some(*ts),
+                };
+                deliveries.push(producer.send(record).await.unwrap());
+                if i % 15 == 14 {
+                    producer.flush().await;
+                }
             }
-        }
-        producer.flush().await;
-        for d in deliveries {
-            d.await.unwrap();
+            producer.flush().await;
+            for d in deliveries {
+                d.await.unwrap();
+            }
         }
     });
     server.stop();
-    let segment = dir.path().join("data/oracle-0/00000000000000000000.log");
-    let out = kafka_python::run(&["decode", segment.to_str().unwrap()]);
-    let decoded: Vec<Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(decoded.len(), written.len(), "kafka-python decoded every record");
-    let batches: std::collections::BTreeSet<u64> =
-        decoded.iter().map(|d| d["batch_base_offset"].as_u64().unwrap()).collect();
-    assert!(batches.len() >= 3, "several batches: {batches:?}");
-    for (i, (d, r)) in decoded.iter().zip(&written).enumerate() {
-        let mut got = d.clone();
-        let obj = got.as_object_mut().unwrap();
-        // A producer writes -1 (no leader epoch); the leader stamps its own
-        // (0 on a fresh one-node cluster).
-        assert_eq!(obj.remove("leader_epoch"), Some(json!(0)), "record {i}: the leader's epoch was stamped");
-        obj.remove("batch_base_offset");
-        assert_eq!(got, expected_json(i as u64, r), "record {i}");
+    for codec in Compression::ALL {
+        let segment = dir.path().join(format!("data/oracle-{codec}-0/00000000000000000000.log"));
+        let out = kafka_python::run(&["decode", segment.to_str().unwrap()]);
+        let decoded: Vec<Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(decoded.len(), written.len(), "{codec}: kafka-python decoded every record");
+        let batches: std::collections::BTreeSet<u64> =
+            decoded.iter().map(|d| d["batch_base_offset"].as_u64().unwrap()).collect();
+        assert!(batches.len() >= 3, "{codec}: several batches: {batches:?}");
+        for (i, (d, r)) in decoded.iter().zip(&written).enumerate() {
+            let mut got = d.clone();
+            let obj = got.as_object_mut().unwrap();
+            assert_eq!(obj.remove("codec"), Some(json!(codec.id())), "{codec}: record {i}'s batch codec");
+            // A producer writes -1 (no leader epoch); the leader stamps its own
+            // (0 on a fresh one-node cluster).
+            assert_eq!(obj.remove("leader_epoch"), Some(json!(0)), "{codec}: record {i}: the leader's epoch");
+            obj.remove("batch_base_offset");
+            assert_eq!(got, expected_json(i as u64, r), "{codec}: record {i}");
+        }
     }
 }
 
+/// What kafka-python builds a batch with, and the codec id it must carry.
+const FOREIGN: [(&str, u8); 6] = [("none", 0), ("gzip", 1), ("snappy", 2), ("snappy-raw", 2), ("lz4", 3), ("zstd", 4)];
+
 #[test]
-fn batches_built_by_kafka_python_are_stored_byte_for_byte_and_read_back() {
+fn batches_built_by_kafka_python_in_every_codec_are_stored_byte_for_byte_and_read_back() {
     kafka_python::python();
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::dev(&dir.path().join("data"));
@@ -124,92 +135,103 @@ fn batches_built_by_kafka_python_are_stored_byte_for_byte_and_read_back() {
     let written = records();
     // Three batches of the same records, built by kafka-python.
     let spec: Vec<Vec<Value>> = written.chunks(15).map(|c| c.iter().map(|r| expected_json(0, r)).collect()).collect();
-    let out = kafka_python::run(&["build", &serde_json::to_string(&spec).unwrap()]);
-    let built: Vec<Vec<u8>> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| (0..l.len()).step_by(2).map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap()).collect())
-        .collect();
-    assert_eq!(built.len(), 3);
-    runtime().block_on(async {
-        create_topic(&bootstrap, "foreign").await;
-        let mut raw = StrataClient::connect(format!("http://{bootstrap}")).await.unwrap();
-        for batch in &built {
-            let response = raw
-                .produce(ProduceRequest {
-                    acks: -1,
-                    timeout_ms: 10_000,
-                    partitions: vec![PartitionRecords {
-                        topic: "foreign".into(),
-                        partition: 0,
-                        records: Bytes::from(batch.clone()),
-                    }],
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(response.partitions[0].error, None, "a kafka-python batch is accepted");
+    let spec = serde_json::to_string(&spec).unwrap();
+    for (codec, id) in FOREIGN {
+        let out = kafka_python::run(&["build", &spec, codec]);
+        let built: Vec<Vec<u8>> = String::from_utf8(out.stdout).unwrap().lines().map(unhex).collect();
+        assert_eq!(built.len(), 3);
+        for b in &built {
+            assert_eq!(b[22] & 0x07, id, "{codec}: kafka-python compressed the batch");
         }
-        // Stored as it arrived: only base_offset and partition_leader_epoch
-        // (bytes 0-7 and 12-15, outside the CRC) are the broker's.
-        let fetched = raw
-            .fetch(FetchRequest {
-                max_wait_ms: 0,
-                min_bytes: 0,
-                max_bytes: 0,
-                partitions: vec![FetchPartition {
-                    topic: "foreign".into(),
+        let topic = format!("foreign-{codec}");
+        runtime().block_on(produce_and_read_back(&bootstrap, &topic, &built, &written));
+        // And the CLI.
+        let out = std::process::Command::new(binary("strata"))
+            .args(["--bootstrap", &bootstrap, "consume", &topic, "--from-beginning", "--count", "40"])
+            .args(["--format", "%o %k\\n"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{codec}: {}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 40, "{codec}");
+        assert_eq!(lines[1], "1 key-1", "{codec}");
+        assert_eq!(lines[39], "39 key-39", "{codec}");
+    }
+}
+
+fn unhex(l: &str) -> Vec<u8> {
+    (0..l.len()).step_by(2).map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Produces `built` (raw batches) to `topic`, checks they are stored as
+/// they arrived, and reads them back with the Strata consumer.
+async fn produce_and_read_back(bootstrap: &str, topic: &str, built: &[Vec<u8>], written: &[Written]) {
+    create_topic(bootstrap, topic).await;
+    let mut raw = StrataClient::connect(format!("http://{bootstrap}")).await.unwrap();
+    for batch in built {
+        let response = raw
+            .produce(ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                partitions: vec![PartitionRecords {
+                    topic: topic.into(),
                     partition: 0,
-                    fetch_offset: 0,
-                    partition_max_bytes: 0,
+                    records: Bytes::from(batch.clone()),
                 }],
             })
             .await
             .unwrap()
             .into_inner();
-        let stored = &fetched.partitions[0].records;
-        let mut expected = Vec::new();
-        let mut base = 0u64;
-        for batch in &built {
-            let mut b = batch.clone();
-            b[0..8].copy_from_slice(&base.to_be_bytes());
-            // The leader's epoch: 0 on a fresh one-node cluster.
-            b[12..16].copy_from_slice(&0u32.to_be_bytes());
-            base += 15;
-            expected.extend_from_slice(&b);
-        }
-        assert_eq!(stored.len(), expected.len());
-        assert!(stored[..] == expected[..], "stored bytes differ from kafka-python's beyond offset and epoch");
+        assert_eq!(response.partitions[0].error, None, "{topic}: a kafka-python batch is accepted");
+    }
+    // Stored as it arrived: only base_offset and partition_leader_epoch
+    // (bytes 0-7 and 12-15, outside the CRC) are the broker's.
+    let fetched = raw
+        .fetch(FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 0,
+            partitions: vec![FetchPartition {
+                topic: topic.into(),
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 0,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = &fetched.partitions[0].records;
+    let mut expected = Vec::new();
+    let mut base = 0u64;
+    for batch in built {
+        let mut b = batch.clone();
+        b[0..8].copy_from_slice(&base.to_be_bytes());
+        // The leader's epoch: 0 on a fresh one-node cluster.
+        b[12..16].copy_from_slice(&0u32.to_be_bytes());
+        base += 15;
+        expected.extend_from_slice(&b);
+    }
+    assert_eq!(stored.len(), expected.len(), "{topic}");
+    assert!(stored[..] == expected[..], "{topic}: stored bytes differ from kafka-python's beyond offset and epoch");
 
-        // The Strata client reads them back.
-        let mut config = ConsumerConfig::new([bootstrap.as_str()]);
-        config.max_wait = Duration::from_millis(100);
-        let mut consumer = Consumer::connect(config).await.unwrap();
-        consumer.assign([("foreign", 0)]);
-        let mut got = Vec::new();
-        while got.len() < written.len() {
-            got.extend(tokio::time::timeout(Duration::from_secs(10), consumer.poll()).await.unwrap().unwrap());
-        }
-        for (i, (c, r)) in got.iter().zip(&written).enumerate() {
-            let as_json = json!({
-                "offset": c.offset,
-                "timestamp": c.timestamp,
-                "key": hx(c.key.as_deref()),
-                "value": hx(c.value.as_deref()),
-                "headers": c.headers.iter().map(|(k, v)| json!([k, hx(v.as_deref())])).collect::<Vec<_>>(),
-            });
-            assert_eq!(as_json, expected_json(i as u64, r), "record {i}");
-        }
-    });
-    // And the CLI.
-    let out = std::process::Command::new(binary("strata"))
-        .args(["--bootstrap", &bootstrap, "consume", "foreign", "--from-beginning", "--count", "40"])
-        .args(["--format", "%o %k\\n"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 40);
-    assert_eq!(lines[1], "1 key-1");
-    assert_eq!(lines[39], "39 key-39");
+    // The Strata client reads them back.
+    let mut config = ConsumerConfig::new([bootstrap]);
+    config.max_wait = Duration::from_millis(100);
+    let mut consumer = Consumer::connect(config).await.unwrap();
+    consumer.assign([(topic, 0)]);
+    let mut got = Vec::new();
+    while got.len() < written.len() {
+        got.extend(tokio::time::timeout(Duration::from_secs(10), consumer.poll()).await.unwrap().unwrap());
+    }
+    for (i, (c, r)) in got.iter().zip(written).enumerate() {
+        let as_json = json!({
+            "offset": c.offset,
+            "timestamp": c.timestamp,
+            "key": hx(c.key.as_deref()),
+            "value": hx(c.value.as_deref()),
+            "headers": c.headers.iter().map(|(k, v)| json!([k, hx(v.as_deref())])).collect::<Vec<_>>(),
+        });
+        assert_eq!(as_json, expected_json(i as u64, r), "{topic}: record {i}");
+    }
 }

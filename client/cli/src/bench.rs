@@ -20,14 +20,14 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use strata_client::{
-    Acks, Admin, ClientError, Consumer, ConsumerConfig, DeliveryFuture, ErrorCode, Producer, ProducerConfig,
-    ProducerRecord, SeekTo,
+    Acks, Admin, ClientError, Compression, Consumer, ConsumerConfig, DeliveryFuture, ErrorCode, Producer,
+    ProducerConfig, ProducerRecord, SeekTo,
 };
 use tokio::sync::{mpsc, Notify};
 
 use super::consume::describe;
 use super::output::{print_json, print_text, Output};
-use super::produce::parse_acks;
+use super::produce::{parse_acks, parse_compression};
 use super::Global;
 
 /// Delivery futures outstanding at most.
@@ -87,9 +87,29 @@ pub(crate) struct BenchArgs {
     /// metadata, warm caches).
     #[arg(long, value_name = "N", default_value_t = 0)]
     warmup_records: u64,
+    /// Compression codec of the producer's batches: none, gzip, snappy, lz4
+    /// or zstd.
+    #[arg(long, value_name = "C", default_value = "none", value_parser = parse_compression)]
+    compression: Compression,
+    /// Level of the codec (gzip 1-9, zstd -131072-22; default: the codec's).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    compression_level: Option<i32>,
+    /// What record values hold: random bytes (incompressible) or json
+    /// (JSON-like event text, compressible as real events are).
+    #[arg(long, value_name = "KIND", default_value = "random")]
+    payload: PayloadKind,
     /// Print the summary as one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+/// What `--payload` generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PayloadKind {
+    /// Pseudo-random bytes.
+    Random,
+    /// JSON-like event objects with varying fields.
+    Json,
 }
 
 pub(crate) async fn run(cmd: BenchCommand, global: &Global) -> Result<()> {
@@ -155,12 +175,14 @@ impl Summary {
         m.insert("topic".into(), json!(args.topic));
         m.insert("records".into(), json!(self.records));
         m.insert("record_size".into(), json!(args.record_size));
+        m.insert("payload".into(), json!(format!("{:?}", args.payload).to_lowercase()));
         m.insert("bytes".into(), json!(self.bytes));
         m.insert("seconds".into(), json!(round(self.seconds, 6)));
         m.insert("records_per_sec".into(), json!(round(self.records_per_sec(), 1)));
         m.insert("mb_per_sec".into(), json!(round(self.mb_per_sec(), 3)));
         if kind != "consume" {
             m.insert("acks".into(), json!(acks_name(args.acks)));
+            m.insert("compression".into(), json!(args.compression.name()));
             m.insert("warmup_records".into(), json!(args.warmup_records));
         }
         if let Some(h) = &self.latency {
@@ -269,6 +291,43 @@ impl Drop for ProgressGuard {
     }
 }
 
+/// The payload pool `--payload` asks for: `len` bytes plus room to slice
+/// records at varying offsets, generated once.
+fn payload_pool_of(kind: PayloadKind, len: usize) -> Bytes {
+    match kind {
+        PayloadKind::Random => payload_pool(len),
+        PayloadKind::Json => json_pool(len),
+    }
+}
+
+/// JSON-like event text (ids, users, paths and timings drawn from a
+/// pseudo-random sequence), as compressible as typical event streams.
+fn json_pool(len: usize) -> Bytes {
+    const EVENTS: [&str; 5] = ["page_view", "click", "add_to_cart", "checkout", "search"];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut s = String::with_capacity(len + 4096 + 256);
+    while s.len() < len + 4096 {
+        let (a, b, c, d) = (next(), next(), next(), next());
+        s.push_str(&format!(
+            "{{\"id\":{},\"user\":\"user-{}\",\"event\":\"{}\",\"path\":\"/products/{}\",\"ms\":{},\"ok\":{}}}\n",
+            a % 10_000_000,
+            b % 50_000,
+            EVENTS[(c % 5) as usize],
+            c % 20_000,
+            d % 2_000,
+            d % 7 != 0
+        ));
+    }
+    s.truncate(len + 4096);
+    Bytes::from(s)
+}
+
 /// Pseudo-random bytes, generated once: `len` bytes plus room to slice
 /// records at varying offsets.
 fn payload_pool(len: usize) -> Bytes {
@@ -317,7 +376,12 @@ fn pace(rate: Option<f64>, start: Instant, i: u64) {
 }
 
 fn producer_config(args: &BenchArgs, global: &Global, default_linger: Option<Duration>) -> ProducerConfig {
-    let mut c = ProducerConfig { acks: args.acks, ..ProducerConfig::new(global.bootstrap()) };
+    let mut c = ProducerConfig {
+        acks: args.acks,
+        compression: args.compression,
+        compression_level: args.compression_level,
+        ..ProducerConfig::new(global.bootstrap())
+    };
     if let Some(b) = args.batch_size {
         c.batch_size = b;
         // A request must hold at least one whole batch.
@@ -419,7 +483,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let admin = Admin::connect(global.bootstrap()).await?;
     ensure_topic(&admin, &args.topic, args.partitions).await?;
     let producer = Producer::connect(producer_config(args, global, None)).await?;
-    let pool = payload_pool(args.record_size);
+    let pool = payload_pool_of(args.payload, args.record_size);
     let size = args.record_size;
 
     let progress = Arc::new(Progress::default());
@@ -543,7 +607,7 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
     };
     let _progress = ProgressGuard(spawn_progress("e2e", progress));
 
-    let pool = payload_pool(size);
+    let pool = payload_pool_of(args.payload, size);
     let window = Arc::new(Window::default());
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     let collector = spawn_collector(rx, window.clone(), Arc::new(Progress::default()), 0);
@@ -664,9 +728,14 @@ mod tests {
             rate: None,
             partitions: None,
             warmup_records: 0,
+            compression: Compression::Zstd,
+            compression_level: None,
+            payload: PayloadKind::Json,
             json: true,
         };
         let v = s.to_json("produce", &args);
+        assert_eq!(v["compression"], "zstd");
+        assert_eq!(v["payload"], "json");
         for key in ["records", "seconds", "records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p99_9_ms", "p99_99_ms"]
         {
             assert!(v.get(key).is_some(), "{key} missing in {v}");
@@ -674,6 +743,18 @@ mod tests {
         assert!((v["p50_ms"].as_f64().unwrap() - 50.0).abs() < 0.1, "{v}");
         assert_eq!(v["max_ms"].as_f64().unwrap().round(), 100.0);
         assert!(s.to_text("produce").contains("p99.99"));
+    }
+
+    #[test]
+    fn the_json_pool_compresses_and_the_random_pool_does_not() {
+        use strata_client::Compression;
+        let json = json_pool(64 * 1024);
+        assert_eq!(json.len(), 64 * 1024 + 4096);
+        assert!(json.starts_with(b"{\"id\":"));
+        let random = payload_pool(64 * 1024);
+        let packed = |b: &[u8]| Compression::Zstd.compress(b, None).unwrap().len();
+        assert!(packed(&json) * 3 < json.len(), "json packs at least 3:1");
+        assert!(packed(&random) * 10 > random.len() * 9, "random bytes stay random");
     }
 
     #[test]

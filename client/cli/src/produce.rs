@@ -8,7 +8,7 @@ use clap::Args;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
-use strata_client::{Acks, Admin, ClientError, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+use strata_client::{Acks, Admin, ClientError, Compression, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use tokio::sync::mpsc;
 
 use super::output::{print_json, print_text, Output};
@@ -43,6 +43,16 @@ pub(crate) struct ProduceArgs {
     /// records sticky per batch).
     #[arg(long, short = 'p', value_name = "P")]
     partition: Option<u32>,
+    /// Compression codec of the batches: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, value_name = "C", default_value = "none", value_parser = parse_compression)]
+    compression: Compression,
+    /// Level of the codec (gzip 1-9, zstd -131072-22; default: the codec's).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    compression_level: Option<i32>,
+}
+
+pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse::<Compression>().map_err(|e| e.to_string())
 }
 
 pub(crate) fn parse_acks(s: &str) -> Result<Acks, String> {
@@ -113,7 +123,12 @@ pub(crate) async fn run(args: ProduceArgs, global: &Global) -> Result<()> {
             topic.partitions.len()
         );
     }
-    let config = ProducerConfig { acks: args.acks, ..ProducerConfig::new(global.bootstrap()) };
+    let config = ProducerConfig {
+        acks: args.acks,
+        compression: args.compression,
+        compression_level: args.compression_level,
+        ..ProducerConfig::new(global.bootstrap())
+    };
     let producer = Producer::connect(config).await?;
     let sep = args.key_separator.as_deref().map(str::as_bytes);
     let headers: Vec<(String, Option<Bytes>)> =

@@ -58,6 +58,9 @@ pub(crate) struct ReadyBatch {
     /// rejected an entry of several batches, so the error lands on exactly
     /// the batch at fault).
     pub solo: bool,
+    /// `bytes` are in their final encoding (compressed if the producer
+    /// compresses): a retry re-sends them unchanged.
+    pub encoded: bool,
 }
 
 #[derive(Debug, Default)]
@@ -360,6 +363,7 @@ fn close_open(q: &mut PartitionQueue) {
         attempts: 0,
         first_failure: None,
         solo: false,
+        encoded: false,
     });
 }
 

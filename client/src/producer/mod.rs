@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use strata_protocol::v1::ErrorCode;
 use strata_record::batch::HEADER_LEN;
+use strata_record::compression::Compression;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -138,6 +139,12 @@ pub struct ProducerConfig {
     pub max_request_bytes: usize,
     /// Bytes of records buffered before `send` waits (32 MiB).
     pub buffer_memory: usize,
+    /// How each batch is compressed (Kafka's `compression.type`; `None`
+    /// by default). Consumers decompress whatever they fetch.
+    pub compression: Compression,
+    /// The codec's level (Kafka's `compression.<codec>.level`): gzip 1–9,
+    /// zstd -131072–22; the codec's default when `None`.
+    pub compression_level: Option<i32>,
 }
 
 impl ProducerConfig {
@@ -159,6 +166,8 @@ impl ProducerConfig {
             request_timeout: Duration::from_secs(30),
             max_request_bytes: 8 * 1024 * 1024,
             buffer_memory: 32 * 1024 * 1024,
+            compression: Compression::None,
+            compression_level: None,
         }
     }
 
@@ -176,6 +185,9 @@ impl ProducerConfig {
         if self.buffer_memory == 0 {
             return bad("buffer_memory must be at least 1 byte");
         }
+        self.compression
+            .check_level(self.compression_level)
+            .map_err(|e| ClientError::InvalidArgument(format!("compression_level: {e}")))?;
         Ok(())
     }
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use strata_protocol::v1::{ErrorCode, PartitionProduceResult, PartitionRecords, ProduceRequest};
+use strata_record::batch::compress_batch;
+use strata_record::compression::Compression;
 use tokio::sync::Semaphore;
 
 use super::accumulator::{Drained, ReadyBatch};
@@ -97,6 +99,7 @@ fn dispatch(shared: &Arc<Shared>, drained: Vec<Drained>, limits: &mut HashMap<u3
 fn spawn_request(shared: &Arc<Shared>, leader: u32, limit: Arc<Semaphore>, parts: Vec<Drained>) {
     let shared = shared.clone();
     tokio::spawn(async move {
+        let parts = encode(&shared, parts).await;
         let result = {
             // The semaphore is never closed.
             let _permit = limit.acquire_owned().await;
@@ -135,6 +138,37 @@ async fn produce(shared: &Shared, leader: u32, parts: &[Drained]) -> Result<Vec<
     let mut client = shared.cluster.broker_client(leader).await?;
     let what = format!("Produce to broker {leader}");
     Ok(call(&what, config.request_timeout + TIMEOUT_SLACK, client.produce(request)).await?.partitions)
+}
+
+/// Puts each batch into its final encoding once: compressed with the
+/// producer's codec, on the blocking pool (CPU work, off the accumulator's
+/// lock and the async workers).
+async fn encode(shared: &Shared, mut parts: Vec<Drained>) -> Vec<Drained> {
+    let (codec, level) = (shared.config.compression, shared.config.compression_level);
+    let pending = parts.iter().flat_map(|d| &d.batches).any(|b| !b.encoded);
+    if codec == Compression::None || !pending {
+        return parts;
+    }
+    let job = tokio::task::spawn_blocking(move || {
+        for b in parts.iter_mut().flat_map(|d| d.batches.iter_mut()).filter(|b| !b.encoded) {
+            match compress_batch(&b.bytes, codec, level) {
+                Ok(bytes) => b.bytes = bytes,
+                // The level was checked when the producer was made, and an
+                // in-memory codec has nothing else to fail on; sending the
+                // batch uncompressed is still correct.
+                Err(e) => tracing::warn!(error = %e, "batch sent uncompressed"),
+            }
+            b.encoded = true;
+        }
+        parts
+    });
+    match job.await {
+        Ok(parts) => parts,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down: the batches were dropped with the
+        // task, and their completers failed their records with `Closed`.
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The batches of one partition back to back; no copy for a single batch.

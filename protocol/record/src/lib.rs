@@ -12,6 +12,7 @@
 //! files) and never copy batch payloads where a `Bytes` slice will do.
 
 pub mod batch;
+pub mod compression;
 mod error_chain;
 pub mod murmur2;
 mod topic_partition;

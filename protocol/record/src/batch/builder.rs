@@ -4,14 +4,15 @@
 use bytes::Bytes;
 
 use super::header::{
-    crc_of, ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BATCH_LENGTH, CRC, FIRST_TIMESTAMP, HEADER_LEN, LAST_OFFSET_DELTA,
-    LEADER_EPOCH, LOG_OVERHEAD, MAGIC, MAGIC_AT, MAX_TIMESTAMP, NO_PARTITION_LEADER_EPOCH, PRODUCER_EPOCH, PRODUCER_ID,
-    RECORD_COUNT,
+    finish, BASE_OFFSET, BASE_SEQUENCE, FIRST_TIMESTAMP, HEADER_LEN, LAST_OFFSET_DELTA, LEADER_EPOCH, MAGIC, MAGIC_AT,
+    MAX_TIMESTAMP, NO_PARTITION_LEADER_EPOCH, PRODUCER_EPOCH, PRODUCER_ID, RECORD_COUNT,
 };
 use super::varint::{put_varint, put_varlong, varlong_len};
-use super::BatchError;
+use super::{BatchError, BatchHeader};
+use crate::compression::Compression;
 
-/// Accumulates records and encodes them as one uncompressed batch with
+/// Accumulates records and encodes them as one batch (uncompressed, or
+/// compressed as a whole) with
 /// `base_offset` 0 (the broker assigns the real one).
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
@@ -138,18 +139,30 @@ impl BatchBuilder {
 
     /// Fills in the header and CRC and returns the encoded batch.
     pub fn build(self) -> Result<Bytes, BatchError> {
+        self.build_plain()
+    }
+
+    /// Builds the batch with its records compressed by `codec` at `level`
+    /// (the codec's default when `None`).
+    pub fn build_compressed(self, codec: Compression, level: Option<i32>) -> Result<Bytes, BatchError> {
+        codec.check_level(level)?;
+        let plain = self.build_plain()?;
+        match codec {
+            Compression::None => Ok(plain),
+            _ => compress_batch(&plain, codec, level),
+        }
+    }
+
+    fn build_plain(self) -> Result<Bytes, BatchError> {
         if self.count == 0 {
             return Err(BatchError::Build("a batch needs at least one record"));
         }
         let mut b = self.buf;
-        let batch_length = (b.len() - LOG_OVERHEAD) as u32;
         // Kafka's RecordBatch v2, big-endian; what its producer writes for a
         // batch no broker has seen (offset 0, no leader epoch, no producer).
         b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&0u64.to_be_bytes());
-        b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
         b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&NO_PARTITION_LEADER_EPOCH.to_be_bytes());
         b[MAGIC_AT] = MAGIC;
-        b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&0u16.to_be_bytes());
         b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_be_bytes());
         b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_be_bytes());
         b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_be_bytes());
@@ -157,10 +170,32 @@ impl BatchBuilder {
         b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&(-1i16).to_be_bytes());
         b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
         b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_be_bytes());
-        let crc = crc_of(&b);
-        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        finish(&mut b, 0)?;
         Ok(Bytes::from(b))
     }
+}
+
+/// Compresses the records of an uncompressed batch this process built
+/// (a producer's, so it can compress off its accumulator's lock): the
+/// header is kept but the codec bits, the length and the CRC. The records
+/// are not re-validated.
+pub fn compress_batch(batch: &[u8], codec: Compression, level: Option<i32>) -> Result<Bytes, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.compression() != 0 {
+        return Err(BatchError::Build("the batch is compressed already"));
+    }
+    if header.total_len() != batch.len() {
+        return Err(BatchError::InvalidLength {
+            length: header.batch_length,
+            reason: "not the length of the bytes given",
+        });
+    }
+    let body = codec.compress(&batch[HEADER_LEN..], level)?;
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
+    b.extend_from_slice(&batch[..HEADER_LEN]);
+    b.extend_from_slice(&body);
+    finish(&mut b, header.attributes | u16::from(codec.id()))?;
+    Ok(Bytes::from(b))
 }
 
 fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {

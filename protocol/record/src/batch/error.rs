@@ -56,6 +56,10 @@ pub enum BatchError {
     /// The attributes name a compression codec this build does not support.
     #[error("unsupported compression codec {0} in record batch attributes")]
     UnsupportedCompression(u8),
+    /// The compressed records do not decompress (corrupt, or inflating
+    /// past the limit), or cannot be compressed as asked.
+    #[error("record batch compression: {0}")]
+    Compression(crate::compression::CompressionError),
     /// A header field is inconsistent with the records.
     #[error("invalid record batch header: {0}")]
     InvalidHeader(&'static str),
@@ -72,4 +76,10 @@ pub enum BatchError {
     /// A builder was asked to produce an invalid batch.
     #[error("cannot build record batch: {0}")]
     Build(&'static str),
+}
+
+impl From<crate::compression::CompressionError> for BatchError {
+    fn from(e: crate::compression::CompressionError) -> Self {
+        BatchError::Compression(e)
+    }
 }

@@ -163,6 +163,21 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b)
 }
 
+/// Completes an encoded batch whose header and records are in place: sets
+/// `batch_length` from the buffer's length, the attributes, and the CRC.
+pub(crate) fn finish(batch: &mut [u8], attributes: u16) -> Result<(), BatchError> {
+    if batch.len() < HEADER_LEN {
+        return Err(BatchError::Build("a batch is at least its header"));
+    }
+    let length =
+        u32::try_from(batch.len() - LOG_OVERHEAD).map_err(|_| BatchError::Build("a batch is at most 4 GiB"))?;
+    batch[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc_of(batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// The CRC-32C of a batch: over every byte after the crc field. Callers
 /// check `batch.len() >= HEADER_LEN` first.
 pub(crate) fn crc_of(batch: &[u8]) -> u32 {

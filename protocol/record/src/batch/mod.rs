@@ -25,7 +25,9 @@ pub mod varint;
 
 use bytes::Bytes;
 
-pub use builder::BatchBuilder;
+use crate::compression::Compression;
+
+pub use builder::{compress_batch, BatchBuilder};
 pub use error::BatchError;
 pub use header::{
     set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, CONTROL, DELETE_HORIZON, HEADER_LEN,
@@ -35,8 +37,23 @@ pub use record::{Record, RecordHeader};
 
 /// Validates `buf` as exactly one record batch: length, magic, size limit,
 /// CRC, compression codec, and every record's structure against the header
-/// (count, offset deltas, max timestamp). Returns the parsed header.
+/// (count, offset deltas, max timestamp) — decompressing a compressed batch
+/// (bounded by [`uncompressed_limit`]) to check its records. Returns the
+/// parsed header.
 pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    validate_parts(buf, max_batch_bytes).map(|(header, _)| header)
+}
+
+/// The most bytes a compressed batch's records may inflate to: at least
+/// 64 MiB (a 1 MiB batch compressed 64:1), at least the batch limit, never
+/// more than 1 GiB. Bounds every decompression of bytes from outside.
+pub fn uncompressed_limit(max_batch_bytes: usize) -> usize {
+    max_batch_bytes.clamp(64 << 20, 1 << 30)
+}
+
+/// [`validate`], also giving back the decompressed records of a compressed
+/// batch (so a reader does not decompress twice).
+fn validate_parts(buf: &[u8], max_batch_bytes: usize) -> Result<(BatchHeader, Option<Vec<u8>>), BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
     if total > max_batch_bytes {
@@ -52,28 +69,34 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Batch
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }
-    if header.compression() != 0 {
-        return Err(BatchError::UnsupportedCompression(header.compression()));
+    let codec =
+        Compression::from_id(header.compression()).ok_or(BatchError::UnsupportedCompression(header.compression()))?;
+    if codec == Compression::None {
+        check_records(&buf[HEADER_LEN..], &header)?;
+        return Ok((header, None));
     }
-    check_records(buf, &header)?;
-    Ok(header)
+    let records = codec.decompress(&buf[HEADER_LEN..], uncompressed_limit(max_batch_bytes))?;
+    check_records(&records, &header)?;
+    Ok((header, Some(records)))
 }
 
-fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+/// Checks the records section (`records`, decompressed if need be) against
+/// the header.
+fn check_records(records: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     if header.record_count == 0 {
         return Err(BatchError::InvalidHeader("record_count is 0: a batch holds at least one record"));
     }
-    let mut pos = HEADER_LEN;
+    let mut pos = 0;
     let mut found: u32 = 0;
     let mut max_ts = i64::MIN;
-    while pos < buf.len() {
+    while pos < records.len() {
         if found == header.record_count {
             return Err(BatchError::RecordCountMismatch {
                 declared: header.record_count,
                 found: found.saturating_add(1),
             });
         }
-        let layout = record::walk(buf, pos, found)?;
+        let layout = record::walk(records, pos, found)?;
         if i64::from(layout.offset_delta) != i64::from(found) {
             return Err(BatchError::MalformedRecord {
                 index: found,
@@ -97,18 +120,43 @@ fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
-/// A validated batch over shared bytes; records decode from it zero-copy.
+/// A validated batch over shared bytes; records decode from it zero-copy
+/// (from the decompressed records when the batch is compressed).
 #[derive(Debug, Clone)]
 pub struct RecordBatch {
     bytes: Bytes,
     header: BatchHeader,
+    /// The records section: a slice of `bytes`, or its decompressed form.
+    records: Bytes,
 }
 
 impl RecordBatch {
     /// Validates `bytes` as exactly one batch (see [`validate`]).
     pub fn new(bytes: Bytes, max_batch_bytes: usize) -> Result<Self, BatchError> {
-        let header = validate(&bytes, max_batch_bytes)?;
-        Ok(RecordBatch { bytes, header })
+        let (header, decompressed) = validate_parts(&bytes, max_batch_bytes)?;
+        let records = match decompressed {
+            Some(records) => Bytes::from(records),
+            None => bytes.slice(HEADER_LEN..),
+        };
+        Ok(RecordBatch { bytes, header, records })
+    }
+
+    /// The batch's compression codec.
+    pub fn compression(&self) -> Compression {
+        // `new` refused any other id.
+        Compression::from_id(self.header.compression()).unwrap_or_default()
+    }
+
+    /// The same batch re-encoded with `codec` (the broker's recompression
+    /// for a topic whose `compression.type` is not `producer`): every header
+    /// field is kept but the codec bits, the length and the CRC.
+    pub fn recompressed(&self, codec: Compression, level: Option<i32>) -> Result<Bytes, BatchError> {
+        let body = codec.compress(&self.records, level)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&self.bytes[..HEADER_LEN]);
+        out.extend_from_slice(&body);
+        header::finish(&mut out, (self.header.attributes & !COMPRESSION_MASK) | u16::from(codec.id()))?;
+        Ok(Bytes::from(out))
     }
 
     /// The parsed header.
@@ -128,7 +176,7 @@ impl RecordBatch {
 
     /// The records, in offset order.
     pub fn records(&self) -> Records<'_> {
-        Records { batch: self, pos: HEADER_LEN, index: 0 }
+        Records { batch: self, pos: 0, index: 0 }
     }
 }
 
@@ -145,17 +193,18 @@ impl Iterator for Records<'_> {
     type Item = Result<Record, BatchError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.index >= self.batch.header.record_count || self.pos >= self.batch.bytes.len() {
+        let records = &self.batch.records;
+        if self.index >= self.batch.header.record_count || self.pos >= records.len() {
             return None;
         }
         let h = &self.batch.header;
-        let item = record::walk(&self.batch.bytes, self.pos, self.index).and_then(|layout| {
+        let item = record::walk(records, self.pos, self.index).and_then(|layout| {
             self.pos = layout.end;
-            record::materialize(&self.batch.bytes, &layout, h.base_offset, h.first_timestamp, self.index)
+            record::materialize(records, &layout, h.base_offset, h.first_timestamp, self.index)
         });
         self.index += 1;
         if item.is_err() {
-            self.pos = self.batch.bytes.len();
+            self.pos = records.len();
         }
         Some(item)
     }

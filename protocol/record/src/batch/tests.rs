@@ -3,6 +3,7 @@ use proptest::prelude::*;
 
 use super::header::{CRC, CRC_START, LEADER_EPOCH, RECORD_COUNT};
 use super::*;
+use crate::compression::{Compression, CompressionError};
 
 type Hdr = (String, Option<Vec<u8>>);
 
@@ -28,12 +29,20 @@ fn input() -> impl Strategy<Value = Input> {
 }
 
 fn build(inputs: &[Input]) -> Bytes {
+    build_with(inputs, Compression::None)
+}
+
+fn build_with(inputs: &[Input], codec: Compression) -> Bytes {
     let mut b = BatchBuilder::new();
     for r in inputs {
         let headers: Vec<(&str, Option<&[u8]>)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers).expect("append");
     }
-    b.build().expect("build")
+    b.build_compressed(codec, None).expect("build")
+}
+
+fn codec() -> impl Strategy<Value = Compression> {
+    (0usize..5).prop_map(|i| Compression::ALL[i])
 }
 
 fn recrc(buf: &mut [u8]) {
@@ -46,12 +55,14 @@ const MAX: usize = 1 << 20;
 
 proptest! {
     #[test]
-    fn encode_then_decode_round_trips(inputs in proptest::collection::vec(input(), 1..20), base in 0u64..u64::MAX / 2) {
-        let mut raw = build(&inputs).to_vec();
+    fn encode_then_decode_round_trips(inputs in proptest::collection::vec(input(), 1..20), base in 0u64..u64::MAX / 2, codec in codec()) {
+        let mut raw = build_with(&inputs, codec).to_vec();
         set_base_offset(&mut raw, base).unwrap();
         set_partition_leader_epoch(&mut raw, 7).unwrap();
         let batch = RecordBatch::new(Bytes::from(raw), MAX).unwrap();
         let h = *batch.header();
+        prop_assert_eq!(batch.compression(), codec);
+        prop_assert_eq!(h.compression(), codec.id());
         prop_assert_eq!(h.base_offset, base);
         prop_assert_eq!(h.partition_leader_epoch, 7);
         prop_assert_eq!(h.record_count as usize, inputs.len());
@@ -76,8 +87,9 @@ proptest! {
         inputs in proptest::collection::vec(input(), 1..5),
         pos_seed in any::<usize>(),
         flip in 1u8..=255,
+        codec in codec(),
     ) {
-        let raw = build(&inputs).to_vec();
+        let raw = build_with(&inputs, codec).to_vec();
         let protected: Vec<usize> = (8..raw.len()).filter(|p| !(LEADER_EPOCH..LEADER_EPOCH + 4).contains(p)).collect();
         let pos = protected[pos_seed % protected.len()];
         let mut bad = raw.clone();
@@ -96,8 +108,8 @@ proptest! {
     /// Hostile bytes that pass the CRC (a forger recomputes it) still never
     /// panic and never yield a record that is not in the buffer.
     #[test]
-    fn recrced_mutations_never_panic(inputs in proptest::collection::vec(input(), 1..4), edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
-        let mut raw = build(&inputs).to_vec();
+    fn recrced_mutations_never_panic(inputs in proptest::collection::vec(input(), 1..4), edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6), codec in codec()) {
+        let mut raw = build_with(&inputs, codec).to_vec();
         for (p, v) in edits {
             let p = HEADER_LEN + p % (raw.len() - HEADER_LEN);
             raw[p] = v;
@@ -179,12 +191,88 @@ fn the_crc_is_castagnoli_over_the_bytes_after_it() {
 }
 
 #[test]
-fn compressed_batches_are_refused_by_name() {
-    let mut raw = one().to_vec();
-    // Big-endian: the codec bits are in the attributes' second byte.
-    raw[22] |= 1;
+fn codec_ids_kafka_does_not_define_are_refused_by_name() {
+    for id in 5..=7u8 {
+        let mut raw = one().to_vec();
+        // Big-endian: the codec bits are in the attributes' second byte.
+        raw[22] |= id;
+        recrc(&mut raw);
+        assert_eq!(validate(&raw, MAX), Err(BatchError::UnsupportedCompression(id)));
+    }
+}
+
+#[test]
+fn records_that_are_not_what_the_codec_says_are_refused() {
+    // Uncompressed records under a codec's bit, CRC recomputed by a forger.
+    for codec in &Compression::ALL[1..] {
+        let mut raw = one().to_vec();
+        raw[22] |= codec.id();
+        recrc(&mut raw);
+        let err = validate(&raw, MAX).unwrap_err();
+        assert!(matches!(err, BatchError::Compression(_)), "{codec}: {err}");
+        assert!(err.to_string().contains(codec.name()), "{err}");
+    }
+}
+
+#[test]
+fn a_compressed_batch_whose_count_lies_is_refused() {
+    let two = [one_input(1), one_input(2)];
+    let mut raw = build_with(&two, Compression::Zstd).to_vec();
+    raw[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&3u32.to_be_bytes());
     recrc(&mut raw);
-    assert_eq!(validate(&raw, MAX), Err(BatchError::UnsupportedCompression(1)));
+    assert_eq!(validate(&raw, MAX), Err(BatchError::RecordCountMismatch { declared: 3, found: 2 }));
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_inflated() {
+    // One 80 MiB record of zeros: a few megabytes at most compressed (snappy
+    // packs 21:1), more than the 64 MiB a batch under a 4 MiB limit may
+    // inflate to.
+    let zeros = vec![0u8; 80 << 20];
+    const MAX: usize = 4 << 20;
+    for codec in &Compression::ALL[1..] {
+        let mut b = BatchBuilder::new();
+        b.append(1, None, Some(&zeros), &[]).unwrap();
+        let bomb = b.build_compressed(*codec, None).unwrap();
+        assert!(bomb.len() < MAX, "{codec}: {} bytes", bomb.len());
+        let err = validate(&bomb, MAX).unwrap_err();
+        assert!(matches!(err, BatchError::Compression(CompressionError::TooLarge { .. })), "{codec}: {err}");
+        assert_eq!(uncompressed_limit(MAX), 64 << 20);
+    }
+}
+
+#[test]
+fn recompression_keeps_every_field_but_codec_length_and_crc() {
+    let inputs: Vec<Input> = (0..50).map(one_input).collect();
+    let mut raw = build_with(&inputs, Compression::Gzip).to_vec();
+    set_base_offset(&mut raw, 42).unwrap();
+    let gz = RecordBatch::new(Bytes::from(raw), MAX).unwrap();
+    for codec in Compression::ALL {
+        let re = RecordBatch::new(gz.recompressed(codec, None).unwrap(), MAX).unwrap();
+        assert_eq!(re.compression(), codec);
+        let (a, b) = (*gz.header(), *re.header());
+        assert_eq!(
+            (a.base_offset, a.first_timestamp, a.max_timestamp, a.record_count),
+            (b.base_offset, b.first_timestamp, b.max_timestamp, b.record_count)
+        );
+        assert_eq!(
+            (a.producer_id, a.producer_epoch, a.base_sequence),
+            (b.producer_id, b.producer_epoch, b.base_sequence)
+        );
+        assert_eq!(a.attributes & !COMPRESSION_MASK, b.attributes & !COMPRESSION_MASK);
+        let x: Vec<Record> = gz.records().collect::<Result<_, _>>().unwrap();
+        let y: Vec<Record> = re.records().collect::<Result<_, _>>().unwrap();
+        assert_eq!(x, y);
+    }
+}
+
+fn one_input(i: i64) -> Input {
+    Input {
+        timestamp: 1000 + i,
+        key: Some(format!("k{i}").into_bytes()),
+        value: Some(vec![b'v'; 100]),
+        headers: vec![],
+    }
 }
 
 #[test]
