@@ -165,6 +165,50 @@ fn topics_are_created_listed_described_and_deleted() {
     fails(b, &["topic", "describe", "orders"], None, "UNKNOWN_TOPIC_OR_PARTITION");
 }
 
+/// The codec bits of every batch in a partition's first segment.
+fn stored_codecs(data: &std::path::Path, topic: &str) -> Vec<u8> {
+    let log = std::fs::read(data.join(format!("{topic}-0/00000000000000000000.log"))).unwrap();
+    let mut codecs = Vec::new();
+    let mut pos = 0;
+    while pos + 61 <= log.len() {
+        let length = u32::from_be_bytes(log[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        if length == 0 {
+            break; // preallocated space
+        }
+        codecs.push(log[pos + 22] & 0x07);
+        pos += 12 + length;
+    }
+    codecs
+}
+
+#[test]
+fn produce_compresses_with_the_codec_asked_for() {
+    let (dir, server) = data_dir();
+    let b = &server.bootstrap();
+    let input: String =
+        (0..3000).map(|i| format!("{{\"n\":{i},\"event\":\"click\",\"user\":\"u-{}\"}}\n", i % 50)).collect();
+    for (codec, id) in [("none", 0u8), ("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
+        let topic = format!("c-{codec}");
+        ok(b, &["topic", "create", &topic], None);
+        let mut args = vec!["produce", topic.as_str(), "--compression", codec];
+        if codec == "gzip" {
+            args.extend(["--compression-level", "9"]);
+        }
+        ok(b, &args, Some(input.as_bytes()));
+        let run = ok(b, &["consume", &topic], None);
+        assert!(run.stdout == input, "{codec}: the lines came back changed");
+        let codecs = stored_codecs(&dir.path().join("data"), &topic);
+        assert!(!codecs.is_empty() && codecs.iter().all(|&c| c == id), "{codec}: stored codecs {codecs:?}");
+    }
+    fails(b, &["produce", "c-none", "--compression", "brotli"], Some(b"x\n"), "brotli");
+    fails(
+        b,
+        &["produce", "c-none", "--compression", "gzip", "--compression-level", "12"],
+        Some(b"x\n"),
+        "levels 1 to 9",
+    );
+}
+
 #[test]
 fn produced_lines_come_back_identical_and_in_order() {
     let (_dir, server) = data_dir();

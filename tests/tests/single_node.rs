@@ -32,7 +32,8 @@ use strata_protocol::v1::{
     CreateTopicsRequest, DescribeClusterRequest, FetchPartition, FetchRequest, FetchResponse, ListOffsetsPartition,
     ListOffsetsRequest, PartitionRecords, ProduceRequest, TopicSpec,
 };
-use strata_record::batch::{set_base_offset, BatchBuilder};
+use strata_record::batch::{set_base_offset, split_batches, BatchBuilder};
+use strata_record::compression::Compression;
 use strata_tests::{http_get, ServerProcess};
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -587,6 +588,45 @@ async fn records_round_trip_and_survive_restart_and_kill() {
     blocking(|| server.stop());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_compression_type_decides_how_batches_are_stored() {
+    let server = Server::start();
+    let admin = admin(&server).await;
+    let mut client = raw(&server).await;
+    create_topic(&admin, "as-sent", 1, &[]).await;
+    create_topic(&admin, "zstd-only", 1, &[("compression.type", "zstd")]).await;
+    create_topic(&admin, "plain-only", 1, &[("compression.type", "uncompressed")]).await;
+    let sent = [
+        compressed_batch(Compression::Gzip, 20),
+        compressed_batch(Compression::None, 5),
+        compressed_batch(Compression::Lz4, 7),
+    ];
+    for (topic, want) in [("as-sent", None), ("zstd-only", Some(4u8)), ("plain-only", Some(0))] {
+        for b in &sent {
+            let r = raw_produce(&mut client, topic, 0, -1, b.clone()).await.expect("a produce result");
+            assert_eq!(code_of(&r.error), ErrorCode::None, "{topic}: {r:?}");
+        }
+        let part = FetchPartition { topic: topic.into(), partition: 0, fetch_offset: 0, partition_max_bytes: 0 };
+        let f =
+            raw_fetch(&mut client, FetchRequest { max_wait_ms: 0, min_bytes: 0, max_bytes: 0, partitions: vec![part] })
+                .await;
+        let stored: Vec<_> = split_batches(f.partitions[0].records.clone(), usize::MAX).map(|b| b.unwrap()).collect();
+        assert_eq!(stored.len(), 3, "{topic}");
+        for (s, b) in stored.iter().zip(&sent) {
+            let arrived = b[22] & 0x07;
+            assert_eq!(s.header().compression(), want.unwrap_or(arrived), "{topic}: stored codec");
+            if want.is_none() {
+                assert_eq!(&s.bytes()[21..], &b[21..], "{topic}: stored as it arrived");
+            }
+        }
+        let values: Vec<Bytes> = stored.iter().flat_map(|s| s.records()).map(|r| r.unwrap().value.unwrap()).collect();
+        assert_eq!(values.len(), 32, "{topic}");
+        assert_eq!(&values[19][..], format!("compressible record 19 {}", "z".repeat(100)).as_bytes(), "{topic}");
+    }
+    let err = admin.create_topic("bad", 1, 1, &[("compression.type".into(), "brotli".into())]).await.unwrap_err();
+    assert!(err.to_string().contains("compression.type"), "{err}");
+}
+
 // ---------------------------------------------------------------------------
 // 3: every error a client can provoke, and nothing written
 // ---------------------------------------------------------------------------
@@ -784,6 +824,26 @@ fn patched(bytes: &Bytes, at: usize, value: &[u8], fix_crc: bool) -> Bytes {
     b.freeze()
 }
 
+/// A valid batch of `n` records compressed with `codec`.
+fn compressed_batch(codec: Compression, n: usize) -> Bytes {
+    let mut b = BatchBuilder::new();
+    for i in 0..n {
+        b.append(1_700_000_000_000, None, Some(format!("compressible record {i} {}", "z".repeat(100)).as_bytes()), &[])
+            .expect("append");
+    }
+    b.build_compressed(codec, None).expect("build")
+}
+
+/// One record of `zeros` zero bytes, zstd-compressed: a valid batch that
+/// inflates far past what the broker allows.
+fn zstd_bomb(zeros: usize) -> Bytes {
+    let mut b = BatchBuilder::new();
+    b.append(1_700_000_000_000, None, Some(&vec![0u8; zeros]), &[]).expect("append");
+    let bomb = b.build_compressed(Compression::Zstd, Some(1)).expect("build");
+    assert!(bomb.len() < 64 * 1024, "a bomb is small: {} bytes", bomb.len());
+    bomb
+}
+
 async fn raw_fetch(client: &mut StrataClient<Channel>, request: FetchRequest) -> FetchResponse {
     within(10, "raw Fetch", client.fetch(request)).await.expect("fetch answers").into_inner()
 }
@@ -831,6 +891,23 @@ async fn hostile_input_never_crashes_the_server() {
         ("0 records claimed (CRC fixed)", patched(&good, 57, &0u32.to_be_bytes(), true), &[ErrorCode::CorruptBatch]),
         ("magic 0xff (CRC fixed)", patched(&good, 16, &[0xff], true), &[ErrorCode::CorruptBatch]),
         ("compression bits set (CRC fixed)", patched(&good, 21, &[0x00, 0x07], true), &[ErrorCode::CorruptBatch]),
+        ("gzip bits on plain records (CRC fixed)", patched(&good, 21, &[0x00, 0x01], true), &[ErrorCode::CorruptBatch]),
+        ("zstd bits on plain records (CRC fixed)", patched(&good, 21, &[0x00, 0x04], true), &[ErrorCode::CorruptBatch]),
+        (
+            "a compressed batch whose count lies (CRC fixed)",
+            patched(&compressed_batch(Compression::Lz4, 3), 57, &4u32.to_be_bytes(), true),
+            &[ErrorCode::CorruptBatch],
+        ),
+        (
+            "a compressed batch cut short (CRC fixed)",
+            {
+                let c = compressed_batch(Compression::Gzip, 3);
+                let cut = c.slice(..c.len() - 6);
+                patched(&cut, 8, &((cut.len() - 12) as u32).to_be_bytes(), true)
+            },
+            &[ErrorCode::CorruptBatch],
+        ),
+        ("a zstd bomb: 100 MiB of zeros in a few KiB", zstd_bomb(100 * one_mib), &[ErrorCode::CorruptBatch]),
         (
             "a record length varint of 2^31 (CRC fixed)",
             patched(&good, 61, &[0xff, 0xff, 0xff, 0xff, 0x0f], true),
