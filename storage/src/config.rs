@@ -73,6 +73,9 @@ pub struct LogConfig {
     pub preallocate_bytes: u64,
     /// Durability policy.
     pub flush: FlushPolicy,
+    /// An idempotent producer's state is dropped once its newest batch is
+    /// this old (Kafka's `producer.id.expiration.ms`, 1 day).
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -87,6 +90,7 @@ impl Default for LogConfig {
             max_batch_bytes: (1 << 20) + 12 + 61,
             preallocate_bytes: 16 << 20,
             flush: FlushPolicy::default(),
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }

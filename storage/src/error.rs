@@ -104,6 +104,46 @@ pub enum StorageError {
         /// Newest epoch in the log's leader-epoch cache.
         latest: u32,
     },
+    /// An idempotent producer's batch does not continue its sequence (Kafka's
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`): a batch was lost in between.
+    #[error("producer {producer_id}: sequence {found} where {expected} was expected")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence that continues the log.
+        expected: i32,
+        /// The batch's base sequence.
+        found: i32,
+    },
+    /// A batch from an older epoch of a producer (Kafka's
+    /// `INVALID_PRODUCER_EPOCH`): a newer instance fenced it.
+    #[error("producer {producer_id}: epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newest epoch the log holds.
+        current: i16,
+    },
+    /// A batch with a producer id but no epoch or sequence.
+    #[error("producer {producer_id}: {reason}")]
+    InvalidProducerBatch {
+        /// The producer.
+        producer_id: i64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// One batch of several appended together was appended before (Kafka's
+    /// `DUPLICATE_SEQUENCE_NUMBER`): a retry must carry one batch per
+    /// partition to be answered with its original offsets.
+    #[error("producer {producer_id}: sequence {first_seq} was appended before, in a request of several batches")]
+    DuplicateSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The repeated batch's base sequence.
+        first_seq: i32,
+    },
     /// A configuration value or argument is out of range.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

@@ -18,6 +18,7 @@ use crate::error::{Result, StorageError};
 use crate::file_io;
 use crate::loader::{self, RecoveryReport};
 use crate::log_replica;
+use crate::producer_state::{self, ProducerStateManager};
 use crate::segment::{self, LogSegment};
 
 /// Largest offset a log holds (offsets are signed 64-bit on Kafka's wire).
@@ -78,6 +79,8 @@ pub(crate) struct LogState {
     pub(crate) epochs: LeaderEpochCache,
     /// In [log_start_offset, log end]; persisted with the checkpoint.
     pub(crate) high_watermark: u64,
+    /// Idempotent producers' state as of the log end.
+    pub(crate) producers: ProducerStateManager,
 }
 
 #[derive(Debug)]
@@ -110,6 +113,7 @@ impl Log {
         let (epochs, rebuilt) =
             log_replica::load_epoch_cache(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
         loaded.report.epoch_cache_rebuilt = rebuilt;
+        let producers = ProducerStateManager::load(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
         let now = clock.now_ms();
         Ok(Log {
             dir,
@@ -120,6 +124,7 @@ impl Log {
                 log_start_offset: loaded.log_start_offset,
                 epochs,
                 high_watermark: loaded.high_watermark,
+                producers,
             }),
             flush: Mutex::new(FlushState {
                 durable: log_end,
@@ -186,6 +191,17 @@ impl Log {
         self.read_state().segments.iter().map(|s| s.size()).sum()
     }
 
+    /// What the log holds of idempotent producer `producer_id` (epoch, last
+    /// batches), if anything.
+    pub fn producer_entry(&self, producer_id: i64) -> Option<crate::ProducerEntry> {
+        self.read_state().producers.entry(producer_id).cloned()
+    }
+
+    /// How many idempotent producers have state in this log.
+    pub fn producer_count(&self) -> usize {
+        self.read_state().producers.len()
+    }
+
     /// Validates `batch` and appends it, assigning offsets from the log end:
     /// `base_offset` and `partition_leader_epoch` are rewritten in place on
     /// the way to disk (they are outside the CRC). An invalid batch changes
@@ -227,6 +243,17 @@ impl Log {
                     reason: format!("the log's offsets are exhausted at {base}"),
                 });
             }
+            if let Some(dup) = st.producers.check_append(batches.iter().map(|(h, _)| h))? {
+                // A retry of a batch already in the log: its original place.
+                let info = AppendInfo {
+                    first_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    max_timestamp: dup.max_timestamp,
+                };
+                delay = st.config.group_delay();
+                drop(st);
+                return self.finish_append(Some(info), delay);
+            }
             if !batches.is_empty() {
                 self.note_leader_append_epoch(&mut st, leader_epoch, base)?;
             }
@@ -263,6 +290,7 @@ impl Log {
         // the log end does not count: the lock-poisoning policy must keep
         // that state from being seen.
         fail::fail_point!("storage::after_segment_append");
+        st.producers.update(h);
         let first_offset = info.map_or(h.base_offset, |i| i.first_offset);
         let max_timestamp = info.map_or(h.max_timestamp, |i| i.max_timestamp.max(h.max_timestamp));
         *info = Some(AppendInfo { first_offset, last_offset: h.last_offset(), max_timestamp });
@@ -400,6 +428,8 @@ impl Log {
         // After the log: a crash in between leaves entries past the end,
         // which opening drops.
         self.truncate_epochs_from_end(&mut st, new_end)?;
+        producer_state::remove_snapshots(&self.dir, |o| o > new_end)?;
+        st.producers = ProducerStateManager::load(&self.dir, &st.segments, st.log_start_offset, new_end)?;
         tracing::info!(dir = %self.dir.display(), offset, new_end, "log truncated");
         Ok(new_end)
     }
@@ -437,6 +467,8 @@ impl Log {
         if st.epochs.truncate_from_end(0) {
             st.epochs.write(&self.dir)?;
         }
+        st.producers = ProducerStateManager::new();
+        producer_state::remove_snapshots(&self.dir, |_| true)?;
         for old in &removed {
             delete_segment_files(&self.dir, old.base_offset());
         }
@@ -469,6 +501,11 @@ impl Log {
     pub fn enforce_retention(&self) -> Result<RetentionResult> {
         let now = self.clock.now_ms();
         let mut st = self.write_state();
+        let expiration = st.config.producer_id_expiration_ms;
+        let expired_producers = st.producers.expire(now, expiration);
+        if expired_producers > 0 {
+            tracing::debug!(dir = %self.dir.display(), expired_producers, "idle producers' state expired");
+        }
         let (by_bytes, by_ms) = (st.config.retention_bytes, st.config.retention_ms);
         let expired = move |seg: &LogSegment| {
             by_ms.is_some_and(|ms| {
@@ -516,6 +553,9 @@ impl Log {
         // After the checkpoint: a crash in between leaves entries below the
         // log start, which opening drops.
         self.truncate_epochs_from_start(st)?;
+        if let Some(first) = st.segments.first().map(|s| s.base_offset()) {
+            producer_state::remove_snapshots(&self.dir, |o| o < first)?;
+        }
         let mut result = RetentionResult::default();
         for seg in &removed {
             result.segments_deleted += 1;
@@ -638,6 +678,9 @@ impl Log {
             fs.durable
         };
         self.write_checkpoint(st, recovery_point)?;
+        // The producer state as of the new segment's start: reopening or
+        // truncating replays from here instead of from the log start.
+        st.producers.write_snapshot(&self.dir, base_offset)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled to a new segment");
         Ok(())
     }

@@ -20,6 +20,7 @@ pub struct BatchBuilder {
     count: u32,
     first_timestamp: i64,
     max_timestamp: i64,
+    producer: (i64, i16, i32),
 }
 
 impl Default for BatchBuilder {
@@ -38,7 +39,14 @@ impl BatchBuilder {
     pub fn with_capacity(bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
         buf.resize(HEADER_LEN, 0);
-        BatchBuilder { buf, count: 0, first_timestamp: 0, max_timestamp: i64::MIN }
+        BatchBuilder { buf, count: 0, first_timestamp: 0, max_timestamp: i64::MIN, producer: (-1, -1, -1) }
+    }
+
+    /// Makes the batch an idempotent producer's: its id, epoch and the
+    /// sequence of its first record (the default is -1 for all three: no
+    /// producer).
+    pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+        self.producer = (producer_id, producer_epoch, base_sequence);
     }
 
     /// Records appended so far.
@@ -159,20 +167,45 @@ impl BatchBuilder {
         }
         let mut b = self.buf;
         // Kafka's RecordBatch v2, big-endian; what its producer writes for a
-        // batch no broker has seen (offset 0, no leader epoch, no producer).
+        // batch no broker has seen (offset 0, no leader epoch).
         b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&0u64.to_be_bytes());
         b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&NO_PARTITION_LEADER_EPOCH.to_be_bytes());
         b[MAGIC_AT] = MAGIC;
         b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_be_bytes());
         b[FIRST_TIMESTAMP..FIRST_TIMESTAMP + 8].copy_from_slice(&self.first_timestamp.to_be_bytes());
         b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_be_bytes());
-        b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&(-1i16).to_be_bytes());
-        b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
         b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_be_bytes());
+        let (id, epoch, seq) = self.producer;
+        write_producer(&mut b, id, epoch, seq);
         finish(&mut b, 0)?;
         Ok(Bytes::from(b))
     }
+}
+
+fn write_producer(b: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+}
+
+/// Stamps an idempotent producer's id, epoch and base sequence on a built
+/// batch and recomputes its CRC (the producer assigns sequences when a batch
+/// is first sent, after it was built).
+pub fn set_producer(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(BatchError::InvalidLength {
+            length: header.batch_length,
+            reason: "not the length of the bytes given",
+        });
+    }
+    write_producer(batch, producer_id, producer_epoch, base_sequence);
+    finish(batch, header.attributes)
 }
 
 /// Compresses the records of an uncompressed batch this process built

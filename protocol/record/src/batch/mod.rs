@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 use crate::compression::Compression;
 
-pub use builder::{compress_batch, BatchBuilder};
+pub use builder::{compress_batch, set_producer, BatchBuilder};
 pub use error::BatchError;
 pub use header::{
     set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, CONTROL, DELETE_HORIZON, HEADER_LEN,

@@ -301,3 +301,20 @@ fn record_size_predicts_growth() {
         assert_eq!(b.size_in_bytes() - before, predicted);
     }
 }
+
+#[test]
+fn producer_fields_are_stamped_under_the_crc() {
+    let mut b = BatchBuilder::new();
+    b.set_producer(7, 2, 40);
+    b.append(1, None, Some(b"v"), &[]).unwrap();
+    b.append(2, None, Some(b"w"), &[]).unwrap();
+    let built = RecordBatch::new(b.build().unwrap(), MAX).unwrap();
+    let h = built.header();
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 2, 40));
+    let mut raw = one().to_vec();
+    set_producer(&mut raw, 9, 0, i32::MAX).unwrap();
+    let h = *RecordBatch::new(Bytes::from(raw.clone()), MAX).unwrap().header();
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (9, 0, i32::MAX));
+    raw[45] ^= 1;
+    assert!(matches!(validate(&raw, MAX), Err(BatchError::CrcMismatch { .. })), "the producer id is under the CRC");
+}
