@@ -23,6 +23,10 @@ pub(crate) fn storage_error(topic: &str, partition: u32, e: StorageError) -> Bro
         StorageError::InvalidBatch(_) => ErrorKind::CorruptBatch,
         StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
         StorageError::InvalidArgument { .. } => ErrorKind::InvalidRequest,
+        StorageError::OutOfOrderSequence { .. } => ErrorKind::OutOfOrderSequenceNumber,
+        StorageError::ProducerFenced { .. } => ErrorKind::InvalidProducerEpoch,
+        StorageError::DuplicateSequence { .. } => ErrorKind::DuplicateSequenceNumber,
+        StorageError::InvalidProducerBatch { .. } => ErrorKind::CorruptBatch,
         _ => ErrorKind::StorageError,
     };
     BrokerError::new(kind, format!("{topic}-{partition}")).with_source(e)

@@ -83,6 +83,12 @@ pub enum ErrorKind {
     GroupMaxSizeReached,
     /// Another live member has the static member's instance id.
     UnreleasedInstanceId,
+    /// An idempotent producer's batch skips sequences.
+    OutOfOrderSequenceNumber,
+    /// An idempotent producer's epoch is older than the partition's.
+    InvalidProducerEpoch,
+    /// A batch among several was appended before.
+    DuplicateSequenceNumber,
 }
 
 impl ErrorKind {
@@ -127,6 +133,9 @@ impl ErrorKind {
             ErrorKind::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
             ErrorKind::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
             ErrorKind::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
+            ErrorKind::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorKind::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorKind::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
         }
     }
 }

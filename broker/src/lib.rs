@@ -24,6 +24,7 @@ mod long_poll;
 pub mod metrics;
 pub(crate) mod partition;
 pub(crate) mod produce;
+pub mod producer_ids;
 pub mod replica_manager;
 pub mod replication;
 pub mod service;

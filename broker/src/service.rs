@@ -24,6 +24,8 @@ pub struct BrokerService {
     pub drain: Arc<Drain>,
     /// Partition count per topic as of a metadata offset (group upkeep).
     pub(crate) topic_counts: Arc<std::sync::Mutex<Option<TopicCounts>>>,
+    /// This broker's block of idempotent-producer ids.
+    pub(crate) producer_ids: Arc<crate::producer_ids::ProducerIdManager>,
 }
 
 /// Partition count per topic, as of a metadata offset.
@@ -64,6 +66,7 @@ impl BrokerService {
             stopping,
             drain: Arc::new(Drain::default()),
             topic_counts: Arc::default(),
+            producer_ids: Arc::default(),
         }
     }
 }

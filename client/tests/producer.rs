@@ -435,3 +435,86 @@ async fn records_for_a_deleted_topic_fail_with_unknown_topic() {
     })
     .await;
 }
+
+/// Sends `n` records to `t`-0 in several batches while `lose` of the
+/// broker's answers are lost (written, but the producer hears
+/// `REQUEST_TIMED_OUT` and retries); returns the values in the log and each
+/// record's reported offset.
+async fn send_through_lost_answers(idempotent: bool, n: usize, lose: u32) -> (Vec<Bytes>, Vec<u64>, TestCluster) {
+    let cluster = TestCluster::start(1).await;
+    create_topic(&cluster, "t", 1).await;
+    cluster.wiretap.lose_produce_answers("t", 0, ErrorCode::RequestTimedOut, lose);
+    let producer = Producer::connect(ProducerConfig {
+        enable_idempotence: idempotent,
+        batch_size: 2048,
+        linger: Duration::from_millis(2),
+        ..config(&cluster)
+    })
+    .await
+    .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        pending.push(
+            producer
+                .send(ProducerRecord::new("t", format!("v{i:05}-{}", "x".repeat(90))).with_partition(0))
+                .await
+                .unwrap(),
+        );
+        if i % 50 == 49 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut offsets = Vec::new();
+    for d in pending {
+        offsets.push(d.await.unwrap().offset.unwrap());
+    }
+    producer.close().await;
+    (values(&cluster, "t", 0).await, offsets, cluster)
+}
+
+#[tokio::test]
+async fn idempotence_writes_each_record_once_when_answers_are_lost() {
+    bounded(async {
+        let (got, offsets, cluster) = send_through_lost_answers(true, 600, 4).await;
+        assert_eq!(cluster.wiretap.count("InitProducerId"), 1, "one producer id");
+        let produced = produce_log(&cluster);
+        assert!(produced.len() >= 8, "retries were sent: {} requests", produced.len());
+        assert_eq!(got.len(), 600, "every record exactly once");
+        for (i, v) in got.iter().enumerate() {
+            assert!(v.starts_with(format!("v{i:05}-").as_bytes()), "record {i} out of place");
+        }
+        // Each record's reported offset is where it is in the log.
+        assert_eq!(offsets, (0..600).collect::<Vec<u64>>());
+        cluster.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_idempotence_lost_answers_duplicate_records() {
+    // The control for the test above: the same faults do duplicate records
+    // when the producer is not idempotent, so that test can fail.
+    bounded(async {
+        let (got, _, cluster) = send_through_lost_answers(false, 600, 4).await;
+        assert_eq!(cluster.wiretap.count("InitProducerId"), 0);
+        assert!(got.len() > 600, "the retries after lost answers wrote records again: {}", got.len());
+        cluster.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn acks_below_all_turn_idempotence_off() {
+    bounded(async {
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        let producer = Producer::connect(ProducerConfig { acks: Acks::Leader, ..config(&cluster) }).await.unwrap();
+        producer.send(ProducerRecord::new("t", "x")).await.unwrap().await.unwrap();
+        assert_eq!(cluster.wiretap.count("InitProducerId"), 0);
+        let records = cluster.records("t", 0).await;
+        assert_eq!(records.len(), 1);
+        producer.close().await;
+        cluster.stop().await;
+    })
+    .await;
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_record::batch::BatchBuilder;
+use strata_record::batch::{set_producer, BatchBuilder};
 
 use super::completion::{BatchCompletion, Completer, FxMap};
 use super::DeliveryFuture;
@@ -69,6 +69,8 @@ struct PartitionQueue {
     ready: VecDeque<ReadyBatch>,
     in_flight: bool,
     retry_at: Option<Instant>,
+    /// The sequence the next closed batch starts at (idempotence).
+    next_seq: i32,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,12 @@ pub(crate) struct Accumulator {
     /// The sender stopped: nothing appended now would ever be sent.
     pub stopped: bool,
     rng: u64,
+    /// The idempotent producer's id and epoch; `None` when not idempotent.
+    producer: Option<(i64, i16)>,
+    /// A batch failed for good, so a partition's sequence may have a gap:
+    /// nothing is sent until the sender took a new producer id
+    /// ([`Accumulator::reset_producer`]).
+    pub needs_reset: bool,
 }
 
 impl Accumulator {
@@ -129,6 +137,8 @@ impl Accumulator {
             closing: false,
             stopped: false,
             rng: seed,
+            producer: None,
+            needs_reset: false,
         }
     }
 
@@ -146,6 +156,7 @@ impl Accumulator {
         if self.stopped {
             return Err(ClientError::Closed);
         }
+        let producer = self.producer;
         // Never build a batch the topic would reject as too large (a lone
         // record over the limit still fails, alone, as in Kafka).
         let batch_size = meta.max_batch_bytes.map_or(self.batch_size, |max| self.batch_size.min(max));
@@ -170,7 +181,7 @@ impl Accumulator {
                         // The sticky batch is complete: it goes out now and
                         // keyless records move to another partition.
                         if let Some((_, q)) = other {
-                            close_open(q);
+                            close_open(q, producer);
                             wake = true;
                         }
                         let previous = tq.sticky.map(|(p, _)| p);
@@ -181,7 +192,7 @@ impl Accumulator {
         };
         let q = tq.partitions.entry(partition).or_default();
         if q.open.as_ref().is_some_and(|b| !fits(b, record, batch_size)) {
-            close_open(q);
+            close_open(q, producer);
             wake = true;
         }
         let open = match &mut q.open {
@@ -215,7 +226,7 @@ impl Accumulator {
         open.permits += permits;
         let id = open.id;
         if open.builder.size_in_bytes() >= batch_size {
-            close_open(q);
+            close_open(q, producer);
             wake = true;
         }
         if target == Target::Sticky {
@@ -224,12 +235,47 @@ impl Accumulator {
         Ok((partition, delivery, wake))
     }
 
+    /// Makes the batches closed from now on an idempotent producer's.
+    pub(crate) fn set_producer(&mut self, producer: (i64, i16)) {
+        self.producer = Some(producer);
+    }
+
+    /// Whether the producer is idempotent.
+    pub(crate) fn idempotent(&self) -> bool {
+        self.producer.is_some()
+    }
+
+    /// Starts over under a new producer id: every partition's sequences
+    /// restart at 0 and the batches waiting to be sent are renumbered in
+    /// order (a batch in flight keeps the id it was sent with: the log
+    /// takes both).
+    pub(crate) fn reset_producer(&mut self, producer: (i64, i16)) {
+        let (id, epoch) = producer;
+        self.producer = Some(producer);
+        self.needs_reset = false;
+        for tq in self.topics.values_mut() {
+            for q in tq.partitions.values_mut() {
+                q.next_seq = 0;
+                for b in &mut q.ready {
+                    let mut bytes = b.bytes.to_vec();
+                    match set_producer(&mut bytes, id, epoch, q.next_seq) {
+                        Ok(()) => b.bytes = Bytes::from(bytes),
+                        // The batch is one this producer built.
+                        Err(e) => tracing::error!(error = %e, "cannot renumber a batch"),
+                    }
+                    q.next_seq = advance(q.next_seq, b.records);
+                }
+            }
+        }
+    }
+
     /// Closes every open batch so the sender sends it without waiting for
     /// `linger`; returns the id below which every batch existing now lies.
     pub(crate) fn close_all(&mut self) -> u64 {
+        let producer = self.producer;
         for tq in self.topics.values_mut() {
             for q in tq.partitions.values_mut() {
-                close_open(q);
+                close_open(q, producer);
             }
         }
         self.next_batch_id
@@ -253,6 +299,10 @@ impl Accumulator {
     pub(crate) fn drain(&mut self, now: Instant, max_bytes: usize) -> (Vec<Drained>, Option<Instant>) {
         let mut out = Vec::new();
         let mut next: Option<Instant> = None;
+        if self.needs_reset {
+            return (out, None);
+        }
+        let producer = self.producer;
         let mut wake_at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         for (topic, tq) in &mut self.topics {
             for (&partition, q) in &mut tq.partitions {
@@ -267,7 +317,7 @@ impl Accumulator {
                     q.retry_at = None;
                 }
                 if q.open.as_ref().is_some_and(|open| self.closing || open.created + self.linger <= now) {
-                    close_open(q);
+                    close_open(q, producer);
                 }
                 let Some(first) = q.ready.pop_front() else {
                     if let Some(open) = &q.open {
@@ -349,9 +399,19 @@ fn fits(batch: &OpenBatch, record: &RecordRef<'_>, batch_size: usize) -> bool {
             <= batch_size
 }
 
-/// Encodes the open batch of `q` and queues it as ready.
-fn close_open(q: &mut PartitionQueue) {
-    let Some(open) = q.open.take() else { return };
+/// The sequence `records` after `seq` (sequences wrap at `i32::MAX`).
+fn advance(seq: i32, records: u32) -> i32 {
+    ((i64::from(seq) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// Encodes the open batch of `q` and queues it as ready; an idempotent
+/// producer's batch takes the partition's next sequences.
+fn close_open(q: &mut PartitionQueue, producer: Option<(i64, i16)>) {
+    let Some(mut open) = q.open.take() else { return };
+    if let Some((id, epoch)) = producer {
+        open.builder.set_producer(id, epoch, q.next_seq);
+        q.next_seq = advance(q.next_seq, open.records);
+    }
     #[allow(clippy::expect_used, reason = "invariant: an open batch holds at least one record")]
     let bytes = open.builder.build().expect("an open batch holds at least one record");
     q.ready.push_back(ReadyBatch {

@@ -145,6 +145,16 @@ pub struct ProducerConfig {
     /// The codec's level (Kafka's `compression.<codec>.level`): gzip 1–9,
     /// zstd -131072–22; the codec's default when `None`.
     pub compression_level: Option<i32>,
+    /// Idempotence (on by default, as Kafka's `enable.idempotence` since
+    /// 3.0; in force with `acks = all` only): the producer gets a producer
+    /// id and numbers its batches per partition, and the partition leader
+    /// writes a retried batch once, answering the retry with the offsets it
+    /// first got. A retry after a lost answer, a timeout or a leader
+    /// failover then never duplicates records, and records of a partition
+    /// are written in the order they were sent. Should a batch fail for
+    /// good (its delivery timeout passed) the producer takes a new producer
+    /// id and numbers the following batches afresh.
+    pub enable_idempotence: bool,
 }
 
 impl ProducerConfig {
@@ -168,6 +178,7 @@ impl ProducerConfig {
             buffer_memory: 32 * 1024 * 1024,
             compression: Compression::None,
             compression_level: None,
+            enable_idempotence: true,
         }
     }
 
@@ -196,6 +207,38 @@ impl Default for ProducerConfig {
     /// The defaults, bootstrapping from `127.0.0.1:9700`.
     fn default() -> Self {
         ProducerConfig::new(["127.0.0.1:9700"])
+    }
+}
+
+/// Asks any broker for a new producer id and epoch (retrying while the
+/// controller elects, within the cluster's retry time).
+pub(crate) async fn init_producer_id(cluster: &Cluster, timeout: Duration) -> Result<(i64, i16), ClientError> {
+    let deadline = tokio::time::Instant::now() + crate::metadata::DEFAULT_RETRY_TIMEOUT;
+    loop {
+        let attempt = async {
+            let mut client = cluster.any_client().await?;
+            let r = crate::connection::call(
+                "InitProducerId",
+                timeout,
+                client.init_producer_id(strata_protocol::v1::InitProducerIdRequest {}),
+            )
+            .await?;
+            if let Some(e) = ClientError::from_api(r.error.as_ref()) {
+                return Err(e);
+            }
+            let epoch = i16::try_from(r.producer_epoch).map_err(|_| {
+                ClientError::InvalidResponse(format!("producer epoch {} out of range", r.producer_epoch))
+            })?;
+            Ok((r.producer_id, epoch))
+        };
+        match attempt.await {
+            Ok(p) => return Ok(p),
+            Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "InitProducerId failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -421,8 +464,12 @@ impl Producer {
             crate::metadata::DEFAULT_RETRY_TIMEOUT,
         )
         .await?;
+        let mut acc = Accumulator::new(config.batch_size, config.linger);
+        if config.enable_idempotence && config.acks == Acks::All {
+            acc.set_producer(init_producer_id(&cluster, config.request_timeout).await?);
+        }
         let shared = Arc::new(Shared {
-            acc: Mutex::new(Accumulator::new(config.batch_size, config.linger)),
+            acc: Mutex::new(acc),
             buffer: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
             config,
             cluster,

@@ -30,6 +30,10 @@ const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut limits: HashMap<u32, Arc<Semaphore>> = HashMap::new();
     loop {
+        if shared.acc().needs_reset {
+            reset_producer(&shared).await;
+            continue;
+        }
         let (drained, next) = {
             let mut acc = shared.acc();
             if acc.closing && acc.is_idle() {
@@ -53,6 +57,25 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
     shared.done.notify_waiters();
     tracing::debug!("producer sender stopped");
+}
+
+/// Takes a new producer id after a batch failed for good (its partition's
+/// sequence may have a gap the leader would refuse everything after),
+/// retrying until a broker answers or the producer closes.
+async fn reset_producer(shared: &Shared) {
+    loop {
+        match super::init_producer_id(&shared.cluster, shared.config.request_timeout).await {
+            Ok(p) => {
+                tracing::info!(producer_id = p.0, "idempotent producer starts over under a new producer id");
+                shared.acc().reset_producer(p);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot get a new producer id; retrying");
+                tokio::time::sleep(shared.config.retry_backoff).await;
+            }
+        }
+    }
 }
 
 /// Groups drained partitions by leader and spawns one task per request.
@@ -240,7 +263,12 @@ fn settle_ok(shared: &Shared, d: Drained, base_offset: u64) {
 /// batch is judged alone; retriable errors go back to the queue until the
 /// batch used its retries; everything else fails the entry's records.
 fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
-    let content_error = matches!(err.code(), Some(ErrorCode::RecordTooLarge | ErrorCode::CorruptBatch));
+    // A duplicate among several batches: sent alone, each retried batch is
+    // answered with its original offsets.
+    let content_error = matches!(
+        err.code(),
+        Some(ErrorCode::RecordTooLarge | ErrorCode::CorruptBatch | ErrorCode::DuplicateSequenceNumber)
+    );
     if content_error && d.batches.len() > 1 {
         tracing::debug!(topic = %d.topic, partition = d.partition, error = %err, "splitting rejected entry");
         let requeue = d
@@ -254,7 +282,10 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
         shared.acc().settle(&d.topic, d.partition, requeue, None, &[]);
         return;
     }
-    let retriable = err.is_retriable();
+    // A sequence gap (a batch before these failed for good): nothing of
+    // these was written; they go again, renumbered under a new producer id.
+    let renumber = err.code() == Some(ErrorCode::OutOfOrderSequenceNumber);
+    let retriable = err.is_retriable() || renumber;
     let mut requeue = Vec::new();
     let mut failed = Vec::new();
     let now = Instant::now();
@@ -274,6 +305,7 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
         tracing::debug!(topic = %d.topic, partition = d.partition, error = %err, "retrying batches");
     }
     let ids: Vec<u64> = failed.iter().map(|b| b.id).collect();
+    let gap = renumber || !failed.is_empty();
     let mut permits = 0;
     for b in failed {
         permits += b.permits;
@@ -285,7 +317,15 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
     let backoff =
         (shared.config.retry_backoff * (1 << backoff_exponent)).min(MAX_RETRY_BACKOFF.max(shared.config.retry_backoff));
     let retry_at = now + backoff;
-    shared.acc().settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
+    {
+        // One lock: the renumbering must see the requeued batches.
+        let mut acc = shared.acc();
+        acc.settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
+        if gap && acc.idempotent() {
+            acc.needs_reset = true;
+            tracing::warn!(topic = %d.topic, partition = d.partition, error = %err, "a batch failed for good or found a sequence gap; the producer takes a new id");
+        }
+    }
     finish(shared, permits);
 }
 

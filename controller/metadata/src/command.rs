@@ -99,7 +99,18 @@ pub enum MetadataCommand {
         /// Preferred or unclean.
         election: ElectionType,
     },
+    /// Hands a broker the next `count` idempotent-producer ids (KIP-730: in
+    /// blocks, so a producer's `InitProducerId` is not a Raft round trip).
+    AllocateProducerIds {
+        /// The broker asking.
+        node_id: u32,
+        /// Ids in the block, 1..=[`MAX_PRODUCER_ID_BLOCK`].
+        count: u32,
+    },
 }
+
+/// Largest producer-id block one command hands out.
+pub const MAX_PRODUCER_ID_BLOCK: u32 = 1_000_000;
 
 impl MetadataCommand {
     /// The JSON bytes stored in a Raft entry.
@@ -141,7 +152,21 @@ impl MetadataImage {
             MetadataCommand::ElectLeaders { partitions, election } => {
                 self.elect_leaders(partitions.as_deref(), *election)
             }
+            MetadataCommand::AllocateProducerIds { node_id, count } => self.allocate_producer_ids(*node_id, *count),
         }
+    }
+
+    fn allocate_producer_ids(&mut self, node_id: u32, count: u32) -> Result<CommandOutcome, MetadataError> {
+        if !self.brokers.contains_key(&node_id) {
+            return Err(MetadataError::UnknownBroker { node_id });
+        }
+        let first = self.next_producer_id;
+        let next = first.checked_add(i64::from(count)).filter(|_| (1..=MAX_PRODUCER_ID_BLOCK).contains(&count));
+        let Some(next) = next else {
+            return Err(MetadataError::InvalidProducerIdBlock { count, next: first });
+        };
+        self.next_producer_id = next;
+        Ok(CommandOutcome::ProducerIdsAllocated { node_id, first, count })
     }
 
     fn init_cluster(&mut self, cluster_id: &str) -> Result<CommandOutcome, MetadataError> {

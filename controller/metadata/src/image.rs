@@ -18,6 +18,10 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<u32, BrokerInfo>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicInfo>,
+    /// The first idempotent-producer id not yet handed out (ids go to
+    /// brokers in blocks; absent from images written before producer ids).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// One registered broker.

@@ -20,7 +20,7 @@ mod replication_tests;
 #[cfg(test)]
 mod tests;
 
-pub use command::{MetadataCommand, MAX_PARTITIONS};
+pub use command::{MetadataCommand, MAX_PARTITIONS, MAX_PRODUCER_ID_BLOCK};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use outcome::{CommandOutcome, ElectionSkip, ElectionSkipReason, ElectionType, LeaderChange, MetadataError};
 pub use placement::{place_replicas, rack_alternating};

@@ -156,6 +156,15 @@ pub enum CommandOutcome {
         /// those that needed an election and could not get one are listed.
         skipped: Vec<ElectionSkip>,
     },
+    /// A block of producer ids now belongs to a broker.
+    ProducerIdsAllocated {
+        /// The broker.
+        node_id: u32,
+        /// The block's first id.
+        first: i64,
+        /// Ids in the block.
+        count: u32,
+    },
 }
 
 /// Why the state machine rejected a command. A rejected command changes nothing.
@@ -232,6 +241,14 @@ pub enum MetadataError {
     UndecodableCommand {
         /// The decoder's complaint.
         reason: String,
+    },
+    /// A producer-id block of a size outside 1..=1000000, or past the id space.
+    #[error("cannot allocate {count} producer ids after {next} (a block is 1 to 1000000 ids, below 2^63)")]
+    InvalidProducerIdBlock {
+        /// The block size asked for.
+        count: u32,
+        /// The next free id.
+        next: i64,
     },
     /// An ISR change for a topic id or partition that does not exist (maybe
     /// deleted, or recreated under a new id) (`UNKNOWN_TOPIC_OR_PARTITION`).

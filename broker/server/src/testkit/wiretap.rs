@@ -29,6 +29,9 @@ struct ProduceFault {
     partition: u32,
     code: ErrorCode,
     times: u32,
+    /// The broker serves the entry and its answer is lost (replaced by
+    /// `code`), rather than the entry never reaching the broker.
+    served: bool,
 }
 
 /// Errors to answer a group's requests with.
@@ -96,7 +99,19 @@ impl Wiretap {
     /// Answers the next `times` produce entries for `topic`-`partition` with
     /// `code` (the other partitions of a request still reach the broker).
     pub fn fail_produce(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
-        self.state().produce_faults.push(ProduceFault { topic: topic.to_owned(), partition, code, times });
+        self.add_produce_fault(topic, partition, code, times, false);
+    }
+
+    /// Lets the broker serve the next `times` produce entries for
+    /// `topic`-`partition` and loses their answers: the producer is told
+    /// `code` (e.g. `REQUEST_TIMED_OUT`) although the records were written,
+    /// as when a connection drops after the broker's append.
+    pub fn lose_produce_answers(&self, topic: &str, partition: u32, code: ErrorCode, times: u32) {
+        self.add_produce_fault(topic, partition, code, times, true);
+    }
+
+    fn add_produce_fault(&self, topic: &str, partition: u32, code: ErrorCode, times: u32, served: bool) {
+        self.state().produce_faults.push(ProduceFault { topic: topic.to_owned(), partition, code, times, served });
     }
 
     /// Answers the next `times` offset commits, offset fetches and
@@ -199,9 +214,10 @@ enum Verdict {
     Forward,
     /// By the wiretap, with this message.
     Answer(Vec<u8>),
-    /// The broker serves `request` (the entries without a fault); the
-    /// injected results are added to its answer.
-    Produce { request: ProduceRequest, injected: Vec<PartitionProduceResult> },
+    /// The broker serves `request` (the entries without a fault, and those
+    /// whose answer is lost); the injected results are added to its answer,
+    /// and the lost answers replaced by their codes.
+    Produce { request: ProduceRequest, injected: Vec<PartitionProduceResult>, lost: Vec<(String, u32, ErrorCode)> },
     /// The broker serves this heartbeat; its answer may be lost.
     Heartbeat(ConsumerGroupHeartbeatRequest),
 }
@@ -209,9 +225,15 @@ enum Verdict {
 fn produce_verdict(faults: &mut [ProduceFault], request: ProduceRequest) -> Verdict {
     let mut kept = Vec::new();
     let mut failed = Vec::new();
+    let mut lost = Vec::new();
     for entry in request.partitions {
         let fault = faults.iter_mut().find(|f| f.topic == entry.topic && f.partition == entry.partition && f.times > 0);
         match fault {
+            Some(f) if f.served => {
+                f.times -= 1;
+                lost.push((entry.topic.clone(), entry.partition, f.code));
+                kept.push(entry);
+            }
             Some(f) => {
                 f.times -= 1;
                 failed.push(PartitionProduceResult {
@@ -224,12 +246,12 @@ fn produce_verdict(faults: &mut [ProduceFault], request: ProduceRequest) -> Verd
             None => kept.push(entry),
         }
     }
-    if failed.is_empty() {
+    if failed.is_empty() && lost.is_empty() {
         Verdict::Forward
     } else if kept.is_empty() {
         Verdict::Answer(ProduceResponse { partitions: failed }.encode_to_vec())
     } else {
-        Verdict::Produce { request: ProduceRequest { partitions: kept, ..request }, injected: failed }
+        Verdict::Produce { request: ProduceRequest { partitions: kept, ..request }, injected: failed, lost }
     }
 }
 
@@ -301,11 +323,11 @@ where
             match verdict {
                 Verdict::Forward => inner.call(rebuilt(parts, body)).await,
                 Verdict::Answer(answer) => Ok(grpc_frame::ok_response(&answer)),
-                Verdict::Produce { request, injected } => {
+                Verdict::Produce { request, injected, lost } => {
                     parts.headers.remove(http::header::CONTENT_LENGTH);
                     let body = grpc_frame::encode(&request.encode_to_vec());
                     let response = inner.call(rebuilt(parts, body)).await?;
-                    Ok(merge_produce(response, injected).await)
+                    Ok(merge_produce(response, injected, lost).await)
                 }
                 Verdict::Heartbeat(heartbeat) => {
                     let response = inner.call(rebuilt(parts, body)).await?;
@@ -330,8 +352,13 @@ where
     }
 }
 
-/// The broker's produce answer with the injected results added.
-async fn merge_produce(response: HttpResponse, injected: Vec<PartitionProduceResult>) -> HttpResponse {
+/// The broker's produce answer with the injected results added and the
+/// lost answers replaced.
+async fn merge_produce(
+    response: HttpResponse,
+    extra: Vec<PartitionProduceResult>,
+    lost: Vec<(String, u32, ErrorCode)>,
+) -> HttpResponse {
     let (mut parts, body) = response.into_parts();
     let collected = match body.collect().await {
         Ok(c) => c,
@@ -347,7 +374,17 @@ async fn merge_produce(response: HttpResponse, injected: Vec<PartitionProduceRes
         Ok(a) => a,
         Err(e) => return broken("decoding the produce answer", e),
     };
-    answer.partitions.extend(injected);
+    for r in &mut answer.partitions {
+        if let Some((_, _, code)) = lost.iter().find(|(t, p, _)| *t == r.topic && *p == r.partition) {
+            *r = PartitionProduceResult {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                error: Some(injected(*code)),
+                ..Default::default()
+            };
+        }
+    }
+    answer.partitions.extend(extra);
     parts.headers.remove(http::header::CONTENT_LENGTH);
     http::Response::from_parts(parts, grpc_frame::body(grpc_frame::encode(&answer.encode_to_vec()), trailers))
 }

@@ -130,3 +130,15 @@ pub(crate) async fn list_offsets(core: &BrokerService, req: v1::ListOffsetsReque
     }
     v1::ListOffsetsResponse { partitions }
 }
+
+/// `InitProducerId`.
+pub(crate) async fn init_producer_id(core: &BrokerService) -> v1::InitProducerIdResponse {
+    match core.init_producer_id().await {
+        Ok(p) => v1::InitProducerIdResponse {
+            error: None,
+            producer_id: p.producer_id,
+            producer_epoch: i32::from(p.producer_epoch),
+        },
+        Err(e) => v1::InitProducerIdResponse { error: Some(e.into()), producer_id: -1, producer_epoch: -1 },
+    }
+}

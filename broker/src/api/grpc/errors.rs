@@ -47,6 +47,9 @@ pub(crate) fn code_of(kind: ErrorKind) -> ErrorCode {
         ErrorKind::InvalidRegularExpression => ErrorCode::InvalidRegularExpression,
         ErrorKind::GroupMaxSizeReached => ErrorCode::GroupMaxSizeReached,
         ErrorKind::UnreleasedInstanceId => ErrorCode::UnreleasedInstanceId,
+        ErrorKind::OutOfOrderSequenceNumber => ErrorCode::OutOfOrderSequenceNumber,
+        ErrorKind::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
+        ErrorKind::DuplicateSequenceNumber => ErrorCode::DuplicateSequenceNumber,
     }
 }
 
@@ -91,6 +94,9 @@ pub(crate) fn kind_of(code: ErrorCode) -> Option<ErrorKind> {
         ErrorCode::InvalidRegularExpression => ErrorKind::InvalidRegularExpression,
         ErrorCode::GroupMaxSizeReached => ErrorKind::GroupMaxSizeReached,
         ErrorCode::UnreleasedInstanceId => ErrorKind::UnreleasedInstanceId,
+        ErrorCode::OutOfOrderSequenceNumber => ErrorKind::OutOfOrderSequenceNumber,
+        ErrorCode::InvalidProducerEpoch => ErrorKind::InvalidProducerEpoch,
+        ErrorCode::DuplicateSequenceNumber => ErrorKind::DuplicateSequenceNumber,
     })
 }
 

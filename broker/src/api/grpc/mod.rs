@@ -62,6 +62,13 @@ impl Strata for GrpcService {
         Ok(Response::new(data::produce(&self.core, req.into_inner()).await))
     }
 
+    async fn init_producer_id(
+        &self,
+        _req: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        Ok(Response::new(data::init_producer_id(&self.core).await))
+    }
+
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         Ok(Response::new(data::fetch(&self.core, req.into_inner()).await))
     }
