@@ -5,7 +5,12 @@
 //! same bytes; an old leader's unreplicated records vanish everywhere and
 //! were never visible to consumers.
 //!
-//! CI runs a few chaos seeds; `STRATA_CHAOS_SEEDS=1,2,3,...` runs others.
+//! The producer is idempotent (the default): no record is written twice,
+//! whatever the faults; the run reports and checks the duplicate count.
+//!
+//! CI runs a few chaos seeds; `STRATA_CHAOS_SEEDS=1,2,3,...` runs others,
+//! and `STRATA_CHAOS_IDEMPOTENCE=off` runs them with a producer that is not
+//! idempotent (duplicates are then reported, not refused).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -114,9 +119,15 @@ fn assert_replicas_identical(c: &LocalCluster, topic: &str, partitions: u32) {
     }
 }
 
+/// Whether the chaos producer is idempotent (`STRATA_CHAOS_IDEMPOTENCE`).
+fn idempotent() -> bool {
+    std::env::var("STRATA_CHAOS_IDEMPOTENCE").map_or(true, |v| v != "off")
+}
+
 fn producer_config(bootstrap: String) -> ProducerConfig {
     ProducerConfig {
         acks: Acks::All,
+        enable_idempotence: idempotent(),
         linger: Duration::from_millis(2),
         retries: 1000,
         retry_backoff: Duration::from_millis(100),
@@ -187,6 +198,11 @@ async fn chaos_run(seed: u64) {
     wait_fully_replicated(&c, TOPIC, Duration::from_secs(30));
 
     verify_acknowledged(&c, TOPIC, PARTITIONS, &acked, &format!("seed {seed}")).await;
+    let (records, duplicates) = count_duplicates(&c, TOPIC, PARTITIONS).await;
+    eprintln!("seed {seed}: {records} records in the log, {duplicates} duplicates (idempotence {})", idempotent());
+    if idempotent() {
+        assert_eq!(duplicates, 0, "seed {seed}: an idempotent producer's records were written twice");
+    }
     let c = Arc::try_unwrap(c).expect("chaos thread done");
     c.down();
     assert_replicas_identical(&c, TOPIC, PARTITIONS);
@@ -258,6 +274,19 @@ async fn verify_acknowledged(c: &LocalCluster, topic: &str, partitions: u32, ack
             );
         }
     }
+}
+
+/// (records in the log, records whose value is there more than once).
+async fn count_duplicates(c: &LocalCluster, topic: &str, partitions: u32) -> (usize, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for p in 0..partitions {
+        for value in consume_all(&c.bootstrap_all(), topic, p).await.into_values() {
+            total += 1;
+            seen.insert(value);
+        }
+    }
+    (total, total - seen.len())
 }
 
 fn seeds() -> Vec<u64> {

@@ -11,9 +11,17 @@
 //! - **Ordering**: kept per partition, even across retries: a partition has
 //!   at most one request in flight, and a batch that failed retriably goes
 //!   back to the front of its partition's queue.
-//! - **Delivery**: at least once. A retried request may have been written by
-//!   the broker before the error (a lost response), so a record can appear
-//!   twice, as with Kafka without idempotence.
+//! - **Delivery**: exactly once per acknowledged record with idempotence (the
+//!   default with `acks = all`): the producer has a producer id from the
+//!   cluster and numbers its batches per partition; a leader (the old one or
+//!   a new one after a failover) answers a retried batch with the offsets it
+//!   first got and never writes it twice, and refuses a batch that would
+//!   skip one. A record whose delivery failed (its `delivery_timeout`
+//!   passed) may or may not be in the log; the producer then takes a new
+//!   producer id for the batches after it. Without idempotence (`acks` 0 or
+//!   1, or `enable_idempotence: false`) delivery is at least once: a retried
+//!   request may have been written before the error (a lost response), so a
+//!   record can appear twice, as with Kafka.
 //! - **acks=0**: the delivery future resolves once the broker answered the
 //!   request, with `offset: None` (the broker does not report offsets).
 
