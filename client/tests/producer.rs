@@ -518,3 +518,38 @@ async fn acks_below_all_turn_idempotence_off() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_sequence_gap_makes_the_producer_start_over_under_a_new_id() {
+    bounded(async {
+        let cluster = TestCluster::start(1).await;
+        create_topic(&cluster, "t", 1).await;
+        // The leader refuses a batch as out of order once (as after a batch
+        // before it failed for good): nothing was written, so the producer
+        // takes a new id, renumbers what waits and sends it again.
+        cluster.wiretap.fail_produce("t", 0, ErrorCode::OutOfOrderSequenceNumber, 1);
+        let producer = Producer::connect(config(&cluster)).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..50 {
+            pending.push(producer.send(ProducerRecord::new("t", format!("v{i}")).with_partition(0)).await.unwrap());
+        }
+        for (i, d) in pending.into_iter().enumerate() {
+            assert_eq!(d.await.unwrap().offset, Some(i as u64));
+        }
+        assert_eq!(cluster.wiretap.count("InitProducerId"), 2, "a second producer id after the gap");
+        let ids: std::collections::BTreeSet<i64> = cluster
+            .wiretap
+            .requests::<ProduceRequest>("Produce")
+            .into_iter()
+            .flat_map(|(_, r)| r.partitions)
+            .flat_map(|p| {
+                strata_record::batch::split_batches(p.records, usize::MAX).map(|b| b.unwrap().header().producer_id)
+            })
+            .collect();
+        assert_eq!(ids.len(), 2, "batches went under two producer ids: {ids:?}");
+        assert_eq!(values(&cluster, "t", 0).await.len(), 50);
+        producer.close().await;
+        cluster.stop().await;
+    })
+    .await;
+}

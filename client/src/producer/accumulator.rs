@@ -439,6 +439,46 @@ mod tests {
         RecordRef { timestamp: 1, key: None, value: Some(value), headers: &[] }
     }
 
+    /// (producer id, epoch, base sequence, records) of a drained batch.
+    fn stamp(b: &ReadyBatch) -> (i64, i16, i32, u32) {
+        let h = strata_record::batch::BatchHeader::parse(&b.bytes).unwrap();
+        (h.producer_id, h.producer_epoch, h.base_sequence, b.records)
+    }
+
+    #[test]
+    fn idempotent_batches_take_each_partitions_next_sequences_and_are_renumbered_on_reset() {
+        let mut acc = Accumulator::new(200, Duration::ZERO);
+        acc.set_producer((7, 0));
+        let m = meta(2);
+        for i in 0..9 {
+            let _ = acc.append("t", Target::Partition(i % 2), &m, &rec(&[1; 40]), 1).unwrap();
+        }
+        let (drained, _) = acc.drain(Instant::now(), 1 << 20);
+        let mut by_partition: Vec<(u32, Vec<(i64, i16, i32, u32)>)> =
+            drained.iter().map(|d| (d.partition, d.batches.iter().map(stamp).collect())).collect();
+        by_partition.sort();
+        // Two records per 200-byte batch: sequences count records per partition.
+        assert_eq!(by_partition[0], (0, vec![(7, 0, 0, 2), (7, 0, 2, 2), (7, 0, 4, 1)]));
+        assert_eq!(by_partition[1], (1, vec![(7, 0, 0, 2), (7, 0, 2, 2)]));
+        // Partition 0's entry comes back for a retry; a reset renumbers it
+        // (and partition 1's entry, still in flight, keeps its stamps).
+        let mut drained = drained;
+        let p0 = drained.iter().position(|d| d.partition == 0).unwrap();
+        let entry = drained.remove(p0);
+        acc.settle("t", 0, entry.batches, None, &[]);
+        acc.needs_reset = true;
+        assert!(acc.drain(Instant::now(), 1 << 20).0.is_empty(), "nothing is sent while a reset is due");
+        acc.reset_producer((8, 0));
+        let _ = acc.append("t", Target::Partition(0), &m, &rec(&[1; 40]), 1).unwrap();
+        let _ = acc.append("t", Target::Partition(0), &m, &rec(&[1; 40]), 1).unwrap();
+        let (drained, _) = acc.drain(Instant::now(), 1 << 20);
+        let again: Vec<_> = drained[0].batches.iter().map(stamp).collect();
+        assert_eq!(again, vec![(8, 0, 0, 2), (8, 0, 2, 2), (8, 0, 4, 1), (8, 0, 5, 2)]);
+        for b in &drained[0].batches {
+            strata_record::batch::validate(&b.bytes, usize::MAX).unwrap();
+        }
+    }
+
     #[test]
     fn batches_close_at_batch_size_and_linger() {
         let mut acc = Accumulator::new(200, Duration::from_millis(50));
