@@ -94,6 +94,10 @@ pub(crate) struct BenchArgs {
     /// Level of the codec (gzip 1-9, zstd -131072-22; default: the codec's).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     compression_level: Option<i32>,
+    /// Whether the producer is idempotent (with --acks all; the producer's
+    /// default is on).
+    #[arg(long, value_name = "on|off", default_value = "on", action = clap::ArgAction::Set, value_parser = parse_on_off)]
+    idempotence: bool,
     /// What record values hold: random bytes (incompressible) or json
     /// (JSON-like event text, compressible as real events are).
     #[arg(long, value_name = "KIND", default_value = "random")]
@@ -101,6 +105,14 @@ pub(crate) struct BenchArgs {
     /// Print the summary as one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
 }
 
 /// What `--payload` generates.
@@ -183,6 +195,7 @@ impl Summary {
         if kind != "consume" {
             m.insert("acks".into(), json!(acks_name(args.acks)));
             m.insert("compression".into(), json!(args.compression.name()));
+            m.insert("idempotence".into(), json!(args.idempotence && args.acks == Acks::All));
             m.insert("warmup_records".into(), json!(args.warmup_records));
         }
         if let Some(h) = &self.latency {
@@ -300,9 +313,26 @@ fn payload_pool_of(kind: PayloadKind, len: usize) -> Bytes {
     }
 }
 
+/// Where record `i`'s value starts in `pool`: a varying offset in the
+/// random pool; consecutive stretches of the JSON pool (which is large, so
+/// a batch holds no repeated text and compresses as real events do).
+fn record_offset(pool: &Bytes, i: u64, size: usize) -> usize {
+    let span = pool.len().saturating_sub(size).max(1);
+    if span > 4096 {
+        (i as usize).wrapping_mul(size) % span
+    } else {
+        (i as usize).wrapping_mul(61) % 4096
+    }
+}
+
+/// JSON pool size: far more than a batch, so records do not repeat.
+const JSON_POOL_BYTES: usize = 16 << 20;
+
 /// JSON-like event text (ids, users, paths and timings drawn from a
-/// pseudo-random sequence), as compressible as typical event streams.
+/// pseudo-random sequence), as compressible as typical event streams; at
+/// least [`JSON_POOL_BYTES`].
 fn json_pool(len: usize) -> Bytes {
+    let len = len.max(JSON_POOL_BYTES);
     const EVENTS: [&str; 5] = ["page_view", "click", "add_to_cart", "checkout", "search"];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -380,6 +410,7 @@ fn producer_config(args: &BenchArgs, global: &Global, default_linger: Option<Dur
         acks: args.acks,
         compression: args.compression,
         compression_level: args.compression_level,
+        enable_idempotence: args.idempotence,
         ..ProducerConfig::new(global.bootstrap())
     };
     if let Some(b) = args.batch_size {
@@ -505,7 +536,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
         if counted && measure_start.is_none() {
             measure_start = Some(sent);
         }
-        let offset = (i as usize).wrapping_mul(61) % 4096;
+        let offset = record_offset(&pool, i, size);
         let record = ProducerRecord::new(args.topic.clone(), pool.slice(offset..offset + size));
         let delivery = producer.send(record).await?;
         if tx.send((delivery, sent, counted)).is_err() {
@@ -623,7 +654,7 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
         let sent = Instant::now();
         value.extend_from_slice(&(sent.duration_since(base).as_nanos() as u64).to_le_bytes());
         value.extend_from_slice(&i.to_le_bytes());
-        let offset = (i as usize).wrapping_mul(61) % 4096;
+        let offset = record_offset(&pool, i, size);
         value.extend_from_slice(&pool[offset..offset + size - E2E_HEADER]);
         match producer.send(ProducerRecord::new(args.topic.clone(), value.freeze())).await {
             Ok(d) => {
@@ -730,6 +761,7 @@ mod tests {
             warmup_records: 0,
             compression: Compression::Zstd,
             compression_level: None,
+            idempotence: true,
             payload: PayloadKind::Json,
             json: true,
         };
@@ -749,11 +781,15 @@ mod tests {
     fn the_json_pool_compresses_and_the_random_pool_does_not() {
         use strata_client::Compression;
         let json = json_pool(64 * 1024);
-        assert_eq!(json.len(), 64 * 1024 + 4096);
+        assert_eq!(json.len(), JSON_POOL_BYTES + 4096);
+        // Consecutive records are different text.
+        let (a, b) = (record_offset(&json, 0, 1024), record_offset(&json, 1, 1024));
+        assert_ne!(json[a..a + 1024], json[b..b + 1024]);
         assert!(json.starts_with(b"{\"id\":"));
         let random = payload_pool(64 * 1024);
         let packed = |b: &[u8]| Compression::Zstd.compress(b, None).unwrap().len();
-        assert!(packed(&json) * 3 < json.len(), "json packs at least 3:1");
+        let sample = json.slice(..256 * 1024);
+        assert!(packed(&sample) * 3 < sample.len(), "json packs at least 3:1");
         assert!(packed(&random) * 10 > random.len() * 9, "random bytes stay random");
     }
 
