@@ -4,11 +4,13 @@
 //! until the high watermark passes the last appended offset (woken by the
 //! high watermark moving, never by polling).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strata_record::batch::{split_batches, RecordBatch};
 use strata_record::TopicPartition;
+use strata_storage::{NewProducers, StorageError};
 
 use crate::api_error;
 use crate::error::{BrokerError, ErrorKind};
@@ -20,6 +22,9 @@ use crate::topic_config::CompressionPolicy;
 const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest acks=all wait a request may ask for.
 const MAX_PRODUCE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a batch that arrived ahead of its producer's sequence waits for
+/// the batches before it (in other requests of a pipelining producer).
+const SEQUENCE_GAP_WAIT: Duration = Duration::from_secs(2);
 
 /// How many replicas must have a produce's records before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,24 +118,62 @@ impl BrokerService {
         let log = p.log.clone();
         let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
         let tp = p.tp.clone();
+        let task_failed = |e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e);
         // Validation decompresses and may recompress: CPU work for the
-        // blocking pool, beside the append, not for the async workers.
-        let (count, info) = tokio::task::spawn_blocking(move || {
-            let batches = accepted_batches(&tp, records, max, policy)?;
-            let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
-            let info = log
-                .append_batches(&batches, epoch)
-                .map_err(|e| api_error::storage_error(&tp.topic, tp.partition, e))?;
-            Ok::<_, BrokerError>((count, info))
-        })
-        .await
-        .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e))??;
+        // blocking pool, not for the async workers.
+        let batches = tokio::task::spawn_blocking(move || accepted_batches(&tp, records, max, policy))
+            .await
+            .map_err(task_failed)??;
+        let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
+        let batches = Arc::new(batches);
+        // An idempotent producer pipelines requests, and concurrent requests
+        // may reach the log out of order: a batch ahead of its producer's
+        // sequence waits (briefly) for the one before it.
+        let mut log_end = p.watch_log_end();
+        let wait_until = tokio::time::Instant::now() + SEQUENCE_GAP_WAIT.min(timeout);
+        let mut new_producers = NewProducers::StartAtZero;
+        let info = loop {
+            let (log, batches) = (log.clone(), batches.clone());
+            let appended = tokio::task::spawn_blocking(move || log.append_batches_with(&batches, epoch, new_producers))
+                .await
+                .map_err(task_failed)?;
+            match appended {
+                Err(StorageError::OutOfOrderSequence { producer_id, expected, found })
+                    if sequence_ahead(expected, found) =>
+                {
+                    if tokio::time::Instant::now() < wait_until {
+                        let _ = tokio::time::timeout_at(wait_until, log_end.changed()).await;
+                        if p.leader_epoch_if_leader() != Some(epoch) {
+                            return Err(p.not_leader());
+                        }
+                    } else if new_producers == NewProducers::StartAtZero && p.log.producer_entry(producer_id).is_none()
+                    {
+                        // Nothing before it came: the producer's state
+                        // expired or went with its batches (Kafka takes any
+                        // sequence from a producer it does not know).
+                        new_producers = NewProducers::AnySequence;
+                    } else {
+                        let e = StorageError::OutOfOrderSequence { producer_id, expected, found };
+                        return Err(api_error::storage_error(topic, partition, e));
+                    }
+                }
+                other => break other.map_err(|e| api_error::storage_error(topic, partition, e))?,
+            }
+        };
         p.after_leader_append();
         if acks == Acks::All {
             wait_committed(&p, epoch, info.last_offset + 1, timeout, &self.stopping).await?;
         }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
     }
+}
+
+/// Whether sequence `found` is ahead of `expected` (a batch before it has not
+/// arrived yet) rather than behind it (an old retry), sequences wrapping at
+/// 2^31.
+fn sequence_ahead(expected: i32, found: i32) -> bool {
+    let distance = (i64::from(found) - i64::from(expected)).rem_euclid(1 << 31);
+    distance > 0 && distance < 1 << 30
 }
 
 /// Splits and validates a produce's `records` (decompressing compressed
@@ -222,5 +265,20 @@ pub(crate) async fn wait_committed(
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::sequence_ahead;
+
+    #[test]
+    fn ahead_and_behind_wrap_at_2_to_the_31() {
+        assert!(sequence_ahead(5, 6));
+        assert!(sequence_ahead(5, 500));
+        assert!(!sequence_ahead(5, 5));
+        assert!(!sequence_ahead(5, 1), "an old retry is behind");
+        assert!(sequence_ahead(i32::MAX, 3), "past the wrap");
+        assert!(!sequence_ahead(3, i32::MAX), "before the wrap is behind");
     }
 }

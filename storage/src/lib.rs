@@ -40,5 +40,5 @@ pub use format::{FORMAT_FILE, FORMAT_VERSION};
 pub use loader::{RecoveryReport, TruncatedTail};
 pub use log::{AppendInfo, Log, ReadResult, RetentionResult};
 pub use manager::{BackgroundConfig, LogManager, RESERVED_DIRS};
-pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};
+pub use producer_state::{BatchMetadata, NewProducers, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};
 pub use strata_record::{validate_topic_name, InvalidTopicName, TopicPartition, MAX_TOPIC_NAME_LEN};

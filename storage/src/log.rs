@@ -18,7 +18,7 @@ use crate::error::{Result, StorageError};
 use crate::file_io;
 use crate::loader::{self, RecoveryReport};
 use crate::log_replica;
-use crate::producer_state::{self, ProducerStateManager};
+use crate::producer_state::{self, NewProducers, ProducerStateManager};
 use crate::segment::{self, LogSegment};
 
 /// Largest offset a log holds (offsets are signed 64-bit on Kafka's wire).
@@ -213,7 +213,7 @@ impl Log {
         // other appenders are not held up by it.
         let max_batch_bytes = self.read_state().config.max_batch_bytes;
         let header = batch::validate(batch, max_batch_bytes)?;
-        self.append_validated(&[(header, batch)], leader_epoch)
+        self.append_validated(&[(header, batch)], leader_epoch, NewProducers::StartAtZero)
     }
 
     /// Appends batches that were validated when their [`RecordBatch`] was
@@ -221,11 +221,27 @@ impl Log {
     /// wait for all of them. Checks only the size limit: if any batch is too
     /// large, nothing is appended.
     pub fn append_batches(&self, batches: &[RecordBatch], leader_epoch: u32) -> Result<AppendInfo> {
-        let parts: Vec<(BatchHeader, &[u8])> = batches.iter().map(|b| (*b.header(), &b.bytes()[..])).collect();
-        self.append_validated(&parts, leader_epoch)
+        self.append_batches_with(batches, leader_epoch, NewProducers::StartAtZero)
     }
 
-    fn append_validated(&self, batches: &[(BatchHeader, &[u8])], leader_epoch: u32) -> Result<AppendInfo> {
+    /// [`Log::append_batches`], choosing how the first batch of a producer
+    /// the log does not know is treated (see [`NewProducers`]).
+    pub fn append_batches_with(
+        &self,
+        batches: &[RecordBatch],
+        leader_epoch: u32,
+        new: NewProducers,
+    ) -> Result<AppendInfo> {
+        let parts: Vec<(BatchHeader, &[u8])> = batches.iter().map(|b| (*b.header(), &b.bytes()[..])).collect();
+        self.append_validated(&parts, leader_epoch, new)
+    }
+
+    fn append_validated(
+        &self,
+        batches: &[(BatchHeader, &[u8])],
+        leader_epoch: u32,
+        new: NewProducers,
+    ) -> Result<AppendInfo> {
         let delay;
         let mut info: Option<AppendInfo> = None;
         {
@@ -243,7 +259,7 @@ impl Log {
                     reason: format!("the log's offsets are exhausted at {base}"),
                 });
             }
-            if let Some(dup) = st.producers.check_append(batches.iter().map(|(h, _)| h))? {
+            if let Some(dup) = st.producers.check_append(batches.iter().map(|(h, _)| h), new)? {
                 // A retry of a batch already in the log: its original place.
                 let info = AppendInfo {
                     first_offset: dup.first_offset,

@@ -54,6 +54,19 @@ pub struct ProducerEntry {
     pub last_timestamp: i64,
 }
 
+/// How the leader treats the first batch of a producer it has no state
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewProducers {
+    /// It must start at sequence 0: a later batch that overtook the first
+    /// one (requests of a pipelining producer may arrive out of order) is
+    /// refused as out of order, and the broker lets it wait for the first.
+    StartAtZero,
+    /// It may start anywhere: the producer's state expired or went with its
+    /// batches, and nothing earlier is coming.
+    AnySequence,
+}
+
 /// How the leader must treat a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SequenceCheck {
@@ -109,10 +122,11 @@ impl ProducerStateManager {
     /// append; an epoch older than the producer's → fenced; a newer epoch
     /// must start at sequence 0; the same epoch must continue right after
     /// the last sequence, unless the batch is one of the last five (a
-    /// retry: a duplicate). A producer the log has no state for (new, or
-    /// expired, or removed by retention) may start at any sequence, as in
-    /// Kafka since 2.5.
-    pub(crate) fn check(&self, h: &BatchHeader) -> Result<SequenceCheck> {
+    /// retry: a duplicate). A producer the log has no state for must start
+    /// at sequence 0 under [`NewProducers::StartAtZero`]; under
+    /// [`NewProducers::AnySequence`] (its state expired, or went with its
+    /// batches to retention: Kafka's rule since 2.5) it may start anywhere.
+    pub(crate) fn check(&self, h: &BatchHeader, new: NewProducers) -> Result<SequenceCheck> {
         if h.producer_id < 0 {
             return Ok(SequenceCheck::Append);
         }
@@ -123,6 +137,13 @@ impl ProducerStateManager {
             });
         }
         let Some(e) = self.producers.get(&h.producer_id) else {
+            if new == NewProducers::StartAtZero && h.base_sequence != 0 {
+                return Err(StorageError::OutOfOrderSequence {
+                    producer_id: h.producer_id,
+                    expected: 0,
+                    found: h.base_sequence,
+                });
+            }
             return Ok(SequenceCheck::Append);
         };
         if h.producer_epoch < e.epoch {
@@ -160,6 +181,7 @@ impl ProducerStateManager {
     pub(crate) fn check_append<'a>(
         &self,
         headers: impl ExactSizeIterator<Item = &'a BatchHeader>,
+        new: NewProducers,
     ) -> Result<Option<BatchMetadata>> {
         let alone = headers.len() == 1;
         let mut staged = ProducerStateManager::new();
@@ -167,7 +189,7 @@ impl ProducerStateManager {
             if let (None, Some(e)) = (staged.producers.get(&h.producer_id), self.producers.get(&h.producer_id)) {
                 staged.producers.insert(h.producer_id, e.clone());
             }
-            match staged.check(h)? {
+            match staged.check(h, new)? {
                 SequenceCheck::Duplicate(dup) if alone => return Ok(Some(dup)),
                 SequenceCheck::Duplicate(_) => {
                     return Err(StorageError::DuplicateSequence {

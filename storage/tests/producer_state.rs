@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_record::batch::{BatchBuilder, RecordBatch};
-use strata_storage::{FlushPolicy, Log, LogConfig, ManualClock, StorageError};
+use strata_storage::{FlushPolicy, Log, LogConfig, ManualClock, NewProducers, StorageError};
 
 fn cfg() -> LogConfig {
     LogConfig {
@@ -88,10 +88,15 @@ fn gaps_and_fenced_epochs_are_refused_and_write_nothing() {
     let err = append(&log, &pbatch(1, 3, 2, 1, 1000)).unwrap_err();
     assert!(matches!(err, StorageError::ProducerFenced { epoch: 3, current: 4, .. }), "{err}");
     assert_eq!(log.log_end_offset(), 3);
-    // A producer the log does not know may start anywhere (its state expired).
-    append(&log, &pbatch(9, 0, 500, 1, 1000)).unwrap();
+    // A producer the log does not know starts at 0, unless the caller says
+    // its state expired (then anywhere).
+    let err = append(&log, &pbatch(9, 0, 500, 1, 1000)).unwrap_err();
+    assert!(matches!(err, StorageError::OutOfOrderSequence { expected: 0, found: 500, .. }), "{err}");
+    let lenient =
+        |b: Bytes| log.append_batches_with(&[RecordBatch::new(b, usize::MAX).unwrap()], 0, NewProducers::AnySequence);
+    lenient(pbatch(9, 0, 500, 1, 1000)).unwrap();
     // Sequences wrap from i32::MAX to 0.
-    append(&log, &pbatch(10, 0, i32::MAX - 1, 2, 1000)).unwrap();
+    lenient(pbatch(10, 0, i32::MAX - 1, 2, 1000)).unwrap();
     append(&log, &pbatch(10, 0, 0, 1, 1000)).unwrap();
 }
 
@@ -189,6 +194,13 @@ fn idle_producers_expire_and_retention_keeps_the_state() {
     log.enforce_retention().unwrap();
     assert_eq!(log.producer_entry(1), None, "idle for 10.5 s of 10: expired");
     assert!(log.producer_entry(2).is_some(), "idle for 1.5 s");
-    // An expired producer is unknown: any sequence is taken.
-    append(&log, &pbatch(1, 0, 39, 1, 1_010_500)).unwrap();
+    // An expired producer is unknown: it starts at 0, or anywhere if the
+    // caller allows it.
+    assert!(append(&log, &pbatch(1, 0, 40, 1, 1_010_500)).is_err());
+    log.append_batches_with(
+        &[RecordBatch::new(pbatch(1, 0, 40, 1, 1_010_500), usize::MAX).unwrap()],
+        0,
+        NewProducers::AnySequence,
+    )
+    .unwrap();
 }

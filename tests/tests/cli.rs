@@ -196,7 +196,17 @@ fn produce_compresses_with_the_codec_asked_for() {
         }
         ok(b, &args, Some(input.as_bytes()));
         let run = ok(b, &["consume", &topic], None);
-        assert!(run.stdout == input, "{codec}: the lines came back changed");
+        if run.stdout != input {
+            let got: Vec<&str> = run.stdout.lines().collect();
+            let want: Vec<&str> = input.lines().collect();
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            panic!(
+                "{codec}: the lines came back changed: {} lines of {}, first difference at {first:?}: {:?}",
+                got.len(),
+                want.len(),
+                first.map(|i| (got[i], want[i]))
+            );
+        }
         let codecs = stored_codecs(&dir.path().join("data"), &topic);
         assert!(!codecs.is_empty() && codecs.iter().all(|&c| c == id), "{codec}: stored codecs {codecs:?}");
     }

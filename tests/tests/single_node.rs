@@ -588,6 +588,64 @@ async fn records_round_trip_and_survive_restart_and_kill() {
     blocking(|| server.stop());
 }
 
+/// A batch of `n` records `{tag}-{i}` from producer `pid`, first sequence `seq`.
+fn producer_batch(pid: i64, seq: i32, n: usize, tag: &str) -> Bytes {
+    let mut b = BatchBuilder::new();
+    b.set_producer(pid, 0, seq);
+    for i in 0..n {
+        b.append(1_700_000_000_000, None, Some(format!("{tag}-{i}").as_bytes()), &[]).expect("append");
+    }
+    b.build().expect("build")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producers_batches_are_appended_in_sequence_order() {
+    let server = Server::start();
+    let admin = admin(&server).await;
+    let mut client = raw(&server).await;
+    create_topic(&admin, "seq", 1, &[]).await;
+    let init = within(10, "InitProducerId", client.init_producer_id(strata_protocol::v1::InitProducerIdRequest {}))
+        .await
+        .expect("InitProducerId")
+        .into_inner();
+    assert_eq!(init.error, None);
+    let (pid, other) = (init.producer_id, init.producer_id + 1_000_000);
+    assert!(pid >= 0 && init.producer_epoch == 0, "{init:?}");
+
+    // The second batch overtakes the first: it waits for it, then follows it.
+    let mut c2 = client.clone();
+    let second = tokio::spawn(async move { raw_produce(&mut c2, "seq", 0, -1, producer_batch(pid, 3, 2, "b")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "a batch ahead of its sequence waits for the one before it");
+    let first = raw_produce(&mut client, "seq", 0, -1, producer_batch(pid, 0, 3, "a")).await.expect("first");
+    let second = second.await.expect("join").expect("second");
+    assert_eq!((code_of(&first.error), first.base_offset), (ErrorCode::None, 0));
+    assert_eq!((code_of(&second.error), second.base_offset), (ErrorCode::None, 3), "{second:?}");
+    // A retry of either is answered with its first offsets and writes nothing.
+    let again = raw_produce(&mut client, "seq", 0, -1, producer_batch(pid, 0, 3, "a")).await.expect("retry");
+    assert_eq!((code_of(&again.error), again.base_offset), (ErrorCode::None, 0));
+    assert_eq!(offsets(&admin, "seq").await, vec![(5, 5)]);
+
+    // A real gap waits, then is refused and writes nothing.
+    let started = Instant::now();
+    let gap = raw_produce(&mut client, "seq", 0, -1, producer_batch(pid, 9, 1, "c")).await.expect("gap");
+    assert_eq!(code_of(&gap.error), ErrorCode::OutOfOrderSequenceNumber, "{gap:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited for the missing batches first");
+    assert_eq!(offsets(&admin, "seq").await, vec![(5, 5)]);
+
+    // A producer the log does not know (its state expired) is taken at any
+    // sequence once nothing before it came.
+    let late = raw_produce(&mut client, "seq", 0, -1, producer_batch(other, 40, 1, "d")).await.expect("late");
+    assert_eq!((code_of(&late.error), late.base_offset), (ErrorCode::None, 5), "{late:?}");
+    let values: Vec<String> = read_all(&server, "seq", &[6])
+        .await
+        .remove(0)
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(values, ["a-0", "a-1", "a-2", "b-0", "b-1", "d-0"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topics_compression_type_decides_how_batches_are_stored() {
     let server = Server::start();

@@ -1,7 +1,9 @@
 //! The record accumulator: per-partition queues of batches being filled
-//! (`open`), closed and waiting to be sent (`ready`), and at most one request
-//! in flight per partition. All state sits behind one mutex that `send` and
-//! the sender task hold only briefly; no I/O happens under it.
+//! (`open`), closed and waiting to be sent (`ready`), and the requests in
+//! flight per partition: one for a producer that is not idempotent (so a
+//! retry cannot reorder records), up to five for an idempotent one (the
+//! leader orders them by sequence). All state sits behind one mutex that
+//! `send` and the sender task hold only briefly; no I/O happens under it.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, VecDeque};
@@ -66,11 +68,34 @@ pub(crate) struct ReadyBatch {
 #[derive(Debug, Default)]
 struct PartitionQueue {
     open: Option<OpenBatch>,
+    /// In batch-id order, which is sequence order.
     ready: VecDeque<ReadyBatch>,
-    in_flight: bool,
+    /// Requests in flight.
+    in_flight: usize,
+    /// Batches in those requests.
+    in_flight_batches: usize,
     retry_at: Option<Instant>,
+    /// The idempotent producer id and epoch this partition's batches carry.
+    producer: Option<(i64, i16)>,
     /// The sequence the next closed batch starts at (idempotence).
     next_seq: i32,
+    /// A batch failed for good or found a gap: nothing more is sent until
+    /// the partition is quiet and starts over under a new producer id.
+    reset: bool,
+    /// Ids of its batches not yet completed (open, ready or in flight).
+    unacked: BTreeSet<u64>,
+}
+
+impl PartitionQueue {
+    /// Puts `batches` back in id (= sequence) order among the ready ones.
+    fn requeue(&mut self, batches: Vec<ReadyBatch>) {
+        if batches.is_empty() {
+            return;
+        }
+        let mut all: Vec<ReadyBatch> = self.ready.drain(..).chain(batches).collect();
+        all.sort_by_key(|b| b.id);
+        self.ready = all.into();
+    }
 }
 
 #[derive(Debug)]
@@ -117,12 +142,14 @@ pub(crate) struct Accumulator {
     /// The sender stopped: nothing appended now would ever be sent.
     pub stopped: bool,
     rng: u64,
-    /// The idempotent producer's id and epoch; `None` when not idempotent.
+    /// The idempotent producer's newest id and epoch, which new partitions
+    /// take; `None` when not idempotent.
     producer: Option<(i64, i16)>,
-    /// A batch failed for good, so a partition's sequence may have a gap:
-    /// nothing is sent until the sender took a new producer id
-    /// ([`Accumulator::reset_producer`]).
-    pub needs_reset: bool,
+    /// Requests in flight per partition.
+    max_in_flight: usize,
+    /// Batches in flight per partition (an idempotent producer's leader
+    /// remembers a producer's last five batches: a retry must be one of them).
+    max_in_flight_batches: usize,
 }
 
 impl Accumulator {
@@ -138,7 +165,8 @@ impl Accumulator {
             stopped: false,
             rng: seed,
             producer: None,
-            needs_reset: false,
+            max_in_flight: 1,
+            max_in_flight_batches: usize::MAX,
         }
     }
 
@@ -181,7 +209,7 @@ impl Accumulator {
                         // The sticky batch is complete: it goes out now and
                         // keyless records move to another partition.
                         if let Some((_, q)) = other {
-                            close_open(q, producer);
+                            close_open(q);
                             wake = true;
                         }
                         let previous = tq.sticky.map(|(p, _)| p);
@@ -190,9 +218,9 @@ impl Accumulator {
                 }
             }
         };
-        let q = tq.partitions.entry(partition).or_default();
+        let q = tq.partitions.entry(partition).or_insert_with(|| PartitionQueue { producer, ..Default::default() });
         if q.open.as_ref().is_some_and(|b| !fits(b, record, batch_size)) {
-            close_open(q, producer);
+            close_open(q);
             wake = true;
         }
         let open = match &mut q.open {
@@ -201,6 +229,7 @@ impl Accumulator {
                 let id = self.next_batch_id;
                 self.next_batch_id += 1;
                 self.incomplete.insert(id);
+                q.unacked.insert(id);
                 wake = true;
                 slot.insert(OpenBatch {
                     id,
@@ -226,7 +255,7 @@ impl Accumulator {
         open.permits += permits;
         let id = open.id;
         if open.builder.size_in_bytes() >= batch_size {
-            close_open(q, producer);
+            close_open(q);
             wake = true;
         }
         if target == Target::Sticky {
@@ -235,9 +264,16 @@ impl Accumulator {
         Ok((partition, delivery, wake))
     }
 
-    /// Makes the batches closed from now on an idempotent producer's.
-    pub(crate) fn set_producer(&mut self, producer: (i64, i16)) {
+    /// Makes the producer idempotent: batches closed from now on carry
+    /// `producer` and their partition's sequences, and up to
+    /// `max_in_flight` batches per partition may be in flight, in as many
+    /// requests. At most five: a retried batch must be among the last five
+    /// the leader appended for the producer, and every batch appended after
+    /// it was sent while it was in flight.
+    pub(crate) fn set_producer(&mut self, producer: (i64, i16), max_in_flight: usize) {
         self.producer = Some(producer);
+        self.max_in_flight = max_in_flight.clamp(1, 5);
+        self.max_in_flight_batches = self.max_in_flight;
     }
 
     /// Whether the producer is idempotent.
@@ -245,26 +281,72 @@ impl Accumulator {
         self.producer.is_some()
     }
 
-    /// Starts over under a new producer id: every partition's sequences
-    /// restart at 0 and the batches waiting to be sent are renumbered in
-    /// order (a batch in flight keeps the id it was sent with: the log
-    /// takes both).
+    /// Marks a partition to start over under a new producer id (a batch of
+    /// it failed for good, or the leader found a gap in its sequence).
+    pub(crate) fn mark_reset(&mut self, topic: &str, partition: u32) {
+        if let Some(q) = self.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(&partition)) {
+            q.reset = true;
+        }
+    }
+
+    /// Whether a partition waits for a new producer id and has nothing in
+    /// flight any more (so renumbering its batches cannot race a send).
+    pub(crate) fn reset_due(&self) -> bool {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .any(|q| q.reset && q.in_flight == 0 && (!q.ready.is_empty() || q.open.is_some()))
+    }
+
+    /// Takes every batch waiting in a partition due for a reset (when no
+    /// new producer id can be had, they fail rather than wait forever);
+    /// they count as completed.
+    pub(crate) fn take_reset_waiting(&mut self) -> Vec<ReadyBatch> {
+        let mut out = Vec::new();
+        for q in self.topics.values_mut().flat_map(|t| t.partitions.values_mut()) {
+            if !q.reset || q.in_flight > 0 {
+                continue;
+            }
+            close_open(q);
+            for b in q.ready.drain(..) {
+                q.unacked.remove(&b.id);
+                self.incomplete.remove(&b.id);
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Whether `partition` has a batch older than `id` not yet completed
+    /// (so a gap before `id` may still be filled by its retry).
+    pub(crate) fn unacked_before(&self, topic: &str, partition: u32, id: u64) -> bool {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(&partition))
+            .is_some_and(|q| q.unacked.first().is_some_and(|&first| first < id))
+    }
+
+    /// Starts the quiet partitions waiting for it over under `producer`:
+    /// their sequences restart at 0 and their waiting batches are
+    /// renumbered in order. New partitions take it too.
     pub(crate) fn reset_producer(&mut self, producer: (i64, i16)) {
         let (id, epoch) = producer;
         self.producer = Some(producer);
-        self.needs_reset = false;
-        for tq in self.topics.values_mut() {
-            for q in tq.partitions.values_mut() {
-                q.next_seq = 0;
-                for b in &mut q.ready {
-                    let mut bytes = b.bytes.to_vec();
-                    match set_producer(&mut bytes, id, epoch, q.next_seq) {
-                        Ok(()) => b.bytes = Bytes::from(bytes),
-                        // The batch is one this producer built.
-                        Err(e) => tracing::error!(error = %e, "cannot renumber a batch"),
-                    }
-                    q.next_seq = advance(q.next_seq, b.records);
+        for q in self.topics.values_mut().flat_map(|t| t.partitions.values_mut()) {
+            if !q.reset || q.in_flight > 0 {
+                continue;
+            }
+            q.reset = false;
+            q.producer = Some(producer);
+            q.next_seq = 0;
+            for b in &mut q.ready {
+                let mut bytes = b.bytes.to_vec();
+                match set_producer(&mut bytes, id, epoch, q.next_seq) {
+                    Ok(()) => b.bytes = Bytes::from(bytes),
+                    // The batch is one this producer built.
+                    Err(e) => tracing::error!(error = %e, "cannot renumber a batch"),
                 }
+                q.next_seq = advance(q.next_seq, b.records);
             }
         }
     }
@@ -272,10 +354,9 @@ impl Accumulator {
     /// Closes every open batch so the sender sends it without waiting for
     /// `linger`; returns the id below which every batch existing now lies.
     pub(crate) fn close_all(&mut self) -> u64 {
-        let producer = self.producer;
         for tq in self.topics.values_mut() {
             for q in tq.partitions.values_mut() {
-                close_open(q, producer);
+                close_open(q);
             }
         }
         self.next_batch_id
@@ -299,16 +380,14 @@ impl Accumulator {
     pub(crate) fn drain(&mut self, now: Instant, max_bytes: usize) -> (Vec<Drained>, Option<Instant>) {
         let mut out = Vec::new();
         let mut next: Option<Instant> = None;
-        if self.needs_reset {
-            return (out, None);
-        }
-        let producer = self.producer;
+        let (max_in_flight, max_batches) = (self.max_in_flight, self.max_in_flight_batches);
         let mut wake_at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         for (topic, tq) in &mut self.topics {
             for (&partition, q) in &mut tq.partitions {
-                if q.in_flight {
+                if q.reset || q.in_flight >= max_in_flight || q.in_flight_batches >= max_batches {
                     continue;
                 }
+                let room = max_batches - q.in_flight_batches;
                 if let Some(at) = q.retry_at {
                     if at > now {
                         wake_at(at);
@@ -317,7 +396,7 @@ impl Accumulator {
                     q.retry_at = None;
                 }
                 if q.open.as_ref().is_some_and(|open| self.closing || open.created + self.linger <= now) {
-                    close_open(q, producer);
+                    close_open(q);
                 }
                 let Some(first) = q.ready.pop_front() else {
                     if let Some(open) = &q.open {
@@ -330,14 +409,15 @@ impl Accumulator {
                 let mut batches = vec![first];
                 if !solo {
                     while let Some(b) = q.ready.front() {
-                        if b.solo || total + b.bytes.len() > max_bytes {
+                        if b.solo || total + b.bytes.len() > max_bytes || batches.len() >= room {
                             break;
                         }
                         total += b.bytes.len();
                         batches.extend(q.ready.pop_front());
                     }
                 }
-                q.in_flight = true;
+                q.in_flight += 1;
+                q.in_flight_batches += batches.len();
                 out.push(Drained { topic: topic.clone(), partition, batches });
             }
         }
@@ -359,12 +439,14 @@ impl Accumulator {
             self.incomplete.remove(id);
         }
         let Some(q) = self.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(&partition)) else { return };
-        q.in_flight = false;
+        q.in_flight = q.in_flight.saturating_sub(1);
+        q.in_flight_batches = q.in_flight_batches.saturating_sub(requeue.len() + completed.len());
+        for id in completed {
+            q.unacked.remove(id);
+        }
         if !requeue.is_empty() {
-            for b in requeue.into_iter().rev() {
-                q.ready.push_front(b);
-            }
-            q.retry_at = retry_at;
+            q.requeue(requeue);
+            q.retry_at = retry_at.max(q.retry_at);
         }
     }
 }
@@ -406,9 +488,9 @@ fn advance(seq: i32, records: u32) -> i32 {
 
 /// Encodes the open batch of `q` and queues it as ready; an idempotent
 /// producer's batch takes the partition's next sequences.
-fn close_open(q: &mut PartitionQueue, producer: Option<(i64, i16)>) {
+fn close_open(q: &mut PartitionQueue) {
     let Some(mut open) = q.open.take() else { return };
-    if let Some((id, epoch)) = producer {
+    if let Some((id, epoch)) = q.producer {
         open.builder.set_producer(id, epoch, q.next_seq);
         q.next_seq = advance(q.next_seq, open.records);
     }
@@ -448,13 +530,14 @@ mod tests {
     #[test]
     fn idempotent_batches_take_each_partitions_next_sequences_and_are_renumbered_on_reset() {
         let mut acc = Accumulator::new(200, Duration::ZERO);
-        acc.set_producer((7, 0));
+        acc.set_producer((7, 0), 5);
         let m = meta(2);
         for i in 0..9 {
             let _ = acc.append("t", Target::Partition(i % 2), &m, &rec(&[1; 40]), 1).unwrap();
         }
         let (drained, _) = acc.drain(Instant::now(), 1 << 20);
-        let mut by_partition: Vec<(u32, Vec<(i64, i16, i32, u32)>)> =
+        type Stamps = Vec<(i64, i16, i32, u32)>;
+        let mut by_partition: Vec<(u32, Stamps)> =
             drained.iter().map(|d| (d.partition, d.batches.iter().map(stamp).collect())).collect();
         by_partition.sort();
         // Two records per 200-byte batch: sequences count records per partition.
@@ -466,7 +549,8 @@ mod tests {
         let p0 = drained.iter().position(|d| d.partition == 0).unwrap();
         let entry = drained.remove(p0);
         acc.settle("t", 0, entry.batches, None, &[]);
-        acc.needs_reset = true;
+        acc.mark_reset("t", 0);
+        assert!(acc.reset_due());
         assert!(acc.drain(Instant::now(), 1 << 20).0.is_empty(), "nothing is sent while a reset is due");
         acc.reset_producer((8, 0));
         let _ = acc.append("t", Target::Partition(0), &m, &rec(&[1; 40]), 1).unwrap();
@@ -477,6 +561,39 @@ mod tests {
         for b in &drained[0].batches {
             strata_record::batch::validate(&b.bytes, usize::MAX).unwrap();
         }
+    }
+
+    #[test]
+    fn an_idempotent_partition_pipelines_up_to_five_batches_in_order() {
+        let mut acc = Accumulator::new(200, Duration::ZERO);
+        acc.set_producer((7, 0), 5);
+        let m = meta(1);
+        let add = |acc: &mut Accumulator, n: usize| {
+            for _ in 0..n {
+                let _ = acc.append("t", Target::Partition(0), &m, &rec(&[1; 40]), 1).unwrap();
+            }
+        };
+        // Later than every batch's creation: linger (zero) has passed.
+        let now = Instant::now() + Duration::from_secs(1);
+        add(&mut acc, 2);
+        let (first, _) = acc.drain(now, 1 << 20);
+        assert_eq!(first[0].batches.len(), 1);
+        // A second request goes while the first is in flight, and together
+        // they hold at most five batches.
+        add(&mut acc, 20);
+        let (second, _) = acc.drain(now, 1 << 20);
+        assert_eq!(second[0].batches.len(), 4, "five batches in flight at most");
+        assert!(acc.drain(now, 1 << 20).0.is_empty(), "no room until one completes");
+        let seqs = |d: &Drained| d.batches.iter().map(|b| stamp(b).2).collect::<Vec<_>>();
+        assert_eq!(seqs(&first[0]), vec![0]);
+        assert_eq!(seqs(&second[0]), vec![2, 4, 6, 8]);
+        // The first comes back for a retry: the partition waits for its
+        // backoff, then sends it first, ahead of the newer batches.
+        let retry = first.into_iter().next().unwrap().batches;
+        acc.settle("t", 0, retry, Some(now + Duration::from_millis(10)), &[]);
+        assert!(acc.drain(now, 1 << 20).0.is_empty(), "backoff");
+        let (again, _) = acc.drain(now + Duration::from_millis(20), 1 << 20);
+        assert_eq!(seqs(&again[0]), vec![0], "the retried batch first, and only it fits");
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //!   expires; a request carries every ready batch of each partition led by
 //!   one broker (up to `max_request_bytes`), with at most `max_in_flight`
 //!   requests per broker.
-//! - **Ordering**: kept per partition, even across retries: a partition has
-//!   at most one request in flight, and a batch that failed retriably goes
-//!   back to the front of its partition's queue.
+//! - **Ordering**: kept per partition, even across retries. An idempotent
+//!   producer has up to `max_in_flight` (at most 5) requests in flight per
+//!   partition: the leader appends them in sequence order (a request that
+//!   overtakes an earlier one waits for it), and after a retriable failure
+//!   the partition's batches go again in their original order. A producer
+//!   that is not idempotent has one request in flight per partition.
 //! - **Delivery**: exactly once per acknowledged record with idempotence (the
 //!   default with `acks = all`): the producer has a producer id from the
 //!   cluster and numbers its batches per partition; a leader (the old one or
@@ -474,7 +477,8 @@ impl Producer {
         .await?;
         let mut acc = Accumulator::new(config.batch_size, config.linger);
         if config.enable_idempotence && config.acks == Acks::All {
-            acc.set_producer(init_producer_id(&cluster, config.request_timeout).await?);
+            // Five per partition, as Kafka allows an idempotent producer.
+            acc.set_producer(init_producer_id(&cluster, config.request_timeout).await?, config.max_in_flight.min(5));
         }
         let shared = Arc::new(Shared {
             acc: Mutex::new(acc),

@@ -30,7 +30,7 @@ const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut limits: HashMap<u32, Arc<Semaphore>> = HashMap::new();
     loop {
-        if shared.acc().needs_reset {
+        if shared.acc().reset_due() {
             reset_producer(&shared).await;
             continue;
         }
@@ -59,21 +59,25 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     tracing::debug!("producer sender stopped");
 }
 
-/// Takes a new producer id after a batch failed for good (its partition's
-/// sequence may have a gap the leader would refuse everything after),
-/// retrying until a broker answers or the producer closes.
+/// Takes a new producer id for the partitions that must start over (a
+/// batch failed for good, or the leader found a gap). If none can be had
+/// (the cluster's retry time passed), the batches waiting in those
+/// partitions fail with that error instead of waiting forever.
 async fn reset_producer(shared: &Shared) {
-    loop {
-        match super::init_producer_id(&shared.cluster, shared.config.request_timeout).await {
-            Ok(p) => {
-                tracing::info!(producer_id = p.0, "idempotent producer starts over under a new producer id");
-                shared.acc().reset_producer(p);
-                return;
+    match super::init_producer_id(&shared.cluster, shared.config.request_timeout).await {
+        Ok(p) => {
+            tracing::info!(producer_id = p.0, "partitions start over under a new producer id");
+            shared.acc().reset_producer(p);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot get a new producer id; failing the batches waiting for one");
+            let failed = shared.acc().take_reset_waiting();
+            let mut permits = 0;
+            for b in failed {
+                permits += b.permits;
+                b.completer.complete(Err(e.clone()));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot get a new producer id; retrying");
-                tokio::time::sleep(shared.config.retry_backoff).await;
-            }
+            finish(shared, permits);
         }
     }
 }
@@ -305,7 +309,7 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
         tracing::debug!(topic = %d.topic, partition = d.partition, error = %err, "retrying batches");
     }
     let ids: Vec<u64> = failed.iter().map(|b| b.id).collect();
-    let gap = renumber || !failed.is_empty();
+    let first_id = requeue.iter().chain(&failed).map(|b| b.id).min().unwrap_or(0);
     let mut permits = 0;
     for b in failed {
         permits += b.permits;
@@ -320,10 +324,14 @@ fn settle_failed(shared: &Shared, d: Drained, err: &ClientError) {
     {
         // One lock: the renumbering must see the requeued batches.
         let mut acc = shared.acc();
+        // A gap the retry of an earlier batch still in the works may fill is
+        // not one: only a gap nothing earlier can fill, or a batch that
+        // failed for good, makes the partition start over.
+        let gap = !ids.is_empty() || (renumber && !acc.unacked_before(&d.topic, d.partition, first_id));
         acc.settle(&d.topic, d.partition, requeue, Some(retry_at), &ids);
         if gap && acc.idempotent() {
-            acc.needs_reset = true;
-            tracing::warn!(topic = %d.topic, partition = d.partition, error = %err, "a batch failed for good or found a sequence gap; the producer takes a new id");
+            acc.mark_reset(&d.topic, d.partition);
+            tracing::warn!(topic = %d.topic, partition = d.partition, error = %err, "a batch failed for good or found a sequence gap; the partition starts over under a new producer id");
         }
     }
     finish(shared, permits);
