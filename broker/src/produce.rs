@@ -119,24 +119,25 @@ impl BrokerService {
         let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
         let tp = p.tp.clone();
         let task_failed = |e| BrokerError::new(ErrorKind::UnknownServerError, "append task failed").with_source(e);
-        // Validation decompresses and may recompress: CPU work for the
-        // blocking pool, not for the async workers.
-        let batches = tokio::task::spawn_blocking(move || accepted_batches(&tp, records, max, policy))
-            .await
-            .map_err(task_failed)??;
-        let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
-        let batches = Arc::new(batches);
         // An idempotent producer pipelines requests, and concurrent requests
         // may reach the log out of order: a batch ahead of its producer's
         // sequence waits (briefly) for the one before it.
         let mut log_end = p.watch_log_end();
         let wait_until = tokio::time::Instant::now() + SEQUENCE_GAP_WAIT.min(timeout);
         let mut new_producers = NewProducers::StartAtZero;
+        // Validation decompresses and may recompress: CPU work for the
+        // blocking pool, with the first append, not for the async workers.
+        let first = {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || {
+                let batches = Arc::new(accepted_batches(&tp, records, max, policy)?);
+                let appended = log.append_batches_with(&batches, epoch, NewProducers::StartAtZero);
+                Ok::<_, BrokerError>((batches, appended))
+            })
+        };
+        let (batches, mut appended) = first.await.map_err(task_failed)??;
+        let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
         let info = loop {
-            let (log, batches) = (log.clone(), batches.clone());
-            let appended = tokio::task::spawn_blocking(move || log.append_batches_with(&batches, epoch, new_producers))
-                .await
-                .map_err(task_failed)?;
             match appended {
                 Err(StorageError::OutOfOrderSequence { producer_id, expected, found })
                     if sequence_ahead(expected, found) =>
@@ -159,6 +160,10 @@ impl BrokerService {
                 }
                 other => break other.map_err(|e| api_error::storage_error(topic, partition, e))?,
             }
+            let (log, batches) = (log.clone(), batches.clone());
+            appended = tokio::task::spawn_blocking(move || log.append_batches_with(&batches, epoch, new_producers))
+                .await
+                .map_err(task_failed)?;
         };
         p.after_leader_append();
         if acks == Acks::All {

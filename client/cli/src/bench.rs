@@ -71,7 +71,7 @@ pub(crate) struct BenchArgs {
     /// Acknowledgements to wait for: 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     acks: Acks,
-    /// Producer batch size (default: the producer's, 64 KiB).
+    /// Producer batch size (default: the producer's, 1 MiB).
     #[arg(long, value_name = "BYTES")]
     batch_size: Option<usize>,
     /// Producer linger (default: the producer's 5 ms; e2e: 0).

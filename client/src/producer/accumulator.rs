@@ -233,8 +233,8 @@ impl Accumulator {
                 wake = true;
                 slot.insert(OpenBatch {
                     id,
-                    // Room for a whole batch: growing it would copy it.
-                    builder: BatchBuilder::with_capacity(batch_size.min(1024 * 1024)),
+                    // Room for a typical batch; a larger one grows (doubling).
+                    builder: BatchBuilder::with_capacity(batch_size.min(64 * 1024)),
                     completer: Completer(BatchCompletion::new(tq.name.clone(), partition)),
                     records: 0,
                     created: Instant::now(),
