@@ -54,6 +54,7 @@ def decode(path):
             print(json.dumps({
                 "batch_base_offset": batch.base_offset,
                 "codec": batch.compression_type,
+                "producer": [batch.producer_id, batch.producer_epoch, batch.base_sequence],
                 "leader_epoch": batch.leader_epoch,
                 "offset": r.offset,
                 "timestamp": r.timestamp,

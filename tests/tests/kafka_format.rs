@@ -101,6 +101,7 @@ fn segments_written_by_the_produce_path_decode_with_kafka_python() {
         }
     });
     server.stop();
+    let mut producer_ids = std::collections::BTreeSet::new();
     for codec in Compression::ALL {
         let segment = dir.path().join(format!("data/oracle-{codec}-0/00000000000000000000.log"));
         let out = kafka_python::run(&["decode", segment.to_str().unwrap()]);
@@ -110,9 +111,25 @@ fn segments_written_by_the_produce_path_decode_with_kafka_python() {
         let batches: std::collections::BTreeSet<u64> =
             decoded.iter().map(|d| d["batch_base_offset"].as_u64().unwrap()).collect();
         assert!(batches.len() >= 3, "{codec}: several batches: {batches:?}");
+        // The idempotent producer's fields as kafka-python reads them: one
+        // producer id at epoch 0, each batch's base sequence the number of
+        // records before it (sequences count records from 0 per partition).
+        let mut seq_of_batch = std::collections::BTreeMap::new();
+        for (i, d) in decoded.iter().enumerate() {
+            let p = d["producer"].as_array().unwrap();
+            let (id, epoch, seq) = (p[0].as_i64().unwrap(), p[1].as_i64().unwrap(), p[2].as_i64().unwrap());
+            assert!(id >= 0 && epoch == 0, "{codec}: record {i}: producer {p:?}");
+            producer_ids.insert(id);
+            let first = *seq_of_batch.entry(d["batch_base_offset"].as_u64().unwrap()).or_insert(seq);
+            assert_eq!(first, seq, "{codec}: one base sequence per batch");
+        }
+        for (base, seq) in &seq_of_batch {
+            assert_eq!(*seq as u64, *base, "{codec}: the batch at offset {base} starts at sequence {seq}");
+        }
         for (i, (d, r)) in decoded.iter().zip(&written).enumerate() {
             let mut got = d.clone();
             let obj = got.as_object_mut().unwrap();
+            obj.remove("producer");
             assert_eq!(obj.remove("codec"), Some(json!(codec.id())), "{codec}: record {i}'s batch codec");
             // A producer writes -1 (no leader epoch); the leader stamps its own
             // (0 on a fresh one-node cluster).
@@ -121,6 +138,7 @@ fn segments_written_by_the_produce_path_decode_with_kafka_python() {
             assert_eq!(got, expected_json(i as u64, r), "{codec}: record {i}");
         }
     }
+    assert_eq!(producer_ids.len(), Compression::ALL.len(), "each producer got its own id: {producer_ids:?}");
 }
 
 /// What kafka-python builds a batch with, and the codec id it must carry.
