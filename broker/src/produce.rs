@@ -197,8 +197,7 @@ fn accepted_batches(
         let batch = b.map_err(bad)?;
         let batch = match policy {
             CompressionPolicy::Codec(codec) if codec != batch.compression() => {
-                let bytes = batch.recompressed(codec, None).map_err(bad)?;
-                RecordBatch::new(bytes, usize::MAX).map_err(bad)?
+                batch.recompressed(codec, None).map_err(bad)?
             }
             _ => batch,
         };

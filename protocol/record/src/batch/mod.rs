@@ -149,14 +149,17 @@ impl RecordBatch {
 
     /// The same batch re-encoded with `codec` (the broker's recompression
     /// for a topic whose `compression.type` is not `producer`): every header
-    /// field is kept but the codec bits, the length and the CRC.
-    pub fn recompressed(&self, codec: Compression, level: Option<i32>) -> Result<Bytes, BatchError> {
+    /// field is kept but the codec bits, the length and the CRC. The
+    /// records are already validated and decompressed: they are shared,
+    /// not checked again.
+    pub fn recompressed(&self, codec: Compression, level: Option<i32>) -> Result<RecordBatch, BatchError> {
         let body = codec.compress(&self.records, level)?;
         let mut out = Vec::with_capacity(HEADER_LEN + body.len());
         out.extend_from_slice(&self.bytes[..HEADER_LEN]);
         out.extend_from_slice(&body);
         header::finish(&mut out, (self.header.attributes & !COMPRESSION_MASK) | u16::from(codec.id()))?;
-        Ok(Bytes::from(out))
+        let header = BatchHeader::parse(&out)?;
+        Ok(RecordBatch { bytes: Bytes::from(out), header, records: self.records.clone() })
     }
 
     /// The parsed header.
