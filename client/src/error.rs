@@ -87,14 +87,16 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         match self {
             ClientError::Server { code, .. } => code.is_retriable(),
-            ClientError::Transport(status) => matches!(
-                status.code(),
-                tonic::Code::Unavailable
-                    | tonic::Code::Unknown
-                    | tonic::Code::Cancelled
-                    | tonic::Code::DeadlineExceeded
-                    | tonic::Code::Aborted
-            ),
+            ClientError::Transport(status) => {
+                matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::Unknown
+                        | tonic::Code::Cancelled
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Aborted
+                ) || is_graceful_goaway(status)
+            }
             ClientError::Connect { .. } | ClientError::Timeout(_) => true,
             ClientError::InvalidArgument(_) | ClientError::InvalidResponse(_) | ClientError::Closed => false,
         }
@@ -122,6 +124,22 @@ impl ClientError {
             code => Some(ClientError::server(code, e.message.clone())),
         }
     }
+}
+
+/// Whether a transport failure is a broker closing its connection on
+/// purpose (an HTTP/2 GOAWAY with NO_ERROR, sent when it shuts down).
+/// tonic reports the requests caught by it as `Internal`, but the broker
+/// never processed the streams it refused, and those it had accepted are
+/// idempotent retries for the producer: sending again is right.
+fn is_graceful_goaway(status: &tonic::Status) -> bool {
+    let mut source = StdError::source(status);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl From<tonic::Status> for ClientError {
