@@ -37,14 +37,19 @@ impl Connections {
     /// A client for `address`, connecting if no channel is open yet. A failed
     /// connect is not cached: the next call dials again.
     pub(crate) async fn client(&self, address: &str) -> Result<Client, ClientError> {
+        Ok(StrataClient::new(self.channel(address).await?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// The channel to `address` itself, for calls made without the
+    /// generated client (the zero-copy produce).
+    pub(crate) async fn channel(&self, address: &str) -> Result<Channel, ClientError> {
         let cell = {
             let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             channels.entry(address.to_owned()).or_default().clone()
         };
-        let channel = cell.get_or_try_init(|| connect(address)).await?;
-        Ok(StrataClient::new(channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(cell.get_or_try_init(|| connect(address)).await?.clone())
     }
 }
 

@@ -180,14 +180,23 @@ impl Cluster {
 
     /// A client for broker `id`.
     pub(crate) async fn broker_client(&self, id: u32) -> Result<Client, ClientError> {
-        let address = self.read().brokers.get(&id).cloned();
-        match address {
-            Some(a) => self.connections.client(&a).await,
-            None => Err(ClientError::server(
+        let address = self.broker_address(id)?;
+        self.connections.client(&address).await
+    }
+
+    /// The channel to broker `id` (see [`Connections::channel`]).
+    pub(crate) async fn broker_channel(&self, id: u32) -> Result<tonic::transport::Channel, ClientError> {
+        let address = self.broker_address(id)?;
+        self.connections.channel(&address).await
+    }
+
+    fn broker_address(&self, id: u32) -> Result<String, ClientError> {
+        self.read().brokers.get(&id).cloned().ok_or_else(|| {
+            ClientError::server(
                 ErrorCode::LeaderNotAvailable,
                 format!("broker {id} is not in the client's cluster metadata"),
-            )),
-        }
+            )
+        })
     }
 
     /// A client for the broker at `address` (`host:port`), e.g. a group

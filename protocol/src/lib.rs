@@ -17,3 +17,4 @@ pub mod v1 {
 }
 
 pub mod errors;
+pub mod zero_copy;

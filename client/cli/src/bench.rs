@@ -30,8 +30,8 @@ use super::output::{print_json, print_text, Output};
 use super::produce::{parse_acks, parse_compression};
 use super::Global;
 
-/// Delivery futures outstanding at most.
-const WINDOW: u64 = 100_000;
+/// Delivery futures outstanding at most, unless `--window` says otherwise.
+const DEFAULT_WINDOW: u64 = 100_000;
 /// Highest latency the histograms hold (longer ones are clamped): 10 min.
 const MAX_LATENCY_NS: u64 = 600_000_000_000;
 /// e2e: how long the consumer may go without a record once producing ended.
@@ -102,6 +102,10 @@ pub(crate) struct BenchArgs {
     /// (JSON-like event text, compressible as real events are).
     #[arg(long, value_name = "KIND", default_value = "random")]
     payload: PayloadKind,
+    /// Records sent and not yet acknowledged at most (the application's
+    /// window; e.g. 1000 to see whether a small window starves the pipeline).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW, value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
     /// Print the summary as one JSON line.
     #[arg(long)]
     json: bool,
@@ -197,6 +201,7 @@ impl Summary {
             m.insert("compression".into(), json!(args.compression.name()));
             m.insert("idempotence".into(), json!(args.idempotence && args.acks == Acks::All));
             m.insert("warmup_records".into(), json!(args.warmup_records));
+            m.insert("window".into(), json!(args.window));
         }
         if let Some(h) = &self.latency {
             for (name, q) in Self::PERCENTILES {
@@ -438,6 +443,8 @@ type Sent = (DeliveryFuture, Instant, bool);
 /// Bounds the deliveries sent but not yet resolved (memory stays flat).
 #[derive(Debug, Default)]
 struct Window {
+    /// Deliveries open at most.
+    limit: u64,
     resolved: AtomicU64,
     progress: Notify,
     /// A delivery failed: stop sending.
@@ -445,13 +452,13 @@ struct Window {
 }
 
 impl Window {
-    /// Waits until fewer than `WINDOW` of the `sent` deliveries are open.
+    /// Waits until fewer than `limit` of the `sent` deliveries are open.
     async fn admit(&self, sent: u64) {
         loop {
             let notified = self.progress.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if sent - self.resolved.load(Ordering::Acquire) < WINDOW {
+            if sent - self.resolved.load(Ordering::Acquire) < self.limit {
                 return;
             }
             notified.await;
@@ -518,7 +525,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let size = args.record_size;
 
     let progress = Arc::new(Progress::default());
-    let window = Arc::new(Window::default());
+    let window = Arc::new(Window { limit: args.window, ..Window::default() });
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     let collector = spawn_collector(rx, window.clone(), progress.clone(), size as u64);
     let _progress = ProgressGuard(spawn_progress("produce", progress));
@@ -639,7 +646,7 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
     let _progress = ProgressGuard(spawn_progress("e2e", progress));
 
     let pool = payload_pool_of(args.payload, size);
-    let window = Arc::new(Window::default());
+    let window = Arc::new(Window { limit: args.window, ..Window::default() });
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     let collector = spawn_collector(rx, window.clone(), Arc::new(Progress::default()), 0);
     let start = Instant::now();
@@ -763,11 +770,13 @@ mod tests {
             compression_level: None,
             idempotence: true,
             payload: PayloadKind::Json,
+            window: 1000,
             json: true,
         };
         let v = s.to_json("produce", &args);
         assert_eq!(v["compression"], "zstd");
         assert_eq!(v["payload"], "json");
+        assert_eq!(v["window"], 1000);
         for key in ["records", "seconds", "records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p99_9_ms", "p99_99_ms"]
         {
             assert!(v.get(key).is_some(), "{key} missing in {v}");

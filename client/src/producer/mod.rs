@@ -31,6 +31,7 @@
 mod accumulator;
 mod completion;
 mod sender;
+mod wire;
 
 use std::future::Future;
 use std::pin::Pin;

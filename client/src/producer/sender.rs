@@ -7,15 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use strata_protocol::v1::{ErrorCode, PartitionProduceResult, PartitionRecords, ProduceRequest};
+use strata_protocol::v1::{ErrorCode, PartitionProduceResult};
 use strata_record::batch::compress_batch;
 use strata_record::compression::Compression;
 use tokio::sync::Semaphore;
 
-use super::accumulator::{Drained, ReadyBatch};
+use super::accumulator::Drained;
+use super::wire::{self, PartitionBatches};
 use super::{Acks, Shared};
-use crate::connection::call;
 use crate::error::ClientError;
 
 /// Longest pause between two retries of a batch.
@@ -150,21 +149,25 @@ fn spawn_request(shared: &Arc<Shared>, leader: u32, limit: Arc<Semaphore>, parts
 
 async fn produce(shared: &Shared, leader: u32, parts: &[Drained]) -> Result<Vec<PartitionProduceResult>, ClientError> {
     let config = &shared.config;
-    let request = ProduceRequest {
-        acks: config.acks.as_i32(),
-        timeout_ms: u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX),
-        partitions: parts
-            .iter()
-            .map(|d| PartitionRecords {
-                topic: d.topic.to_string(),
-                partition: d.partition,
-                records: concat(&d.batches),
-            })
-            .collect(),
-    };
-    let mut client = shared.cluster.broker_client(leader).await?;
-    let what = format!("Produce to broker {leader}");
-    Ok(call(&what, config.request_timeout + TIMEOUT_SLACK, client.produce(request)).await?.partitions)
+    let partitions: Vec<PartitionBatches<'_>> = parts
+        .iter()
+        .map(|d| PartitionBatches {
+            topic: &d.topic,
+            partition: d.partition,
+            batches: d.batches.iter().map(|b| b.bytes.clone()).collect(),
+        })
+        .collect();
+    let channel = shared.cluster.broker_channel(leader).await?;
+    let timeout_ms = u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX);
+    let call = wire::produce(channel, config.acks.as_i32(), timeout_ms, &partitions);
+    match tokio::time::timeout(config.request_timeout + TIMEOUT_SLACK, call).await {
+        Ok(Ok(response)) => Ok(response.partitions),
+        Ok(Err(status)) => Err(ClientError::Transport(status)),
+        Err(_) => Err(ClientError::Timeout(format!(
+            "no answer to Produce to broker {leader} within {} ms",
+            (config.request_timeout + TIMEOUT_SLACK).as_millis()
+        ))),
+    }
 }
 
 /// Puts each batch into its final encoding once: compressed with the
@@ -196,18 +199,6 @@ async fn encode(shared: &Shared, mut parts: Vec<Drained>) -> Vec<Drained> {
         // task, and their completers failed their records with `Closed`.
         Err(_) => Vec::new(),
     }
-}
-
-/// The batches of one partition back to back; no copy for a single batch.
-fn concat(batches: &[ReadyBatch]) -> Bytes {
-    if let [one] = batches {
-        return one.bytes.clone();
-    }
-    let mut buf = BytesMut::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
-    for b in batches {
-        buf.extend_from_slice(&b.bytes);
-    }
-    buf.freeze()
 }
 
 async fn handle_results(shared: &Arc<Shared>, parts: Vec<Drained>, results: Vec<PartitionProduceResult>) {

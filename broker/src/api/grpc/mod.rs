@@ -6,6 +6,7 @@
 //! own `ReplicaFetch`, both ways). See `docs/architecture.md`, "One core,
 //! edges".
 
+mod batch_routes;
 pub(crate) mod data;
 pub(crate) mod elect;
 pub(crate) mod errors;
@@ -14,6 +15,8 @@ pub(crate) mod replica;
 pub(crate) mod topics;
 
 use std::sync::Arc;
+
+pub use batch_routes::BatchRoutes;
 
 use strata_protocol::v1::strata_server::{Strata, StrataServer};
 use strata_protocol::v1::*;
@@ -29,11 +32,13 @@ pub struct GrpcService {
 
 impl GrpcService {
     /// The service for `core`, as a tonic server with message limits of
-    /// `max_message_bytes` either way.
-    pub fn server(core: Arc<BrokerService>, max_message_bytes: usize) -> StrataServer<GrpcService> {
-        StrataServer::new(GrpcService { core })
+    /// `max_message_bytes` either way; the RPCs that answer with record
+    /// batches send them without copying (`batch_routes`).
+    pub fn server(core: Arc<BrokerService>, max_message_bytes: usize) -> BatchRoutes {
+        let generated = StrataServer::new(GrpcService { core: core.clone() })
             .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        BatchRoutes::new(generated, core, max_message_bytes)
     }
 }
 

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Strata's performance scenarios (docs/performance.md), each beside a
+# baseline measured in the same run, printed as one table with client and
+# server CPU per record. Release builds only; everything on 127.0.0.1.
+#
+#   tests/bench/run.sh [--records N] [--e2e-seconds S] [--baseline BINDIR] [BINDIR]
+#
+# BINDIR holds `strata` and `strata-server` (default: target/release, built
+# first if missing). --baseline runs every Strata scenario a second time with
+# another build (e.g. the commit before a change, built beside it with
+# `git worktree`), interleaved, so the table shows new/old ratios from one
+# run. Data directories go under $STRATA_BENCH_DIR (default target/bench-data)
+# and /dev/shm; both are removed at the end. Servers are ended by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RECORDS=1000000
+E2E_SECONDS=10
+BASELINE=""
+BIN=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --records) RECORDS=$2; shift 2 ;;
+    --e2e-seconds) E2E_SECONDS=$2; shift 2 ;;
+    --baseline) BASELINE=$2; shift 2 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    *) BIN=$1; shift ;;
+  esac
+done
+if [ -z "$BIN" ]; then
+  BIN=target/release
+  [ -x "$BIN/strata-server" ] && [ -x "$BIN/strata" ] || cargo build --release --locked --bins
+fi
+for b in "$BIN" ${BASELINE:+"$BASELINE"}; do
+  [ -x "$b/strata-server" ] && [ -x "$b/strata" ] || { echo "error: $b lacks strata and strata-server" >&2; exit 2; }
+done
+
+DISK_ROOT=${STRATA_BENCH_DIR:-target/bench-data}
+mkdir -p "$DISK_ROOT"
+DISK_ROOT=$(cd "$DISK_ROOT" && pwd)
+RESULTS=$(mktemp /tmp/strata-bench.XXXXXX)
+SPID=""
+cleanup() {
+  [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+  rm -rf "$DISK_ROOT"/run.* /dev/shm/strata-bench.* 2>/dev/null || true
+}
+trap cleanup EXIT
+SIZE_MB=$(( (RECORDS * 1024 + 1048575) / 1048576 ))
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime+stime, clock ticks
+hz=$(getconf CLK_TCK)
+wbytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+
+# start_server BIN ROOT: a fresh one-node server with its data under ROOT.
+start_server() {
+  local bin=$1 root=$2
+  DATA=$(mktemp -d "$root/run.XXXXXX" 2>/dev/null || mktemp -d "$root/strata-bench.XXXXXX")
+  PORT=$((20000 + RANDOM % 20000))
+  "$bin/strata-server" dev --data-dir "$DATA/data" --listen 127.0.0.1:$PORT \
+    --controller-listen 127.0.0.1:$((PORT + 1)) --http-listen 127.0.0.1:$((PORT + 2)) >"$DATA/server.log" 2>&1 &
+  SPID=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$((PORT + 2))/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "error: the server did not become ready; its log:" >&2; cat "$DATA/server.log" >&2; exit 1
+}
+stop_server() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""; rm -rf "$DATA"; }
+
+# client BIN ARGS...: runs the CLI against the server; its JSON line on
+# stdout, its CPU seconds in $CLIENT_CPU.
+client() {
+  local bin=$1; shift
+  local t; t=$(mktemp)
+  /usr/bin/time -f "%U %S" -o "$t" "$bin/strata" --bootstrap "127.0.0.1:$PORT" "$@" 2>/dev/null
+  CLIENT_CPU=$(awk '{print $1 + $2}' "$t"); rm -f "$t"
+}
+
+# record LABEL BUILD JSON CLIENT_CPU SERVER_CPU DISK_WRITE_BYTES
+record() { echo "{\"scenario\":\"$1\",\"build\":\"$2\",\"client_cpu\":$4,\"server_cpu\":$5,\"disk_write_bytes\":$6,\"result\":$3}" >>"$RESULTS"; }
+
+# produce_scenario NAME BUILD BIN ROOT TOPIC_CONFIGS PRODUCE_ARGS...
+produce_scenario() {
+  local name=$1 build=$2 bin=$3 root=$4 configs=$5; shift 5
+  start_server "$bin" "$root"
+  # shellcheck disable=SC2086
+  "$bin/strata" --bootstrap "127.0.0.1:$PORT" topic create bench -p 1 -r 1 $configs >/dev/null
+  local s0 w0 out; s0=$(ticks $SPID); w0=$(wbytes $SPID)
+  out=$(client "$bin" bench produce --topic bench --records "$RECORDS" --record-size 1024 --json "$@" | tail -1)
+  record "$name" "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" $(( $(wbytes $SPID) - w0 ))
+  if [ "$name" = produce-group-commit ]; then
+    s0=$(ticks $SPID)
+    out=$(client "$bin" bench consume --topic bench --json | tail -1)
+    record read-back "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" 0
+  fi
+  stop_server
+}
+
+e2e_scenario() {
+  local name=$1 build=$2 bin=$3 configs=$4 acks=$5
+  start_server "$bin" "$DISK_ROOT"
+  # shellcheck disable=SC2086
+  "$bin/strata" --bootstrap "127.0.0.1:$PORT" topic create e2e -p 1 -r 1 $configs >/dev/null
+  local s0 w0 out; s0=$(ticks $SPID); w0=$(wbytes $SPID)
+  out=$(client "$bin" bench e2e --topic e2e --rate 5000 --records $((5000 * E2E_SECONDS)) --warmup-records 1000 --acks "$acks" --json | tail -1)
+  record "$name" "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" $(( $(wbytes $SPID) - w0 ))
+  stop_server
+}
+
+dd_baseline() {
+  local name=$1 root=$2; shift 2
+  local f="$root/run.dd.$$" start end
+  start=$(date +%s.%N)
+  dd if=/dev/zero of="$f" bs=1M count="$SIZE_MB" "$@" 2>/dev/null
+  end=$(date +%s.%N)
+  rm -f "$f"
+  local secs; secs=$(echo "$end - $start" | bc -l)
+  record "$name" dd "{\"mb_per_sec\":$(echo "$SIZE_MB * 1.048576 / $secs" | bc -l),\"seconds\":$secs}" 0 0 0
+}
+
+builds=("new:$BIN")
+[ -n "$BASELINE" ] && builds+=("old:$BASELINE")
+echo "strata bench: $RECORDS records of 1 KiB per produce scenario, e2e ${E2E_SECONDS} s at 5000/s; builds: ${builds[*]}" >&2
+for b in "${builds[@]}"; do
+  build=${b%%:*}; bin=${b#*:}
+  echo "  [$build] produce on tmpfs (acks=1, flush.policy=interval)" >&2
+  produce_scenario produce-tmpfs "$build" "$bin" /dev/shm "-c flush.policy=interval" --acks 1
+  dd_baseline dd-tmpfs /dev/shm
+  echo "  [$build] produce on disk (acks=1, flush.policy=interval)" >&2
+  produce_scenario produce-interval "$build" "$bin" "$DISK_ROOT" "-c flush.policy=interval" --acks 1
+  dd_baseline dd-disk "$DISK_ROOT"
+  echo "  [$build] produce on disk with group commit (acks=1), then read back" >&2
+  produce_scenario produce-group-commit "$build" "$bin" "$DISK_ROOT" "" --acks 1
+  dd_baseline dd-disk-fdatasync "$DISK_ROOT" conv=fdatasync
+  echo "  [$build] produce with 1000 records in flight (acks=all, group commit)" >&2
+  produce_scenario produce-window-1000 "$build" "$bin" "$DISK_ROOT" "" --acks all --window 1000
+  produce_scenario produce-window-unbounded "$build" "$bin" "$DISK_ROOT" "" --acks all
+  echo "  [$build] end to end at 5000 records/s" >&2
+  e2e_scenario e2e-5000-interval "$build" "$bin" "-c flush.policy=interval" 1
+  e2e_scenario e2e-5000-group-commit "$build" "$bin" "" 1
+  e2e_scenario e2e-5000-acks-all "$build" "$bin" "" all
+done
+
+python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for r in rows:
+    by.setdefault((r["scenario"], r["build"]), []).append(r)
+def one(s, b):
+    v = by.get((s, b))
+    return v[-1] if v else None
+builds = [b for b in ("new", "old") if any(k[1] == b for k in by)]
+print(f"{'scenario':<26} {'build':<5} {'MB/s':>8} {'rec/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'cli CPU-s/M':>11} {'srv CPU-s/M':>11} {'disk/payload':>12}")
+for s in ["produce-tmpfs", "dd-tmpfs", "produce-interval", "dd-disk", "produce-group-commit", "dd-disk-fdatasync",
+          "read-back", "produce-window-1000", "produce-window-unbounded", "e2e-5000-interval", "e2e-5000-group-commit", "e2e-5000-acks-all"]:
+    for b in (["dd"] if s.startswith("dd") else builds):
+        r = one(s, b)
+        if not r:
+            continue
+        res = r["result"]
+        recs = res.get("records") or 0
+        per_m = lambda cpu: f"{cpu / recs * 1e6:.2f}" if recs else "-"
+        payload = res.get("bytes") or 0
+        amp = f"{r['disk_write_bytes'] / payload:.2f}" if payload and r["disk_write_bytes"] else "-"
+        f = lambda k: f"{res[k]:.3f}" if k in res else "-"
+        print(f"{s:<26} {b:<5} {res.get('mb_per_sec', 0):>8.1f} {res.get('records_per_sec', 0):>10.0f} {f('p50_ms'):>8} {f('p99_ms'):>8} {f('p99_9_ms'):>9} {per_m(r['client_cpu']):>11} {per_m(r['server_cpu']):>11} {amp:>12}")
+def ratio(s, b, t, k="mb_per_sec"):
+    x, y = one(s, b), one(t, "dd" if t.startswith("dd") else b)
+    if x and y and y["result"].get(k):
+        return x["result"][k] / y["result"][k]
+print()
+for b in builds:
+    parts = []
+    for s, t in [("produce-tmpfs", "dd-tmpfs"), ("produce-interval", "dd-disk"), ("produce-group-commit", "dd-disk-fdatasync")]:
+        r = ratio(s, b, t)
+        if r:
+            parts.append(f"{s} / {t} = {r:.2f}x")
+    r = ratio("produce-window-1000", b, "produce-window-unbounded")
+    if r:
+        parts.append(f"window 1000 / unbounded = {r:.2f}x")
+    print(f"[{b}] " + "; ".join(parts))
+if "old" in builds:
+    parts = []
+    for s in sorted({k[0] for k in by if k[1] == "new"}):
+        n, o = one(s, "new"), one(s, "old")
+        k = "mb_per_sec" if n["result"].get("mb_per_sec") else None
+        if k and o["result"].get(k):
+            parts.append(f"{s} {n['result'][k] / o['result'][k]:.2f}x")
+    print("new/old throughput: " + "; ".join(parts))
+print(f"\nraw results: {sys.argv[1]}")
+PY
