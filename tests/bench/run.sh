@@ -49,31 +49,38 @@ SIZE_MB=$(( (RECORDS * 1024 + 1048575) / 1048576 ))
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime+stime, clock ticks
 hz=$(getconf CLK_TCK)
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }              # JSON-safe arithmetic
 wbytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
 
-# start_server BIN ROOT: a fresh one-node server with its data under ROOT.
+# start_server BIN ROOT: a fresh one-node server with its data under ROOT
+# (another random port if the one drawn is taken).
 start_server() {
   local bin=$1 root=$2
   DATA=$(mktemp -d "$root/run.XXXXXX" 2>/dev/null || mktemp -d "$root/strata-bench.XXXXXX")
-  PORT=$((20000 + RANDOM % 20000))
-  "$bin/strata-server" dev --data-dir "$DATA/data" --listen 127.0.0.1:$PORT \
-    --controller-listen 127.0.0.1:$((PORT + 1)) --http-listen 127.0.0.1:$((PORT + 2)) >"$DATA/server.log" 2>&1 &
-  SPID=$!
-  for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$((PORT + 2))/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.05
+  for _attempt in 1 2 3 4 5; do
+    PORT=$((20000 + RANDOM % 20000))
+    "$bin/strata-server" dev --data-dir "$DATA/data" --listen 127.0.0.1:$PORT \
+      --controller-listen 127.0.0.1:$((PORT + 1)) --http-listen 127.0.0.1:$((PORT + 2)) >"$DATA/server.log" 2>&1 &
+    SPID=$!
+    for _ in $(seq 1 200); do
+      curl -sf "http://127.0.0.1:$((PORT + 2))/readyz" >/dev/null 2>&1 && return 0
+      kill -0 "$SPID" 2>/dev/null || break
+      sleep 0.05
+    done
+    grep -q "Address already in use" "$DATA/server.log" || break
+    wait "$SPID" 2>/dev/null || true
   done
   echo "error: the server did not become ready; its log:" >&2; cat "$DATA/server.log" >&2; exit 1
 }
 stop_server() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""; rm -rf "$DATA"; }
 
-# client BIN ARGS...: runs the CLI against the server; its JSON line on
-# stdout, its CPU seconds in $CLIENT_CPU.
+# client BIN ARGS...: runs the CLI against the server; its last JSON line
+# in $OUT, its CPU seconds in $CLIENT_CPU (not in a subshell: it sets them).
 client() {
   local bin=$1; shift
-  local t; t=$(mktemp)
-  /usr/bin/time -f "%U %S" -o "$t" "$bin/strata" --bootstrap "127.0.0.1:$PORT" "$@" 2>/dev/null
-  CLIENT_CPU=$(awk '{print $1 + $2}' "$t"); rm -f "$t"
+  local t o; t=$(mktemp); o=$(mktemp)
+  /usr/bin/time -f "%U %S" -o "$t" "$bin/strata" --bootstrap "127.0.0.1:$PORT" "$@" >"$o" 2>/dev/null
+  CLIENT_CPU=$(awk '{print $1 + $2}' "$t"); OUT=$(tail -1 "$o"); rm -f "$t" "$o"
 }
 
 # record LABEL BUILD JSON CLIENT_CPU SERVER_CPU DISK_WRITE_BYTES
@@ -85,13 +92,13 @@ produce_scenario() {
   start_server "$bin" "$root"
   # shellcheck disable=SC2086
   "$bin/strata" --bootstrap "127.0.0.1:$PORT" topic create bench -p 1 -r 1 $configs >/dev/null
-  local s0 w0 out; s0=$(ticks $SPID); w0=$(wbytes $SPID)
-  out=$(client "$bin" bench produce --topic bench --records "$RECORDS" --record-size 1024 --json "$@" | tail -1)
-  record "$name" "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" $(( $(wbytes $SPID) - w0 ))
+  local s0 w0; s0=$(ticks $SPID); w0=$(wbytes $SPID)
+  client "$bin" bench produce --topic bench --records "$RECORDS" --record-size 1024 --json "$@"
+  record "$name" "$build" "$OUT" "$CLIENT_CPU" "$(calc "($(ticks $SPID) - $s0) / $hz")" $(( $(wbytes $SPID) - w0 ))
   if [ "$name" = produce-group-commit ]; then
     s0=$(ticks $SPID)
-    out=$(client "$bin" bench consume --topic bench --json | tail -1)
-    record read-back "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" 0
+    client "$bin" bench consume --topic bench --json
+    record read-back "$build" "$OUT" "$CLIENT_CPU" "$(calc "($(ticks $SPID) - $s0) / $hz")" 0
   fi
   stop_server
 }
@@ -101,9 +108,9 @@ e2e_scenario() {
   start_server "$bin" "$DISK_ROOT"
   # shellcheck disable=SC2086
   "$bin/strata" --bootstrap "127.0.0.1:$PORT" topic create e2e -p 1 -r 1 $configs >/dev/null
-  local s0 w0 out; s0=$(ticks $SPID); w0=$(wbytes $SPID)
-  out=$(client "$bin" bench e2e --topic e2e --rate 5000 --records $((5000 * E2E_SECONDS)) --warmup-records 1000 --acks "$acks" --json | tail -1)
-  record "$name" "$build" "$out" "$CLIENT_CPU" "$(echo "($(ticks $SPID) - $s0) / $hz" | bc -l)" $(( $(wbytes $SPID) - w0 ))
+  local s0 w0; s0=$(ticks $SPID); w0=$(wbytes $SPID)
+  client "$bin" bench e2e --topic e2e --rate 5000 --records $((5000 * E2E_SECONDS)) --warmup-records 1000 --acks "$acks" --json
+  record "$name" "$build" "$OUT" "$CLIENT_CPU" "$(calc "($(ticks $SPID) - $s0) / $hz")" $(( $(wbytes $SPID) - w0 ))
   stop_server
 }
 
@@ -114,8 +121,8 @@ dd_baseline() {
   dd if=/dev/zero of="$f" bs=1M count="$SIZE_MB" "$@" 2>/dev/null
   end=$(date +%s.%N)
   rm -f "$f"
-  local secs; secs=$(echo "$end - $start" | bc -l)
-  record "$name" dd "{\"mb_per_sec\":$(echo "$SIZE_MB * 1.048576 / $secs" | bc -l),\"seconds\":$secs}" 0 0 0
+  local secs; secs=$(calc "$end - $start")
+  record "$name" dd "{\"mb_per_sec\":$(calc "$SIZE_MB * 1.048576 / $secs"),\"seconds\":$secs}" 0 0 0
 }
 
 builds=("new:$BIN")
@@ -133,7 +140,10 @@ for b in "${builds[@]}"; do
   produce_scenario produce-group-commit "$build" "$bin" "$DISK_ROOT" "" --acks 1
   dd_baseline dd-disk-fdatasync "$DISK_ROOT" conv=fdatasync
   echo "  [$build] produce with 1000 records in flight (acks=all, group commit)" >&2
-  produce_scenario produce-window-1000 "$build" "$bin" "$DISK_ROOT" "" --acks all --window 1000
+  # (a build older than `bench produce --window` skips the bounded window)
+  if "$bin/strata" bench produce --help | grep -q -- --window; then
+    produce_scenario produce-window-1000 "$build" "$bin" "$DISK_ROOT" "" --acks all --window 1000
+  fi
   produce_scenario produce-window-unbounded "$build" "$bin" "$DISK_ROOT" "" --acks all
   echo "  [$build] end to end at 5000 records/s" >&2
   e2e_scenario e2e-5000-interval "$build" "$bin" "-c flush.policy=interval" 1
@@ -185,7 +195,7 @@ if "old" in builds:
     for s in sorted({k[0] for k in by if k[1] == "new"}):
         n, o = one(s, "new"), one(s, "old")
         k = "mb_per_sec" if n["result"].get("mb_per_sec") else None
-        if k and o["result"].get(k):
+        if k and o and o["result"].get(k):
             parts.append(f"{s} {n['result'][k] / o['result'][k]:.2f}x")
     print("new/old throughput: " + "; ".join(parts))
 print(f"\nraw results: {sys.argv[1]}")
