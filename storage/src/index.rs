@@ -4,7 +4,10 @@
 //!
 //! The active segment's index lives in memory and is appended to its file
 //! with positional writes (a full disk is an error, never a SIGBUS); a sealed
-//! segment's index is mapped read-only on first use.
+//! segment's index is mapped read-only on first use. No index holds a file
+//! descriptor between those writes: a broker with 10,000 partitions would
+//! otherwise hold three descriptors per partition instead of one (the
+//! active segment's), and run out of them.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -125,7 +128,6 @@ pub(crate) fn entries_valid(bytes: &[u8], entry_size: usize, limits: IndexLimits
 
 #[derive(Debug)]
 struct ActiveIndex {
-    file: File,
     mem: Vec<u8>,
     /// Bytes of `mem` already in the file. The rest is written when the
     /// segment is sealed or closed: an unclean stop rebuilds the active
@@ -134,7 +136,8 @@ struct ActiveIndex {
 }
 
 impl IndexFile {
-    /// Writes `entries` as the whole file and keeps it open for appends.
+    /// Writes `entries` as the whole file, to be appended to (see
+    /// [`IndexFile::persist`]).
     pub(crate) fn create_active(path: PathBuf, entry_size: usize, entries: Vec<u8>) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
@@ -144,10 +147,11 @@ impl IndexFile {
             .open(&path)
             .map_err(|e| StorageError::io(&path, "creating index", e))?;
         file_io::write_all_at(&file, &path, &entries, 0)?;
+        drop(file);
         Ok(IndexFile {
             path,
             entry_size,
-            active: Some(ActiveIndex { file, written: entries.len(), mem: entries }),
+            active: Some(ActiveIndex { written: entries.len(), mem: entries }),
             sealed_map: Mutex::new(None),
             limits: None,
         })
@@ -222,11 +226,13 @@ impl IndexFile {
         }
     }
 
-    /// Writes entries appended since the last persist to the file.
+    /// Writes entries appended since the last persist to the file (opened
+    /// for this write only).
     pub(crate) fn persist(&mut self) -> Result<()> {
         if let Some(a) = self.active.as_mut() {
             if a.written < a.mem.len() {
-                file_io::write_all_at(&a.file, &self.path, &a.mem[a.written..], a.written as u64)?;
+                let file = open_for_write(&self.path)?;
+                file_io::write_all_at(&file, &self.path, &a.mem[a.written..], a.written as u64)?;
                 a.written = a.mem.len();
             }
         }
@@ -243,8 +249,9 @@ impl IndexFile {
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.persist()?;
         if let Some(a) = &self.active {
-            a.file.set_len(a.mem.len() as u64).map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
-            file_io::sync_data(&a.file, &self.path)?;
+            let file = open_for_write(&self.path)?;
+            file.set_len(a.mem.len() as u64).map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
+            file_io::sync_data(&file, &self.path)?;
         }
         self.active = None;
         *self.lock_map() = None;
@@ -332,6 +339,12 @@ pub(crate) fn decode_offset(b: &[u8]) -> OffsetEntry {
 /// Decodes an entry for sanity checks.
 pub(crate) fn decode_time(b: &[u8]) -> TimeEntry {
     TimeEntry::decode(b)
+}
+
+/// An index file of the active segment, opened to write it (it exists: it
+/// was created with the segment).
+fn open_for_write(path: &Path) -> Result<File> {
+    OpenOptions::new().write(true).open(path).map_err(|e| StorageError::io(path, "opening index", e))
 }
 
 #[cfg(test)]

@@ -3,7 +3,11 @@
 # baseline measured in the same run, printed as one table with client and
 # server CPU per record. Release builds only; everything on 127.0.0.1.
 #
-#   tests/bench/run.sh [--records N] [--e2e-seconds S] [--baseline BINDIR] [BINDIR]
+#   tests/bench/run.sh [--records N] [--e2e-seconds S] [--baseline BINDIR] [--scale] [BINDIR]
+#
+# --scale adds (new build only, ~2 min and 10 GiB of disk): 10,000 partitions
+# on one broker (restart time, RSS, descriptors, maps) and a restart after
+# kill -9 with 10 GiB in one partition's log (time until it serves again).
 #
 # BINDIR holds `strata` and `strata-server` (default: target/release, built
 # first if missing). --baseline runs every Strata scenario a second time with
@@ -18,11 +22,13 @@ RECORDS=1000000
 E2E_SECONDS=10
 BASELINE=""
 BIN=""
+SCALE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) RECORDS=$2; shift 2 ;;
     --e2e-seconds) E2E_SECONDS=$2; shift 2 ;;
     --baseline) BASELINE=$2; shift 2 ;;
+    --scale) SCALE=1; shift ;;
     -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) BIN=$1; shift ;;
   esac
@@ -151,6 +157,42 @@ for b in "${builds[@]}"; do
   e2e_scenario e2e-5000-acks-all "$build" "$bin" "" all
 done
 
+# ready_seconds: how long until the server at $PORT answers /readyz.
+ready_seconds() {
+  local start; start=$(date +%s.%N)
+  for _ in $(seq 1 1200); do
+    curl -sf "http://127.0.0.1:$((PORT + 2))/readyz" >/dev/null 2>&1 && { calc "$(date +%s.%N) - $start"; return 0; }
+    sleep 0.05
+  done
+  echo "error: not ready within 60 s" >&2; exit 1
+}
+restart_server() {  # SIGNAL: stop the server with it, start it again on the same data and ports
+  kill "-$1" "$SPID"; wait "$SPID" 2>/dev/null || true
+  "$BIN/strata-server" dev --data-dir "$DATA/data" --listen 127.0.0.1:$PORT \
+    --controller-listen 127.0.0.1:$((PORT + 1)) --http-listen 127.0.0.1:$((PORT + 2)) >>"$DATA/server.log" 2>&1 &
+  SPID=$!
+}
+if [ "$SCALE" = 1 ]; then
+  echo "  [new] 10,000 partitions on one broker" >&2
+  start_server "$BIN" "$DISK_ROOT"
+  "$BIN/strata" --bootstrap "127.0.0.1:$PORT" topic create wide -p 10000 -r 1 >/dev/null
+  sleep 5
+  restart_server TERM
+  secs=$(ready_seconds); sleep 2
+  failed=$(grep -c "could not open partition log" "$DATA/server.log" || true)
+  record partitions-10000 new "{\"ready_seconds\":$secs,\"rss_mb\":$(awk '/VmRSS/ {print $2 / 1024}' /proc/$SPID/status),\"descriptors\":$(ls /proc/$SPID/fd | wc -l),\"maps\":$(wc -l </proc/$SPID/maps),\"failed_partitions\":$failed}" 0 0 0
+  stop_server
+  echo "  [new] restart after kill -9 with 10 GiB in the log" >&2
+  start_server "$BIN" "$DISK_ROOT"
+  "$BIN/strata" --bootstrap "127.0.0.1:$PORT" topic create deep -p 1 -r 1 -c flush.policy=interval >/dev/null
+  "$BIN/strata" --bootstrap "127.0.0.1:$PORT" bench produce --topic deep --records 10485760 --record-size 1024 --acks 1 --json >/dev/null 2>&1
+  restart_server KILL
+  secs=$(ready_seconds)
+  end=$("$BIN/strata" --bootstrap "127.0.0.1:$PORT" --output json topic describe deep 2>/dev/null | tr -d '\n' | grep -o '"high_watermark":[0-9]*' | head -1 | cut -d: -f2)
+  record restart-after-kill-10GiB new "{\"ready_seconds\":$secs,\"high_watermark\":${end:-0}}" 0 0 0
+  stop_server
+fi
+
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -198,5 +240,9 @@ if "old" in builds:
         if k and o and o["result"].get(k):
             parts.append(f"{s} {n['result'][k] / o['result'][k]:.2f}x")
     print("new/old throughput: " + "; ".join(parts))
+for s in ("partitions-10000", "restart-after-kill-10GiB"):
+    r = one(s, "new")
+    if r:
+        print(f"{s}: " + ", ".join(f"{k} {v}" for k, v in r["result"].items()))
 print(f"\nraw results: {sys.argv[1]}")
 PY
