@@ -101,18 +101,25 @@ impl ReplicaManager {
         }
         let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         partitions.retain(|tp, p| wanted.get(tp).is_some_and(|w| w.topic_id == p.topic_id));
+        let mut new = Vec::new();
         for (tp, w) in &wanted {
             let rf = w.info.replicas.len() as u32;
             let replication = topic_config::topic_settings(w.configs, rf).unwrap_or_else(|e| {
                 tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "replication config rejected; using defaults");
                 topic_config::TopicSettings::defaults(rf)
             });
-            if let Some(p) = partitions.get(tp) {
-                if let Err(e) = p.apply(w.info, replication) {
-                    tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not change the replica's role");
+            match partitions.get(tp) {
+                Some(p) => {
+                    if let Err(e) = p.apply(w.info, replication) {
+                        tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not change the replica's role");
+                    }
                 }
-                continue;
+                None => new.push((tp, w, replication)),
             }
+        }
+        // Opening a replica records its leader epoch durably (an fsync or
+        // two): thousands of new replicas (a restart) open several at once.
+        let opened = strata_storage::map_unordered(new, strata_storage::LOG_THREADS, |(tp, w, replication)| {
             let config = match topic_config::log_config(&self.defaults, w.configs) {
                 Ok(c) => c,
                 Err(e) => {
@@ -134,6 +141,9 @@ impl ReplicaManager {
                     self.clock.0.clone(),
                 )
             });
+            (tp, opened)
+        });
+        for (tp, opened) in opened {
             match opened {
                 Ok(p) => {
                     partitions.insert(tp.clone(), Arc::new(p));

@@ -1,6 +1,7 @@
 //! `LogManager`: owns a data directory, opens every partition log in it at
-//! start, creates and deletes logs, and runs the background flusher,
-//! checkpointer and retention passes on one thread.
+//! start and closes them at a clean stop (several at once: `parallel`),
+//! creates and deletes logs, and runs the background flusher, checkpointer
+//! and retention passes on one thread.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -15,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::log::Log;
+use crate::parallel;
 use strata_record::TopicPartition;
 
 const LOCK_FILE: &str = ".lock";
@@ -80,8 +82,7 @@ impl LogManager {
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, "creating data directory", e))?;
         let lock = lock_dir(&dir)?;
         crate::format::check_or_stamp(&dir)?;
-        let mut logs = BTreeMap::new();
-        let mut offline = BTreeMap::new();
+        let mut found = Vec::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| StorageError::io(&dir, "listing", e))?;
         for entry in entries {
             let entry = entry.map_err(|e| StorageError::io(&dir, "listing", e))?;
@@ -100,7 +101,16 @@ impl LogManager {
                 }
                 continue;
             };
-            match Log::open_with_clock(&path, default_config.clone(), clock.clone()) {
+            found.push((tp, path));
+        }
+        let opened = parallel::map_unordered(found, parallel::LOG_THREADS, |(tp, path)| {
+            let log = Log::open_with_clock(&path, default_config.clone(), clock.clone());
+            (tp, log)
+        });
+        let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
+        for (tp, log) in opened {
+            match log {
                 Ok(log) => {
                     logs.insert(tp, Arc::new(log));
                 }
@@ -231,12 +241,15 @@ impl LogManager {
             let _ = handle.join();
         }
         let logs = std::mem::take(&mut *self.inner.logs.write().unwrap_or_else(|p| p.into_inner()));
-        let mut first_err = None;
-        for (tp, log) in logs {
+        let closed = parallel::map_unordered(logs.into_iter().collect(), parallel::LOG_THREADS, |(tp, log)| {
             let result = match Arc::try_unwrap(log) {
                 Ok(log) => log.close(),
                 Err(shared) => shared.flush().map(|_| ()),
             };
+            (tp, result)
+        });
+        let mut first_err = None;
+        for (tp, result) in closed {
             if let Err(e) = result {
                 tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "closing log failed");
                 first_err.get_or_insert(e);
