@@ -48,6 +48,9 @@ RESULTS=$(mktemp /tmp/strata-bench.XXXXXX)
 SPID=""
 cleanup() {
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+  for c in "$DISK_ROOT"/run.cluster.*; do
+    [ -d "$c" ] && STRATA_CLUSTER_DIR=$c deploy/local-cluster.sh down >/dev/null 2>&1
+  done
   rm -rf "$DISK_ROOT"/run.* /dev/shm/strata-bench.* 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -120,6 +123,31 @@ e2e_scenario() {
   stop_server
 }
 
+# cluster_scenario BUILD BIN: a 3-node deploy/local-cluster.sh cluster;
+# acks=all to an RF=3 topic against acks=1 to an RF=1 topic of the same
+# cluster (the issue's 0.6x target), CPU summed over the three servers.
+cluster_scenario() {
+  local build=$1 bin=$2
+  local dir; dir=$(mktemp -d "$DISK_ROOT/run.cluster.XXXXXX")
+  local base=$((20000 + (RANDOM % 400) * 50))
+  STRATA_CLUSTER_DIR=$dir STRATA_BIN_DIR=$bin STRATA_BASE_PORT=$base deploy/local-cluster.sh up 3 >/dev/null 2>&1 || {
+    echo "error: the 3-node cluster did not start" >&2; STRATA_CLUSTER_DIR=$dir deploy/local-cluster.sh down >/dev/null 2>&1 || true; return 1; }
+  PORT=$base
+  "$bin/strata" --bootstrap "127.0.0.1:$base" topic create rf3 -p 1 -r 3 >/dev/null
+  "$bin/strata" --bootstrap "127.0.0.1:$base" topic create rf1 -p 1 -r 1 >/dev/null
+  local pids; pids=$(cat "$dir"/node*.pid)
+  cluster_ticks() { local t=0 p; for p in $pids; do t=$((t + $(ticks "$p"))); done; echo $t; }
+  local s0
+  for spec in "rf1 1 rf1-acks-1" "rf3 all rf3-acks-all"; do
+    set -- $spec
+    s0=$(cluster_ticks)
+    client "$bin" bench produce --topic "$1" --records "$RECORDS" --record-size 1024 --acks "$2" --json
+    record "$3" "$build" "$OUT" "$CLIENT_CPU" "$(calc "($(cluster_ticks) - $s0) / $hz")" 0
+  done
+  STRATA_CLUSTER_DIR=$dir deploy/local-cluster.sh down >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+
 dd_baseline() {
   local name=$1 root=$2; shift 2
   local f="$root/run.dd.$$" start end
@@ -155,6 +183,8 @@ for b in "${builds[@]}"; do
   e2e_scenario e2e-5000-interval "$build" "$bin" "-c flush.policy=interval" 1
   e2e_scenario e2e-5000-group-commit "$build" "$bin" "" 1
   e2e_scenario e2e-5000-acks-all "$build" "$bin" "" all
+  echo "  [$build] 3 nodes on loopback: RF=3 acks=all vs RF=1 acks=1" >&2
+  cluster_scenario "$build" "$bin"
 done
 
 # ready_seconds: how long until the server at $PORT answers /readyz.
@@ -205,7 +235,8 @@ def one(s, b):
 builds = [b for b in ("new", "old") if any(k[1] == b for k in by)]
 print(f"{'scenario':<26} {'build':<5} {'MB/s':>8} {'rec/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'cli CPU-s/M':>11} {'srv CPU-s/M':>11} {'disk/payload':>12}")
 for s in ["produce-tmpfs", "dd-tmpfs", "produce-interval", "dd-disk", "produce-group-commit", "dd-disk-fdatasync",
-          "read-back", "produce-window-1000", "produce-window-unbounded", "e2e-5000-interval", "e2e-5000-group-commit", "e2e-5000-acks-all"]:
+          "read-back", "produce-window-1000", "produce-window-unbounded", "e2e-5000-interval", "e2e-5000-group-commit", "e2e-5000-acks-all",
+          "rf1-acks-1", "rf3-acks-all"]:
     for b in (["dd"] if s.startswith("dd") else builds):
         r = one(s, b)
         if not r:
@@ -231,6 +262,9 @@ for b in builds:
     r = ratio("produce-window-1000", b, "produce-window-unbounded")
     if r:
         parts.append(f"window 1000 / unbounded = {r:.2f}x")
+    r = ratio("rf3-acks-all", b, "rf1-acks-1")
+    if r:
+        parts.append(f"RF=3 acks=all / RF=1 acks=1 = {r:.2f}x")
     print(f"[{b}] " + "; ".join(parts))
 if "old" in builds:
     parts = []
