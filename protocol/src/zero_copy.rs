@@ -167,30 +167,27 @@ pub fn produce_request<'a>(
 
 /// A fetch response with each partition's records shared with the log.
 pub fn fetch_response(response: v1::FetchResponse) -> Chunks {
-    let mut out = Chunks::new();
-    for mut p in response.partitions {
-        let records = std::mem::take(&mut p.records);
-        let mut inner = Chunks::new();
-        inner.message(&p);
-        // FetchedPartition.records = 7.
-        inner.bytes_field(7, records);
-        // FetchResponse.partitions = 1.
-        out.message_field(1, inner);
-    }
-    out
+    // FetchedPartition.records = 7.
+    let parts = response.partitions.into_iter().map(|mut p| (std::mem::take(&mut p.records), p));
+    partitions_with_records(parts, 7)
 }
 
 /// A replica fetch response with each partition's records shared with the
 /// log.
 pub fn replica_fetch_response(response: v1::ReplicaFetchResponse) -> Chunks {
+    // ReplicaFetchedPartition.records = 8.
+    let parts = response.partitions.into_iter().map(|mut p| (std::mem::take(&mut p.records), p));
+    partitions_with_records(parts, 8)
+}
+
+/// A response whose field 1 is its repeated partitions: each partition's
+/// other fields by prost, then its records as field `records_tag`.
+fn partitions_with_records<P: Message>(parts: impl Iterator<Item = (Bytes, P)>, records_tag: u32) -> Chunks {
     let mut out = Chunks::new();
-    for mut p in response.partitions {
-        let records = std::mem::take(&mut p.records);
+    for (records, p) in parts {
         let mut inner = Chunks::new();
         inner.message(&p);
-        // ReplicaFetchedPartition.records = 8.
-        inner.bytes_field(8, records);
-        // ReplicaFetchResponse.partitions = 1.
+        inner.bytes_field(records_tag, records);
         out.message_field(1, inner);
     }
     out
