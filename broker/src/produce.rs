@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_record::batch::{split_batches, RecordBatch};
+use strata_record::batch::{split_batches, BatchHeader, RecordBatch};
 use strata_record::TopicPartition;
 use strata_storage::{NewProducers, StorageError};
 
@@ -25,6 +25,12 @@ const MAX_PRODUCE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a batch that arrived ahead of its producer's sequence waits for
 /// the batches before it (in other requests of a pipelining producer).
 const SEQUENCE_GAP_WAIT: Duration = Duration::from_secs(2);
+/// A partition's records up to this size, uncompressed and stored as they
+/// are, are validated and appended on the async task itself: a trip to
+/// the blocking pool (two thread hand-offs) costs more than the CRC and the
+/// copy into the page cache. Larger or compressed ones, and every fsync
+/// wait, go to the blocking pool.
+const INLINE_APPEND_BYTES: usize = 64 * 1024;
 
 /// How many replicas must have a produce's records before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,16 +132,21 @@ impl BrokerService {
         let wait_until = tokio::time::Instant::now() + SEQUENCE_GAP_WAIT.min(timeout);
         let mut new_producers = NewProducers::StartAtZero;
         // Validation decompresses and may recompress: CPU work for the
-        // blocking pool, with the first append, not for the async workers.
-        let first = {
+        // blocking pool, with the first append (and its fsync wait), not for
+        // the async workers; a small plain request is cheaper inline.
+        let (batches, mut appended) = if inline_append(&records, policy) {
+            let batches = Arc::new(accepted_batches(&tp, records, max, policy)?);
+            let appended = log.append_batches_unsynced(&batches, epoch, NewProducers::StartAtZero);
+            (batches, appended)
+        } else {
             let log = log.clone();
-            tokio::task::spawn_blocking(move || {
+            let first = tokio::task::spawn_blocking(move || {
                 let batches = Arc::new(accepted_batches(&tp, records, max, policy)?);
-                let appended = log.append_batches_with(&batches, epoch, NewProducers::StartAtZero);
+                let appended = append_and_sync(&log, &batches, epoch, NewProducers::StartAtZero);
                 Ok::<_, BrokerError>((batches, appended))
-            })
+            });
+            first.await.map_err(task_failed)??
         };
-        let (batches, mut appended) = first.await.map_err(task_failed)??;
         let count: u64 = batches.iter().map(|b| u64::from(b.header().record_count)).sum();
         let info = loop {
             match appended {
@@ -161,9 +172,19 @@ impl BrokerService {
                 other => break other.map_err(|e| api_error::storage_error(topic, partition, e))?,
             }
             let (log, batches) = (log.clone(), batches.clone());
-            appended = tokio::task::spawn_blocking(move || log.append_batches_with(&batches, epoch, new_producers))
+            appended = tokio::task::spawn_blocking(move || append_and_sync(&log, &batches, epoch, new_producers))
                 .await
                 .map_err(task_failed)?;
+        };
+        let info = match info {
+            (info, None) => info,
+            (info, Some(delay)) => {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.wait_durable_for(&info, delay).map(|()| info))
+                    .await
+                    .map_err(task_failed)?
+                    .map_err(|e| api_error::storage_error(topic, partition, e))?
+            }
         };
         p.after_leader_append();
         if acks == Acks::All {
@@ -171,6 +192,38 @@ impl BrokerService {
         }
         Ok((info.first_offset, p.log.log_start_offset(), count, bytes))
     }
+}
+
+/// Appends and, if the flush policy asks, waits for durability (on the
+/// blocking pool): nothing is left to wait for.
+fn append_and_sync(
+    log: &strata_storage::Log,
+    batches: &[RecordBatch],
+    epoch: u32,
+    new: NewProducers,
+) -> Result<(strata_storage::AppendInfo, Option<Duration>), StorageError> {
+    let (info, delay) = log.append_batches_unsynced(batches, epoch, new)?;
+    if let Some(delay) = delay {
+        log.wait_durable_for(&info, delay)?;
+    }
+    Ok((info, None))
+}
+
+/// Whether a partition's `records` are small, uncompressed and kept as they
+/// are (see [`INLINE_APPEND_BYTES`]). Headers that do not parse are left to
+/// the blocking path, which names the problem.
+fn inline_append(records: &Bytes, policy: CompressionPolicy) -> bool {
+    if records.len() > INLINE_APPEND_BYTES || matches!(policy, CompressionPolicy::Codec(_)) {
+        return false;
+    }
+    let mut pos = 0;
+    while pos < records.len() {
+        match BatchHeader::parse(&records[pos..]) {
+            Ok(h) if h.compression() == 0 => pos += h.total_len(),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Whether sequence `found` is ahead of `expected` (a batch before it has not

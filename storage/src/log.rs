@@ -236,12 +236,47 @@ impl Log {
         self.append_validated(&parts, leader_epoch, new)
     }
 
+    /// [`Log::append_batches_with`] without the durability wait, for a
+    /// caller that must not block on an fsync (an async task): returns where
+    /// the batches landed and, when the flush policy asks for one, the
+    /// gathering delay to pass to [`Log::wait_durable_for`] before
+    /// acknowledging them.
+    pub fn append_batches_unsynced(
+        &self,
+        batches: &[RecordBatch],
+        leader_epoch: u32,
+        new: NewProducers,
+    ) -> Result<(AppendInfo, Option<Duration>)> {
+        let parts: Vec<(BatchHeader, &[u8])> = batches.iter().map(|b| (*b.header(), &b.bytes()[..])).collect();
+        let (info, delay) = self.append_unsynced(&parts, leader_epoch, new)?;
+        let info = info.ok_or(StorageError::InvalidArgument { what: "append", reason: "no batches given".into() })?;
+        Ok((info, delay))
+    }
+
+    /// Blocks until the batches of `info` are durable (group commit), as
+    /// [`Log::append_batches_with`] does before it returns.
+    pub fn wait_durable_for(&self, info: &AppendInfo, delay: Duration) -> Result<()> {
+        self.wait_durable(info.last_offset + 1, delay)
+    }
+
     fn append_validated(
         &self,
         batches: &[(BatchHeader, &[u8])],
         leader_epoch: u32,
         new: NewProducers,
     ) -> Result<AppendInfo> {
+        let (info, delay) = self.append_unsynced(batches, leader_epoch, new)?;
+        self.finish_append(info, delay)
+    }
+
+    /// Appends under the write lock; the durability wait the flush policy
+    /// asks for (its delay) is the caller's.
+    fn append_unsynced(
+        &self,
+        batches: &[(BatchHeader, &[u8])],
+        leader_epoch: u32,
+        new: NewProducers,
+    ) -> Result<(Option<AppendInfo>, Option<Duration>)> {
         let delay;
         let mut info: Option<AppendInfo> = None;
         {
@@ -268,7 +303,7 @@ impl Log {
                 };
                 delay = st.config.group_delay();
                 drop(st);
-                return self.finish_append(Some(info), delay);
+                return Ok((Some(info), delay));
             }
             if !batches.is_empty() {
                 self.note_leader_append_epoch(&mut st, leader_epoch, base)?;
@@ -286,7 +321,7 @@ impl Log {
             }
             delay = st.config.group_delay();
         }
-        self.finish_append(info, delay)
+        Ok((info, delay))
     }
 
     /// Writes one batch (its header `h` already final, its bytes in `parts`)
