@@ -32,8 +32,19 @@ impl BrokerService {
             }
             results.push((name, result));
         }
-        self.replicas.apply_metadata(self.controller.metadata());
+        self.apply_current_metadata().await;
         results
+    }
+
+    /// Applies the controller's current metadata to this broker's replicas
+    /// now (so the caller's next request finds them), on the blocking pool:
+    /// it creates or deletes logs, thousands for a wide topic, each with
+    /// durable writes.
+    pub(crate) async fn apply_current_metadata(&self) {
+        let (replicas, image) = (self.replicas.clone(), self.controller.metadata());
+        if let Err(e) = tokio::task::spawn_blocking(move || replicas.apply_metadata(image)).await {
+            tracing::error!(error = %e, "applying the cluster metadata failed");
+        }
     }
 
     async fn create_topic(&self, spec: NewTopic, validate_only: bool) -> Result<(), BrokerError> {
@@ -84,7 +95,7 @@ impl BrokerService {
             };
             results.push((name, result));
         }
-        self.replicas.apply_metadata(self.controller.metadata());
+        self.apply_current_metadata().await;
         results
     }
 

@@ -62,9 +62,8 @@ impl BrokerService {
         let CommandOutcome::LeadersElected { partitions_moved, skipped, .. } = outcome else {
             return Err(controller_error(&crate::controller_link::unexpected(outcome)));
         };
-        let image = self.controller.metadata();
         if !partitions_moved.is_empty() {
-            self.replicas.apply_metadata(image.clone());
+            self.apply_current_metadata().await;
         }
         for m in partitions_moved {
             results.push(ElectionResult {

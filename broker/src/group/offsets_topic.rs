@@ -61,9 +61,9 @@ impl BrokerService {
                 )))
             }
         }
-        let image = self.controller.metadata();
-        self.replicas.apply_metadata(image.clone());
-        image
+        self.apply_current_metadata().await;
+        self.controller
+            .metadata()
             .topics
             .get(OFFSETS_TOPIC)
             .map(|t| t.partitions.len() as u32)
