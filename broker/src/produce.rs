@@ -194,19 +194,16 @@ impl BrokerService {
     }
 }
 
-/// Appends and, if the flush policy asks, waits for durability (on the
-/// blocking pool): nothing is left to wait for.
+/// Appends and waits for the durability the flush policy asks (on the
+/// blocking pool), in the shape of [`strata_storage::Log::append_batches_unsynced`]
+/// with nothing left to wait for.
 fn append_and_sync(
     log: &strata_storage::Log,
     batches: &[RecordBatch],
     epoch: u32,
     new: NewProducers,
 ) -> Result<(strata_storage::AppendInfo, Option<Duration>), StorageError> {
-    let (info, delay) = log.append_batches_unsynced(batches, epoch, new)?;
-    if let Some(delay) = delay {
-        log.wait_durable_for(&info, delay)?;
-    }
-    Ok((info, None))
+    log.append_batches_with(batches, epoch, new).map(|info| (info, None))
 }
 
 /// Whether a partition's `records` are small, uncompressed and kept as they
@@ -322,6 +319,30 @@ pub(crate) async fn wait_committed(
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod inline_tests {
+    use super::*;
+    use strata_record::batch::{compress_batch, BatchBuilder};
+    use strata_record::compression::Compression;
+
+    fn batch(value_len: usize) -> Bytes {
+        let mut b = BatchBuilder::new();
+        b.append(0, None, Some(&vec![7u8; value_len][..]), &[]).unwrap();
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn only_small_plain_batches_stored_as_sent_are_appended_inline() {
+        let two = Bytes::from([batch(100), batch(200)].concat());
+        assert!(inline_append(&two, CompressionPolicy::Producer));
+        assert!(!inline_append(&batch(INLINE_APPEND_BYTES), CompressionPolicy::Producer), "too large");
+        let zstd = compress_batch(&batch(100), Compression::Zstd, None).unwrap();
+        assert!(!inline_append(&Bytes::from([batch(100), zstd].concat()), CompressionPolicy::Producer));
+        assert!(!inline_append(&two, CompressionPolicy::Codec(Compression::None)), "the topic re-encodes");
+        assert!(!inline_append(&two.slice(..30), CompressionPolicy::Producer), "a cut header");
     }
 }
 

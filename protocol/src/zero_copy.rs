@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 
 use crate::v1;
@@ -66,16 +66,25 @@ impl Chunks {
     /// Appends `bytes` field `tag`, sharing `value` when it is large. An
     /// empty value writes nothing (proto3 leaves defaults out, as prost).
     pub fn bytes_field(&mut self, tag: u32, value: Bytes) {
-        if value.is_empty() {
+        self.bytes_field_parts(tag, std::slice::from_ref(&value));
+    }
+
+    /// Appends `bytes` field `tag` whose value is `parts` back to back (a
+    /// partition's batches), each shared when it is large.
+    pub fn bytes_field_parts(&mut self, tag: u32, parts: &[Bytes]) {
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        if total == 0 {
             return;
         }
-        self.length_delimited_key(tag, value.len());
-        self.len += value.len();
-        if value.len() < SHARE_AT {
-            self.pending.put_slice(&value);
-        } else {
-            self.cut();
-            self.parts.push(value);
+        self.length_delimited_key(tag, total);
+        self.len += total;
+        for part in parts {
+            if part.len() < SHARE_AT {
+                self.pending.put_slice(part);
+            } else {
+                self.cut();
+                self.parts.push(part.clone());
+            }
         }
     }
 
@@ -126,11 +135,6 @@ impl Chunks {
     }
 }
 
-/// The length of a varint-encoded `len` (for callers sizing a message).
-pub fn varint_len(len: usize) -> usize {
-    encoded_len_varint(len as u64)
-}
-
 /// A produce request with each partition's batches shared, not copied:
 /// `batches` are one partition's batches in order (they are sent back to
 /// back as that partition's `records`).
@@ -144,21 +148,8 @@ pub fn produce_request<'a>(
     for (topic, partition, batches) in partitions {
         let mut p = Chunks::new();
         p.message(&v1::PartitionRecords { topic: topic.to_owned(), partition, records: Bytes::new() });
-        let total: usize = batches.iter().map(Bytes::len).sum();
-        if total > 0 {
-            // PartitionRecords.records = 3: one field whose content is the
-            // batches back to back, each its own chunk.
-            p.length_delimited_key(3, total);
-            p.len += total;
-            for b in batches {
-                if b.len() < SHARE_AT {
-                    p.pending.put_slice(b);
-                } else {
-                    p.cut();
-                    p.parts.push(b.clone());
-                }
-            }
-        }
+        // PartitionRecords.records = 3.
+        p.bytes_field_parts(3, batches);
         // ProduceRequest.partitions = 3.
         out.message_field(3, p);
     }

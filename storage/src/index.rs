@@ -135,6 +135,15 @@ struct ActiveIndex {
     written: usize,
 }
 
+impl ActiveIndex {
+    /// Writes the entries not yet in `file` (the index at `path`).
+    fn write_pending(&mut self, file: &File, path: &Path) -> Result<()> {
+        file_io::write_all_at(file, path, &self.mem[self.written..], self.written as u64)?;
+        self.written = self.mem.len();
+        Ok(())
+    }
+}
+
 impl IndexFile {
     /// Writes `entries` as the whole file, to be appended to (see
     /// [`IndexFile::persist`]).
@@ -231,9 +240,7 @@ impl IndexFile {
     pub(crate) fn persist(&mut self) -> Result<()> {
         if let Some(a) = self.active.as_mut() {
             if a.written < a.mem.len() {
-                let file = open_for_write(&self.path)?;
-                file_io::write_all_at(&file, &self.path, &a.mem[a.written..], a.written as u64)?;
-                a.written = a.mem.len();
+                a.write_pending(&open_for_write(&self.path)?, &self.path)?;
             }
         }
         Ok(())
@@ -247,9 +254,9 @@ impl IndexFile {
     /// Syncs, trims stray bytes past the last entry, and switches to lazy
     /// read-only mapping.
     pub(crate) fn seal(&mut self) -> Result<()> {
-        self.persist()?;
-        if let Some(a) = &self.active {
+        if let Some(a) = self.active.as_mut() {
             let file = open_for_write(&self.path)?;
+            a.write_pending(&file, &self.path)?;
             file.set_len(a.mem.len() as u64).map_err(|e| StorageError::io(&self.path, "trimming index", e))?;
             file_io::sync_data(&file, &self.path)?;
         }

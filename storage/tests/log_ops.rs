@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use proptest::prelude::*;
 use strata_record::batch::{self, BatchBuilder, RecordBatch};
-use strata_storage::{FlushPolicy, Log, LogConfig, LogManager, ManualClock, StorageError, TopicPartition};
+use strata_storage::{
+    FlushPolicy, Log, LogConfig, LogManager, ManualClock, NewProducers, StorageError, TopicPartition,
+};
 
 fn cfg() -> LogConfig {
     LogConfig {
@@ -284,6 +286,26 @@ fn group_commit_makes_concurrent_appends_durable_before_returning() {
     }
     assert_eq!(log.log_end_offset(), 200);
     assert_eq!(log.recovery_point(), 200);
+}
+
+#[test]
+fn an_unsynced_append_leaves_the_durability_wait_to_its_caller() {
+    let one = |tag| RecordBatch::new(batch(tag, 2, 20, 0), usize::MAX).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig { flush: FlushPolicy::GroupCommit { max_delay_ms: 0 }, ..cfg() };
+    let log = Log::open(dir.path(), c).unwrap();
+    let (info, delay) = log.append_batches_unsynced(&[one(1)], 0, NewProducers::StartAtZero).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 1));
+    let delay = delay.expect("group commit owes a durability wait");
+    assert_eq!(log.recovery_point(), 0, "not yet durable");
+    log.wait_durable_for(&info, delay).unwrap();
+    assert_eq!(log.recovery_point(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig { flush: FlushPolicy::Interval { interval_ms: 1000 }, ..cfg() };
+    let log = Log::open(dir.path(), c).unwrap();
+    let (_, delay) = log.append_batches_unsynced(&[one(2)], 0, NewProducers::StartAtZero).unwrap();
+    assert_eq!(delay, None, "the interval policy acknowledges before syncing");
 }
 
 #[test]

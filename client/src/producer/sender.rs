@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use super::accumulator::Drained;
 use super::wire::{self, PartitionBatches};
 use super::{Acks, Shared};
+use crate::connection::call;
 use crate::error::ClientError;
 
 /// Longest pause between two retries of a batch.
@@ -159,15 +160,9 @@ async fn produce(shared: &Shared, leader: u32, parts: &[Drained]) -> Result<Vec<
         .collect();
     let channel = shared.cluster.broker_channel(leader).await?;
     let timeout_ms = u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX);
-    let call = wire::produce(channel, config.acks.as_i32(), timeout_ms, &partitions);
-    match tokio::time::timeout(config.request_timeout + TIMEOUT_SLACK, call).await {
-        Ok(Ok(response)) => Ok(response.partitions),
-        Ok(Err(status)) => Err(ClientError::Transport(status)),
-        Err(_) => Err(ClientError::Timeout(format!(
-            "no answer to Produce to broker {leader} within {} ms",
-            (config.request_timeout + TIMEOUT_SLACK).as_millis()
-        ))),
-    }
+    let what = format!("Produce to broker {leader}");
+    let produce = wire::produce(channel, config.acks.as_i32(), timeout_ms, &partitions);
+    Ok(call(&what, config.request_timeout + TIMEOUT_SLACK, produce).await?.partitions)
 }
 
 /// Puts each batch into its final encoding once: compressed with the

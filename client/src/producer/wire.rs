@@ -33,7 +33,7 @@ pub(crate) async fn produce(
     acks: i32,
     timeout_ms: u32,
     partitions: &[PartitionBatches<'_>],
-) -> Result<ProduceResponse, Status> {
+) -> Result<tonic::Response<ProduceResponse>, Status> {
     let chunks =
         zero_copy::produce_request(acks, timeout_ms, partitions.iter().map(|p| (p.topic, p.partition, &p.batches[..])));
     if chunks.len() > MAX_MESSAGE_BYTES {
@@ -63,5 +63,5 @@ pub(crate) async fn produce(
     let message = stream.message().await?.ok_or_else(|| Status::internal("the produce answer carries no message"))?;
     // The trailers carry the call's status; an error there fails the call.
     stream.trailers().await?;
-    Ok(message)
+    Ok(tonic::Response::new(message))
 }
