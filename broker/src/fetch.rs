@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_record::TopicPartition;
-use strata_storage::StorageError;
+use strata_storage::{fault_in, StorageError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api_error;
+use crate::blocking::blocking;
 use crate::error::{BrokerError, ErrorKind};
 use crate::long_poll::wait_for_change;
 use crate::service::BrokerService;
@@ -67,7 +68,7 @@ impl BrokerService {
         let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
         let min_bytes = req.min_bytes.max(1);
         loop {
-            let (watchers, response, bytes, errors) = self.fetch_once(req);
+            let (watchers, response, bytes, errors) = self.fetch_pass(req);
             if bytes >= min_bytes || errors || Instant::now() >= deadline || watchers.is_empty() {
                 self.metrics.record_fetch(bytes as u64);
                 return response;
@@ -77,11 +78,31 @@ impl BrokerService {
                 return response;
             }
             if !wait_for_change(watchers, deadline, &self.stopping).await {
-                let (_, response, bytes, _) = self.fetch_once(req);
+                let (_, response, bytes, _) = self.fetch_pass(req);
                 self.metrics.record_fetch(bytes as u64);
                 return response;
             }
         }
+    }
+
+    /// [`Self::fetch_once`], off the async worker when a partition is read
+    /// from a sealed segment (a catching-up consumer), with its pages
+    /// faulted in before the response is written to the socket.
+    fn fetch_pass(&self, req: &FetchParams) -> (Vec<watch::Receiver<u64>>, Vec<FetchedPartition>, usize, bool) {
+        let cold = req.partitions.iter().any(|fp| {
+            self.replicas.lookup(&fp.tp.topic, fp.tp.partition).is_ok_and(|p| p.log.reads_sealed_segment(fp.offset))
+        });
+        if !cold {
+            return self.fetch_once(req);
+        }
+        self.metrics.record_cold_read();
+        blocking(|| {
+            let pass = self.fetch_once(req);
+            for r in &pass.1 {
+                fault_in(&r.records);
+            }
+            pass
+        })
     }
 
     /// One pass over the partitions: the results, the bytes they carry,

@@ -13,6 +13,7 @@
 pub(crate) mod admin;
 pub mod api;
 pub(crate) mod api_error;
+mod blocking;
 pub mod config;
 pub mod controller_link;
 pub(crate) mod elect;

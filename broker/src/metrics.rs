@@ -41,6 +41,7 @@ pub struct Metrics {
     produce_bytes: Counter,
     fetch_requests: Counter,
     fetch_bytes: Counter,
+    cold_reads: Counter,
     errors: Family<CodeLabels, Counter>,
     groups: Gauge,
 }
@@ -56,6 +57,12 @@ impl Metrics {
     pub fn record_fetch(&self, bytes: u64) {
         self.fetch_requests.inc();
         self.fetch_bytes.inc_by(bytes);
+    }
+
+    /// Counts a fetch pass (consumer or follower) that read a sealed
+    /// segment off the async workers: how often readers are catching up.
+    pub fn record_cold_read(&self) {
+        self.cold_reads.inc();
     }
 
     /// Counts an error returned to a client.
@@ -87,6 +94,11 @@ impl Metrics {
         r.register("produce_bytes", "Record-batch bytes appended by produce requests", self.produce_bytes.clone());
         r.register("fetch_requests", "Fetch requests served", self.fetch_requests.clone());
         r.register("fetch_bytes", "Record-batch bytes returned by fetches", self.fetch_bytes.clone());
+        r.register(
+            "cold_reads",
+            "Fetch passes (consumers and followers) that read a sealed segment, off the async workers",
+            self.cold_reads.clone(),
+        );
         r.register("errors", "Errors returned to clients, by code", self.errors.clone());
         r.register(
             "groups",

@@ -8,6 +8,6 @@ pub use crate::error::{BrokerError, ErrorKind};
 pub use crate::partition::{Clock, Partition, Role};
 pub use crate::produce::commit_status;
 pub use crate::replica_manager::ReplicaManager;
-pub use crate::replication::fetcher::{apply_fetch_result, fetch_request_for};
+pub use crate::replication::fetcher::{apply_fetch_result, apply_fetch_results, fetch_request_for};
 pub use crate::replication::messages::{EpochEnd, FollowerFetch, FollowerFetched};
 pub use crate::replication::serve::serve_partition;

@@ -358,6 +358,14 @@ impl Log {
         Ok(info)
     }
 
+    /// Whether a read at `offset` starts in a sealed segment, whose pages may
+    /// have left the page cache and whose mapping may have to be opened: a
+    /// server reads it where blocking is allowed and [`crate::fault_in`]s
+    /// the result before writing it to a socket.
+    pub fn reads_sealed_segment(&self, offset: u64) -> bool {
+        offset < self.read_state().active().base_offset()
+    }
+
     /// Reads whole batches starting with the one that holds `from_offset`,
     /// up to about `max_bytes` (at least one batch, so a consumer always
     /// progresses), from one segment.

@@ -11,6 +11,7 @@
 //! cache equals the one rebuilt from its batch headers.
 
 use std::path::Path;
+use std::time::Duration;
 
 use strata_record::batch::{BatchError, BatchHeader, RecordBatch};
 
@@ -45,6 +46,18 @@ impl Log {
     /// is recorded in the epoch cache at its batch's base offset. Returns
     /// once the flush policy's durability is met.
     pub fn append_as_follower(&self, batches: &[RecordBatch]) -> Result<AppendInfo> {
+        let (info, delay) = self.append_as_follower_unsynced(batches)?;
+        if let Some(delay) = delay {
+            self.wait_durable_for(&info, delay)?;
+        }
+        Ok(info)
+    }
+
+    /// [`Log::append_as_follower`] without the durability wait: returns the
+    /// flush policy's delay for [`Log::wait_durable_for`], so a follower can
+    /// append every partition of one fetch first and wait for their syncs
+    /// together.
+    pub fn append_as_follower_unsynced(&self, batches: &[RecordBatch]) -> Result<(AppendInfo, Option<Duration>)> {
         let delay;
         let mut info: Option<AppendInfo> = None;
         {
@@ -63,7 +76,8 @@ impl Log {
             }
             delay = st.config.group_delay();
         }
-        self.finish_append(info, delay)
+        let info = info.ok_or(StorageError::InvalidArgument { what: "append", reason: "no batches given".into() })?;
+        Ok((info, delay))
     }
 
     /// Where `epoch` ends in this log, as `(epoch, end offset)` — the

@@ -3,7 +3,10 @@
 # baseline measured in the same run, printed as one table with client and
 # server CPU per record. Release builds only; everything on 127.0.0.1.
 #
-#   tests/bench/run.sh [--records N] [--e2e-seconds S] [--baseline BINDIR] [--scale] [BINDIR]
+#   tests/bench/run.sh [--records N] [--e2e-seconds S] [--baseline BINDIR] [--only GROUPS] [--scale] [BINDIR]
+#
+# --only runs some scenario groups (comma-separated): tmpfs, disk,
+# group-commit, window, e2e, cluster (default: all of them).
 #
 # --scale adds (new build only, ~2 min and 10 GiB of disk): 10,000 partitions
 # on one broker (restart time, RSS, descriptors, maps) and a restart after
@@ -23,13 +26,15 @@ E2E_SECONDS=10
 BASELINE=""
 BIN=""
 SCALE=0
+ONLY=tmpfs,disk,group-commit,window,e2e,cluster
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) RECORDS=$2; shift 2 ;;
     --e2e-seconds) E2E_SECONDS=$2; shift 2 ;;
     --baseline) BASELINE=$2; shift 2 ;;
     --scale) SCALE=1; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) BIN=$1; shift ;;
   esac
 done
@@ -135,10 +140,11 @@ cluster_scenario() {
   PORT=$base
   "$bin/strata" --bootstrap "127.0.0.1:$base" topic create rf3 -p 1 -r 3 >/dev/null
   "$bin/strata" --bootstrap "127.0.0.1:$base" topic create rf1 -p 1 -r 1 >/dev/null
+  "$bin/strata" --bootstrap "127.0.0.1:$base" topic create rf3x8 -p 8 -r 3 >/dev/null
   local pids; pids=$(cat "$dir"/node*.pid)
   cluster_ticks() { local t=0 p; for p in $pids; do t=$((t + $(ticks "$p"))); done; echo $t; }
   local s0
-  for spec in "rf1 1 rf1-acks-1" "rf3 all rf3-acks-all"; do
+  for spec in "rf1 1 rf1-acks-1" "rf3 all rf3-acks-all" "rf3x8 all rf3x8-acks-all"; do
     set -- $spec
     s0=$(cluster_ticks)
     client "$bin" bench produce --topic "$1" --records "$RECORDS" --record-size 1024 --acks "$2" --json
@@ -159,31 +165,44 @@ dd_baseline() {
   record "$name" dd "{\"mb_per_sec\":$(calc "$SIZE_MB * 1.048576 / $secs"),\"seconds\":$secs}" 0 0 0
 }
 
+wanted() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
 builds=("new:$BIN")
 [ -n "$BASELINE" ] && builds+=("old:$BASELINE")
 echo "strata bench: $RECORDS records of 1 KiB per produce scenario, e2e ${E2E_SECONDS} s at 5000/s; builds: ${builds[*]}" >&2
 for b in "${builds[@]}"; do
   build=${b%%:*}; bin=${b#*:}
-  echo "  [$build] produce on tmpfs (acks=1, flush.policy=interval)" >&2
-  produce_scenario produce-tmpfs "$build" "$bin" /dev/shm "-c flush.policy=interval" --acks 1
-  dd_baseline dd-tmpfs /dev/shm
-  echo "  [$build] produce on disk (acks=1, flush.policy=interval)" >&2
-  produce_scenario produce-interval "$build" "$bin" "$DISK_ROOT" "-c flush.policy=interval" --acks 1
-  dd_baseline dd-disk "$DISK_ROOT"
-  echo "  [$build] produce on disk with group commit (acks=1), then read back" >&2
-  produce_scenario produce-group-commit "$build" "$bin" "$DISK_ROOT" "" --acks 1
-  dd_baseline dd-disk-fdatasync "$DISK_ROOT" conv=fdatasync
-  echo "  [$build] produce with 1000 records in flight (acks=all, group commit)" >&2
-  # (a build older than `bench produce --window` skips the bounded window)
-  if "$bin/strata" bench produce --help | grep -q -- --window; then
-    produce_scenario produce-window-1000 "$build" "$bin" "$DISK_ROOT" "" --acks all --window 1000
+  if wanted tmpfs; then
+    echo "  [$build] produce on tmpfs (acks=1, flush.policy=interval)" >&2
+    produce_scenario produce-tmpfs "$build" "$bin" /dev/shm "-c flush.policy=interval" --acks 1
+    dd_baseline dd-tmpfs /dev/shm
   fi
-  produce_scenario produce-window-unbounded "$build" "$bin" "$DISK_ROOT" "" --acks all
-  echo "  [$build] end to end at 5000 records/s" >&2
-  e2e_scenario e2e-5000-interval "$build" "$bin" "-c flush.policy=interval" 1
-  e2e_scenario e2e-5000-group-commit "$build" "$bin" "" 1
-  e2e_scenario e2e-5000-acks-all "$build" "$bin" "" all
-  echo "  [$build] 3 nodes on loopback: RF=3 acks=all vs RF=1 acks=1" >&2
+  if wanted disk; then
+    echo "  [$build] produce on disk (acks=1, flush.policy=interval)" >&2
+    produce_scenario produce-interval "$build" "$bin" "$DISK_ROOT" "-c flush.policy=interval" --acks 1
+    dd_baseline dd-disk "$DISK_ROOT"
+  fi
+  if wanted group-commit; then
+    echo "  [$build] produce on disk with group commit (acks=1), then read back" >&2
+    produce_scenario produce-group-commit "$build" "$bin" "$DISK_ROOT" "" --acks 1
+    dd_baseline dd-disk-fdatasync "$DISK_ROOT" conv=fdatasync
+  fi
+  if wanted window; then
+    echo "  [$build] produce with 1000 records in flight (acks=all, group commit)" >&2
+    # (a build older than `bench produce --window` skips the bounded window)
+    if "$bin/strata" bench produce --help | grep -q -- --window; then
+      produce_scenario produce-window-1000 "$build" "$bin" "$DISK_ROOT" "" --acks all --window 1000
+    fi
+    produce_scenario produce-window-unbounded "$build" "$bin" "$DISK_ROOT" "" --acks all
+  fi
+  if wanted e2e; then
+    echo "  [$build] end to end at 5000 records/s" >&2
+    e2e_scenario e2e-5000-interval "$build" "$bin" "-c flush.policy=interval" 1
+    e2e_scenario e2e-5000-group-commit "$build" "$bin" "" 1
+    e2e_scenario e2e-5000-acks-all "$build" "$bin" "" all
+  fi
+  wanted cluster || continue
+  echo "  [$build] 3 nodes on loopback: RF=3 acks=all vs RF=1 acks=1, one and eight partitions" >&2
   cluster_scenario "$build" "$bin"
 done
 
@@ -212,6 +231,13 @@ if [ "$SCALE" = 1 ]; then
   failed=$(grep -c "could not open partition log" "$DATA/server.log" || true)
   record partitions-10000 new "{\"ready_seconds\":$secs,\"rss_mb\":$(awk '/VmRSS/ {print $2 / 1024}' /proc/$SPID/status),\"descriptors\":$(ls /proc/$SPID/fd | wc -l),\"maps\":$(wc -l </proc/$SPID/maps),\"failed_partitions\":$failed}" 0 0 0
   stop_server
+  echo "  [new] produce to 1,000 partitions at once (acks=all, group commit)" >&2
+  start_server "$BIN" "$DISK_ROOT"
+  "$BIN/strata" --bootstrap "127.0.0.1:$PORT" topic create many -p 1000 -r 1 >/dev/null
+  s0=$(ticks $SPID); w0=$(wbytes $SPID)
+  client "$BIN" bench produce --topic many --records "$RECORDS" --record-size 1024 --acks all --json
+  record produce-1000-partitions new "$OUT" "$CLIENT_CPU" "$(calc "($(ticks $SPID) - $s0) / $hz")" $(( $(wbytes $SPID) - w0 ))
+  stop_server
   echo "  [new] restart after kill -9 with 10 GiB in the log" >&2
   start_server "$BIN" "$DISK_ROOT"
   "$BIN/strata" --bootstrap "127.0.0.1:$PORT" topic create deep -p 1 -r 1 -c flush.policy=interval >/dev/null
@@ -236,7 +262,7 @@ builds = [b for b in ("new", "old") if any(k[1] == b for k in by)]
 print(f"{'scenario':<26} {'build':<5} {'MB/s':>8} {'rec/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'cli CPU-s/M':>11} {'srv CPU-s/M':>11} {'disk/payload':>12}")
 for s in ["produce-tmpfs", "dd-tmpfs", "produce-interval", "dd-disk", "produce-group-commit", "dd-disk-fdatasync",
           "read-back", "produce-window-1000", "produce-window-unbounded", "e2e-5000-interval", "e2e-5000-group-commit", "e2e-5000-acks-all",
-          "rf1-acks-1", "rf3-acks-all"]:
+          "rf1-acks-1", "rf3-acks-all", "rf3x8-acks-all", "produce-1000-partitions"]:
     for b in (["dd"] if s.startswith("dd") else builds):
         r = one(s, b)
         if not r:
@@ -265,6 +291,9 @@ for b in builds:
     r = ratio("rf3-acks-all", b, "rf1-acks-1")
     if r:
         parts.append(f"RF=3 acks=all / RF=1 acks=1 = {r:.2f}x")
+    r = ratio("rf3x8-acks-all", b, "rf1-acks-1")
+    if r:
+        parts.append(f"RF=3 8 partitions / RF=1 = {r:.2f}x")
     print(f"[{b}] " + "; ".join(parts))
 if "old" in builds:
     parts = []

@@ -749,3 +749,43 @@ async fn wait_in_sync(admin: &Admin, topic: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Scale: a hundred members in one group (the performance issue's "100
+/// consumer-group members"), each with its own connections and heartbeats,
+/// converge on one partition each while records arrive, and every record is
+/// received exactly once. How long convergence took is printed (a figure,
+/// not a check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_members_converge_and_each_record_is_received_once() {
+    const MEMBERS: u32 = 100;
+    let env = Env::start().await;
+    let b = env.bootstrap();
+    let admin = env.admin().await;
+    admin.create_topic("wide", MEMBERS, 1, &[]).await.expect("create");
+    let watch = Arc::new(Watch::default());
+    let started = Instant::now();
+    let producing = tokio::spawn({
+        let b = b.clone();
+        async move { produce(&b, "wide", MEMBERS, 20).await }
+    });
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        members.push(spawn_member(&format!("m{i}"), consumer_config(&b, "hundred"), "wide", &watch));
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    producing.await.expect("producer");
+    wait_stable(&admin, "hundred", MEMBERS as usize, 1).await;
+    let converged = started.elapsed();
+    assert_nothing_skipped(&admin, &watch, "wide", MEMBERS).await;
+    for m in members {
+        m.close().await;
+    }
+    let (received, distinct) = watch.counts();
+    assert_eq!((received, distinct), (2000, 2000), "every record exactly once");
+    assert!(watch.violations.lock().unwrap().is_empty(), "{:?}", watch.violations.lock().unwrap());
+    let d = describe(&admin, "hundred").await.expect("described");
+    assert!(d.members.is_empty() && d.state == "empty", "{d:?}");
+    eprintln!("100 members converged in {converged:?}, done in {:?}", started.elapsed());
+}

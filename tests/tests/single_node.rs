@@ -1233,3 +1233,50 @@ async fn http_endpoints_report_health_readiness_and_metrics() {
     assert_eq!(get("/healthz").0, 200);
     assert_eq!(get("/no-such-page").0, 404);
 }
+
+/// A consumer reading from the beginning reads sealed segments, off the
+/// async workers (`strata_cold_reads_total` counts those passes); one
+/// tailing the active segment never does. Both get exactly what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_reads_sealed_segments_off_the_async_workers() {
+    let server = Server::start();
+    let cold_reads = || {
+        let http = server.http;
+        let (_, text) = blocking(move || http_get(http, "/metrics")).expect("metrics");
+        metric(&text, "strata_cold_reads_total", &[]).expect("strata_cold_reads_total")
+    };
+    let admin = admin(&server).await;
+    create_topic(&admin, "cold", 1, &[("segment.bytes", "65536")]).await;
+    let producer = producer(&server).await;
+    let value = "v".repeat(1000);
+    for i in 0..300 {
+        send_one(&producer, ProducerRecord::new("cold", format!("{i}-{value}")).with_partition(0)).await.expect("produce");
+    }
+    assert!(segment_count(&server, "cold", 0) > 2, "the log rolled");
+    let before = cold_reads();
+    let read = read_all(&server, "cold", &[300]).await;
+    for (i, r) in read[0].iter().enumerate() {
+        assert_eq!(r.offset, i as u64);
+        assert_eq!(r.value.as_deref(), Some(format!("{i}-{value}").as_bytes()));
+    }
+    let after_catch_up = cold_reads();
+    assert!(after_catch_up > before, "reading from offset 0 read sealed segments: {before} -> {after_catch_up}");
+
+    // Tail: start at the log end, then read what is produced next.
+    let mut consumer = consumer(&server, Duration::from_millis(200)).await;
+    consumer.assign([("cold".to_string(), 0)]);
+    within(15, "seek", consumer.seek("cold", 0, SeekTo::End)).await.expect("seek to end");
+    for i in 300..310 {
+        send_one(&producer, ProducerRecord::new("cold", format!("{i}")).with_partition(0)).await.expect("produce");
+    }
+    let mut tail = Vec::new();
+    within(30, "tailing", async {
+        while tail.len() < 10 {
+            tail.extend(consumer.poll().await.expect("poll"));
+        }
+    })
+    .await;
+    assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), (300..310).collect::<Vec<_>>());
+    assert_eq!(cold_reads(), after_catch_up, "a tailing consumer reads only the active segment");
+    within(30, "producer close", producer.close()).await;
+}

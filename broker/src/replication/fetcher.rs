@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::ErrorKind;
 use strata_record::batch::split_batches;
 use strata_record::{ErrorChain, TopicPartition};
-use strata_storage::StorageError;
+use strata_storage::{map_unordered, AppendInfo, StorageError, LOG_THREADS};
 use tokio::sync::watch;
 
 use super::messages::{FollowerFetch, FollowerFetched, ReplicaFetch};
@@ -161,18 +161,19 @@ impl Fetcher {
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|s| format!("{}: {}", assignment.address, s.message()))?;
+        let mut fetched = Vec::with_capacity(answers.len());
         for r in answers {
-            let key = r.tp.clone();
-            let Some(p) = by_key.get(&key).cloned() else { continue };
-            let applied = {
-                let p = p.clone();
-                tokio::task::spawn_blocking(move || apply_fetch_result(&p, r))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("fetch result task failed: {e}")))
-            };
-            if let Err(e) = applied {
+            if let Some(p) = by_key.get(&r.tp) {
+                fetched.push((p.clone(), r));
+            }
+        }
+        let outcomes = tokio::task::spawn_blocking(move || apply_fetch_results(fetched))
+            .await
+            .map_err(|e| format!("fetch result task failed: {e}"))?;
+        for (p, outcome) in outcomes {
+            if let Err(e) = outcome {
                 tracing::warn!(partition = %p.tp, leader = self.leader, error = %e, "replica fetch of a partition failed");
-                self.backoff.insert(key, Instant::now() + BACKOFF);
+                self.backoff.insert(p.tp.clone(), Instant::now() + BACKOFF);
             }
         }
         Ok(())
@@ -201,6 +202,68 @@ pub fn fetch_request_for(p: &Partition, leader: u32) -> Option<FollowerFetch> {
 /// appends the leader's batches unchanged and takes its high watermark. An
 /// error means the partition should back off.
 pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), String> {
+    match stage_fetch_result(p, r)? {
+        Some(appended) => appended.finish(p),
+        None => Ok(()),
+    }
+}
+
+/// Applies every partition's result of one fetch: appends them all first,
+/// then waits for their syncs together (on up to [`LOG_THREADS`] threads),
+/// so a fetch of many partitions costs about one sync's latency instead of
+/// one per partition. Each partition's high watermark moves only once its
+/// own append is durable, and its next fetch offset (its log end) is read
+/// only after this returns, so the leader never counts bytes a follower
+/// could still lose. Outcomes come back in the order given.
+pub fn apply_fetch_results(fetched: Vec<(Arc<Partition>, FollowerFetched)>) -> Vec<(Arc<Partition>, Result<(), String>)> {
+    let mut outcomes = Vec::with_capacity(fetched.len());
+    let mut pending = Vec::new();
+    for (i, (p, r)) in fetched.into_iter().enumerate() {
+        match stage_fetch_result(&p, r) {
+            Ok(Some(appended)) => pending.push((i, p, appended)),
+            Ok(None) => outcomes.push((i, p, Ok(()))),
+            Err(e) => outcomes.push((i, p, Err(e))),
+        }
+    }
+    outcomes.extend(map_unordered(pending, LOG_THREADS, |(i, p, appended)| {
+        let outcome = appended.finish(&p);
+        (i, p, outcome)
+    }));
+    // In the order given, so a seeded simulation replays identically.
+    outcomes.sort_unstable_by_key(|(i, _, _)| *i);
+    outcomes.into_iter().map(|(_, p, outcome)| (p, outcome)).collect()
+}
+
+/// A follower append written but maybe not yet durable, with what the
+/// leader said to take once it is.
+struct Appended {
+    durable: Option<(AppendInfo, Duration)>,
+    log_start_offset: u64,
+    high_watermark: u64,
+}
+
+impl Appended {
+    /// Waits for the flush policy's durability, then follows the leader's
+    /// log start and high watermark.
+    fn finish(self, p: &Partition) -> Result<(), String> {
+        if let Some((info, delay)) = &self.durable {
+            p.log.wait_durable_for(info, *delay).map_err(|e| ErrorChain(&e).to_string())?;
+        }
+        // Follow the leader's log start (its retention, offsets compaction)
+        // where it lies within this log and below what is committed.
+        let start = self.log_start_offset.min(self.high_watermark);
+        if start > p.log.log_start_offset() && start <= p.log.log_end_offset() {
+            p.log.delete_before(start).map_err(|e| ErrorChain(&e).to_string())?;
+        }
+        p.follower_high_watermark(self.high_watermark);
+        Ok(())
+    }
+}
+
+/// The first half of applying a fetch result: truncation and resets happen
+/// here in full; data is appended without waiting for its sync, which the
+/// returned [`Appended`] does.
+fn stage_fetch_result(p: &Partition, r: FollowerFetched) -> Result<Option<Appended>, String> {
     if let Some(e) = &r.error {
         let code = e.kind();
         if code == ErrorKind::OffsetOutOfRange {
@@ -209,7 +272,7 @@ pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), Strin
                 // The leader's log is shorter (it lost an unreplicated suffix
                 // in an unclean election): cut ours to match.
                 truncate(p, r.log_end_offset)?;
-                return Ok(());
+                return Ok(None);
             }
             if leo < r.log_start_offset {
                 // The leader no longer has what comes next here (retention or
@@ -221,7 +284,7 @@ pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), Strin
                 );
                 p.log.truncate_fully_and_start_at(r.log_start_offset).map_err(|e| ErrorChain(&e).to_string())?;
                 p.follower_high_watermark(p.high_watermark());
-                return Ok(());
+                return Ok(None);
             }
         }
         return Err(format!("{code:?}: {}", e.message()));
@@ -243,8 +306,9 @@ pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), Strin
             "log diverges from the leader's; truncating"
         );
         truncate(p, to)?;
-        return Ok(());
+        return Ok(None);
     }
+    let mut durable = None;
     if !r.records.is_empty() {
         let max = p.log.config().max_batch_bytes.max(r.records.len());
         let mut batches = Vec::new();
@@ -258,20 +322,103 @@ pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), Strin
                 b.header().partition_leader_epoch
             ));
         }
-        p.log.append_as_follower(&batches).map_err(|e: StorageError| ErrorChain(&e).to_string())?;
+        let (info, delay) =
+            p.log.append_as_follower_unsynced(&batches).map_err(|e: StorageError| ErrorChain(&e).to_string())?;
+        durable = delay.map(|d| (info, d));
     }
-    // Follow the leader's log start (its retention, offsets compaction)
-    // where it lies within this log and below what is committed.
-    let start = r.log_start_offset.min(r.high_watermark);
-    if start > p.log.log_start_offset() && start <= p.log.log_end_offset() {
-        p.log.delete_before(start).map_err(|e| ErrorChain(&e).to_string())?;
-    }
-    p.follower_high_watermark(r.high_watermark);
-    Ok(())
+    Ok(Some(Appended { durable, log_start_offset: r.log_start_offset, high_watermark: r.high_watermark }))
 }
 
 fn truncate(p: &Partition, offset: u64) -> Result<(), String> {
     p.log.truncate_to(offset).map_err(|e| ErrorChain(&e).to_string())?;
     p.follower_high_watermark(p.high_watermark());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
+
+    use super::*;
+    use crate::topic_config::TopicSettings;
+    use bytes::Bytes;
+    use strata_metadata::PartitionInfo;
+    use strata_record::batch::{set_base_offset, set_partition_leader_epoch};
+    use strata_record::batch::BatchBuilder;
+    use strata_storage::{Log, LogConfig};
+
+    const LEADER: u32 = 2;
+
+    /// A follower replica (this broker is 1, broker 2 leads in epoch 1) over
+    /// a group-commit log.
+    fn follower(dir: &std::path::Path, partition: u32) -> Arc<Partition> {
+        let tp = TopicPartition::new("t", partition).unwrap();
+        let log = Arc::new(Log::open(dir.join(format!("t-{partition}")), LogConfig::default()).unwrap());
+        let info = PartitionInfo {
+            partition,
+            replicas: vec![LEADER, 1],
+            isr: vec![LEADER, 1],
+            leader: Some(LEADER),
+            leader_epoch: 1,
+            partition_epoch: 1,
+        };
+        Arc::new(Partition::new(1, tp, "id".into(), log, &info, TopicSettings::defaults(2)).unwrap())
+    }
+
+    /// The leader's answer: `n` records at `base`, stored in epoch 1.
+    fn fetched(p: &Partition, base: u64, n: usize, high_watermark: u64) -> FollowerFetched {
+        let mut b = BatchBuilder::new();
+        for i in 0..n {
+            b.append(1_700_000_000_000, None, Some(format!("v{i}").as_bytes()), &[]).unwrap();
+        }
+        let mut bytes = b.build().unwrap().to_vec();
+        set_base_offset(&mut bytes, base).unwrap();
+        set_partition_leader_epoch(&mut bytes, 1).unwrap();
+        let mut r = FollowerFetched::new(p.tp.clone());
+        r.records = Bytes::from(bytes);
+        r.high_watermark = high_watermark;
+        r.log_end_offset = base + n as u64;
+        r
+    }
+
+    /// The high watermark a follower takes from the leader moves only once
+    /// its append is durable: staging appends, finishing takes it.
+    #[test]
+    fn the_high_watermark_moves_only_after_the_append_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = follower(dir.path(), 0);
+        let appended = stage_fetch_result(&p, fetched(&p, 0, 5, 5)).unwrap().expect("data was staged");
+        assert_eq!(p.log.log_end_offset(), 5, "the batch is written");
+        assert_eq!(p.high_watermark(), 0, "but the leader's high watermark is not taken before the sync");
+        assert!(appended.durable.is_some(), "group commit asks for a durability wait");
+        appended.finish(&p).unwrap();
+        assert_eq!(p.high_watermark(), 5);
+    }
+
+    /// Every partition of one fetch is applied, in the order given, each
+    /// with its own high watermark; a bad answer for one fails only it.
+    #[test]
+    fn one_fetch_applies_every_partition_and_isolates_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ps: Vec<_> = (0..12).map(|i| follower(dir.path(), i)).collect();
+        let mut fetch = Vec::new();
+        for (i, p) in ps.iter().enumerate() {
+            // Partition 7's answer starts past the follower's log end.
+            let base = if i == 7 { 3 } else { 0 };
+            fetch.push((p.clone(), fetched(p, base, i + 1, i as u64)));
+        }
+        let outcomes = apply_fetch_results(fetch);
+        assert_eq!(outcomes.len(), 12);
+        for (i, (p, outcome)) in outcomes.iter().enumerate() {
+            assert_eq!(p.tp.partition, i as u32, "outcomes come back in the order given");
+            if i == 7 {
+                assert!(outcome.is_err(), "a gap in the offsets is refused");
+                assert_eq!(p.log.log_end_offset(), 0);
+            } else {
+                outcome.as_ref().unwrap();
+                assert_eq!(p.log.log_end_offset(), i as u64 + 1);
+                assert_eq!(p.high_watermark(), i as u64);
+            }
+        }
+    }
 }

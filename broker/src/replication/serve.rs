@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use crate::error::{BrokerError, ErrorKind};
-use strata_storage::StorageError;
+use strata_storage::{fault_in, StorageError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::messages::{EpochEnd, FollowerFetch, FollowerFetched, ReplicaFetch};
 use crate::api_error;
+use crate::blocking::blocking;
 use crate::long_poll::wait_for_change;
 use crate::partition::Partition;
 use crate::service::BrokerService;
@@ -29,7 +30,7 @@ impl BrokerService {
         // that is what moves the high watermark for acks=all.
         let mut first = true;
         loop {
-            let (watchers, response, bytes, done) = self.replica_fetch_once(&req, first);
+            let (watchers, response, bytes, done) = self.replica_fetch_pass(&req, first);
             first = false;
             if bytes >= min_bytes
                 || done
@@ -40,9 +41,35 @@ impl BrokerService {
                 return response;
             }
             if !wait_for_change(watchers, deadline, &self.stopping).await {
-                return self.replica_fetch_once(&req, false).1;
+                return self.replica_fetch_pass(&req, false).1;
             }
         }
+    }
+
+    /// [`Self::replica_fetch_once`], off the async worker when a partition
+    /// is read from a sealed segment (a follower catching up), with its
+    /// pages faulted in before the response is written to the socket.
+    fn replica_fetch_pass(
+        &self,
+        req: &ReplicaFetch,
+        record_progress: bool,
+    ) -> (Vec<watch::Receiver<u64>>, Vec<FollowerFetched>, usize, bool) {
+        let cold = req.partitions.iter().any(|fp| {
+            self.replicas
+                .lookup(&fp.tp.topic, fp.tp.partition)
+                .is_ok_and(|p| p.log.reads_sealed_segment(fp.fetch_offset))
+        });
+        if !cold {
+            return self.replica_fetch_once(req, record_progress);
+        }
+        self.metrics.record_cold_read();
+        blocking(|| {
+            let pass = self.replica_fetch_once(req, record_progress);
+            for r in &pass.1 {
+                fault_in(&r.records);
+            }
+            pass
+        })
     }
 
     /// One pass: the response, its record bytes, whether anything must be

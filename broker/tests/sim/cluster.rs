@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use strata_broker::sim::{
-    apply_fetch_result, fetch_request_for, serve_partition, FollowerFetch, FollowerFetched, Partition, ReplicaManager,
+    apply_fetch_results, fetch_request_for, serve_partition, FollowerFetch, FollowerFetched, Partition, ReplicaManager,
     Role,
 };
 use strata_metadata::ElectionType;
@@ -379,16 +379,24 @@ impl World {
         }
         let now = self.now();
         self.brokers.get_mut(&f).expect("broker").fetchers.get_mut(&leader).expect("fetcher").in_flight = None;
+        // One fetch's partitions are applied together, as the real fetcher
+        // does (appends first, then their syncs).
+        let mut fetched = Vec::new();
+        let mut before = std::collections::HashMap::new();
         for r in parts {
-            let tp = r.tp.clone();
-            let Some(p) = self.brokers[&f].rm.as_ref().expect("live").replica(&tp) else { continue };
-            let before = p.log.log_end_offset();
-            match apply_fetch_result(&p, r) {
+            let Some(p) = self.brokers[&f].rm.as_ref().expect("live").replica(&r.tp) else { continue };
+            before.insert(r.tp.clone(), p.log.log_end_offset());
+            fetched.push((p, r));
+        }
+        for (p, outcome) in apply_fetch_results(fetched) {
+            let tp = p.tp.clone();
+            match outcome {
                 Err(e) => {
                     self.trace(format!("{f} partition {} backs off: {e}", tp.partition));
                     self.brokers.get_mut(&f).expect("broker").backoff.insert(tp, now + 100);
                 }
                 Ok(()) => {
+                    let before = before[&tp];
                     let after = p.log.log_end_offset();
                     if after < before {
                         self.report.truncations += 1;

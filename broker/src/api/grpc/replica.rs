@@ -23,6 +23,10 @@ pub(crate) async fn replica_fetch(core: &BrokerService, req: v1::ReplicaFetchReq
 /// Largest gRPC message a follower accepts.
 const MAX_MESSAGE: usize = 64 << 20;
 
+/// HTTP/2 flow-control windows of a follower's connection to its leader.
+const STREAM_WINDOW: u32 = 24 << 20;
+const CONNECTION_WINDOW: u32 = 48 << 20;
+
 /// The follower's side: a (lazily connected) channel to one leader broker.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaderClient {
@@ -37,7 +41,12 @@ impl LeaderClient {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| format!("bad leader address {address}: {e}"))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // A whole replica fetch (up to 16 MiB) fits the stream window:
+            // with hyper's 2 MiB default the leader stalls for a window
+            // update every 2 MiB of every answer.
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW);
         let client = StrataClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
