@@ -77,6 +77,10 @@ pub(crate) struct LogState {
     pub(crate) log_start_offset: u64,
     /// The leader-epoch cache, as persisted (see `log_replica`).
     pub(crate) epochs: LeaderEpochCache,
+    /// The checkpoint file still holds entries opening trimmed in memory
+    /// only (an epoch assigned at the log end and never written in): every
+    /// open trims them again, and the next epoch write rewrites the file.
+    pub(crate) epochs_file_ahead: bool,
     /// In [log_start_offset, log end]; persisted with the checkpoint.
     pub(crate) high_watermark: u64,
     /// Idempotent producers' state as of the log end.
@@ -110,7 +114,7 @@ impl Log {
         let dir = dir.into();
         let mut loaded = loader::load(&dir, &config)?;
         let log_end = loaded.segments.last().map_or(0, |s| s.next_offset());
-        let (epochs, rebuilt) =
+        let (epochs, rebuilt, epochs_file_ahead) =
             log_replica::load_epoch_cache(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
         loaded.report.epoch_cache_rebuilt = rebuilt;
         let producers = ProducerStateManager::load(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
@@ -123,6 +127,7 @@ impl Log {
                 segments: loaded.segments,
                 log_start_offset: loaded.log_start_offset,
                 epochs,
+                epochs_file_ahead,
                 high_watermark: loaded.high_watermark,
                 producers,
             }),
@@ -523,8 +528,9 @@ impl Log {
         self.write_checkpoint(&st, recovery_point)?;
         // After the checkpoint: a crash in between leaves epoch entries and
         // segments below the log start, which opening drops.
-        if st.epochs.truncate_from_end(0) {
+        if st.epochs.truncate_from_end(0) || st.epochs_file_ahead {
             st.epochs.write(&self.dir)?;
+            st.epochs_file_ahead = false;
         }
         st.producers = ProducerStateManager::new();
         producer_state::remove_snapshots(&self.dir, |_| true)?;

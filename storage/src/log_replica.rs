@@ -167,7 +167,7 @@ impl Log {
     /// before data in it is written: a crash then leaves at worst an entry
     /// at the end, which opening drops. On error the cache is unchanged.
     fn ensure_epoch(&self, st: &mut LogState, epoch: u32, offset: u64) -> Result<()> {
-        if st.epochs.latest_epoch() == Some(epoch) {
+        if st.epochs.latest_epoch() == Some(epoch) && !st.epochs_file_ahead {
             return Ok(());
         }
         let mut next = st.epochs.clone();
@@ -178,10 +178,11 @@ impl Log {
             next.truncate_from_end(offset);
         }
         next.assign(epoch, offset);
-        if next != st.epochs {
+        if next != st.epochs || st.epochs_file_ahead {
             next.write(&self.dir)?;
             tracing::debug!(dir = %self.dir.display(), epoch, offset, "leader epoch recorded");
             st.epochs = next;
+            st.epochs_file_ahead = false;
         }
         Ok(())
     }
@@ -190,16 +191,18 @@ impl Log {
     /// on. The in-memory cache changes even if persisting fails (the file is
     /// then only ahead of the log, which opening repairs).
     pub(crate) fn truncate_epochs_from_end(&self, st: &mut LogState, end: u64) -> Result<()> {
-        if st.epochs.truncate_from_end(end) {
+        if st.epochs.truncate_from_end(end) || st.epochs_file_ahead {
             st.epochs.write(&self.dir)?;
+            st.epochs_file_ahead = false;
         }
         Ok(())
     }
 
     /// After the log start offset moved up: drops cache entries below it.
     pub(crate) fn truncate_epochs_from_start(&self, st: &mut LogState) -> Result<()> {
-        if st.epochs.truncate_from_start(st.log_start_offset) {
+        if st.epochs.truncate_from_start(st.log_start_offset) || st.epochs_file_ahead {
             st.epochs.write(&self.dir)?;
+            st.epochs_file_ahead = false;
         }
         Ok(())
     }
@@ -207,13 +210,17 @@ impl Log {
 
 /// Loads the epoch cache for a freshly loaded log: the checkpoint, trimmed
 /// to `[log_start, log_end)`, if it agrees with the batch headers; otherwise
-/// one rebuilt from them (returned with the reason, which is logged).
+/// one rebuilt from them (returned with the reason, which is logged). The
+/// flag says the file was left holding entries the trim dropped: rewriting
+/// it here would cost every empty partition two fsyncs at each start (its
+/// epoch is assigned at the log end), and the next epoch write replaces it
+/// anyway; until then every open trims the same entries again.
 pub(crate) fn load_epoch_cache(
     dir: &Path,
     segments: &[LogSegment],
     log_start: u64,
     log_end: u64,
-) -> Result<(LeaderEpochCache, Option<String>)> {
+) -> Result<(LeaderEpochCache, Option<String>, bool)> {
     let (reason, missing) = match LeaderEpochCache::read(dir)? {
         CacheFile::Missing => ("the leader-epoch checkpoint is missing".to_string(), true),
         CacheFile::Invalid(why) => (format!("the leader-epoch checkpoint is unreadable: {why}"), false),
@@ -223,11 +230,11 @@ pub(crate) fn load_epoch_cache(
             cache.truncate_from_end(log_end);
             match check_against_log(&cache, segments, log_start, log_end)? {
                 Ok(()) => {
-                    if cache != stored {
-                        tracing::info!(dir = %dir.display(), ?stored, kept = ?cache.entries(), "trimmed leader-epoch cache to the log");
-                        cache.write(dir)?;
+                    let ahead = cache != stored;
+                    if ahead {
+                        tracing::debug!(dir = %dir.display(), ?stored, kept = ?cache.entries(), "trimmed leader-epoch cache to the log");
                     }
-                    return Ok((cache, None));
+                    return Ok((cache, None, ahead));
                 }
                 Err(why) => (format!("the leader-epoch checkpoint disagrees with the log: {why}"), false),
             }
@@ -236,11 +243,11 @@ pub(crate) fn load_epoch_cache(
     let rebuilt = rebuild_from_log(segments, log_start, log_end)?;
     if missing && rebuilt.is_empty() {
         // A new (or empty) log: nothing to rebuild, nothing to report.
-        return Ok((rebuilt, None));
+        return Ok((rebuilt, None, false));
     }
     tracing::warn!(dir = %dir.display(), %reason, entries = ?rebuilt.entries(), "rebuilt leader-epoch cache from the log");
     rebuilt.write(dir)?;
-    Ok((rebuilt, Some(reason)))
+    Ok((rebuilt, Some(reason), false))
 }
 
 /// The cache a scan of the batch headers gives: an entry at each epoch

@@ -284,6 +284,34 @@ fn follower_append_rejections_change_nothing() {
     assert_eq!(log.epoch_entries(), vec![(3, 0), (4, 2), (9, 5)]);
 }
 
+/// Opening trims a data-less entry at the log end in memory only (an empty
+/// partition's epoch is assigned at its end on every start; rewriting the
+/// file each open cost two fsyncs per partition). The next epoch write
+/// replaces the file — even one in the epoch memory already holds — so a
+/// later open agrees with the batch headers without a rebuild.
+#[test]
+fn a_trimmed_entry_is_rewritten_by_the_next_epoch_write_not_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE);
+    let log = open(dir.path());
+    log.append_as_follower(&[leader_batch(0, 2, 0, 2)]).unwrap();
+    log.assign_leader_epoch(3).unwrap();
+    drop(log);
+    let before = fs::read(&file).unwrap();
+    let log = open(dir.path());
+    assert_eq!(log.epoch_entries(), vec![(2, 0)]);
+    assert_eq!(fs::read(&file).unwrap(), before, "opening does not rewrite the checkpoint");
+    // Another leader (epoch 4) still has epoch-2 data at offset 2: memory's
+    // latest epoch is 2 already, yet the file must lose its (3, 2).
+    log.append_as_follower(&[leader_batch(2, 2, 1, 2)]).unwrap();
+    assert_ne!(fs::read(&file).unwrap(), before, "the first epoch write after open rewrites the file");
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(log.epoch_entries(), vec![(2, 0)]);
+    assert_eq!(log.epoch_entries(), rebuilt(&log));
+    assert_eq!(log.recovery_report().epoch_cache_rebuilt, None, "the file agreed with the log");
+}
+
 /// A replica that was elected (epoch recorded) but wrote nothing, then
 /// follows a leader whose batches at that offset carry an older epoch: the
 /// data-less entry goes, the leader's epochs come in.

@@ -156,3 +156,26 @@ fn a_data_directory_of_the_old_batch_format_is_refused_in_one_line() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(std::fs::read(data.join("events-0/00000000000000000000.log")).unwrap(), b"pre-release batches");
 }
+
+/// The server raises its soft open-file limit to the hard one (one
+/// descriptor per partition: 1,024 would stop a node at about a thousand
+/// partitions), whatever limit it inherits.
+#[test]
+fn the_server_raises_its_open_file_limit() {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `l` is valid and writable; the calls only read or fill it.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) }, 0);
+    let hard = l.rlim_max;
+    let inherited = libc::rlimit { rlim_cur: 512.min(hard), rlim_max: hard };
+    // The child inherits this process's limits; lowered here only for the spawn.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &inherited) }, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::dev(&dir.path().join("data"));
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) }, 0);
+    server.wait_ready(Duration::from_secs(30));
+    let pid = server.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], hard.to_string(), "soft limit raised to the hard one: {line}");
+}

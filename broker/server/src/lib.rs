@@ -13,6 +13,7 @@
 
 pub mod config;
 mod controller_links;
+pub mod limits;
 mod supervisor;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -133,6 +134,11 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
 
     let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
+    if let Ok((soft, _)) = limits::open_file_limits() {
+        if let Some(warning) = limits::descriptor_warning(logs.list().len(), soft) {
+            tracing::warn!("{warning}");
+        }
+    }
     logs.start_background(BackgroundConfig {
         retention_check: config.log_retention_check_interval,
         ..BackgroundConfig::default()

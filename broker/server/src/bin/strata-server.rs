@@ -33,6 +33,13 @@ async fn serve() -> anyhow::Result<()> {
             anyhow::bail!("{}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "))
         }
     };
+    if !matches!(cli.command, Command::Drain(_)) {
+        match strata_server::limits::raise_open_file_limit() {
+            Ok((before, after)) if after > before => tracing::info!(before, after, "raised the open-file limit"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+        }
+    }
     let config = match &cli.command {
         Command::Dev(args) => ServerConfig::dev(args),
         Command::Run(args) => ServerConfig::run(args),
