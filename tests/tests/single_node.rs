@@ -1250,7 +1250,9 @@ async fn catching_up_reads_sealed_segments_off_the_async_workers() {
     let producer = producer(&server).await;
     let value = "v".repeat(1000);
     for i in 0..300 {
-        send_one(&producer, ProducerRecord::new("cold", format!("{i}-{value}")).with_partition(0)).await.expect("produce");
+        send_one(&producer, ProducerRecord::new("cold", format!("{i}-{value}")).with_partition(0))
+            .await
+            .expect("produce");
     }
     assert!(segment_count(&server, "cold", 0) > 2, "the log rolled");
     let before = cold_reads();

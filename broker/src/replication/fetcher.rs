@@ -215,7 +215,9 @@ pub fn apply_fetch_result(p: &Partition, r: FollowerFetched) -> Result<(), Strin
 /// own append is durable, and its next fetch offset (its log end) is read
 /// only after this returns, so the leader never counts bytes a follower
 /// could still lose. Outcomes come back in the order given.
-pub fn apply_fetch_results(fetched: Vec<(Arc<Partition>, FollowerFetched)>) -> Vec<(Arc<Partition>, Result<(), String>)> {
+pub fn apply_fetch_results(
+    fetched: Vec<(Arc<Partition>, FollowerFetched)>,
+) -> Vec<(Arc<Partition>, Result<(), String>)> {
     let mut outcomes = Vec::with_capacity(fetched.len());
     let mut pending = Vec::new();
     for (i, (p, r)) in fetched.into_iter().enumerate() {
@@ -343,8 +345,8 @@ mod tests {
     use crate::topic_config::TopicSettings;
     use bytes::Bytes;
     use strata_metadata::PartitionInfo;
-    use strata_record::batch::{set_base_offset, set_partition_leader_epoch};
     use strata_record::batch::BatchBuilder;
+    use strata_record::batch::{set_base_offset, set_partition_leader_epoch};
     use strata_storage::{Log, LogConfig};
 
     const LEADER: u32 = 2;
