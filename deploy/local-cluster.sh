@@ -10,7 +10,7 @@
 #   deploy/local-cluster.sh status    pid, alive and ready of each node
 #
 # Node i listens on 127.0.0.1: BASE+10(i-1) (clients), +1 (controller Raft),
-# +2 (HTTP: /healthz, /readyz, /metrics).
+# +2 (HTTP: /healthz, /readyz, /metrics), +3 (Kafka protocol).
 #
 # Environment:
 #   STRATA_CLUSTER_DIR    state and data (default ./strata-cluster): nodeI/ data dirs,
@@ -62,6 +62,7 @@ abs_path() {
 client_port() { echo $((BASE_PORT + 10 * ($1 - 1))); }
 controller_port() { echo $((BASE_PORT + 10 * ($1 - 1) + 1)); }
 http_port() { echo $((BASE_PORT + 10 * ($1 - 1) + 2)); }
+kafka_port() { echo $((BASE_PORT + 10 * ($1 - 1) + 3)); }
 data_dir() { echo "$CLUSTER_DIR/node$1"; }
 log_file() { echo "$CLUSTER_DIR/node$1.log"; }
 pid_file() { echo "$CLUSTER_DIR/node$1.pid"; }
@@ -184,6 +185,7 @@ spawn_node() {
         --listen "127.0.0.1:$(client_port "$i")" \
         --controller-listen "127.0.0.1:$(controller_port "$i")" \
         --http-listen "127.0.0.1:$(http_port "$i")" \
+        --kafka-listen "127.0.0.1:$(kafka_port "$i")" \
         --controller-voters "$(voters)" \
         </dev/null >>"$(log_file "$i")" 2>&1 &
     pid=$!

@@ -141,6 +141,7 @@ impl dyn ControllerLink + '_ {
         node_id: u32,
         address: String,
         rack: Option<String>,
+        kafka_address: Option<String>,
     ) -> Result<(), ControllerCallError> {
         match self.propose(MetadataCommand::FenceBroker { node_id }).await {
             Ok(_) => {
@@ -151,7 +152,7 @@ impl dyn ControllerLink + '_ {
             Err(ControllerCallError::Metadata(MetadataError::UnknownBroker { .. })) => {}
             Err(e) => return Err(e),
         }
-        match self.propose(MetadataCommand::RegisterBroker { node_id, address, rack }).await? {
+        match self.propose(MetadataCommand::RegisterBroker { node_id, address, rack, kafka_address }).await? {
             CommandOutcome::BrokerRegistered { .. } => {
                 self.wait_visible(|image| image.brokers.get(&node_id).is_some_and(|b| !b.fenced)).await;
                 Ok(())

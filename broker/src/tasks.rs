@@ -29,11 +29,12 @@ pub async fn register(
     node_id: u32,
     address: String,
     rack: Option<String>,
+    kafka_address: Option<String>,
     timeout: Duration,
 ) -> Result<(), ControllerCallError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match controller.register_broker(node_id, address.clone(), rack.clone()).await {
+        match controller.register_broker(node_id, address.clone(), rack.clone(), kafka_address.clone()).await {
             Ok(()) => return Ok(()),
             Err(e @ (ControllerCallError::NotLeader { .. } | ControllerCallError::Timeout)) => {
                 if tokio::time::Instant::now() >= deadline {

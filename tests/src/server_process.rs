@@ -42,6 +42,8 @@ pub struct ServerProcess {
     pub controller: SocketAddr,
     /// HTTP address (health, readiness, metrics).
     pub http: SocketAddr,
+    /// Kafka protocol address.
+    pub kafka: SocketAddr,
     /// Data directory (kept across restarts).
     pub data_dir: PathBuf,
     launch: Launch,
@@ -58,6 +60,7 @@ impl ServerProcess {
     /// `data_dir`, and waits until `/readyz` says ready.
     pub fn dev(data_dir: &Path) -> ServerProcess {
         let (listen, controller, http) = (loopback(free_port()), loopback(free_port()), loopback(free_port()));
+        let kafka = loopback(free_port());
         let launch = Launch {
             args: vec![
                 "dev".into(),
@@ -69,6 +72,8 @@ impl ServerProcess {
                 http.to_string(),
                 "--controller-listen".into(),
                 controller.to_string(),
+                "--kafka-listen".into(),
+                kafka.to_string(),
             ],
             ..Launch::default()
         };
@@ -78,6 +83,7 @@ impl ServerProcess {
             listen,
             controller,
             http,
+            kafka,
             data_dir: data_dir.to_path_buf(),
             launch,
             child: None,
@@ -98,6 +104,7 @@ impl ServerProcess {
             listen: loopback(free_port()),
             controller: loopback(free_port()),
             http: loopback(free_port()),
+            kafka: loopback(free_port()),
             log_path: data_dir.with_extension("server.log"),
             data_dir,
             launch: Launch::default(),
@@ -114,6 +121,7 @@ impl ServerProcess {
             listen,
             controller: loopback(0),
             http,
+            kafka: loopback(0),
             data_dir: PathBuf::new(),
             launch,
             child: None,
@@ -150,6 +158,8 @@ impl ServerProcess {
             self.controller.to_string(),
             "--http-listen".into(),
             self.http.to_string(),
+            "--kafka-listen".into(),
+            self.kafka.to_string(),
             "--controller-voters".into(),
             voters.into(),
         ];

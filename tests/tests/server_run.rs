@@ -145,6 +145,7 @@ fn a_data_directory_of_the_old_batch_format_is_refused_in_one_line() {
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--controller-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--kafka-listen", &format!("127.0.0.1:{}", free_port())])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -73,6 +73,9 @@ pub struct DevArgs {
     /// HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "STRATA_HTTP_LISTEN", default_value = "127.0.0.1:9702")]
     pub http_listen: SocketAddr,
+    /// Kafka protocol address (for Kafka clients and tools).
+    #[arg(long, env = "STRATA_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: SocketAddr,
     /// TOML config file (broker defaults such as `[log]`).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -99,6 +102,13 @@ pub struct RunArgs {
     /// HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "STRATA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Kafka protocol address (unset: no Kafka listener).
+    #[arg(long, env = "STRATA_KAFKA_LISTEN")]
+    pub kafka_listen: Option<SocketAddr>,
+    /// Address Kafka clients are told to use for this broker (default: the
+    /// Kafka listen address).
+    #[arg(long, env = "STRATA_KAFKA_ADVERTISED_ADDRESS")]
+    pub kafka_advertised_address: Option<String>,
     /// Controller voters: `id@host:port,…`.
     #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
     pub controller_voters: Option<String>,
@@ -147,6 +157,10 @@ pub struct FileConfig {
     pub controller_listen: Option<SocketAddr>,
     /// `--http-listen`.
     pub http_listen: Option<SocketAddr>,
+    /// `--kafka-listen`.
+    pub kafka_listen: Option<SocketAddr>,
+    /// `--kafka-advertised-address`.
+    pub kafka_advertised_address: Option<String>,
     /// `--controller-voters`.
     pub controller_voters: Option<String>,
     /// `--advertised-address`.
@@ -229,6 +243,9 @@ pub struct ServerConfig {
     pub controller_listen: SocketAddr,
     /// Health, readiness and metrics.
     pub http_listen: SocketAddr,
+    /// The Kafka protocol listener and the `host:port` Kafka clients are
+    /// told to reach this broker at (`None`: no Kafka listener).
+    pub kafka: Option<KafkaListenerConfig>,
     /// The controller quorum's voters.
     pub voters: Vec<Voter>,
     /// The `host:port` clients are told to reach this broker at.
@@ -250,6 +267,15 @@ pub struct ServerConfig {
     pub offsets_compaction_min_records: u64,
     /// Storage defaults for every log.
     pub log: LogConfig,
+}
+
+/// Where the Kafka protocol listener binds and what it advertises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaListenerConfig {
+    /// The address to bind.
+    pub listen: SocketAddr,
+    /// The `host:port` given to Kafka clients in metadata answers.
+    pub advertised_address: String,
 }
 
 /// Records an offsets partition holds before compaction, by default.
@@ -277,6 +303,10 @@ impl ServerConfig {
             listen: args.listen,
             controller_listen: args.controller_listen,
             http_listen: args.http_listen,
+            kafka: Some(KafkaListenerConfig {
+                listen: args.kafka_listen,
+                advertised_address: args.kafka_listen.to_string(),
+            }),
             voters: vec![Voter { node_id: 1, address: args.controller_listen.to_string() }],
             advertised_address: args.listen.to_string(),
             rack: file.rack.clone(),
@@ -319,6 +349,14 @@ impl ServerConfig {
             listen,
             controller_listen,
             http_listen,
+            kafka: args.kafka_listen.or(file.kafka_listen).map(|listen| KafkaListenerConfig {
+                listen,
+                advertised_address: args
+                    .kafka_advertised_address
+                    .clone()
+                    .or(file.kafka_advertised_address.clone())
+                    .unwrap_or_else(|| listen.to_string()),
+            }),
             voters,
             advertised_address: args
                 .advertised_address

@@ -129,6 +129,10 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
     let roles = config.roles;
     let grpc_listener = if roles.broker { Some(bind("client gRPC", config.listen).await?) } else { None };
     let http_listener = bind("HTTP", config.http_listen).await?;
+    let kafka_listener = match (&config.kafka, roles.broker) {
+        (Some(k), true) => Some(bind("Kafka", k.listen).await?),
+        _ => None,
+    };
     let raft_listener =
         if roles.controller { Some(bind("controller Raft gRPC", config.controller_listen).await?) } else { None };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
@@ -197,6 +201,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
             broker_id,
             config.advertised_address.clone(),
             config.rack.clone(),
+            config.kafka.as_ref().map(|k| k.advertised_address.clone()),
             STARTUP_TIMEOUT,
         )
         .await
@@ -247,6 +252,12 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
             );
         serving.spawn("client gRPC listener", async move { server.await.map_err(Into::into) });
     }
+    if let Some(listener) = kafka_listener {
+        serving.spawn_infallible(
+            "Kafka listener",
+            strata_broker::api::kafka::serve(listener, service.clone(), serving.token()),
+        );
+    }
     let http = strata_broker::http::serve(http_listener, service.clone(), serving.token().cancelled_owned());
     serving.spawn("HTTP listener", async move { http.await.map_err(Into::into) });
     tracing::info!(
@@ -255,6 +266,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
         controller = roles.controller,
         listen = %config.listen,
         http = %config.http_listen,
+        kafka = %config.kafka.as_ref().map_or_else(|| "off".to_string(), |k| k.listen.to_string()),
         data_dir = %config.data_dir.display(),
         "strata-server is serving"
     );

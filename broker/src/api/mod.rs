@@ -2,3 +2,4 @@
 //! process and encodes the answer, mapping the core's errors to its codes.
 
 pub mod grpc;
+pub mod kafka;

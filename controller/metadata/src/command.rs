@@ -31,6 +31,10 @@ pub enum MetadataCommand {
         address: String,
         /// Its rack, if known.
         rack: Option<String>,
+        /// Its Kafka protocol `host:port`, if it runs a Kafka listener
+        /// (absent in commands written before the Kafka listener existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kafka_address: Option<String>,
     },
     /// Creates a topic with its partitions placed on the unfenced brokers.
     CreateTopic {
@@ -131,8 +135,8 @@ impl MetadataImage {
     pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<CommandOutcome, MetadataError> {
         match cmd {
             MetadataCommand::InitCluster { cluster_id } => self.init_cluster(cluster_id),
-            MetadataCommand::RegisterBroker { node_id, address, rack } => {
-                self.register_broker(*node_id, address, rack.as_deref())
+            MetadataCommand::RegisterBroker { node_id, address, rack, kafka_address } => {
+                self.register_broker(*node_id, address, rack.as_deref(), kafka_address.as_deref())
             }
             MetadataCommand::CreateTopic { name, topic_id, partitions, replication_factor, configs } => {
                 self.create_topic(name, topic_id, *partitions, *replication_factor, configs)
@@ -185,11 +189,21 @@ impl MetadataImage {
         node_id: u32,
         address: &str,
         rack: Option<&str>,
+        kafka_address: Option<&str>,
     ) -> Result<CommandOutcome, MetadataError> {
         if address.trim().is_empty() {
             return Err(MetadataError::InvalidBrokerAddress { node_id, address: address.to_string() });
         }
-        let info = BrokerInfo { node_id, address: address.to_string(), rack: rack.map(str::to_string), fenced: false };
+        if let Some(kafka) = kafka_address.filter(|a| a.trim().is_empty()) {
+            return Err(MetadataError::InvalidBrokerAddress { node_id, address: kafka.to_string() });
+        }
+        let info = BrokerInfo {
+            node_id,
+            address: address.to_string(),
+            rack: rack.map(str::to_string),
+            fenced: false,
+            kafka_address: kafka_address.map(str::to_string),
+        };
         let previous = self.brokers.insert(node_id, info);
         let new = previous.is_none();
         if previous.is_some_and(|b| b.fenced) {

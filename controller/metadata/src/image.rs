@@ -35,6 +35,9 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// A fenced broker gets no new replicas and leads nothing.
     pub fenced: bool,
+    /// The address Kafka clients reach it at, if it runs a Kafka listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_address: Option<String>,
 }
 
 /// One topic.

@@ -67,7 +67,7 @@ fn topic_id(name: &str) -> String {
 }
 
 fn register() -> MetadataCommand {
-    MetadataCommand::RegisterBroker { node_id: 1, address: "h:1".into(), rack: None }
+    MetadataCommand::RegisterBroker { kafka_address: None, node_id: 1, address: "h:1".into(), rack: None }
 }
 
 /// Voters 1..=n on one in-memory network, each with its own data directory.

@@ -223,7 +223,7 @@ async fn service_rejects_bad_input_and_proposes_locally() {
     let bad = svc.propose(Request::new(ProposeRequest { command: b"{not json".to_vec().into() })).await;
     assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
 
-    let cmd = MetadataCommand::RegisterBroker { node_id: 7, address: "h:1".into(), rack: None };
+    let cmd = MetadataCommand::RegisterBroker { kafka_address: None, node_id: 7, address: "h:1".into(), rack: None };
     let ok = svc.propose(Request::new(ProposeRequest { command: cmd.encode().into() })).await.unwrap().into_inner();
     assert_eq!(ok.leader_hint, 1);
     assert!(ok.error_kind.is_empty(), "{ok:?}");

@@ -57,6 +57,7 @@ impl TestCluster {
                 listen: free_addr(),
                 controller_listen: if id == 1 { controller } else { free_addr() },
                 http_listen: free_addr(),
+                kafka_listen: free_addr(),
                 config: None,
             };
             let mut config = match ServerConfig::dev(&args) {

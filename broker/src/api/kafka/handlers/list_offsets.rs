@@ -1,0 +1,52 @@
+//! ListOffsets: timestamp -2 is the log start, -1 the high watermark, any
+//! other non-negative value the first record at or after that time (offset
+//! and timestamp -1 when there is none).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use strata_record::TopicPartition;
+
+use crate::admin::{ListedOffset, OffsetSpec};
+use crate::api::kafka::codes::code_of;
+use crate::service::BrokerService;
+
+/// Answers `req`.
+pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut r = ListOffsetsResponse::default();
+    for t in req.topics {
+        let topic = t.name.0.to_string();
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.offset = -1;
+            pr.timestamp = -1;
+            pr.leader_epoch = -1;
+            let spec = match p.timestamp {
+                -2 => Some(OffsetSpec::Earliest),
+                -1 => Some(OffsetSpec::Latest),
+                ts if ts >= 0 => Some(OffsetSpec::Timestamp(ts)),
+                _ => None,
+            };
+            match (spec, u32::try_from(p.partition_index)) {
+                (Some(spec), Ok(partition)) => {
+                    let tp = TopicPartition { topic: topic.clone(), partition };
+                    match core.list_offset(&tp, spec).await {
+                        Ok(ListedOffset { offset, timestamp }) => {
+                            pr.offset = offset.map_or(-1, |o| o as i64);
+                            pr.timestamp = timestamp.unwrap_or(-1);
+                        }
+                        Err(e) => pr.error_code = code_of(e.kind()),
+                    }
+                }
+                (None, _) => pr.error_code = ResponseError::InvalidRequest.code(),
+                (_, Err(_)) => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            }
+            tr.partitions.push(pr);
+        }
+        r.topics.push(tr);
+    }
+    r
+}

@@ -1,0 +1,99 @@
+//! Metadata: the brokers that run a Kafka listener (at their advertised
+//! Kafka addresses), and each asked topic's partitions with leaders, leader
+//! epochs, replicas and ISR from the cluster metadata.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::topic_name;
+use crate::api::kafka::codes::code_of;
+use crate::service::BrokerService;
+
+/// Answers `req`. Before v1 an empty topic list means every topic; from v1
+/// on that is a null list. Topics are not created on demand
+/// (`allow_auto_topic_creation` is not honoured yet): an unknown topic gets
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let image = core.controller.metadata();
+    let mut r = MetadataResponse::default();
+    r.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
+    r.controller_id = BrokerId(-1);
+    r.brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let (host, port) = split_host_port(b.kafka_address.as_deref()?)?;
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(b.node_id as i32);
+            broker.host = StrBytes::from_string(host.to_string());
+            broker.port = port;
+            broker.rack = b.rack.clone().map(StrBytes::from_string);
+            Some(broker)
+        })
+        .collect();
+    // A null list (v1+), or an empty one in v0, asks for every topic.
+    let all = req.topics.as_ref().is_none_or(|t| t.is_empty() && version == 0);
+    let names: Vec<String> =
+        req.topics.unwrap_or_default().into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect();
+    let described = if all || !names.is_empty() { core.describe_topics(names) } else { Vec::new() };
+    r.topics = described
+        .into_iter()
+        .filter(|(name, _)| !(all && name.starts_with("__")))
+        .map(|(name, result)| {
+            let mut t = MetadataResponseTopic::default();
+            t.name = Some(topic_name(&name));
+            match result {
+                Err(e) => t.error_code = code_of(e.kind()),
+                Ok(d) => {
+                    t.topic_id = uuid::Uuid::parse_str(&d.topic_id).unwrap_or_default();
+                    t.is_internal = d.name.starts_with("__");
+                    t.partitions = d
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut mp = MetadataResponsePartition::default();
+                            mp.partition_index = p.partition as i32;
+                            match p.leader {
+                                Some(l) => mp.leader_id = BrokerId(l as i32),
+                                None => {
+                                    mp.leader_id = BrokerId(-1);
+                                    mp.error_code = ResponseError::LeaderNotAvailable.code();
+                                }
+                            }
+                            mp.leader_epoch = p.leader_epoch as i32;
+                            mp.replica_nodes = p.replicas.iter().map(|&b| BrokerId(b as i32)).collect();
+                            mp.isr_nodes = p.isr.iter().map(|&b| BrokerId(b as i32)).collect();
+                            mp
+                        })
+                        .collect();
+                }
+            }
+            t
+        })
+        .collect();
+    r
+}
+
+/// `host:port` → (host, port); IPv6 hosts may be bracketed.
+fn split_host_port(address: &str) -> Option<(&str, i32)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host, port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        assert_eq!(split_host_port("127.0.0.1:9092"), Some(("127.0.0.1", 9092)));
+        assert_eq!(split_host_port("strata-0.strata:9092"), Some(("strata-0.strata", 9092)));
+        assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
+        assert_eq!(split_host_port("nohost"), None);
+        assert_eq!(split_host_port("h:notaport"), None);
+    }
+}

@@ -1,0 +1,36 @@
+//! One handler per Kafka API: each turns the decoded request into calls on
+//! the broker core and builds the answer for the version asked.
+
+pub(crate) mod api_versions;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::service::BrokerService;
+
+/// The answer to `request` (`None`: none is sent). Only APIs listed in
+/// `versions::SUPPORTED` reach here; anything else is a bug in that table.
+pub(crate) async fn handle(core: &BrokerService, request: RequestKind, version: i16) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, r, version)),
+        RequestKind::Produce(r) => return produce::handle(core, r).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(core, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
+        other => {
+            tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
+            return None;
+        }
+    })
+}
+
+/// A topic name for an answer.
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
