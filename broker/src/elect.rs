@@ -184,7 +184,16 @@ mod tests {
     fn image() -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in [1, 2] {
-            img.brokers.insert(id, BrokerInfo { node_id: id, address: format!("h:{id}"), rack: None, fenced: id == 2, kafka_address: None });
+            img.brokers.insert(
+                id,
+                BrokerInfo {
+                    node_id: id,
+                    address: format!("h:{id}"),
+                    rack: None,
+                    fenced: id == 2,
+                    kafka_address: None,
+                },
+            );
         }
         let partitions = (0..2)
             .map(|p| PartitionInfo {

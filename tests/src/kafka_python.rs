@@ -1,9 +1,12 @@
-//! kafka-python, the independent implementation the format tests check
-//! Strata's record batches against (`tests/python/kafka_batches.py`). Taken
-//! from `STRATA_KAFKA_PYTHON` (a python with [`PACKAGES`] installed) when
-//! set; otherwise a venv under `target/` is made with `python3 -m venv` and
-//! [`PACKAGES`] installed from PyPI on first use, so `cargo test` needs
-//! nothing installed by hand beyond python3.
+//! Real Kafka clients from PyPI: kafka-python, the independent
+//! implementation the format tests check Strata's record batches against
+//! (`tests/python/kafka_batches.py`), and confluent-kafka (librdkafka,
+//! bundled in its wheel) with kafka-python against the Kafka listener
+//! (`tests/python/kafka_clients.py`). Taken from `STRATA_KAFKA_PYTHON` (a
+//! python with [`PACKAGES`] installed) when set; otherwise a venv under
+//! `target/` is made with `python3 -m venv` and [`PACKAGES`] installed from
+//! PyPI on first use, so `cargo test` needs nothing installed by hand beyond
+//! python3.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -12,9 +15,10 @@ use std::sync::OnceLock;
 /// The kafka-python release the oracle is pinned to, and the codec
 /// libraries it compresses and decompresses with (snappy, lz4, zstd; gzip is
 /// Python's own).
-pub const PACKAGES: &[&str] = &["kafka-python==3.0.12", "python-snappy==0.7.3", "lz4==4.4.5", "zstandard==0.25.0"];
+pub const PACKAGES: &[&str] =
+    &["kafka-python==3.0.12", "python-snappy==0.7.3", "lz4==4.4.5", "zstandard==0.25.0", "confluent-kafka==2.16.2"];
 /// Names the venv after what it holds; a change of [`PACKAGES`] gets a new one.
-const VENV: &str = "venv-kafka-python-3.0.12-codecs-1";
+const VENV: &str = "venv-kafka-clients-2";
 
 /// A python interpreter that can `import kafka`.
 pub fn python() -> PathBuf {
@@ -24,7 +28,7 @@ pub fn python() -> PathBuf {
 
 fn imports_kafka(python: &std::path::Path) -> bool {
     Command::new(python)
-        .args(["-c", "import kafka.record.default_records, snappy, lz4.frame, zstandard"])
+        .args(["-c", "import kafka.record.default_records, snappy, lz4.frame, zstandard, confluent_kafka"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -62,12 +66,18 @@ fn provision() -> PathBuf {
 /// Runs `tests/python/kafka_batches.py` with `args`; panics with its
 /// stderr if it fails.
 pub fn run(args: &[&str]) -> Output {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/kafka_batches.py");
-    let out = Command::new(python()).arg(script).args(args).output().expect("run kafka_batches.py");
+    run_script("kafka_batches.py", args)
+}
+
+/// Runs `tests/python/SCRIPT` with `args`; panics with its stderr if it
+/// fails.
+pub fn run_script(script: &str, args: &[&str]) -> Output {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+    let out = Command::new(python()).arg(path).args(args).output().unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         out.status.success(),
-        "kafka_batches.py {:?} failed:\n{}",
-        args.first(),
+        "{script} {:?} failed:\n{}",
+        &args[..args.len().min(2)],
         String::from_utf8_lossy(&out.stderr)
     );
     out

@@ -51,7 +51,8 @@ impl World {
         }
         self.commit(MetadataCommand::InitCluster { cluster_id: "sim-cluster".into() });
         for b in BROKERS {
-            self.commit(MetadataCommand::RegisterBroker { kafka_address: None,
+            self.commit(MetadataCommand::RegisterBroker {
+                kafka_address: None,
                 node_id: b,
                 address: format!("broker-{b}:9092"),
                 rack: None,
@@ -165,7 +166,12 @@ impl World {
         if self.image.brokers.get(&b).is_some_and(|i| !i.fenced) {
             self.commit(MetadataCommand::FenceBroker { node_id: b });
         }
-        self.commit(MetadataCommand::RegisterBroker { kafka_address: None, node_id: b, address: format!("broker-{b}:9092"), rack: None });
+        self.commit(MetadataCommand::RegisterBroker {
+            kafka_address: None,
+            node_id: b,
+            address: format!("broker-{b}:9092"),
+            rack: None,
+        });
         // The registration's answer tells the broker where its metadata starts.
         self.brokers.get_mut(&b).expect("broker").registered_at = self.image.offset;
         let img = Arc::new(self.image.clone());

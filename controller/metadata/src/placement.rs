@@ -71,8 +71,12 @@ mod rack_tests {
         use crate::{MetadataCommand, MetadataImage};
         let mut img = MetadataImage::default();
         for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
-            let cmd =
-                MetadataCommand::RegisterBroker { kafka_address: None, node_id: id, address: format!("h:{id}"), rack: Some(rack.into()) };
+            let cmd = MetadataCommand::RegisterBroker {
+                kafka_address: None,
+                node_id: id,
+                address: format!("h:{id}"),
+                rack: Some(rack.into()),
+            };
             img.apply(&cmd).unwrap();
         }
         let cmd = MetadataCommand::CreateTopic {

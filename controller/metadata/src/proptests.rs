@@ -90,7 +90,12 @@ fn shift(epoch: u32, delta: i8) -> u32 {
 fn resolve(img: &MetadataImage, step: usize, op: &Op) -> MetadataCommand {
     let topics: Vec<&TopicInfo> = img.topics.values().collect();
     match op {
-        Op::Register(id) => MetadataCommand::RegisterBroker { kafka_address: None, node_id: *id, address: format!("h:{id}"), rack: None },
+        Op::Register(id) => MetadataCommand::RegisterBroker {
+            kafka_address: None,
+            node_id: *id,
+            address: format!("h:{id}"),
+            rack: None,
+        },
         Op::Fence(id) => MetadataCommand::FenceBroker { node_id: *id },
         Op::Unfence(id) => MetadataCommand::UnfenceBroker { node_id: *id },
         Op::Shutdown(id) => MetadataCommand::ControlledShutdown { node_id: *id },

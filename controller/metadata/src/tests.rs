@@ -3,7 +3,12 @@ use std::collections::BTreeMap;
 use super::*;
 
 pub(super) fn register(node_id: u32) -> MetadataCommand {
-    MetadataCommand::RegisterBroker { kafka_address: None, node_id, address: format!("127.0.0.1:{}", 9700 + node_id), rack: None }
+    MetadataCommand::RegisterBroker {
+        kafka_address: None,
+        node_id,
+        address: format!("127.0.0.1:{}", 9700 + node_id),
+        rack: None,
+    }
 }
 
 pub(super) fn create(name: &str, id: &str, partitions: u32, rf: u32) -> MetadataCommand {
@@ -37,7 +42,12 @@ fn register_then_update_broker() {
     let mut img = MetadataImage::default();
     assert_eq!(img.apply(&register(1)).unwrap(), CommandOutcome::BrokerRegistered { node_id: 1, new: true });
     img.brokers.get_mut(&1).unwrap().fenced = true;
-    let cmd = MetadataCommand::RegisterBroker { kafka_address: None, node_id: 1, address: "h:1".into(), rack: Some("r1".into()) };
+    let cmd = MetadataCommand::RegisterBroker {
+        kafka_address: None,
+        node_id: 1,
+        address: "h:1".into(),
+        rack: Some("r1".into()),
+    };
     assert_eq!(img.apply(&cmd).unwrap(), CommandOutcome::BrokerRegistered { node_id: 1, new: false });
     let b = &img.brokers[&1];
     assert_eq!((b.address.as_str(), b.rack.as_deref(), b.fenced), ("h:1", Some("r1"), false));
@@ -108,7 +118,10 @@ fn every_rejection_changes_nothing() {
     assert_eq!(e, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
     let e = assert_rejected(&mut img, MetadataCommand::DeleteTopic { name: "nope".into() });
     assert_eq!(e, MetadataError::UnknownTopic { name: "nope".into() });
-    let e = assert_rejected(&mut img, MetadataCommand::RegisterBroker { kafka_address: None, node_id: 9, address: " ".into(), rack: None });
+    let e = assert_rejected(
+        &mut img,
+        MetadataCommand::RegisterBroker { kafka_address: None, node_id: 9, address: " ".into(), rack: None },
+    );
     assert!(matches!(e, MetadataError::InvalidBrokerAddress { node_id: 9, .. }));
     let e = assert_rejected(&mut img, MetadataCommand::InitCluster { cluster_id: "c2".into() });
     assert_eq!(e, MetadataError::ClusterAlreadyInitialized { existing: "c1".into() });

@@ -58,7 +58,13 @@ mod tests {
     fn image(fenced: &[u32], topics: Vec<(&str, Vec<PartitionInfo>)>) -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in 1..=3 {
-            let b = BrokerInfo { node_id: id, address: format!("h:{id}"), rack: None, fenced: fenced.contains(&id), kafka_address: None };
+            let b = BrokerInfo {
+                node_id: id,
+                address: format!("h:{id}"),
+                rack: None,
+                fenced: fenced.contains(&id),
+                kafka_address: None,
+            };
             img.brokers.insert(id, b);
         }
         for (name, partitions) in topics {

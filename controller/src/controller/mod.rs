@@ -455,7 +455,15 @@ impl Controller {
         address: impl Into<String>,
         rack: Option<String>,
     ) -> Result<bool, ControllerError> {
-        match self.propose_anywhere(MetadataCommand::RegisterBroker { node_id, address: address.into(), rack, kafka_address: None }).await? {
+        match self
+            .propose_anywhere(MetadataCommand::RegisterBroker {
+                node_id,
+                address: address.into(),
+                rack,
+                kafka_address: None,
+            })
+            .await?
+        {
             CommandOutcome::BrokerRegistered { new, .. } => Ok(new),
             other => Err(unexpected(other)),
         }

@@ -52,7 +52,12 @@ async fn broker_only_client_proposes_follows_deltas_and_survives_failover() {
 
     // Proposals and heartbeats reach the leader from outside the quorum.
     let outcome = client
-        .propose(MetadataCommand::RegisterBroker { kafka_address: None, node_id: 7, address: "127.0.0.1:9770".into(), rack: None })
+        .propose(MetadataCommand::RegisterBroker {
+            kafka_address: None,
+            node_id: 7,
+            address: "127.0.0.1:9770".into(),
+            rack: None,
+        })
         .await
         .unwrap();
     assert!(matches!(outcome, CommandOutcome::BrokerRegistered { node_id: 7, new: true }), "{outcome:?}");

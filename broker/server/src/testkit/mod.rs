@@ -200,6 +200,13 @@ impl TestNode {
     }
 
     fn args(data_dir: std::path::PathBuf, config: Option<std::path::PathBuf>) -> DevArgs {
-        DevArgs { data_dir, listen: free_addr(), controller_listen: free_addr(), http_listen: free_addr(), kafka_listen: free_addr(), config }
+        DevArgs {
+            data_dir,
+            listen: free_addr(),
+            controller_listen: free_addr(),
+            http_listen: free_addr(),
+            kafka_listen: free_addr(),
+            config,
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{read_frame, MAX_REQUEST_BYTES};
+use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
 use super::{handlers, versions};
 use crate::service::BrokerService;
 
@@ -64,7 +64,12 @@ pub(crate) enum BadRequest {
 
 /// Serves one connection until the peer closes it, it misbehaves, it idles
 /// out or the broker stops.
-pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, core: Arc<BrokerService>, stop: CancellationToken) {
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    core: Arc<BrokerService>,
+    stop: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     loop {
@@ -79,8 +84,13 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, core: 
             }
             Ok(Ok(Some(frame))) => frame,
             Ok(Ok(None)) => return,
+            Ok(Err(FrameError::Io(e))) => {
+                // A client that goes away mid-connection (reset, closed).
+                tracing::debug!(%peer, error = %e, "Kafka connection ended");
+                return;
+            }
             Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %strata_record::ErrorChain(&e), "closing a Kafka connection: bad frame");
+                tracing::warn!(%peer, error = %e, "closing a Kafka connection: bad frame");
                 return;
             }
         };
@@ -104,9 +114,31 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, core: 
     }
 }
 
-/// The framed answer to one request (`None`: the request wants none, as an
-/// acks=0 Produce).
-pub(crate) async fn answer(core: &BrokerService, mut frame: Bytes) -> Result<Option<Bytes>, BadRequest> {
+/// A decoded request: what it asks and how to address the answer.
+pub(crate) struct Decoded {
+    /// The API.
+    pub(crate) api: ApiKey,
+    /// Its version.
+    pub(crate) version: i16,
+    /// Echoed in the answer's header.
+    pub(crate) correlation_id: i32,
+    /// The request itself.
+    pub(crate) request: RequestKind,
+}
+
+/// What a frame holds: a request to serve, or an answer already known
+/// (an ApiVersions this edge cannot parse, answered so the client
+/// downgrades).
+pub(crate) enum Parsed {
+    /// Serve it.
+    Request(Decoded),
+    /// Send this framed answer.
+    Answer(Bytes),
+}
+
+/// Decodes one frame. Never panics and allocates at most in proportion to
+/// the frame, whatever its bytes (`tests::arbitrary_frames_never_panic`).
+pub(crate) fn parse(mut frame: Bytes) -> Result<Parsed, BadRequest> {
     if frame.len() < 8 {
         return Err(BadRequest::Short(frame.len()));
     }
@@ -119,17 +151,33 @@ pub(crate) async fn answer(core: &BrokerService, mut frame: Bytes) -> Result<Opt
             // Kafka's rule: an ApiVersions the broker does not know is
             // answered in v0 with UNSUPPORTED_VERSION and the ranges, so
             // the client can retry with a version both sides know.
-            return encode(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(unsupported_versions()))
-                .map(Some);
+            let answer = ResponseKind::ApiVersions(unsupported_versions());
+            return encode(ApiKey::ApiVersions, 0, correlation_id, &answer).map(Parsed::Answer);
         }
         return Err(BadRequest::Unsupported { api, version });
     }
-    RequestHeader::decode(&mut frame, api.request_header_version(version))
-        .map_err(|e| BadRequest::Malformed { api, version, reason: format!("header: {e:#}") })?;
-    let request = RequestKind::decode(api, &mut frame, version)
-        .map_err(|e| BadRequest::Malformed { api, version, reason: format!("{e:#}") })?;
-    let Some(response) = handlers::handle(core, request, version).await else { return Ok(None) };
-    encode(api, version, correlation_id, &response).map(Some)
+    RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| BadRequest::Malformed {
+        api,
+        version,
+        reason: format!("header: {e:#}"),
+    })?;
+    let request = RequestKind::decode(api, &mut frame, version).map_err(|e| BadRequest::Malformed {
+        api,
+        version,
+        reason: format!("{e:#}"),
+    })?;
+    Ok(Parsed::Request(Decoded { api, version, correlation_id, request }))
+}
+
+/// The framed answer to one request (`None`: the request wants none, as an
+/// acks=0 Produce).
+pub(crate) async fn answer(core: &BrokerService, frame: Bytes) -> Result<Option<Bytes>, BadRequest> {
+    let d = match parse(frame)? {
+        Parsed::Answer(bytes) => return Ok(Some(bytes)),
+        Parsed::Request(d) => d,
+    };
+    let Some(response) = handlers::handle(core, d.request, d.version).await else { return Ok(None) };
+    encode(d.api, d.version, d.correlation_id, &response).map(Some)
 }
 
 fn unsupported_versions() -> ApiVersionsResponse {
@@ -155,4 +203,78 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -
     })?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(api: i16, version: i16, rest: &[u8]) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&api.to_be_bytes());
+        b.extend_from_slice(&version.to_be_bytes());
+        b.extend_from_slice(&7i32.to_be_bytes());
+        b.extend_from_slice(rest);
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn what_cannot_be_served_is_named() {
+        assert!(matches!(parse(Bytes::from_static(b"abc")), Err(BadRequest::Short(3))));
+        assert!(matches!(parse(frame(999, 0, &[])), Err(BadRequest::UnknownApi(999))));
+        assert!(matches!(parse(frame(1, 99, &[])), Err(BadRequest::Unsupported { api: ApiKey::Fetch, version: 99 })));
+        // Metadata v1 claiming two billion topics, with nothing behind it:
+        // refused by the decoder, not allocated.
+        let mut body = vec![0xff, 0xff]; // null client id
+        body.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(matches!(parse(frame(3, 1, &body)), Err(BadRequest::Malformed { api: ApiKey::Metadata, .. })));
+    }
+
+    #[test]
+    fn an_unknown_api_versions_version_gets_the_v0_error_answer() {
+        let Parsed::Answer(bytes) = parse(frame(18, 99, &[])).unwrap() else { panic!("not answered") };
+        let mut body = bytes.slice(4..);
+        assert_eq!(i32::from_be_bytes(body[..4].try_into().unwrap()), 7, "correlation id echoed");
+        body = body.slice(4..);
+        // v0 body: error code, then [api key, min, max] entries.
+        assert_eq!(i16::from_be_bytes([body[0], body[1]]), 35, "UNSUPPORTED_VERSION");
+        let n = i32::from_be_bytes(body[2..6].try_into().unwrap()) as usize;
+        assert_eq!(n, versions::SUPPORTED.len());
+        let entries: Vec<[i16; 3]> =
+            body[6..].chunks(6).map(|c| [0, 2, 4].map(|i| i16::from_be_bytes([c[i], c[i + 1]]))).collect();
+        assert!(entries.contains(&[18, 0, 4]), "{entries:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Arbitrary bytes behind every served API and version: parsing
+        /// answers or refuses, never panics (an allocation sized by a wire
+        /// count would abort the test process).
+        #[test]
+        fn arbitrary_frames_never_panic(
+            which in 0..versions::SUPPORTED.len(),
+            version_offset in 0i16..16,
+            rest in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let (api, min, max) = versions::SUPPORTED[which];
+            let version = (min + version_offset).min(max);
+            let _ = parse(frame(api as i16, version, &rest));
+        }
+
+        /// Truncating a valid request anywhere is refused cleanly.
+        #[test]
+        fn truncated_frames_never_panic(cut in 0usize..64) {
+            let mut body = vec![0xff, 0xff]; // null client id
+            body.extend_from_slice(&1i32.to_be_bytes()); // one topic
+            body.extend_from_slice(&1i16.to_be_bytes());
+            body.push(b't');
+            body.push(1); // allow auto creation
+            let whole = frame(3, 4, &body);
+            let _ = parse(whole.slice(..cut.min(whole.len())));
+        }
+    }
 }

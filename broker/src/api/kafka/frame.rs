@@ -45,7 +45,8 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> R
         Err(e) => return Err(FrameError::Io(e)),
     }
     let size = i32::from_be_bytes(size);
-    let want = usize::try_from(size).ok().filter(|&n| n <= max).ok_or(FrameError::BadSize { size: size.into(), max })?;
+    let want =
+        usize::try_from(size).ok().filter(|&n| n <= max).ok_or(FrameError::BadSize { size: size.into(), max })?;
     let mut buf = BytesMut::with_capacity(want.min(READ_CHUNK));
     while buf.len() < want {
         buf.reserve((want - buf.len()).min(READ_CHUNK));

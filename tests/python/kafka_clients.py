@@ -1,0 +1,146 @@
+"""Real Kafka clients against Strata's Kafka listener: kafka-python (pure
+Python) and confluent-kafka (librdkafka). Records are deterministic, so the
+consumer checks what it got without being told what was sent.
+
+  produce CLIENT BOOTSTRAP TOPIC N CODEC [TAG]   N keyed records with a
+          header each, compressed with CODEC (none, gzip, snappy, lz4,
+          zstd), acks=all; prints {"acked": n}
+  consume CLIENT BOOTSTRAP TOPIC N TAGS          reads every partition from
+          the beginning (assigned, no group) until N records of each of the
+          comma-separated TAGS arrived or 60 s passed; prints {"count",
+          "distinct", "bad": [first few problems], "order_ok", "complete"}
+
+Record i of TAG: key "TAG-i", value "value-i-" + i % 50 dots, header
+("i", str(i)), timestamp 1700000000000 + i.
+"""
+import json
+import sys
+import time
+
+T0 = 1_700_000_000_000
+
+
+def record(tag, i):
+    return (f"{tag}-{i}".encode(), (f"value-{i}-" + "." * (i % 50)).encode(), [("i", str(i).encode())], T0 + i)
+
+
+def produce_kafka_python(bootstrap, topic, n, codec, tag):
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                      compression_type=None if codec == "none" else codec,
+                      batch_size=64 * 1024, max_request_size=4 << 20)
+    futures = []
+    for i in range(n):
+        k, v, h, ts = record(tag, i)
+        futures.append(p.send(topic, key=k, value=v, headers=h, timestamp_ms=ts))
+    p.flush(60)
+    acked = sum(1 for f in futures if f.get(timeout=60) is not None)
+    p.close()
+    return acked
+
+
+def produce_confluent(bootstrap, topic, n, codec, tag):
+    from confluent_kafka import Producer
+    acked = [0]
+    errors = []
+
+    def done(err, msg):
+        if err is None:
+            acked[0] += 1
+        elif len(errors) < 5:
+            errors.append(str(err))
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "compression.type": codec, "enable.idempotence": True})
+    for i in range(n):
+        k, v, h, ts = record(tag, i)
+        while True:
+            try:
+                p.produce(topic, key=k, value=v, headers=h, timestamp=ts, on_delivery=done)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(60)
+    if errors or left:
+        raise SystemExit(f"delivery failed: {errors}, {left} left")
+    return acked[0]
+
+
+def check(got, n, tags):
+    """got: (partition, offset, key, value, headers, timestamp) tuples."""
+    bad = []
+    seen = set()
+    last = {}
+    order_ok = True
+    for partition, offset, key, value, headers, ts in got:
+        if partition in last and offset <= last[partition]:
+            order_ok = False
+        last[partition] = offset
+        try:
+            tag, i = key.decode().rsplit("-", 1)
+            i = int(i)
+        except Exception:
+            bad.append(f"key {key!r}")
+            continue
+        k, v, h, t = record(tag, i)
+        if tag not in tags or (key, value, [(a, bytes(b)) for a, b in headers], ts) != (k, v, h, t):
+            bad.append(f"record {tag}-{i}: {key!r} {value[:20]!r} {headers} {ts}")
+        seen.add((tag, i))
+    want = {(tag, i) for tag in tags for i in range(n)}
+    return {"count": len(got), "distinct": len(seen), "bad": bad[:5], "order_ok": order_ok, "complete": seen == want}
+
+
+def consume_kafka_python(bootstrap, topic, n, tags):
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                      fetch_max_wait_ms=200)
+    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    got = []
+    deadline = time.time() + 60
+    while len(got) < n * len(tags) and time.time() < deadline:
+        for _tp, records in c.poll(timeout_ms=500).items():
+            for r in records:
+                got.append((r.partition, r.offset, r.key, r.value, r.headers, r.timestamp))
+    c.close()
+    return check(got, n, tags)
+
+
+def consume_confluent(bootstrap, topic, n, tags):
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-assign-only",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 200})
+    md = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(md.topics[topic].partitions)]
+    c.assign(parts)
+    got = []
+    deadline = time.time() + 60
+    while len(got) < n * len(tags) and time.time() < deadline:
+        for m in c.consume(num_messages=1000, timeout=0.5):
+            if m.error():
+                raise SystemExit(f"consume error: {m.error()}")
+            got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
+    c.close()
+    return check(got, n, tags)
+
+
+def main():
+    cmd, client, bootstrap, topic, n = sys.argv[1:6]
+    n = int(n)
+    if cmd == "produce":
+        codec = sys.argv[6]
+        tag = sys.argv[7] if len(sys.argv) > 7 else codec
+        f = produce_kafka_python if client == "kafka-python" else produce_confluent
+        print(json.dumps({"acked": f(bootstrap, topic, n, codec, tag)}))
+    elif cmd == "consume":
+        tags = sys.argv[6].split(",")
+        f = consume_kafka_python if client == "kafka-python" else consume_confluent
+        print(json.dumps(f(bootstrap, topic, n, tags)))
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+//! Real Kafka clients against the Kafka listener of `strata-server dev`:
+//! kafka-python (pure Python) and confluent-kafka (librdkafka 2.16), both
+//! from PyPI (`tests/python/kafka_clients.py`). Each produces 100,000 keyed
+//! records with headers in every codec it supports and both read them all
+//! back exactly; records cross between the Kafka door and the gRPC door
+//! both ways; hostile frames close only their own connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
+use strata_tests::kafka_python::run_script;
+use strata_tests::ServerProcess;
+
+/// Records per client and codec (the figure).
+const RECORDS: usize = 100_000;
+const T0: i64 = 1_700_000_000_000;
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Record `i` of `tag`, as `kafka_clients.py` builds and checks them.
+fn record(tag: &str, i: usize) -> (String, String, String, i64) {
+    (format!("{tag}-{i}"), format!("value-{i}-{}", ".".repeat(i % 50)), i.to_string(), T0 + i as i64)
+}
+
+async fn create(server: &ServerProcess, topic: &str, partitions: u32) {
+    let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
+    admin.create_topic(topic, partitions, 1, &[]).await.expect("create topic");
+}
+
+fn assert_complete(what: &str, v: &serde_json::Value, expected: usize) {
+    assert_eq!(v["bad"], serde_json::json!([]), "{what}: {v}");
+    assert_eq!(v["order_ok"], true, "{what}: offsets out of order: {v}");
+    assert_eq!(v["complete"], true, "{what}: records missing: {v}");
+    assert_eq!(v["count"], expected, "{what}: duplicates: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_clients_produce_and_consume_every_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    let n = RECORDS.to_string();
+    for (client, topic) in [("kafka-python", "from-kafka-python"), ("confluent", "from-librdkafka")] {
+        create(&server, topic, 3).await;
+        let mut tags = Vec::new();
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let tag = format!("{client}-{codec}");
+            let out = run_script("kafka_clients.py", &["produce", client, &kafka, topic, &n, codec, &tag]);
+            assert_eq!(json(&out)["acked"], RECORDS, "{client} {codec}");
+            tags.push(tag);
+        }
+        let tags = tags.join(",");
+        for reader in ["kafka-python", "confluent"] {
+            let out = run_script("kafka_clients.py", &["consume", reader, &kafka, topic, &n, &tags]);
+            assert_complete(&format!("{reader} reading what {client} wrote"), &json(&out), 5 * RECORDS);
+        }
+    }
+}
+
+/// One log, two doors: what the Rust client writes over gRPC the Kafka
+/// clients read, and what a Kafka client writes the Rust client reads, with
+/// keys, values, headers and timestamps intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_cross_between_the_grpc_and_kafka_doors() {
+    const N: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+
+    create(&server, "from-grpc", 2).await;
+    let producer = Producer::connect(ProducerConfig::new([server.bootstrap()])).await.expect("producer");
+    let mut pending = Vec::new();
+    for i in 0..N {
+        let (key, value, header, ts) = record("rust", i);
+        let r = ProducerRecord::new("from-grpc", value)
+            .with_key(key)
+            .with_header("i", Some(header))
+            .with_timestamp(ts)
+            .with_partition((i % 2) as u32);
+        pending.push(producer.send(r).await.expect("send"));
+    }
+    for p in pending {
+        p.await.expect("acknowledged");
+    }
+    producer.close().await;
+    for reader in ["kafka-python", "confluent"] {
+        let out = run_script("kafka_clients.py", &["consume", reader, &kafka, "from-grpc", &N.to_string(), "rust"]);
+        assert_complete(&format!("{reader} reading the Rust client's records"), &json(&out), N);
+    }
+
+    create(&server, "from-kafka", 2).await;
+    let out =
+        run_script("kafka_clients.py", &["produce", "confluent", &kafka, "from-kafka", &N.to_string(), "lz4", "k"]);
+    assert_eq!(json(&out)["acked"], N);
+    let mut config = ConsumerConfig::new([server.bootstrap()]);
+    config.max_wait = Duration::from_millis(200);
+    let mut consumer = Consumer::connect(config).await.expect("consumer");
+    consumer.assign([("from-kafka".to_string(), 0), ("from-kafka".to_string(), 1)]);
+    for p in 0..2 {
+        consumer.seek("from-kafka", p, SeekTo::Beginning).await.expect("seek");
+    }
+    let mut seen = vec![false; N];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.iter().any(|s| !s) {
+        assert!(std::time::Instant::now() < deadline, "not every record arrived");
+        for r in consumer.poll().await.expect("poll") {
+            let key = String::from_utf8(r.key.clone().expect("key").to_vec()).unwrap();
+            let i: usize = key.rsplit_once('-').unwrap().1.parse().unwrap();
+            let (k, v, h, ts) = record("k", i);
+            assert_eq!(key, k);
+            assert_eq!(r.value.as_deref(), Some(v.as_bytes()), "record {i}");
+            assert_eq!(r.headers, vec![("i".to_string(), Some(bytes::Bytes::from(h)))], "record {i}");
+            assert_eq!(r.timestamp, ts, "record {i}");
+            assert!(!seen[i], "record {i} twice");
+            seen[i] = true;
+        }
+    }
+}
+
+/// A request frame: size, API key, version, correlation id, client id
+/// (null), then `body`.
+fn request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&api.to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&42i32.to_be_bytes());
+    f.extend_from_slice(&(-1i16).to_be_bytes());
+    f.extend_from_slice(body);
+    let mut framed = (f.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&f);
+    framed
+}
+
+/// Whether the server closed `s` (EOF or reset) within a few seconds.
+fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an answer to something before: keep reading
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// ApiVersions v0 on `s` is answered with our correlation id and no error.
+fn api_versions_on(s: &mut TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&request(18, 0, &[])).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(i32::from_be_bytes(body[..4].try_into().unwrap()), 42, "correlation id");
+    assert_eq!(i16::from_be_bytes([body[4], body[5]]), 0, "no error");
+}
+
+/// The same on a fresh connection.
+fn api_versions_answers(addr: std::net::SocketAddr) {
+    api_versions_on(&mut TcpStream::connect(addr).unwrap());
+}
+
+#[test]
+fn hostile_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    // A well-behaved client connected throughout.
+    let mut bystander = TcpStream::connect(server.kafka).unwrap();
+    api_versions_on(&mut bystander);
+    let two_billion_topics = i32::MAX.to_be_bytes().to_vec();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a size beyond 100 MiB", (200i32 << 20).to_be_bytes().to_vec()),
+        ("a negative size", (-5i32).to_be_bytes().to_vec()),
+        ("a frame shorter than a header", [3i32.to_be_bytes().to_vec(), vec![0, 18, 0]].concat()),
+        ("an unknown API key", request(999, 0, &[])),
+        ("an unsupported Fetch version", request(1, 99, &[])),
+        ("a Metadata claiming two billion topics", request(3, 1, &two_billion_topics)),
+        ("garbage after a Produce header", request(0, 9, &[0xde, 0xad, 0xbe, 0xef])),
+    ];
+    for (what, bytes) in cases {
+        let mut s = TcpStream::connect(server.kafka).unwrap();
+        s.write_all(&bytes).unwrap();
+        assert!(closed(&mut s), "{what}: the connection stays open");
+        api_versions_answers(server.kafka);
+    }
+    // A frame announced but never finished ties up only its connection.
+    let mut slow = TcpStream::connect(server.kafka).unwrap();
+    slow.write_all(&(50i32 << 20).to_be_bytes()).unwrap();
+    slow.write_all(&[0u8; 1000]).unwrap();
+    api_versions_answers(server.kafka);
+    api_versions_on(&mut bystander);
+    drop(slow);
+    let (code, _) = strata_tests::http_get(server.http, "/healthz").expect("health");
+    assert_eq!(code, 200, "the server is alive");
+}
