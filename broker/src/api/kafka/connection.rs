@@ -131,7 +131,7 @@ pub(crate) struct Decoded {
 /// downgrades).
 pub(crate) enum Parsed {
     /// Serve it.
-    Request(Decoded),
+    Request(Box<Decoded>),
     /// Send this framed answer.
     Answer(Bytes),
 }
@@ -166,7 +166,7 @@ pub(crate) fn parse(mut frame: Bytes) -> Result<Parsed, BadRequest> {
         version,
         reason: format!("{e:#}"),
     })?;
-    Ok(Parsed::Request(Decoded { api, version, correlation_id, request }))
+    Ok(Parsed::Request(Box::new(Decoded { api, version, correlation_id, request })))
 }
 
 /// The framed answer to one request (`None`: the request wants none, as an
