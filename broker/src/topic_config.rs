@@ -175,12 +175,65 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
     Ok(c)
 }
 
+/// Every known topic config of a topic with `configs` set at creation and
+/// `replication_factor` replicas: `(key, value, set on the topic)`, where a
+/// value not set on the topic is the broker's default (Kafka's
+/// DescribeConfigs lists them all, with their source).
+pub(crate) fn described(
+    base: &LogConfig,
+    replication_factor: u32,
+    configs: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String, bool)> {
+    let unlimited = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |n| n.to_string());
+    let (policy, interval, delay) = match base.flush {
+        FlushPolicy::Always => ("always", 1000, 0),
+        FlushPolicy::GroupCommit { max_delay_ms } => ("group_commit", 1000, max_delay_ms),
+        FlushPolicy::Interval { interval_ms } => ("interval", interval_ms, 0),
+    };
+    KNOWN_KEYS
+        .iter()
+        .map(|&key| {
+            if let Some(v) = configs.get(key) {
+                return (key, v.clone(), true);
+            }
+            let default = match key {
+                "retention.ms" => unlimited(base.retention_ms),
+                "retention.bytes" => unlimited(base.retention_bytes),
+                "segment.bytes" => base.segment_bytes.to_string(),
+                "segment.ms" => base.segment_ms.to_string(),
+                "max.message.bytes" => base.max_batch_bytes.to_string(),
+                "flush.policy" => policy.to_string(),
+                "flush.interval.ms" => interval.to_string(),
+                "flush.max.delay.ms" => delay.to_string(),
+                "min.insync.replicas" => default_min_insync(replication_factor).to_string(),
+                "unclean.leader.election.enable" => "false".to_string(),
+                "compression.type" => "producer".to_string(),
+                _ => String::new(),
+            };
+            (key, default, false)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_known_key_is_described_with_its_default_or_its_value() {
+        let d = described(&LogConfig::default(), 3, &map(&[("retention.ms", "1000")]));
+        assert_eq!(d.len(), KNOWN_KEYS.len());
+        assert!(d.contains(&("retention.ms", "1000".into(), true)));
+        assert!(d.contains(&("min.insync.replicas", "2".into(), false)));
+        assert!(d.contains(&("compression.type", "producer".into(), false)));
+        assert!(d.iter().all(|(_, v, _)| !v.is_empty()), "{d:?}");
+        // The defaults listed are accepted back as topic configs.
+        let all: BTreeMap<String, String> = d.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect();
+        log_config(&LogConfig::default(), &all).expect("the described values are valid configs");
     }
 
     #[test]

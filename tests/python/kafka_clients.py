@@ -9,6 +9,9 @@ consumer checks what it got without being told what was sent.
           the beginning (assigned, no group) until N records of each of the
           comma-separated TAGS arrived or 60 s passed; prints {"count",
           "distinct", "bad": [first few problems], "order_ok", "complete"}
+  admin CLIENT BOOTSTRAP TOPIC                    creates TOPIC (4 partitions,
+          retention.ms=3600000), lists topics, describes its configs and the
+          cluster, deletes it and lists again; prints what each step saw
 
 Record i of TAG: key "TAG-i", value "value-i-" + i % 50 dots, header
 ("i", str(i)), timestamp 1700000000000 + i.
@@ -126,7 +129,61 @@ def consume_confluent(bootstrap, topic, n, tags):
     return check(got, n, tags)
 
 
+def admin_kafka_python(bootstrap, topic):
+    from kafka.admin import KafkaAdminClient, NewTopic, ConfigResource, ConfigResourceType
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    out = {}
+    a.create_topics([NewTopic(topic, 4, 1, topic_configs={"retention.ms": "3600000"})])
+    out["listed"] = topic in a.list_topics()
+    described = a.describe_topics([topic])
+    out["partitions"] = len(described[0]["partitions"])
+    res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    out["configs"] = {k: v["value"] for k, v in res["topic"][topic].items()}
+    try:
+        a.create_topics([NewTopic(topic, 1, 1)])
+        out["duplicate"] = "accepted"
+    except Exception as e:  # TopicAlreadyExistsError
+        out["duplicate"] = type(e).__name__
+    out["cluster_brokers"] = len(a.describe_cluster()["brokers"])
+    a.delete_topics([topic])
+    time.sleep(0.5)
+    out["listed_after_delete"] = topic in a.list_topics()
+    a.close()
+    return out
+
+
+def admin_confluent(bootstrap, topic):
+    from confluent_kafka.admin import AdminClient, NewTopic, ConfigResource
+    from confluent_kafka import KafkaException
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    for f in a.create_topics([NewTopic(topic, 4, 1, config={"retention.ms": "3600000"})]).values():
+        f.result(10)
+    md = a.list_topics(timeout=10)
+    out["listed"] = topic in md.topics
+    out["partitions"] = len(md.topics[topic].partitions)
+    for f in a.describe_configs([ConfigResource("topic", topic)]).values():
+        out["configs"] = {k: v.value for k, v in f.result(10).items()}
+    try:
+        for f in a.create_topics([NewTopic(topic, 1, 1)]).values():
+            f.result(10)
+        out["duplicate"] = "accepted"
+    except KafkaException as e:
+        out["duplicate"] = e.args[0].name()
+    out["cluster_brokers"] = len(a.describe_cluster().result(10).nodes)
+    for f in a.delete_topics([topic]).values():
+        f.result(10)
+    time.sleep(0.5)
+    out["listed_after_delete"] = topic in a.list_topics(timeout=10).topics
+    return out
+
+
 def main():
+    if sys.argv[1] == "admin":
+        client, bootstrap, topic = sys.argv[2:5]
+        f = admin_kafka_python if client == "kafka-python" else admin_confluent
+        print(json.dumps(f(bootstrap, topic)))
+        return
     cmd, client, bootstrap, topic, n = sys.argv[1:6]
     n = int(n)
     if cmd == "produce":

@@ -203,3 +203,28 @@ fn hostile_frames_close_only_their_connection() {
     let (code, _) = strata_tests::http_get(server.http, "/healthz").expect("health");
     assert_eq!(code, 200, "the server is alive");
 }
+
+/// Each client's admin API: create (with a config), list, describe the
+/// topic's configs and the cluster, a duplicate refused with Kafka's error,
+/// delete.
+#[test]
+fn kafka_admin_clients_create_describe_list_and_delete_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    for (client, duplicate) in [("kafka-python", "TopicAlreadyExistsError"), ("confluent", "TOPIC_ALREADY_EXISTS")] {
+        let topic = format!("admin-{client}");
+        let v = json(&run_script("kafka_clients.py", &["admin", client, &kafka, &topic]));
+        assert_eq!(v["listed"], true, "{client}: {v}");
+        assert_eq!(v["partitions"], 4, "{client}: {v}");
+        assert_eq!(v["configs"]["retention.ms"], "3600000", "{client}: {v}");
+        assert_eq!(v["duplicate"], duplicate, "{client}: {v}");
+        assert_eq!(v["cluster_brokers"], 1, "{client}: {v}");
+        assert_eq!(v["listed_after_delete"], false, "{client}: {v}");
+    }
+    // librdkafka lists every config with its default (Kafka's rule).
+    let v = json(&run_script("kafka_clients.py", &["admin", "confluent", &kafka, "admin-defaults"]));
+    for key in ["retention.bytes", "segment.bytes", "min.insync.replicas", "compression.type", "max.message.bytes"] {
+        assert!(v["configs"][key].is_string(), "{key} missing: {v}");
+    }
+}

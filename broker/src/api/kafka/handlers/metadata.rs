@@ -21,7 +21,10 @@ pub(crate) fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -
     let image = core.controller.metadata();
     let mut r = MetadataResponse::default();
     r.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
-    r.controller_id = BrokerId(-1);
+    // Admin clients send topic changes to the "controller"; any broker
+    // serves them here (the core forwards to the controller quorum), as
+    // KRaft brokers name one of themselves.
+    r.controller_id = BrokerId(core.config.node_id as i32);
     r.brokers = image
         .brokers
         .values()
@@ -80,7 +83,7 @@ pub(crate) fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -
 }
 
 /// `host:port` → (host, port); IPv6 hosts may be bracketed.
-fn split_host_port(address: &str) -> Option<(&str, i32)> {
+pub(crate) fn split_host_port(address: &str) -> Option<(&str, i32)> {
     let (host, port) = address.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Some((host, port.parse().ok()?))

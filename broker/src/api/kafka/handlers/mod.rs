@@ -2,11 +2,14 @@
 //! the broker core and builds the answer for the version asked.
 
 pub(crate) mod api_versions;
+mod cluster;
+mod configs;
 mod fetch;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod topics;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -23,6 +26,10 @@ pub(crate) async fn handle(core: &BrokerService, request: RequestKind, version: 
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(core, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, r).await),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::handle(core, r).await),
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
             return None;
