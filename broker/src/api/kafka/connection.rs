@@ -11,11 +11,14 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::AsyncWriteExt;
+use std::io::IoSlice;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
+use super::handlers::Reply;
 use super::{handlers, versions};
 use crate::service::BrokerService;
 
@@ -99,8 +102,8 @@ pub(crate) async fn serve_connection(
             _ = stop.cancelled() => return,
         };
         match answer {
-            Ok(Some(bytes)) => {
-                if let Err(e) = wr.write_all(&bytes).await {
+            Ok(Some(parts)) => {
+                if let Err(e) = write_parts(&mut wr, &parts).await {
                     tracing::debug!(%peer, error = %e, "Kafka client went away before its answer");
                     return;
                 }
@@ -169,15 +172,51 @@ pub(crate) fn parse(mut frame: Bytes) -> Result<Parsed, BadRequest> {
     Ok(Parsed::Request(Box::new(Decoded { api, version, correlation_id, request })))
 }
 
-/// The framed answer to one request (`None`: the request wants none, as an
-/// acks=0 Produce).
-pub(crate) async fn answer(core: &BrokerService, frame: Bytes) -> Result<Option<Bytes>, BadRequest> {
+/// The framed answer to one request as parts for a vectored write (`None`:
+/// the request wants none, as an acks=0 Produce).
+pub(crate) async fn answer(core: &BrokerService, frame: Bytes) -> Result<Option<Vec<Bytes>>, BadRequest> {
     let d = match parse(frame)? {
-        Parsed::Answer(bytes) => return Ok(Some(bytes)),
+        Parsed::Answer(bytes) => return Ok(Some(vec![bytes])),
         Parsed::Request(d) => d,
     };
-    let Some(response) = handlers::handle(core, d.request, d.version).await else { return Ok(None) };
-    encode(d.api, d.version, d.correlation_id, &response).map(Some)
+    match handlers::handle(core, d.request, d.version, d.correlation_id).await {
+        None => Ok(None),
+        Some(Reply::Framed(parts)) => Ok(Some(parts)),
+        Some(Reply::Message(response)) => encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b])),
+    }
+}
+
+/// Writes every part, as few syscalls as the socket allows.
+async fn write_parts<W: AsyncWrite + Unpin>(w: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
+    let (mut part, mut offset) = (0, 0);
+    while part < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[part][offset..])
+            .chain(parts[part + 1..].iter().map(|b| &b[..]))
+            .take(64)
+            .map(IoSlice::new)
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let left = parts[part].len() - offset;
+            if n >= left {
+                n -= left;
+                part += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+        // Skip empty parts so the next round starts on bytes.
+        while part < parts.len() && parts[part].len() == offset {
+            part += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
 }
 
 fn unsupported_versions() -> ApiVersionsResponse {
@@ -219,6 +258,22 @@ mod tests {
         b.extend_from_slice(&7i32.to_be_bytes());
         b.extend_from_slice(rest);
         Bytes::from(b)
+    }
+
+    #[tokio::test]
+    async fn parts_are_written_whole_and_in_order() {
+        let parts: Vec<Bytes> = (0..200u8).map(|i| Bytes::from(vec![i; usize::from(i) % 7])).collect();
+        let want: Vec<u8> = parts.iter().flat_map(|b| b.to_vec()).collect();
+        // A pipe much smaller than the answer: many partial writes.
+        let (mut a, mut b) = tokio::io::duplex(16);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got).await.unwrap();
+            got
+        });
+        write_parts(&mut a, &parts).await.unwrap();
+        drop(a);
+        assert_eq!(reader.await.unwrap(), want);
     }
 
     #[test]

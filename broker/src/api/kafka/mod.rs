@@ -9,6 +9,7 @@
 
 mod codes;
 mod connection;
+mod fetch_response;
 mod frame;
 mod handlers;
 mod listener;

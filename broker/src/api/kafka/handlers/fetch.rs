@@ -2,23 +2,21 @@
 //! per-partition limits) and returns whole stored batches from the batch
 //! holding each fetch offset; clients skip the records before it. The last
 //! stable offset is the high watermark (no transactions). The record bytes
-//! are copied into the encoded answer here; sending the mapped slices with
-//! a vectored write is still to come.
+//! go out as the log's mapped slices (`fetch_response`).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::FetchRequest;
 use strata_record::TopicPartition;
 
-use super::topic_name;
 use crate::api::kafka::codes::code_of;
+use crate::api::kafka::fetch_response::{encode, PartitionAnswer, TopicAnswer};
 use crate::fetch::{FetchParams, PartitionFetch};
 use crate::service::BrokerService;
 
-/// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, req: FetchRequest) -> FetchResponse {
+/// Answers `req`, framed for a vectored write.
+pub(crate) async fn handle(core: &BrokerService, req: FetchRequest, version: i16, correlation_id: i32) -> Vec<Bytes> {
     let mut wanted = Vec::new();
     let mut bad = Vec::new();
     for t in &req.topics {
@@ -41,50 +39,36 @@ pub(crate) async fn handle(core: &BrokerService, req: FetchRequest) -> FetchResp
         partitions: wanted,
     };
     let fetched = if params.partitions.is_empty() { Vec::new() } else { core.fetch(&params).await };
-    let mut r = FetchResponse::default();
-    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-    let mut push = |topic: &str, data: PartitionData| match topics.last_mut() {
-        Some(t) if t.topic.0.as_str() == topic => t.partitions.push(data),
-        _ => {
-            let mut t = FetchableTopicResponse::default();
-            t.topic = topic_name(topic);
-            t.partitions.push(data);
-            topics.push(t);
-        }
+    let mut topics: Vec<TopicAnswer> = Vec::new();
+    let mut push = |topic: &str, a: PartitionAnswer| match topics.last_mut() {
+        Some(t) if t.name == topic => t.partitions.push(a),
+        _ => topics.push(TopicAnswer { name: topic.to_string(), partitions: vec![a] }),
+    };
+    let failed = |index: i32, error_code: i16| PartitionAnswer {
+        index,
+        error_code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: Bytes::new(),
     };
     for f in fetched {
-        let mut d = PartitionData::default();
-        d.partition_index = f.tp.partition as i32;
-        d.preferred_read_replica = BrokerId(-1);
-        d.aborted_transactions = Some(Vec::new());
-        match &f.error {
-            Some(e) => {
-                d.error_code = code_of(e.kind());
-                d.high_watermark = -1;
-                d.last_stable_offset = -1;
-                d.log_start_offset = -1;
-                d.records = Some(Bytes::new());
-            }
-            None => {
-                d.high_watermark = f.high_watermark as i64;
-                d.last_stable_offset = f.high_watermark as i64;
-                d.log_start_offset = f.log_start_offset as i64;
-                d.records = Some(f.records);
-            }
-        }
-        push(&f.tp.topic, d);
+        let index = f.tp.partition as i32;
+        let answer = match &f.error {
+            Some(e) => failed(index, code_of(e.kind())),
+            None => PartitionAnswer {
+                index,
+                error_code: 0,
+                high_watermark: f.high_watermark as i64,
+                last_stable_offset: f.high_watermark as i64,
+                log_start_offset: f.log_start_offset as i64,
+                records: f.records,
+            },
+        };
+        push(&f.tp.topic, answer);
     }
     for (topic, partition) in bad {
-        let mut d = PartitionData::default();
-        d.partition_index = partition;
-        d.error_code = kafka_protocol::error::ResponseError::OffsetOutOfRange.code();
-        d.high_watermark = -1;
-        d.last_stable_offset = -1;
-        d.log_start_offset = -1;
-        d.preferred_read_replica = BrokerId(-1);
-        d.records = Some(Bytes::new());
-        push(&topic, d);
+        push(&topic, failed(partition, kafka_protocol::error::ResponseError::OffsetOutOfRange.code()));
     }
-    r.responses = topics;
-    r
+    encode(version, correlation_id, topics)
 }

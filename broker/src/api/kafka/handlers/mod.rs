@@ -16,14 +16,30 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::service::BrokerService;
 
+/// What a handler answers with.
+pub(crate) enum Reply {
+    /// A message to encode.
+    Message(Box<ResponseKind>),
+    /// An answer already framed, as parts for one vectored write (Fetch,
+    /// whose record bytes are the log's own slices).
+    Framed(Vec<bytes::Bytes>),
+}
+
 /// The answer to `request` (`None`: none is sent). Only APIs listed in
 /// `versions::SUPPORTED` reach here; anything else is a bug in that table.
-pub(crate) async fn handle(core: &BrokerService, request: RequestKind, version: i16) -> Option<ResponseKind> {
-    Some(match request {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    request: RequestKind,
+    version: i16,
+    correlation_id: i32,
+) -> Option<Reply> {
+    Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, r, version)),
-        RequestKind::Produce(r) => return produce::handle(core, r).await.map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(core, r).await),
+        RequestKind::Produce(r) => {
+            return produce::handle(core, r).await.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))))
+        }
+        RequestKind::Fetch(r) => return Some(Reply::Framed(fetch::handle(core, r, version, correlation_id).await)),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, r).await),
@@ -34,7 +50,7 @@ pub(crate) async fn handle(core: &BrokerService, request: RequestKind, version: 
             tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
             return None;
         }
-    })
+    })))
 }
 
 /// A topic name for an answer.
