@@ -23,6 +23,9 @@ pub struct BrokerConfig {
     pub offsets_compaction_min_records: u64,
     /// The controller quorum's voters (`DescribeCluster` lists them).
     pub voters: Vec<Voter>,
+    /// Kafka clients' Metadata requests create unknown topics with the
+    /// defaults (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
 }
 
 /// One controller voter.

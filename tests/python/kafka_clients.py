@@ -9,6 +9,8 @@ consumer checks what it got without being told what was sent.
           the beginning (assigned, no group) until N records of each of the
           comma-separated TAGS arrived or 60 s passed; prints {"count",
           "distinct", "bad": [first few problems], "order_ok", "complete"}
+  metadata confluent BOOTSTRAP TOPIC              asks for TOPIC's metadata
+          (allowing auto-creation); prints {"error", "partitions"}
   admin CLIENT BOOTSTRAP TOPIC                    creates TOPIC (4 partitions,
           retention.ms=3600000), lists topics, describes its configs and the
           cluster, deletes it and lists again; prints what each step saw
@@ -178,7 +180,18 @@ def admin_confluent(bootstrap, topic):
     return out
 
 
+def metadata_confluent(bootstrap, topic):
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": True}).list_topics(topic, timeout=10)
+    t = md.topics.get(topic)
+    return {"error": t.error.name() if t is not None and t.error else None,
+            "partitions": 0 if t is None else len(t.partitions)}
+
+
 def main():
+    if sys.argv[1] == "metadata":
+        print(json.dumps(metadata_confluent(sys.argv[3], sys.argv[4])))
+        return
     if sys.argv[1] == "admin":
         client, bootstrap, topic = sys.argv[2:5]
         f = admin_kafka_python if client == "kafka-python" else admin_confluent

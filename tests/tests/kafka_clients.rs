@@ -228,3 +228,45 @@ fn kafka_admin_clients_create_describe_list_and_delete_topics() {
         assert!(v["configs"][key].is_string(), "{key} missing: {v}");
     }
 }
+
+/// A Kafka producer writing to a topic that does not exist creates it with
+/// the broker's defaults (Kafka's `auto.create.topics.enable`, on by
+/// default); with it off in the broker's TOML the topic stays unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_creates_missing_topics_unless_the_broker_forbids_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    let out = run_script("kafka_clients.py", &["produce", "confluent", &kafka, "made-on-demand", "100", "none", "auto"]);
+    assert_eq!(json(&out)["acked"], 100);
+    let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
+    let topics = admin.list_topics().await.expect("list");
+    assert!(topics.iter().any(|t| t.name == "made-on-demand"), "{topics:?}");
+
+    let toml = dir.path().join("strata.toml");
+    std::fs::write(&toml, "auto_create_topics_enable = false\n").unwrap();
+    let port = || std::net::SocketAddr::from(([127, 0, 0, 1], strata_tests::free_port()));
+    let (listen, http, kafka) = (port(), port(), port());
+    let args: Vec<String> = vec![
+        "dev".into(),
+        "--data-dir".into(),
+        dir.path().join("data2").display().to_string(),
+        "--listen".into(),
+        listen.to_string(),
+        "--controller-listen".into(),
+        port().to_string(),
+        "--http-listen".into(),
+        http.to_string(),
+        "--kafka-listen".into(),
+        kafka.to_string(),
+        "--config".into(),
+        toml.display().to_string(),
+    ];
+    let launch = strata_tests::Launch { args, env: Vec::new(), clear_strata_env: true };
+    let mut strict = ServerProcess::launch(launch, listen, http, &dir.path().join("strict.log"));
+    strict.wait_ready(Duration::from_secs(30));
+    let v = json(&run_script("kafka_clients.py", &["metadata", "confluent", &kafka.to_string(), "never-made"]));
+    assert_eq!(v["error"], "UNKNOWN_TOPIC_OR_PART", "{v}");
+    let admin = Admin::connect([format!("{listen}")]).await.expect("admin");
+    assert!(admin.list_topics().await.expect("list").iter().all(|t| t.name != "never-made"));
+}

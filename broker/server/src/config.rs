@@ -109,8 +109,11 @@ pub struct RunArgs {
     /// Kafka listen address).
     #[arg(long, env = "STRATA_KAFKA_ADVERTISED_ADDRESS")]
     pub kafka_advertised_address: Option<String>,
+    /// Kafka clients' Metadata requests create unknown topics with the
+    /// broker defaults (Kafka's auto.create.topics.enable; default true).
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS_ENABLE")]
+    pub auto_create_topics_enable: Option<bool>,
     /// Controller voters: `id@host:port,…`.
-    #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
     pub controller_voters: Option<String>,
     /// Address clients are told to use for this broker.
     #[arg(long, env = "STRATA_ADVERTISED_ADDRESS")]
@@ -161,6 +164,8 @@ pub struct FileConfig {
     pub kafka_listen: Option<SocketAddr>,
     /// `--kafka-advertised-address`.
     pub kafka_advertised_address: Option<String>,
+    /// `--auto-create-topics-enable`.
+    pub auto_create_topics_enable: Option<bool>,
     /// `--controller-voters`.
     pub controller_voters: Option<String>,
     /// `--advertised-address`.
@@ -256,6 +261,8 @@ pub struct ServerConfig {
     pub default_partitions: u32,
     /// 0: 3, or the number of live brokers if fewer.
     pub default_replication_factor: u32,
+    /// Kafka Metadata requests create unknown topics.
+    pub auto_create_topics: bool,
     /// A follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max: std::time::Duration,
     /// Partitions of `__consumer_offsets` when this broker creates it.
@@ -312,6 +319,7 @@ impl ServerConfig {
             rack: file.rack.clone(),
             default_partitions: file.default_partitions.unwrap_or(1),
             default_replication_factor: file.default_replication_factor.unwrap_or(0),
+            auto_create_topics: file.auto_create_topics_enable.unwrap_or(true),
             replica_lag_time_max: std::time::Duration::from_millis(
                 file.replica_lag_time_max_ms.unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
             ),
@@ -367,6 +375,7 @@ impl ServerConfig {
             rack: args.rack.clone().or(file.rack.clone()).filter(|r| !r.trim().is_empty()),
             default_partitions: file.default_partitions.unwrap_or(1),
             default_replication_factor: file.default_replication_factor.unwrap_or(0),
+            auto_create_topics: args.auto_create_topics_enable.or(file.auto_create_topics_enable).unwrap_or(true),
             replica_lag_time_max: std::time::Duration::from_millis(
                 args.replica_lag_time_max_ms
                     .or(file.replica_lag_time_max_ms)
@@ -396,6 +405,7 @@ impl ServerConfig {
             is_broker: self.roles.broker,
             default_partitions: self.default_partitions,
             default_replication_factor: self.default_replication_factor,
+            auto_create_topics: self.auto_create_topics,
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
             voters: self.voters.clone(),

@@ -10,14 +10,22 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::topic_name;
+use crate::admin::NewTopic;
+use crate::error::ErrorKind;
 use crate::api::kafka::codes::code_of;
 use crate::service::BrokerService;
 
 /// Answers `req`. Before v1 an empty topic list means every topic; from v1
-/// on that is a null list. Topics are not created on demand
-/// (`allow_auto_topic_creation` is not honoured yet): an unknown topic gets
+/// on that is a null list. An unknown topic named in the request is created
+/// with the broker's defaults when the broker allows it
+/// (`auto_create_topics`) and so does the request (always before v4,
+/// `allow_auto_topic_creation` from v4), as Kafka does; otherwise it gets
 /// UNKNOWN_TOPIC_OR_PARTITION.
-pub(crate) fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub(crate) async fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let create = core.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    if create {
+        auto_create(core, &req).await;
+    }
     let image = core.controller.metadata();
     let mut r = MetadataResponse::default();
     r.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
@@ -80,6 +88,30 @@ pub(crate) fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -
         })
         .collect();
     r
+}
+
+/// Creates the topics `req` names that do not exist (defaults for
+/// partitions, replication and configs). Failures (an invalid name, too
+/// few brokers) show in the answer as the topic's error.
+async fn auto_create(core: &BrokerService, req: &MetadataRequest) {
+    let Some(topics) = &req.topics else { return };
+    let image = core.controller.metadata();
+    let missing: Vec<NewTopic> = topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .filter(|name| !image.topics.contains_key(name) && !name.starts_with("__"))
+        .map(|name| NewTopic { name, partitions: None, replication_factor: None, configs: Default::default() })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    for (name, result) in core.create_topics(missing, false).await {
+        match result {
+            Ok(()) => tracing::info!(topic = %name, "created a topic a Kafka client asked for (auto.create.topics.enable)"),
+            Err(e) if e.kind() == ErrorKind::TopicAlreadyExists => {}
+            Err(e) => tracing::debug!(topic = %name, error = %e, "could not auto-create a topic"),
+        }
+    }
 }
 
 /// `host:port` → (host, port); IPv6 hosts may be bracketed.

@@ -35,7 +35,7 @@ pub(crate) async fn handle(
 ) -> Option<Reply> {
     Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, r, version)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, r, version).await),
         RequestKind::Produce(r) => {
             return produce::handle(core, r).await.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))))
         }
