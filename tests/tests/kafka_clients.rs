@@ -237,7 +237,8 @@ async fn metadata_creates_missing_topics_unless_the_broker_forbids_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::dev(&dir.path().join("data"));
     let kafka = server.kafka.to_string();
-    let out = run_script("kafka_clients.py", &["produce", "confluent", &kafka, "made-on-demand", "100", "none", "auto"]);
+    let out =
+        run_script("kafka_clients.py", &["produce", "confluent", &kafka, "made-on-demand", "100", "none", "auto"]);
     assert_eq!(json(&out)["acked"], 100);
     let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
     let topics = admin.list_topics().await.expect("list");
@@ -269,4 +270,54 @@ async fn metadata_creates_missing_topics_unless_the_broker_forbids_it() {
     assert_eq!(v["error"], "UNKNOWN_TOPIC_OR_PART", "{v}");
     let admin = Admin::connect([format!("{listen}")]).await.expect("admin");
     assert!(admin.list_topics().await.expect("list").iter().all(|t| t.name != "never-made"));
+}
+
+/// One OffsetForLeaderEpoch v3 exchange for partition 0 of `topic`:
+/// `(error code, leader epoch, end offset)`.
+fn offset_for_leader_epoch(addr: std::net::SocketAddr, topic: &str, current: i32, epoch: i32) -> (i16, i32, i64) {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // replica id: a consumer
+    body.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes()); // one partition
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&current.to_be_bytes());
+    body.extend_from_slice(&epoch.to_be_bytes());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&request(23, 3, &body)).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut a = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut a).unwrap();
+    // correlation id, throttle, [topic: name, [partition: error, index, epoch, end]]
+    let at = 4 + 4 + 4 + 2 + topic.len() + 4;
+    let error = i16::from_be_bytes([a[at], a[at + 1]]);
+    let leader_epoch = i32::from_be_bytes(a[at + 6..at + 10].try_into().unwrap());
+    let end = i64::from_be_bytes(a[at + 10..at + 18].try_into().unwrap());
+    (error, leader_epoch, end)
+}
+
+/// OffsetForLeaderEpoch answers where an epoch ends in the leader's log and
+/// fences a client that claims an epoch the leader does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_for_leader_epoch_answers_from_the_epoch_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    create(&server, "epochs", 1).await;
+    let out = run_script("kafka_clients.py", &["produce", "confluent", &kafka, "epochs", "10", "none", "e"]);
+    assert_eq!(json(&out)["acked"], 10);
+    let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
+    let epoch = admin.describe_topics(&["epochs".to_string()]).await.expect("describe")[0].partitions[0].leader_epoch;
+    let epoch = epoch as i32;
+    assert_eq!(
+        offset_for_leader_epoch(server.kafka, "epochs", epoch, epoch),
+        (0, epoch, 10),
+        "the current epoch ends at the log end"
+    );
+    assert_eq!(offset_for_leader_epoch(server.kafka, "epochs", -1, epoch), (0, epoch, 10), "no current epoch given");
+    assert_eq!(offset_for_leader_epoch(server.kafka, "epochs", epoch + 1, epoch).0, 75, "UNKNOWN_LEADER_EPOCH");
+    assert_eq!(offset_for_leader_epoch(server.kafka, "no-such-topic", -1, 0).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }

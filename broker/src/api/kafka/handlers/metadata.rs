@@ -11,8 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_name;
 use crate::admin::NewTopic;
-use crate::error::ErrorKind;
 use crate::api::kafka::codes::code_of;
+use crate::error::ErrorKind;
 use crate::service::BrokerService;
 
 /// Answers `req`. Before v1 an empty topic list means every topic; from v1
@@ -107,7 +107,9 @@ async fn auto_create(core: &BrokerService, req: &MetadataRequest) {
     }
     for (name, result) in core.create_topics(missing, false).await {
         match result {
-            Ok(()) => tracing::info!(topic = %name, "created a topic a Kafka client asked for (auto.create.topics.enable)"),
+            Ok(()) => {
+                tracing::info!(topic = %name, "created a topic a Kafka client asked for (auto.create.topics.enable)")
+            }
             Err(e) if e.kind() == ErrorKind::TopicAlreadyExists => {}
             Err(e) => tracing::debug!(topic = %name, error = %e, "could not auto-create a topic"),
         }

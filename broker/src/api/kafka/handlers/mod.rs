@@ -6,6 +6,7 @@ mod cluster;
 mod configs;
 mod fetch;
 mod init_producer_id;
+mod leader_epoch;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -42,6 +43,7 @@ pub(crate) async fn handle(
         RequestKind::Fetch(r) => return Some(Reply::Framed(fetch::handle(core, r, version, correlation_id).await)),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
