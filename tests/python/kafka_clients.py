@@ -11,6 +11,10 @@ consumer checks what it got without being told what was sent.
           "distinct", "bad": [first few problems], "order_ok", "complete"}
   metadata confluent BOOTSTRAP TOPIC              asks for TOPIC's metadata
           (allowing auto-creation); prints {"error", "partitions"}
+  commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
+          every partition p (assigned, no membership) and reads it back
+  groups confluent BOOTSTRAP TOPIC GROUP           lists groups, the group's
+          offsets, deletes the group, lists again
   admin CLIENT BOOTSTRAP TOPIC                    creates TOPIC (4 partitions,
           retention.ms=3600000), lists topics, describes its configs and the
           cluster, deletes it and lists again; prints what each step saw
@@ -188,7 +192,41 @@ def metadata_confluent(bootstrap, topic):
             "partitions": 0 if t is None else len(t.partitions)}
 
 
+def commit_kafka_python(bootstrap, topic, group, offset):
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+    c.assign(tps)
+    c.commit({tp: OffsetAndMetadata(offset + tp.partition, "from kafka-python", -1) for tp in tps})
+    out = {"committed": {str(tp.partition): c.committed(tp) for tp in tps}}
+    c.close()
+    return out
+
+
+def groups_confluent(bootstrap, topic, group):
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    listed = a.list_consumer_groups().result(10)
+    out["listed"] = sorted(g.group_id for g in listed.valid)
+    res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    for f in res.values():
+        out["offsets"] = {str(tp.partition): tp.offset for tp in f.result(10).topic_partitions if tp.topic == topic}
+    for f in a.delete_consumer_groups([group]).values():
+        f.result(10)
+    out["listed_after_delete"] = sorted(g.group_id for g in a.list_consumer_groups().result(10).valid)
+    return out
+
+
 def main():
+    if sys.argv[1] == "commit":
+        print(json.dumps(commit_kafka_python(sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))))
+        return
+    if sys.argv[1] == "groups":
+        print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
     if sys.argv[1] == "metadata":
         print(json.dumps(metadata_confluent(sys.argv[3], sys.argv[4])))
         return

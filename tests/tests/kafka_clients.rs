@@ -321,3 +321,29 @@ async fn offset_for_leader_epoch_answers_from_the_epoch_cache() {
     assert_eq!(offset_for_leader_epoch(server.kafka, "epochs", epoch + 1, epoch).0, 75, "UNKNOWN_LEADER_EPOCH");
     assert_eq!(offset_for_leader_epoch(server.kafka, "no-such-topic", -1, 0).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+/// A group's committed offsets are one set, whichever door: kafka-python
+/// commits (a consumer assigning its own partitions), the Rust admin client
+/// sees them, librdkafka's admin client lists the group and its offsets and
+/// deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_are_shared_between_the_doors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    create(&server, "tracked", 3).await;
+    let v = json(&run_script("kafka_clients.py", &["commit", "kafka-python", &kafka, "tracked", "readers", "100"]));
+    assert_eq!(v["committed"], serde_json::json!({"0": 100, "1": 101, "2": 102}), "{v}");
+
+    let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
+    let d = admin.describe_groups(&["readers".to_string()]).await.expect("describe").remove(0);
+    let mut seen: Vec<(u32, Option<u64>)> =
+        d.offsets.iter().filter(|o| o.topic == "tracked").map(|o| (o.partition, o.offset)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(0, Some(100)), (1, Some(101)), (2, Some(102))]);
+
+    let v = json(&run_script("kafka_clients.py", &["groups", "confluent", &kafka, "tracked", "readers"]));
+    assert_eq!(v["listed"], serde_json::json!(["readers"]), "{v}");
+    assert_eq!(v["offsets"], serde_json::json!({"0": 100, "1": 101, "2": 102}), "{v}");
+    assert_eq!(v["listed_after_delete"], serde_json::json!([]), "{v}");
+}

@@ -4,11 +4,14 @@
 pub(crate) mod api_versions;
 mod cluster;
 mod configs;
+mod coordinator;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 
@@ -44,6 +47,11 @@ pub(crate) async fn handle(
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::handle(core, r, version).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(core, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(core, r, version).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(core, r).await),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(core, r).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
