@@ -11,6 +11,10 @@ consumer checks what it got without being told what was sent.
           "distinct", "bad": [first few problems], "order_ok", "complete"}
   metadata confluent BOOTSTRAP TOPIC              asks for TOPIC's metadata
           (allowing auto-creation); prints {"error", "partitions"}
+  subscribe confluent BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  MEMBERS consumers
+          of one group (group.protocol=consumer, KIP-848) share TOPIC until N
+          records of each tag arrived; prints the check, per-member counts and
+          final assignments
   commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
           every partition p (assigned, no membership) and reads it back
   groups confluent BOOTSTRAP TOPIC GROUP           lists groups, the group's
@@ -220,7 +224,39 @@ def groups_confluent(bootstrap, topic, group):
     return out
 
 
+def subscribe_confluent(bootstrap, topic, group, n, members, tags):
+    """`members` consumers in one group (group.protocol=consumer) share
+    TOPIC until n records of each tag arrived; each commits as it goes."""
+    from confluent_kafka import Consumer
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 200}
+    consumers = [Consumer(dict(conf)) for _ in range(members)]
+    for c in consumers:
+        c.subscribe([topic])
+    got = []
+    by_member = [0] * members
+    deadline = time.time() + 60
+    while len(got) < n * len(tags) and time.time() < deadline:
+        for i, c in enumerate(consumers):
+            for m in c.consume(num_messages=500, timeout=0.1):
+                if m.error():
+                    raise SystemExit(f"consume error: {m.error()}")
+                by_member[i] += 1
+                got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
+    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+    for c in consumers:
+        c.close()
+    out = check(got, n, tags)
+    out["by_member"] = by_member
+    out["assignments"] = assignments
+    return out
+
+
 def main():
+    if sys.argv[1] == "subscribe":
+        _, _, _, bootstrap, topic, group, n, members, tags = sys.argv
+        print(json.dumps(subscribe_confluent(bootstrap, topic, group, int(n), int(members), tags.split(","))))
+        return
     if sys.argv[1] == "commit":
         print(json.dumps(commit_kafka_python(sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))))
         return

@@ -347,3 +347,48 @@ async fn group_offsets_are_shared_between_the_doors() {
     assert_eq!(v["offsets"], serde_json::json!({"0": 100, "1": 101, "2": 102}), "{v}");
     assert_eq!(v["listed_after_delete"], serde_json::json!([]), "{v}");
 }
+
+/// librdkafka consumers with `group.protocol=consumer` (KIP-848) share a
+/// topic through the group coordinator: two members split six partitions,
+/// every record arrives exactly once, their auto-commits land, and the
+/// group's next members resume where the first stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip_848_consumers_share_a_topic_and_resume_from_commits() {
+    const N: usize = 6_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    create(&server, "shared", 6).await;
+    let n = N.to_string();
+    assert_eq!(
+        json(&run_script("kafka_clients.py", &["produce", "confluent", &kafka, "shared", &n, "lz4", "first"]))["acked"],
+        N
+    );
+    let v = json(&run_script(
+        "kafka_clients.py",
+        &["subscribe", "confluent", &kafka, "shared", "sharers", &n, "2", "first"],
+    ));
+    assert_complete("two KIP-848 members", &v, N);
+    let by_member: Vec<u64> = v["by_member"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert!(by_member.iter().all(|&c| c > 0), "both members read: {v}");
+    let mut owned: Vec<u64> = v["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a.as_array().unwrap().iter().map(|p| p.as_u64().unwrap()))
+        .collect();
+    owned.sort_unstable();
+    assert_eq!(owned, vec![0, 1, 2, 3, 4, 5], "each partition owned once: {v}");
+
+    // The group's commits: the next members read only what came after.
+    assert_eq!(
+        json(&run_script("kafka_clients.py", &["produce", "confluent", &kafka, "shared", &n, "zstd", "second"]))
+            ["acked"],
+        N
+    );
+    let v = json(&run_script(
+        "kafka_clients.py",
+        &["subscribe", "confluent", &kafka, "shared", "sharers", &n, "3", "second"],
+    ));
+    assert_complete("three KIP-848 members resuming from the group's commits", &v, N);
+}

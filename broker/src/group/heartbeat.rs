@@ -45,6 +45,24 @@ impl BrokerService {
         outcome
     }
 
+    /// A member's subscription (topic names, pattern) and the partitions
+    /// it was last given: what a KIP-848 client means by leaving a
+    /// heartbeat field null ("unchanged"). `None` for an unknown member.
+    pub(crate) async fn member_defaults(
+        &self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Option<(Vec<String>, String, super::assignor::TopicPartitionSet)> {
+        let h = self.shard_for(group_id, false).await.ok()?;
+        let shard = h.lock();
+        let m = shard.group(group_id)?.membership.member(member_id)?;
+        let (names, pattern) = match &m.subscription {
+            super::member::Subscription::Topics(t) => (t.iter().cloned().collect(), String::new()),
+            super::member::Subscription::Pattern { source, .. } => (Vec::new(), source.clone()),
+        };
+        Some((names, pattern, m.assigned.clone()))
+    }
+
     async fn heartbeat(
         &self,
         group_id: &str,

@@ -156,7 +156,6 @@ impl Membership {
     }
 
     /// A member by id.
-    #[cfg(test)]
     pub(crate) fn member(&self, id: &str) -> Option<&Member> {
         self.members.get(id)
     }

@@ -98,7 +98,7 @@ pub(crate) async fn serve_connection(
             }
         };
         let answer = tokio::select! {
-            a = answer(&core, frame) => a,
+            a = answer(&core, frame, peer) => a,
             _ = stop.cancelled() => return,
         };
         match answer {
@@ -174,12 +174,16 @@ pub(crate) fn parse(mut frame: Bytes) -> Result<Parsed, BadRequest> {
 
 /// The framed answer to one request as parts for a vectored write (`None`:
 /// the request wants none, as an acks=0 Produce).
-pub(crate) async fn answer(core: &BrokerService, frame: Bytes) -> Result<Option<Vec<Bytes>>, BadRequest> {
+pub(crate) async fn answer(
+    core: &BrokerService,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Vec<Bytes>>, BadRequest> {
     let d = match parse(frame)? {
         Parsed::Answer(bytes) => return Ok(Some(vec![bytes])),
         Parsed::Request(d) => d,
     };
-    match handlers::handle(core, d.request, d.version, d.correlation_id).await {
+    match handlers::handle(core, d.request, d.version, d.correlation_id, peer).await {
         None => Ok(None),
         Some(Reply::Framed(parts)) => Ok(Some(parts)),
         Some(Reply::Message(response)) => encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b])),

@@ -49,44 +49,67 @@ pub(crate) async fn handle(core: &BrokerService, req: MetadataRequest, version: 
         .collect();
     // A null list (v1+), or an empty one in v0, asks for every topic.
     let all = req.topics.as_ref().is_none_or(|t| t.is_empty() && version == 0);
-    let names: Vec<String> =
-        req.topics.unwrap_or_default().into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect();
+    // Topics asked by name, or (v10+, KIP-848 consumers resolving their
+    // assignment) by id; an unknown id is UNKNOWN_TOPIC_ID.
+    let mut names = Vec::new();
+    let mut unknown_ids = Vec::new();
+    for t in req.topics.unwrap_or_default() {
+        match t.name {
+            Some(n) => names.push(n.0.to_string()),
+            None if !t.topic_id.is_nil() => match image.topic_by_id(&t.topic_id.to_string()) {
+                Some(found) => names.push(found.name.clone()),
+                None => unknown_ids.push(t.topic_id),
+            },
+            None => {}
+        }
+    }
     let described = if all || !names.is_empty() { core.describe_topics(names) } else { Vec::new() };
-    r.topics = described
+    r.topics = unknown_ids
         .into_iter()
-        .filter(|(name, _)| !(all && name.starts_with("__")))
-        .map(|(name, result)| {
+        .map(|id| {
             let mut t = MetadataResponseTopic::default();
-            t.name = Some(topic_name(&name));
-            match result {
-                Err(e) => t.error_code = code_of(e.kind()),
-                Ok(d) => {
-                    t.topic_id = uuid::Uuid::parse_str(&d.topic_id).unwrap_or_default();
-                    t.is_internal = d.name.starts_with("__");
-                    t.partitions = d
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let mut mp = MetadataResponsePartition::default();
-                            mp.partition_index = p.partition as i32;
-                            match p.leader {
-                                Some(l) => mp.leader_id = BrokerId(l as i32),
-                                None => {
-                                    mp.leader_id = BrokerId(-1);
-                                    mp.error_code = ResponseError::LeaderNotAvailable.code();
-                                }
-                            }
-                            mp.leader_epoch = p.leader_epoch as i32;
-                            mp.replica_nodes = p.replicas.iter().map(|&b| BrokerId(b as i32)).collect();
-                            mp.isr_nodes = p.isr.iter().map(|&b| BrokerId(b as i32)).collect();
-                            mp
-                        })
-                        .collect();
-                }
-            }
+            t.topic_id = id;
+            t.error_code = ResponseError::UnknownTopicId.code();
             t
         })
         .collect();
+    r.topics.extend(
+        described
+            .into_iter()
+            .filter(|(name, _)| !(all && name.starts_with("__")))
+            .map(|(name, result)| {
+                let mut t = MetadataResponseTopic::default();
+                t.name = Some(topic_name(&name));
+                match result {
+                    Err(e) => t.error_code = code_of(e.kind()),
+                    Ok(d) => {
+                        t.topic_id = uuid::Uuid::parse_str(&d.topic_id).unwrap_or_default();
+                        t.is_internal = d.name.starts_with("__");
+                        t.partitions = d
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let mut mp = MetadataResponsePartition::default();
+                                mp.partition_index = p.partition as i32;
+                                match p.leader {
+                                    Some(l) => mp.leader_id = BrokerId(l as i32),
+                                    None => {
+                                        mp.leader_id = BrokerId(-1);
+                                        mp.error_code = ResponseError::LeaderNotAvailable.code();
+                                    }
+                                }
+                                mp.leader_epoch = p.leader_epoch as i32;
+                                mp.replica_nodes = p.replicas.iter().map(|&b| BrokerId(b as i32)).collect();
+                                mp.isr_nodes = p.isr.iter().map(|&b| BrokerId(b as i32)).collect();
+                                mp
+                            })
+                            .collect();
+                    }
+                }
+                t
+            })
+            .collect::<Vec<_>>(),
+    );
     r
 }
 

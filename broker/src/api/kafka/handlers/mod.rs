@@ -4,6 +4,7 @@
 pub(crate) mod api_versions;
 mod cluster;
 mod configs;
+mod consumer_heartbeat;
 mod coordinator;
 mod fetch;
 mod groups;
@@ -36,6 +37,7 @@ pub(crate) async fn handle(
     request: RequestKind,
     version: i16,
     correlation_id: i32,
+    peer: std::net::SocketAddr,
 ) -> Option<Reply> {
     Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
@@ -47,6 +49,9 @@ pub(crate) async fn handle(
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, format!("/{}", peer.ip())).await)
+        }
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::handle(core, r, version).await),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(core, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(core, r, version).await),
