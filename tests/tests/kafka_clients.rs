@@ -392,3 +392,69 @@ async fn kip_848_consumers_share_a_topic_and_resume_from_commits() {
     ));
     assert_complete("three KIP-848 members resuming from the group's commits", &v, N);
 }
+
+/// kcat (librdkafka 2.0, Debian's) both ways: it reads what `strata
+/// produce` wrote, with keys and headers, and `strata consume` reads what
+/// it wrote.
+#[test]
+fn kcat_and_the_strata_cli_read_each_other() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let kafka = server.kafka.to_string();
+    let bootstrap = server.bootstrap();
+    let strata = strata_tests::binary("strata");
+    let kcat = strata_tests::kcat::kcat();
+    let run = |cmd: &mut Command, input: &str| {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ok = Command::new(&strata)
+        .args(["--bootstrap", &bootstrap, "topic", "create", "cli", "-p", "1", "-r", "1"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let lines: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
+    run(
+        Command::new(&strata).args([
+            "--bootstrap",
+            &bootstrap,
+            "produce",
+            "cli",
+            "--key-separator",
+            ":",
+            "--header",
+            "src=strata",
+        ]),
+        &lines,
+    );
+    let read = run(
+        Command::new(&kcat).args(["-b", &kafka, "-C", "-t", "cli", "-o", "beginning", "-e", "-q", "-f", "%k=%s %h\n"]),
+        "",
+    );
+    let want: String = (0..100).map(|i| format!("k{i}=v{i} src=strata\n")).collect();
+    assert_eq!(read, want, "kcat reads what strata produced");
+
+    let lines: String = (0..100).map(|i| format!("key{i}\tvalue{i}\n")).collect();
+    run(Command::new(&kcat).args(["-b", &kafka, "-P", "-t", "cli", "-K", "\t", "-H", "src=kcat"]), &lines);
+    let read = run(
+        Command::new(&strata).args([
+            "--bootstrap",
+            &bootstrap,
+            "consume",
+            "cli",
+            "--offset",
+            "100",
+            "--count",
+            "100",
+            "--format",
+            "%k=%v %h\n",
+        ]),
+        "",
+    );
+    let want: String = (0..100).map(|i| format!("key{i}=value{i} src=kcat\n")).collect();
+    assert_eq!(read, want, "strata consume reads what kcat produced");
+}
