@@ -199,12 +199,13 @@ fn expand(v: &str, defined: &[(String, String)]) -> String {
     out
 }
 
-/// Loopback ports of one pod: client, controller, HTTP.
+/// Loopback ports of one pod: client, controller, HTTP, Kafka.
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     client: u16,
     controller: u16,
     http: u16,
+    kafka: u16,
 }
 
 impl Ports {
@@ -213,6 +214,7 @@ impl Ports {
             9700 => self.client,
             9701 => self.controller,
             9702 => self.http,
+            9092 => self.kafka,
             other => panic!("the manifest uses port {other}, which the test does not map"),
         }
     }
@@ -222,12 +224,12 @@ impl Ports {
 fn to_loopback(value: &str, me: u32, ports: &BTreeMap<u32, Ports>, service: &str, namespace: &str) -> String {
     let mut v = value.to_string();
     for (&n, p) in ports {
-        for port in [9700u16, 9701, 9702] {
+        for port in [9700u16, 9701, 9702, 9092] {
             let dns = format!("strata-{n}.{service}.{namespace}.svc.cluster.local:{port}");
             v = v.replace(&dns, &format!("127.0.0.1:{}", p.map(port)));
         }
     }
-    for port in [9700u16, 9701, 9702] {
+    for port in [9700u16, 9701, 9702, 9092] {
         v = v.replace(&format!("0.0.0.0:{port}"), &format!("127.0.0.1:{}", ports[&me].map(port)));
     }
     v
@@ -313,8 +315,9 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
         .and_then(|m| m["mountPath"].as_str())
         .expect("the config volume mount")
         .to_string();
-    let ports: BTreeMap<u32, Ports> =
-        (1..=3).map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port() })).collect();
+    let ports: BTreeMap<u32, Ports> = (1..=3)
+        .map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port(), kafka: free_port() }))
+        .collect();
     let args: Vec<String> = container(&sts)["args"]
         .as_array()
         .expect("container args")

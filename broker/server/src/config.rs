@@ -114,6 +114,7 @@ pub struct RunArgs {
     #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS_ENABLE")]
     pub auto_create_topics_enable: Option<bool>,
     /// Controller voters: `id@host:port,…`.
+    #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
     pub controller_voters: Option<String>,
     /// Address clients are told to use for this broker.
     #[arg(long, env = "STRATA_ADVERTISED_ADDRESS")]
@@ -607,6 +608,63 @@ mod tests {
         assert!(parse_voters("0@a:1").is_err());
         let cli = Cli::try_parse_from(["strata-server", "drain", "--http", "127.0.0.1:9702", "--timeout-secs", "5"]);
         assert!(matches!(cli.unwrap().command, Command::Drain(DrainArgs { timeout_secs: 5, .. })));
+    }
+
+    /// Every `run` setting is a named flag: a field that lost its `#[arg]`
+    /// would silently become a positional argument (it happened to
+    /// `--controller-voters`, and a three-voter node then formed a quorum
+    /// of one).
+    #[test]
+    fn every_run_flag_parses() {
+        let cli = Cli::try_parse_from([
+            "strata-server",
+            "run",
+            "--node-id",
+            "2",
+            "--roles",
+            "broker,controller",
+            "--data-dir",
+            "/d",
+            "--listen",
+            "127.0.0.1:1",
+            "--controller-listen",
+            "127.0.0.1:2",
+            "--http-listen",
+            "127.0.0.1:3",
+            "--kafka-listen",
+            "127.0.0.1:4",
+            "--kafka-advertised-address",
+            "k:4",
+            "--auto-create-topics-enable",
+            "false",
+            "--controller-voters",
+            "1@h:1,2@h:2,3@h:3",
+            "--advertised-address",
+            "a:1",
+            "--rack",
+            "r",
+            "--replica-lag-time-max-ms",
+            "5000",
+            "--offsets-topic-partitions",
+            "3",
+            "--log-retention-check-interval-ms",
+            "1000",
+            "--offsets-compaction-min-records",
+            "10",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        let c = ServerConfig::run(&args).unwrap();
+        assert_eq!(c.voters.len(), 3);
+        assert_eq!(
+            c.kafka,
+            Some(KafkaListenerConfig { listen: ([127, 0, 0, 1], 4).into(), advertised_address: "k:4".into() })
+        );
+        assert!(!c.auto_create_topics);
+        assert_eq!((c.advertised_address.as_str(), c.rack.as_deref()), ("a:1", Some("r")));
+        assert_eq!(c.offsets_topic_partitions, 3);
+        // Nothing is positional.
+        assert!(Cli::try_parse_from(["strata-server", "run", "--node-id", "1", "stray"]).is_err());
     }
 
     #[test]
