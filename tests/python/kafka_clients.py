@@ -243,6 +243,18 @@ def subscribe_confluent(bootstrap, topic, group, n, members, tags):
                     raise SystemExit(f"consume error: {m.error()}")
                 by_member[i] += 1
                 got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
+    # One member may have read everything before another was given
+    # partitions; keep polling until the group has spread them (or 20 s).
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+        if all(assignments) and sum(len(a) for a in assignments) == len(set(p for a in assignments for p in a)):
+            break
+        for c in consumers:
+            # Everything was read already: anything now is a re-delivery of
+            # records read but not yet committed when a partition moved
+            # (at-least-once, as in Kafka), so it is not counted.
+            c.consume(num_messages=100, timeout=0.05)
     assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
     for c in consumers:
         c.close()
