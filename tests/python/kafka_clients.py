@@ -11,6 +11,8 @@ consumer checks what it got without being told what was sent.
           "distinct", "bad": [first few problems], "order_ok", "complete"}
   metadata confluent BOOTSTRAP TOPIC              asks for TOPIC's metadata
           (allowing auto-creation); prints {"error", "partitions"}
+  paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
+          producer sending N records at RATE/s; prints {"acked", "errors", "left"}
   subscribe confluent BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  MEMBERS consumers
           of one group (group.protocol=consumer, KIP-848) share TOPIC until N
           records of each tag arrived; prints the check, per-member counts and
@@ -264,7 +266,39 @@ def subscribe_confluent(bootstrap, topic, group, n, members, tags):
     return out
 
 
+def produce_paced(bootstrap, topic, n, rate, tag):
+    """An idempotent librdkafka producer (acks=all) sending n records at
+    about `rate`/s, so a broker can be killed while it runs; every record
+    must be delivered (librdkafka retries through leader changes)."""
+    from confluent_kafka import Producer
+    acked = [0]
+    errors = []
+
+    def done(err, msg):
+        if err is None:
+            acked[0] += 1
+        elif len(errors) < 5:
+            errors.append(str(err))
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 2, "message.timeout.ms": 120000})
+    start = time.time()
+    for i in range(n):
+        k, v, h, ts = record(tag, i)
+        p.produce(topic, key=k, value=v, headers=h, timestamp=ts, on_delivery=done)
+        p.poll(0)
+        wait = start + i / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
+    left = p.flush(120)
+    return {"acked": acked[0], "errors": errors, "left": left}
+
+
 def main():
+    if sys.argv[1] == "paced":
+        _, _, _, bootstrap, topic, n, rate, tag = sys.argv
+        print(json.dumps(produce_paced(bootstrap, topic, int(n), float(rate), tag)))
+        return
     if sys.argv[1] == "subscribe":
         _, _, _, bootstrap, topic, group, n, members, tags = sys.argv
         print(json.dumps(subscribe_confluent(bootstrap, topic, group, int(n), int(members), tags.split(","))))

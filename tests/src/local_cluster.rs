@@ -155,6 +155,17 @@ impl LocalCluster {
         (1..=self.n).map(|i| self.bootstrap(i)).collect::<Vec<_>>().join(",")
     }
 
+    /// Kafka protocol address of node `i`.
+    pub fn kafka(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port(i) + 3))
+    }
+
+    /// Every node's Kafka `host:port`, comma-separated (Kafka's
+    /// `bootstrap.servers`).
+    pub fn kafka_bootstrap_all(&self) -> String {
+        (1..=self.n()).map(|i| self.kafka(i).to_string()).collect::<Vec<_>>().join(",")
+    }
+
     /// HTTP address of node `i`.
     pub fn http(&self, i: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port(i) + 2))
