@@ -18,6 +18,9 @@ pub struct BrokerService {
     pub(crate) metrics: Arc<Metrics>,
     /// The consumer groups this broker coordinates.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// Classic-protocol groups (Kafka's JoinGroup/SyncGroup) coordinated
+    /// here.
+    pub(crate) classic_groups: crate::group::classic::SharedClassicGroups,
     /// Cancelled when the server shuts down: parked long polls return.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
     /// A drain (leadership handed away before a stop) asked for and done.
@@ -63,6 +66,7 @@ impl BrokerService {
             controller,
             metrics,
             groups: Arc::new(GroupCoordinator::new()),
+            classic_groups: Arc::default(),
             stopping,
             drain: Arc::new(Drain::default()),
             topic_counts: Arc::default(),

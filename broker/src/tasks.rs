@@ -75,7 +75,10 @@ pub async fn expire_group_members(service: Arc<BrokerService>, stop: Cancellatio
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => service.groups.expire_members(&service.topic_partition_counts()),
+            _ = tick.tick() => {
+                service.groups.expire_members(&service.topic_partition_counts());
+                service.classic_groups.sweep(tokio::time::Instant::now());
+            }
             _ = stop.cancelled() => return,
         }
     }

@@ -13,6 +13,9 @@ consumer checks what it got without being told what was sent.
           (allowing auto-creation); prints {"error", "partitions"}
   paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
           producer sending N records at RATE/s; prints {"acked", "errors", "left"}
+  subscribe-classic CLIENT BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  the same with
+          the classic group protocol (JoinGroup/SyncGroup), kafka-python or
+          confluent
   subscribe confluent BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  MEMBERS consumers
           of one group (group.protocol=consumer, KIP-848) share TOPIC until N
           records of each tag arrived; prints the check, per-member counts and
@@ -226,12 +229,15 @@ def groups_confluent(bootstrap, topic, group):
     return out
 
 
-def subscribe_confluent(bootstrap, topic, group, n, members, tags):
-    """`members` consumers in one group (group.protocol=consumer) share
+def subscribe_confluent(bootstrap, topic, group, n, members, tags, protocol="consumer"):
+    """`members` consumers in one group (group.protocol=`protocol`) share
     TOPIC until n records of each tag arrived; each commits as it goes."""
     from confluent_kafka import Consumer
-    conf = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
             "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 200}
+    if protocol == "classic":
+        conf["session.timeout.ms"] = 6000
+        conf["heartbeat.interval.ms"] = 500
     consumers = [Consumer(dict(conf)) for _ in range(members)]
     for c in consumers:
         c.subscribe([topic])
@@ -294,7 +300,47 @@ def produce_paced(bootstrap, topic, n, rate, tag):
     return {"acked": acked[0], "errors": errors, "left": left}
 
 
+def subscribe_kafka_python(bootstrap, topic, group, n, members, tags):
+    """The same with kafka-python's group consumer (classic protocol)."""
+    from kafka import KafkaConsumer
+    consumers = [KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                               enable_auto_commit=True, auto_commit_interval_ms=200, session_timeout_ms=6000,
+                               heartbeat_interval_ms=500, fetch_max_wait_ms=100)
+                 for _ in range(members)]
+    got = []
+    by_member = [0] * members
+    deadline = time.time() + 60
+    while len(got) < n * len(tags) and time.time() < deadline:
+        for i, c in enumerate(consumers):
+            for _tp, records in c.poll(timeout_ms=100).items():
+                for r in records:
+                    by_member[i] += 1
+                    got.append((r.partition, r.offset, r.key, r.value, r.headers, r.timestamp))
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+        if all(assignments) and sum(len(a) for a in assignments) == len(set(p for a in assignments for p in a)):
+            break
+        for c in consumers:
+            c.poll(timeout_ms=50)
+    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+    for c in consumers:
+        c.close()
+    out = check(got, n, tags)
+    out["by_member"] = by_member
+    out["assignments"] = assignments
+    return out
+
+
 def main():
+    if sys.argv[1] == "subscribe-classic":
+        _, _, client, bootstrap, topic, group, n, members, tags = sys.argv
+        if client == "kafka-python":
+            out = subscribe_kafka_python(bootstrap, topic, group, int(n), int(members), tags.split(","))
+        else:
+            out = subscribe_confluent(bootstrap, topic, group, int(n), int(members), tags.split(","), "classic")
+        print(json.dumps(out))
+        return
     if sys.argv[1] == "paced":
         _, _, _, bootstrap, topic, n, rate, tag = sys.argv
         print(json.dumps(produce_paced(bootstrap, topic, int(n), float(rate), tag)))

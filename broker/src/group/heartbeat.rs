@@ -63,6 +63,14 @@ impl BrokerService {
         Some((names, pattern, m.assigned.clone()))
     }
 
+    /// Whether the group has KIP-848 members (a group is of one kind at a
+    /// time: classic joins are refused meanwhile).
+    pub(crate) async fn consumer_group_is_active(&self, group_id: &str) -> bool {
+        let Ok(h) = self.shard_for(group_id, false).await else { return false };
+        let shard = h.lock();
+        shard.group(group_id).is_some_and(|g| !g.membership.is_empty())
+    }
+
     async fn heartbeat(
         &self,
         group_id: &str,

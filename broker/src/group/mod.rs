@@ -42,6 +42,7 @@
 //!   memory; a new coordinator re-learns it from the members' heartbeats.
 
 pub(crate) mod assignor;
+pub(crate) mod classic;
 pub(crate) mod compaction;
 pub(crate) mod coordinator;
 mod heartbeat;

@@ -25,6 +25,15 @@ pub(crate) async fn handle(
     client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = req.group_id.0.to_string();
+    let mut r = ConsumerGroupHeartbeatResponse::default();
+    if core.classic_groups.is_active(&group_id) {
+        // One kind at a time: the classic members hold the group.
+        r.error_code = kafka_protocol::error::ResponseError::GroupIdNotFound.code();
+        r.error_message = Some(StrBytes::from_string(format!("group '{group_id}' is a classic group with members")));
+        r.member_id = Some(req.member_id.clone());
+        r.member_epoch = req.member_epoch;
+        return r;
+    }
     let image = core.controller.metadata();
     let known =
         if req.member_epoch > epoch::JOIN { core.member_defaults(&group_id, &req.member_id).await } else { None };
@@ -64,7 +73,6 @@ pub(crate) async fn handle(
         server_assignor: req.server_assignor.as_ref().map(|a| a.to_string()).filter(|a| !a.is_empty()),
         owned_partitions: owned,
     };
-    let mut r = ConsumerGroupHeartbeatResponse::default();
     match core.consumer_group_heartbeat(&group_id, hb, client_host).await {
         Ok(o) => {
             r.member_id = Some(StrBytes::from_string(o.member_id));

@@ -33,11 +33,25 @@ pub(crate) async fn list(core: &BrokerService, req: ListGroupsRequest) -> ListGr
         l.group_type = StrBytes::from_static_str("consumer");
         r.groups.push(l);
     }
+    for (group_id, state, _) in core.classic_groups.list() {
+        if !req.states_filter.is_empty() && !req.states_filter.iter().any(|s| s.eq_ignore_ascii_case(state)) {
+            continue;
+        }
+        if !req.types_filter.is_empty() && !req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic")) {
+            continue;
+        }
+        let mut l = ListedGroup::default();
+        l.group_id = GroupId(StrBytes::from_string(group_id));
+        l.protocol_type = StrBytes::from_static_str("consumer");
+        l.group_state = StrBytes::from_static_str(state);
+        l.group_type = StrBytes::from_static_str("classic");
+        r.groups.push(l);
+    }
     r
 }
 
 /// Kafka's name of a consumer group state (KIP-848's names).
-fn kafka_state(state: &str) -> &'static str {
+pub(crate) fn kafka_state(state: &str) -> &'static str {
     match state {
         "empty" => "Empty",
         "stable" => "Stable",

@@ -2,6 +2,7 @@
 //! the broker core and builds the answer for the version asked.
 
 pub(crate) mod api_versions;
+mod classic;
 mod cluster;
 mod configs;
 mod consumer_heartbeat;
@@ -52,6 +53,13 @@ pub(crate) async fn handle(
         RequestKind::ConsumerGroupHeartbeat(r) => {
             ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, format!("/{}", peer.ip())).await)
         }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(classic::join(core, r, version, format!("/{}", peer.ip())).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(classic::sync(core, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(classic::heartbeat(core, r).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(classic::leave(core, r, version).await),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(classic::describe(core, r).await),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::handle(core, r, version).await),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(core, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(core, r, version).await),

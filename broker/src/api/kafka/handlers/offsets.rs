@@ -36,14 +36,34 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
             }
         }
     }
-    let commit = OffsetCommit {
-        group_id: req.group_id.0.to_string(),
+    let group_id = req.group_id.0.to_string();
+    let mut commit = OffsetCommit {
+        group_id: group_id.clone(),
         member_id: req.member_id.to_string(),
         member_epoch: req.generation_id_or_member_epoch,
         partitions,
     };
+    // A member of a classic group: checked against its generation, then
+    // stored like any commit from outside the KIP-848 membership.
+    let classic = if !commit.member_id.is_empty() && core.classic_groups.is_active(&group_id) {
+        let checked = core.classic_groups.check_commit(
+            &group_id,
+            &commit.member_id,
+            commit.member_epoch,
+            tokio::time::Instant::now(),
+        );
+        commit.member_id = String::new();
+        commit.member_epoch = -1;
+        Some(checked)
+    } else {
+        None
+    };
     let mut answers: Vec<(String, i32, i16)> = Vec::new();
-    match core.commit_offsets(commit).await {
+    let outcome = match classic {
+        Some(Err(e)) => Err(super::classic::code(&e)),
+        _ => core.commit_offsets(commit).await.map_err(|e| code_of(e.kind())),
+    };
+    match outcome {
         Ok(outcome) => {
             let write_error =
                 outcome.write_error.as_ref().map_or(ResponseError::UnknownServerError.code(), |e| code_of(e.kind()));
@@ -56,8 +76,7 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
                 answers.push((tp.topic, tp.partition as i32, code));
             }
         }
-        Err(e) => {
-            let code = code_of(e.kind());
+        Err(code) => {
             for t in &req.topics {
                 for p in &t.partitions {
                     answers.push((t.name.0.to_string(), p.partition_index, code));
