@@ -52,7 +52,7 @@ mod tests {
             let valid = api.valid_versions();
             assert!(min <= max && valid.min <= min && max <= valid.max, "{api:?} {min}..={max} vs {valid:?}");
         }
-        assert!(supports(ApiKey::Fetch, 12) && !supports(ApiKey::Fetch, 13) && !supports(ApiKey::JoinGroup, 0));
+        assert!(supports(ApiKey::Fetch, 12) && !supports(ApiKey::Fetch, 13) && !supports(ApiKey::EndTxn, 0));
         let _ = kafka_protocol::messages::ApiVersionsRequest::VERSIONS;
     }
 }
