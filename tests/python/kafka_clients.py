@@ -57,16 +57,23 @@ def produce_kafka_python(bootstrap, topic, n, codec, tag):
     return acked
 
 
-def produce_confluent(bootstrap, topic, n, codec, tag):
-    from confluent_kafka import Producer
+def delivery_counter():
+    """([delivered], [first errors], the delivery callback that fills them)."""
     acked = [0]
     errors = []
 
-    def done(err, msg):
+    def done(err, _msg):
         if err is None:
             acked[0] += 1
         elif len(errors) < 5:
             errors.append(str(err))
+
+    return acked, errors, done
+
+
+def produce_confluent(bootstrap, topic, n, codec, tag):
+    from confluent_kafka import Producer
+    acked, errors, done = delivery_counter()
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                   "compression.type": codec, "enable.idempotence": True})
@@ -277,14 +284,7 @@ def produce_paced(bootstrap, topic, n, rate, tag):
     about `rate`/s, so a broker can be killed while it runs; every record
     must be delivered (librdkafka retries through leader changes)."""
     from confluent_kafka import Producer
-    acked = [0]
-    errors = []
-
-    def done(err, msg):
-        if err is None:
-            acked[0] += 1
-        elif len(errors) < 5:
-            errors.append(str(err))
+    acked, errors, done = delivery_counter()
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                   "linger.ms": 2, "message.timeout.ms": 120000})

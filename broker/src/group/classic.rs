@@ -561,6 +561,22 @@ mod tests {
         }
     }
 
+    /// Two members joined without the member-id round trip, generation 1
+    /// formed and synced: (groups, then, leader, follower).
+    fn stable_pair(rt: Duration) -> (ClassicGroups, Instant, String, String) {
+        let groups = ClassicGroups::default();
+        let t0 = Instant::now();
+        let mut j = join("", rt);
+        j.requires_known_member_id = false;
+        let (a, _, _) = groups.join("g", j.clone(), t0).unwrap();
+        let (b, _, _) = groups.join("g", j, t0).unwrap();
+        let t1 = t0 + INITIAL_REBALANCE_DELAY;
+        let leader = groups.with("g", t1, |g| g.leader.clone()).unwrap().unwrap();
+        let follower = if leader == a { b } else { a };
+        groups.sync("g", &leader, 1, vec![], t1).unwrap();
+        (groups, t1, leader, follower)
+    }
+
     #[test]
     fn two_members_form_a_generation_the_leader_assigns_and_a_leave_rebalances() {
         let groups = ClassicGroups::default();
@@ -600,21 +616,12 @@ mod tests {
 
     #[test]
     fn a_member_that_does_not_rejoin_is_dropped_at_the_deadline_and_sessions_expire() {
-        let groups = ClassicGroups::default();
-        let t0 = Instant::now();
         let rt = Duration::from_secs(3);
-        let mut j = join("", rt);
-        j.requires_known_member_id = false;
-        let (a, _, _) = groups.join("g", j.clone(), t0).unwrap();
-        let (b, _, _) = groups.join("g", j, t0).unwrap();
-        let t1 = t0 + INITIAL_REBALANCE_DELAY;
+        let (groups, t1, leader, other) = stable_pair(rt);
         let gen1 = groups.with("g", t1, |g| g.generation).unwrap();
         assert_eq!(gen1, 1);
         // The leader rejoins (a rebalance), the other stays silent: at the
         // deadline it is out.
-        let leader = groups.with("g", t1, |g| g.leader.clone()).unwrap().unwrap();
-        let other = if leader == a { b.clone() } else { a.clone() };
-        groups.sync("g", &leader, 1, vec![], t1).unwrap();
         let (_, since, _) = groups.join("g", join(&leader, rt), t1).unwrap();
         assert_eq!(groups.with("g", t1, |g| g.joined(&leader, since)).unwrap(), None, "waits for the other");
         let j = groups.with("g", t1 + rt, |g| g.joined(&leader, since)).unwrap().expect("formed without it");
@@ -627,17 +634,8 @@ mod tests {
 
     #[test]
     fn a_follower_rejoining_a_stable_group_gets_the_current_generation() {
-        let groups = ClassicGroups::default();
-        let t0 = Instant::now();
         let rt = Duration::from_secs(5);
-        let mut j = join("", rt);
-        j.requires_known_member_id = false;
-        let (a, _, _) = groups.join("g", j.clone(), t0).unwrap();
-        let (b, _, _) = groups.join("g", j, t0).unwrap();
-        let t1 = t0 + INITIAL_REBALANCE_DELAY;
-        let leader = groups.with("g", t1, |g| g.leader.clone()).unwrap().unwrap();
-        let follower = if leader == a { b.clone() } else { a.clone() };
-        groups.sync("g", &leader, 1, vec![], t1).unwrap();
+        let (groups, t1, leader, follower) = stable_pair(rt);
         let (_, since, _) = groups.join("g", join(&follower, rt), t1).unwrap();
         let again = groups.with("g", t1, |g| g.joined(&follower, since)).unwrap().expect("answered at once");
         assert_eq!(again.generation, 1, "no new generation for a follower's rejoin");
