@@ -260,20 +260,32 @@ def subscribe_confluent(bootstrap, topic, group, n, members, tags, protocol="con
                 got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
     # One member may have read everything before another was given
     # partitions; keep polling until the group has spread them (or 20 s).
+    # Anything read now is a re-delivery of records read but not yet
+    # committed when a partition moved (at-least-once, as in Kafka), so it
+    # is not counted.
+    return finish(consumers, got, by_member, n, tags,
+                  assigned=lambda c: [tp.partition for tp in c.assignment()],
+                  poll=lambda c: c.consume(num_messages=100, timeout=0.05),
+                  member_id=lambda c: c.memberid())
+
+
+def finish(consumers, got, by_member, n, tags, assigned, poll, member_id=None):
+    """Polls until every member owns partitions and none is owned twice (at
+    most 20 s), closes the consumers and reports the check with per-member
+    counts, the final assignments and (given `member_id`) the member ids."""
     deadline = time.time() + 20
     while time.time() < deadline:
-        assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+        assignments = [sorted(assigned(c)) for c in consumers]
         if all(assignments) and sum(len(a) for a in assignments) == len(set(p for a in assignments for p in a)):
             break
         for c in consumers:
-            # Everything was read already: anything now is a re-delivery of
-            # records read but not yet committed when a partition moved
-            # (at-least-once, as in Kafka), so it is not counted.
-            c.consume(num_messages=100, timeout=0.05)
-    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+            poll(c)
+    assignments = [sorted(assigned(c)) for c in consumers]
+    member_ids = [member_id(c) for c in consumers] if member_id else []
     for c in consumers:
         c.close()
     out = check(got, n, tags)
+    out["member_ids"] = member_ids
     out["by_member"] = by_member
     out["assignments"] = assignments
     return out
@@ -316,20 +328,9 @@ def subscribe_kafka_python(bootstrap, topic, group, n, members, tags):
                 for r in records:
                     by_member[i] += 1
                     got.append((r.partition, r.offset, r.key, r.value, r.headers, r.timestamp))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
-        if all(assignments) and sum(len(a) for a in assignments) == len(set(p for a in assignments for p in a)):
-            break
-        for c in consumers:
-            c.poll(timeout_ms=50)
-    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
-    for c in consumers:
-        c.close()
-    out = check(got, n, tags)
-    out["by_member"] = by_member
-    out["assignments"] = assignments
-    return out
+    return finish(consumers, got, by_member, n, tags,
+                  assigned=lambda c: [tp.partition for tp in c.assignment()],
+                  poll=lambda c: c.poll(timeout_ms=50))
 
 
 def main():

@@ -491,6 +491,9 @@ async fn classic_group_consumers_share_a_topic_and_resume_from_commits() {
                 assignments.iter().flat_map(|a| a.as_array().unwrap().iter().map(|p| p.as_u64().unwrap())).collect();
             owned.sort_unstable();
             assert_eq!(owned, vec![0, 1, 2, 3, 4, 5], "each partition owned once: {v}");
+            // Classic member ids start with the client's id, as Kafka's do.
+            let ids = v["member_ids"].as_array().unwrap();
+            assert!(ids.iter().all(|id| id.as_str().is_some_and(|id| id.starts_with("rdkafka-"))), "{v}");
         }
     }
 }

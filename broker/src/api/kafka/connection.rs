@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
-use super::handlers::Reply;
+use super::handlers::{Client, Reply};
 use super::{handlers, versions};
 use crate::service::BrokerService;
 
@@ -125,6 +125,8 @@ pub(crate) struct Decoded {
     pub(crate) version: i16,
     /// Echoed in the answer's header.
     pub(crate) correlation_id: i32,
+    /// The header's client id (empty when null).
+    pub(crate) client_id: String,
     /// The request itself.
     pub(crate) request: RequestKind,
 }
@@ -159,17 +161,15 @@ pub(crate) fn parse(mut frame: Bytes) -> Result<Parsed, BadRequest> {
         }
         return Err(BadRequest::Unsupported { api, version });
     }
-    RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| BadRequest::Malformed {
-        api,
-        version,
-        reason: format!("header: {e:#}"),
-    })?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| BadRequest::Malformed { api, version, reason: format!("header: {e:#}") })?;
     let request = RequestKind::decode(api, &mut frame, version).map_err(|e| BadRequest::Malformed {
         api,
         version,
         reason: format!("{e:#}"),
     })?;
-    Ok(Parsed::Request(Box::new(Decoded { api, version, correlation_id, request })))
+    let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
+    Ok(Parsed::Request(Box::new(Decoded { api, version, correlation_id, client_id, request })))
 }
 
 /// The framed answer to one request as parts for a vectored write (`None`:
@@ -183,7 +183,7 @@ pub(crate) async fn answer(
         Parsed::Answer(bytes) => return Ok(Some(vec![bytes])),
         Parsed::Request(d) => d,
     };
-    match handlers::handle(core, d.request, d.version, d.correlation_id, peer).await {
+    match handlers::handle(core, d.request, d.version, d.correlation_id, Client { peer, id: &d.client_id }).await {
         None => Ok(None),
         Some(Reply::Framed(parts)) => Ok(Some(parts)),
         Some(Reply::Message(response)) => encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b])),

@@ -58,6 +58,7 @@ pub(crate) async fn join(
     core: &BrokerService,
     req: JoinGroupRequest,
     version: i16,
+    client_id: &str,
     client_host: String,
 ) -> JoinGroupResponse {
     let mut r = JoinGroupResponse::default();
@@ -76,7 +77,7 @@ pub(crate) async fn join(
     let join = Join {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-        client_id: String::new(),
+        client_id: client_id.to_string(),
         client_host,
         session_timeout: ms(req.session_timeout_ms),
         rebalance_timeout,

@@ -31,6 +31,21 @@ pub(crate) enum Reply {
     Framed(Vec<bytes::Bytes>),
 }
 
+/// Who sent a request: its address and the header's client id.
+pub(crate) struct Client<'a> {
+    /// The peer address.
+    pub(crate) peer: std::net::SocketAddr,
+    /// The header's client id (empty when null).
+    pub(crate) id: &'a str,
+}
+
+impl Client<'_> {
+    /// The host as Kafka shows it in DescribeGroups (`/127.0.0.1`).
+    fn host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
+}
+
 /// The answer to `request` (`None`: none is sent). Only APIs listed in
 /// `versions::SUPPORTED` reach here; anything else is a bug in that table.
 pub(crate) async fn handle(
@@ -38,7 +53,7 @@ pub(crate) async fn handle(
     request: RequestKind,
     version: i16,
     correlation_id: i32,
-    peer: std::net::SocketAddr,
+    client: Client<'_>,
 ) -> Option<Reply> {
     Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
@@ -51,10 +66,10 @@ pub(crate) async fn handle(
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, format!("/{}", peer.ip())).await)
+            ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, client.host()).await)
         }
         RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(classic::join(core, r, version, format!("/{}", peer.ip())).await)
+            ResponseKind::JoinGroup(classic::join(core, r, version, client.id, client.host()).await)
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(classic::sync(core, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(classic::heartbeat(core, r).await),
