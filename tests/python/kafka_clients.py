@@ -13,13 +13,6 @@ consumer checks what it got without being told what was sent.
           (allowing auto-creation); prints {"error", "partitions"}
   paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
           producer sending N records at RATE/s; prints {"acked", "errors", "left"}
-  subscribe-classic CLIENT BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  the same with
-          the classic group protocol (JoinGroup/SyncGroup), kafka-python or
-          confluent
-  subscribe confluent BOOTSTRAP TOPIC GROUP N MEMBERS TAGS  MEMBERS consumers
-          of one group (group.protocol=consumer, KIP-848) share TOPIC until N
-          records of each tag arrived; prints the check, per-member counts and
-          final assignments
   commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
           every partition p (assigned, no membership) and reads it back
   groups confluent BOOTSTRAP TOPIC GROUP           lists groups, the group's
@@ -236,61 +229,6 @@ def groups_confluent(bootstrap, topic, group):
     return out
 
 
-def subscribe_confluent(bootstrap, topic, group, n, members, tags, protocol="consumer"):
-    """`members` consumers in one group (group.protocol=`protocol`) share
-    TOPIC until n records of each tag arrived; each commits as it goes."""
-    from confluent_kafka import Consumer
-    conf = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
-            "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 200}
-    if protocol == "classic":
-        conf["session.timeout.ms"] = 6000
-        conf["heartbeat.interval.ms"] = 500
-    consumers = [Consumer(dict(conf)) for _ in range(members)]
-    for c in consumers:
-        c.subscribe([topic])
-    got = []
-    by_member = [0] * members
-    deadline = time.time() + 60
-    while len(got) < n * len(tags) and time.time() < deadline:
-        for i, c in enumerate(consumers):
-            for m in c.consume(num_messages=500, timeout=0.1):
-                if m.error():
-                    raise SystemExit(f"consume error: {m.error()}")
-                by_member[i] += 1
-                got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
-    # One member may have read everything before another was given
-    # partitions; keep polling until the group has spread them (or 20 s).
-    # Anything read now is a re-delivery of records read but not yet
-    # committed when a partition moved (at-least-once, as in Kafka), so it
-    # is not counted.
-    return finish(consumers, got, by_member, n, tags,
-                  assigned=lambda c: [tp.partition for tp in c.assignment()],
-                  poll=lambda c: c.consume(num_messages=100, timeout=0.05),
-                  member_id=lambda c: c.memberid())
-
-
-def finish(consumers, got, by_member, n, tags, assigned, poll, member_id=None):
-    """Polls until every member owns partitions and none is owned twice (at
-    most 20 s), closes the consumers and reports the check with per-member
-    counts, the final assignments and (given `member_id`) the member ids."""
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        assignments = [sorted(assigned(c)) for c in consumers]
-        if all(assignments) and sum(len(a) for a in assignments) == len(set(p for a in assignments for p in a)):
-            break
-        for c in consumers:
-            poll(c)
-    assignments = [sorted(assigned(c)) for c in consumers]
-    member_ids = [member_id(c) for c in consumers] if member_id else []
-    for c in consumers:
-        c.close()
-    out = check(got, n, tags)
-    out["member_ids"] = member_ids
-    out["by_member"] = by_member
-    out["assignments"] = assignments
-    return out
-
-
 def produce_paced(bootstrap, topic, n, rate, tag):
     """An idempotent librdkafka producer (acks=all) sending n records at
     about `rate`/s, so a broker can be killed while it runs; every record
@@ -312,43 +250,10 @@ def produce_paced(bootstrap, topic, n, rate, tag):
     return {"acked": acked[0], "errors": errors, "left": left}
 
 
-def subscribe_kafka_python(bootstrap, topic, group, n, members, tags):
-    """The same with kafka-python's group consumer (classic protocol)."""
-    from kafka import KafkaConsumer
-    consumers = [KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                               enable_auto_commit=True, auto_commit_interval_ms=200, session_timeout_ms=6000,
-                               heartbeat_interval_ms=500, fetch_max_wait_ms=100)
-                 for _ in range(members)]
-    got = []
-    by_member = [0] * members
-    deadline = time.time() + 60
-    while len(got) < n * len(tags) and time.time() < deadline:
-        for i, c in enumerate(consumers):
-            for _tp, records in c.poll(timeout_ms=100).items():
-                for r in records:
-                    by_member[i] += 1
-                    got.append((r.partition, r.offset, r.key, r.value, r.headers, r.timestamp))
-    return finish(consumers, got, by_member, n, tags,
-                  assigned=lambda c: [tp.partition for tp in c.assignment()],
-                  poll=lambda c: c.poll(timeout_ms=50))
-
-
 def main():
-    if sys.argv[1] == "subscribe-classic":
-        _, _, client, bootstrap, topic, group, n, members, tags = sys.argv
-        if client == "kafka-python":
-            out = subscribe_kafka_python(bootstrap, topic, group, int(n), int(members), tags.split(","))
-        else:
-            out = subscribe_confluent(bootstrap, topic, group, int(n), int(members), tags.split(","), "classic")
-        print(json.dumps(out))
-        return
     if sys.argv[1] == "paced":
         _, _, _, bootstrap, topic, n, rate, tag = sys.argv
         print(json.dumps(produce_paced(bootstrap, topic, int(n), float(rate), tag)))
-        return
-    if sys.argv[1] == "subscribe":
-        _, _, _, bootstrap, topic, group, n, members, tags = sys.argv
-        print(json.dumps(subscribe_confluent(bootstrap, topic, group, int(n), int(members), tags.split(","))))
         return
     if sys.argv[1] == "commit":
         print(json.dumps(commit_kafka_python(sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))))

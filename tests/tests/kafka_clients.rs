@@ -348,51 +348,6 @@ async fn group_offsets_are_shared_between_the_doors() {
     assert_eq!(v["listed_after_delete"], serde_json::json!([]), "{v}");
 }
 
-/// librdkafka consumers with `group.protocol=consumer` (KIP-848) share a
-/// topic through the group coordinator: two members split six partitions,
-/// every record arrives exactly once, their auto-commits land, and the
-/// group's next members resume where the first stopped.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kip_848_consumers_share_a_topic_and_resume_from_commits() {
-    const N: usize = 6_000;
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::dev(&dir.path().join("data"));
-    let kafka = server.kafka.to_string();
-    create(&server, "shared", 6).await;
-    let n = N.to_string();
-    assert_eq!(
-        json(&run_script("kafka_clients.py", &["produce", "confluent", &kafka, "shared", &n, "lz4", "first"]))["acked"],
-        N
-    );
-    let v = json(&run_script(
-        "kafka_clients.py",
-        &["subscribe", "confluent", &kafka, "shared", "sharers", &n, "2", "first"],
-    ));
-    assert_complete("two KIP-848 members", &v, N);
-    let assignments = v["assignments"].as_array().unwrap();
-    assert!(assignments.iter().all(|a| !a.as_array().unwrap().is_empty()), "both members own partitions: {v}");
-    let mut owned: Vec<u64> = v["assignments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|a| a.as_array().unwrap().iter().map(|p| p.as_u64().unwrap()))
-        .collect();
-    owned.sort_unstable();
-    assert_eq!(owned, vec![0, 1, 2, 3, 4, 5], "each partition owned once: {v}");
-
-    // The group's commits: the next members read only what came after.
-    assert_eq!(
-        json(&run_script("kafka_clients.py", &["produce", "confluent", &kafka, "shared", &n, "zstd", "second"]))
-            ["acked"],
-        N
-    );
-    let v = json(&run_script(
-        "kafka_clients.py",
-        &["subscribe", "confluent", &kafka, "shared", "sharers", &n, "3", "second"],
-    ));
-    assert_complete("three KIP-848 members resuming from the group's commits", &v, N);
-}
-
 /// kcat (librdkafka 2.0, Debian's) both ways: it reads what `strata
 /// produce` wrote, with keys and headers, and `strata consume` reads what
 /// it wrote.
@@ -459,41 +414,47 @@ fn kcat_and_the_strata_cli_read_each_other() {
     assert_eq!(read, want, "strata consume reads what kcat produced");
 }
 
-/// The classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup):
-/// librdkafka's default group consumers split six partitions between two
-/// members, read every record once, commit, and the group's next (three)
-/// members resume from those commits. (kafka-python's group consumer is not
-/// here yet: driven from one thread it rebalances without end against this
-/// coordinator; see the issue note.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn classic_group_consumers_share_a_topic_and_resume_from_commits() {
+/// Runs `group_churn.py` for `client` on a fresh 6-partition topic: two
+/// members split it, a third joins, the first leaves, and a new member
+/// resumes from the group's commits; every stage's records arrive (at least
+/// once) and the live members own every partition exactly once.
+async fn group_survives_churn(server: &ServerProcess, client: &str) {
     const N: usize = 3_000;
+    let topic = format!("churn-{client}");
+    create(server, &topic, 6).await;
+    let kafka = server.kafka.to_string();
+    let v = json(&run_script("group_churn.py", &[client, &kafka, &topic, &format!("group-{client}"), &N.to_string()]));
+    assert_eq!(v["errors"], serde_json::json!([]), "{client}: {v}");
+    for stage in ["two", "three", "left", "resume"] {
+        assert_eq!(v["stages"][stage]["ok"], true, "{client}, stage {stage}: records or partitions missing: {v}");
+    }
+    let check = &v["check"];
+    assert_eq!(check["bad"], serde_json::json!([]), "{client}: {v}");
+    assert_eq!(check["complete"], true, "{client}: records lost: {v}");
+    // Members close with a commit and the coordinator keeps it: the
+    // member that takes over the group reads only what came after.
+    assert_eq!(v["resumed_old"], 0, "{client}: the new member re-read committed records: {v}");
+    // Rebalances here are orderly (each member commits before it gives a
+    // partition up), so a record read twice means a commit was lost.
+    assert_eq!(v["duplicates"], 0, "{client}: records delivered twice: {v}");
+}
+
+/// The classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup)
+/// through librdkafka's and kafka-python's group consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_groups_keep_every_record_through_joins_and_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::dev(&dir.path().join("data"));
-    let kafka = server.kafka.to_string();
-    let n = N.to_string();
-    for client in ["confluent"] {
-        let topic = format!("classic-{client}");
-        create(&server, &topic, 6).await;
-        let group = format!("group-{client}");
-        for (round, members) in [("first", "2"), ("second", "3")] {
-            let produced =
-                run_script("kafka_clients.py", &["produce", "confluent", &kafka, &topic, &n, "snappy", round]);
-            assert_eq!(json(&produced)["acked"], N);
-            let v = json(&run_script(
-                "kafka_clients.py",
-                &["subscribe-classic", client, &kafka, &topic, &group, &n, members, round],
-            ));
-            assert_complete(&format!("{client} classic group, {round} round"), &v, N);
-            let assignments = v["assignments"].as_array().unwrap();
-            assert!(assignments.iter().all(|a| !a.as_array().unwrap().is_empty()), "every member owns partitions: {v}");
-            let mut owned: Vec<u64> =
-                assignments.iter().flat_map(|a| a.as_array().unwrap().iter().map(|p| p.as_u64().unwrap())).collect();
-            owned.sort_unstable();
-            assert_eq!(owned, vec![0, 1, 2, 3, 4, 5], "each partition owned once: {v}");
-            // Classic member ids start with the client's id, as Kafka's do.
-            let ids = v["member_ids"].as_array().unwrap();
-            assert!(ids.iter().all(|id| id.as_str().is_some_and(|id| id.starts_with("rdkafka-"))), "{v}");
-        }
+    for client in ["confluent-classic", "kafka-python"] {
+        group_survives_churn(&server, client).await;
     }
+}
+
+/// KIP-848 (`group.protocol=consumer`, ConsumerGroupHeartbeat) through
+/// librdkafka: the coordinator assigns partitions itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip_848_groups_keep_every_record_through_joins_and_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    group_survives_churn(&server, "confluent-consumer").await;
 }

@@ -97,6 +97,8 @@ impl Phase {
 /// One classic group.
 #[derive(Debug)]
 pub(crate) struct ClassicGroup {
+    /// The group id, for log lines.
+    id: String,
     pub(crate) phase: Phase,
     pub(crate) generation: i32,
     pub(crate) protocol_type: String,
@@ -138,8 +140,9 @@ pub(crate) struct Joined {
 }
 
 impl ClassicGroup {
-    fn new(protocol_type: &str) -> Self {
+    fn new(id: &str, protocol_type: &str) -> Self {
         ClassicGroup {
+            id: id.to_string(),
             phase: Phase::Empty,
             generation: 0,
             protocol_type: protocol_type.to_string(),
@@ -161,7 +164,8 @@ impl ClassicGroup {
         self.changed.subscribe()
     }
 
-    fn start_rebalance(&mut self, now: Instant) {
+    fn start_rebalance(&mut self, now: Instant, why: &str) {
+        tracing::debug!(group = %self.id, generation = self.generation, members = self.members.len(), why, "classic group rebalance starts");
         let longest = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(Duration::ZERO);
         let wait = if self.phase == Phase::Empty { INITIAL_REBALANCE_DELAY.min(longest) } else { longest };
         self.phase = Phase::PreparingRebalance { deadline: now + wait };
@@ -230,7 +234,7 @@ impl ClassicGroup {
                 self.leader = None;
                 self.notify();
             } else if !joining {
-                self.start_rebalance(now);
+                self.start_rebalance(now, "a member's session expired");
             }
         }
     }
@@ -302,7 +306,7 @@ impl ClassicGroups {
             return Err(ClassicError::InconsistentGroupProtocol);
         }
         let mut groups = self.lock();
-        let g = groups.entry(group_id.to_string()).or_insert_with(|| ClassicGroup::new(&req.protocol_type));
+        let g = groups.entry(group_id.to_string()).or_insert_with(|| ClassicGroup::new(group_id, &req.protocol_type));
         g.expire(now);
         g.complete_if_due(now);
         if g.members.is_empty() {
@@ -375,7 +379,10 @@ impl ClassicGroups {
             // start one.
             Phase::CompletingRebalance if !protocols_changed => return Ok((member_id, since - 1, g.subscribe())),
             Phase::Stable if !protocols_changed && !leader => return Ok((member_id, since - 1, g.subscribe())),
-            Phase::Empty | Phase::CompletingRebalance | Phase::Stable => g.start_rebalance(now),
+            Phase::Empty | Phase::CompletingRebalance | Phase::Stable => {
+                tracing::debug!(group = group_id, member = %member_id, leader, protocols_changed, "a join starts a rebalance");
+                g.start_rebalance(now, "a member joined")
+            }
         }
         g.joined.insert(member_id.clone());
         g.complete_if_due(now);
@@ -465,7 +472,7 @@ impl ClassicGroups {
                 g.leader = None;
                 g.notify();
             } else if !matches!(g.phase, Phase::PreparingRebalance { .. }) {
-                g.start_rebalance(now);
+                g.start_rebalance(now, "a member left");
             } else {
                 g.complete_if_due(now);
             }

@@ -89,6 +89,7 @@ pub(crate) async fn join(
     let (member_id, since, mut changed) = match groups.join(&group_id, join, Instant::now()) {
         Ok(j) => j,
         Err(e) => {
+            tracing::debug!(group = %group_id, member = %req.member_id.as_str(), error = ?e, "JoinGroup refused");
             if let ClassicError::MemberIdRequired(id) = &e {
                 r.member_id = StrBytes::from_string(id.clone());
             }
@@ -108,6 +109,7 @@ pub(crate) async fn join(
             return r;
         };
         if let Some(j) = joined {
+            tracing::debug!(group = %group_id, member = %member_id, generation = j.generation, leader = %j.leader, "JoinGroup answered");
             r.generation_id = j.generation;
             r.protocol_type = Some(StrBytes::from_string(protocol_type));
             r.protocol_name = Some(StrBytes::from_string(j.protocol));
@@ -181,6 +183,7 @@ pub(crate) async fn sync(core: &BrokerService, req: SyncGroupRequest) -> SyncGro
             }
             Ok(None) => {}
             Err(e) => {
+                tracing::debug!(group = %group_id, member = %member_id, generation = req.generation_id, error = ?e, "SyncGroup refused");
                 r.error_code = code(&e);
                 return r;
             }
@@ -209,6 +212,7 @@ pub(crate) async fn heartbeat(core: &BrokerService, req: HeartbeatRequest) -> He
         return r;
     }
     if let Err(e) = core.classic_groups.heartbeat(&group_id, &req.member_id, req.generation_id, Instant::now()) {
+        tracing::debug!(group = %group_id, member = %req.member_id.as_str(), generation = req.generation_id, error = ?e, "Heartbeat refused");
         r.error_code = code(&e);
     }
     r
