@@ -2,7 +2,7 @@
 a real Kafka client: each member runs in its own thread (as applications
 run them), auto-commits, and the script checks that nothing was lost.
 
-  group_churn.py CLIENT BOOTSTRAP TOPIC GROUP N
+  group_churn.py [static] CLIENT BOOTSTRAP TOPIC GROUP N
 
 CLIENT is `kafka-python` (classic protocol), `confluent-classic`
 (librdkafka, classic protocol) or `confluent-consumer` (librdkafka,
@@ -17,7 +17,13 @@ own disjoint, non-empty sets of partitions covering all six:
   resume m1 and m2 close; a new member m3 joins alone and must read only
          this stage's records: the group's commits say where to resume
 
-Prints {"stages": {stage: {"ok", "assignments", "seconds"}}, "check": the
+With `static` (KIP-345, classic protocol): two static members (group.
+instance.id) share the topic, then each restarts in turn (close, then a new
+consumer with the same instance id); a restarted member gets its partitions
+back and no member is ever revoked: no rebalance. Prints {"stages",
+"check", "duplicates", "revokes": per member}.
+
+Otherwise prints {"stages": {stage: {"ok", "assignments", "seconds"}}, "check": the
 check of every record received (at least once: duplicates are counted,
 not failed), "duplicates", "resumed_old": records of earlier stages that
 m3 received}.
@@ -36,11 +42,12 @@ class Member(threading.Thread):
     """One group member polling in its own thread until stopped; records go
     to the shared list, its assignment is published after every poll."""
 
-    def __init__(self, name, client, bootstrap, topic, group, sink, lock):
+    def __init__(self, name, client, bootstrap, topic, group, sink, lock, instance=None):
         super().__init__(name=name, daemon=True)
         self.client, self.bootstrap, self.topic, self.group = client, bootstrap, topic, group
-        self.sink, self.lock = sink, lock
+        self.sink, self.lock, self.instance = sink, lock, instance
         self.assignment = []
+        self.revokes = 0
         self.stop = threading.Event()
         self.error = None
 
@@ -57,11 +64,20 @@ class Member(threading.Thread):
             self.error = f"{self.name}: {type(e).__name__}: {e}"
 
     def open(self):
+        member = self
         if self.client == "kafka-python":
-            from kafka import KafkaConsumer
-            c = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+            from kafka import KafkaConsumer, ConsumerRebalanceListener
+
+            class Listener(ConsumerRebalanceListener):
+                def on_partitions_revoked(self, revoked):
+                    member.revokes += 1 if revoked else 0
+
+                def on_partitions_assigned(self, assigned):
+                    pass
+            c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group, group_instance_id=self.instance,
                               auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=200,
                               session_timeout_ms=6000, heartbeat_interval_ms=500, fetch_max_wait_ms=100)
+            c.subscribe([self.topic], listener=Listener())
 
             def poll(c):
                 return [(r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
@@ -74,8 +90,13 @@ class Member(threading.Thread):
             conf.update({"group.protocol": "classic", "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
         else:
             conf["group.protocol"] = "consumer"
+        if self.instance:
+            conf["group.instance.id"] = self.instance
+
+        def on_revoke(_c, partitions):
+            member.revokes += 1 if partitions else 0
         c = Consumer(conf)
-        c.subscribe([self.topic])
+        c.subscribe([self.topic], on_revoke=on_revoke)
 
         def poll(c):
             out = []
@@ -95,14 +116,17 @@ def spread(members):
 
 
 def main():
+    mode = "churn"
+    if sys.argv[1] == "static":
+        mode = sys.argv.pop(1)
     client, bootstrap, topic, group, n = sys.argv[1:6]
     n = int(n)
     got, lock = [], threading.Lock()
     members = {}
     stages = {}
 
-    def start(name):
-        members[name] = Member(name, client, bootstrap, topic, group, got, lock)
+    def start(name, instance=None):
+        members[name] = Member(name, client, bootstrap, topic, group, got, lock, instance)
         members[name].start()
 
     def stop(name):
@@ -126,6 +150,26 @@ def main():
         stages[tag] = {"ok": ok, "assignments": {m: members[m].assignment for m in live},
                        "seconds": round(time.time() - t0, 1)}
 
+    if mode == "static":
+        start("s0", "instance-0")
+        start("s1", "instance-1")
+        stage("static", ["s0", "s1"])
+        # Restart each in turn, so that one of the two restarts is the
+        # group leader's.
+        stop("s0")
+        start("s0-restarted", "instance-0")
+        stage("restarted-0", ["s0-restarted", "s1"])
+        stop("s1")
+        start("s1-restarted", "instance-1")
+        stage("restarted-1", ["s0-restarted", "s1-restarted"])
+        stop("s0-restarted")
+        stop("s1-restarted")
+        revokes = {name: m.revokes for name, m in members.items()}
+        records = [r[1:] for r in got]
+        print(json.dumps({"stages": stages, "check": check(records, n, ["static", "restarted-0", "restarted-1"]),
+                          "duplicates": len(records) - len({r[2] for r in records}), "revokes": revokes,
+                          "errors": [m.error for m in members.values() if m.error]}))
+        return
     start("m0")
     start("m1")
     stage("two", ["m0", "m1"])

@@ -447,6 +447,34 @@ async fn classic_groups_keep_every_record_through_joins_and_leaves() {
     let server = ServerProcess::dev(&dir.path().join("data"));
     for client in ["confluent-classic", "kafka-python"] {
         group_survives_churn(&server, client).await;
+        static_members_restart_without_a_rebalance(&server, client).await;
+    }
+}
+
+/// KIP-345 through `group_churn.py static`: two members with a
+/// `group.instance.id` each restart in turn (one of them is the leader);
+/// each gets its partitions back and nobody is revoked except by its own
+/// close: the coordinator never rebalanced.
+async fn static_members_restart_without_a_rebalance(server: &ServerProcess, client: &str) {
+    const N: usize = 2_000;
+    let topic = format!("static-{client}");
+    create(server, &topic, 6).await;
+    let kafka = server.kafka.to_string();
+    let v = json(&run_script(
+        "group_churn.py",
+        &["static", client, &kafka, &topic, &format!("static-{client}"), &N.to_string()],
+    ));
+    assert_eq!(v["errors"], serde_json::json!([]), "{client}: {v}");
+    for stage in ["static", "restarted-0", "restarted-1"] {
+        assert_eq!(v["stages"][stage]["ok"], true, "{client}, stage {stage}: records or partitions missing: {v}");
+    }
+    let first = &v["stages"]["static"]["assignments"];
+    let last = &v["stages"]["restarted-1"]["assignments"];
+    assert_eq!((&first["s0"], &first["s1"]), (&last["s0-restarted"], &last["s1-restarted"]), "{client}: {v}");
+    assert_eq!(v["check"]["complete"], true, "{client}: records lost: {v}");
+    assert_eq!(v["duplicates"], 0, "{client}: {v}");
+    for (member, revokes) in v["revokes"].as_object().unwrap() {
+        assert_eq!(revokes, 1, "{client}: {member} was revoked by a rebalance, not only by its close: {v}");
     }
 }
 

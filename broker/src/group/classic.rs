@@ -45,6 +45,26 @@ pub(crate) enum ClassicError {
     InvalidSessionTimeout,
     /// The group is used by KIP-848 members (one kind at a time).
     GroupIsConsumerProtocol,
+    /// A request names a static member's instance id with a member id that
+    /// is no longer that instance's: an older incarnation (KIP-345).
+    FencedInstanceId,
+}
+
+/// What the first half of a JoinGroup hands the waiting handler.
+#[derive(Debug)]
+pub(crate) struct JoinTicket {
+    /// The member's id (new for a first or a static member's join).
+    pub(crate) member_id: String,
+    /// The generation the join waits to pass.
+    pub(crate) since: i32,
+    /// Fires on the group's changes.
+    pub(crate) changed: watch::Receiver<u64>,
+    /// The leader to answer with instead of the group's: a static member
+    /// that replaced its old incarnation in a stable group is told the
+    /// leader's id from before the replacement, so that a former leader does
+    /// not compute an assignment a stable group would never hand out; it
+    /// syncs as a follower and gets its stored assignment back.
+    pub(crate) reported_leader: Option<String>,
 }
 
 /// One member of a classic group.
@@ -140,6 +160,19 @@ pub(crate) struct Joined {
 }
 
 impl ClassicGroup {
+    /// The member a request names: by member id, fenced when the request
+    /// also names an instance id now held by another member id.
+    fn member_mut(&mut self, member_id: &str, instance_id: Option<&str>) -> Result<&mut ClassicMember, ClassicError> {
+        if let Some(instance) = instance_id {
+            match self.members.values().find(|m| m.instance_id.as_deref() == Some(instance)) {
+                Some(m) if m.id != member_id => return Err(ClassicError::FencedInstanceId),
+                Some(_) => {}
+                None => return Err(ClassicError::UnknownMemberId),
+            }
+        }
+        self.members.get_mut(member_id).ok_or(ClassicError::UnknownMemberId)
+    }
+
     fn new(id: &str, protocol_type: &str) -> Self {
         ClassicGroup {
             id: id.to_string(),
@@ -293,12 +326,7 @@ impl ClassicGroups {
     /// The first half of a JoinGroup: records the member and starts or
     /// joins a rebalance. Returns the member id, the generation it waits to
     /// pass, and the change signal to wait on.
-    pub(crate) fn join(
-        &self,
-        group_id: &str,
-        req: Join,
-        now: Instant,
-    ) -> Result<(String, i32, watch::Receiver<u64>), ClassicError> {
+    pub(crate) fn join(&self, group_id: &str, req: Join, now: Instant) -> Result<JoinTicket, ClassicError> {
         if !(MIN_SESSION..=MAX_SESSION).contains(&req.session_timeout) {
             return Err(ClassicError::InvalidSessionTimeout);
         }
@@ -318,8 +346,10 @@ impl ClassicGroups {
         {
             return Err(ClassicError::InconsistentGroupProtocol);
         }
-        // A static member rejoining under a new id takes its old place.
+        // A static member rejoining under a new id takes its old place (and
+        // fences the old id).
         let mut member_id = req.member_id.clone();
+        let mut replaced = None;
         if let Some(instance) = &req.instance_id {
             if let Some(old) =
                 g.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.id.clone())
@@ -335,8 +365,13 @@ impl ClassicGroups {
                         m.id = member_id.clone();
                         g.members.insert(member_id.clone(), m);
                     }
+                    replaced = Some(g.leader.clone().unwrap_or_default());
                     if g.leader.as_deref() == Some(old.as_str()) {
                         g.leader = Some(member_id.clone());
+                    }
+                    g.joined.remove(&old);
+                    if matches!(g.phase, Phase::PreparingRebalance { .. }) {
+                        g.joined.insert(member_id.clone());
                     }
                 }
             }
@@ -370,15 +405,31 @@ impl ClassicGroups {
         m.last_seen = now;
         let since = g.generation;
         let leader = g.leader.as_deref() == Some(member_id.as_str());
+        let ticket = |member_id: String, since: i32, g: &ClassicGroup, reported_leader: Option<String>| JoinTicket {
+            member_id,
+            since,
+            changed: g.subscribe(),
+            reported_leader,
+        };
         match g.phase {
             Phase::PreparingRebalance { .. } => {}
+            // KIP-345: a static member replacing its old incarnation in a
+            // stable group keeps the generation and its assignment.
+            Phase::Stable if !protocols_changed && replaced.is_some() => {
+                return Ok(ticket(member_id, since - 1, g, replaced));
+            }
+            // While a generation waits for its assignment, a replaced
+            // incarnation cannot take part in it: start over.
+            Phase::CompletingRebalance if replaced.is_some() => {
+                g.start_rebalance(now, "a static member was replaced while its generation completed")
+            }
             // Kafka's rule: a known member rejoining with the same protocols
             // gets the current generation back (a follower in a stable
             // group, anyone while the generation completes) without a
             // rebalance; the leader, a new member or changed protocols
             // start one.
-            Phase::CompletingRebalance if !protocols_changed => return Ok((member_id, since - 1, g.subscribe())),
-            Phase::Stable if !protocols_changed && !leader => return Ok((member_id, since - 1, g.subscribe())),
+            Phase::CompletingRebalance if !protocols_changed => return Ok(ticket(member_id, since - 1, g, None)),
+            Phase::Stable if !protocols_changed && !leader => return Ok(ticket(member_id, since - 1, g, None)),
             Phase::Empty | Phase::CompletingRebalance | Phase::Stable => {
                 tracing::debug!(group = group_id, member = %member_id, leader, protocols_changed, "a join starts a rebalance");
                 g.start_rebalance(now, "a member joined")
@@ -386,7 +437,7 @@ impl ClassicGroups {
         }
         g.joined.insert(member_id.clone());
         g.complete_if_due(now);
-        Ok((member_id, since, g.subscribe()))
+        Ok(ticket(member_id, since, g, None))
     }
 
     /// SyncGroup: the leader's assignment is stored and the group becomes
@@ -396,13 +447,13 @@ impl ClassicGroups {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> Result<Option<Bytes>, ClassicError> {
         self.with(group_id, now, |g| {
-            let Some(m) = g.members.get_mut(member_id) else { return Err(ClassicError::UnknownMemberId) };
-            m.last_seen = now;
+            g.member_mut(member_id, instance_id)?.last_seen = now;
             if generation != g.generation {
                 return Err(ClassicError::IllegalGeneration);
             }
@@ -433,12 +484,12 @@ impl ClassicGroups {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         now: Instant,
     ) -> Result<(), ClassicError> {
         self.with(group_id, now, |g| {
-            let Some(m) = g.members.get_mut(member_id) else { return Err(ClassicError::UnknownMemberId) };
-            m.last_seen = now;
+            g.member_mut(member_id, instance_id)?.last_seen = now;
             if matches!(g.phase, Phase::PreparingRebalance { .. }) {
                 return Err(ClassicError::RebalanceInProgress);
             }
@@ -460,8 +511,15 @@ impl ClassicGroups {
         now: Instant,
     ) -> Result<(), ClassicError> {
         self.with(group_id, now, |g| {
+            // By instance id, a member id (if given) must be the instance's
+            // current one; an admin's removal names the instance only.
             let id = match instance_id {
-                Some(i) => g.members.values().find(|m| m.instance_id.as_deref() == Some(i)).map(|m| m.id.clone()),
+                Some(i) => match g.members.values().find(|m| m.instance_id.as_deref() == Some(i)) {
+                    Some(m) if !member_id.is_empty() && m.id != member_id => {
+                        return Err(ClassicError::FencedInstanceId);
+                    }
+                    found => found.map(|m| m.id.clone()),
+                },
                 None => g.members.contains_key(member_id).then(|| member_id.to_string()),
             };
             let Some(id) = id else { return Err(ClassicError::UnknownMemberId) };
@@ -490,12 +548,12 @@ impl ClassicGroups {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         now: Instant,
     ) -> Result<(), ClassicError> {
         self.with(group_id, now, |g| {
-            let Some(m) = g.members.get_mut(member_id) else { return Err(ClassicError::UnknownMemberId) };
-            m.last_seen = now;
+            g.member_mut(member_id, instance_id)?.last_seen = now;
             if g.phase == Phase::CompletingRebalance {
                 return Err(ClassicError::RebalanceInProgress);
             }
@@ -575,12 +633,12 @@ mod tests {
         let t0 = Instant::now();
         let mut j = join("", rt);
         j.requires_known_member_id = false;
-        let (a, _, _) = groups.join("g", j.clone(), t0).unwrap();
-        let (b, _, _) = groups.join("g", j, t0).unwrap();
+        let a = groups.join("g", j.clone(), t0).unwrap().member_id;
+        let b = groups.join("g", j, t0).unwrap().member_id;
         let t1 = t0 + INITIAL_REBALANCE_DELAY;
         let leader = groups.with("g", t1, |g| g.leader.clone()).unwrap().unwrap();
         let follower = if leader == a { b } else { a };
-        groups.sync("g", &leader, 1, vec![], t1).unwrap();
+        groups.sync("g", &leader, None, 1, vec![], t1).unwrap();
         (groups, t1, leader, follower)
     }
 
@@ -592,8 +650,9 @@ mod tests {
         let Err(ClassicError::MemberIdRequired(a)) = groups.join("g", join("", rt), t0) else { panic!("id first") };
         let Err(ClassicError::MemberIdRequired(b)) = groups.join("g", join("", rt), t0) else { panic!("id first") };
         assert!(matches!(groups.join("g", join("stranger", rt), t0), Err(ClassicError::UnknownMemberId)));
-        let (a, since, _) = groups.join("g", join(&a, rt), t0).unwrap();
-        let (b, _, _) = groups.join("g", join(&b, rt), t0).unwrap();
+        let ticket = groups.join("g", join(&a, rt), t0).unwrap();
+        let (a, since) = (ticket.member_id, ticket.since);
+        let b = groups.join("g", join(&b, rt), t0).unwrap().member_id;
         // The empty group waits its initial delay for more members.
         assert_eq!(groups.with("g", t0, |g| g.joined(&a, since)).unwrap(), None);
         let t1 = t0 + INITIAL_REBALANCE_DELAY;
@@ -604,19 +663,21 @@ mod tests {
         let (leader, follower) = if ja.leader == a { (&a, &b) } else { (&b, &a) };
         let leader_view = if ja.leader == a { &ja } else { &jb };
         assert_eq!(leader_view.members.len(), 2, "the leader sees every member");
-        assert_eq!(groups.sync("g", follower, 1, vec![], t1).unwrap(), None, "the follower waits for the leader");
-        assert!(matches!(groups.heartbeat("g", follower, 0, t1), Err(ClassicError::IllegalGeneration)));
+        assert_eq!(groups.sync("g", follower, None, 1, vec![], t1).unwrap(), None, "the follower waits for the leader");
+        assert!(matches!(groups.heartbeat("g", follower, None, 0, t1), Err(ClassicError::IllegalGeneration)));
         let assignment = vec![(a.clone(), Bytes::from_static(b"A")), (b.clone(), Bytes::from_static(b"B"))];
-        assert!(groups.sync("g", leader, 1, assignment, t1).unwrap().is_some());
-        assert_eq!(groups.sync("g", &a, 1, vec![], t1).unwrap(), Some(Bytes::from_static(b"A")));
-        assert_eq!(groups.sync("g", &b, 1, vec![], t1).unwrap(), Some(Bytes::from_static(b"B")));
-        groups.heartbeat("g", &a, 1, t1).unwrap();
-        groups.check_commit("g", &a, 1, t1).unwrap();
+        assert!(groups.sync("g", leader, None, 1, assignment, t1).unwrap().is_some());
+        assert_eq!(groups.sync("g", &a, None, 1, vec![], t1).unwrap(), Some(Bytes::from_static(b"A")));
+        assert_eq!(groups.sync("g", &b, None, 1, vec![], t1).unwrap(), Some(Bytes::from_static(b"B")));
+        groups.heartbeat("g", &a, None, 1, t1).unwrap();
+        groups.check_commit("g", &a, None, 1, t1).unwrap();
         // b leaves: a must rejoin for generation 2.
         groups.leave("g", &b, None, t1).unwrap();
-        assert!(matches!(groups.heartbeat("g", &a, 1, t1), Err(ClassicError::RebalanceInProgress)));
-        groups.check_commit("g", &a, 1, t1).expect("generation 1 may still commit while the rebalance is prepared");
-        let (_, since, _) = groups.join("g", join(&a, rt), t1).unwrap();
+        assert!(matches!(groups.heartbeat("g", &a, None, 1, t1), Err(ClassicError::RebalanceInProgress)));
+        groups
+            .check_commit("g", &a, None, 1, t1)
+            .expect("generation 1 may still commit while the rebalance is prepared");
+        let since = groups.join("g", join(&a, rt), t1).unwrap().since;
         let j = groups.with("g", t1, |g| g.joined(&a, since)).unwrap().expect("all rejoined: no wait");
         assert_eq!((j.generation, j.leader.as_str()), (2, a.as_str()));
     }
@@ -629,11 +690,11 @@ mod tests {
         assert_eq!(gen1, 1);
         // The leader rejoins (a rebalance), the other stays silent: at the
         // deadline it is out.
-        let (_, since, _) = groups.join("g", join(&leader, rt), t1).unwrap();
+        let since = groups.join("g", join(&leader, rt), t1).unwrap().since;
         assert_eq!(groups.with("g", t1, |g| g.joined(&leader, since)).unwrap(), None, "waits for the other");
         let j = groups.with("g", t1 + rt, |g| g.joined(&leader, since)).unwrap().expect("formed without it");
         assert_eq!(j.members.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), vec![leader.clone()]);
-        assert!(matches!(groups.heartbeat("g", &other, gen1, t1 + rt), Err(ClassicError::UnknownMemberId)));
+        assert!(matches!(groups.heartbeat("g", &other, None, gen1, t1 + rt), Err(ClassicError::UnknownMemberId)));
         // The leader goes silent past its session: the group empties.
         groups.sweep(t1 + rt + Duration::from_secs(11));
         assert!(!groups.is_active("g"));
@@ -643,13 +704,57 @@ mod tests {
     fn a_follower_rejoining_a_stable_group_gets_the_current_generation() {
         let rt = Duration::from_secs(5);
         let (groups, t1, leader, follower) = stable_pair(rt);
-        let (_, since, _) = groups.join("g", join(&follower, rt), t1).unwrap();
+        let since = groups.join("g", join(&follower, rt), t1).unwrap().since;
         let again = groups.with("g", t1, |g| g.joined(&follower, since)).unwrap().expect("answered at once");
         assert_eq!(again.generation, 1, "no new generation for a follower's rejoin");
-        groups.heartbeat("g", &leader, 1, t1).unwrap();
+        groups.heartbeat("g", &leader, None, 1, t1).unwrap();
         // The leader's rejoin does rebalance.
         groups.join("g", join(&leader, rt), t1).unwrap();
-        assert!(matches!(groups.heartbeat("g", &follower, 1, t1), Err(ClassicError::RebalanceInProgress)));
+        assert!(matches!(groups.heartbeat("g", &follower, None, 1, t1), Err(ClassicError::RebalanceInProgress)));
+    }
+
+    /// KIP-345: a static member that restarts (a join with its instance id
+    /// and no member id) takes its old place in a stable group without a
+    /// rebalance, keeps its assignment, is told the old leader (so a former
+    /// leader syncs as a follower), and its old incarnation is fenced.
+    #[test]
+    fn a_restarted_static_member_keeps_its_assignment_without_a_rebalance() {
+        let groups = ClassicGroups::default();
+        let t0 = Instant::now();
+        let rt = Duration::from_secs(5);
+        let static_join = |id: &str, instance: &str| {
+            let mut j = join(id, rt);
+            j.instance_id = Some(instance.into());
+            j
+        };
+        let a = groups.join("g", static_join("", "a"), t0).unwrap().member_id;
+        let b = groups.join("g", static_join("", "b"), t0).unwrap().member_id;
+        let t1 = t0 + INITIAL_REBALANCE_DELAY;
+        let leader = groups.with("g", t1, |g| g.leader.clone()).unwrap().unwrap();
+        let (leader_instance, other) = if leader == a { ("a", b.clone()) } else { ("b", a.clone()) };
+        let assignment = vec![(a.clone(), Bytes::from_static(b"A")), (b.clone(), Bytes::from_static(b"B"))];
+        groups.sync("g", &leader, None, 1, assignment, t1).unwrap();
+        let leader_assignment = if leader == a { Bytes::from_static(b"A") } else { Bytes::from_static(b"B") };
+
+        // The leader's process restarts: a new member id, same instance.
+        let ticket = groups.join("g", static_join("", leader_instance), t1).unwrap();
+        assert_ne!(ticket.member_id, leader);
+        assert_eq!(ticket.reported_leader.as_deref(), Some(leader.as_str()), "told the old leader id");
+        let j = groups.with("g", t1, |g| g.joined(&ticket.member_id, ticket.since)).unwrap().expect("at once");
+        assert_eq!(j.generation, 1, "no new generation");
+        groups.heartbeat("g", &other, None, 1, t1).expect("the other member sees no rebalance");
+        let got = groups.sync("g", &ticket.member_id, Some(leader_instance), 1, vec![], t1).unwrap();
+        assert_eq!(got, Some(leader_assignment), "its assignment survives the restart");
+        // The old incarnation is fenced, by instance id, in every request.
+        let fenced = Err(ClassicError::FencedInstanceId);
+        assert_eq!(groups.heartbeat("g", &leader, Some(leader_instance), 1, t1), fenced);
+        assert_eq!(groups.check_commit("g", &leader, Some(leader_instance), 1, t1), fenced);
+        assert_eq!(groups.leave("g", &leader, Some(leader_instance), t1), fenced);
+        assert_eq!(groups.heartbeat("g", &leader, None, 1, t1), Err(ClassicError::UnknownMemberId));
+        groups.heartbeat("g", &ticket.member_id, Some(leader_instance), 1, t1).unwrap();
+        // An admin removes the instance by its id alone: a rebalance.
+        groups.leave("g", "", Some(leader_instance), t1).unwrap();
+        assert_eq!(groups.heartbeat("g", &other, None, 1, t1), Err(ClassicError::RebalanceInProgress));
     }
 
     #[test]

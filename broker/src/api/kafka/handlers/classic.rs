@@ -33,6 +33,7 @@ pub(crate) fn code(e: &ClassicError) -> i16 {
         ClassicError::MemberIdRequired(_) => K::MemberIdRequired,
         ClassicError::InconsistentGroupProtocol | ClassicError::GroupIsConsumerProtocol => K::InconsistentGroupProtocol,
         ClassicError::InvalidSessionTimeout => K::InvalidSessionTimeout,
+        ClassicError::FencedInstanceId => K::FencedInstanceId,
     }
     .code()
 }
@@ -86,8 +87,8 @@ pub(crate) async fn join(
         requires_known_member_id: version >= 4,
     };
     let groups = core.classic_groups.clone();
-    let (member_id, since, mut changed) = match groups.join(&group_id, join, Instant::now()) {
-        Ok(j) => j,
+    let ticket = match groups.join(&group_id, join, Instant::now()) {
+        Ok(t) => t,
         Err(e) => {
             tracing::debug!(group = %group_id, member = %req.member_id.as_str(), error = ?e, "JoinGroup refused");
             if let ClassicError::MemberIdRequired(id) = &e {
@@ -97,6 +98,7 @@ pub(crate) async fn join(
             return r;
         }
     };
+    let (member_id, since, mut changed) = (ticket.member_id, ticket.since, ticket.changed);
     r.member_id = StrBytes::from_string(member_id.clone());
     let give_up = Instant::now() + rebalance_timeout + Duration::from_secs(5);
     loop {
@@ -108,7 +110,11 @@ pub(crate) async fn join(
             r.error_code = K::UnknownMemberId.code();
             return r;
         };
-        if let Some(j) = joined {
+        if let Some(mut j) = joined {
+            if let Some(leader) = ticket.reported_leader.clone() {
+                j.leader = leader;
+                j.members.clear();
+            }
             tracing::debug!(group = %group_id, member = %member_id, generation = j.generation, leader = %j.leader, "JoinGroup answered");
             r.generation_id = j.generation;
             r.protocol_type = Some(StrBytes::from_string(protocol_type));
@@ -169,7 +175,15 @@ pub(crate) async fn sync(core: &BrokerService, req: SyncGroupRequest) -> SyncGro
     let give_up = Instant::now() + Duration::from_secs(60);
     let mut first = Some(assignments);
     loop {
-        match groups.sync(&group_id, &member_id, req.generation_id, first.take().unwrap_or_default(), Instant::now()) {
+        let instance = req.group_instance_id.as_deref();
+        match groups.sync(
+            &group_id,
+            &member_id,
+            instance,
+            req.generation_id,
+            first.take().unwrap_or_default(),
+            Instant::now(),
+        ) {
             Ok(Some(assignment)) => {
                 let (protocol_type, protocol) = groups
                     .with(&group_id, Instant::now(), |g| {
@@ -211,7 +225,13 @@ pub(crate) async fn heartbeat(core: &BrokerService, req: HeartbeatRequest) -> He
         r.error_code = c;
         return r;
     }
-    if let Err(e) = core.classic_groups.heartbeat(&group_id, &req.member_id, req.generation_id, Instant::now()) {
+    if let Err(e) = core.classic_groups.heartbeat(
+        &group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+        Instant::now(),
+    ) {
         tracing::debug!(group = %group_id, member = %req.member_id.as_str(), generation = req.generation_id, error = ?e, "Heartbeat refused");
         r.error_code = code(&e);
     }

@@ -49,6 +49,7 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
         let checked = core.classic_groups.check_commit(
             &group_id,
             &commit.member_id,
+            req.group_instance_id.as_deref(),
             commit.member_epoch,
             tokio::time::Instant::now(),
         );
