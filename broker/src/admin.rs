@@ -163,12 +163,15 @@ impl BrokerService {
         Ok(match spec {
             OffsetSpec::Earliest => ListedOffset { offset: Some(p.log.log_start_offset()), timestamp: None },
             OffsetSpec::Latest => ListedOffset { offset: Some(p.high_watermark()), timestamp: None },
-            OffsetSpec::Timestamp(ts) => {
+            OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp => {
                 let log = p.log.clone();
-                let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
-                    .await
-                    .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "lookup task failed").with_source(e))?
-                    .map_err(|e| api_error::storage_error(&tp.topic, tp.partition, e))?;
+                let found = tokio::task::spawn_blocking(move || match spec {
+                    OffsetSpec::Timestamp(ts) => log.offset_for_timestamp(ts),
+                    _ => log.max_timestamp_offset(),
+                })
+                .await
+                .map_err(|e| BrokerError::new(ErrorKind::UnknownServerError, "lookup task failed").with_source(e))?
+                .map_err(|e| api_error::storage_error(&tp.topic, tp.partition, e))?;
                 match found {
                     Some((offset, timestamp)) if offset < p.high_watermark() => {
                         ListedOffset { offset: Some(offset), timestamp: Some(timestamp) }
@@ -260,6 +263,8 @@ pub enum OffsetSpec {
     Latest,
     /// The first offset whose record's timestamp is at or after this (ms).
     Timestamp(i64),
+    /// The first record carrying the largest timestamp (KIP-734).
+    MaxTimestamp,
 }
 
 /// What a `ListOffsets` found for one partition.

@@ -73,6 +73,11 @@ impl ReplicaManager {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The directory holding this broker's partition logs.
+    pub fn log_dir(&self) -> &std::path::Path {
+        self.logs.dir()
+    }
+
     /// The log defaults topic configs override.
     pub fn defaults(&self) -> &LogConfig {
         &self.defaults

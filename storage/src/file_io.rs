@@ -168,3 +168,21 @@ impl AsRef<[u8]> for MappedRegion {
         &self.0
     }
 }
+
+/// The size and the space an unprivileged writer can still use of the file
+/// system holding `path`, in bytes (what Kafka's DescribeLogDirs reports as
+/// total and usable bytes).
+pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: statvfs writes only into the struct we hand it; the path is a
+    // valid NUL-terminated string that outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let block = st.f_frsize as u64;
+    Ok((st.f_blocks as u64 * block, st.f_bavail as u64 * block))
+}

@@ -38,6 +38,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use error::{Result, StorageError};
+pub use file_io::disk_space;
 pub use format::{FORMAT_FILE, FORMAT_VERSION};
 pub use loader::{RecoveryReport, TruncatedTail};
 pub use log::{AppendInfo, Log, ReadResult, RetentionResult};

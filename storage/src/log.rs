@@ -418,6 +418,17 @@ impl Log {
         })
     }
 
+    /// The largest record timestamp in the log and the first record that
+    /// carries it (Kafka's ListOffsets MAX_TIMESTAMP, KIP-734); `None` for a
+    /// log without records.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(u64, i64)>> {
+        let max = self.read_state().segments.iter().map(|s| s.max_timestamp()).max();
+        match max {
+            Some(ts) if ts != i64::MIN => self.offset_for_timestamp(ts),
+            _ => Ok(None),
+        }
+    }
+
     /// The first offset whose record timestamp is at least `timestamp`, with
     /// that record's timestamp; `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {

@@ -180,6 +180,31 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
     }
 }
 
+/// KIP-734's MAX_TIMESTAMP: the first record carrying the largest
+/// timestamp, wherever it sits among segments, also after a reopen (the
+/// segments' maxima come back from their time indexes).
+#[test]
+fn max_timestamp_offset_is_the_first_record_with_the_largest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, max_index_entries: 4, ..cfg() };
+    let log = Log::open(dir.path(), c.clone()).unwrap();
+    assert_eq!(log.max_timestamp_offset().unwrap(), None, "an empty log has none");
+    // Batch i holds timestamps base..base+5; batches 3 and 9 peak at the
+    // same largest base, so batch 3's first record at the top wins.
+    for i in 0..14u64 {
+        let ts = if i == 3 || i == 9 { 90_000 } else { 1000 * i as i64 };
+        log.append(&batch(i * 5, 5, 30, ts), 0).unwrap();
+    }
+    assert!(log.segment_count() > 2, "spread over segments");
+    let model = read_all(&log);
+    let top = model.iter().map(|r| r.2).max().unwrap();
+    let want = model.iter().find(|r| r.2 == top).map(|r| (r.0, r.2));
+    assert_eq!(log.max_timestamp_offset().unwrap(), want);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), c).unwrap();
+    assert_eq!(log.max_timestamp_offset().unwrap(), want, "after a reopen");
+}
+
 #[test]
 fn truncate_to_cuts_at_batch_boundaries_across_segments() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,8 @@ consumer checks what it got without being told what was sent.
           "distinct", "bad": [first few problems], "order_ok", "complete"}
   metadata confluent BOOTSTRAP TOPIC              asks for TOPIC's metadata
           (allowing auto-creation); prints {"error", "partitions"}
+  offsets-and-dirs BOOTSTRAP TOPIC                ListOffsets specs, DescribeLogDirs,
+          DeleteTopics by id; prints what each saw
   paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
           producer sending N records at RATE/s; prints {"acked", "errors", "left"}
   commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
@@ -193,6 +195,57 @@ def admin_confluent(bootstrap, topic):
     return out
 
 
+def offsets_and_dirs(bootstrap, topic):
+    """ListOffsets specs (v7 max timestamp, v8 earliest local, v9 latest
+    tiered) through kafka-python's and librdkafka's admin clients,
+    DescribeLogDirs through kafka-python, and DeleteTopics by topic id
+    (v6) through kafka-python. Partition 0 gets five records whose
+    timestamps peak twice (offsets 1 and 3)."""
+    import uuid
+    from confluent_kafka import Producer, TopicPartition as CTP
+    from confluent_kafka.admin import AdminClient, OffsetSpec as COffsetSpec
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic, OffsetSpec
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    a.create_topics([NewTopic(topic, 2, 1)])
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i, ts in enumerate([1000, 5000, 3000, 5000, 2000]):
+        p.produce(topic, key=b"k", value=f"v{i}".encode(), partition=0, timestamp=T0 + ts)
+        p.flush(10)
+    out = {}
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    specs = {"max": OffsetSpec.MAX_TIMESTAMP, "earliest_local": OffsetSpec.EARLIEST_LOCAL,
+             "latest_tiered": OffsetSpec.LATEST_TIERED, "latest": OffsetSpec.LATEST}
+    for name, spec in specs.items():
+        got = a.list_partition_offsets({tp0: spec, tp1: spec})
+        out[name] = [[got[tp].offset, got[tp].timestamp] for tp in (tp0, tp1)]
+    c = AdminClient({"bootstrap.servers": bootstrap})
+    res = c.list_offsets({CTP(topic, 0): COffsetSpec.max_timestamp()})
+    for f in res.values():
+        r = f.result(10)
+        out["max_librdkafka"] = [r.offset, r.timestamp]
+    dirs = a.describe_log_dirs()
+    sizes = {}
+    for broker in dirs:
+        for d in broker["log_dirs"]:
+            out["dir_bytes"] = [d["total_bytes"], d["usable_bytes"]]
+            for t in d["topics"]:
+                if t["name"] == topic:
+                    sizes.update({str(q["partition_index"]): q["partition_size"] for q in t["partitions"]})
+    out["sizes"] = sizes
+    topic_id = next(t["topic_id"] for t in a.describe_topics([topic]))
+    out["deleted"] = [[r["name"], r["error_code"]] for r in a.delete_topics([uuid.UUID(str(topic_id))])["topics"]]
+    try:
+        a.delete_topics([uuid.uuid4()])
+        out["unknown_id"] = "accepted"
+    except Exception as e:
+        out["unknown_id"] = type(e).__name__
+    time.sleep(0.5)
+    out["listed_after_delete"] = topic in a.list_topics()
+    a.close()
+    return out
+
+
 def metadata_confluent(bootstrap, topic):
     from confluent_kafka.admin import AdminClient
     md = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": True}).list_topics(topic, timeout=10)
@@ -260,6 +313,9 @@ def main():
         return
     if sys.argv[1] == "groups":
         print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "offsets-and-dirs":
+        print(json.dumps(offsets_and_dirs(sys.argv[2], sys.argv[3])))
         return
     if sys.argv[1] == "metadata":
         print(json.dumps(metadata_confluent(sys.argv[3], sys.argv[4])))

@@ -229,6 +229,34 @@ fn kafka_admin_clients_create_describe_list_and_delete_topics() {
     }
 }
 
+/// ListOffsets beyond the basics (max timestamp, earliest local, latest
+/// tiered), DescribeLogDirs and DeleteTopics by topic id, through
+/// kafka-python's admin client, with librdkafka's admin client as a second
+/// reader of the max-timestamp answer.
+#[test]
+fn offsets_by_spec_log_dirs_and_deleting_topics_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::dev(&dir.path().join("data"));
+    let v = json(&run_script("kafka_clients.py", &["offsets-and-dirs", &server.kafka.to_string(), "specs"]));
+    // Timestamps 1000, 5000, 3000, 5000, 2000 (+T0) on partition 0: the
+    // first record carrying the largest is offset 1; partition 1 is empty.
+    let max = serde_json::json!([[1, T0 + 5000], [-1, -1]]);
+    assert_eq!(v["max"], max, "{v}");
+    assert_eq!(v["max_librdkafka"], serde_json::json!([1, T0 + 5000]), "{v}");
+    assert_eq!(v["earliest_local"], serde_json::json!([[0, -1], [0, -1]]), "{v}");
+    assert_eq!(v["latest_tiered"], serde_json::json!([[-1, -1], [-1, -1]]), "{v}");
+    assert_eq!(v["latest"], serde_json::json!([[5, -1], [0, -1]]), "{v}");
+    // Log dirs: partition 0 holds the five batches, partition 1 nothing,
+    // and the file system's size is reported.
+    assert!(v["sizes"]["0"].as_i64().is_some_and(|b| b > 5 * 61), "{v}");
+    assert_eq!(v["sizes"]["1"], 0, "{v}");
+    let (total, usable) = (v["dir_bytes"][0].as_i64().unwrap(), v["dir_bytes"][1].as_i64().unwrap());
+    assert!(total > 0 && (0..=total).contains(&usable), "{v}");
+    assert_eq!(v["deleted"], serde_json::json!([["specs", 0]]), "deleted by id, answered with its name: {v}");
+    assert_eq!(v["unknown_id"], "UnknownTopicIdError", "{v}");
+    assert_eq!(v["listed_after_delete"], false, "{v}");
+}
+
 /// A Kafka producer writing to a topic that does not exist creates it with
 /// the broker's defaults (Kafka's `auto.create.topics.enable`, on by
 /// default); with it off in the broker's TOML the topic stays unknown.

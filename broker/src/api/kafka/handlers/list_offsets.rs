@@ -1,6 +1,9 @@
-//! ListOffsets: timestamp -2 is the log start, -1 the high watermark, any
-//! other non-negative value the first record at or after that time (offset
-//! and timestamp -1 when there is none).
+//! ListOffsets: timestamp -2 is the log start, -1 the high watermark, -3
+//! (v7+) the first record with the largest timestamp, -4 (v8+, earliest
+//! local) the log start, -5 (v9+, latest tiered) none, any other
+//! non-negative value the first record at or after that time (offset and
+//! timestamp -1 when there is none, or when it is above the high
+//! watermark).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -12,7 +15,7 @@ use crate::api::kafka::codes::code_of;
 use crate::service::BrokerService;
 
 /// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     for t in req.topics {
         let topic = t.name.0.to_string();
@@ -27,6 +30,16 @@ pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest) -> Lis
             let spec = match p.timestamp {
                 -2 => Some(OffsetSpec::Earliest),
                 -1 => Some(OffsetSpec::Latest),
+                -3 if version >= 7 => Some(OffsetSpec::MaxTimestamp),
+                // KIP-405's earliest local offset: every record is local.
+                -4 if version >= 8 => Some(OffsetSpec::Earliest),
+                // KIP-1005's latest tiered offset: nothing is tiered, so
+                // there is none (offset -1, as Kafka answers without remote
+                // storage).
+                -5 if version >= 9 => {
+                    tr.partitions.push(pr);
+                    continue;
+                }
                 ts if ts >= 0 => Some(OffsetSpec::Timestamp(ts)),
                 _ => None,
             };

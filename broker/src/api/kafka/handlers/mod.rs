@@ -12,6 +12,7 @@ mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -62,7 +63,7 @@ pub(crate) async fn handle(
             return produce::handle(core, r).await.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))))
         }
         RequestKind::Fetch(r) => return Some(Reply::Framed(fetch::handle(core, r, version, correlation_id).await)),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r, version).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => {
@@ -84,6 +85,7 @@ pub(crate) async fn handle(
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::handle(core, r).await),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(core, r)),
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
             return None;

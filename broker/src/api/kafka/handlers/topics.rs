@@ -92,19 +92,41 @@ pub(crate) async fn create(core: &BrokerService, req: CreateTopicsRequest) -> Cr
     r
 }
 
-/// Answers a DeleteTopics request (topics by name; v6's topic ids are not
-/// served: DeleteTopics is advertised up to v5).
+/// Answers a DeleteTopics request: topics by name (v1–5, and v6 entries
+/// with a name) or by topic id (v6); an unknown id is UNKNOWN_TOPIC_ID.
 pub(crate) async fn delete(core: &BrokerService, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let names: Vec<String> = req
-        .topic_names
-        .iter()
-        .map(|n| n.0.to_string())
-        .chain(req.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())))
-        .collect();
     let mut r = DeleteTopicsResponse::default();
-    for (name, result) in core.delete_topics(names).await {
+    let image = core.controller.metadata();
+    // (name, the id the request named it by)
+    let mut wanted: Vec<(String, Option<uuid::Uuid>)> =
+        req.topic_names.iter().map(|n| (n.0.to_string(), None)).collect();
+    for t in &req.topics {
+        match &t.name {
+            Some(n) => wanted.push((n.0.to_string(), None)),
+            None => match image.topic_by_id(&t.topic_id.to_string()) {
+                Some(topic) => wanted.push((topic.name.clone(), Some(t.topic_id))),
+                None => {
+                    let mut d = DeletableTopicResult::default();
+                    d.topic_id = t.topic_id;
+                    d.error_code = ResponseError::UnknownTopicId.code();
+                    d.error_message = Some(StrBytes::from_string(format!("no topic has id {}", t.topic_id)));
+                    r.responses.push(d);
+                }
+            },
+        }
+    }
+    let ids: std::collections::HashMap<String, uuid::Uuid> = wanted
+        .iter()
+        .filter_map(|(name, id)| {
+            id.or_else(|| image.topics.get(name).and_then(|t| uuid::Uuid::parse_str(&t.id).ok()))
+                .map(|id| (name.clone(), id))
+        })
+        .collect();
+    drop(image);
+    for (name, result) in core.delete_topics(wanted.into_iter().map(|(n, _)| n).collect()).await {
         let mut d = DeletableTopicResult::default();
         d.name = Some(topic_name(&name));
+        d.topic_id = ids.get(&name).copied().unwrap_or_default();
         if let Err(e) = result {
             d.error_code = code_of(e.kind());
             d.error_message = Some(StrBytes::from_string(e.message().to_string()));
