@@ -13,6 +13,9 @@ consumer checks what it got without being told what was sent.
           (allowing auto-creation); prints {"error", "partitions"}
   offsets-and-dirs BOOTSTRAP TOPIC                ListOffsets specs, DescribeLogDirs,
           DeleteTopics by id; prints what each saw
+  epochs BOOTSTRAP TOPIC EPOCH                   Fetch v12 and ListOffsets v7 with
+          current leader epochs around EPOCH (kafka-python's codec, raw
+          socket); prints error codes
   paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
           producer sending N records at RATE/s; prints {"acked", "errors", "left"}
   commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
@@ -246,6 +249,49 @@ def offsets_and_dirs(bootstrap, topic):
     return out
 
 
+def epoch_checks(bootstrap, topic, epoch):
+    """Fetch v12 and ListOffsets v7 of partition 0 with current leader
+    epochs epoch-1, epoch, epoch+1 and -1, encoded and decoded by
+    kafka-python's protocol classes over a plain socket; prints the error
+    codes and how many record bytes each fetch returned."""
+    import socket
+    import struct
+    from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+
+    def call(req, resp_cls, version, correlation):
+        req.with_header(correlation_id=correlation)
+        s.sendall(req.encode(version=version, header=True, framed=True))
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = b""
+        while len(data) < size:
+            data += s.recv(size - len(data))
+        return resp_cls.decode(data, version=version, header=True)
+
+    out = {"fetch": {}, "list_offsets": {}}
+    for i, current in enumerate([epoch - 1, epoch, epoch + 1, -1]):
+        part = FetchRequest.FetchTopic.FetchPartition(partition=0, current_leader_epoch=current, fetch_offset=0,
+                                                      last_fetched_epoch=-1, log_start_offset=-1,
+                                                      partition_max_bytes=1 << 20)
+        req = FetchRequest(replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                           session_id=0, session_epoch=-1,
+                           topics=[FetchRequest.FetchTopic(topic=topic, partitions=[part])],
+                           forgotten_topics_data=[], rack_id="")
+        r = call(req, FetchResponse, 12, 2 * i)
+        p = r.responses[0].partitions[0]
+        out["fetch"][str(current)] = [p.error_code, len(p.records or b"")]
+        lp = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=current,
+                                                                      timestamp=-1)
+        req = ListOffsetsRequest(replica_id=-1, isolation_level=0,
+                                 topics=[ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[lp])])
+        r = call(req, ListOffsetsResponse, 7, 2 * i + 1)
+        p = r.topics[0].partitions[0]
+        out["list_offsets"][str(current)] = [p.error_code, p.offset]
+    s.close()
+    return out
+
+
 def metadata_confluent(bootstrap, topic):
     from confluent_kafka.admin import AdminClient
     md = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": True}).list_topics(topic, timeout=10)
@@ -316,6 +362,9 @@ def main():
         return
     if sys.argv[1] == "offsets-and-dirs":
         print(json.dumps(offsets_and_dirs(sys.argv[2], sys.argv[3])))
+        return
+    if sys.argv[1] == "epochs":
+        print(json.dumps(epoch_checks(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         return
     if sys.argv[1] == "metadata":
         print(json.dumps(metadata_confluent(sys.argv[3], sys.argv[4])))

@@ -2,7 +2,8 @@
 //! idempotent librdkafka producer (acks=all) keeps producing while the
 //! partition's leader is killed with SIGKILL, and every record it was told
 //! was delivered is in the log exactly once, read back by librdkafka from
-//! the surviving brokers.
+//! the surviving brokers; the new leader fences requests that carry the
+//! old leader epoch.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::time::{Duration, Instant};
@@ -58,4 +59,24 @@ async fn an_idempotent_kafka_producer_rides_through_a_leader_kill() {
     assert_eq!(v["complete"], true, "an acknowledged record is missing: {v}");
     assert_eq!(v["count"], N, "a record was written twice: {v}");
     assert_eq!(v["order_ok"], true, "{v}");
+
+    // KIP-320 on the new leader: a client that still holds the old epoch is
+    // fenced (FENCED_LEADER_EPOCH, no records), one ahead of the leader is
+    // told to wait (UNKNOWN_LEADER_EPOCH), the current epoch and "unknown"
+    // (-1) are served.
+    let p = &admin.describe_topics(&["orders".to_string()]).await.expect("describe")[0].partitions[0];
+    let (new_leader, epoch) = (p.leader.expect("a new leader") as usize, p.leader_epoch as i64);
+    assert!(epoch >= 1, "the kill moved leadership: epoch {epoch}");
+    let v = json(&run_script(
+        "kafka_clients.py",
+        &["epochs", &cluster.kafka(new_leader).to_string(), "orders", &epoch.to_string()],
+    ));
+    let code = |api: &str, e: i64| v[api][e.to_string()][0].as_i64().unwrap();
+    for api in ["fetch", "list_offsets"] {
+        assert_eq!((code(api, epoch - 1), code(api, epoch + 1)), (74, 75), "{api}: {v}");
+        assert_eq!((code(api, epoch), code(api, -1)), (0, 0), "{api}: {v}");
+    }
+    assert_eq!(v["fetch"][(epoch - 1).to_string()][1], 0, "a fenced fetch returns no records: {v}");
+    assert!(v["fetch"][epoch.to_string()][1].as_i64().unwrap() > 0, "{v}");
+    assert_eq!(v["list_offsets"][epoch.to_string()][1], N, "{v}");
 }

@@ -2,7 +2,9 @@
 //! per-partition limits) and returns whole stored batches from the batch
 //! holding each fetch offset; clients skip the records before it. The last
 //! stable offset is the high watermark (no transactions). The record bytes
-//! go out as the log's mapped slices (`fetch_response`).
+//! go out as the log's mapped slices (`fetch_response`). A partition whose
+//! current leader epoch (v9+) is not the leader's gets FENCED_LEADER_EPOCH
+//! or UNKNOWN_LEADER_EPOCH and no records.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
 use strata_record::TopicPartition;
 
+use super::epoch;
 use crate::api::kafka::codes::code_of;
 use crate::api::kafka::fetch_response::{encode, PartitionAnswer, TopicAnswer};
 use crate::fetch::{FetchParams, PartitionFetch};
@@ -19,9 +22,21 @@ use crate::service::BrokerService;
 pub(crate) async fn handle(core: &BrokerService, req: FetchRequest, version: i16, correlation_id: i32) -> Vec<Bytes> {
     let mut wanted = Vec::new();
     let mut bad = Vec::new();
+    let mut fenced = Vec::new();
     for t in &req.topics {
         let topic = t.topic.0.to_string();
         for p in &t.partitions {
+            match (u32::try_from(p.partition), u64::try_from(p.fetch_offset)) {
+                (Ok(partition), Ok(_)) if p.current_leader_epoch >= 0 => {
+                    let checked =
+                        core.replicas.lookup(&topic, partition).map(|r| epoch::check(&r, p.current_leader_epoch));
+                    if let Ok(Err(code)) = checked {
+                        fenced.push((topic.clone(), p.partition, code));
+                        continue;
+                    }
+                }
+                _ => {}
+            }
             match (u32::try_from(p.partition), u64::try_from(p.fetch_offset)) {
                 (Ok(partition), Ok(offset)) => wanted.push(PartitionFetch {
                     tp: TopicPartition { topic: topic.clone(), partition },
@@ -69,6 +84,9 @@ pub(crate) async fn handle(core: &BrokerService, req: FetchRequest, version: i16
     }
     for (topic, partition) in bad {
         push(&topic, failed(partition, kafka_protocol::error::ResponseError::OffsetOutOfRange.code()));
+    }
+    for (topic, partition, code) in fenced {
+        push(&topic, failed(partition, code));
     }
     encode(version, correlation_id, topics)
 }

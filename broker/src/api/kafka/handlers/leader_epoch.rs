@@ -46,17 +46,10 @@ fn answer(
 ) -> Result<Option<(u32, u64)>, i16> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
     let p = core.replicas.lookup(topic, partition).map_err(|e| code_of(e.kind()))?;
-    let Some(epoch) = p.leader_epoch_if_leader() else { return Err(ResponseError::NotLeaderOrFollower.code()) };
-    // -1: the client does not know the current epoch (skip the check).
-    if current_leader_epoch >= 0 {
-        let current = current_leader_epoch as u32;
-        if current < epoch {
-            return Err(ResponseError::FencedLeaderEpoch.code());
-        }
-        if current > epoch {
-            return Err(ResponseError::UnknownLeaderEpoch.code());
-        }
+    if p.leader_epoch_if_leader().is_none() {
+        return Err(ResponseError::NotLeaderOrFollower.code());
     }
+    super::epoch::check(&p, current_leader_epoch)?;
     let Ok(asked) = u32::try_from(leader_epoch) else { return Ok(None) };
     Ok(p.log.end_offset_for_epoch(asked))
 }

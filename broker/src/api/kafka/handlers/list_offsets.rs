@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strata_record::TopicPartition;
 
+use super::epoch;
 use crate::admin::{ListedOffset, OffsetSpec};
 use crate::api::kafka::codes::code_of;
 use crate::service::BrokerService;
@@ -46,6 +47,13 @@ pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest, versio
             match (spec, u32::try_from(p.partition_index)) {
                 (Some(spec), Ok(partition)) => {
                     let tp = TopicPartition { topic: topic.clone(), partition };
+                    let checked =
+                        core.replicas.lookup(&topic, partition).map(|r| epoch::check(&r, p.current_leader_epoch));
+                    if let Ok(Err(code)) = checked {
+                        pr.error_code = code;
+                        tr.partitions.push(pr);
+                        continue;
+                    }
                     match core.list_offset(&tp, spec).await {
                         Ok(ListedOffset { offset, timestamp }) => {
                             pr.offset = offset.map_or(-1, |o| o as i64);

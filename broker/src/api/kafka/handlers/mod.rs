@@ -7,6 +7,7 @@ mod cluster;
 mod configs;
 mod consumer_heartbeat;
 mod coordinator;
+mod epoch;
 mod fetch;
 mod groups;
 mod init_producer_id;
