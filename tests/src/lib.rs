@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod kafka_python;
+pub mod kafkajs;
 pub mod kcat;
 pub mod local_cluster;
 pub mod server_process;
