@@ -77,6 +77,7 @@ pub async fn expire_group_members(service: Arc<BrokerService>, stop: Cancellatio
         tokio::select! {
             _ = tick.tick() => {
                 service.groups.expire_members(&service.topic_partition_counts());
+                service.classic_groups.retain_coordinated(|group| service.coordinates(group));
                 service.classic_groups.sweep(tokio::time::Instant::now());
             }
             _ = stop.cancelled() => return,

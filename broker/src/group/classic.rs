@@ -576,6 +576,22 @@ impl ClassicGroups {
         groups.retain(|_, g| !(g.members.is_empty() && g.pending.is_empty() && g.phase == Phase::Empty));
     }
 
+    /// Drops every group `coordinated` says this broker no longer
+    /// coordinates (its offsets partition moved): its members went to the
+    /// new coordinator and rejoin there; kept here, the stale members would
+    /// stall the group's next rebalance if leadership came back.
+    pub(crate) fn retain_coordinated(&self, coordinated: impl Fn(&str) -> bool) {
+        self.lock().retain(|id, g| {
+            let keep = coordinated(id);
+            if !keep {
+                tracing::info!(group = %id, members = g.members.len(), "dropping a classic group this broker no longer coordinates");
+                // Waiting joins and syncs see the group gone and answer.
+                g.notify();
+            }
+            keep
+        });
+    }
+
     /// `(group id, state name, members)` of every classic group.
     pub(crate) fn list(&self) -> Vec<(String, &'static str, usize)> {
         self.lock().iter().map(|(id, g)| (id.clone(), g.phase.name(), g.members.len())).collect()
@@ -755,6 +771,23 @@ mod tests {
         // An admin removes the instance by its id alone: a rebalance.
         groups.leave("g", "", Some(leader_instance), t1).unwrap();
         assert_eq!(groups.heartbeat("g", &other, None, 1, t1), Err(ClassicError::RebalanceInProgress));
+    }
+
+    /// A group whose offsets partition moved away is dropped, and a member
+    /// waiting in a join is woken to answer (its signal fires).
+    #[test]
+    fn groups_this_broker_no_longer_coordinates_are_dropped() {
+        let rt = Duration::from_secs(5);
+        let (groups, t1, leader, _) = stable_pair(rt);
+        let mut other = join("", rt);
+        other.requires_known_member_id = false;
+        groups.join("h", other, t1).unwrap();
+        let mut waiting = groups.join("g", join(&leader, rt), t1).unwrap().changed;
+        waiting.mark_unchanged();
+        groups.retain_coordinated(|id| id == "h");
+        assert!(waiting.has_changed().unwrap_or(true), "the waiting join is woken");
+        assert!(!groups.is_active("g") && groups.is_active("h"));
+        assert!(groups.with("g", t1, |_| ()).is_none());
     }
 
     #[test]

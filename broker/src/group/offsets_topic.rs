@@ -102,6 +102,20 @@ impl BrokerService {
         self.coordinator_of(group_id).await.inspect_err(|e| self.metrics.record_error(e.kind()))
     }
 
+    /// Whether this broker leads the offsets partition of `group_id` in the
+    /// current metadata (no topic creation, no waiting): state kept for a
+    /// group this broker no longer coordinates is stale and must go.
+    pub(crate) fn coordinates(&self, group_id: &str) -> bool {
+        let image = self.controller.metadata();
+        let Some(t) = image.topics.get(OFFSETS_TOPIC) else { return false };
+        let Ok(count) = u32::try_from(t.partitions.len()) else { return false };
+        if count == 0 {
+            return false;
+        }
+        let index = super::partitioner::offsets_partition_for(group_id, count);
+        t.partitions.get(index as usize).and_then(|p| p.leader) == Some(self.config.node_id)
+    }
+
     async fn coordinator_of(&self, group_id: &str) -> Result<Coordinator, BrokerError> {
         let index = self.offsets_partition_of(group_id, true).await?;
         let image = self.controller.metadata();

@@ -50,6 +50,17 @@ async fn refuse(core: &BrokerService, group_id: &str) -> Option<i16> {
     }
 }
 
+/// The answer for a member whose group is not here: NOT_COORDINATOR when
+/// the group moved to another coordinator while the request waited (the
+/// client finds the new one), UNKNOWN_MEMBER_ID otherwise.
+fn gone(core: &BrokerService, group_id: &str) -> i16 {
+    if core.coordinates(group_id) {
+        K::UnknownMemberId.code()
+    } else {
+        K::NotCoordinator.code()
+    }
+}
+
 fn ms(v: i32) -> Duration {
     Duration::from_millis(u64::try_from(v).unwrap_or(0))
 }
@@ -107,7 +118,7 @@ pub(crate) async fn join(
             (g.joined(&member_id, since), g.members.contains_key(&member_id), g.phase, g.protocol_type.clone())
         });
         let Some((joined, member, phase, protocol_type)) = state else {
-            r.error_code = K::UnknownMemberId.code();
+            r.error_code = gone(core, &group_id);
             return r;
         };
         if let Some(mut j) = joined {
@@ -198,7 +209,7 @@ pub(crate) async fn sync(core: &BrokerService, req: SyncGroupRequest) -> SyncGro
             Ok(None) => {}
             Err(e) => {
                 tracing::debug!(group = %group_id, member = %member_id, generation = req.generation_id, error = ?e, "SyncGroup refused");
-                r.error_code = code(&e);
+                r.error_code = if e == ClassicError::UnknownMemberId { gone(core, &group_id) } else { code(&e) };
                 return r;
             }
         }
