@@ -47,13 +47,13 @@ with open(sys.argv[1], 'wb') as f:
     for _ in range(int(sys.argv[2])): f.write(line)
 " "$DATA/lines" "$RECORDS"
 fi
-RDKAFKA=(-X acks=1 -X linger.ms=5 -X batch.size=1048576 -X queue.buffering.max.kbytes=1048576
-  -X queue.buffering.max.messages=1000000 -X enable.idempotence=false -X fetch.max.bytes=67108864
-  -X max.partition.fetch.bytes=16777216 -X fetch.wait.max.ms=5)
+PRODUCER=(-X acks=1 -X linger.ms=5 -X batch.size=1048576 -X queue.buffering.max.kbytes=1048576
+  -X queue.buffering.max.messages=1000000 -X enable.idempotence=false)
+CONSUMER=(-X fetch.max.bytes=67108864 -X max.partition.fetch.bytes=16777216 -X fetch.wait.max.ms=5)
 kafka_client() { # op topic
   if [ "$CLIENT" = kcat ]; then
-    if [ "$1" = produce ]; then kcat -P -b "$KAFKA" -t "$2" -p 0 "${RDKAFKA[@]}" -l "$DATA/lines"
-    else kcat -C -b "$KAFKA" -t "$2" -o beginning -e -q -f '%o\n' "${RDKAFKA[@]}" >/dev/null; fi
+    if [ "$1" = produce ]; then kcat -P -b "$KAFKA" -t "$2" -p 0 "${PRODUCER[@]}" -l "$DATA/lines"
+    else kcat -C -b "$KAFKA" -t "$2" -o beginning -e -q -f '%o\n' "${CONSUMER[@]}" >/dev/null; fi
   elif [ "$1" = produce ]; then "$PY" tests/bench/kafka_door.py produce "$KAFKA" "$2" "$RECORDS" 1024 >/dev/null
   else "$PY" tests/bench/kafka_door.py consume "$KAFKA" "$2" "$RECORDS" >/dev/null; fi
 }
@@ -73,7 +73,7 @@ for round in $(seq 1 "$ROUNDS"); do
     "$BIN/strata" --bootstrap 127.0.0.1:$PORT topic create "$topic" -p 1 -r 1 -c flush.policy=interval >/dev/null
     for op in produce consume; do
       s0=$(ticks)
-      /usr/bin/time -f '%e %U %S' -o "$DATA/time" bash -c "$(declare -f kafka_client grpc_client); $(declare -p CLIENT KAFKA DATA RECORDS PY BIN PORT RDKAFKA); ${door}_client $op $topic"
+      /usr/bin/time -f '%e %U %S' -o "$DATA/time" bash -c "$(declare -f kafka_client grpc_client); $(declare -p CLIENT KAFKA DATA RECORDS PY BIN PORT PRODUCER CONSUMER); ${door}_client $op $topic"
       server=$(python3 -c "print(($(ticks) - $s0) / $hz)")
       read -r wall user sys <"$DATA/time"
       echo "{\"door\":\"$door\",\"op\":\"$op\",\"round\":$round,\"records\":$RECORDS,\"wall\":$wall,\"client_cpu\":$(python3 -c "print($user + $sys)"),\"server_cpu\":$server}" | tee -a "$RESULTS"
