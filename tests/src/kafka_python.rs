@@ -39,12 +39,7 @@ fn provision() -> PathBuf {
         assert!(imports_kafka(&p), "STRATA_KAFKA_PYTHON={} cannot import kafka-python and its codecs", p.display());
         return p;
     }
-    // target/<profile>/strata-server -> target/
-    let target = crate::binary("strata-server")
-        .parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .expect("the target directory");
+    let target = crate::target_dir();
     let venv = target.join(VENV);
     let python = venv.join("bin/python");
     if imports_kafka(&python) {

@@ -37,12 +37,7 @@ fn provision() -> PathBuf {
             .expect("run apt-get");
         assert!(out.status.success(), "apt-get install nodejs npm failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
-    // target/<profile>/strata-server -> target/
-    let target = crate::binary("strata-server")
-        .parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .expect("the target directory");
+    let target = crate::target_dir();
     let dir = target.join(DIR);
     let modules = dir.join("node_modules");
     if installed(&modules) {

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 pub mod cli;
+pub mod client_report;
 pub mod kafka_python;
 pub mod kafkajs;
 pub mod kcat;
@@ -42,6 +43,12 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The cargo target directory the binaries were built in (`target/`),
+/// where the tests keep the client installs they make (venvs, npm).
+pub fn target_dir() -> PathBuf {
+    binary("strata-server").parent().and_then(Path::parent).map(PathBuf::from).expect("the target directory")
 }
 
 /// A loopback port nobody listens on right now.

@@ -11,17 +11,13 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use strata_client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
+use strata_tests::client_report::{assert_complete, json};
 use strata_tests::kafka_python::run_script;
 use strata_tests::ServerProcess;
 
 /// Records per client and codec (the figure).
 const RECORDS: usize = 100_000;
 const T0: i64 = 1_700_000_000_000;
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 /// Record `i` of `tag`, as `kafka_clients.py` builds and checks them.
 fn record(tag: &str, i: usize) -> (String, String, String, i64) {
@@ -31,13 +27,6 @@ fn record(tag: &str, i: usize) -> (String, String, String, i64) {
 async fn create(server: &ServerProcess, topic: &str, partitions: u32) {
     let admin = Admin::connect([server.bootstrap()]).await.expect("admin");
     admin.create_topic(topic, partitions, 1, &[]).await.expect("create topic");
-}
-
-fn assert_complete(what: &str, v: &serde_json::Value, expected: usize) {
-    assert_eq!(v["bad"], serde_json::json!([]), "{what}: {v}");
-    assert_eq!(v["order_ok"], true, "{what}: offsets out of order: {v}");
-    assert_eq!(v["complete"], true, "{what}: records missing: {v}");
-    assert_eq!(v["count"], expected, "{what}: duplicates: {v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,13 +9,9 @@
 use std::time::{Duration, Instant};
 
 use strata_client::Admin;
+use strata_tests::client_report::json;
 use strata_tests::kafka_python::{python, run_script};
 use strata_tests::local_cluster::LocalCluster;
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_kafka_producer_rides_through_a_leader_kill() {

@@ -5,22 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use strata_client::Admin;
+use strata_tests::client_report::{assert_complete, json};
 use strata_tests::kafka_python::run_script;
 use strata_tests::{kafkajs, ServerProcess};
 
 const RECORDS: usize = 100_000;
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn assert_complete(what: &str, v: &serde_json::Value, expected: usize) {
-    assert_eq!(v["bad"], serde_json::json!([]), "{what}: {v}");
-    assert_eq!(v["order_ok"], true, "{what}: offsets out of order: {v}");
-    assert_eq!(v["complete"], true, "{what}: records missing: {v}");
-    assert_eq!(v["count"], expected, "{what}: duplicates: {v}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafkajs_produces_every_codec_and_a_group_reads_it_back() {
