@@ -1,0 +1,60 @@
+//! The PEM files a TLS endpoint is configured with, and reading them.
+
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::TlsError;
+
+/// The PEM files of a TLS endpoint: a certificate chain and its private key
+/// (required for a server, optional for a client) and a CA bundle (whom to
+/// trust; for a server, whose client certificates to accept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// The CA certificates to trust.
+    pub ca: Option<PathBuf>,
+}
+
+pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })
+}
+
+pub(crate) fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(what, path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| TlsError::Pem {
+        what,
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem { what, path: path.to_path_buf(), reason: "no CERTIFICATE block".into() });
+    }
+    Ok(certs)
+}
+
+pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read("key", path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
+        what: "key",
+        path: path.to_path_buf(),
+        reason: format!("no usable private key ({e})"),
+    })
+}
+
+pub(crate) fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certificates("CA", path)? {
+        roots.add(cert).map_err(TlsError::Rustls)?;
+    }
+    Ok(roots)
+}
+
+/// The crypto provider every configuration here uses (aws-lc-rs).
+pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
