@@ -16,9 +16,11 @@ use axum::Router;
 
 use crate::service::BrokerService;
 
-/// Serves the HTTP endpoints until `shutdown` resolves.
+/// Serves the HTTP endpoints until `shutdown` resolves, in plaintext or
+/// over TLS with `tls`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<strata_tls::ServerTls>>,
     service: Arc<BrokerService>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -28,9 +30,50 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/drain", post(drain))
         .with_state(service);
+    let Some(tls) = tls else {
+        return axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let local = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let incoming = strata_tls::TlsIncoming::spawn(listener, tls, "HTTP", stop.clone());
+    let _stop_accepting = stop.drop_guard();
+    // `tap_io` gives the connection's peer address as `ConnectInfo`.
+    let listener = axum::serve::ListenerExt::tap_io(TlsListener { incoming, local }, |_| {});
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The TLS connections of the HTTP port, as axum takes a listener.
+struct TlsListener {
+    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<strata_tls::TlsConn>>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = strata_tls::TlsConn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use tokio_stream::StreamExt;
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(conn)) => {
+                    let peer = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+                    return (conn, peer);
+                }
+                Some(Err(_)) => continue,
+                // The accept loop ended: the server is shutting down.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// `POST /drain?timeout_secs=N` parameters.

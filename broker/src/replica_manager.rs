@@ -59,7 +59,13 @@ impl ReplicaManager {
     /// Starts replicating: follower partitions fetch from their leaders with
     /// tasks on `runtime`. Without it (tests of one broker) nothing fetches.
     pub fn start_replication(&self, runtime: tokio::runtime::Handle) {
-        let _ = self.fetchers.set(ReplicaFetcherManager::new(self.node_id, runtime));
+        self.start_replication_with_tls(runtime, None);
+    }
+
+    /// [`Self::start_replication`], fetching over TLS with `tls` (this
+    /// node's certificate, the cluster's CA) when given.
+    pub fn start_replication_with_tls(&self, runtime: tokio::runtime::Handle, tls: Option<strata_tls::ClientTls>) {
+        let _ = self.fetchers.set(ReplicaFetcherManager::new(self.node_id, runtime, tls));
         self.apply_metadata(self.image());
     }
 

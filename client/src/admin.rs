@@ -262,9 +262,22 @@ impl Admin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let cluster =
-            Cluster::connect(parse_bootstrap(bootstrap)?, ADMIN_TIMEOUT, crate::metadata::DEFAULT_RETRY_TIMEOUT)
-                .await?;
+        Self::connect_with(bootstrap, &crate::Security::default()).await
+    }
+
+    /// [`Self::connect`] with `security` (TLS to the brokers).
+    pub async fn connect_with<I, S>(bootstrap: I, security: &crate::Security) -> Result<Admin, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let cluster = Cluster::connect(
+            parse_bootstrap(bootstrap)?,
+            security,
+            ADMIN_TIMEOUT,
+            crate::metadata::DEFAULT_RETRY_TIMEOUT,
+        )
+        .await?;
         let groups = Arc::new(Groups::new(cluster.clone()));
         Ok(Admin { cluster, groups })
     }

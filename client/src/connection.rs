@@ -31,9 +31,16 @@ pub(crate) type Client = StrataClient<Channel>;
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
     channels: Mutex<HashMap<String, Arc<OnceCell<Channel>>>>,
+    /// TLS to the brokers, if the client uses it.
+    tls: Option<strata_tls::ClientTls>,
 }
 
 impl Connections {
+    /// Connections over TLS with `tls` (plaintext when `None`).
+    pub(crate) fn new(tls: Option<strata_tls::ClientTls>) -> Self {
+        Connections { channels: Mutex::default(), tls }
+    }
+
     /// A client for `address`, connecting if no channel is open yet. A failed
     /// connect is not cached: the next call dials again.
     pub(crate) async fn client(&self, address: &str) -> Result<Client, ClientError> {
@@ -49,21 +56,33 @@ impl Connections {
             let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             channels.entry(address.to_owned()).or_default().clone()
         };
-        Ok(cell.get_or_try_init(|| connect(address)).await?.clone())
+        Ok(cell.get_or_try_init(|| connect(address, self.tls.as_ref())).await?.clone())
     }
 }
 
-async fn connect(address: &str) -> Result<Channel, ClientError> {
-    let uri = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| ClientError::InvalidArgument(format!("bad broker address '{address}': {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .tcp_keepalive(Some(Duration::from_secs(60)))
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW);
-    tracing::debug!(address, "connecting to broker");
-    endpoint.connect().await.map_err(|e| ClientError::Connect { address: address.to_owned(), cause: Arc::new(e) })
+async fn connect(address: &str, tls: Option<&strata_tls::ClientTls>) -> Result<Channel, ClientError> {
+    let bad = |e: tonic::transport::Error| ClientError::InvalidArgument(format!("bad broker address '{address}': {e}"));
+    let tune = |ep: Endpoint| {
+        ep.tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+    };
+    tracing::debug!(address, tls = tls.is_some(), "connecting to broker");
+    let failed = |e| ClientError::Connect { address: address.to_owned(), cause: Arc::new(e) };
+    match tls {
+        Some(tls) => {
+            let host_port = address.split_once("://").map_or(address, |(_, a)| a);
+            // Connected now, as the plaintext path is, so a TLS failure
+            // (untrusted certificate, plaintext server) is reported here.
+            strata_tls::connect_channel(host_port, tls, CONNECT_TIMEOUT, tune).await.map_err(failed)
+        }
+        None => {
+            let uri = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+            let endpoint = tune(Endpoint::from_shared(uri).map_err(bad)?.connect_timeout(CONNECT_TIMEOUT));
+            endpoint.connect().await.map_err(failed)
+        }
+    }
 }
 
 /// Runs one gRPC call with a deadline, mapping the status and the timeout to

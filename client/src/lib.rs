@@ -48,6 +48,7 @@ mod groups;
 mod metadata;
 mod partition_offset;
 mod producer;
+mod security;
 
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
@@ -58,9 +59,11 @@ pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use partition_offset::PartitionOffset;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use security::Security;
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;
 /// A topic and partition number: how the client names a partition.
 pub use strata_record::compression::Compression;
 pub use strata_record::murmur2::{murmur2, partition_for_key};
 pub use strata_record::TopicPartition;
+pub use strata_tls::TlsFiles;

@@ -93,12 +93,13 @@ impl Cluster {
     /// answers `DescribeCluster`) and learns its brokers.
     pub(crate) async fn connect(
         bootstrap: Vec<String>,
+        security: &crate::Security,
         request_timeout: Duration,
         retry_timeout: Duration,
     ) -> Result<Arc<Self>, ClientError> {
         let cluster = Arc::new(Cluster {
             bootstrap,
-            connections: Connections::default(),
+            connections: Connections::new(security.client_tls()?),
             request_timeout,
             retry_timeout,
             metadata: RwLock::new(Metadata::default()),

@@ -26,6 +26,9 @@ consumer checks what it got without being told what was sent.
           retention.ms=3600000), lists topics, describes its configs and the
           cluster, deletes it and lists again; prints what each step saw
 
+With STRATA_TEST_KAFKA_SSL_CA=CA.pem, produce and consume connect over TLS
+(security.protocol=SSL) trusting that CA.
+
 Record i of TAG: key "TAG-i", value "value-i-" + i % 50 dots, header
 ("i", str(i)), timestamp 1700000000000 + i.
 """
@@ -36,6 +39,21 @@ import time
 T0 = 1_700_000_000_000
 
 
+def confluent_security():
+    """librdkafka settings for a TLS listener when STRATA_TEST_KAFKA_SSL_CA
+    names the CA to trust (plaintext otherwise)."""
+    import os
+    ca = os.environ.get("STRATA_TEST_KAFKA_SSL_CA")
+    return {"security.protocol": "SSL", "ssl.ca.location": ca} if ca else {}
+
+
+def kafka_python_security():
+    """kafka-python settings for the same."""
+    import os
+    ca = os.environ.get("STRATA_TEST_KAFKA_SSL_CA")
+    return {"security_protocol": "SSL", "ssl_cafile": ca} if ca else {}
+
+
 def record(tag, i):
     return (f"{tag}-{i}".encode(), (f"value-{i}-" + "." * (i % 50)).encode(), [("i", str(i).encode())], T0 + i)
 
@@ -44,7 +62,7 @@ def produce_kafka_python(bootstrap, topic, n, codec, tag):
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                       compression_type=None if codec == "none" else codec,
-                      batch_size=64 * 1024, max_request_size=4 << 20)
+                      batch_size=64 * 1024, max_request_size=4 << 20, **kafka_python_security())
     futures = []
     for i in range(n):
         k, v, h, ts = record(tag, i)
@@ -74,7 +92,7 @@ def produce_confluent(bootstrap, topic, n, codec, tag):
     acked, errors, done = delivery_counter()
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                  "compression.type": codec, "enable.idempotence": True})
+                  "compression.type": codec, "enable.idempotence": True, **confluent_security()})
     for i in range(n):
         k, v, h, ts = record(tag, i)
         while True:
@@ -117,7 +135,7 @@ def check(got, n, tags):
 def consume_kafka_python(bootstrap, topic, n, tags):
     from kafka import KafkaConsumer, TopicPartition
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                      fetch_max_wait_ms=200)
+                      fetch_max_wait_ms=200, **kafka_python_security())
     parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
     c.assign(parts)
     c.seek_to_beginning(*parts)
@@ -134,7 +152,7 @@ def consume_kafka_python(bootstrap, topic, n, tags):
 def consume_confluent(bootstrap, topic, n, tags):
     from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-assign-only",
-                  "enable.auto.commit": False, "fetch.wait.max.ms": 200})
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 200, **confluent_security()})
     md = c.list_topics(topic, timeout=10)
     parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(md.topics[topic].partitions)]
     c.assign(parts)

@@ -67,8 +67,18 @@ pub fn run(args: &[&str]) -> Output {
 /// Runs `tests/python/SCRIPT` with `args`; panics with its stderr if it
 /// fails.
 pub fn run_script(script: &str, args: &[&str]) -> Output {
+    run_script_env(script, args, &[])
+}
+
+/// [`run_script`] with extra environment variables.
+pub fn run_script_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
-    let out = Command::new(python()).arg(path).args(args).output().unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let out = Command::new(python())
+        .arg(path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         out.status.success(),
         "{script} {:?} failed:\n{}",

@@ -45,6 +45,24 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// `GET path` over HTTPS (TLS configured by `tls`, the server verified as
+/// 127.0.0.1): status and body, `None` if no answer came.
+pub fn https_get(addr: SocketAddr, path: &str, tls: &strata_tls::ClientTls) -> Option<(u16, String)> {
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(tls.config(), name).ok()?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    // A server may close without TLS close_notify: keep what arrived.
+    let _ = s.read_to_end(&mut raw);
+    let resp = String::from_utf8_lossy(&raw);
+    let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((code, body))
+}
+
 /// The cargo target directory the binaries were built in (`target/`),
 /// where the tests keep the client installs they make (venvs, npm).
 pub fn target_dir() -> PathBuf {

@@ -49,6 +49,8 @@ pub struct ServerProcess {
     launch: Launch,
     child: Option<Child>,
     log_path: PathBuf,
+    /// Set for a TLS node: how its HTTPS readiness endpoint is reached.
+    https: Option<strata_tls::ClientTls>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -88,6 +90,7 @@ impl ServerProcess {
             launch,
             child: None,
             log_path: data_dir.with_extension("server.log"),
+            https: None,
         };
         s.spawn();
         s.wait_ready(Duration::from_secs(30));
@@ -109,6 +112,7 @@ impl ServerProcess {
             data_dir,
             launch: Launch::default(),
             child: None,
+            https: None,
         }
     }
 
@@ -126,6 +130,7 @@ impl ServerProcess {
             launch,
             child: None,
             log_path: log_path.to_path_buf(),
+            https: None,
         };
         s.spawn();
         s
@@ -195,7 +200,24 @@ impl ServerProcess {
 
     /// True when `/readyz` answers 200.
     pub fn ready(&self) -> bool {
-        http_get(self.http, "/readyz").is_some_and(|(code, _)| code == 200)
+        match &self.https {
+            Some(tls) => crate::https_get(self.http, "/readyz", tls),
+            None => http_get(self.http, "/readyz"),
+        }
+        .is_some_and(|(code, _)| code == 200)
+    }
+
+    /// Makes this (not yet started) node serve TLS on every listener with
+    /// `files` (through `STRATA_TLS_*`), and checks its readiness over
+    /// HTTPS trusting `files.ca`.
+    pub fn with_tls(&mut self, files: &strata_tls::TlsFiles) {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        self.launch.env.retain(|(k, _)| !k.starts_with("STRATA_TLS_"));
+        self.launch.env.push(("STRATA_TLS_CERT_FILE".into(), path(&files.cert)));
+        self.launch.env.push(("STRATA_TLS_KEY_FILE".into(), path(&files.key)));
+        self.launch.env.push(("STRATA_TLS_CA_FILE".into(), path(&files.ca)));
+        let trust = strata_tls::TlsFiles { ca: files.ca.clone(), ..strata_tls::TlsFiles::default() };
+        self.https = Some(strata_tls::ClientTls::new(&trust, &[b"http/1.1"]).expect("TLS client config"));
     }
 
     /// Polls `/readyz` until 200, panicking with the server log on timeout

@@ -25,7 +25,7 @@ pub enum Command {
     /// A one-node cluster (controller + broker) on 127.0.0.1 for a laptop.
     Dev(DevArgs),
     /// A node of a cluster, configured by flags, env and a TOML file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Asks the node serving HTTP on `--http` (this host) to hand its
     /// partition leadership to other brokers before it is stopped (a
     /// Kubernetes `preStop` hook); exits 0 once done.
@@ -139,6 +139,18 @@ pub struct RunArgs {
     /// are live keys).
     #[arg(long, env = "STRATA_OFFSETS_COMPACTION_MIN_RECORDS")]
     pub offsets_compaction_min_records: Option<u64>,
+    /// PEM certificate chain of this node: with `--tls-key-file`, every
+    /// listener (client gRPC, Kafka, HTTP, controller) serves TLS and this
+    /// node presents it to the others (mutual TLS). Reloaded when it changes.
+    #[arg(long, env = "STRATA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "STRATA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: the certificates of other nodes and of clients that
+    /// present one are verified against it (unset: the public web roots).
+    #[arg(long, env = "STRATA_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -173,6 +185,12 @@ pub struct FileConfig {
     pub advertised_address: Option<String>,
     /// `--rack`.
     pub rack: Option<String>,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-key-file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// `--tls-ca-file`.
+    pub tls_ca_file: Option<PathBuf>,
     /// Partitions of a topic created without a count.
     pub default_partitions: Option<u32>,
     /// Replication factor of a topic created without one (unset: 3, or
@@ -275,6 +293,8 @@ pub struct ServerConfig {
     pub offsets_compaction_min_records: u64,
     /// Storage defaults for every log.
     pub log: LogConfig,
+    /// TLS on every listener and node link (`None`: plaintext).
+    pub tls: Option<strata_tls::TlsFiles>,
 }
 
 /// Where the Kafka protocol listener binds and what it advertises.
@@ -332,6 +352,7 @@ impl ServerConfig {
                 .offsets_compaction_min_records
                 .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
+            tls: None,
         })
     }
 
@@ -396,6 +417,14 @@ impl ServerConfig {
                 .or(file.offsets_compaction_min_records)
                 .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
+            tls: {
+                let files = strata_tls::TlsFiles {
+                    cert: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+                    key: args.tls_key_file.clone().or(file.tls_key_file.clone()),
+                    ca: args.tls_ca_file.clone().or(file.tls_ca_file.clone()),
+                };
+                (files != strata_tls::TlsFiles::default()).then_some(files)
+            },
         })
     }
 
@@ -446,6 +475,15 @@ impl ServerConfig {
         }
         if self.default_partitions == 0 {
             return Err(ConfigError::Invalid { name: "default_partitions", reason: "must be positive".into() });
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert.is_none() || tls.key.is_none() {
+                return Err(ConfigError::Invalid {
+                    name: "--tls-cert-file",
+                    reason: "TLS needs both --tls-cert-file and --tls-key-file (--tls-ca-file alone does nothing)"
+                        .into(),
+                });
+            }
         }
         let voter = self.voters.iter().any(|v| v.node_id == self.node_id);
         if self.roles.controller && !voter {

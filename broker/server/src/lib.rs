@@ -76,6 +76,9 @@ pub enum ServerError {
     /// This broker could not register with the controller quorum.
     #[error("registering with the controller")]
     Register(#[source] ControllerCallError),
+    /// The TLS certificate, key or CA files are unusable.
+    #[error("TLS")]
+    Tls(#[source] strata_tls::TlsError),
     /// A listener or another supervised task failed.
     #[error("{task} failed")]
     Task {
@@ -84,6 +87,33 @@ pub enum ServerError {
         /// Its failure.
         source: supervisor::TaskError,
     },
+}
+
+/// How often the TLS files are checked for changes.
+const TLS_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Logs a loud warning for every listener bound to a non-loopback address
+/// without TLS: anyone who reaches it can read and write everything.
+fn warn_if_exposed_without_tls(config: &ServerConfig) {
+    if config.tls.is_some() {
+        return;
+    }
+    let kafka = config.kafka.as_ref().map(|k| k.listen);
+    for (what, addr) in [
+        ("client gRPC", Some(config.listen)),
+        ("controller", Some(config.controller_listen)),
+        ("HTTP", Some(config.http_listen)),
+        ("Kafka", kafka),
+    ] {
+        if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+            tracing::warn!(
+                listener = what,
+                %addr,
+                "PLAINTEXT AND UNAUTHENTICATED on a non-loopback address: anyone who can reach it can read, write and \
+                 administer this cluster; set --tls-cert-file/--tls-key-file/--tls-ca-file"
+            );
+        }
+    }
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly. A node with
@@ -135,6 +165,22 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
     };
     let raft_listener =
         if roles.controller { Some(bind("controller Raft gRPC", config.controller_listen).await?) } else { None };
+    // TLS: one server configuration per listener (each offers its own
+    // application protocol), one client configuration for the links this
+    // node opens to the others (presenting its certificate: mutual TLS).
+    let server_tls = |alpn: &[&[u8]]| match &config.tls {
+        Some(files) => strata_tls::ServerTls::new(files, alpn).map(Some).map_err(ServerError::Tls),
+        None => Ok(None),
+    };
+    let grpc_tls = server_tls(&[b"h2"])?;
+    let raft_tls = server_tls(&[b"h2"])?;
+    let kafka_tls = server_tls(&[])?;
+    let http_tls = server_tls(&[b"h2", b"http/1.1"])?;
+    let link_tls = match &config.tls {
+        Some(files) => Some(strata_tls::ClientTls::new(files, &[b"h2"]).map_err(ServerError::Tls)?),
+        None => None,
+    };
+    warn_if_exposed_without_tls(&config);
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, "creating", e))?;
 
     let mut logs = LogManager::open(&config.data_dir, config.log.clone())?;
@@ -165,7 +211,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
     let mut local_controller = None;
     let link: Arc<dyn ControllerLink> = match raft_listener {
         Some(raft_listener) => {
-            let controller = Controller::start_with_grpc(
+            let controller = Controller::start_with_grpc_tls(
                 ControllerConfig {
                     node_id: config.node_id,
                     data_dir: config.data_dir.join("controller"),
@@ -173,22 +219,32 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
                     ..ControllerConfig::default()
                 },
                 voter_addresses,
+                link_tls.clone(),
                 tokio::runtime::Handle::current(),
             )?;
             // Raft between voters, on its own port: only controller peers
             // and brokers reach it.
-            let server = tonic::transport::Server::builder()
-                .add_service(RaftService::new(controller.clone()).into_server())
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
-                    raft.token().cancelled_owned(),
-                );
-            raft.spawn("controller Raft gRPC listener", async move { server.await.map_err(Into::into) });
+            let builder =
+                tonic::transport::Server::builder().add_service(RaftService::new(controller.clone()).into_server());
+            match raft_tls.clone() {
+                Some(tls) => {
+                    let incoming = strata_tls::TlsIncoming::spawn(raft_listener, tls, "controller Raft", raft.token());
+                    let server = builder.serve_with_incoming_shutdown(incoming, raft.token().cancelled_owned());
+                    raft.spawn("controller Raft gRPC listener", async move { server.await.map_err(Into::into) });
+                }
+                None => {
+                    let server = builder.serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true)),
+                        raft.token().cancelled_owned(),
+                    );
+                    raft.spawn("controller Raft gRPC listener", async move { server.await.map_err(Into::into) });
+                }
+            }
             local_controller = Some(controller.clone());
             Arc::new(LocalController(controller))
         }
         None => {
-            let client = ControllerClient::new(voter_addresses, CONTROLLER_REQUEST_TIMEOUT)?;
+            let client = ControllerClient::with_tls(voter_addresses, CONTROLLER_REQUEST_TIMEOUT, link_tls.clone())?;
             let follower = MetadataFollower::new(client.clone());
             let image = follower.subscribe();
             metadata.spawn_infallible("metadata follower", follower.run(metadata.token()));
@@ -208,7 +264,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
         .map_err(ServerError::Register)?;
     }
     replicas.apply_metadata(link.metadata());
-    replicas.start_replication(tokio::runtime::Handle::current());
+    replicas.start_replication_with_tls(tokio::runtime::Handle::current(), link_tls.clone());
 
     let service = Arc::new(BrokerService::new(
         broker_config,
@@ -237,28 +293,49 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
         serving.spawn_infallible("offsets compaction", tasks::compact_group_offsets(service.clone(), serving.token()));
     }
     if let Some(listener) = grpc_listener {
-        let server = tonic::transport::Server::builder()
+        let builder = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20))
             .layer(tower::util::option_layer(tap))
-            .add_service(GrpcService::server(service.clone(), MAX_MESSAGE_BYTES))
-            .serve_with_incoming_shutdown(
-                // tonic ignores `Server::tcp_nodelay` for a caller-provided
-                // listener: without this, Nagle + delayed ACK add ~40 ms to
-                // every response.
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                serving.token().cancelled_owned(),
-            );
-        serving.spawn("client gRPC listener", async move { server.await.map_err(Into::into) });
+            .add_service(GrpcService::server(service.clone(), MAX_MESSAGE_BYTES));
+        match grpc_tls.clone() {
+            Some(tls) => {
+                let incoming = strata_tls::TlsIncoming::spawn(listener, tls, "client gRPC", serving.token());
+                let server = builder.serve_with_incoming_shutdown(incoming, serving.token().cancelled_owned());
+                serving.spawn("client gRPC listener", async move { server.await.map_err(Into::into) });
+            }
+            None => {
+                let server = builder.serve_with_incoming_shutdown(
+                    // tonic ignores `Server::tcp_nodelay` for a
+                    // caller-provided listener: without this, Nagle +
+                    // delayed ACK add ~40 ms to every response.
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    serving.token().cancelled_owned(),
+                );
+                serving.spawn("client gRPC listener", async move { server.await.map_err(Into::into) });
+            }
+        }
     }
     if let Some(listener) = kafka_listener {
         serving.spawn_infallible(
             "Kafka listener",
-            strata_broker::api::kafka::serve(listener, service.clone(), serving.token()),
+            strata_broker::api::kafka::serve(listener, kafka_tls.clone(), service.clone(), serving.token()),
         );
     }
-    let http = strata_broker::http::serve(http_listener, service.clone(), serving.token().cancelled_owned());
+    // Certificate rotation: every listener and the node links pick up
+    // changed files for their next handshakes.
+    for (what, tls) in
+        [("client gRPC", &grpc_tls), ("controller Raft", &raft_tls), ("Kafka", &kafka_tls), ("HTTP", &http_tls)]
+    {
+        if let Some(tls) = tls {
+            serving.spawn_infallible("TLS reload", tls.clone().watch(what, TLS_RELOAD_INTERVAL, serving.token()));
+        }
+    }
+    if let Some(tls) = &link_tls {
+        serving.spawn_infallible("TLS reload", tls.clone().watch("node links", TLS_RELOAD_INTERVAL, serving.token()));
+    }
+    let http = strata_broker::http::serve(http_listener, http_tls, service.clone(), serving.token().cancelled_owned());
     serving.spawn("HTTP listener", async move { http.await.map_err(Into::into) });
     tracing::info!(
         node_id = config.node_id,

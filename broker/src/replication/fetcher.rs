@@ -37,13 +37,15 @@ struct Assignment {
 pub(crate) struct ReplicaFetcherManager {
     node_id: u32,
     runtime: tokio::runtime::Handle,
+    /// TLS to the leaders, presenting this node's certificate.
+    tls: Option<strata_tls::ClientTls>,
     fetchers: Mutex<HashMap<u32, watch::Sender<Assignment>>>,
 }
 
 impl ReplicaFetcherManager {
     /// A manager whose tasks run on `runtime`.
-    pub(crate) fn new(node_id: u32, runtime: tokio::runtime::Handle) -> Self {
-        ReplicaFetcherManager { node_id, runtime, fetchers: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(node_id: u32, runtime: tokio::runtime::Handle, tls: Option<strata_tls::ClientTls>) -> Self {
+        ReplicaFetcherManager { node_id, runtime, tls, fetchers: Mutex::new(HashMap::new()) }
     }
 
     /// Sets what every fetcher fetches: `by_leader` maps a leader broker to
@@ -67,7 +69,13 @@ impl ReplicaFetcherManager {
                 }
                 _ => {
                     let (tx, rx) = watch::channel(assignment);
-                    let fetcher = Fetcher { node_id: self.node_id, leader, client: None, backoff: HashMap::new() };
+                    let fetcher = Fetcher {
+                        node_id: self.node_id,
+                        leader,
+                        tls: self.tls.clone(),
+                        client: None,
+                        backoff: HashMap::new(),
+                    };
                     self.runtime.spawn(fetcher.run(rx));
                     fetchers.insert(leader, tx);
                 }
@@ -84,6 +92,7 @@ impl ReplicaFetcherManager {
 struct Fetcher {
     node_id: u32,
     leader: u32,
+    tls: Option<strata_tls::ClientTls>,
     client: Option<LeaderClient>,
     /// Partitions skipped until then after an error.
     backoff: HashMap<TopicPartition, Instant>,
@@ -122,7 +131,7 @@ impl Fetcher {
         match &self.client {
             Some(c) if c.address() == address => Ok(c.clone()),
             _ => {
-                let c = LeaderClient::new(address)?;
+                let c = LeaderClient::new(address, self.tls.as_ref())?;
                 self.client = Some(c.clone());
                 Ok(c)
             }

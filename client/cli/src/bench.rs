@@ -416,6 +416,7 @@ fn producer_config(args: &BenchArgs, global: &Global, default_linger: Option<Dur
         compression: args.compression,
         compression_level: args.compression_level,
         enable_idempotence: args.idempotence,
+        security: global.security.clone(),
         ..ProducerConfig::new(global.bootstrap())
     };
     if let Some(b) = args.batch_size {
@@ -518,7 +519,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
     if args.warmup_records >= total {
         bail!("--warmup-records ({}) must be below --records ({total})", args.warmup_records);
     }
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     ensure_topic(&admin, &args.topic, args.partitions).await?;
     let producer = Producer::connect(producer_config(args, global, None)).await?;
     let pool = payload_pool_of(args.payload, args.record_size);
@@ -566,7 +567,7 @@ async fn produce(args: &BenchArgs, global: &Global) -> Result<Summary> {
 }
 
 async fn consume(args: &BenchArgs, global: &Global) -> Result<Summary> {
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     let topic = describe(&admin, &args.topic).await?;
     let config = ConsumerConfig {
         // 1 MiB responses: with the next fetch issued while one is decoded,
@@ -574,6 +575,7 @@ async fn consume(args: &BenchArgs, global: &Global) -> Result<Summary> {
         // ones measured ~20% slower).
         max_partition_bytes: 1024 * 1024,
         max_bytes: 48 * 1024 * 1024,
+        security: global.security.clone(),
         ..ConsumerConfig::new(global.bootstrap())
     };
     let mut consumer = Consumer::connect(config).await?;
@@ -621,13 +623,17 @@ async fn e2e(args: &BenchArgs, global: &Global) -> Result<Summary> {
     if size < E2E_HEADER {
         bail!("--record-size must be at least {E2E_HEADER} bytes for e2e (the send time travels in the value)");
     }
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     ensure_topic(&admin, &args.topic, args.partitions).await?;
     let topic = describe(&admin, &args.topic).await?;
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
 
     // The consumer starts at the current end, then the producer starts.
-    let config = ConsumerConfig { max_wait: Duration::from_millis(500), ..ConsumerConfig::new(global.bootstrap()) };
+    let config = ConsumerConfig {
+        max_wait: Duration::from_millis(500),
+        security: global.security.clone(),
+        ..ConsumerConfig::new(global.bootstrap())
+    };
     let mut consumer = Consumer::connect(config).await?;
     consumer.assign(partitions.iter().map(|&p| (args.topic.clone(), p)));
     for &p in &partitions {

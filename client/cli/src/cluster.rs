@@ -20,7 +20,7 @@ pub(crate) enum ClusterCommand {
 }
 
 pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     match cmd {
         ClusterCommand::Info => info(&admin, global.output).await,
         ClusterCommand::Health => health(&admin, global.output).await,

@@ -96,7 +96,7 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
     };
     let topic = args.topic.as_str();
     let subscribe = args.group.is_some() && args.partition.is_empty();
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     // A named topic must exist (its partitions are checked and, to stop at
     // the end, their ends read now).
     let partitions = match args.pattern {
@@ -115,6 +115,7 @@ pub(crate) async fn run(args: ConsumeArgs, global: &Global) -> Result<()> {
         auto_commit_interval: GROUP_COMMIT_INTERVAL,
         group_instance_id: args.group_instance_id.clone(),
         client_id: "strata-cli".into(),
+        security: global.security.clone(),
         ..ConsumerConfig::new(global.bootstrap())
     };
     let mut consumer = Consumer::connect(config).await?;

@@ -88,7 +88,7 @@ fn parse_reset_to(s: &str) -> Result<ResetTo, String> {
 }
 
 pub(crate) async fn run(cmd: GroupCommand, global: &Global) -> Result<()> {
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     match cmd {
         GroupCommand::List => {
             let groups = admin.list_groups().await?;

@@ -41,6 +41,23 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
 
+    /// Connect to the brokers over TLS (implied by --ca-file, --cert-file).
+    #[arg(long, global = true, env = "STRATA_TLS")]
+    tls: bool,
+
+    /// PEM CA bundle the brokers' certificates are verified against
+    /// (default with --tls: the public web roots).
+    #[arg(long, global = true, env = "STRATA_CA_FILE", value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
+
+    /// PEM certificate this client presents (mutual TLS; with --key-file).
+    #[arg(long, global = true, env = "STRATA_CERT_FILE", value_name = "PEM", requires = "key_file")]
+    cert_file: Option<std::path::PathBuf>,
+
+    /// PEM private key of --cert-file.
+    #[arg(long, global = true, env = "STRATA_KEY_FILE", value_name = "PEM", requires = "cert_file")]
+    key_file: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -70,12 +87,19 @@ pub(crate) struct Global {
     pub bootstrap: String,
     /// Output format.
     pub output: Output,
+    /// TLS to the brokers.
+    pub security: strata_client::Security,
 }
 
 impl Global {
     /// The bootstrap list the library takes.
     pub(crate) fn bootstrap(&self) -> Vec<String> {
         vec![self.bootstrap.clone()]
+    }
+
+    /// An admin client of the cluster, with the security settings.
+    pub(crate) async fn admin(&self) -> Result<strata_client::Admin, strata_client::ClientError> {
+        strata_client::Admin::connect_with(self.bootstrap(), &self.security).await
     }
 }
 
@@ -97,13 +121,24 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let global = Global { bootstrap: cli.bootstrap, output: cli.output };
+    let tls = cli.tls || cli.ca_file.is_some() || cli.cert_file.is_some();
+    let security = strata_client::Security {
+        tls: tls.then_some(strata_client::TlsFiles { cert: cli.cert_file, key: cli.key_file, ca: cli.ca_file }),
+    };
+    let bootstrap = cli.bootstrap.clone();
+    let global = Global { bootstrap: cli.bootstrap, output: cli.output, security };
     let result = runtime.block_on(run(cli.command, global));
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&describe_error(&e)));
+            // A plaintext client at a TLS port sees only a closed
+            // connection or a garbled frame: say what is going on.
+            let first = bootstrap.split(',').next().unwrap_or_default().trim().to_string();
+            if !tls && runtime.block_on(strata_tls::speaks_tls(&first, std::time::Duration::from_secs(2))) {
+                eprintln!("hint: {first} serves TLS: connect with --tls (and --ca-file PEM)");
+            }
             ExitCode::FAILURE
         }
     };

@@ -8,7 +8,7 @@ use clap::Args;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
-use strata_client::{Acks, Admin, ClientError, Compression, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+use strata_client::{Acks, ClientError, Compression, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use tokio::sync::mpsc;
 
 use super::output::{print_json, print_text, Output};
@@ -114,7 +114,7 @@ type Delivery = std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Result<
 
 pub(crate) async fn run(args: ProduceArgs, global: &Global) -> Result<()> {
     // An unknown topic is an error even when stdin is empty.
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     let topic = super::consume::describe(&admin, &args.topic).await?;
     if let Some(p) = args.partition.filter(|&p| p as usize >= topic.partitions.len()) {
         bail!(
@@ -127,6 +127,7 @@ pub(crate) async fn run(args: ProduceArgs, global: &Global) -> Result<()> {
         acks: args.acks,
         compression: args.compression,
         compression_level: args.compression_level,
+        security: global.security.clone(),
         ..ProducerConfig::new(global.bootstrap())
     };
     let producer = Producer::connect(config).await?;

@@ -60,7 +60,7 @@ fn parse_config(s: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
-    let admin = Admin::connect(global.bootstrap()).await?;
+    let admin = global.admin().await?;
     match cmd {
         TopicCommand::Create(args) => create(&admin, args, global.output).await,
         TopicCommand::List => list(&admin, global.output).await,

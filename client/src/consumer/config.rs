@@ -49,6 +49,8 @@ pub struct ConsumerConfig {
     /// `host:port` addresses to reach the cluster (entries may be
     /// comma-separated lists).
     pub bootstrap: Vec<String>,
+    /// TLS to the brokers (default: plaintext).
+    pub security: crate::Security,
     /// Longest a fetch waits on the broker for `min_bytes` (500 ms).
     pub max_wait: Duration,
     /// Bytes a fetch waits for before returning (1: any data).
@@ -143,6 +145,7 @@ impl ConsumerConfig {
     {
         ConsumerConfig {
             bootstrap: bootstrap.into_iter().map(Into::into).collect(),
+            security: crate::Security::default(),
             max_wait: Duration::from_millis(500),
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,

@@ -150,8 +150,13 @@ impl Consumer {
         if let Some(g) = &config.group_id {
             check_group_id(g)?;
         }
-        let cluster =
-            Cluster::connect(parse_bootstrap(&config.bootstrap)?, config.request_timeout, config.retry_timeout).await?;
+        let cluster = Cluster::connect(
+            parse_bootstrap(&config.bootstrap)?,
+            &config.security,
+            config.request_timeout,
+            config.retry_timeout,
+        )
+        .await?;
         let group = config.group_id.clone().map(|id| GroupState::start(id, Arc::new(Groups::new(cluster.clone()))));
         Ok(Consumer {
             config,

@@ -127,6 +127,8 @@ pub struct ProducerConfig {
     /// `host:port` addresses to reach the cluster (entries may be
     /// comma-separated lists).
     pub bootstrap: Vec<String>,
+    /// TLS to the brokers (default: plaintext).
+    pub security: crate::Security,
     /// Acknowledgements to wait for (default `all`).
     pub acks: Acks,
     /// How long a batch waits for more records before it is sent (5 ms).
@@ -182,6 +184,7 @@ impl ProducerConfig {
     {
         ProducerConfig {
             bootstrap: bootstrap.into_iter().map(Into::into).collect(),
+            security: crate::Security::default(),
             acks: Acks::All,
             linger: Duration::from_millis(5),
             batch_size: 1024 * 1024,
@@ -476,6 +479,7 @@ impl Producer {
         config.validate()?;
         let cluster = Cluster::connect(
             parse_bootstrap(&config.bootstrap)?,
+            &config.security,
             config.request_timeout,
             crate::metadata::DEFAULT_RETRY_TIMEOUT,
         )

@@ -210,8 +210,19 @@ impl Controller {
     /// address. [`Controller::propose_anywhere`] (and the convenience methods)
     /// forward proposals to the leader. Works for a single voter too.
     pub fn start_with_grpc(
+        config: ControllerConfig,
+        voter_addresses: HashMap<u64, String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Controller, ControllerError> {
+        Self::start_with_grpc_tls(config, voter_addresses, None, runtime)
+    }
+
+    /// [`Self::start_with_grpc`], with TLS (this node's certificate, the
+    /// cluster's CA) on the connections to the other voters when given.
+    pub fn start_with_grpc_tls(
         mut config: ControllerConfig,
         voter_addresses: HashMap<u64, String>,
+        tls: Option<strata_tls::ClientTls>,
         runtime: tokio::runtime::Handle,
     ) -> Result<Controller, ControllerError> {
         if !voter_addresses.contains_key(&config.node_id) {
@@ -222,8 +233,8 @@ impl Controller {
             ))));
         }
         config.voters = sorted(&voter_addresses.keys().copied().collect::<Vec<_>>());
-        let transport = GrpcTransport::new(config.node_id, &voter_addresses, &runtime);
-        Self::start_inner(config, Box::new(transport), Some(Forwarder::new(voter_addresses)))
+        let transport = GrpcTransport::with_tls(config.node_id, &voter_addresses, tls.clone(), &runtime);
+        Self::start_inner(config, Box::new(transport), Some(Forwarder::new(voter_addresses, tls)))
     }
 
     fn start_inner(

@@ -31,12 +31,14 @@ pub(crate) enum Forwarded<T = CommandOutcome> {
 #[derive(Debug)]
 pub(crate) struct Forwarder {
     addresses: HashMap<u64, String>,
+    /// TLS to the voters (this node's certificate), when the cluster runs it.
+    tls: Option<strata_tls::ClientTls>,
     clients: Mutex<HashMap<u64, ControllerRaftClient<Channel>>>,
 }
 
 impl Forwarder {
-    pub(crate) fn new(addresses: HashMap<u64, String>) -> Self {
-        Forwarder { addresses, clients: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(addresses: HashMap<u64, String>, tls: Option<strata_tls::ClientTls>) -> Self {
+        Forwarder { addresses, tls, clients: Mutex::new(HashMap::new()) }
     }
 
     /// Forwards `cmd` to voter `leader`, waiting at most `timeout`. Must run
@@ -136,7 +138,7 @@ impl Forwarder {
             return Some(c.clone());
         }
         let address = self.addresses.get(&id)?;
-        match super::client(address, None) {
+        match super::client(address, None, self.tls.as_ref()) {
             Ok(c) => Some(clients.entry(id).or_insert(c).clone()),
             Err(e) => {
                 tracing::warn!(leader = id, %address, error = %strata_record::ErrorChain(&e), "bad controller voter address");

@@ -17,6 +17,7 @@ mod transport;
 use std::time::Duration;
 
 use strata_protocol::v1::controller_raft_client::ControllerRaftClient;
+use strata_tls::ClientTls;
 use tonic::transport::{Channel, Endpoint};
 
 pub(crate) use forward::{Forwarded, Forwarder};
@@ -36,16 +37,26 @@ fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(uri)?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
 }
 
-/// A lazily connecting client for a peer; `request_timeout` bounds every call.
+/// A lazily connecting client for a peer; `request_timeout` bounds every
+/// call; with `tls`, the connection is TLS and presents this node's
+/// certificate.
 fn client(
     address: &str,
     request_timeout: Option<Duration>,
+    tls: Option<&ClientTls>,
 ) -> Result<ControllerRaftClient<Channel>, tonic::transport::Error> {
-    let mut ep = endpoint(address)?;
-    if let Some(t) = request_timeout {
-        ep = ep.timeout(t);
-    }
-    Ok(ControllerRaftClient::new(ep.connect_lazy())
+    let timeout = |ep: Endpoint| match request_timeout {
+        Some(t) => ep.timeout(t),
+        None => ep,
+    };
+    let channel = match tls {
+        Some(tls) => {
+            let address = address.split_once("://").map_or(address, |(_, a)| a);
+            strata_tls::channel(address, tls, CONNECT_TIMEOUT, timeout)?
+        }
+        None => timeout(endpoint(address)?).connect_lazy(),
+    };
+    Ok(ControllerRaftClient::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE)
         .max_encoding_message_size(MAX_GRPC_MESSAGE))
 }

@@ -39,6 +39,17 @@ impl GrpcTransport {
     /// A transport for node `node_id` to every other voter in `voter_addresses`
     /// (`id → host:port`), its peer tasks spawned on `runtime`.
     pub fn new(node_id: u64, voter_addresses: &HashMap<u64, String>, runtime: &Handle) -> Self {
+        Self::with_tls(node_id, voter_addresses, None, runtime)
+    }
+
+    /// [`Self::new`], over TLS with `tls` (this node's certificate, the
+    /// cluster's CA) when given.
+    pub fn with_tls(
+        node_id: u64,
+        voter_addresses: &HashMap<u64, String>,
+        tls: Option<strata_tls::ClientTls>,
+        runtime: &Handle,
+    ) -> Self {
         let dropped = Arc::new(AtomicU64::new(0));
         let mut peers = HashMap::new();
         for (&peer, address) in voter_addresses {
@@ -46,7 +57,7 @@ impl GrpcTransport {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            runtime.spawn(run_peer(node_id, peer, address.clone(), rx, dropped.clone()));
+            runtime.spawn(run_peer(node_id, peer, address.clone(), tls.clone(), rx, dropped.clone()));
             peers.insert(peer, tx);
         }
         GrpcTransport { node_id, peers, dropped }
@@ -82,7 +93,14 @@ impl Transport for GrpcTransport {
 }
 
 /// Ships one peer's queue until the transport is dropped.
-async fn run_peer(node_id: u64, peer: u64, address: String, mut rx: mpsc::Receiver<Message>, dropped: Arc<AtomicU64>) {
+async fn run_peer(
+    node_id: u64,
+    peer: u64,
+    address: String,
+    tls: Option<strata_tls::ClientTls>,
+    mut rx: mpsc::Receiver<Message>,
+    dropped: Arc<AtomicU64>,
+) {
     let mut client = None;
     while let Some(first) = rx.recv().await {
         let mut messages = Vec::new();
@@ -109,7 +127,7 @@ async fn run_peer(node_id: u64, peer: u64, address: String, mut rx: mpsc::Receiv
         let count = messages.len() as u64;
         let c = match &mut client {
             Some(c) => c,
-            None => match super::client(&address, Some(super::STEP_TIMEOUT)) {
+            None => match super::client(&address, Some(super::STEP_TIMEOUT), tls.as_ref()) {
                 Ok(c) => client.insert(c),
                 Err(e) => {
                     tracing::warn!(node = node_id, peer, %address, error = %strata_record::ErrorChain(&e), "bad controller peer address");

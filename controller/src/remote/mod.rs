@@ -44,6 +44,16 @@ impl ControllerClient {
     /// `host:port`); every request gives up after `timeout`. Connections are
     /// made on first use.
     pub fn new(voter_addresses: HashMap<u64, String>, timeout: Duration) -> Result<Self, ControllerError> {
+        Self::with_tls(voter_addresses, timeout, None)
+    }
+
+    /// [`Self::new`], over TLS with `tls` (this node's certificate, the
+    /// cluster's CA) when given.
+    pub fn with_tls(
+        voter_addresses: HashMap<u64, String>,
+        timeout: Duration,
+        tls: Option<strata_tls::ClientTls>,
+    ) -> Result<Self, ControllerError> {
         let mut voters: Vec<u64> = voter_addresses.keys().copied().collect();
         voters.sort_unstable();
         if voters.is_empty() || voters.contains(&0) {
@@ -54,7 +64,7 @@ impl ControllerClient {
         Ok(ControllerClient {
             inner: Arc::new(Inner {
                 voters,
-                forwarder: Forwarder::new(voter_addresses),
+                forwarder: Forwarder::new(voter_addresses, tls),
                 leader: AtomicU64::new(0),
                 next: AtomicUsize::new(0),
                 timeout,

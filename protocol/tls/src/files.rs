@@ -24,6 +24,18 @@ pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError>
     std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })
 }
 
+/// The files' bytes, concatenated: a reload happens when they change.
+pub(crate) fn contents(files: &TlsFiles) -> Result<Vec<u8>, TlsError> {
+    let mut all = Vec::new();
+    for (what, path) in [("certificate", &files.cert), ("key", &files.key), ("CA", &files.ca)] {
+        if let Some(path) = path {
+            all.extend_from_slice(&read(what, path)?);
+            all.push(0);
+        }
+    }
+    Ok(all)
+}
+
 pub(crate) fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(what, path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| TlsError::Pem {

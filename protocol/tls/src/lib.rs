@@ -17,6 +17,9 @@
 //!   edges (tonic's `Connected`).
 //! - [`ClientTls`] is the other side: trust a CA (or the public roots),
 //!   optionally present a certificate (mutual TLS between nodes).
+//! - [`channel`] opens a lazily connected gRPC channel over TLS (tonic
+//!   with a [`Connector`] doing TCP + the handshake), for node links and
+//!   clients.
 //! - [`identity`] reads who a certificate names (SAN DNS names, common
 //!   name), for mapping node certificates to node ids and clients to
 //!   principals.
@@ -26,8 +29,10 @@ mod error;
 mod files;
 #[cfg(any(test, feature = "generate"))]
 pub mod generate;
+mod grpc;
 pub mod identity;
 mod incoming;
+mod probe;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -35,7 +40,9 @@ mod tests;
 pub use client::ClientTls;
 pub use error::TlsError;
 pub use files::TlsFiles;
+pub use grpc::{channel, connect_channel, Connector};
 pub use incoming::{TlsConn, TlsConnectInfo, TlsIncoming, HANDSHAKE_TIMEOUT};
+pub use probe::speaks_tls;
 pub use server::ServerTls;
 pub use tokio_rustls::{client::TlsStream as ClientTlsStream, server::TlsStream as ServerTlsStream};
 

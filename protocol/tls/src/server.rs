@@ -47,7 +47,7 @@ impl ServerTls {
     /// Rebuilds the configuration if a file changed. `Ok(true)`: the new
     /// files are in use; an error keeps the previous configuration.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let contents = contents(&self.files)?;
+        let contents = files::contents(&self.files)?;
         if contents == self.current.read().unwrap_or_else(|p| p.into_inner()).contents {
             return Ok(false);
         }
@@ -74,19 +74,8 @@ impl ServerTls {
     }
 }
 
-fn contents(files: &TlsFiles) -> Result<Vec<u8>, TlsError> {
-    let mut all = Vec::new();
-    for (what, path) in [("certificate", &files.cert), ("key", &files.key), ("CA", &files.ca)] {
-        if let Some(path) = path {
-            all.extend_from_slice(&files::read(what, path)?);
-            all.push(0);
-        }
-    }
-    Ok(all)
-}
-
 fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<(Arc<ServerConfig>, Vec<u8>), TlsError> {
-    let snapshot = contents(files)?;
+    let snapshot = files::contents(files)?;
     let (Some(cert), Some(key)) = (&files.cert, &files.key) else {
         return Err(TlsError::Pem {
             what: "certificate",

@@ -134,7 +134,12 @@ impl Strata for GrpcService {
         &self,
         req: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
-        let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let host = peer_addr(&req).map(|a| a.ip().to_string()).unwrap_or_default();
         Ok(Response::new(groups::consumer_group_heartbeat(&self.core, req.into_inner(), host).await))
     }
+}
+
+/// The caller's address, over plaintext or TLS.
+pub(crate) fn peer_addr<T>(req: &Request<T>) -> Option<std::net::SocketAddr> {
+    req.remote_addr().or_else(|| req.extensions().get::<strata_tls::TlsConnectInfo>().and_then(|i| i.remote))
 }

@@ -37,19 +37,29 @@ pub(crate) struct LeaderClient {
 impl LeaderClient {
     /// A client for the leader at `address` (host:port); it connects on
     /// first use.
-    pub(crate) fn new(address: &str) -> Result<Self, String> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad leader address {address}: {e}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            // A whole replica fetch (up to 16 MiB) fits the stream window:
-            // with hyper's 2 MiB default the leader stalls for a window
-            // update every 2 MiB of every answer.
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW);
-        let client = StrataClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+    /// With `tls`, the connection is TLS and presents this node's
+    /// certificate (the leader checks it names this node).
+    pub(crate) fn new(address: &str, tls: Option<&strata_tls::ClientTls>) -> Result<Self, String> {
+        let bad = |e: tonic::transport::Error| format!("bad leader address {address}: {e}");
+        // A whole replica fetch (up to 16 MiB) fits the stream window: with
+        // hyper's 2 MiB default the leader stalls for a window update every
+        // 2 MiB of every answer.
+        let windows = |ep: Endpoint| {
+            ep.tcp_nodelay(true)
+                .initial_stream_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+        };
+        let channel = match tls {
+            Some(tls) => strata_tls::channel(address, tls, Duration::from_secs(1), windows).map_err(bad)?,
+            None => windows(
+                Endpoint::from_shared(format!("http://{address}"))
+                    .map_err(bad)?
+                    .connect_timeout(Duration::from_secs(1)),
+            )
+            .connect_lazy(),
+        };
+        let client =
+            StrataClient::new(channel).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
         Ok(LeaderClient { address: address.to_string(), client })
     }
 

@@ -13,8 +13,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, Reque
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::io::IoSlice;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
@@ -67,17 +66,17 @@ pub(crate) enum BadRequest {
 
 /// Serves one connection until the peer closes it, it misbehaves, it idles
 /// out or the broker stops.
-pub(crate) async fn serve_connection(
-    stream: TcpStream,
+pub(crate) async fn serve_connection<S>(
+    mut stream: S,
     peer: SocketAddr,
     core: Arc<BrokerService>,
     stop: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         let next = tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut rd, MAX_REQUEST_BYTES)) => r,
+            r = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_REQUEST_BYTES)) => r,
             _ = stop.cancelled() => return,
         };
         let frame = match next {
@@ -103,7 +102,7 @@ pub(crate) async fn serve_connection(
         };
         match answer {
             Ok(Some(parts)) => {
-                if let Err(e) = write_parts(&mut wr, &parts).await {
+                if let Err(e) = write_parts(&mut stream, &parts).await {
                     tracing::debug!(%peer, error = %e, "Kafka client went away before its answer");
                     return;
                 }

@@ -1,15 +1,33 @@
-//! The Kafka listener: accepts connections and serves each on its own task.
+//! The Kafka listener: accepts connections (plaintext, or TLS through
+//! `strata_tls`) and serves each on its own task.
 
 use std::sync::Arc;
 
+use strata_tls::{ServerTls, TlsIncoming};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::serve_connection;
 use crate::service::BrokerService;
 
-/// Serves Kafka clients on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, core: Arc<BrokerService>, stop: CancellationToken) {
+/// Serves Kafka clients on `listener` until `stop` is cancelled, in
+/// plaintext, or over TLS with `tls` (handshakes bounded in time, a failed
+/// one closing only its connection).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    core: Arc<BrokerService>,
+    stop: CancellationToken,
+) {
+    if let Some(tls) = tls {
+        let mut incoming = TlsIncoming::spawn(listener, tls, "Kafka", stop.clone());
+        while let Some(Ok(conn)) = incoming.next().await {
+            let peer = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+            tokio::spawn(serve_connection(conn, peer, core.clone(), stop.clone()));
+        }
+        return;
+    }
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -17,6 +35,7 @@ pub async fn serve(listener: TcpListener, core: Arc<BrokerService>, stop: Cancel
         };
         match accepted {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_connection(stream, peer, core.clone(), stop.clone()));
             }
             Err(e) => {
