@@ -26,6 +26,9 @@ pub struct BrokerConfig {
     /// Kafka clients' Metadata requests create unknown topics with the
     /// defaults (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Replica fetches must come over TLS from the certificate of the
+    /// follower they name (a TLS cluster); anything else is refused.
+    pub node_certificates: bool,
 }
 
 /// One controller voter.

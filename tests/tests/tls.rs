@@ -136,9 +136,12 @@ fn every_listener_speaks_tls_and_strangers_are_refused() {
 
 /// Three voters and brokers with their own node certificates: Raft,
 /// registration, heartbeats and replica fetches all run over mutual TLS,
-/// and an RF=3 topic stays fully in sync.
+/// and an RF=3 topic stays fully in sync. Then forgeries, each refused with
+/// PERMISSION_DENIED and changing nothing: a replica fetch posing as a
+/// follower with a client's certificate or another node's, Raft messages
+/// and heartbeats from a certificate that is not the sender's.
 #[test]
-fn a_three_node_cluster_replicates_over_mutual_tls() {
+fn a_three_node_cluster_replicates_over_mutual_tls_and_refuses_impostors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tls")).unwrap();
     let ca = Authority::new("strata test CA").unwrap();
@@ -167,6 +170,76 @@ fn a_three_node_cluster_replicates_over_mutual_tls() {
         }
         assert!(Instant::now() < deadline, "replicas not in sync over mutual TLS: {v}");
         std::thread::sleep(Duration::from_millis(200));
+    }
+    let describe = || {
+        let d = ok(&strata(&bootstrap, &tls, &["--output", "json", "topic", "describe", "replicated"], ""), "describe");
+        let v: serde_json::Value = serde_json::from_str(d.trim()).unwrap();
+        v["partitions"][0].clone()
+    };
+    let before = describe();
+    let leader = before["leader"].as_u64().unwrap() as usize;
+    let follower = (1..=3).find(|&i| i != leader).unwrap() as u32;
+    let (leader_node, _) = &nodes[leader - 1];
+    let tls_dir = dir.path().join("tls");
+    let client_files = ca.write(&tls_dir, "client", &["client-1"]).unwrap();
+    let other_node_files = node_files(&ca, &tls_dir, if follower == 2 { 3 } else { 2 });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use strata_protocol::v1;
+        let channel = |files: &TlsFiles, addr: std::net::SocketAddr| {
+            let tls = ClientTls::new(files, &[b"h2"]).unwrap();
+            async move {
+                strata_tls::connect_channel(&addr.to_string(), &tls, Duration::from_secs(5), |e| e).await.unwrap()
+            }
+        };
+        // A replica fetch far past the end, as the follower: were it
+        // accepted, the leader would take it as the follower's position.
+        let forged = v1::ReplicaFetchRequest {
+            replica_id: follower,
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+            partitions: vec![v1::ReplicaFetchPartition {
+                topic: "replicated".into(),
+                partition: 0,
+                fetch_offset: 10_000,
+                last_fetched_epoch: before["leader_epoch"].as_i64().unwrap() as i32,
+                current_leader_epoch: before["leader_epoch"].as_u64().unwrap() as u32,
+                partition_max_bytes: 0,
+            }],
+        };
+        for files in [&client_files, &other_node_files] {
+            let mut c = v1::strata_client::StrataClient::new(channel(files, leader_node.listen).await);
+            let status = c.replica_fetch(forged.clone()).await.expect_err("a forged replica fetch is refused");
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        }
+        // The controller port: a client certificate gets nothing, a node's
+        // certificate cannot speak for another node.
+        let mut raft = v1::controller_raft_client::ControllerRaftClient::new(channel(&client_files, leader_node.controller).await);
+        let status = raft.describe_quorum(v1::DescribeQuorumRequest {}).await.expect_err("no node certificate");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        let mut raft =
+            v1::controller_raft_client::ControllerRaftClient::new(channel(&other_node_files, leader_node.controller).await);
+        let status = raft.heartbeat(v1::HeartbeatRequest { node_id: follower }).await.expect_err("another node's heartbeat");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        let mut msg = raft::eraftpb::Message::default();
+        msg.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+        msg.from = u64::from(follower);
+        msg.to = leader as u64;
+        msg.term = 1_000;
+        let bytes = protobuf::Message::write_to_bytes(&msg).unwrap();
+        let status = raft.step(v1::RaftMessages { messages: vec![bytes.into()] }).await.expect_err("a forged Raft sender");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let after = describe();
+    for key in ["leader", "leader_epoch", "isr", "high_watermark"] {
+        assert_eq!(before[key], after[key], "{key} changed after the forgeries: {before} -> {after}");
+    }
+    for (n, _) in &nodes {
+        if n.id == leader as u64 {
+            assert!(n.log().contains("refused a replica fetch"), "the refusal is logged with the peer");
+        }
     }
 }
 

@@ -436,6 +436,7 @@ impl ServerConfig {
             default_partitions: self.default_partitions,
             default_replication_factor: self.default_replication_factor,
             auto_create_topics: self.auto_create_topics,
+            node_certificates: self.tls.is_some(),
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
             voters: self.voters.clone(),

@@ -224,8 +224,11 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
             )?;
             // Raft between voters, on its own port: only controller peers
             // and brokers reach it.
-            let builder =
-                tonic::transport::Server::builder().add_service(RaftService::new(controller.clone()).into_server());
+            let raft_service = match raft_tls {
+                Some(_) => RaftService::new(controller.clone()).require_node_certificates(),
+                None => RaftService::new(controller.clone()),
+            };
+            let builder = tonic::transport::Server::builder().add_service(raft_service.into_server());
             match raft_tls.clone() {
                 Some(tls) => {
                     let incoming = strata_tls::TlsIncoming::spawn(raft_listener, tls, "controller Raft", raft.token());

@@ -117,6 +117,25 @@ pub enum MetadataCommand {
 pub const MAX_PRODUCER_ID_BLOCK: u32 = 1_000_000;
 
 impl MetadataCommand {
+    /// The broker a command speaks for, when only that broker may send it
+    /// (its registration, its own fencing and unfencing, its ISR changes as
+    /// leader, its shutdown, its producer ids); `None` for cluster-wide
+    /// commands any node may forward on a client's behalf.
+    pub fn acting_broker(&self) -> Option<u32> {
+        match self {
+            MetadataCommand::RegisterBroker { node_id, .. }
+            | MetadataCommand::FenceBroker { node_id }
+            | MetadataCommand::UnfenceBroker { node_id }
+            | MetadataCommand::ControlledShutdown { node_id }
+            | MetadataCommand::AllocateProducerIds { node_id, .. } => Some(*node_id),
+            MetadataCommand::AlterPartition { leader_id, .. } => Some(*leader_id),
+            MetadataCommand::InitCluster { .. }
+            | MetadataCommand::CreateTopic { .. }
+            | MetadataCommand::DeleteTopic { .. }
+            | MetadataCommand::ElectLeaders { .. } => None,
+        }
+    }
+
     /// The JSON bytes stored in a Raft entry.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing these plain structs cannot fail.

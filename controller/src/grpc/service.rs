@@ -25,6 +25,9 @@ pub struct RaftService {
     controller: Controller,
     node_id: u64,
     voters: HashSet<u64>,
+    /// Every call must come over TLS from a node certificate
+    /// (`strata-node-N`), and speak only for that node.
+    node_certificates: bool,
 }
 
 impl RaftService {
@@ -39,7 +42,47 @@ impl RaftService {
     /// A service accepting Raft messages only from `voters`.
     pub fn with_voters(controller: Controller, voters: HashSet<u64>) -> Self {
         let node_id = controller.node_id();
-        RaftService { controller, node_id, voters }
+        RaftService { controller, node_id, voters, node_certificates: false }
+    }
+
+    /// Requires a node certificate on every call (a TLS cluster): Raft
+    /// messages must come from the node the certificate names, broker
+    /// commands (registration, heartbeats, ISR changes) must speak for it.
+    /// Anything else is refused, changes nothing, and is logged with the
+    /// peer's identity.
+    pub fn require_node_certificates(mut self) -> Self {
+        self.node_certificates = true;
+        self
+    }
+
+    /// The calling node, when certificates are required (`Ok(None)` when
+    /// they are not).
+    fn caller<T>(&self, req: &Request<T>, what: &str) -> Result<Option<u64>, Status> {
+        if !self.node_certificates {
+            return Ok(None);
+        }
+        strata_tls::calling_node(req).map(Some).map_err(|peer| {
+            tracing::warn!(%peer, call = what, "refused a controller call without a node certificate");
+            Status::permission_denied(format!(
+                "{what} on the controller port needs a node certificate (naming strata-node-N); got {peer}"
+            ))
+        })
+    }
+
+    /// Refuses `claimed` unless it is the calling node.
+    fn must_be(caller: Option<u64>, claimed: u64, what: &str) -> Result<(), Status> {
+        match caller {
+            Some(node) if node != claimed => {
+                tracing::warn!(
+                    certificate_node = node,
+                    claimed,
+                    call = what,
+                    "refused a controller call for another node"
+                );
+                Err(Status::permission_denied(format!("{what} for node {claimed} from a certificate of node {node}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The tonic server to mount (`Server::builder().add_service(..)`), with
@@ -60,6 +103,7 @@ impl ControllerRaft for RaftService {
         &self,
         request: Request<FetchMetadataRequest>,
     ) -> Result<Response<FetchMetadataResponse>, Status> {
+        self.caller(&request, "FetchMetadata")?;
         let request = request.into_inner();
         let wait = std::time::Duration::from_millis(request.max_wait_ms.into()).min(MAX_METADATA_WAIT);
         let delta = self
@@ -73,8 +117,9 @@ impl ControllerRaft for RaftService {
 
     async fn describe_quorum(
         &self,
-        _request: Request<DescribeQuorumRequest>,
+        request: Request<DescribeQuorumRequest>,
     ) -> Result<Response<DescribeQuorumResponse>, Status> {
+        self.caller(&request, "DescribeQuorum")?;
         if self.controller.is_stopped() {
             return Err(Status::unavailable("the controller has stopped"));
         }
@@ -82,6 +127,7 @@ impl ControllerRaft for RaftService {
     }
 
     async fn step(&self, request: Request<RaftMessages>) -> Result<Response<StepResponse>, Status> {
+        let caller = self.caller(&request, "a Raft message")?;
         let batch = request.into_inner();
         let mut msgs = Vec::with_capacity(batch.messages.len());
         for (i, bytes) in batch.messages.iter().enumerate() {
@@ -99,6 +145,7 @@ impl ControllerRaft for RaftService {
                     msg.from
                 )));
             }
+            Self::must_be(caller, msg.from, "a Raft message")?;
             msgs.push(msg);
         }
         for msg in msgs {
@@ -108,15 +155,21 @@ impl ControllerRaft for RaftService {
     }
 
     async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
+        let caller = self.caller(&request, "a proposal")?;
         let cmd = MetadataCommand::decode(&request.into_inner().command)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let Some(broker) = cmd.acting_broker() {
+            Self::must_be(caller, broker.into(), "a broker command")?;
+        }
         let result = self.controller.propose(cmd).await;
         let leader_hint = self.controller.status().leader_id.unwrap_or(0);
         Ok(Response::new(encode_result(&result, leader_hint)))
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let caller = self.caller(&request, "a broker heartbeat")?;
         let node_id = request.into_inner().node_id;
+        Self::must_be(caller, node_id.into(), "a broker heartbeat")?;
         match self.controller.heartbeat_local(node_id).await {
             Ok(()) => Ok(Response::new(HeartbeatResponse {})),
             Err(e @ ControllerError::NotLeader { .. }) => Err(Status::failed_precondition(e.to_string())),

@@ -41,6 +41,39 @@ pub struct TlsConnectInfo {
     pub certificates: Option<PeerCertificates>,
 }
 
+impl TlsConnectInfo {
+    /// The node id the peer's certificate names (`strata-node-N`), if it
+    /// presented one that does.
+    pub fn node_id(&self) -> Option<u64> {
+        self.certificates.as_ref().and_then(|c| c.first()).and_then(crate::identity::node_id)
+    }
+
+    /// Who the peer is, for log lines and errors: its address and the names
+    /// in its certificate (or "no certificate").
+    pub fn describe(&self) -> String {
+        let names = self
+            .certificates
+            .as_ref()
+            .and_then(|c| c.first())
+            .map(crate::identity::names)
+            .map_or_else(|| "no certificate".to_string(), |n| format!("certificate {n:?}"));
+        match self.remote {
+            Some(addr) => format!("{addr} ({names})"),
+            None => names,
+        }
+    }
+}
+
+/// The node a request's TLS peer proves to be, for services that only
+/// nodes may call: `Ok(node id)`, or `Err(who it was instead)` naming the
+/// peer and its certificate.
+pub fn calling_node<T>(req: &tonic::Request<T>) -> Result<u64, String> {
+    match req.extensions().get::<TlsConnectInfo>() {
+        Some(info) => info.node_id().ok_or_else(|| info.describe()),
+        None => Err("a connection without TLS".to_string()),
+    }
+}
+
 impl TlsConn {
     /// Who is at the other end.
     pub fn info(&self) -> &TlsConnectInfo {

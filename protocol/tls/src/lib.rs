@@ -41,7 +41,7 @@ pub use client::ClientTls;
 pub use error::TlsError;
 pub use files::TlsFiles;
 pub use grpc::{channel, connect_channel, Connector};
-pub use incoming::{TlsConn, TlsConnectInfo, TlsIncoming, HANDSHAKE_TIMEOUT};
+pub use incoming::{calling_node, TlsConn, TlsConnectInfo, TlsIncoming, HANDSHAKE_TIMEOUT};
 pub use probe::speaks_tls;
 pub use server::ServerTls;
 pub use tokio_rustls::{client::TlsStream as ClientTlsStream, server::TlsStream as ServerTlsStream};

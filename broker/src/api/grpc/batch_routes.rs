@@ -60,14 +60,18 @@ impl Service<http::Request<Body>> for BatchRoutes {
         let (core, max) = (self.core.clone(), self.max_message_bytes);
         match req.uri().path() {
             FETCH => Box::pin(async move {
-                Ok(unary(req, max, |m| async move { zero_copy::fetch_response(data::fetch(&core, m).await) }).await)
+                Ok(unary(req, max, |m| async move { Ok(zero_copy::fetch_response(data::fetch(&core, m).await)) }).await)
             }),
-            REPLICA_FETCH => Box::pin(async move {
-                Ok(unary(req, max, |m| async move {
-                    zero_copy::replica_fetch_response(replica::replica_fetch(&core, m).await)
+            REPLICA_FETCH => {
+                let peer = req.extensions().get::<strata_tls::TlsConnectInfo>().cloned();
+                Box::pin(async move {
+                    Ok(unary(req, max, |m: strata_protocol::v1::ReplicaFetchRequest| async move {
+                        replica::authorize(&core, m.replica_id, peer.as_ref())?;
+                        Ok(zero_copy::replica_fetch_response(replica::replica_fetch(&core, m).await))
+                    })
+                    .await)
                 })
-                .await)
-            }),
+            }
             _ => self.generated.call(req),
         }
     }
@@ -80,7 +84,7 @@ async fn unary<M, F, Fut>(req: http::Request<Body>, max: usize, handle: F) -> ht
 where
     M: prost::Message + Default + Send + 'static,
     F: FnOnce(M) -> Fut,
-    Fut: Future<Output = Chunks>,
+    Fut: Future<Output = Result<Chunks, Status>>,
 {
     let decoder = ProstCodec::<M, M>::default().decoder();
     let mut stream = Streaming::<M>::new_request(decoder, req.into_body(), None, Some(max));
@@ -89,7 +93,10 @@ where
         Ok(None) => return Status::invalid_argument("the request carries no message").into_http(),
         Err(status) => return status.into_http(),
     };
-    let chunks = handle(message).await;
+    let chunks = match handle(message).await {
+        Ok(chunks) => chunks,
+        Err(status) => return status.into_http(),
+    };
     if chunks.len() > max {
         return Status::out_of_range(format!(
             "the answer is {} bytes, above the {max}-byte message limit",

@@ -94,6 +94,9 @@ impl Strata for GrpcService {
     }
 
     async fn replica_fetch(&self, req: Request<ReplicaFetchRequest>) -> Result<Response<ReplicaFetchResponse>, Status> {
+        // (Served by `BatchRoutes` in the server; this path is the
+        // generated service's, kept equivalent.)
+        replica::authorize(&self.core, req.get_ref().replica_id, req.extensions().get::<strata_tls::TlsConnectInfo>())?;
         Ok(Response::new(replica::replica_fetch(&self.core, req.into_inner()).await))
     }
 

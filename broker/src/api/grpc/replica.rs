@@ -20,6 +20,36 @@ pub(crate) async fn replica_fetch(core: &BrokerService, req: v1::ReplicaFetchReq
     v1::ReplicaFetchResponse { partitions: answers.into_iter().map(fetched_to_api).collect() }
 }
 
+/// In a TLS cluster only the follower itself may fetch as itself (a forged
+/// fetch would move the high watermark and the ISR): `peer` must hold the
+/// node certificate of `replica_id`. Refusals are logged with the peer.
+pub(crate) fn authorize(
+    core: &BrokerService,
+    replica_id: u32,
+    peer: Option<&strata_tls::TlsConnectInfo>,
+) -> Result<(), tonic::Status> {
+    if !core.config.node_certificates {
+        return Ok(());
+    }
+    let claimed = u64::from(replica_id);
+    match peer.map(|p| (p.node_id(), p.describe())) {
+        Some((Some(node), _)) if node == claimed => Ok(()),
+        Some((Some(node), peer)) => {
+            tracing::warn!(%peer, certificate_node = node, claimed, "refused a replica fetch for another node");
+            Err(tonic::Status::permission_denied(format!(
+                "a replica fetch as node {claimed} from a certificate of node {node}"
+            )))
+        }
+        other => {
+            let peer = other.map_or_else(|| "a connection without TLS".to_string(), |(_, p)| p);
+            tracing::warn!(%peer, claimed, "refused a replica fetch without a node certificate");
+            Err(tonic::Status::permission_denied(format!(
+                "replica fetches need the follower's node certificate (naming strata-node-{claimed}); got {peer}"
+            )))
+        }
+    }
+}
+
 /// Largest gRPC message a follower accepts.
 const MAX_MESSAGE: usize = 64 << 20;
 
