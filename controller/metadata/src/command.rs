@@ -103,6 +103,24 @@ pub enum MetadataCommand {
         /// Preferred or unclean.
         election: ElectionType,
     },
+    /// Creates or replaces a user's SCRAM credential for one mechanism
+    /// (Kafka's AlterUserScramCredentials upsertion; `strata user create`).
+    UpsertScramCredential {
+        /// The user.
+        user: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// What the password is checked against.
+        credential: crate::ScramEntry,
+    },
+    /// Removes a user's credential for one mechanism (the user goes with
+    /// its last credential).
+    DeleteScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
+    },
     /// Hands a broker the next `count` idempotent-producer ids (KIP-730: in
     /// blocks, so a producer's `InitProducerId` is not a Raft round trip).
     AllocateProducerIds {
@@ -132,7 +150,9 @@ impl MetadataCommand {
             MetadataCommand::InitCluster { .. }
             | MetadataCommand::CreateTopic { .. }
             | MetadataCommand::DeleteTopic { .. }
-            | MetadataCommand::ElectLeaders { .. } => None,
+            | MetadataCommand::ElectLeaders { .. }
+            | MetadataCommand::UpsertScramCredential { .. }
+            | MetadataCommand::DeleteScramCredential { .. } => None,
         }
     }
 
@@ -161,6 +181,10 @@ impl MetadataImage {
                 self.create_topic(name, topic_id, *partitions, *replication_factor, configs)
             }
             MetadataCommand::DeleteTopic { name } => self.delete_topic(name),
+            MetadataCommand::UpsertScramCredential { user, mechanism, credential } => {
+                self.upsert_scram(user, mechanism, credential)
+            }
+            MetadataCommand::DeleteScramCredential { user, mechanism } => self.delete_scram(user, mechanism),
             MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
             MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
             MetadataCommand::AlterPartition {

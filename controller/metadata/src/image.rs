@@ -22,6 +22,10 @@ pub struct MetadataImage {
     /// brokers in blocks; absent from images written before producer ids).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism name (absent from images
+    /// written before users existed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, BTreeMap<String, crate::ScramEntry>>,
 }
 
 /// One registered broker.

@@ -19,9 +19,11 @@ mod replication;
 mod replication_tests;
 #[cfg(test)]
 mod tests;
+mod users;
 
 pub use command::{MetadataCommand, MAX_PARTITIONS, MAX_PRODUCER_ID_BLOCK};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use outcome::{CommandOutcome, ElectionSkip, ElectionSkipReason, ElectionType, LeaderChange, MetadataError};
 pub use placement::{place_replicas, rack_alternating};
 pub use replication::UNCLEAN_LEADER_ELECTION_ENABLE;
+pub use users::{ScramEntry, MAX_USER_NAME_LEN, SCRAM_MECHANISMS};

@@ -156,6 +156,22 @@ pub enum CommandOutcome {
         /// those that needed an election and could not get one are listed.
         skipped: Vec<ElectionSkip>,
     },
+    /// A user's credential was created (`created`) or replaced.
+    ScramCredentialUpserted {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
+        /// True when the user had no credential for it before.
+        created: bool,
+    },
+    /// A user's credential was removed.
+    ScramCredentialDeleted {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
+    },
     /// A block of producer ids now belongs to a broker.
     ProducerIdsAllocated {
         /// The broker.
@@ -232,6 +248,21 @@ pub enum MetadataError {
     ClusterAlreadyInitialized {
         /// The cluster id in force.
         existing: String,
+    },
+    /// A SCRAM credential with an invalid user name, mechanism or
+    /// parameters.
+    #[error("invalid SCRAM credential: {reason}")]
+    InvalidScramCredential {
+        /// What is wrong.
+        reason: String,
+    },
+    /// No credential of that user for that mechanism.
+    #[error("user '{user}' has no {mechanism} credential")]
+    UnknownScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
     },
     /// An empty cluster id.
     #[error("invalid (empty) cluster id")]
