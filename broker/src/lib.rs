@@ -32,6 +32,7 @@ pub mod service;
 pub mod sim;
 pub mod tasks;
 pub(crate) mod topic_config;
+pub mod users;
 
 pub use config::BrokerConfig;
 pub use error::{BrokerError, ErrorKind};

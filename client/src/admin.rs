@@ -17,7 +17,7 @@ use crate::groups::Groups;
 use crate::metadata::Cluster;
 
 /// How long an admin request may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tries of a request answered NOT_CONTROLLER (the controller moved).
 const NOT_CONTROLLER_TRIES: u32 = 3;
 const NOT_CONTROLLER_BACKOFF: Duration = Duration::from_millis(200);
@@ -509,7 +509,7 @@ impl Admin {
     /// Runs `f` again (a few times, with a pause) while it fails with
     /// NOT_CONTROLLER: the controller moved and the broker will learn the new
     /// one shortly.
-    async fn until_controller_answers<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
+    pub(crate) async fn until_controller_answers<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
@@ -528,7 +528,7 @@ impl Admin {
 
     /// Runs `f` against a reachable broker; tries another broker after a
     /// lost connection, and again after NOT_CONTROLLER answers.
-    async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
+    pub(crate) async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
         F: Fn(crate::connection::Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,

@@ -49,6 +49,7 @@ mod metadata;
 mod partition_offset;
 mod producer;
 mod security;
+mod users;
 
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
@@ -67,3 +68,4 @@ pub use strata_record::compression::Compression;
 pub use strata_record::murmur2::{murmur2, partition_for_key};
 pub use strata_record::TopicPartition;
 pub use strata_tls::TlsFiles;
+pub use users::UserListing;

@@ -15,6 +15,7 @@ mod group;
 mod output;
 mod produce;
 mod topic;
+mod user;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,9 @@ enum Command {
     /// Measure produce throughput, read-back throughput and end-to-end latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Users (SCRAM credentials): create, delete, list.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Settings every command can use.
@@ -155,6 +159,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args, &global).await,
         Command::Cluster(cmd) => cluster::run(cmd, &global).await,
         Command::Group(cmd) => group::run(cmd, &global).await,
+        Command::User(cmd) => user::run(cmd, &global).await,
         Command::Bench(cmd) => bench::run(cmd, &global).await,
     }
 }

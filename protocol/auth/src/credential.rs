@@ -51,21 +51,36 @@ fn check_iterations(iterations: u32) -> Result<NonZeroU32, AuthError> {
     NonZeroU32::new(iterations).ok_or_else(|| AuthError::InvalidCredential("iterations must be positive".into()))
 }
 
+/// 32 random bytes for a new credential's salt.
+pub fn random_salt() -> Result<Vec<u8>, AuthError> {
+    let mut salt = vec![0u8; 32];
+    SystemRandom::new().fill(&mut salt).map_err(|_| AuthError::InvalidCredential("no randomness for a salt".into()))?;
+    Ok(salt)
+}
+
+/// RFC 5802's `Hi(password, salt, iterations)`: what a client sends to
+/// create a credential without sending the password.
+pub fn salted_password(
+    mechanism: Mechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>, AuthError> {
+    let n = check_iterations(iterations)?;
+    let mut salted = vec![0u8; mechanism.output_len()];
+    pbkdf2::derive(mechanism.pbkdf2(), n, salt, password.as_bytes(), &mut salted);
+    Ok(salted)
+}
+
 impl ScramCredential {
     /// A credential for `password` with a fresh random salt.
     pub fn new(mechanism: Mechanism, password: &str, iterations: u32) -> Result<Self, AuthError> {
-        let mut salt = vec![0u8; 32];
-        SystemRandom::new()
-            .fill(&mut salt)
-            .map_err(|_| AuthError::InvalidCredential("no randomness for a salt".into()))?;
-        Self::derive(mechanism, password, &salt, iterations)
+        Self::derive(mechanism, password, &random_salt()?, iterations)
     }
 
     /// The credential for `password` with `salt` (RFC 5802's `Hi`).
     pub fn derive(mechanism: Mechanism, password: &str, salt: &[u8], iterations: u32) -> Result<Self, AuthError> {
-        let n = check_iterations(iterations)?;
-        let mut salted = vec![0u8; mechanism.output_len()];
-        pbkdf2::derive(mechanism.pbkdf2(), n, salt, password.as_bytes(), &mut salted);
+        let salted = salted_password(mechanism, password, salt, iterations)?;
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 

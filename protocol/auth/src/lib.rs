@@ -17,7 +17,9 @@ mod mechanism;
 pub mod plain;
 mod scram;
 
-pub use credential::{ScramCredential, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS};
+pub use credential::{
+    random_salt, salted_password, ScramCredential, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS,
+};
 pub use error::AuthError;
 pub use mechanism::Mechanism;
 pub use scram::{ScramServer, Step};

@@ -13,6 +13,7 @@ pub(crate) mod errors;
 pub(crate) mod groups;
 pub(crate) mod replica;
 pub(crate) mod topics;
+pub(crate) mod users;
 
 use std::sync::Arc;
 
@@ -87,6 +88,27 @@ impl Strata for GrpcService {
         _req: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
         Ok(Response::new(topics::describe_cluster(&self.core).await))
+    }
+
+    async fn upsert_scram_credentials(
+        &self,
+        req: Request<UpsertScramCredentialsRequest>,
+    ) -> Result<Response<UserResults>, Status> {
+        Ok(Response::new(users::upsert(&self.core, req.into_inner()).await))
+    }
+
+    async fn delete_scram_credentials(
+        &self,
+        req: Request<DeleteScramCredentialsRequest>,
+    ) -> Result<Response<UserResults>, Status> {
+        Ok(Response::new(users::delete(&self.core, req.into_inner()).await))
+    }
+
+    async fn describe_users(
+        &self,
+        _req: Request<DescribeUsersRequest>,
+    ) -> Result<Response<DescribeUsersResponse>, Status> {
+        Ok(Response::new(users::describe(&self.core)))
     }
 
     async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
