@@ -29,6 +29,9 @@ pub struct BrokerConfig {
     /// Replica fetches must come over TLS from the certificate of the
     /// follower they name (a TLS cluster); anything else is refused.
     pub node_certificates: bool,
+    /// SASL mechanisms the Kafka listener requires clients to authenticate
+    /// with (empty: no SASL).
+    pub sasl_mechanisms: Vec<crate::api::kafka::SaslMechanism>,
 }
 
 /// One controller voter.

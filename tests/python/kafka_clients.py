@@ -27,7 +27,8 @@ consumer checks what it got without being told what was sent.
           cluster, deletes it and lists again; prints what each step saw
 
 With STRATA_TEST_KAFKA_SSL_CA=CA.pem, produce and consume connect over TLS
-(security.protocol=SSL) trusting that CA.
+trusting that CA; with STRATA_TEST_KAFKA_SASL=MECHANISM:user:password they
+authenticate with SASL (SASL_SSL or SASL_PLAINTEXT).
 
 Record i of TAG: key "TAG-i", value "value-i-" + i % 50 dots, header
 ("i", str(i)), timestamp 1700000000000 + i.
@@ -39,19 +40,37 @@ import time
 T0 = 1_700_000_000_000
 
 
+def sasl_settings():
+    """(mechanism, user, password) from STRATA_TEST_KAFKA_SASL
+    ("MECHANISM:user:password"), or None."""
+    import os
+    v = os.environ.get("STRATA_TEST_KAFKA_SASL")
+    return tuple(v.split(":", 2)) if v else None
+
+
 def confluent_security():
-    """librdkafka settings for a TLS listener when STRATA_TEST_KAFKA_SSL_CA
-    names the CA to trust (plaintext otherwise)."""
+    """librdkafka settings: TLS when STRATA_TEST_KAFKA_SSL_CA names the CA
+    to trust, SASL when STRATA_TEST_KAFKA_SASL is set (plaintext otherwise)."""
     import os
     ca = os.environ.get("STRATA_TEST_KAFKA_SSL_CA")
-    return {"security.protocol": "SSL", "ssl.ca.location": ca} if ca else {}
+    sasl = sasl_settings()
+    out = {"ssl.ca.location": ca} if ca else {}
+    if sasl:
+        out.update({"sasl.mechanisms": sasl[0], "sasl.username": sasl[1], "sasl.password": sasl[2]})
+    out["security.protocol"] = ("SASL_" if sasl else "") + ("SSL" if ca else "PLAINTEXT")
+    return out
 
 
 def kafka_python_security():
     """kafka-python settings for the same."""
     import os
     ca = os.environ.get("STRATA_TEST_KAFKA_SSL_CA")
-    return {"security_protocol": "SSL", "ssl_cafile": ca} if ca else {}
+    sasl = sasl_settings()
+    out = {"ssl_cafile": ca} if ca else {}
+    if sasl:
+        out.update({"sasl_mechanism": sasl[0], "sasl_plain_username": sasl[1], "sasl_plain_password": sasl[2]})
+    out["security_protocol"] = ("SASL_" if sasl else "") + ("SSL" if ca else "PLAINTEXT")
+    return out
 
 
 def record(tag, i):

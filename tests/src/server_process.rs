@@ -207,6 +207,12 @@ impl ServerProcess {
         .is_some_and(|(code, _)| code == 200)
     }
 
+    /// Adds environment variables (`STRATA_*` settings) to this (not yet
+    /// started) node's launch.
+    pub fn add_env(&mut self, env: &[(&str, &str)]) {
+        self.launch.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
     /// Makes this (not yet started) node serve TLS on every listener with
     /// `files` (through `STRATA_TLS_*`), and checks its readiness over
     /// HTTPS trusting `files.ca`.

@@ -151,6 +151,14 @@ pub struct RunArgs {
     /// present one are verified against it (unset: the public web roots).
     #[arg(long, env = "STRATA_TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
+    /// SASL mechanisms Kafka clients must authenticate with, comma-separated
+    /// (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN); unset: no SASL.
+    #[arg(long, env = "STRATA_SASL_MECHANISMS")]
+    pub sasl_mechanisms: Option<String>,
+    /// Offer PLAIN (a password in the clear) on a Kafka listener without
+    /// TLS; refused otherwise.
+    #[arg(long, env = "STRATA_SASL_ALLOW_PLAIN_WITHOUT_TLS")]
+    pub sasl_allow_plain_without_tls: Option<bool>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -191,6 +199,10 @@ pub struct FileConfig {
     pub tls_key_file: Option<PathBuf>,
     /// `--tls-ca-file`.
     pub tls_ca_file: Option<PathBuf>,
+    /// `--sasl-mechanisms`.
+    pub sasl_mechanisms: Option<String>,
+    /// `--sasl-allow-plain-without-tls`.
+    pub sasl_allow_plain_without_tls: Option<bool>,
     /// Partitions of a topic created without a count.
     pub default_partitions: Option<u32>,
     /// Replication factor of a topic created without one (unset: 3, or
@@ -295,6 +307,8 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// TLS on every listener and node link (`None`: plaintext).
     pub tls: Option<strata_tls::TlsFiles>,
+    /// SASL mechanisms the Kafka listener requires (empty: none).
+    pub sasl_mechanisms: Vec<strata_broker::api::kafka::SaslMechanism>,
 }
 
 /// Where the Kafka protocol listener binds and what it advertises.
@@ -353,6 +367,7 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
             tls: None,
+            sasl_mechanisms: Vec::new(),
         })
     }
 
@@ -425,6 +440,11 @@ impl ServerConfig {
                 };
                 (files != strata_tls::TlsFiles::default()).then_some(files)
             },
+            sasl_mechanisms: parse_sasl_mechanisms(
+                args.sasl_mechanisms.as_deref().or(file.sasl_mechanisms.as_deref()),
+                args.sasl_allow_plain_without_tls.or(file.sasl_allow_plain_without_tls).unwrap_or(false),
+                args.tls_cert_file.is_some() || file.tls_cert_file.is_some(),
+            )?,
         })
     }
 
@@ -437,6 +457,7 @@ impl ServerConfig {
             default_replication_factor: self.default_replication_factor,
             auto_create_topics: self.auto_create_topics,
             node_certificates: self.tls.is_some(),
+            sasl_mechanisms: self.sasl_mechanisms.clone(),
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
             voters: self.voters.clone(),
@@ -556,6 +577,33 @@ pub fn parse_voters(s: &str) -> Result<Vec<Voter>, ConfigError> {
         return Err(bad("empty".into()));
     }
     Ok(voters)
+}
+
+/// `--sasl-mechanisms`: known names, and PLAIN only with TLS unless allowed.
+fn parse_sasl_mechanisms(
+    value: Option<&str>,
+    allow_plain_without_tls: bool,
+    tls: bool,
+) -> Result<Vec<strata_broker::api::kafka::SaslMechanism>, ConfigError> {
+    use strata_broker::api::kafka::SaslMechanism;
+    let mut out = Vec::new();
+    for name in value.unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = SaslMechanism::parse(name).ok_or_else(|| ConfigError::Invalid {
+            name: "--sasl-mechanisms",
+            reason: format!("unknown mechanism {name:?} (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN)"),
+        })?;
+        if m == SaslMechanism::Plain && !tls && !allow_plain_without_tls {
+            return Err(ConfigError::Invalid {
+                name: "--sasl-mechanisms",
+                reason: "PLAIN sends passwords in the clear: enable TLS, or set --sasl-allow-plain-without-tls true"
+                    .into(),
+            });
+        }
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -172,7 +172,10 @@ impl<L: Fn(&str) -> Option<ScramCredential>> ScramServer<L> {
         if !matches!(channel, Some("biws") | Some("eSws")) {
             return Err(malformed(m, "channel binding must be absent (c=biws)"));
         }
-        if got_nonce != Some(nonce) {
+        // RFC 5802 wants the nonce echoed exactly; librdkafka sends its own
+        // nonce again in front of it, and Kafka accepts any nonce that ends
+        // with the server's (which still proves this exchange's nonce).
+        if !got_nonce.is_some_and(|g| g.ends_with(nonce)) {
             return Err(malformed(m, "the nonce is not the one this exchange uses"));
         }
         let proof = B64.decode(proof).map_err(|_| malformed(m, "the proof is not base64"))?;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
 use super::handlers::{Client, Reply};
+use super::sasl::SaslSession;
 use super::{handlers, versions};
 use crate::service::BrokerService;
 
@@ -52,6 +53,12 @@ pub(crate) enum BadRequest {
         /// What the decoder said.
         reason: String,
     },
+    /// A raw SASL token (after a v0 handshake) that did not authenticate.
+    #[error("SASL authentication failed")]
+    AuthenticationFailed,
+    /// A request other than the SASL ones before the client authenticated.
+    #[error("{0:?} before SASL authentication")]
+    Unauthenticated(ApiKey),
     /// The answer could not be encoded (a bug, reported rather than hidden).
     #[error("encoding the {api:?} v{version} answer: {reason}")]
     Encode {
@@ -74,6 +81,7 @@ pub(crate) async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut sasl = SaslSession::new(core.clone());
     loop {
         let next = tokio::select! {
             r = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, MAX_REQUEST_BYTES)) => r,
@@ -85,7 +93,10 @@ pub(crate) async fn serve_connection<S>(
                 return;
             }
             Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => return,
+            Ok(Ok(None)) => {
+                tracing::debug!(%peer, user = sasl.user().unwrap_or("-"), "Kafka client closed its connection");
+                return;
+            }
             Ok(Err(FrameError::Io(e))) => {
                 // A client that goes away mid-connection (reset, closed).
                 tracing::debug!(%peer, error = %e, "Kafka connection ended");
@@ -97,13 +108,17 @@ pub(crate) async fn serve_connection<S>(
             }
         };
         let answer = tokio::select! {
-            a = answer(&core, frame, peer) => a,
+            a = answer(&core, frame, peer, &mut sasl) => a,
             _ = stop.cancelled() => return,
         };
         match answer {
             Ok(Some(parts)) => {
                 if let Err(e) = write_parts(&mut stream, &parts).await {
                     tracing::debug!(%peer, error = %e, "Kafka client went away before its answer");
+                    return;
+                }
+                if sasl.failed() {
+                    tracing::info!(%peer, "closing a Kafka connection: SASL authentication failed");
                     return;
                 }
             }
@@ -177,11 +192,28 @@ pub(crate) async fn answer(
     core: &BrokerService,
     frame: Bytes,
     peer: SocketAddr,
+    sasl: &mut SaslSession,
 ) -> Result<Option<Vec<Bytes>>, BadRequest> {
+    if sasl.expects_raw_token() {
+        let reply = sasl.raw_token(&frame).ok_or(BadRequest::AuthenticationFailed)?;
+        let size = u32::try_from(reply.len()).unwrap_or(0).to_be_bytes();
+        return Ok(Some(vec![Bytes::copy_from_slice(&size), reply]));
+    }
     let d = match parse(frame)? {
         Parsed::Answer(bytes) => return Ok(Some(vec![bytes])),
         Parsed::Request(d) => d,
     };
+    if !sasl.may_serve(d.api) {
+        return Err(BadRequest::Unauthenticated(d.api));
+    }
+    let sasl_answer = match &d.request {
+        RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl.handshake(r, d.version))),
+        RequestKind::SaslAuthenticate(r) => Some(ResponseKind::SaslAuthenticate(sasl.authenticate(r))),
+        _ => None,
+    };
+    if let Some(response) = sasl_answer {
+        return encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b]));
+    }
     match handlers::handle(core, d.request, d.version, d.correlation_id, Client { peer, id: &d.client_id }).await {
         None => Ok(None),
         Some(Reply::Framed(parts)) => Ok(Some(parts)),

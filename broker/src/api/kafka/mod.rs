@@ -13,6 +13,8 @@ mod fetch_response;
 mod frame;
 mod handlers;
 mod listener;
+mod sasl;
 mod versions;
 
 pub use listener::serve;
+pub use sasl::SaslMechanism;
