@@ -32,6 +32,10 @@ pub struct BrokerConfig {
     /// SASL mechanisms the Kafka listener requires clients to authenticate
     /// with (empty: no SASL).
     pub sasl_mechanisms: Vec<crate::api::kafka::SaslMechanism>,
+    /// Every gRPC call must come with a client certificate verified by the
+    /// cluster's CA (a TLS cluster that authenticates its users): the gRPC
+    /// edge's principal is the certificate's name, as SASL's is the user.
+    pub grpc_client_certificates: bool,
 }
 
 /// One controller voter.

@@ -2,7 +2,8 @@
 //! `strata user create`: kcat and confluent-kafka over SASL_SSL with
 //! SCRAM-SHA-512 and SCRAM-SHA-256, kafka-python over SASL_PLAINTEXT with
 //! PLAIN where the operator allowed it; a wrong password and a client that
-//! skips SASL are refused with an authentication error and get nothing.
+//! skips SASL are refused with an authentication error and get nothing; the
+//! gRPC port of such a cluster answers only clients with a certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::io::Write;
@@ -44,11 +45,28 @@ fn kafka_clients_authenticate_with_scram_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let tls_dir = dir.path().join("tls");
     std::fs::create_dir_all(&tls_dir).unwrap();
-    let files = Authority::new("test CA").unwrap().write(&tls_dir, "node-1", &["strata-node-1", "localhost"]).unwrap();
+    let authority = Authority::new("test CA").unwrap();
+    let files = authority.write(&tls_dir, "node-1", &["strata-node-1", "localhost"]).unwrap();
+    let admin = authority.write(&tls_dir, "admin", &["admin"]).unwrap();
     let n = node(dir.path(), &[("STRATA_SASL_MECHANISMS", "SCRAM-SHA-256,SCRAM-SHA-512")], Some(&files));
     let ca = files.ca.as_ref().unwrap().display().to_string();
+    let (cert, key) =
+        (admin.cert.as_ref().unwrap().display().to_string(), admin.key.as_ref().unwrap().display().to_string());
+    // The gRPC door is as closed as the Kafka one: no client certificate,
+    // no answer.
+    let anonymous = run(
+        Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca, "topic", "list"]),
+        "",
+    );
+    assert!(!anonymous.status.success());
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("client certificate"), "{anonymous:?}");
     let strata = |args: &[&str], input: &str| {
-        run(Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca]).args(args), input)
+        run(
+            Command::new(binary("strata"))
+                .args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca, "--cert-file", &cert, "--key-file", &key])
+                .args(args),
+            input,
+        )
     };
     ok(&strata(&["user", "create", "alice"], "wonderland\n"), "create alice");
     ok(&strata(&["topic", "create", "private", "-p", "2", "-r", "1"], ""), "create topic");

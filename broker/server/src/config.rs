@@ -458,6 +458,7 @@ impl ServerConfig {
             auto_create_topics: self.auto_create_topics,
             node_certificates: self.tls.is_some(),
             sasl_mechanisms: self.sasl_mechanisms.clone(),
+            grpc_client_certificates: self.tls.is_some() && !self.sasl_mechanisms.is_empty(),
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
             voters: self.voters.clone(),

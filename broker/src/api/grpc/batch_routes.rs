@@ -58,6 +58,9 @@ impl Service<http::Request<Body>> for BatchRoutes {
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let (core, max) = (self.core.clone(), self.max_message_bytes);
+        if let Err(status) = authenticate(&core, &req) {
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         match req.uri().path() {
             FETCH => Box::pin(async move {
                 Ok(unary(req, max, |m| async move { Ok(zero_copy::fetch_response(data::fetch(&core, m).await)) }).await)
@@ -73,6 +76,31 @@ impl Service<http::Request<Body>> for BatchRoutes {
                 })
             }
             _ => self.generated.call(req),
+        }
+    }
+}
+
+/// In a cluster that authenticates its users (TLS and SASL on), every gRPC
+/// call must come over a connection whose client certificate the CA
+/// verified: the gRPC door is as closed as the Kafka one. The principal is
+/// the certificate's first name.
+fn authenticate(core: &BrokerService, req: &http::Request<Body>) -> Result<(), Status> {
+    if !core.config.grpc_client_certificates {
+        return Ok(());
+    }
+    let peer = req.extensions().get::<strata_tls::TlsConnectInfo>();
+    match peer.and_then(|p| p.certificates.as_ref()).and_then(|c| c.first()) {
+        Some(cert) => {
+            let names = strata_tls::identity::names(cert);
+            tracing::trace!(principal = names.first().map_or("", String::as_str), path = req.uri().path(), "gRPC call");
+            Ok(())
+        }
+        None => {
+            let who = peer.map_or_else(|| "a connection without TLS".to_string(), |p| p.describe());
+            tracing::info!(peer = %who, path = req.uri().path(), "refused a gRPC call without a client certificate");
+            Err(Status::unauthenticated(format!(
+                "this cluster authenticates its clients: connect with a client certificate (--cert-file/--key-file); got {who}"
+            )))
         }
     }
 }
