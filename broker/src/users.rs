@@ -43,11 +43,15 @@ impl BrokerService {
         }
     }
 
-    /// Deletes `user`'s credential for `mechanism`.
-    pub async fn delete_scram_credential(&self, user: &str, mechanism: Mechanism) -> Result<(), BrokerError> {
+    /// Deletes `user`'s credential for `mechanism`; `Ok(false)` when the
+    /// user has none (Kafka's RESOURCE_NOT_FOUND).
+    pub async fn delete_scram_credential(&self, user: &str, mechanism: Mechanism) -> Result<bool, BrokerError> {
+        if self.controller.metadata().scram_credential(user, mechanism.name()).is_none() {
+            return Ok(false);
+        }
         let cmd =
             MetadataCommand::DeleteScramCredential { user: user.to_string(), mechanism: mechanism.name().to_string() };
-        self.controller.propose(cmd).await.map(|_| ()).map_err(|e| controller_error(&e))
+        self.controller.propose(cmd).await.map(|_| true).map_err(|e| controller_error(&e))
     }
 
     /// Every user with its credentials' mechanisms and iteration counts.

@@ -16,6 +16,8 @@ consumer checks what it got without being told what was sent.
   epochs BOOTSTRAP TOPIC EPOCH                   Fetch v12 and ListOffsets v7 with
           current leader epochs around EPOCH (kafka-python's codec, raw
           socket); prints error codes
+  scram-users BOOTSTRAP USER PASSWORD            Kafka's user admin APIs through
+          librdkafka: create, describe, produce as the user, delete
   paced confluent BOOTSTRAP TOPIC N RATE TAG       an idempotent acks=all
           producer sending N records at RATE/s; prints {"acked", "errors", "left"}
   commit kafka-python BOOTSTRAP TOPIC GROUP OFFSET  commits OFFSET+p for
@@ -329,6 +331,38 @@ def epoch_checks(bootstrap, topic, epoch):
     return out
 
 
+def scram_users_confluent(bootstrap, user, password):
+    """Creates USER with PASSWORD (SCRAM-SHA-256, salted by librdkafka)
+    through Kafka's AlterUserScramCredentials, describes it, produces as it,
+    deletes it and describes again; prints what each step saw."""
+    from confluent_kafka import Producer, KafkaException
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion, UserScramCredentialDeletion)
+    a = AdminClient({"bootstrap.servers": bootstrap, **confluent_security()})
+    out = {}
+    up = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), password.encode())
+    for f in a.alter_user_scram_credentials([up]).values():
+        f.result(10)
+    desc = a.describe_user_scram_credentials([user])[user].result(10)
+    out["described"] = [[str(i.mechanism).split(".")[-1], i.iterations] for i in desc.scram_credential_infos]
+    sec = dict(confluent_security())
+    sec.update({"sasl.mechanisms": "SCRAM-SHA-256", "sasl.username": user, "sasl.password": password})
+    acked, errors, done = delivery_counter()
+    p = Producer({"bootstrap.servers": bootstrap, **sec})
+    p.produce("as-new-user", value=b"hello", on_delivery=done)
+    p.flush(15)
+    out["produced_as_user"] = acked[0]
+    out["produce_errors"] = errors
+    for f in a.alter_user_scram_credentials([UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)]).values():
+        f.result(10)
+    try:
+        a.describe_user_scram_credentials([user])[user].result(10)
+        out["after_delete"] = "found"
+    except KafkaException as e:
+        out["after_delete"] = e.args[0].name()
+    return out
+
+
 def metadata_confluent(bootstrap, topic):
     from confluent_kafka.admin import AdminClient
     md = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": True}).list_topics(topic, timeout=10)
@@ -402,6 +436,9 @@ def main():
         return
     if sys.argv[1] == "epochs":
         print(json.dumps(epoch_checks(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        return
+    if sys.argv[1] == "scram-users":
+        print(json.dumps(scram_users_confluent(sys.argv[2], sys.argv[3], sys.argv[4])))
         return
     if sys.argv[1] == "metadata":
         print(json.dumps(metadata_confluent(sys.argv[3], sys.argv[4])))

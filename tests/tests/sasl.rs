@@ -114,6 +114,15 @@ fn kafka_clients_authenticate_with_scram_over_tls() {
     assert_eq!(v["acked"], 1000, "{v}");
     let v = json(&run_script_env("kafka_clients.py", &["consume", "confluent", &kafka, "scram", "1000", "s"], &env));
     assert_complete("confluent-kafka over SASL_SSL SCRAM-SHA-256", &v, 1000);
+
+    // Kafka's user admin APIs (KIP-554) through librdkafka, authenticated
+    // as alice: librdkafka salts the new user's password, and the user it
+    // made can then authenticate.
+    ok(&strata(&["topic", "create", "as-new-user", "-p", "1", "-r", "1"], ""), "create topic");
+    let v = json(&run_script_env("kafka_clients.py", &["scram-users", &kafka, "carol", "c4rol-pw"], &env));
+    assert_eq!(v["described"], serde_json::json!([["SCRAM_SHA_256", 4096]]), "{v}");
+    assert_eq!(v["produced_as_user"], 1, "the user created through Kafka's API authenticates: {v}");
+    assert_eq!(v["after_delete"], "RESOURCE_NOT_FOUND", "{v}");
 }
 
 #[test]

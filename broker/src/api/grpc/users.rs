@@ -35,7 +35,14 @@ pub(crate) async fn delete(core: &BrokerService, req: v1::DeleteScramCredentials
     let mut results = Vec::with_capacity(req.deletions.len());
     for d in req.deletions {
         let r = match mechanism(&d.mechanism) {
-            Ok(m) => core.delete_scram_credential(&d.user, m).await,
+            Ok(m) => match core.delete_scram_credential(&d.user, m).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(BrokerError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("user '{}' has no {} credential", d.user, m.name()),
+                )),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         results.push(result(d.user, d.mechanism, r));

@@ -17,6 +17,7 @@ mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
+mod scram_users;
 mod topics;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
@@ -87,6 +88,12 @@ pub(crate) async fn handle(
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::handle(core, r).await),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(core, r)),
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_users::alter(core, r).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(scram_users::describe(core, r))
+        }
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
             return None;
