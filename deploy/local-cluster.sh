@@ -21,6 +21,13 @@
 #                         when missing)
 #   STRATA_READY_TIMEOUT  seconds to wait for /readyz (default 60)
 #   STRATA_STOP_TIMEOUT   seconds to wait for a SIGTERMed node to exit (default 15)
+#   STRATA_SECURE=1       (for `up`) a secure cluster: a CA and certificates made
+#                         with openssl under $STRATA_CLUSTER_DIR/tls (ca.pem,
+#                         nodeI.pem naming strata-node-I, admin.pem for the CLI),
+#                         TLS on every listener, SCRAM-SHA-256/512 on the Kafka
+#                         listener, and a user `admin` whose password is in
+#                         $STRATA_CLUSTER_DIR/admin.password. The choice is kept
+#                         in cluster.env for `start`.
 # Every other variable (STRATA_CONFIG, STRATA_RACK, RUST_LOG, ...) is inherited
 # by the servers; the flags set here take precedence over their STRATA_* twins.
 #
@@ -50,6 +57,7 @@ ENV_FILE=$CLUSTER_DIR/cluster.env
 N=0
 BASE_PORT=0
 BIN_DIR=
+SECURE=0
 
 is_uint() {
     [[ $1 =~ ^[0-9]+$ ]]
@@ -77,6 +85,7 @@ load_env() {
             N) N=$value ;;
             BASE_PORT) BASE_PORT=$value ;;
             BIN_DIR) BIN_DIR=$value ;;
+            SECURE) SECURE=$value ;;
         esac
     done <"$ENV_FILE"
     if ! is_uint "$N" || ((N < 1)); then die "$ENV_FILE: bad N '$N'"; fi
@@ -150,7 +159,9 @@ running_pid() {
 is_ready() {
     local port code=
     port=$(http_port "$1")
-    if command -v curl >/dev/null; then
+    if ((SECURE)); then
+        code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --cacert "$CLUSTER_DIR/tls/ca.pem" "https://127.0.0.1:$port/readyz" 2>/dev/null) || true
+    elif command -v curl >/dev/null; then
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/readyz" 2>/dev/null) || true
     else
         # shellcheck disable=SC2016 # expanded by the inner bash
@@ -178,7 +189,14 @@ spawn_node() {
     # in place and $! is the server's PID).
     local detach=()
     if command -v setsid >/dev/null; then detach=(setsid); fi
+    local secure=()
+    if ((SECURE)); then
+        local tls=$CLUSTER_DIR/tls
+        secure=(--tls-cert-file "$tls/node$i.pem" --tls-key-file "$tls/node$i-key.pem" --tls-ca-file "$tls/ca.pem"
+            --sasl-mechanisms SCRAM-SHA-256,SCRAM-SHA-512)
+    fi
     "${detach[@]}" "$BIN_DIR/strata-server" run \
+        "${secure[@]}" \
         --node-id "$i" \
         --roles broker,controller \
         --data-dir "$(data_dir "$i")" \
@@ -260,7 +278,12 @@ cmd_up() {
     N=$n
     BASE_PORT=$base
     BIN_DIR=$(find_bin_dir)
-    printf 'N=%s\nBASE_PORT=%s\nBIN_DIR=%s\n' "$N" "$BASE_PORT" "$BIN_DIR" >"$ENV_FILE.tmp"
+    SECURE=0
+    if [[ ${STRATA_SECURE:-0} == 1 ]]; then
+        SECURE=1
+        make_certificates
+    fi
+    printf 'N=%s\nBASE_PORT=%s\nBIN_DIR=%s\nSECURE=%s\n' "$N" "$BASE_PORT" "$BIN_DIR" "$SECURE" >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     for ((i = 1; i <= N; i++)); do
         spawn_node "$i"
@@ -274,6 +297,46 @@ cmd_up() {
     local bootstrap=
     for ((i = 1; i <= N; i++)); do bootstrap+="${bootstrap:+,}127.0.0.1:$(client_port "$i")"; done
     echo "bootstrap: $bootstrap"
+    if ((SECURE)); then
+        local tls=$CLUSTER_DIR/tls
+        local cli=("$BIN_DIR/strata" --bootstrap "$bootstrap" --ca-file "$tls/ca.pem" --cert-file "$tls/admin.pem" --key-file "$tls/admin-key.pem")
+        [[ -x $BIN_DIR/strata ]] || die "$BIN_DIR/strata not found (needed to create the admin user)"
+        "${cli[@]}" user create admin <"$CLUSTER_DIR/admin.password" >/dev/null || die "creating the admin user failed"
+        echo "secure: TLS everywhere (CA $tls/ca.pem), SCRAM on Kafka; user admin, password in $CLUSTER_DIR/admin.password"
+        echo "cli: strata --bootstrap $bootstrap --ca-file $tls/ca.pem --cert-file $tls/admin.pem --key-file $tls/admin-key.pem ..."
+    fi
+}
+
+# A CA, a certificate per node (strata-node-I, localhost, 127.0.0.1) and one
+# for the CLI (admin), with openssl; and the admin user's password. Kept
+# across `up`s of the same directory.
+make_certificates() {
+    local tls=$CLUSTER_DIR/tls i
+    command -v openssl >/dev/null || die "STRATA_SECURE=1 needs openssl (apt-get install openssl)"
+    command -v curl >/dev/null || die "STRATA_SECURE=1 needs curl for the HTTPS readiness checks (apt-get install curl)"
+    mkdir -p "$tls"
+    if [[ ! -f $tls/ca.pem ]]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 -subj "/CN=strata local cluster CA" \
+            -keyout "$tls/ca-key.pem" -out "$tls/ca.pem" 2>/dev/null || die "openssl could not make the CA"
+    fi
+    issue() { # name sans...
+        local name=$1 sans=
+        shift
+        [[ -f $tls/$name.pem ]] && return 0
+        for s in "$@"; do sans+="${sans:+,}$s"; done
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${1#DNS:}" \
+            -keyout "$tls/$name-key.pem" -out "$tls/$name.csr" 2>/dev/null || die "openssl could not make a key for $name"
+        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$sans" >"$tls/$name.ext"
+        openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 365 \
+            -extfile "$tls/$name.ext" -out "$tls/$name.pem" 2>/dev/null || die "openssl could not sign $name"
+        rm -f "$tls/$name.csr" "$tls/$name.ext"
+        chmod 600 "$tls/$name-key.pem"
+    }
+    for ((i = 1; i <= N; i++)); do issue "node$i" "DNS:strata-node-$i" DNS:localhost IP:127.0.0.1; done
+    issue admin DNS:admin
+    if [[ ! -f $CLUSTER_DIR/admin.password ]]; then
+        (umask 077 && openssl rand -hex 16 >"$CLUSTER_DIR/admin.password")
+    fi
 }
 
 cmd_down() {
