@@ -2,8 +2,9 @@
 //! a controller leader, has applied the committed metadata if it votes, and,
 //! if it is a broker, is registered and back in the in-sync replicas of the
 //! partitions it replicates: it has joined and caught up) and
-//! `/metrics` (Prometheus text format), and `POST /drain` (loopback only:
-//! hand this broker's partition leadership away before a stop).
+//! `/metrics` (Prometheus text format), and `POST /drain` (from this host,
+//! or over HTTPS with a client certificate the cluster's CA verified: hand
+//! this broker's partition leadership away before a stop).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub async fn serve(
         .route("/drain", post(drain))
         .with_state(service);
     let Some(tls) = tls else {
-        return axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        return axum::serve(listener, app.into_make_service_with_connect_info::<HttpPeer>())
             .with_graceful_shutdown(shutdown)
             .await;
     };
@@ -39,11 +40,31 @@ pub async fn serve(
     let stop = tokio_util::sync::CancellationToken::new();
     let incoming = strata_tls::TlsIncoming::spawn(listener, tls, "HTTP", stop.clone());
     let _stop_accepting = stop.drop_guard();
-    // `tap_io` gives the connection's peer address as `ConnectInfo`.
+    // `tap_io` gives the listener's address type (`HttpPeer`) as `ConnectInfo`.
     let listener = axum::serve::ListenerExt::tap_io(TlsListener { incoming, local }, |_| {});
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app.into_make_service_with_connect_info::<HttpPeer>()).with_graceful_shutdown(shutdown).await
+}
+
+/// Who called an HTTP endpoint: the address, and whether the connection
+/// presented a client certificate the cluster's CA verified (an operator's
+/// or a node's).
+#[derive(Debug, Clone)]
+pub struct HttpPeer {
+    addr: SocketAddr,
+    certified: bool,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for HttpPeer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        HttpPeer { addr: *stream.remote_addr(), certified: false }
+    }
+}
+
+/// Who may drain this broker: a caller on this host (a preStop hook), or an
+/// operator (or node) over HTTPS with a client certificate of the cluster's
+/// CA.
+fn may_drain(peer: &HttpPeer) -> bool {
+    peer.addr.ip().is_loopback() || peer.certified
 }
 
 /// The TLS connections of the HTTP port, as axum takes a listener.
@@ -54,15 +75,16 @@ struct TlsListener {
 
 impl axum::serve::Listener for TlsListener {
     type Io = strata_tls::TlsConn;
-    type Addr = SocketAddr;
+    type Addr = HttpPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         use tokio_stream::StreamExt;
         loop {
             match self.incoming.next().await {
                 Some(Ok(conn)) => {
-                    let peer = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-                    return (conn, peer);
+                    let addr = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+                    let certified = conn.info().certificates.is_some();
+                    return (conn, HttpPeer { addr, certified });
                 }
                 Some(Err(_)) => continue,
                 // The accept loop ended: the server is shutting down.
@@ -71,8 +93,8 @@ impl axum::serve::Listener for TlsListener {
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+    fn local_addr(&self) -> std::io::Result<HttpPeer> {
+        Ok(HttpPeer { addr: self.local, certified: false })
     }
 }
 
@@ -88,14 +110,20 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Runs the controlled shutdown step now (the server keeps answering until
 /// it is stopped) and answers once it ran: 200 with how many partitions
 /// this broker still leads (those with no other in-sync replica), 504 if
-/// it did not finish in time, 403 for a caller not on this host.
+/// it did not finish in time, 403 for a caller [`may_drain`] refuses.
 async fn drain(
     State(s): State<Arc<BrokerService>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<HttpPeer>,
     Query(q): Query<DrainQuery>,
 ) -> impl IntoResponse {
-    if !peer.ip().is_loopback() {
-        return (StatusCode::FORBIDDEN, format!("drain is only accepted from this host, not {}\n", peer.ip()));
+    if !may_drain(&peer) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "drain is accepted from this host, or over HTTPS with a client certificate of the cluster's CA; not from {}\n",
+                peer.addr.ip()
+            ),
+        );
     }
     let timeout = q.timeout_secs.map_or(DRAIN_TIMEOUT, std::time::Duration::from_secs);
     s.drain.requested.send_replace(true);
@@ -181,4 +209,17 @@ async fn metrics(State(s): State<Arc<BrokerService>>) -> impl IntoResponse {
 /// Binds the HTTP listener (kept separate so startup fails fast on a taken port).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_is_for_this_host_or_a_certified_caller() {
+        let peer = |ip: [u8; 4], certified| HttpPeer { addr: SocketAddr::from((ip, 1234)), certified };
+        assert!(may_drain(&peer([127, 0, 0, 1], false)));
+        assert!(!may_drain(&peer([10, 1, 2, 3], false)), "a stranger on the network");
+        assert!(may_drain(&peer([10, 1, 2, 3], true)), "an operator with a client certificate");
+    }
 }

@@ -132,6 +132,18 @@ fn every_listener_speaks_tls_and_strangers_are_refused() {
     let mut s = std::net::TcpStream::connect(node.kafka).unwrap();
     s.write_all(&[0, 0, 0, 10, 0, 18, 0, 3, 0, 0, 0, 1, 0, 0]).unwrap();
     ok(&strata(&bootstrap, &tls, &["topic", "list"], ""), "still serving");
+
+    // The preStop hook of a TLS pod: `strata-server drain` with the pod's
+    // own STRATA_TLS_* environment speaks HTTPS and is a certified caller.
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().unwrap().display().to_string();
+    let drained = Command::new(binary("strata-server"))
+        .args(["drain", "--http", &node.http.to_string(), "--timeout-secs", "5"])
+        .env("STRATA_TLS_CERT_FILE", path(&files.cert))
+        .env("STRATA_TLS_KEY_FILE", path(&files.key))
+        .env("STRATA_TLS_CA_FILE", path(&files.ca))
+        .output()
+        .unwrap();
+    assert!(ok(&drained, "drain over HTTPS").contains("drained"), "{drained:?}");
 }
 
 /// Three voters and brokers with their own node certificates: Raft,

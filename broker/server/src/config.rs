@@ -41,6 +41,17 @@ pub struct DrainArgs {
     /// Longest wait for the controller to move leadership away.
     #[arg(long, default_value_t = 45)]
     pub timeout_secs: u64,
+    /// With TLS on the node (the same env as the server's, so a pod's
+    /// preStop hook needs nothing more): its certificate, presented as the
+    /// client's, and verified as the server's.
+    #[arg(long, env = "STRATA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file`.
+    #[arg(long, env = "STRATA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA the node's certificate is verified against.
+    #[arg(long, env = "STRATA_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Parses a node id: a number ≥ 1, or a StatefulSet pod name whose trailing

@@ -53,23 +53,56 @@ async fn serve() -> anyhow::Result<()> {
 /// `strata-server drain`: `POST /drain` to the local node's HTTP port
 /// (a bare HTTP/1.0 request: the image carries no curl), printing its answer.
 async fn drain(args: &DrainArgs) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let wait = std::time::Duration::from_secs(args.timeout_secs + 5);
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(args.http).await?;
-        let request = format!(
-            "POST /drain?timeout_secs={} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
-            args.timeout_secs, args.http
-        );
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) -> std::io::Result<Vec<u8>> {
         s.write_all(request.as_bytes()).await?;
+        s.flush().await?;
         let mut response = Vec::new();
-        s.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
+        // A TLS server may close without close_notify: keep what arrived.
+        if let Err(e) = s.read_to_end(&mut response).await {
+            if response.is_empty() {
+                return Err(e);
+            }
+        }
+        Ok(response)
+    }
+    let wait = std::time::Duration::from_secs(args.timeout_secs + 5);
+    let request = format!(
+        "POST /drain?timeout_secs={} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+        args.timeout_secs, args.http
+    );
+    let files = strata_tls::TlsFiles {
+        cert: args.tls_cert_file.clone(),
+        key: args.tls_key_file.clone(),
+        ca: args.tls_ca_file.clone(),
     };
-    let response = tokio::time::timeout(wait, exchange)
-        .await
-        .map_err(|_| anyhow::anyhow!("{} did not answer within {} s", args.http, wait.as_secs()))?
-        .with_context(|| format!("draining the node at {}", args.http))?;
+    let tls = if files == strata_tls::TlsFiles::default() {
+        None
+    } else {
+        let client = strata_tls::ClientTls::new(&files, &[b"http/1.1"]).context("TLS for the drain request")?;
+        // The node is this host's own: verify it as the name its certificate
+        // carries (strata-node-N), whatever address it is reached at.
+        let name = match &files.cert {
+            Some(cert) => {
+                let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+                let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
+                    .with_context(|| format!("{} holds no certificate", cert.display()))?;
+                strata_tls::identity::names(&der).into_iter().next()
+            }
+            None => None,
+        };
+        Some((client, name.unwrap_or_else(|| args.http.ip().to_string())))
+    };
+    let response = tokio::time::timeout(wait, async {
+        let tcp = tokio::net::TcpStream::connect(args.http).await?;
+        match &tls {
+            Some((client, name)) => exchange(client.connect(name, tcp).await?, &request).await,
+            None => exchange(tcp, &request).await,
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("{} did not answer within {} s", args.http, wait.as_secs()))?
+    .with_context(|| format!("draining the node at {}", args.http))?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).unwrap_or("?");
