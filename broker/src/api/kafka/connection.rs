@@ -195,7 +195,7 @@ pub(crate) async fn answer(
     sasl: &mut SaslSession,
 ) -> Result<Option<Vec<Bytes>>, BadRequest> {
     if sasl.expects_raw_token() {
-        let reply = sasl.raw_token(&frame).ok_or(BadRequest::AuthenticationFailed)?;
+        let reply = sasl.raw_token(&frame).await.ok_or(BadRequest::AuthenticationFailed)?;
         let size = u32::try_from(reply.len()).unwrap_or(0).to_be_bytes();
         return Ok(Some(vec![Bytes::copy_from_slice(&size), reply]));
     }
@@ -208,7 +208,7 @@ pub(crate) async fn answer(
     }
     let sasl_answer = match &d.request {
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl.handshake(r, d.version))),
-        RequestKind::SaslAuthenticate(r) => Some(ResponseKind::SaslAuthenticate(sasl.authenticate(r))),
+        RequestKind::SaslAuthenticate(r) => Some(ResponseKind::SaslAuthenticate(sasl.authenticate(r).await)),
         _ => None,
     };
     if let Some(response) = sasl_answer {

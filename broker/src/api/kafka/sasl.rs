@@ -109,10 +109,10 @@ impl SaslSession {
 
     /// A raw token after a v0 handshake: the raw answer (`None`: failed,
     /// close the connection, as Kafka does in this flow).
-    pub(crate) fn raw_token(&mut self, token: &[u8]) -> Option<bytes::Bytes> {
+    pub(crate) async fn raw_token(&mut self, token: &[u8]) -> Option<bytes::Bytes> {
         let mut req = SaslAuthenticateRequest::default();
         req.auth_bytes = bytes::Bytes::copy_from_slice(token);
-        let r = self.authenticate(&req);
+        let r = self.authenticate(&req).await;
         (r.error_code == 0).then_some(r.auth_bytes)
     }
 
@@ -133,7 +133,7 @@ impl SaslSession {
     }
 
     /// SaslAuthenticate: one message of the chosen mechanism.
-    pub(crate) fn authenticate(&mut self, req: &SaslAuthenticateRequest) -> SaslAuthenticateResponse {
+    pub(crate) async fn authenticate(&mut self, req: &SaslAuthenticateRequest) -> SaslAuthenticateResponse {
         let mut r = SaslAuthenticateResponse::default();
         let fail = |r: &mut SaslAuthenticateResponse, code: ResponseError, message: String| {
             r.error_code = code.code();
@@ -142,10 +142,14 @@ impl SaslSession {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Chosen(SaslMechanism::Plain) => match strata_auth::plain::parse(&req.auth_bytes) {
                 Ok(c) => {
-                    let ok = Mechanism::ALL
-                        .into_iter()
-                        .filter_map(|m| self.core.scram_credential(&c.user, m))
-                        .any(|cred| cred.verify_password(&c.password));
+                    let creds: Vec<_> =
+                        Mechanism::ALL.into_iter().filter_map(|m| self.core.scram_credential(&c.user, m)).collect();
+                    // PBKDF2 (thousands of HMACs) off the async workers.
+                    let password = c.password.clone();
+                    let ok =
+                        tokio::task::spawn_blocking(move || creds.iter().any(|cred| cred.verify_password(&password)))
+                            .await
+                            .unwrap_or(false);
                     if ok {
                         tracing::debug!(user = %c.user, mechanism = "PLAIN", "Kafka client authenticated");
                         self.state = State::Done(c.user);
