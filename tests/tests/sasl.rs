@@ -6,9 +6,8 @@
 //! gRPC port of such a cluster answers only clients with a certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use strata_tests::client_report::{assert_complete, json};
@@ -16,11 +15,7 @@ use strata_tests::kafka_python::run_script_env;
 use strata_tests::{binary, ServerProcess};
 use strata_tls::generate::Authority;
 
-fn run(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
+use strata_tests::cli::run_with_input as run;
 
 fn ok(out: &Output, what: &str) -> String {
     assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));

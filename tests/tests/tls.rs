@@ -25,18 +25,10 @@ fn node_files(ca: &Authority, dir: &Path, id: u64) -> TlsFiles {
 
 /// `strata ARGS…` with `tls` arguments before them; `input` on stdin.
 fn strata(bootstrap: &str, tls: &[&str], args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(binary("strata"))
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .args(tls)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    strata_tests::cli::run_with_input(
+        Command::new(binary("strata")).arg("--bootstrap").arg(bootstrap).args(tls).args(args),
+        input,
+    )
 }
 
 fn ok(out: &Output, what: &str) -> String {

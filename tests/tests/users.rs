@@ -3,22 +3,12 @@
 //! wire or is listed), per mechanism, with their iteration counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use strata_tests::{binary, ServerProcess};
 
 fn strata(bootstrap: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(binary("strata"))
-        .args(["--bootstrap", bootstrap])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    strata_tests::cli::run_with_input(Command::new(binary("strata")).args(["--bootstrap", bootstrap]).args(args), stdin)
 }
 
 fn listed(bootstrap: &str) -> serde_json::Value {

@@ -41,17 +41,39 @@ pub struct DrainArgs {
     /// Longest wait for the controller to move leadership away.
     #[arg(long, default_value_t = 45)]
     pub timeout_secs: u64,
-    /// With TLS on the node (the same env as the server's, so a pod's
-    /// preStop hook needs nothing more): its certificate, presented as the
-    /// client's, and verified as the server's.
+    /// With TLS on the node (the same flags and env as the server's, so a
+    /// pod's preStop hook needs nothing more): its certificate is presented
+    /// as the client's and the node verified by the name in it.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// The node's TLS files, as `run` and `drain` take them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain of this node: with `--tls-key-file`, every
+    /// listener (client gRPC, Kafka, HTTP, controller) serves TLS and this
+    /// node presents it to the others (mutual TLS). Reloaded when it changes.
     #[arg(long, env = "STRATA_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
-    /// The key of `--tls-cert-file`.
+    /// PEM private key of `--tls-cert-file`.
     #[arg(long, env = "STRATA_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
-    /// The CA the node's certificate is verified against.
+    /// PEM CA bundle: the certificates of other nodes and of clients that
+    /// present one are verified against it (unset: the public web roots).
     #[arg(long, env = "STRATA_TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files, each flag over its TOML key.
+    pub fn files(&self, file: &FileConfig) -> strata_tls::TlsFiles {
+        strata_tls::TlsFiles {
+            cert: self.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            key: self.tls_key_file.clone().or(file.tls_key_file.clone()),
+            ca: self.tls_ca_file.clone().or(file.tls_ca_file.clone()),
+        }
+    }
 }
 
 /// Parses a node id: a number ≥ 1, or a StatefulSet pod name whose trailing
@@ -150,18 +172,9 @@ pub struct RunArgs {
     /// are live keys).
     #[arg(long, env = "STRATA_OFFSETS_COMPACTION_MIN_RECORDS")]
     pub offsets_compaction_min_records: Option<u64>,
-    /// PEM certificate chain of this node: with `--tls-key-file`, every
-    /// listener (client gRPC, Kafka, HTTP, controller) serves TLS and this
-    /// node presents it to the others (mutual TLS). Reloaded when it changes.
-    #[arg(long, env = "STRATA_TLS_CERT_FILE")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of `--tls-cert-file`.
-    #[arg(long, env = "STRATA_TLS_KEY_FILE")]
-    pub tls_key_file: Option<PathBuf>,
-    /// PEM CA bundle: the certificates of other nodes and of clients that
-    /// present one are verified against it (unset: the public web roots).
-    #[arg(long, env = "STRATA_TLS_CA_FILE")]
-    pub tls_ca_file: Option<PathBuf>,
+    /// TLS on every listener and node link.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// SASL mechanisms Kafka clients must authenticate with, comma-separated
     /// (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN); unset: no SASL.
     #[arg(long, env = "STRATA_SASL_MECHANISMS")]
@@ -444,17 +457,13 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS),
             log: file.log.clone().unwrap_or_default(),
             tls: {
-                let files = strata_tls::TlsFiles {
-                    cert: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
-                    key: args.tls_key_file.clone().or(file.tls_key_file.clone()),
-                    ca: args.tls_ca_file.clone().or(file.tls_ca_file.clone()),
-                };
+                let files = args.tls.files(&file);
                 (files != strata_tls::TlsFiles::default()).then_some(files)
             },
             sasl_mechanisms: parse_sasl_mechanisms(
                 args.sasl_mechanisms.as_deref().or(file.sasl_mechanisms.as_deref()),
                 args.sasl_allow_plain_without_tls.or(file.sasl_allow_plain_without_tls).unwrap_or(false),
-                args.tls_cert_file.is_some() || file.tls_cert_file.is_some(),
+                args.tls.files(&file).cert.is_some(),
             )?,
         })
     }

@@ -71,11 +71,7 @@ async fn drain(args: &DrainArgs) -> anyhow::Result<()> {
         "POST /drain?timeout_secs={} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
         args.timeout_secs, args.http
     );
-    let files = strata_tls::TlsFiles {
-        cert: args.tls_cert_file.clone(),
-        key: args.tls_key_file.clone(),
-        ca: args.tls_ca_file.clone(),
-    };
+    let files = args.tls.files(&strata_server::config::FileConfig::default());
     let tls = if files == strata_tls::TlsFiles::default() {
         None
     } else {
