@@ -39,13 +39,16 @@ pub struct TlsConnectInfo {
     /// The certificate chain the peer presented, if it presented one
     /// (verified against the CA).
     pub certificates: Option<PeerCertificates>,
+    /// The node id the leaf certificate names, parsed once at the
+    /// handshake (every replica fetch and Raft call asks for it).
+    node: Option<u64>,
 }
 
 impl TlsConnectInfo {
     /// The node id the peer's certificate names (`strata-node-N`), if it
     /// presented one that does.
     pub fn node_id(&self) -> Option<u64> {
-        self.certificates.as_ref().and_then(|c| c.first()).and_then(crate::identity::node_id)
+        self.node
     }
 
     /// Who the peer is, for log lines and errors: its address and the names
@@ -156,7 +159,8 @@ impl TlsIncoming {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let certificates = stream.get_ref().1.peer_certificates().map(|c| Arc::new(c.to_vec()));
-                            let info = TlsConnectInfo { remote: Some(peer), certificates };
+                            let node = certificates.as_ref().and_then(|c| c.first()).and_then(crate::identity::node_id);
+                            let info = TlsConnectInfo { remote: Some(peer), certificates, node };
                             let _ = tx.send(Ok(TlsConn { inner: stream, info })).await;
                         }
                         Ok(Err(e)) => tracing::debug!(listener = what, %peer, error = %e, "TLS handshake failed"),

@@ -32,16 +32,19 @@ pub(crate) fn authorize(
         return Ok(());
     }
     let claimed = u64::from(replica_id);
-    match peer.map(|p| (p.node_id(), p.describe())) {
+    // The accepted path only compares the id parsed at the handshake; the
+    // peer's description is built for refusals alone.
+    match peer.map(|p| (p.node_id(), p)) {
         Some((Some(node), _)) if node == claimed => Ok(()),
-        Some((Some(node), peer)) => {
+        Some((Some(node), p)) => {
+            let peer = p.describe();
             tracing::warn!(%peer, certificate_node = node, claimed, "refused a replica fetch for another node");
             Err(tonic::Status::permission_denied(format!(
                 "a replica fetch as node {claimed} from a certificate of node {node}"
             )))
         }
         other => {
-            let peer = other.map_or_else(|| "a connection without TLS".to_string(), |(_, p)| p);
+            let peer = other.map_or_else(|| "a connection without TLS".to_string(), |(_, p)| p.describe());
             tracing::warn!(%peer, claimed, "refused a replica fetch without a node certificate");
             Err(tonic::Status::permission_denied(format!(
                 "replica fetches need the follower's node certificate (naming strata-node-{claimed}); got {peer}"
