@@ -204,6 +204,20 @@ impl LocalCluster {
             && args.iter().any(|a| a.starts_with(&root))
     }
 
+    /// On a failed test: each node's last warnings and errors, so a failure
+    /// seen only in CI can be diagnosed from its output.
+    fn print_log_tails(&self) {
+        const LINES: usize = 30;
+        for i in 1..=self.n {
+            let log = self.log(i);
+            let notable: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+            eprintln!("--- node {i}: last {} warnings/errors of {} log lines ---", notable.len().min(LINES), log.lines().count());
+            for line in &notable[notable.len().saturating_sub(LINES)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+
     fn remember_pids(&self) {
         for i in 1..=self.n {
             let _ = self.pid(i);
@@ -213,6 +227,9 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log_tails();
+        }
         let out = self.run(&["down"]);
         if !out.status.success() && !std::thread::panicking() {
             eprintln!("local-cluster.sh down failed: {}", String::from_utf8_lossy(&out.stderr));
