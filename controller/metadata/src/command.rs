@@ -121,6 +121,16 @@ pub enum MetadataCommand {
         /// The mechanism.
         mechanism: String,
     },
+    /// Adds ACLs (already present ones are left as they are).
+    CreateAcls {
+        /// The bindings.
+        acls: Vec<crate::AclBinding>,
+    },
+    /// Removes every ACL any of the filters selects.
+    DeleteAcls {
+        /// The filters.
+        filters: Vec<crate::AclFilter>,
+    },
     /// Hands a broker the next `count` idempotent-producer ids (KIP-730: in
     /// blocks, so a producer's `InitProducerId` is not a Raft round trip).
     AllocateProducerIds {
@@ -152,7 +162,9 @@ impl MetadataCommand {
             | MetadataCommand::DeleteTopic { .. }
             | MetadataCommand::ElectLeaders { .. }
             | MetadataCommand::UpsertScramCredential { .. }
-            | MetadataCommand::DeleteScramCredential { .. } => None,
+            | MetadataCommand::DeleteScramCredential { .. }
+            | MetadataCommand::CreateAcls { .. }
+            | MetadataCommand::DeleteAcls { .. } => None,
         }
     }
 
@@ -185,6 +197,8 @@ impl MetadataImage {
                 self.upsert_scram(user, mechanism, credential)
             }
             MetadataCommand::DeleteScramCredential { user, mechanism } => self.delete_scram(user, mechanism),
+            MetadataCommand::CreateAcls { acls } => self.create_acls(acls),
+            MetadataCommand::DeleteAcls { filters } => self.delete_acls(filters),
             MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
             MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
             MetadataCommand::AlterPartition {

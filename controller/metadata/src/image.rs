@@ -1,6 +1,6 @@
 //! The cluster-metadata image: everything the controller quorum agrees on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,9 @@ pub struct MetadataImage {
     /// written before users existed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, BTreeMap<String, crate::ScramEntry>>,
+    /// Access-control lists (absent from images written before them).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub acls: BTreeSet<crate::AclBinding>,
 }
 
 /// One registered broker.

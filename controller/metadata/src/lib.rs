@@ -8,6 +8,7 @@
 //! and proposes commands through a controller client, so it needs this
 //! crate and not raft-rs.
 
+mod acls;
 mod command;
 mod image;
 mod outcome;
@@ -21,6 +22,10 @@ mod replication_tests;
 mod tests;
 mod users;
 
+pub use acls::{
+    applies_to, AclBinding, AclFilter, AclOperation, AclPermission, PatternFilter, PatternType, ResourceType,
+    CLUSTER_RESOURCE_NAME, MAX_ACLS, MAX_ACLS_PER_COMMAND,
+};
 pub use command::{MetadataCommand, MAX_PARTITIONS, MAX_PRODUCER_ID_BLOCK};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use outcome::{CommandOutcome, ElectionSkip, ElectionSkipReason, ElectionType, LeaderChange, MetadataError};

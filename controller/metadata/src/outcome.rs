@@ -165,6 +165,16 @@ pub enum CommandOutcome {
         /// True when the user had no credential for it before.
         created: bool,
     },
+    /// ACLs were added; `created` of them were new.
+    AclsCreated {
+        /// How many were not there before.
+        created: usize,
+    },
+    /// ACLs were removed: those each filter selected, in filter order.
+    AclsDeleted {
+        /// Per filter, the bindings it removed.
+        deleted: Vec<Vec<crate::AclBinding>>,
+    },
     /// A user's credential was removed.
     ScramCredentialDeleted {
         /// The user.
@@ -253,6 +263,12 @@ pub enum MetadataError {
     /// parameters.
     #[error("invalid SCRAM credential: {reason}")]
     InvalidScramCredential {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An ACL Kafka would not store either.
+    #[error("invalid ACL: {reason}")]
+    InvalidAcl {
         /// What is wrong.
         reason: String,
     },
