@@ -15,18 +15,31 @@ use crate::error::{BrokerError, ErrorKind};
 use crate::service::BrokerService;
 use crate::topic_config;
 
+use crate::authorizer::{Resource, Session};
+use strata_metadata::AclOperation;
+
 impl BrokerService {
     /// Creates each topic (or, with `validate_only`, runs every check
     /// creation would and changes nothing); the result per topic name.
     pub async fn create_topics(
         &self,
+        session: &Session,
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Vec<(String, Result<(), BrokerError>)> {
         let mut results = Vec::with_capacity(topics.len());
         for spec in topics {
             let name = spec.name.clone();
-            let result = self.create_topic(spec, validate_only).await;
+            // Kafka: create on the cluster, or on the topic itself.
+            let result = if self.is_authorized(session, AclOperation::Create, Resource::Cluster) {
+                Ok(())
+            } else {
+                self.authorize(session, AclOperation::Create, Resource::Topic(&name))
+            };
+            let result = match result {
+                Ok(()) => self.create_topic(spec, validate_only).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = &result {
                 self.metrics.record_error(e.kind());
             }
@@ -86,10 +99,11 @@ impl BrokerService {
     }
 
     /// Deletes each topic; the result per name.
-    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<(String, Result<(), BrokerError>)> {
+    pub async fn delete_topics(&self, session: &Session, names: Vec<String>) -> Vec<(String, Result<(), BrokerError>)> {
         let mut results = Vec::with_capacity(names.len());
         for name in names {
-            let result = match refuse_internal(&name, "deleted") {
+            let allowed = self.authorize(session, AclOperation::Delete, Resource::Topic(&name));
+            let result = match allowed.and_then(|()| refuse_internal(&name, "deleted")) {
                 Err(e) => Err(e),
                 Ok(()) => self.controller.delete_topic(&name).await.map_err(|e| controller_error(&e)),
             };
@@ -99,12 +113,14 @@ impl BrokerService {
         results
     }
 
-    /// Every topic with its partition count and replication factor.
-    pub fn list_topics(&self) -> Vec<TopicSummary> {
+    /// Every topic `session` may describe, with its partition count and
+    /// replication factor.
+    pub fn list_topics(&self, session: &Session) -> Vec<TopicSummary> {
         let image = self.controller.metadata();
         image
             .topics
             .values()
+            .filter(|t| self.is_authorized(session, AclOperation::Describe, Resource::Topic(&t.name)))
             .map(|t| TopicSummary {
                 name: t.name.clone(),
                 topic_id: t.id.clone(),
@@ -118,11 +134,30 @@ impl BrokerService {
     /// epoch, replicas and ISR from the metadata, and its offsets from this
     /// broker's replica where it hosts one (a follower's may lag; clients
     /// ask the leader).
-    pub fn describe_topics(&self, names: Vec<String>) -> Vec<(String, Result<TopicDescription, BrokerError>)> {
+    /// Topics `session` may not describe are left out of "all", and
+    /// answer `TOPIC_AUTHORIZATION_FAILED` when named.
+    pub fn describe_topics(
+        &self,
+        session: &Session,
+        names: Vec<String>,
+    ) -> Vec<(String, Result<TopicDescription, BrokerError>)> {
         let image = self.controller.metadata();
-        let names: Vec<String> = if names.is_empty() { image.topics.keys().cloned().collect() } else { names };
+        let names: Vec<String> = if names.is_empty() {
+            image
+                .topics
+                .keys()
+                .filter(|n| self.is_authorized(session, AclOperation::Describe, Resource::Topic(n)))
+                .cloned()
+                .collect()
+        } else {
+            names
+        };
         let mut topics = Vec::with_capacity(names.len());
         for name in names {
+            if let Err(e) = self.authorize(session, AclOperation::Describe, Resource::Topic(&name)) {
+                topics.push((name, Err(e)));
+                continue;
+            }
             let Some(t) = image.topics.get(&name) else {
                 let e = BrokerError::new(ErrorKind::UnknownTopicOrPartition, format!("unknown topic '{name}'"));
                 topics.push((name, Err(e)));
@@ -158,7 +193,13 @@ impl BrokerService {
     }
 
     /// The offset a partition's spec resolves to (`ListOffsets`).
-    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, BrokerError> {
+    pub async fn list_offset(
+        &self,
+        session: &Session,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, BrokerError> {
+        self.authorize(session, AclOperation::Describe, Resource::Topic(&tp.topic))?;
         let p = self.replicas.lookup(&tp.topic, tp.partition)?;
         Ok(match spec {
             OffsetSpec::Earliest => ListedOffset { offset: Some(p.log.log_start_offset()), timestamp: None },

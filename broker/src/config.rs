@@ -32,10 +32,14 @@ pub struct BrokerConfig {
     /// SASL mechanisms the Kafka listener requires clients to authenticate
     /// with (empty: no SASL).
     pub sasl_mechanisms: Vec<crate::api::kafka::SaslMechanism>,
-    /// Every gRPC call must come with a client certificate verified by the
-    /// cluster's CA (a TLS cluster that authenticates its users): the gRPC
-    /// edge's principal is the certificate's name, as SASL's is the user.
-    pub grpc_client_certificates: bool,
+    /// Every client must authenticate (SASL on): on gRPC with a user and
+    /// password or a client certificate the cluster's CA verified.
+    pub authenticate_clients: bool,
+    /// gRPC calls may carry a user and password (TLS is on, or PLAIN is
+    /// allowed in the clear).
+    pub grpc_passwords: bool,
+    /// ACL enforcement (off: everyone may do everything).
+    pub authorizer: crate::authorizer::AuthorizerConfig,
 }
 
 /// One controller voter.

@@ -89,6 +89,16 @@ pub enum ErrorKind {
     InvalidProducerEpoch,
     /// A batch among several was appended before.
     DuplicateSequenceNumber,
+    /// The caller may not do that to the topic.
+    TopicAuthorizationFailed,
+    /// The caller may not do that to the group.
+    GroupAuthorizationFailed,
+    /// The caller may not do that to the cluster.
+    ClusterAuthorizationFailed,
+    /// The caller may not use the transactional id.
+    TransactionalIdAuthorizationFailed,
+    /// The caller's credentials were refused.
+    SaslAuthenticationFailed,
 }
 
 impl ErrorKind {
@@ -136,6 +146,11 @@ impl ErrorKind {
             ErrorKind::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
             ErrorKind::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
             ErrorKind::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
+            ErrorKind::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+            ErrorKind::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
+            ErrorKind::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+            ErrorKind::TransactionalIdAuthorizationFailed => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+            ErrorKind::SaslAuthenticationFailed => "SASL_AUTHENTICATION_FAILED",
         }
     }
 }

@@ -62,9 +62,47 @@ pub struct FetchedPartition {
     pub error: Option<BrokerError>,
 }
 
+use crate::authorizer::{Resource, Session};
+use strata_metadata::AclOperation;
+
 impl BrokerService {
-    /// Serves a consumer fetch, waiting for data as asked.
-    pub async fn fetch(&self, req: &FetchParams) -> Vec<FetchedPartition> {
+    /// Serves a consumer fetch of what `session` may read, waiting for data
+    /// as asked; a partition it may not read answers
+    /// `TOPIC_AUTHORIZATION_FAILED` at once, in its place.
+    pub async fn fetch(&self, session: &Session, req: &FetchParams) -> Vec<FetchedPartition> {
+        let denied: Vec<Option<BrokerError>> = req
+            .partitions
+            .iter()
+            .map(|fp| self.authorize(session, AclOperation::Read, Resource::Topic(&fp.tp.topic)).err())
+            .collect();
+        if denied.iter().all(Option::is_none) {
+            return self.fetch_allowed(req).await;
+        }
+        let allowed = FetchParams {
+            partitions: req.partitions.iter().zip(&denied).filter(|(_, d)| d.is_none()).map(|(p, _)| p.clone()).collect(),
+            max_wait: Duration::ZERO,
+            ..*req
+        };
+        let mut fetched =
+            if allowed.partitions.is_empty() { Vec::new() } else { self.fetch_allowed(&allowed).await }.into_iter();
+        req.partitions
+            .iter()
+            .zip(denied)
+            .filter_map(|(fp, d)| match d {
+                None => fetched.next(),
+                Some(e) => Some(FetchedPartition {
+                    tp: fp.tp.clone(),
+                    records: Bytes::new(),
+                    high_watermark: 0,
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                    error: Some(e),
+                }),
+            })
+            .collect()
+    }
+
+    async fn fetch_allowed(&self, req: &FetchParams) -> Vec<FetchedPartition> {
         let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
         let min_bytes = req.min_bytes.max(1);
         loop {

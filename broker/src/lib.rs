@@ -11,7 +11,9 @@
 //! before validating it.
 
 pub(crate) mod admin;
+pub mod acls;
 pub mod api;
+pub mod authorizer;
 pub(crate) mod api_error;
 mod blocking;
 pub mod config;

@@ -61,18 +61,25 @@ pub struct Produced {
     pub log_start_offset: u64,
 }
 
+use crate::authorizer::{Resource, Session};
+use strata_metadata::AclOperation;
+
 impl BrokerService {
     /// Appends each partition's records (the partitions concurrently) and
     /// says, per partition, where they landed or why not. `timeout` bounds
     /// the acks=all wait (`None`: 30 s; at most 300 s).
     pub async fn produce(
         &self,
+        session: &Session,
         acks: Acks,
         timeout: Option<Duration>,
         partitions: Vec<ProducePartition>,
     ) -> Vec<(TopicPartition, Result<Produced, BrokerError>)> {
         let timeout = timeout.map_or(DEFAULT_PRODUCE_TIMEOUT, |t| t.min(MAX_PRODUCE_TIMEOUT));
         futures::future::join_all(partitions.into_iter().map(|pp| async move {
+            if let Err(e) = self.authorize(session, AclOperation::Write, Resource::Topic(&pp.tp.topic)) {
+                return (pp.tp, Err(e));
+            }
             let result = self.produce_partition(&pp.tp, pp.records, acks, timeout).await;
             (pp.tp, result)
         }))

@@ -29,6 +29,8 @@ pub struct BrokerService {
     pub(crate) topic_counts: Arc<std::sync::Mutex<Option<TopicCounts>>>,
     /// This broker's block of idempotent-producer ids.
     pub(crate) producer_ids: Arc<crate::producer_ids::ProducerIdManager>,
+    /// Passwords checked already (gRPC sends one with every call).
+    pub(crate) verified_passwords: Arc<strata_auth::VerifiedPasswords>,
 }
 
 /// Partition count per topic, as of a metadata offset.
@@ -71,6 +73,7 @@ impl BrokerService {
             drain: Arc::new(Drain::default()),
             topic_counts: Arc::default(),
             producer_ids: Arc::default(),
+            verified_passwords: Arc::default(),
         }
     }
 }

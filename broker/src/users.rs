@@ -68,6 +68,27 @@ impl BrokerService {
             .collect()
     }
 
+    /// True when `password` is `user`'s (for any of its SCRAM credentials):
+    /// SASL PLAIN and gRPC's `authorization` header. The PBKDF2 runs off the
+    /// async workers, and once per credential: a success is remembered.
+    pub async fn check_password(&self, user: &str, password: &str) -> bool {
+        let creds: Vec<ScramCredential> =
+            Mechanism::ALL.into_iter().filter_map(|m| self.scram_credential(user, m)).collect();
+        if self.verified_passwords.known(user, password, &creds) {
+            return true;
+        }
+        let (cache, user, password) = (self.verified_passwords.clone(), user.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || match creds.iter().find(|c| c.verify_password(&password)) {
+            Some(c) => {
+                cache.remember(&user, &password, c);
+                true
+            }
+            None => false,
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// `user`'s credential for `mechanism`, to authenticate against.
     pub fn scram_credential(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
         let image = self.controller.metadata();

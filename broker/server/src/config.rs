@@ -183,6 +183,13 @@ pub struct RunArgs {
     /// TLS; refused otherwise.
     #[arg(long, env = "STRATA_SASL_ALLOW_PLAIN_WITHOUT_TLS")]
     pub sasl_allow_plain_without_tls: Option<bool>,
+    /// Enforce ACLs (`on`|`off`, default off): with it on, whatever no ACL
+    /// allows is denied, except to super users and nodes.
+    #[arg(long, env = "STRATA_AUTHORIZER")]
+    pub authorizer: Option<String>,
+    /// Principals allowed everything, comma-separated (`User:admin,…`).
+    #[arg(long, env = "STRATA_SUPER_USERS")]
+    pub super_users: Option<String>,
     /// TOML config file.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -227,6 +234,10 @@ pub struct FileConfig {
     pub sasl_mechanisms: Option<String>,
     /// `--sasl-allow-plain-without-tls`.
     pub sasl_allow_plain_without_tls: Option<bool>,
+    /// `--authorizer`.
+    pub authorizer: Option<String>,
+    /// `--super-users`.
+    pub super_users: Option<String>,
     /// Partitions of a topic created without a count.
     pub default_partitions: Option<u32>,
     /// Replication factor of a topic created without one (unset: 3, or
@@ -333,6 +344,8 @@ pub struct ServerConfig {
     pub tls: Option<strata_tls::TlsFiles>,
     /// SASL mechanisms the Kafka listener requires (empty: none).
     pub sasl_mechanisms: Vec<strata_broker::api::kafka::SaslMechanism>,
+    /// ACL enforcement and super users.
+    pub authorizer: strata_broker::authorizer::AuthorizerConfig,
 }
 
 /// Where the Kafka protocol listener binds and what it advertises.
@@ -392,6 +405,7 @@ impl ServerConfig {
             log: file.log.clone().unwrap_or_default(),
             tls: None,
             sasl_mechanisms: Vec::new(),
+            authorizer: strata_broker::authorizer::AuthorizerConfig::default(),
         })
     }
 
@@ -465,6 +479,10 @@ impl ServerConfig {
                 args.sasl_allow_plain_without_tls.or(file.sasl_allow_plain_without_tls).unwrap_or(false),
                 args.tls.files(&file).cert.is_some(),
             )?,
+            authorizer: parse_authorizer(
+                args.authorizer.as_deref().or(file.authorizer.as_deref()),
+                args.super_users.as_deref().or(file.super_users.as_deref()),
+            )?,
         })
     }
 
@@ -478,7 +496,10 @@ impl ServerConfig {
             auto_create_topics: self.auto_create_topics,
             node_certificates: self.tls.is_some(),
             sasl_mechanisms: self.sasl_mechanisms.clone(),
-            grpc_client_certificates: self.tls.is_some() && !self.sasl_mechanisms.is_empty(),
+            authenticate_clients: !self.sasl_mechanisms.is_empty(),
+            grpc_passwords: !self.sasl_mechanisms.is_empty()
+                && (self.tls.is_some() || self.sasl_mechanisms.contains(&strata_broker::api::kafka::SaslMechanism::Plain)),
+            authorizer: self.authorizer.clone(),
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
             voters: self.voters.clone(),
@@ -598,6 +619,31 @@ pub fn parse_voters(s: &str) -> Result<Vec<Voter>, ConfigError> {
         return Err(bad("empty".into()));
     }
     Ok(voters)
+}
+
+/// `--authorizer on|off` and `--super-users User:a,User:b`.
+fn parse_authorizer(
+    enabled: Option<&str>,
+    super_users: Option<&str>,
+) -> Result<strata_broker::authorizer::AuthorizerConfig, ConfigError> {
+    let enabled = match enabled.map(str::trim) {
+        None | Some("off" | "false") => false,
+        Some("on" | "true") => true,
+        Some(other) => {
+            return Err(ConfigError::Invalid { name: "--authorizer", reason: format!("{other:?} is not on or off") })
+        }
+    };
+    let mut users = Vec::new();
+    for p in super_users.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !p.strip_prefix("User:").is_some_and(|n| !n.is_empty()) {
+            return Err(ConfigError::Invalid {
+                name: "--super-users",
+                reason: format!("{p:?} is not a principal User:NAME"),
+            });
+        }
+        users.push(p.to_string());
+    }
+    Ok(strata_broker::authorizer::AuthorizerConfig { enabled, super_users: users })
 }
 
 /// `--sasl-mechanisms`: known names, and PLAIN only with TLS unless allowed.

@@ -56,7 +56,7 @@ pub(crate) enum PartitionCommit {
 
 /// The answer to a commit whose group this broker coordinates. The valid
 /// partitions are written as one batch, so they succeed or fail together.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct CommitOutcome {
     /// Each requested partition, in request order.
     pub partitions: Vec<(TopicPartition, PartitionCommit)>,

@@ -143,6 +143,70 @@ impl ResourceType {
     }
 }
 
+impl ResourceType {
+    /// Parses [`ResourceType::name`] (also `transactional_id`), ignoring case.
+    pub fn parse(s: &str) -> Option<ResourceType> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "topic" => Some(ResourceType::Topic),
+            "group" => Some(ResourceType::Group),
+            "cluster" => Some(ResourceType::Cluster),
+            "transactional-id" => Some(ResourceType::TransactionalId),
+            _ => None,
+        }
+    }
+}
+
+impl PatternType {
+    /// `literal` or `prefixed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PatternType::Literal => "literal",
+            PatternType::Prefixed => "prefixed",
+        }
+    }
+
+    /// Parses [`PatternType::name`], ignoring case.
+    pub fn parse(s: &str) -> Option<PatternType> {
+        match s.to_ascii_lowercase().as_str() {
+            "literal" => Some(PatternType::Literal),
+            "prefixed" => Some(PatternType::Prefixed),
+            _ => None,
+        }
+    }
+}
+
+impl PatternFilter {
+    /// Parses `any` (or empty), `match`, `literal`, `prefixed`.
+    pub fn parse(s: &str) -> Option<PatternFilter> {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "any" => Some(PatternFilter::Any),
+            "match" => Some(PatternFilter::Match),
+            "literal" => Some(PatternFilter::Literal),
+            "prefixed" => Some(PatternFilter::Prefixed),
+            _ => None,
+        }
+    }
+}
+
+impl AclPermission {
+    /// `allow` or `deny`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AclPermission::Allow => "allow",
+            AclPermission::Deny => "deny",
+        }
+    }
+
+    /// Parses [`AclPermission::name`], ignoring case.
+    pub fn parse(s: &str) -> Option<AclPermission> {
+        match s.to_ascii_lowercase().as_str() {
+            "allow" => Some(AclPermission::Allow),
+            "deny" => Some(AclPermission::Deny),
+            _ => None,
+        }
+    }
+}
+
 impl AclOperation {
     /// Every operation, in Kafka's order.
     pub const EVERY: [AclOperation; 11] = [

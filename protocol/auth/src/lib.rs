@@ -16,6 +16,7 @@ mod error;
 mod mechanism;
 pub mod plain;
 mod scram;
+mod verified;
 
 pub use credential::{
     random_salt, salted_password, ScramCredential, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS,
@@ -23,3 +24,4 @@ pub use credential::{
 pub use error::AuthError;
 pub use mechanism::Mechanism;
 pub use scram::{ScramServer, Step};
+pub use verified::VerifiedPasswords;

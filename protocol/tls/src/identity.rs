@@ -24,6 +24,13 @@ pub fn names(cert: &CertificateDer<'_>) -> Vec<String> {
     out
 }
 
+/// The certificate's subject common name, if it has one.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, x509) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let cn = x509.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}
+
 /// The node id a node certificate claims: the `N` of a name
 /// `strata-node-N` among [`names`].
 pub fn node_id(cert: &CertificateDer<'_>) -> Option<u64> {

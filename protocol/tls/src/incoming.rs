@@ -51,6 +51,14 @@ impl TlsConnectInfo {
         self.node
     }
 
+    /// The name a client certificate maps to as a principal (`User:NAME`):
+    /// its subject common name, else its first DNS name (as Kafka's
+    /// `ssl.principal.mapping.rules` are usually set to take the CN).
+    pub fn principal_name(&self) -> Option<String> {
+        let leaf = self.certificates.as_ref()?.first()?;
+        crate::identity::common_name(leaf).or_else(|| crate::identity::names(leaf).into_iter().next())
+    }
+
     /// Who the peer is, for log lines and errors: its address and the names
     /// in its certificate (or "no certificate").
     pub fn describe(&self) -> String {

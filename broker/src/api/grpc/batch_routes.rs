@@ -19,6 +19,7 @@ use tonic::Status;
 use tonic_prost::ProstCodec;
 use tower_service::Service;
 
+use super::authenticate::{authenticate, Caller};
 use super::{data, replica, GrpcService};
 use crate::service::BrokerService;
 
@@ -56,49 +57,35 @@ impl Service<http::Request<Body>> for BatchRoutes {
         Service::<http::Request<Body>>::poll_ready(&mut self.generated, cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let (core, max) = (self.core.clone(), self.max_message_bytes);
-        if let Err(status) = authenticate(&core, &req) {
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        match req.uri().path() {
-            FETCH => Box::pin(async move {
-                Ok(unary(req, max, |m| async move { Ok(zero_copy::fetch_response(data::fetch(&core, m).await)) }).await)
-            }),
-            REPLICA_FETCH => {
-                let peer = req.extensions().get::<strata_tls::TlsConnectInfo>().cloned();
-                Box::pin(async move {
+        // The generated service is always ready (tonic's servers are).
+        let mut generated = self.generated.clone();
+        let caller = Caller::of(&req);
+        Box::pin(async move {
+            let session = match authenticate(&core, caller).await {
+                Ok(session) => session,
+                Err(status) => return Ok(status.into_http()),
+            };
+            match req.uri().path() {
+                FETCH => Ok(unary(req, max, |m| async move {
+                    Ok(zero_copy::fetch_response(data::fetch(&core, &session, m).await))
+                })
+                .await),
+                REPLICA_FETCH => {
+                    let peer = req.extensions().get::<strata_tls::TlsConnectInfo>().cloned();
                     Ok(unary(req, max, |m: strata_protocol::v1::ReplicaFetchRequest| async move {
                         replica::authorize(&core, m.replica_id, peer.as_ref())?;
                         Ok(zero_copy::replica_fetch_response(replica::replica_fetch(&core, m).await))
                     })
                     .await)
-                })
+                }
+                _ => {
+                    req.extensions_mut().insert(session);
+                    generated.call(req).await
+                }
             }
-            _ => self.generated.call(req),
-        }
-    }
-}
-
-/// In a cluster that authenticates its users (TLS and SASL on), every gRPC
-/// call must come over a connection whose client certificate the CA
-/// verified: the gRPC door is as closed as the Kafka one. The principal is
-/// the certificate's first name.
-fn authenticate(core: &BrokerService, req: &http::Request<Body>) -> Result<(), Status> {
-    if !core.config.grpc_client_certificates {
-        return Ok(());
-    }
-    let peer = req.extensions().get::<strata_tls::TlsConnectInfo>();
-    match peer.and_then(|p| p.certificates.as_ref()) {
-        // Every call of a client passes here: nothing is parsed on success.
-        Some(_) => Ok(()),
-        None => {
-            let who = peer.map_or_else(|| "a connection without TLS".to_string(), |p| p.describe());
-            tracing::info!(peer = %who, path = req.uri().path(), "refused a gRPC call without a client certificate");
-            Err(Status::unauthenticated(format!(
-                "this cluster authenticates its clients: connect with a client certificate (--cert-file/--key-file); got {who}"
-            )))
-        }
+        })
     }
 }
 

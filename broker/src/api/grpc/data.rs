@@ -10,6 +10,7 @@ use strata_record::TopicPartition;
 use crate::admin::{ListedOffset, OffsetSpec};
 use crate::fetch::{FetchParams, PartitionFetch};
 use crate::produce::{Acks, ProducePartition};
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// `ListOffsets` timestamps with a meaning of their own.
@@ -21,7 +22,7 @@ fn tp(topic: String, partition: u32) -> TopicPartition {
 }
 
 /// `Produce`: acks 0, 1 or -1 (all); a timeout of 0 means the default.
-pub(crate) async fn produce(core: &BrokerService, req: v1::ProduceRequest) -> v1::ProduceResponse {
+pub(crate) async fn produce(core: &BrokerService, session: &Session, req: v1::ProduceRequest) -> v1::ProduceResponse {
     let acks = match req.acks {
         0 => Acks::None,
         1 => Acks::Leader,
@@ -46,7 +47,7 @@ pub(crate) async fn produce(core: &BrokerService, req: v1::ProduceRequest) -> v1
     let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms.into()));
     let partitions =
         req.partitions.into_iter().map(|pr| ProducePartition { tp: tp(pr.topic, pr.partition), records: pr.records });
-    let results = core.produce(acks, timeout, partitions.collect()).await;
+    let results = core.produce(session, acks, timeout, partitions.collect()).await;
     v1::ProduceResponse {
         partitions: results
             .into_iter()
@@ -67,7 +68,7 @@ pub(crate) async fn produce(core: &BrokerService, req: v1::ProduceRequest) -> v1
 }
 
 /// `Fetch`: zero byte limits mean "no limit" / "the request's limit".
-pub(crate) async fn fetch(core: &BrokerService, req: v1::FetchRequest) -> v1::FetchResponse {
+pub(crate) async fn fetch(core: &BrokerService, session: &Session, req: v1::FetchRequest) -> v1::FetchResponse {
     let params = FetchParams {
         max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
         min_bytes: req.min_bytes as usize,
@@ -82,7 +83,7 @@ pub(crate) async fn fetch(core: &BrokerService, req: v1::FetchRequest) -> v1::Fe
             })
             .collect(),
     };
-    let fetched = core.fetch(&params).await;
+    let fetched = core.fetch(session, &params).await;
     v1::FetchResponse {
         partitions: fetched
             .into_iter()
@@ -101,7 +102,11 @@ pub(crate) async fn fetch(core: &BrokerService, req: v1::FetchRequest) -> v1::Fe
 
 /// `ListOffsets`: timestamp -2 is the earliest offset, -1 the latest, any
 /// other negative value is refused; offset and timestamp -1 mean none.
-pub(crate) async fn list_offsets(core: &BrokerService, req: v1::ListOffsetsRequest) -> v1::ListOffsetsResponse {
+pub(crate) async fn list_offsets(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::ListOffsetsRequest,
+) -> v1::ListOffsetsResponse {
     let mut partitions = Vec::with_capacity(req.partitions.len());
     for lp in req.partitions {
         let mut r =
@@ -119,7 +124,7 @@ pub(crate) async fn list_offsets(core: &BrokerService, req: v1::ListOffsetsReque
             }
             ts => OffsetSpec::Timestamp(ts),
         };
-        match core.list_offset(&tp(r.topic.clone(), r.partition), spec).await {
+        match core.list_offset(session, &tp(r.topic.clone(), r.partition), spec).await {
             Ok(ListedOffset { offset, timestamp }) => {
                 r.offset = offset.map_or(-1, |o| o as i64);
                 r.timestamp = timestamp.unwrap_or(-1);

@@ -50,6 +50,11 @@ pub(crate) fn code_of(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OutOfOrderSequenceNumber => ErrorCode::OutOfOrderSequenceNumber,
         ErrorKind::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
         ErrorKind::DuplicateSequenceNumber => ErrorCode::DuplicateSequenceNumber,
+        ErrorKind::TopicAuthorizationFailed => ErrorCode::TopicAuthorizationFailed,
+        ErrorKind::GroupAuthorizationFailed => ErrorCode::GroupAuthorizationFailed,
+        ErrorKind::ClusterAuthorizationFailed => ErrorCode::ClusterAuthorizationFailed,
+        ErrorKind::TransactionalIdAuthorizationFailed => ErrorCode::TransactionalIdAuthorizationFailed,
+        ErrorKind::SaslAuthenticationFailed => ErrorCode::SaslAuthenticationFailed,
     }
 }
 
@@ -97,6 +102,11 @@ pub(crate) fn kind_of(code: ErrorCode) -> Option<ErrorKind> {
         ErrorCode::OutOfOrderSequenceNumber => ErrorKind::OutOfOrderSequenceNumber,
         ErrorCode::InvalidProducerEpoch => ErrorKind::InvalidProducerEpoch,
         ErrorCode::DuplicateSequenceNumber => ErrorKind::DuplicateSequenceNumber,
+        ErrorCode::TopicAuthorizationFailed => ErrorKind::TopicAuthorizationFailed,
+        ErrorCode::GroupAuthorizationFailed => ErrorKind::GroupAuthorizationFailed,
+        ErrorCode::ClusterAuthorizationFailed => ErrorKind::ClusterAuthorizationFailed,
+        ErrorCode::TransactionalIdAuthorizationFailed => ErrorKind::TransactionalIdAuthorizationFailed,
+        ErrorCode::SaslAuthenticationFailed => ErrorKind::SaslAuthenticationFailed,
     })
 }
 
@@ -126,7 +136,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_its_code() {
-        for code in (1..=37).filter_map(|c| ErrorCode::try_from(c).ok()) {
+        for code in (1..=45).filter_map(|c| ErrorCode::try_from(c).ok()) {
             let kind = kind_of(code).expect("a kind for every code but NONE");
             assert_eq!(code_of(kind), code);
             assert_eq!(kind.name(), code.as_str_name(), "metrics label kinds with the API's names");

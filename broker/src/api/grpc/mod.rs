@@ -6,6 +6,8 @@
 //! own `ReplicaFetch`, both ways). See `docs/architecture.md`, "One core,
 //! edges".
 
+pub(crate) mod acls;
+mod authenticate;
 mod batch_routes;
 pub(crate) mod data;
 pub(crate) mod elect;
@@ -23,7 +25,9 @@ use strata_protocol::v1::strata_server::{Strata, StrataServer};
 use strata_protocol::v1::*;
 use tonic::{Request, Response, Status};
 
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// The `strata.v1.Strata` service over a broker core.
 #[derive(Debug, Clone)]
@@ -46,47 +50,59 @@ impl GrpcService {
 #[tonic::async_trait]
 impl Strata for GrpcService {
     async fn create_topics(&self, req: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
-        Ok(Response::new(topics::create(&self.core, req.into_inner()).await))
+        let session = session_of(&req);
+        Ok(Response::new(topics::create(&self.core, &session, req.into_inner()).await))
     }
 
     async fn delete_topics(&self, req: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
-        Ok(Response::new(topics::delete(&self.core, req.into_inner()).await))
+        let session = session_of(&req);
+        Ok(Response::new(topics::delete(&self.core, &session, req.into_inner()).await))
     }
 
-    async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
-        Ok(Response::new(topics::list(&self.core)))
+    async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        Ok(Response::new(topics::list(&self.core, &session_of(&req))))
     }
 
     async fn describe_topics(
         &self,
         req: Request<DescribeTopicsRequest>,
     ) -> Result<Response<DescribeTopicsResponse>, Status> {
-        Ok(Response::new(topics::describe(&self.core, req.into_inner())))
+        let session = session_of(&req);
+        Ok(Response::new(topics::describe(&self.core, &session, req.into_inner())))
     }
 
     async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        Ok(Response::new(data::produce(&self.core, req.into_inner()).await))
+        let session = session_of(&req);
+        Ok(Response::new(data::produce(&self.core, &session, req.into_inner()).await))
     }
 
     async fn init_producer_id(
         &self,
-        _req: Request<InitProducerIdRequest>,
+        req: Request<InitProducerIdRequest>,
     ) -> Result<Response<InitProducerIdResponse>, Status> {
+        let session = session_of(&req);
+        if !self.core.may_init_producer_id(&session) {
+            allow(&self.core, &session, AclOperation::IdempotentWrite, Resource::Cluster)?;
+        }
         Ok(Response::new(data::init_producer_id(&self.core).await))
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        Ok(Response::new(data::fetch(&self.core, req.into_inner()).await))
+        let session = session_of(&req);
+        Ok(Response::new(data::fetch(&self.core, &session, req.into_inner()).await))
     }
 
     async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
-        Ok(Response::new(data::list_offsets(&self.core, req.into_inner()).await))
+        let session = session_of(&req);
+        Ok(Response::new(data::list_offsets(&self.core, &session, req.into_inner()).await))
     }
 
     async fn describe_cluster(
         &self,
         _req: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
+        // Open to every authenticated caller: clients bootstrap with it (as
+        // Kafka's Metadata lists brokers to everyone).
         Ok(Response::new(topics::describe_cluster(&self.core).await))
     }
 
@@ -94,6 +110,7 @@ impl Strata for GrpcService {
         &self,
         req: Request<UpsertScramCredentialsRequest>,
     ) -> Result<Response<UserResults>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(users::upsert(&self.core, req.into_inner()).await))
     }
 
@@ -101,17 +118,35 @@ impl Strata for GrpcService {
         &self,
         req: Request<DeleteScramCredentialsRequest>,
     ) -> Result<Response<UserResults>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(users::delete(&self.core, req.into_inner()).await))
     }
 
     async fn describe_users(
         &self,
-        _req: Request<DescribeUsersRequest>,
+        req: Request<DescribeUsersRequest>,
     ) -> Result<Response<DescribeUsersResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Describe, Resource::Cluster)?;
         Ok(Response::new(users::describe(&self.core)))
     }
 
+    async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
+        Ok(Response::new(acls::create(&self.core, req.into_inner()).await))
+    }
+
+    async fn describe_acls(&self, req: Request<DescribeAclsRequest>) -> Result<Response<DescribeAclsResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Describe, Resource::Cluster)?;
+        Ok(Response::new(acls::describe(&self.core, req.into_inner())))
+    }
+
+    async fn delete_acls(&self, req: Request<DeleteAclsRequest>) -> Result<Response<DeleteAclsResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
+        Ok(Response::new(acls::delete(&self.core, req.into_inner()).await))
+    }
+
     async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(elect::elect_leaders(&self.core, req.into_inner()).await))
     }
 
@@ -126,6 +161,7 @@ impl Strata for GrpcService {
         &self,
         req: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        allow(&self.core, &session_of(&req), AclOperation::Describe, Resource::Group(&req.get_ref().group_id))?;
         Ok(Response::new(groups::find_coordinator(&self.core, req.into_inner()).await))
     }
 
@@ -133,25 +169,48 @@ impl Strata for GrpcService {
         &self,
         req: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        let session = session_of(&req);
+        let r = req.get_ref();
+        allow(&self.core, &session, AclOperation::Read, Resource::Group(&r.group_id))?;
+        for p in &r.partitions {
+            allow(&self.core, &session, AclOperation::Read, Resource::Topic(&p.topic))?;
+        }
         Ok(Response::new(groups::commit_offsets(&self.core, req.into_inner()).await))
     }
 
     async fn fetch_offsets(&self, req: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
+        let session = session_of(&req);
+        let r = req.get_ref();
+        allow(&self.core, &session, AclOperation::Describe, Resource::Group(&r.group_id))?;
+        for p in &r.partitions {
+            allow(&self.core, &session, AclOperation::Describe, Resource::Topic(&p.topic))?;
+        }
         Ok(Response::new(groups::fetch_offsets(&self.core, req.into_inner()).await))
     }
 
-    async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
-        Ok(Response::new(groups::list_groups(&self.core).await))
+    async fn list_groups(&self, req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        let session = session_of(&req);
+        let mut r = groups::list_groups(&self.core).await;
+        r.groups.retain(|g| self.core.is_authorized(&session, AclOperation::Describe, Resource::Group(&g.group_id)));
+        Ok(Response::new(r))
     }
 
     async fn describe_groups(
         &self,
         req: Request<DescribeGroupsRequest>,
     ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        let session = session_of(&req);
+        for g in &req.get_ref().group_ids {
+            allow(&self.core, &session, AclOperation::Describe, Resource::Group(g))?;
+        }
         Ok(Response::new(groups::describe_groups(&self.core, req.into_inner()).await))
     }
 
     async fn delete_groups(&self, req: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
+        let session = session_of(&req);
+        for g in &req.get_ref().group_ids {
+            allow(&self.core, &session, AclOperation::Delete, Resource::Group(g))?;
+        }
         Ok(Response::new(groups::delete_groups(&self.core, req.into_inner()).await))
     }
 
@@ -159,9 +218,29 @@ impl Strata for GrpcService {
         &self,
         req: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        let session = session_of(&req);
+        allow(&self.core, &session, AclOperation::Read, Resource::Group(&req.get_ref().group_id))?;
+        for t in &req.get_ref().subscribed_topic_names {
+            allow(&self.core, &session, AclOperation::Describe, Resource::Topic(t))?;
+        }
         let host = peer_addr(&req).map(|a| a.ip().to_string()).unwrap_or_default();
         Ok(Response::new(groups::consumer_group_heartbeat(&self.core, req.into_inner(), host).await))
     }
+}
+
+/// The caller, as `BatchRoutes` authenticated it (anonymous when the
+/// service runs without it, as in unit tests).
+pub(crate) fn session_of<T>(req: &Request<T>) -> Session {
+    req.extensions().get::<Session>().cloned().unwrap_or_else(|| {
+        Session::anonymous(peer_addr(req).map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()))
+    })
+}
+
+/// `PERMISSION_DENIED` naming Kafka's code, the principal and the
+/// operation, unless `session` may do `op` on `resource`.
+fn allow(core: &BrokerService, session: &Session, op: AclOperation, resource: Resource<'_>) -> Result<(), Status> {
+    core.authorize(session, op, resource)
+        .map_err(|e| Status::permission_denied(format!("{}: {}", e.kind().name(), e.message())))
 }
 
 /// The caller's address, over plaintext or TLS.

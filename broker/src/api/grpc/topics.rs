@@ -6,6 +6,7 @@ use strata_protocol::v1;
 
 use crate::admin::{NewTopic, TopicDescription};
 use crate::error::BrokerError;
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// A per-topic result: no error, or the error.
@@ -14,7 +15,11 @@ fn topic_result(name: String, result: Result<(), BrokerError>) -> v1::TopicResul
 }
 
 /// `CreateTopics`: partitions and replication factor 0 mean the defaults.
-pub(crate) async fn create(core: &BrokerService, req: v1::CreateTopicsRequest) -> v1::CreateTopicsResponse {
+pub(crate) async fn create(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::CreateTopicsRequest,
+) -> v1::CreateTopicsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -25,21 +30,25 @@ pub(crate) async fn create(core: &BrokerService, req: v1::CreateTopicsRequest) -
             configs: t.configs.into_iter().collect(),
         })
         .collect();
-    let results = core.create_topics(topics, req.validate_only).await;
+    let results = core.create_topics(session, topics, req.validate_only).await;
     v1::CreateTopicsResponse { results: results.into_iter().map(|(n, r)| topic_result(n, r)).collect() }
 }
 
 /// `DeleteTopics`.
-pub(crate) async fn delete(core: &BrokerService, req: v1::DeleteTopicsRequest) -> v1::DeleteTopicsResponse {
-    let results = core.delete_topics(req.names).await;
+pub(crate) async fn delete(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::DeleteTopicsRequest,
+) -> v1::DeleteTopicsResponse {
+    let results = core.delete_topics(session, req.names).await;
     v1::DeleteTopicsResponse { results: results.into_iter().map(|(n, r)| topic_result(n, r)).collect() }
 }
 
 /// `ListTopics`.
-pub(crate) fn list(core: &BrokerService) -> v1::ListTopicsResponse {
+pub(crate) fn list(core: &BrokerService, session: &Session) -> v1::ListTopicsResponse {
     v1::ListTopicsResponse {
         topics: core
-            .list_topics()
+            .list_topics(session)
             .into_iter()
             .map(|t| v1::TopicSummary {
                 name: t.name,
@@ -53,9 +62,13 @@ pub(crate) fn list(core: &BrokerService) -> v1::ListTopicsResponse {
 
 /// `DescribeTopics`: no names means every topic; a leaderless partition's
 /// leader is -1 and a partition without a replica here has zero offsets.
-pub(crate) fn describe(core: &BrokerService, req: v1::DescribeTopicsRequest) -> v1::DescribeTopicsResponse {
+pub(crate) fn describe(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::DescribeTopicsRequest,
+) -> v1::DescribeTopicsResponse {
     let topics = core
-        .describe_topics(req.names)
+        .describe_topics(session, req.names)
         .into_iter()
         .map(|(name, result)| match result {
             Ok(t) => description(t),

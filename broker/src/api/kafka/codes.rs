@@ -48,6 +48,11 @@ pub(crate) fn code_of(kind: ErrorKind) -> i16 {
         ErrorKind::OutOfOrderSequenceNumber => K::OutOfOrderSequenceNumber,
         ErrorKind::InvalidProducerEpoch => K::InvalidProducerEpoch,
         ErrorKind::DuplicateSequenceNumber => K::DuplicateSequenceNumber,
+        ErrorKind::TopicAuthorizationFailed => K::TopicAuthorizationFailed,
+        ErrorKind::GroupAuthorizationFailed => K::GroupAuthorizationFailed,
+        ErrorKind::ClusterAuthorizationFailed => K::ClusterAuthorizationFailed,
+        ErrorKind::TransactionalIdAuthorizationFailed => K::TransactionalIdAuthorizationFailed,
+        ErrorKind::SaslAuthenticationFailed => K::SaslAuthenticationFailed,
     }
     .code()
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
 use super::handlers::{Client, Reply};
 use super::sasl::SaslSession;
+use crate::authorizer::Session;
 use super::{handlers, versions};
 use crate::service::BrokerService;
 
@@ -76,6 +77,7 @@ pub(crate) enum BadRequest {
 pub(crate) async fn serve_connection<S>(
     mut stream: S,
     peer: SocketAddr,
+    tls_session: Session,
     core: Arc<BrokerService>,
     stop: CancellationToken,
 ) where
@@ -108,7 +110,7 @@ pub(crate) async fn serve_connection<S>(
             }
         };
         let answer = tokio::select! {
-            a = answer(&core, frame, peer, &mut sasl) => a,
+            a = answer(&core, frame, peer, &tls_session, &mut sasl) => a,
             _ = stop.cancelled() => return,
         };
         match answer {
@@ -192,6 +194,7 @@ pub(crate) async fn answer(
     core: &BrokerService,
     frame: Bytes,
     peer: SocketAddr,
+    tls_session: &Session,
     sasl: &mut SaslSession,
 ) -> Result<Option<Vec<Bytes>>, BadRequest> {
     if sasl.expects_raw_token() {
@@ -214,7 +217,11 @@ pub(crate) async fn answer(
     if let Some(response) = sasl_answer {
         return encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b]));
     }
-    match handlers::handle(core, d.request, d.version, d.correlation_id, Client { peer, id: &d.client_id }).await {
+    // A SASL user is the principal; without SASL, the TLS identity.
+    let sasl_session = sasl.user().map(|u| Session::new(format!("User:{u}"), peer.ip()));
+    let session = sasl_session.as_ref().unwrap_or(tls_session);
+    let client = Client { peer, id: &d.client_id, session };
+    match handlers::handle(core, d.request, d.version, d.correlation_id, client).await {
         None => Ok(None),
         Some(Reply::Framed(parts)) => Ok(Some(parts)),
         Some(Reply::Message(response)) => encode(d.api, d.version, d.correlation_id, &response).map(|b| Some(vec![b])),

@@ -9,7 +9,18 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::serve_connection;
+use crate::authorizer::Session;
 use crate::service::BrokerService;
+
+/// Who a TLS client is before any SASL: a node its certificate proves, a
+/// client certificate's name (`User:CN`), or anonymous.
+pub(crate) fn tls_session(info: &strata_tls::TlsConnectInfo, peer: std::net::SocketAddr) -> Session {
+    match (info.node_id(), info.principal_name()) {
+        (Some(node), _) => Session::node(node, peer.ip()),
+        (None, Some(name)) => Session::new(format!("User:{name}"), peer.ip()),
+        (None, None) => Session::anonymous(peer.ip()),
+    }
+}
 
 /// Serves Kafka clients on `listener` until `stop` is cancelled, in
 /// plaintext, or over TLS with `tls` (handshakes bounded in time, a failed
@@ -24,7 +35,8 @@ pub async fn serve(
         let mut incoming = TlsIncoming::spawn(listener, tls, "Kafka", stop.clone());
         while let Some(Ok(conn)) = incoming.next().await {
             let peer = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-            tokio::spawn(serve_connection(conn, peer, core.clone(), stop.clone()));
+            let session = tls_session(conn.info(), peer);
+            tokio::spawn(serve_connection(conn, peer, session, core.clone(), stop.clone()));
         }
         return;
     }
@@ -36,7 +48,8 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, peer, core.clone(), stop.clone()));
+                let session = Session::anonymous(peer.ip());
+                tokio::spawn(serve_connection(stream, peer, session, core.clone(), stop.clone()));
             }
             Err(e) => {
                 // Out of descriptors or a reset before accept: keep serving

@@ -142,15 +142,7 @@ impl SaslSession {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Chosen(SaslMechanism::Plain) => match strata_auth::plain::parse(&req.auth_bytes) {
                 Ok(c) => {
-                    let creds: Vec<_> =
-                        Mechanism::ALL.into_iter().filter_map(|m| self.core.scram_credential(&c.user, m)).collect();
-                    // PBKDF2 (thousands of HMACs) off the async workers.
-                    let password = c.password.clone();
-                    let ok =
-                        tokio::task::spawn_blocking(move || creds.iter().any(|cred| cred.verify_password(&password)))
-                            .await
-                            .unwrap_or(false);
-                    if ok {
+                    if self.core.check_password(&c.user, &c.password).await {
                         tracing::debug!(user = %c.user, mechanism = "PLAIN", "Kafka client authenticated");
                         self.state = State::Done(c.user);
                     } else {

@@ -22,7 +22,9 @@ use tokio::time::Instant;
 use crate::api::kafka::codes::code_of;
 use crate::group::classic::{ClassicError, Join, Phase};
 use crate::group::validate_group_id;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Kafka's code for a classic-group error.
 pub(crate) fn code(e: &ClassicError) -> i16 {
@@ -279,13 +281,22 @@ pub(crate) async fn leave(core: &BrokerService, req: LeaveGroupRequest, version:
 
 /// DescribeGroups 0–5: classic groups with their members' metadata and
 /// assignments; KIP-848 groups with their members; others `Dead`.
-pub(crate) async fn describe(core: &BrokerService, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) async fn describe(
+    core: &BrokerService,
+    session: &Session,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let mut r = DescribeGroupsResponse::default();
     for id in req.groups {
         let mut d = DescribedGroup::default();
         d.group_id = id.clone();
         d.authorized_operations = i32::MIN;
         let group_id = id.0.to_string();
+        if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Group(&group_id)) {
+            d.error_code = code_of(e.kind());
+            r.groups.push(d);
+            continue;
+        }
         if let Some((state, protocol_type, protocol, members)) = core.classic_groups.describe(&group_id) {
             d.group_state = StrBytes::from_static_str(state);
             d.protocol_type = StrBytes::from_string(protocol_type);

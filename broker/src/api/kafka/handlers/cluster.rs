@@ -6,12 +6,22 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::metadata::split_host_port;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let c = core.describe_cluster().await;
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    _req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let mut r = DescribeClusterResponse::default();
+    if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Cluster) {
+        (r.error_code, r.error_message) = super::refusal(&e);
+        return r;
+    }
+    let c = core.describe_cluster().await;
     r.cluster_id = StrBytes::from_string(c.cluster_id);
     // As in Metadata: a broker that serves admin requests, not the Raft
     // leader (which may run no Kafka listener).

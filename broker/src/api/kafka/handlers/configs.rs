@@ -8,7 +8,9 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 use crate::topic_config;
 
 /// Kafka's resource types.
@@ -21,15 +23,21 @@ const DEFAULT_CONFIG: i8 = 5;
 const STRING: i8 = 2;
 
 /// Answers `req`.
-pub(crate) fn handle(core: &BrokerService, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let mut r = DescribeConfigsResponse::default();
     for res in req.resources {
         let mut out = DescribeConfigsResult::default();
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name.clone();
         let wanted = |key: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| &**k == key));
+        let resource = if res.resource_type == TOPIC { Resource::Topic(&res.resource_name) } else { Resource::Cluster };
+        if let Err(e) = core.authorize(session, AclOperation::DescribeConfigs, resource) {
+            (out.error_code, out.error_message) = super::refusal(&e);
+            r.results.push(out);
+            continue;
+        }
         let entries = match res.resource_type {
-            TOPIC => match core.describe_topics(vec![res.resource_name.to_string()]).pop() {
+            TOPIC => match core.describe_topics(session, vec![res.resource_name.to_string()]).pop() {
                 Some((_, Ok(d))) => {
                     let rf = d.partitions.first().map_or(0, |p| p.replicas.len() as u32);
                     Some(topic_config::described(core.replicas.defaults(), rf, &d.configs))

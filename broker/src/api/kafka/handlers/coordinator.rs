@@ -8,20 +8,27 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::metadata::split_host_port;
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Kafka's key type of a consumer group.
 const GROUP: i8 = 0;
 
 /// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
     let mut r = FindCoordinatorResponse::default();
     if version >= 4 {
         for key in req.coordinator_keys {
-            r.coordinators.push(find(core, key, req.key_type).await);
+            r.coordinators.push(find(core, session, key, req.key_type).await);
         }
     } else {
-        let c = find(core, req.key, req.key_type).await;
+        let c = find(core, session, req.key, req.key_type).await;
         r.error_code = c.error_code;
         r.error_message = c.error_message;
         r.node_id = c.node_id;
@@ -31,13 +38,18 @@ pub(crate) async fn handle(core: &BrokerService, req: FindCoordinatorRequest, ve
     r
 }
 
-async fn find(core: &BrokerService, key: StrBytes, key_type: i8) -> Coordinator {
+async fn find(core: &BrokerService, session: &Session, key: StrBytes, key_type: i8) -> Coordinator {
     let mut c = Coordinator::default();
     c.node_id = BrokerId(-1);
     c.port = -1;
     if key_type != GROUP {
         c.error_code = ResponseError::InvalidRequest.code();
         c.error_message = Some(StrBytes::from_static_str("transactions are not supported"));
+        c.key = key;
+        return c;
+    }
+    if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Group(&key)) {
+        (c.error_code, c.error_message) = super::refusal(&e);
         c.key = key;
         return c;
     }

@@ -16,10 +16,17 @@ use super::epoch;
 use crate::api::kafka::codes::code_of;
 use crate::api::kafka::fetch_response::{encode, PartitionAnswer, TopicAnswer};
 use crate::fetch::{FetchParams, PartitionFetch};
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// Answers `req`, framed for a vectored write.
-pub(crate) async fn handle(core: &BrokerService, req: FetchRequest, version: i16, correlation_id: i32) -> Vec<Bytes> {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: FetchRequest,
+    version: i16,
+    correlation_id: i32,
+) -> Vec<Bytes> {
     let mut wanted = Vec::new();
     let mut bad = Vec::new();
     let mut fenced = Vec::new();
@@ -53,7 +60,7 @@ pub(crate) async fn handle(core: &BrokerService, req: FetchRequest, version: i16
         max_bytes: usize::try_from(req.max_bytes).ok().filter(|&n| n > 0),
         partitions: wanted,
     };
-    let fetched = if params.partitions.is_empty() { Vec::new() } else { core.fetch(&params).await };
+    let fetched = if params.partitions.is_empty() { Vec::new() } else { core.fetch(session, &params).await };
     let mut topics: Vec<TopicAnswer> = Vec::new();
     let mut push = |topic: &str, a: PartitionAnswer| match topics.last_mut() {
         Some(t) if t.name == topic => t.partitions.push(a),

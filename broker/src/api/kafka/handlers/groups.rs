@@ -9,10 +9,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers a ListGroups (groups coordinated by this broker, as in Kafka).
-pub(crate) async fn list(core: &BrokerService, req: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) async fn list(core: &BrokerService, session: &Session, req: ListGroupsRequest) -> ListGroupsResponse {
     let list = core.list_groups().await;
     let mut r = ListGroupsResponse::default();
     if let Some(e) = &list.loading {
@@ -47,6 +49,8 @@ pub(crate) async fn list(core: &BrokerService, req: ListGroupsRequest) -> ListGr
         l.group_type = StrBytes::from_static_str("classic");
         r.groups.push(l);
     }
+    // Kafka lists the groups the caller may describe.
+    r.groups.retain(|g| core.is_authorized(session, AclOperation::Describe, Resource::Group(&g.group_id.0)));
     r
 }
 
@@ -62,9 +66,20 @@ pub(crate) fn kafka_state(state: &str) -> &'static str {
 }
 
 /// Answers a DeleteGroups: only groups without members can go.
-pub(crate) async fn delete(core: &BrokerService, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let ids = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+pub(crate) async fn delete(core: &BrokerService, session: &Session, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut r = DeleteGroupsResponse::default();
+    let mut ids = Vec::new();
+    for g in &req.groups_names {
+        match core.authorize(session, AclOperation::Delete, Resource::Group(&g.0)) {
+            Ok(()) => ids.push(g.0.to_string()),
+            Err(e) => {
+                let mut d = DeletableGroupResult::default();
+                d.group_id = g.clone();
+                d.error_code = code_of(e.kind());
+                r.results.push(d);
+            }
+        }
+    }
     for (id, result) in core.delete_groups(ids).await {
         let mut d = DeletableGroupResult::default();
         d.group_id = GroupId(StrBytes::from_string(id));

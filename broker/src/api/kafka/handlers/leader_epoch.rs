@@ -7,10 +7,16 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers `req` from this broker's replicas, which must lead.
-pub(crate) fn handle(core: &BrokerService, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub(crate) fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let mut r = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let mut tr = OffsetForLeaderTopicResult::default();
@@ -20,7 +26,11 @@ pub(crate) fn handle(core: &BrokerService, req: OffsetForLeaderEpochRequest) -> 
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            match answer(core, &t.topic.0, p.partition, p.current_leader_epoch, p.leader_epoch) {
+            let answered = core
+                .authorize(session, AclOperation::Describe, Resource::Topic(&t.topic.0))
+                .map_err(|e| code_of(e.kind()))
+                .and_then(|()| answer(core, &t.topic.0, p.partition, p.current_leader_epoch, p.leader_epoch));
+            match answered {
                 Ok(Some((epoch, end))) => {
                     e.leader_epoch = epoch as i32;
                     e.end_offset = end as i64;

@@ -13,10 +13,17 @@ use strata_record::TopicPartition;
 use super::epoch;
 use crate::admin::{ListedOffset, OffsetSpec};
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     for t in req.topics {
         let topic = t.name.0.to_string();
@@ -47,6 +54,11 @@ pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest, versio
             match (spec, u32::try_from(p.partition_index)) {
                 (Some(spec), Ok(partition)) => {
                     let tp = TopicPartition { topic: topic.clone(), partition };
+                    if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Topic(&topic)) {
+                        pr.error_code = code_of(e.kind());
+                        tr.partitions.push(pr);
+                        continue;
+                    }
                     let checked =
                         core.replicas.lookup(&topic, partition).map(|r| epoch::check(&r, p.current_leader_epoch));
                     if let Ok(Err(code)) = checked {
@@ -54,7 +66,7 @@ pub(crate) async fn handle(core: &BrokerService, req: ListOffsetsRequest, versio
                         tr.partitions.push(pr);
                         continue;
                     }
-                    match core.list_offset(&tp, spec).await {
+                    match core.list_offset(session, &tp, spec).await {
                         Ok(ListedOffset { offset, timestamp }) => {
                             pr.offset = offset.map_or(-1, |o| o as i64);
                             pr.timestamp = timestamp.unwrap_or(-1);

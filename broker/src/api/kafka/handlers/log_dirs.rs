@@ -12,11 +12,18 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::topic_name;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers `req`: every replica on this broker (a null topic list), or the
 /// named partitions that are here.
-pub(crate) fn handle(core: &BrokerService, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Cluster) {
+        let mut r = DescribeLogDirsResponse::default();
+        r.error_code = crate::api::kafka::codes::code_of(e.kind());
+        return r;
+    }
     let wanted: Option<HashSet<(String, i32)>> = req.topics.map(|topics| {
         topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p))).collect()
     });

@@ -13,6 +13,7 @@ use super::topic_name;
 use crate::admin::NewTopic;
 use crate::api::kafka::codes::code_of;
 use crate::error::ErrorKind;
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// Answers `req`. Before v1 an empty topic list means every topic; from v1
@@ -21,10 +22,15 @@ use crate::service::BrokerService;
 /// (`auto_create_topics`) and so does the request (always before v4,
 /// `allow_auto_topic_creation` from v4), as Kafka does; otherwise it gets
 /// UNKNOWN_TOPIC_OR_PARTITION.
-pub(crate) async fn handle(core: &BrokerService, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let create = core.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     if create {
-        auto_create(core, &req).await;
+        auto_create(core, session, &req).await;
     }
     let image = core.controller.metadata();
     let mut r = MetadataResponse::default();
@@ -63,7 +69,7 @@ pub(crate) async fn handle(core: &BrokerService, req: MetadataRequest, version: 
             None => {}
         }
     }
-    let described = if all || !names.is_empty() { core.describe_topics(names) } else { Vec::new() };
+    let described = if all || !names.is_empty() { core.describe_topics(session, names) } else { Vec::new() };
     r.topics = unknown_ids
         .into_iter()
         .map(|id| {
@@ -116,7 +122,7 @@ pub(crate) async fn handle(core: &BrokerService, req: MetadataRequest, version: 
 /// Creates the topics `req` names that do not exist (defaults for
 /// partitions, replication and configs). Failures (an invalid name, too
 /// few brokers) show in the answer as the topic's error.
-async fn auto_create(core: &BrokerService, req: &MetadataRequest) {
+async fn auto_create(core: &BrokerService, session: &Session, req: &MetadataRequest) {
     let Some(topics) = &req.topics else { return };
     let image = core.controller.metadata();
     let missing: Vec<NewTopic> = topics
@@ -128,7 +134,7 @@ async fn auto_create(core: &BrokerService, req: &MetadataRequest) {
     if missing.is_empty() {
         return;
     }
-    for (name, result) in core.create_topics(missing, false).await {
+    for (name, result) in core.create_topics(session, missing, false).await {
         match result {
             Ok(()) => {
                 tracing::info!(topic = %name, "created a topic a Kafka client asked for (auto.create.topics.enable)")

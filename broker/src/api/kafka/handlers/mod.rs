@@ -1,12 +1,14 @@
 //! One handler per Kafka API: each turns the decoded request into calls on
 //! the broker core and builds the answer for the version asked.
 
+mod acls;
 pub(crate) mod api_versions;
 mod classic;
 mod cluster;
 mod configs;
 mod consumer_heartbeat;
 mod coordinator;
+mod denied;
 mod epoch;
 mod fetch;
 mod groups;
@@ -20,9 +22,12 @@ mod produce;
 mod scram_users;
 mod topics;
 
-use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{GroupId, RequestKind, ResponseKind, TopicName};
+use strata_metadata::AclOperation;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
 
 /// What a handler answers with.
@@ -40,6 +45,8 @@ pub(crate) struct Client<'a> {
     pub(crate) peer: std::net::SocketAddr,
     /// The header's client id (empty when null).
     pub(crate) id: &'a str,
+    /// Who it is, for the authorizer.
+    pub(crate) session: &'a Session,
 }
 
 impl Client<'_> {
@@ -58,47 +65,81 @@ pub(crate) async fn handle(
     correlation_id: i32,
     client: Client<'_>,
 ) -> Option<Reply> {
+    let session = client.session;
     Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::advertised()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, r, version).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(core, session, r, version).await),
         RequestKind::Produce(r) => {
-            return produce::handle(core, r).await.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))))
+            return produce::handle(core, session, r).await.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))))
         }
-        RequestKind::Fetch(r) => return Some(Reply::Framed(fetch::handle(core, r, version, correlation_id).await)),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, r, version).await),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(core, r).await),
-        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, r)),
-        RequestKind::ConsumerGroupHeartbeat(r) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, client.host()).await)
+        RequestKind::Fetch(r) => {
+            return Some(Reply::Framed(fetch::handle(core, session, r, version, correlation_id).await))
         }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(classic::join(core, r, version, client.id, client.host()).await)
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(core, session, r, version).await),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(core, session, r).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(classic::sync(core, r).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(classic::heartbeat(core, r).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(classic::leave(core, r, version).await),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(classic::describe(core, r).await),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::handle(core, r, version).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(core, r).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(core, r, version).await),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(core, r).await),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(core, r).await),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, r).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, r).await),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, r)),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::handle(core, r).await),
-        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(core, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(core, session, r))
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => match group_denied(core, session, &r.group_id) {
+            Some(code) => ResponseKind::ConsumerGroupHeartbeat(denied::consumer_heartbeat(code)),
+            None => ResponseKind::ConsumerGroupHeartbeat(consumer_heartbeat::handle(core, r, client.host()).await),
+        },
+        RequestKind::JoinGroup(r) => match group_denied(core, session, &r.group_id) {
+            Some(code) => ResponseKind::JoinGroup(denied::join(code)),
+            None => ResponseKind::JoinGroup(classic::join(core, r, version, client.id, client.host()).await),
+        },
+        RequestKind::SyncGroup(r) => match group_denied(core, session, &r.group_id) {
+            Some(code) => ResponseKind::SyncGroup(denied::sync(code)),
+            None => ResponseKind::SyncGroup(classic::sync(core, r).await),
+        },
+        RequestKind::Heartbeat(r) => match group_denied(core, session, &r.group_id) {
+            Some(code) => ResponseKind::Heartbeat(denied::heartbeat(code)),
+            None => ResponseKind::Heartbeat(classic::heartbeat(core, r).await),
+        },
+        RequestKind::LeaveGroup(r) => match group_denied(core, session, &r.group_id) {
+            Some(code) => ResponseKind::LeaveGroup(denied::leave(code)),
+            None => ResponseKind::LeaveGroup(classic::leave(core, r, version).await),
+        },
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(classic::describe(core, session, r).await),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(coordinator::handle(core, session, r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(core, session, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(core, session, r, version).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(core, session, r).await),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(core, session, r).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(core, session, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(core, session, r).await),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::handle(core, session, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::handle(core, session, r).await),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(core, session, r)),
         RequestKind::AlterUserScramCredentials(r) => {
-            ResponseKind::AlterUserScramCredentials(scram_users::alter(core, r).await)
+            ResponseKind::AlterUserScramCredentials(scram_users::alter(core, session, r).await)
         }
         RequestKind::DescribeUserScramCredentials(r) => {
-            ResponseKind::DescribeUserScramCredentials(scram_users::describe(core, r))
+            ResponseKind::DescribeUserScramCredentials(scram_users::describe(core, session, r))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(core, session, r).await),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(core, session, r)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(core, session, r).await),
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a Kafka API advertised without a handler");
             return None;
         }
     })))
+}
+
+/// `GROUP_AUTHORIZATION_FAILED` unless `session` may read (use) the group.
+fn group_denied(core: &BrokerService, session: &Session, group: &GroupId) -> Option<i16> {
+    (!core.is_authorized(session, AclOperation::Read, Resource::Group(group.0.as_str())))
+        .then(|| ResponseError::GroupAuthorizationFailed.code())
+}
+
+/// The code and message of a refusal, for an answer's error fields.
+pub(crate) fn refusal(e: &crate::error::BrokerError) -> (i16, Option<StrBytes>) {
+    (crate::api::kafka::codes::code_of(e.kind()), Some(StrBytes::from_string(e.message().to_string())))
 }
 
 /// A topic name for an answer.

@@ -17,22 +17,35 @@ use strata_record::TopicPartition;
 use super::topic_name;
 use crate::api::kafka::codes::code_of;
 use crate::group::views::{CommitPartition, GroupOffset, OffsetCommit, PartitionCommit};
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 /// Answers an OffsetCommit.
-pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(crate) async fn commit(core: &BrokerService, session: &Session, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let mut r = OffsetCommitResponse::default();
     let mut partitions = Vec::new();
     let mut refused = Vec::new();
+    let group_denied = !core.is_authorized(session, AclOperation::Read, Resource::Group(&req.group_id.0));
     for t in &req.topics {
+        let topic_denied = !core.is_authorized(session, AclOperation::Read, Resource::Topic(&t.name.0));
         for p in &t.partitions {
+            if group_denied || topic_denied {
+                let code = if group_denied {
+                    ResponseError::GroupAuthorizationFailed
+                } else {
+                    ResponseError::TopicAuthorizationFailed
+                };
+                refused.push((t.name.0.to_string(), p.partition_index, code.code()));
+                continue;
+            }
             match (u32::try_from(p.partition_index), u64::try_from(p.committed_offset)) {
                 (Ok(partition), Ok(offset)) => partitions.push(CommitPartition {
                     tp: TopicPartition { topic: t.name.0.to_string(), partition },
                     offset,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
                 }),
-                _ => refused.push((t.name.0.to_string(), p.partition_index)),
+                _ => refused.push((t.name.0.to_string(), p.partition_index, ResponseError::InvalidRequest.code())),
             }
         }
     }
@@ -61,6 +74,7 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
     };
     let mut answers: Vec<(String, i32, i16)> = Vec::new();
     let outcome = match classic {
+        _ if commit.partitions.is_empty() && !refused.is_empty() => Ok(Default::default()),
         Some(Err(e)) => Err(super::classic::code(&e)),
         _ => core.commit_offsets(commit).await.map_err(|e| code_of(e.kind())),
     };
@@ -80,14 +94,14 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
         Err(code) => {
             for t in &req.topics {
                 for p in &t.partitions {
-                    answers.push((t.name.0.to_string(), p.partition_index, code));
+                    if !refused.iter().any(|(rt, rp, _)| *rt == t.name.0.as_str() && *rp == p.partition_index) {
+                        answers.push((t.name.0.to_string(), p.partition_index, code));
+                    }
                 }
             }
         }
     }
-    for (topic, partition) in refused {
-        answers.push((topic, partition, ResponseError::InvalidRequest.code()));
-    }
+    answers.extend(refused);
     for (topic, partition, code) in answers {
         let mut p = OffsetCommitResponsePartition::default();
         p.partition_index = partition;
@@ -107,7 +121,12 @@ pub(crate) async fn commit(core: &BrokerService, req: OffsetCommitRequest) -> Of
 
 /// Answers an OffsetFetch: v1–7 one group (top-level fields), v8 a batch of
 /// groups. Topics null (v2+) means every topic the group committed.
-pub(crate) async fn fetch(core: &BrokerService, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub(crate) async fn fetch(
+    core: &BrokerService,
+    session: &Session,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let mut r = OffsetFetchResponse::default();
     if version >= 8 {
         for g in req.groups {
@@ -123,7 +142,7 @@ pub(crate) async fn fetch(core: &BrokerService, req: OffsetFetchRequest, version
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
-            match group_offsets(core, &g.group_id.0, topics).await {
+            match group_offsets(core, session, &g.group_id.0, topics).await {
                 Err(code) => out.error_code = code,
                 Ok(offsets) => {
                     for o in offsets {
@@ -153,7 +172,7 @@ pub(crate) async fn fetch(core: &BrokerService, req: OffsetFetchRequest, version
             })
             .collect()
     });
-    match group_offsets(core, &req.group_id.0, topics).await {
+    match group_offsets(core, session, &req.group_id.0, topics).await {
         Err(code) => r.error_code = code,
         Ok(offsets) => {
             for o in offsets {
@@ -176,12 +195,19 @@ pub(crate) async fn fetch(core: &BrokerService, req: OffsetFetchRequest, version
 }
 
 /// The committed offsets asked for (`None`: every topic committed).
+/// The group needs describe; topics the caller may not describe are
+/// left out (Kafka answers them with an error; clients skip both alike).
 async fn group_offsets(
     core: &BrokerService,
+    session: &Session,
     group_id: &str,
     topics: Option<Vec<(String, Vec<u32>)>>,
 ) -> Result<Vec<GroupOffset>, i16> {
-    core.fetch_offsets(group_id, topics.unwrap_or_default()).await.map_err(|e| code_of(e.kind()))
+    core.authorize(session, AclOperation::Describe, Resource::Group(group_id)).map_err(|e| code_of(e.kind()))?;
+    let mut offsets =
+        core.fetch_offsets(group_id, topics.unwrap_or_default()).await.map_err(|e| code_of(e.kind()))?;
+    offsets.retain(|o| core.is_authorized(session, AclOperation::Describe, Resource::Topic(&o.tp.topic)));
+    Ok(offsets)
 }
 
 /// (partition, offset or -1, metadata) of one committed offset.

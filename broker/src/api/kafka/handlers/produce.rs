@@ -13,10 +13,11 @@ use strata_record::TopicPartition;
 use super::topic_name;
 use crate::api::kafka::codes::code_of;
 use crate::produce::{Acks, ProducePartition};
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// Answers `req` (`None` for acks=0).
-pub(crate) async fn handle(core: &BrokerService, req: ProduceRequest) -> Option<ProduceResponse> {
+pub(crate) async fn handle(core: &BrokerService, session: &Session, req: ProduceRequest) -> Option<ProduceResponse> {
     if req.transactional_id.is_some() {
         return Some(refuse_all(&req, ResponseError::TransactionalIdAuthorizationFailed.code()));
     }
@@ -44,7 +45,7 @@ pub(crate) async fn handle(core: &BrokerService, req: ProduceRequest) -> Option<
             order.push((name.clone(), p.index, at));
         }
     }
-    let results = core.produce(acks, timeout, partitions).await;
+    let results = core.produce(session, acks, timeout, partitions).await;
     if acks == Acks::None {
         return None;
     }

@@ -17,7 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use strata_auth::Mechanism;
 
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
+use strata_metadata::AclOperation;
 
 fn mechanism(t: i8) -> Result<Mechanism, (i16, String)> {
     Mechanism::from_kafka_type(t)
@@ -28,8 +30,23 @@ fn mechanism(t: i8) -> Result<Mechanism, (i16, String)> {
 /// user (its first error, if any).
 pub(crate) async fn alter(
     core: &BrokerService,
+    session: &Session,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if let Err(e) = core.authorize(session, AclOperation::Alter, Resource::Cluster) {
+        let mut r = AlterUserScramCredentialsResponse::default();
+        let names = req.deletions.iter().map(|d| &d.name).chain(req.upsertions.iter().map(|u| &u.name));
+        for name in names {
+            if r.results.iter().any(|x| x.user == *name) {
+                continue;
+            }
+            let mut x = AlterUserScramCredentialsResult::default();
+            x.user = name.clone();
+            (x.error_code, x.error_message) = super::refusal(&e);
+            r.results.push(x);
+        }
+        return r;
+    }
     let mut outcome: Vec<(String, Option<(i16, String)>)> = Vec::new();
     let mut note = |user: &str, e: Option<(i16, String)>| match outcome.iter_mut().find(|(u, _)| u == user) {
         Some((_, first)) => {
@@ -91,8 +108,14 @@ pub(crate) async fn alter(
 /// RESOURCE_NOT_FOUND.
 pub(crate) fn describe(
     core: &BrokerService,
+    session: &Session,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if let Err(e) = core.authorize(session, AclOperation::Describe, Resource::Cluster) {
+        let mut r = DescribeUserScramCredentialsResponse::default();
+        (r.error_code, r.error_message) = super::refusal(&e);
+        return r;
+    }
     let users = core.list_users();
     let wanted: Vec<String> = match &req.users {
         Some(names) => names.iter().map(|n| n.name.to_string()).collect(),

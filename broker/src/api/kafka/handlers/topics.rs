@@ -13,11 +13,12 @@ use kafka_protocol::protocol::StrBytes;
 use super::topic_name;
 use crate::admin::NewTopic;
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 use crate::topic_config;
 
 /// Answers a CreateTopics request.
-pub(crate) async fn create(core: &BrokerService, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub(crate) async fn create(core: &BrokerService, session: &Session, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::new();
     let mut specs = Vec::new();
     for t in req.topics {
@@ -42,9 +43,9 @@ pub(crate) async fn create(core: &BrokerService, req: CreateTopicsRequest) -> Cr
         });
         results.push((name, None));
     }
-    let created = core.create_topics(specs, req.validate_only).await;
+    let created = core.create_topics(session, specs, req.validate_only).await;
     let described: BTreeMap<String, _> = core
-        .describe_topics(created.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n.clone()).collect())
+        .describe_topics(session, created.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n.clone()).collect())
         .into_iter()
         .filter_map(|(n, d)| Some((n, d.ok()?)))
         .collect();
@@ -94,7 +95,7 @@ pub(crate) async fn create(core: &BrokerService, req: CreateTopicsRequest) -> Cr
 
 /// Answers a DeleteTopics request: topics by name (v1–5, and v6 entries
 /// with a name) or by topic id (v6); an unknown id is UNKNOWN_TOPIC_ID.
-pub(crate) async fn delete(core: &BrokerService, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub(crate) async fn delete(core: &BrokerService, session: &Session, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut r = DeleteTopicsResponse::default();
     let image = core.controller.metadata();
     // (name, the id the request named it by)
@@ -123,7 +124,7 @@ pub(crate) async fn delete(core: &BrokerService, req: DeleteTopicsRequest) -> De
         })
         .collect();
     drop(image);
-    for (name, result) in core.delete_topics(wanted.into_iter().map(|(n, _)| n).collect()).await {
+    for (name, result) in core.delete_topics(session, wanted.into_iter().map(|(n, _)| n).collect()).await {
         let mut d = DeletableTopicResult::default();
         d.name = Some(topic_name(&name));
         d.topic_id = ids.get(&name).copied().unwrap_or_default();
