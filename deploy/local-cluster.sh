@@ -25,8 +25,10 @@
 #                         with openssl under $STRATA_CLUSTER_DIR/tls (ca.pem,
 #                         nodeI.pem naming strata-node-I, admin.pem for the CLI),
 #                         TLS on every listener, SCRAM-SHA-256/512 on the Kafka
-#                         listener, and a user `admin` whose password is in
-#                         $STRATA_CLUSTER_DIR/admin.password. The choice is kept
+#                         listener, ACLs enforced (--authorizer on), and a super
+#                         user `admin` whose password is in
+#                         $STRATA_CLUSTER_DIR/admin.password (admin.pem names
+#                         the same principal, User:admin). The choice is kept
 #                         in cluster.env for `start`.
 # Every other variable (STRATA_CONFIG, STRATA_RACK, RUST_LOG, ...) is inherited
 # by the servers; the flags set here take precedence over their STRATA_* twins.
@@ -193,7 +195,7 @@ spawn_node() {
     if ((SECURE)); then
         local tls=$CLUSTER_DIR/tls
         secure=(--tls-cert-file "$tls/node$i.pem" --tls-key-file "$tls/node$i-key.pem" --tls-ca-file "$tls/ca.pem"
-            --sasl-mechanisms SCRAM-SHA-256,SCRAM-SHA-512)
+            --sasl-mechanisms SCRAM-SHA-256,SCRAM-SHA-512 --authorizer on --super-users User:admin)
     fi
     "${detach[@]}" "$BIN_DIR/strata-server" run \
         "${secure[@]}" \
@@ -302,7 +304,7 @@ cmd_up() {
         local cli=("$BIN_DIR/strata" --bootstrap "$bootstrap" --ca-file "$tls/ca.pem" --cert-file "$tls/admin.pem" --key-file "$tls/admin-key.pem")
         [[ -x $BIN_DIR/strata ]] || die "$BIN_DIR/strata not found (needed to create the admin user)"
         "${cli[@]}" user create admin <"$CLUSTER_DIR/admin.password" >/dev/null || die "creating the admin user failed"
-        echo "secure: TLS everywhere (CA $tls/ca.pem), SCRAM on Kafka; user admin, password in $CLUSTER_DIR/admin.password"
+        echo "secure: TLS everywhere (CA $tls/ca.pem), SCRAM, ACLs enforced; super user admin, password in $CLUSTER_DIR/admin.password"
         echo "cli: strata --bootstrap $bootstrap --ca-file $tls/ca.pem --cert-file $tls/admin.pem --key-file $tls/admin-key.pem ..."
     fi
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use strata_protocol::v1::strata_client::StrataClient;
 use tokio::sync::OnceCell;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
@@ -24,8 +26,38 @@ const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// How long opening a TCP + HTTP/2 connection may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The generated gRPC client over a shared channel.
-pub(crate) type Client = StrataClient<Channel>;
+/// The generated gRPC client over a shared channel, adding the caller's
+/// credentials to every call.
+pub(crate) type Client = StrataClient<InterceptedService<Channel, Authorization>>;
+
+/// Puts the `authorization` header (if the client has credentials) on every
+/// request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Authorization {
+    header: Option<http::HeaderValue>,
+    metadata: Option<tonic::metadata::AsciiMetadataValue>,
+}
+
+impl Authorization {
+    fn new(header: Option<http::HeaderValue>) -> Self {
+        let metadata = header.as_ref().and_then(|h| h.to_str().ok()).and_then(|s| s.parse().ok()).map(
+            |mut v: tonic::metadata::AsciiMetadataValue| {
+                v.set_sensitive(true);
+                v
+            },
+        );
+        Authorization { header, metadata }
+    }
+}
+
+impl Interceptor for Authorization {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.metadata {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
 
 /// Channels by `host:port`.
 #[derive(Debug, Default)]
@@ -33,18 +65,25 @@ pub(crate) struct Connections {
     channels: Mutex<HashMap<String, Arc<OnceCell<Channel>>>>,
     /// TLS to the brokers, if the client uses it.
     tls: Option<strata_tls::ClientTls>,
+    /// The credentials header, if the client has credentials.
+    authorization: Authorization,
 }
 
 impl Connections {
     /// Connections over TLS with `tls` (plaintext when `None`).
-    pub(crate) fn new(tls: Option<strata_tls::ClientTls>) -> Self {
-        Connections { channels: Mutex::default(), tls }
+    pub(crate) fn new(tls: Option<strata_tls::ClientTls>, authorization: Option<http::HeaderValue>) -> Self {
+        Connections { channels: Mutex::default(), tls, authorization: Authorization::new(authorization) }
+    }
+
+    /// The credentials header for calls made without the generated client.
+    pub(crate) fn authorization(&self) -> Option<&http::HeaderValue> {
+        self.authorization.header.as_ref()
     }
 
     /// A client for `address`, connecting if no channel is open yet. A failed
     /// connect is not cached: the next call dials again.
     pub(crate) async fn client(&self, address: &str) -> Result<Client, ClientError> {
-        Ok(StrataClient::new(self.channel(address).await?)
+        Ok(StrataClient::with_interceptor(self.channel(address).await?, self.authorization.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

@@ -50,6 +50,7 @@ mod partition_offset;
 mod producer;
 mod security;
 mod users;
+mod acls;
 
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
@@ -60,7 +61,7 @@ pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use partition_offset::PartitionOffset;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-pub use security::Security;
+pub use security::{Credentials, Security};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;
 /// A topic and partition number: how the client names a partition.
@@ -69,3 +70,4 @@ pub use strata_record::murmur2::{murmur2, partition_for_key};
 pub use strata_record::TopicPartition;
 pub use strata_tls::TlsFiles;
 pub use users::UserListing;
+pub use acls::{Acl, AclFilter};

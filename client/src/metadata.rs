@@ -99,7 +99,7 @@ impl Cluster {
     ) -> Result<Arc<Self>, ClientError> {
         let cluster = Arc::new(Cluster {
             bootstrap,
-            connections: Connections::new(security.client_tls()?),
+            connections: Connections::new(security.client_tls()?, security.authorization()?),
             request_timeout,
             retry_timeout,
             metadata: RwLock::new(Metadata::default()),
@@ -185,10 +185,14 @@ impl Cluster {
         self.connections.client(&address).await
     }
 
-    /// The channel to broker `id` (see [`Connections::channel`]).
-    pub(crate) async fn broker_channel(&self, id: u32) -> Result<tonic::transport::Channel, ClientError> {
+    /// The channel to broker `id` (see [`Connections::channel`]) and the
+    /// credentials header calls on it carry.
+    pub(crate) async fn broker_channel(
+        &self,
+        id: u32,
+    ) -> Result<(tonic::transport::Channel, Option<http::HeaderValue>), ClientError> {
         let address = self.broker_address(id)?;
-        self.connections.channel(&address).await
+        Ok((self.connections.channel(&address).await?, self.connections.authorization().cloned()))
     }
 
     fn broker_address(&self, id: u32) -> Result<String, ClientError> {

@@ -7,6 +7,7 @@
 //!   `error: <cause>`, on stderr and exits 1 (2 for a usage error).
 //! - A closed stdout (`strata consume t | head`) ends the command quietly.
 
+mod acl;
 mod bench;
 mod cluster;
 mod consume;
@@ -59,6 +60,16 @@ struct Cli {
     #[arg(long, global = true, env = "STRATA_KEY_FILE", value_name = "PEM", requires = "cert_file")]
     key_file: Option<std::path::PathBuf>,
 
+    /// User to authenticate as (a SCRAM user of the cluster; with
+    /// --password).
+    #[arg(long, global = true, env = "STRATA_USER")]
+    user: Option<String>,
+
+    /// The user's password (prefer the STRATA_PASSWORD env variable: an
+    /// argument shows in the process list).
+    #[arg(long, global = true, env = "STRATA_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -82,6 +93,9 @@ enum Command {
     /// Users (SCRAM credentials): create, delete, list.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// ACLs: add, list, remove (enforced with --authorizer on).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 /// Settings every command can use.
@@ -125,9 +139,17 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.user.is_some() != cli.password.is_some() {
+        eprintln!("error: give --user and --password together (or STRATA_USER and STRATA_PASSWORD)");
+        return ExitCode::from(2);
+    }
     let tls = cli.tls || cli.ca_file.is_some() || cli.cert_file.is_some();
     let security = strata_client::Security {
         tls: tls.then_some(strata_client::TlsFiles { cert: cli.cert_file, key: cli.key_file, ca: cli.ca_file }),
+        credentials: cli
+            .user
+            .zip(cli.password)
+            .map(|(user, password)| strata_client::Credentials { user, password }),
     };
     let bootstrap = cli.bootstrap.clone();
     let global = Global { bootstrap: cli.bootstrap, output: cli.output, security };
@@ -160,6 +182,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<()> {
         Command::Cluster(cmd) => cluster::run(cmd, &global).await,
         Command::Group(cmd) => group::run(cmd, &global).await,
         Command::User(cmd) => user::run(cmd, &global).await,
+        Command::Acl(cmd) => acl::run(cmd, &global).await,
         Command::Bench(cmd) => bench::run(cmd, &global).await,
     }
 }

@@ -158,10 +158,10 @@ async fn produce(shared: &Shared, leader: u32, parts: &[Drained]) -> Result<Vec<
             batches: d.batches.iter().map(|b| b.bytes.clone()).collect(),
         })
         .collect();
-    let channel = shared.cluster.broker_channel(leader).await?;
+    let (channel, authorization) = shared.cluster.broker_channel(leader).await?;
     let timeout_ms = u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX);
     let what = format!("Produce to broker {leader}");
-    let produce = wire::produce(channel, config.acks.as_i32(), timeout_ms, &partitions);
+    let produce = wire::produce(channel, authorization, config.acks.as_i32(), timeout_ms, &partitions);
     Ok(call(&what, config.request_timeout + TIMEOUT_SLACK, produce).await?.partitions)
 }
 

@@ -30,6 +30,7 @@ pub(crate) struct PartitionBatches<'a> {
 /// (or the call's status, as the generated client would).
 pub(crate) async fn produce(
     mut channel: Channel,
+    authorization: Option<http::HeaderValue>,
     acks: i32,
     timeout_ms: u32,
     partitions: &[PartitionBatches<'_>],
@@ -42,7 +43,11 @@ pub(crate) async fn produce(
             chunks.len()
         )));
     }
-    let request = http::Request::builder()
+    let mut request = http::Request::builder();
+    if let Some(value) = authorization {
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let request = request
         .method(http::Method::POST)
         .uri(PRODUCE)
         .header(http::header::CONTENT_TYPE, "application/grpc")
