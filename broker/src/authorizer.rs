@@ -23,15 +23,17 @@ pub struct Session {
     pub principal: String,
     /// The client's address.
     pub host: IpAddr,
-    /// A node proven by its certificate: nodes act for the cluster itself,
-    /// as Kafka's inter-broker principal does, and are never refused.
-    pub node: bool,
+    /// Never refused: a node proven by its certificate (nodes act for the
+    /// cluster itself, as Kafka's inter-broker principal does), or a
+    /// loopback caller of a cluster that has no user yet (to create the
+    /// first one).
+    pub privileged: bool,
 }
 
 impl Session {
     /// A caller known by `principal` (`User:NAME`).
     pub fn new(principal: impl Into<String>, host: IpAddr) -> Self {
-        Session { principal: principal.into(), host, node: false }
+        Session { principal: principal.into(), host, privileged: false }
     }
 
     /// A caller nobody authenticated.
@@ -39,9 +41,17 @@ impl Session {
         Session::new(ANONYMOUS, host)
     }
 
+    /// A caller on this machine while the cluster has no user: whoever can
+    /// run commands on a node may create the first user (as the operator
+    /// of a fresh Kafka cluster adds its first SCRAM user with
+    /// `kafka-storage format --add-scram`).
+    pub fn first_user_bootstrap(host: IpAddr) -> Self {
+        Session { principal: ANONYMOUS.to_string(), host, privileged: true }
+    }
+
     /// A node proven by its certificate.
     pub fn node(node_id: u64, host: IpAddr) -> Self {
-        Session { principal: format!("User:strata-node-{node_id}"), host, node: true }
+        Session { principal: format!("User:strata-node-{node_id}"), host, privileged: true }
     }
 }
 
@@ -142,7 +152,7 @@ impl BrokerService {
     /// True when `session` may do `op` on `resource`.
     pub fn is_authorized(&self, session: &Session, op: AclOperation, resource: Resource<'_>) -> bool {
         let config = &self.config.authorizer;
-        if !config.enabled || session.node || config.super_users.iter().any(|s| *s == session.principal) {
+        if !config.enabled || session.privileged || config.super_users.iter().any(|s| *s == session.principal) {
             return true;
         }
         decide(&self.controller.metadata().acls, session, op, resource)
@@ -180,7 +190,7 @@ impl BrokerService {
     /// allowed to write anywhere have a producer id).
     pub fn is_authorized_on_any_topic(&self, session: &Session, op: AclOperation) -> bool {
         let config = &self.config.authorizer;
-        if !config.enabled || session.node || config.super_users.iter().any(|s| *s == session.principal) {
+        if !config.enabled || session.privileged || config.super_users.iter().any(|s| *s == session.principal) {
             return true;
         }
         let image = self.controller.metadata();

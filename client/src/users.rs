@@ -18,11 +18,13 @@ pub struct UserListing {
     pub credentials: Vec<(String, u32)>,
 }
 
+/// `Ok` when the answer has results for `user` and none is an error.
 fn one_result(user: &str, results: Vec<v1::UserResult>) -> Result<(), ClientError> {
-    match results.into_iter().find(|r| r.user == user) {
-        Some(r) => ClientError::from_api(r.error.as_ref()).map_or(Ok(()), Err),
-        None => Err(ClientError::InvalidResponse(format!("no result for user '{user}'"))),
+    let mine: Vec<v1::UserResult> = results.into_iter().filter(|r| r.user == user).collect();
+    if mine.is_empty() {
+        return Err(ClientError::InvalidResponse(format!("no result for user '{user}'")));
     }
+    mine.iter().find_map(|r| ClientError::from_api(r.error.as_ref())).map_or(Ok(()), Err)
 }
 
 impl Admin {
@@ -36,19 +38,34 @@ impl Admin {
         mechanism: &str,
         iterations: u32,
     ) -> Result<(), ClientError> {
+        self.upsert_user_mechanisms(user, password, &[mechanism], iterations).await
+    }
+
+    /// [`Admin::upsert_user`] for several mechanisms in one request (so the
+    /// first user of a cluster, created from a node's machine before any
+    /// user exists, gets all its credentials).
+    pub async fn upsert_user_mechanisms(
+        &self,
+        user: &str,
+        password: &str,
+        mechanisms: &[&str],
+        iterations: u32,
+    ) -> Result<(), ClientError> {
         let bad = |e: strata_auth::AuthError| ClientError::InvalidArgument(e.to_string());
-        let m = Mechanism::parse(mechanism).map_err(bad)?;
-        let salt = strata_auth::random_salt().map_err(bad)?;
-        let salted_password = strata_auth::salted_password(m, password, &salt, iterations).map_err(bad)?;
-        let request = v1::UpsertScramCredentialsRequest {
-            upsertions: vec![v1::ScramCredentialUpsertion {
+        let mut upsertions = Vec::new();
+        for mechanism in mechanisms {
+            let m = Mechanism::parse(mechanism).map_err(bad)?;
+            let salt = strata_auth::random_salt().map_err(bad)?;
+            let salted_password = strata_auth::salted_password(m, password, &salt, iterations).map_err(bad)?;
+            upsertions.push(v1::ScramCredentialUpsertion {
                 user: user.to_owned(),
                 mechanism: m.name().to_owned(),
                 iterations,
                 salt: salt.into(),
                 salted_password: salted_password.into(),
-            }],
-        };
+            });
+        }
+        let request = v1::UpsertScramCredentialsRequest { upsertions };
         self.until_controller_answers(|| async {
             let response = self
                 .with_retry(|mut c| {

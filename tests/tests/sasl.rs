@@ -47,14 +47,6 @@ fn kafka_clients_authenticate_with_scram_over_tls() {
     let ca = files.ca.as_ref().unwrap().display().to_string();
     let (cert, key) =
         (admin.cert.as_ref().unwrap().display().to_string(), admin.key.as_ref().unwrap().display().to_string());
-    // The gRPC door is as closed as the Kafka one: no client certificate,
-    // no answer.
-    let anonymous = run(
-        Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca, "topic", "list"]),
-        "",
-    );
-    assert!(!anonymous.status.success());
-    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("client certificate"), "{anonymous:?}");
     let strata = |args: &[&str], input: &str| {
         run(
             Command::new(binary("strata"))
@@ -65,6 +57,22 @@ fn kafka_clients_authenticate_with_scram_over_tls() {
     };
     ok(&strata(&["user", "create", "alice"], "wonderland\n"), "create alice");
     ok(&strata(&["topic", "create", "private", "-p", "2", "-r", "1"], ""), "create topic");
+    // The gRPC door is as closed as the Kafka one (once a user exists):
+    // no certificate and no password, no answer.
+    let anonymous = run(
+        Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca, "topic", "list"]),
+        "",
+    );
+    assert!(!anonymous.status.success());
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("client certificate"), "{anonymous:?}");
+    // A password works as well as a certificate.
+    let listed = run(
+        Command::new(binary("strata"))
+            .args(["--bootstrap", &n.bootstrap(), "--ca-file", &ca, "--user", "alice", "topic", "list"])
+            .env("STRATA_PASSWORD", "wonderland"),
+        "",
+    );
+    assert!(ok(&listed, "topic list as alice").contains("private"));
 
     let kafka = n.kafka.to_string();
     let kcat = strata_tests::kcat::kcat();
@@ -138,6 +146,8 @@ fn plain_without_tls_only_where_allowed() {
         &[("STRATA_SASL_MECHANISMS", "PLAIN,SCRAM-SHA-256"), ("STRATA_SASL_ALLOW_PLAIN_WITHOUT_TLS", "true")],
         None,
     );
+    // The first user comes from the node's own machine, unauthenticated;
+    // after it, gRPC wants a password too (here in the clear: PLAIN is).
     ok(
         &run(
             Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "user", "create", "bob"]),
@@ -145,6 +155,16 @@ fn plain_without_tls_only_where_allowed() {
         ),
         "user",
     );
+    let anonymous = run(Command::new(binary("strata")).args(["--bootstrap", &n.bootstrap(), "user", "list"]), "");
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("authenticates its clients"), "{anonymous:?}");
+    let as_bob = run(
+        Command::new(binary("strata"))
+            .args(["--bootstrap", &n.bootstrap(), "user", "list"])
+            .env("STRATA_USER", "bob")
+            .env("STRATA_PASSWORD", "builder"),
+        "",
+    );
+    assert!(ok(&as_bob, "user list as bob").contains("bob"));
     let kafka = n.kafka.to_string();
     let env = [("STRATA_TEST_KAFKA_SASL", "PLAIN:bob:builder")];
     let v = json(&run_script_env(

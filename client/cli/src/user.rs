@@ -51,9 +51,8 @@ pub(crate) async fn run(cmd: UserCommand, global: &Global) -> Result<()> {
                 bail!("no password on stdin (the first line is the password)");
             }
             let mechanisms = if mechanism.is_empty() { MECHANISMS.map(String::from).to_vec() } else { mechanism };
-            for m in &mechanisms {
-                admin.upsert_user(&name, password, m, iterations).await?;
-            }
+            let names: Vec<&str> = mechanisms.iter().map(String::as_str).collect();
+            admin.upsert_user_mechanisms(&name, password, &names, iterations).await?;
             report(global.output, "created", &name, &mechanisms)
         }
         UserCommand::Delete { name, mechanism } => {

@@ -2,7 +2,8 @@
 //! runs: a node its certificate proves, a user whose password the
 //! `authorization` header carries (`Basic base64(user:password)`, checked
 //! against the same SCRAM credentials as Kafka's SASL), a client
-//! certificate's name, or anonymous where the cluster allows it.
+//! certificate's name, a local caller before the first user exists, or
+//! anonymous where the cluster does not authenticate.
 
 use base64::Engine;
 use tonic::body::Body;
@@ -68,6 +69,10 @@ pub(super) async fn authenticate(core: &BrokerService, caller: Caller) -> Result
     }
     if let Some(name) = tls.and_then(strata_tls::TlsConnectInfo::principal_name) {
         return Ok(Session::new(format!("User:{name}"), host));
+    }
+    if core.config.authenticate_clients && host.is_loopback() && core.controller.metadata().users.is_empty() {
+        tracing::warn!(%path, "an unauthenticated local gRPC call is served because the cluster has no user yet: create one");
+        return Ok(Session::first_user_bootstrap(host));
     }
     if core.config.authenticate_clients {
         let who = tls.map_or_else(|| format!("{host} (no TLS)"), |t| t.describe());
