@@ -79,7 +79,13 @@ impl BrokerService {
             return self.fetch_allowed(req).await;
         }
         let allowed = FetchParams {
-            partitions: req.partitions.iter().zip(&denied).filter(|(_, d)| d.is_none()).map(|(p, _)| p.clone()).collect(),
+            partitions: req
+                .partitions
+                .iter()
+                .zip(&denied)
+                .filter(|(_, d)| d.is_none())
+                .map(|(p, _)| p.clone())
+                .collect(),
             max_wait: Duration::ZERO,
             ..*req
         };

@@ -10,11 +10,11 @@
 //! above the high watermark to consumers, and never write a batch to a log
 //! before validating it.
 
-pub(crate) mod admin;
 pub mod acls;
+pub(crate) mod admin;
 pub mod api;
-pub mod authorizer;
 pub(crate) mod api_error;
+pub mod authorizer;
 mod blocking;
 pub mod config;
 pub mod controller_link;

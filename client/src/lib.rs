@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod acls;
 mod admin;
 mod connection;
 mod consumer;
@@ -50,8 +51,8 @@ mod partition_offset;
 mod producer;
 mod security;
 mod users;
-mod acls;
 
+pub use acls::{Acl, AclFilter};
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ElectionOutcome, ElectionType, PartitionDescription,
     TopicDescription, TopicSummary, VoterDescription,
@@ -70,4 +71,3 @@ pub use strata_record::murmur2::{murmur2, partition_for_key};
 pub use strata_record::TopicPartition;
 pub use strata_tls::TlsFiles;
 pub use users::UserListing;
-pub use acls::{Acl, AclFilter};

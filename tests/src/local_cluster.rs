@@ -211,7 +211,11 @@ impl LocalCluster {
         for i in 1..=self.n {
             let log = self.log(i);
             let notable: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
-            eprintln!("--- node {i}: last {} warnings/errors of {} log lines ---", notable.len().min(LINES), log.lines().count());
+            eprintln!(
+                "--- node {i}: last {} warnings/errors of {} log lines ---",
+                notable.len().min(LINES),
+                log.lines().count()
+            );
             for line in &notable[notable.len().saturating_sub(LINES)..] {
                 eprintln!("{line}");
             }

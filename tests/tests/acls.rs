@@ -137,19 +137,41 @@ fn acls_decide_alike_on_both_listeners_of_a_secure_cluster() {
     let mut untrusted = Command::new(binary("strata"));
     untrusted.args(["--bootstrap", &cluster.bootstrap(1)]).arg("--ca-file").arg(&other).args(["topic", "list"]);
     let untrusted = strata_tests::cli::run_with_input(&mut untrusted, "");
-    assert!(!untrusted.status.success() && text(&untrusted).to_lowercase().contains("certificate"), "{}", text(&untrusted));
+    assert!(
+        !untrusted.status.success() && text(&untrusted).to_lowercase().contains("certificate"),
+        "{}",
+        text(&untrusted)
+    );
     let kafka_wrong = s.kcat("alice", "wrong", &["-L"], "");
     assert!(!kafka_wrong.status.success() && text(&kafka_wrong).contains("uthentication"), "{}", text(&kafka_wrong));
 
     // No ACL, no access: alice is authenticated but may do nothing.
     let denied = s.alice(&["consume", "orders-eu"], "");
     assert!(!denied.status.success(), "{}", text(&denied));
-    assert!(text(&denied).contains("TOPIC_AUTHORIZATION_FAILED") && text(&denied).contains("User:alice"), "{}", text(&denied));
+    assert!(
+        text(&denied).contains("TOPIC_AUTHORIZATION_FAILED") && text(&denied).contains("User:alice"),
+        "{}",
+        text(&denied)
+    );
     assert!(!s.alice_kcat_reads("orders-eu").status.success());
 
     // Read on the prefix "orders-": every broker lets alice describe
     // orders-eu (and still not payments) within seconds.
-    s.admin(&["acl", "add", "--principal", "User:alice", "--operation", "read", "--topic", "orders-", "--pattern", "prefixed"], "");
+    s.admin(
+        &[
+            "acl",
+            "add",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "read",
+            "--topic",
+            "orders-",
+            "--pattern",
+            "prefixed",
+        ],
+        "",
+    );
     for i in 1..=3 {
         let node = cluster.bootstrap(i);
         eventually(&format!("node {i} applies the new ACL"), || {
@@ -173,7 +195,11 @@ fn acls_decide_alike_on_both_listeners_of_a_secure_cluster() {
     let payments = s.alice(&["consume", "payments"], "");
     assert!(text(&payments).contains("TOPIC_AUTHORIZATION_FAILED"), "{}", text(&payments));
     let payments = s.alice_kcat_reads("payments");
-    assert!(!payments.status.success() && text(&payments).contains("Topic authorization failed"), "{}", text(&payments));
+    assert!(
+        !payments.status.success() && text(&payments).contains("Topic authorization failed"),
+        "{}",
+        text(&payments)
+    );
     // A group needs its own ACL, on both doors.
     let group = s.alice(&["consume", "orders-us", "--group", "g-alice", "--from-beginning"], "");
     assert!(text(&group).contains("GROUP_AUTHORIZATION_FAILED"), "{}", text(&group));

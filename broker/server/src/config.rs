@@ -498,7 +498,8 @@ impl ServerConfig {
             sasl_mechanisms: self.sasl_mechanisms.clone(),
             authenticate_clients: !self.sasl_mechanisms.is_empty(),
             grpc_passwords: !self.sasl_mechanisms.is_empty()
-                && (self.tls.is_some() || self.sasl_mechanisms.contains(&strata_broker::api::kafka::SaslMechanism::Plain)),
+                && (self.tls.is_some()
+                    || self.sasl_mechanisms.contains(&strata_broker::api::kafka::SaslMechanism::Plain)),
             authorizer: self.authorizer.clone(),
             offsets_topic_partitions: self.offsets_topic_partitions,
             offsets_compaction_min_records: self.offsets_compaction_min_records,
@@ -635,7 +636,7 @@ fn parse_authorizer(
     };
     let mut users = Vec::new();
     for p in super_users.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if !p.strip_prefix("User:").is_some_and(|n| !n.is_empty()) {
+        if p.strip_prefix("User:").is_none_or(str::is_empty) {
             return Err(ConfigError::Invalid {
                 name: "--super-users",
                 reason: format!("{p:?} is not a principal User:NAME"),
@@ -689,6 +690,20 @@ mod tests {
         assert!(parse_roles("").is_err());
         assert_eq!(parse_roles("broker").unwrap(), Roles { broker: true, controller: false });
         assert_eq!(parse_roles("controller").unwrap(), Roles { broker: false, controller: true });
+    }
+
+    #[test]
+    fn authorizer_flags_parse_or_name_the_problem() {
+        let off = parse_authorizer(None, None).unwrap();
+        assert!(!off.enabled && off.super_users.is_empty(), "off by default");
+        let on = parse_authorizer(Some("on"), Some("User:admin, User:ops")).unwrap();
+        assert!(on.enabled);
+        assert_eq!(on.super_users, vec!["User:admin".to_string(), "User:ops".to_string()]);
+        assert!(parse_authorizer(Some("yes please"), None).is_err());
+        for bad in ["admin", "User:", "Group:x"] {
+            let e = parse_authorizer(Some("on"), Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("--super-users"), "{bad}: {e}");
+        }
     }
 
     #[test]

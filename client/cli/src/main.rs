@@ -146,10 +146,7 @@ pub fn main() -> ExitCode {
     let tls = cli.tls || cli.ca_file.is_some() || cli.cert_file.is_some();
     let security = strata_client::Security {
         tls: tls.then_some(strata_client::TlsFiles { cert: cli.cert_file, key: cli.key_file, ca: cli.ca_file }),
-        credentials: cli
-            .user
-            .zip(cli.password)
-            .map(|(user, password)| strata_client::Credentials { user, password }),
+        credentials: cli.user.zip(cli.password).map(|(user, password)| strata_client::Credentials { user, password }),
     };
     let bootstrap = cli.bootstrap.clone();
     let global = Global { bootstrap: cli.bootstrap, output: cli.output, security };

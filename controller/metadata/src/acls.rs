@@ -347,7 +347,9 @@ impl MetadataImage {
 
     pub(crate) fn delete_acls(&mut self, filters: &[AclFilter]) -> Result<CommandOutcome, MetadataError> {
         if filters.len() > MAX_ACLS_PER_COMMAND {
-            return Err(MetadataError::InvalidAcl { reason: format!("at most {MAX_ACLS_PER_COMMAND} filters at a time") });
+            return Err(MetadataError::InvalidAcl {
+                reason: format!("at most {MAX_ACLS_PER_COMMAND} filters at a time"),
+            });
         }
         let deleted: Vec<Vec<AclBinding>> =
             filters.iter().map(|f| self.acls.iter().filter(|a| f.matches(a)).cloned().collect()).collect();

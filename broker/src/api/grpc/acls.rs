@@ -13,7 +13,8 @@ fn invalid(what: &str, value: &str) -> Error {
 
 fn binding(b: v1::AclBinding) -> Result<AclBinding, Error> {
     Ok(AclBinding {
-        resource_type: ResourceType::parse(&b.resource_type).ok_or_else(|| invalid("resource type", &b.resource_type))?,
+        resource_type: ResourceType::parse(&b.resource_type)
+            .ok_or_else(|| invalid("resource type", &b.resource_type))?,
         resource_name: b.resource_name,
         pattern_type: PatternType::parse(&b.pattern_type).ok_or_else(|| invalid("pattern type", &b.pattern_type))?,
         principal: b.principal,
@@ -71,10 +72,9 @@ pub(crate) async fn create(core: &BrokerService, req: v1::CreateAclsRequest) -> 
 /// `DescribeAcls`.
 pub(crate) fn describe(core: &BrokerService, req: v1::DescribeAclsRequest) -> v1::DescribeAclsResponse {
     match filter(req.filter.unwrap_or_default()) {
-        Ok(f) => v1::DescribeAclsResponse {
-            error: None,
-            acls: core.describe_acls(&f).into_iter().map(to_wire).collect(),
-        },
+        Ok(f) => {
+            v1::DescribeAclsResponse { error: None, acls: core.describe_acls(&f).into_iter().map(to_wire).collect() }
+        }
         Err(e) => v1::DescribeAclsResponse { error: Some(e), acls: Vec::new() },
     }
 }
@@ -86,10 +86,9 @@ pub(crate) async fn delete(core: &BrokerService, req: v1::DeleteAclsRequest) -> 
         Err(e) => return v1::DeleteAclsResponse { error: Some(e), deleted: Vec::new() },
     };
     match core.delete_acls(filters).await {
-        Ok(deleted) => v1::DeleteAclsResponse {
-            error: None,
-            deleted: deleted.into_iter().flatten().map(to_wire).collect(),
-        },
+        Ok(deleted) => {
+            v1::DeleteAclsResponse { error: None, deleted: deleted.into_iter().flatten().map(to_wire).collect() }
+        }
         Err(e) => v1::DeleteAclsResponse { error: Some(e.into()), deleted: Vec::new() },
     }
 }

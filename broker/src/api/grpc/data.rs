@@ -8,9 +8,9 @@ use strata_protocol::v1::{self, Error, ErrorCode};
 use strata_record::TopicPartition;
 
 use crate::admin::{ListedOffset, OffsetSpec};
+use crate::authorizer::Session;
 use crate::fetch::{FetchParams, PartitionFetch};
 use crate::produce::{Acks, ProducePartition};
-use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// `ListOffsets` timestamps with a meaning of their own.

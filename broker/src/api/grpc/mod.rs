@@ -231,9 +231,10 @@ impl Strata for GrpcService {
 /// The caller, as `BatchRoutes` authenticated it (anonymous when the
 /// service runs without it, as in unit tests).
 pub(crate) fn session_of<T>(req: &Request<T>) -> Session {
-    req.extensions().get::<Session>().cloned().unwrap_or_else(|| {
-        Session::anonymous(peer_addr(req).map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()))
-    })
+    req.extensions()
+        .get::<Session>()
+        .cloned()
+        .unwrap_or_else(|| Session::anonymous(peer_addr(req).map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())))
 }
 
 /// `PERMISSION_DENIED` naming Kafka's code, the principal and the

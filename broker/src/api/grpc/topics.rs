@@ -5,8 +5,8 @@
 use strata_protocol::v1;
 
 use crate::admin::{NewTopic, TopicDescription};
-use crate::error::BrokerError;
 use crate::authorizer::Session;
+use crate::error::BrokerError;
 use crate::service::BrokerService;
 
 /// A per-topic result: no error, or the error.

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{read_frame, FrameError, MAX_REQUEST_BYTES};
 use super::handlers::{Client, Reply};
 use super::sasl::SaslSession;
-use crate::authorizer::Session;
 use super::{handlers, versions};
+use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// A connection with no request for this long is closed (Kafka's

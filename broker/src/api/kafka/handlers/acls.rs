@@ -197,7 +197,11 @@ pub(crate) fn describe(core: &BrokerService, session: &Session, req: DescribeAcl
         d.operation = operation_code(acl.operation);
         d.permission_type = permission_code(acl.permission);
         let (t, p) = (resource_type_code(acl.resource_type), pattern_code(acl.pattern_type));
-        match r.resources.iter_mut().find(|x| x.resource_type == t && x.pattern_type == p && x.resource_name == *acl.resource_name) {
+        match r
+            .resources
+            .iter_mut()
+            .find(|x| x.resource_type == t && x.pattern_type == p && x.resource_name == *acl.resource_name)
+        {
             Some(x) => x.acls.push(d),
             None => {
                 let mut x = DescribeAclsResource::default();

@@ -20,9 +20,9 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use crate::api::kafka::codes::code_of;
+use crate::authorizer::{Resource, Session};
 use crate::group::classic::{ClassicError, Join, Phase};
 use crate::group::validate_group_id;
-use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
 use strata_metadata::AclOperation;
 

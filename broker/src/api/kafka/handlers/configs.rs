@@ -10,8 +10,8 @@ use kafka_protocol::protocol::StrBytes;
 use crate::api::kafka::codes::code_of;
 use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
-use strata_metadata::AclOperation;
 use crate::topic_config;
+use strata_metadata::AclOperation;
 
 /// Kafka's resource types.
 const TOPIC: i8 = 2;

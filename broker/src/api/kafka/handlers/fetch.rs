@@ -15,8 +15,8 @@ use strata_record::TopicPartition;
 use super::epoch;
 use crate::api::kafka::codes::code_of;
 use crate::api::kafka::fetch_response::{encode, PartitionAnswer, TopicAnswer};
-use crate::fetch::{FetchParams, PartitionFetch};
 use crate::authorizer::Session;
+use crate::fetch::{FetchParams, PartitionFetch};
 use crate::service::BrokerService;
 
 /// Answers `req`, framed for a vectored write.

@@ -10,7 +10,11 @@ use crate::authorizer::Session;
 use crate::service::BrokerService;
 
 /// Answers `req`.
-pub(crate) async fn handle(core: &BrokerService, session: &Session, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(crate) async fn handle(
+    core: &BrokerService,
+    session: &Session,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;

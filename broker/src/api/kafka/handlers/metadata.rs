@@ -12,8 +12,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::topic_name;
 use crate::admin::NewTopic;
 use crate::api::kafka::codes::code_of;
-use crate::error::ErrorKind;
 use crate::authorizer::Session;
+use crate::error::ErrorKind;
 use crate::service::BrokerService;
 
 /// Answers `req`. Before v1 an empty topic list means every topic; from v1

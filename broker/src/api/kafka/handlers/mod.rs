@@ -24,8 +24,8 @@ mod topics;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{GroupId, RequestKind, ResponseKind, TopicName};
-use strata_metadata::AclOperation;
 use kafka_protocol::protocol::StrBytes;
+use strata_metadata::AclOperation;
 
 use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;

@@ -16,8 +16,8 @@ use strata_record::TopicPartition;
 
 use super::topic_name;
 use crate::api::kafka::codes::code_of;
-use crate::group::views::{CommitPartition, GroupOffset, OffsetCommit, PartitionCommit};
 use crate::authorizer::{Resource, Session};
+use crate::group::views::{CommitPartition, GroupOffset, OffsetCommit, PartitionCommit};
 use crate::service::BrokerService;
 use strata_metadata::AclOperation;
 
@@ -204,8 +204,7 @@ async fn group_offsets(
     topics: Option<Vec<(String, Vec<u32>)>>,
 ) -> Result<Vec<GroupOffset>, i16> {
     core.authorize(session, AclOperation::Describe, Resource::Group(group_id)).map_err(|e| code_of(e.kind()))?;
-    let mut offsets =
-        core.fetch_offsets(group_id, topics.unwrap_or_default()).await.map_err(|e| code_of(e.kind()))?;
+    let mut offsets = core.fetch_offsets(group_id, topics.unwrap_or_default()).await.map_err(|e| code_of(e.kind()))?;
     offsets.retain(|o| core.is_authorized(session, AclOperation::Describe, Resource::Topic(&o.tp.topic)));
     Ok(offsets)
 }

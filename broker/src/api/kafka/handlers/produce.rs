@@ -12,8 +12,8 @@ use strata_record::TopicPartition;
 
 use super::topic_name;
 use crate::api::kafka::codes::code_of;
-use crate::produce::{Acks, ProducePartition};
 use crate::authorizer::Session;
+use crate::produce::{Acks, ProducePartition};
 use crate::service::BrokerService;
 
 /// Answers `req` (`None` for acks=0).
