@@ -49,6 +49,16 @@ impl Session {
         Session { principal: ANONYMOUS.to_string(), host, privileged: true }
     }
 
+    /// Who a TLS peer is by its certificate alone: a node it proves, the
+    /// client certificate's name (`User:CN`), or anonymous.
+    pub fn of_tls(info: &strata_tls::TlsConnectInfo, host: IpAddr) -> Self {
+        match (info.node_id(), info.principal_name()) {
+            (Some(node), _) => Session::node(node, host),
+            (None, Some(name)) => Session::new(format!("User:{name}"), host),
+            (None, None) => Session::anonymous(host),
+        }
+    }
+
     /// A node proven by its certificate.
     pub fn node(node_id: u64, host: IpAddr) -> Self {
         Session { principal: format!("User:strata-node-{node_id}"), host, privileged: true }

@@ -15,6 +15,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 
+use strata_metadata::AclOperation;
+
+use crate::authorizer::{Resource, Session};
 use crate::service::BrokerService;
 
 /// Serves the HTTP endpoints until `shutdown` resolves, in plaintext or
@@ -45,26 +48,26 @@ pub async fn serve(
     axum::serve(listener, app.into_make_service_with_connect_info::<HttpPeer>()).with_graceful_shutdown(shutdown).await
 }
 
-/// Who called an HTTP endpoint: the address, and whether the connection
-/// presented a client certificate the cluster's CA verified (an operator's
-/// or a node's).
+/// Who called an HTTP endpoint: the address, and who the client
+/// certificate the cluster's CA verified names (an operator or a node), if
+/// the connection presented one.
 #[derive(Debug, Clone)]
 pub struct HttpPeer {
     addr: SocketAddr,
-    certified: bool,
+    certified: Option<Session>,
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for HttpPeer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        HttpPeer { addr: *stream.remote_addr(), certified: false }
+        HttpPeer { addr: *stream.remote_addr(), certified: None }
     }
 }
 
-/// Who may drain this broker: a caller on this host (a preStop hook), or an
-/// operator (or node) over HTTPS with a client certificate of the cluster's
-/// CA.
-fn may_drain(peer: &HttpPeer) -> bool {
-    peer.addr.ip().is_loopback() || peer.certified
+/// Who may drain this broker: a caller on this host (a preStop hook), or a
+/// node or an admin (allowed to alter the cluster) over HTTPS with a client
+/// certificate of the cluster's CA.
+fn may_drain(peer: &HttpPeer, is_admin: impl Fn(&Session) -> bool) -> bool {
+    peer.addr.ip().is_loopback() || peer.certified.as_ref().is_some_and(is_admin)
 }
 
 /// The TLS connections of the HTTP port, as axum takes a listener.
@@ -83,7 +86,7 @@ impl axum::serve::Listener for TlsListener {
             match self.incoming.next().await {
                 Some(Ok(conn)) => {
                     let addr = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-                    let certified = conn.info().certificates.is_some();
+                    let certified = conn.info().certificates.is_some().then(|| Session::of_tls(conn.info(), addr.ip()));
                     return (conn, HttpPeer { addr, certified });
                 }
                 Some(Err(_)) => continue,
@@ -94,7 +97,7 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<HttpPeer> {
-        Ok(HttpPeer { addr: self.local, certified: false })
+        Ok(HttpPeer { addr: self.local, certified: None })
     }
 }
 
@@ -116,12 +119,14 @@ async fn drain(
     ConnectInfo(peer): ConnectInfo<HttpPeer>,
     Query(q): Query<DrainQuery>,
 ) -> impl IntoResponse {
-    if !may_drain(&peer) {
+    if !may_drain(&peer, |who| s.is_authorized(who, AclOperation::Alter, Resource::Cluster)) {
         return (
             StatusCode::FORBIDDEN,
             format!(
-                "drain is accepted from this host, or over HTTPS with a client certificate of the cluster's CA; not from {}\n",
-                peer.addr.ip()
+                "drain is accepted from this host, or over HTTPS with a client certificate of a node or of an admin \
+                 (Alter on the cluster); not from {} ({})\n",
+                peer.addr.ip(),
+                peer.certified.as_ref().map_or("no certificate", |s| s.principal.as_str())
             ),
         );
     }
@@ -216,10 +221,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn drain_is_for_this_host_or_a_certified_caller() {
-        let peer = |ip: [u8; 4], certified| HttpPeer { addr: SocketAddr::from((ip, 1234)), certified };
-        assert!(may_drain(&peer([127, 0, 0, 1], false)));
-        assert!(!may_drain(&peer([10, 1, 2, 3], false)), "a stranger on the network");
-        assert!(may_drain(&peer([10, 1, 2, 3], true)), "an operator with a client certificate");
+    fn drain_is_for_this_host_or_a_certified_admin() {
+        let peer = |ip: [u8; 4], who: Option<&str>| HttpPeer {
+            addr: SocketAddr::from((ip, 1234)),
+            certified: who.map(|w| Session::new(w, ip.into())),
+        };
+        let admin_only = |s: &Session| s.principal == "User:admin";
+        assert!(may_drain(&peer([127, 0, 0, 1], None), admin_only));
+        assert!(!may_drain(&peer([10, 1, 2, 3], None), admin_only), "a stranger on the network");
+        assert!(may_drain(&peer([10, 1, 2, 3], Some("User:admin")), admin_only), "an admin's certificate");
+        assert!(!may_drain(&peer([10, 1, 2, 3], Some("User:app")), admin_only), "a certificate without the right");
     }
 }

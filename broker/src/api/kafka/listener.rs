@@ -12,16 +12,6 @@ use super::connection::serve_connection;
 use crate::authorizer::Session;
 use crate::service::BrokerService;
 
-/// Who a TLS client is before any SASL: a node its certificate proves, a
-/// client certificate's name (`User:CN`), or anonymous.
-pub(crate) fn tls_session(info: &strata_tls::TlsConnectInfo, peer: std::net::SocketAddr) -> Session {
-    match (info.node_id(), info.principal_name()) {
-        (Some(node), _) => Session::node(node, peer.ip()),
-        (None, Some(name)) => Session::new(format!("User:{name}"), peer.ip()),
-        (None, None) => Session::anonymous(peer.ip()),
-    }
-}
-
 /// Serves Kafka clients on `listener` until `stop` is cancelled, in
 /// plaintext, or over TLS with `tls` (handshakes bounded in time, a failed
 /// one closing only its connection).
@@ -35,7 +25,7 @@ pub async fn serve(
         let mut incoming = TlsIncoming::spawn(listener, tls, "Kafka", stop.clone());
         while let Some(Ok(conn)) = incoming.next().await {
             let peer = conn.info().remote.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-            let session = tls_session(conn.info(), peer);
+            let session = Session::of_tls(conn.info(), peer.ip());
             tokio::spawn(serve_connection(conn, peer, session, core.clone(), stop.clone()));
         }
         return;
