@@ -11,12 +11,19 @@
 //!   the manifest names, and take a produce and a consume.
 //! - The preStop command moves a pod's leadership away; SIGTERM then stops
 //!   it cleanly within the grace period.
+//! - The secure overlay (`deploy/kubernetes/secure`): its JSON patches
+//!   applied to the StatefulSet as kustomize applies them, certificates laid
+//!   out as its projected volume lays out cert-manager's Secrets, three pods
+//!   form a TLS cluster, answer HTTPS probes, take their first user from a
+//!   pod's loopback, enforce ACLs, and drain over HTTPS; its Certificates
+//!   name each node as the node identity check needs.
 //! - Offline consistency: the config checksum annotation matches the
 //!   ConfigMap, the kustomization lists every manifest, the Services and the
 //!   PodDisruptionBudget select the StatefulSet's pods.
 //!
-//! Schema validation of every manifest is done by `.ci/run` with the
-//! `kubernetes-validate` package (offline schemas).
+//! Schema validation of every manifest (and of the overlay's patched
+//! StatefulSet) is done by `.ci/run` with the `kubernetes-validate` package
+//! (offline schemas; cert-manager's kinds have none there).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -259,6 +266,9 @@ struct PodSpec<'a> {
     namespace: &'a str,
     ports: &'a BTreeMap<u32, Ports>,
     root: &'a Path,
+    /// A mount path and the host folder standing in for it (the secure
+    /// overlay's certificates).
+    extra_mount: Option<(&'a str, &'a Path)>,
 }
 
 impl PodSpec<'_> {
@@ -275,8 +285,13 @@ impl PodSpec<'_> {
             if k == "STRATA_DATA_DIR" {
                 v = pod_root.join("data").display().to_string();
             }
-            if v.starts_with(config_mount) {
+            // A mount is a path prefix ("/etc/strata" is not one of
+            // "/etc/strata-tls/...").
+            let under = |v: &str, mount: &str| v == mount || v.starts_with(&format!("{mount}/"));
+            if under(&v, config_mount) {
                 v = v.replacen(config_mount, &pod_root.join("config").display().to_string(), 1);
+            } else if let Some((mount, host)) = self.extra_mount.filter(|(m, _)| under(&v, m)) {
+                v = v.replacen(mount, &host.display().to_string(), 1);
             }
             launch.env.push((k, v));
         }
@@ -324,7 +339,14 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
         .iter()
         .map(|a| a.as_str().expect("string arg").to_string())
         .collect();
-    let pod = PodSpec { sts: &sts, service: &service, namespace: &namespace, ports: &ports, root: root.path() };
+    let pod = PodSpec {
+        sts: &sts,
+        service: &service,
+        namespace: &namespace,
+        ports: &ports,
+        root: root.path(),
+        extra_mount: None,
+    };
     let mut pods: Vec<Pod> = (1..=3u32).map(|n| pod.start(n, &config_text, &config_mount, &args)).collect();
     let readiness = probe_path(&sts, "readinessProbe");
     let liveness = probe_path(&sts, "livenessProbe");
@@ -409,6 +431,214 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
     assert!(consumed.status.success(), "{}", String::from_utf8_lossy(&consumed.stderr));
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 200);
     assert_eq!(pods.iter().map(|p| p.ordinal).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+/// Every document of a multi-document YAML file of `secure/`.
+fn load_all(file: &str) -> Vec<Value> {
+    let path = manifests().join("secure").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// The StatefulSet as the secure overlay makes it: the base one with the
+/// overlay's JSON patches (RFC 6902) applied, as kustomize applies them.
+fn secure_statefulset() -> Value {
+    let k = load("secure/kustomization.yaml");
+    assert_eq!(k["resources"], serde_json::json!(["../", "certificates.yaml"]), "{k}");
+    let mut sts = resource("StatefulSet");
+    let patches = k["patches"].as_array().expect("patches");
+    assert_eq!(patches.len(), 1, "one patch, of the StatefulSet");
+    assert_eq!(patches[0]["target"]["kind"], "StatefulSet");
+    assert_eq!(patches[0]["target"]["name"], sts["metadata"]["name"]);
+    let ops: Value = serde_yaml_ng::from_str(patches[0]["patch"].as_str().expect("an inline patch")).expect("ops");
+    let patch: json_patch::Patch = serde_json::from_value(ops).expect("a JSON patch");
+    json_patch::patch(&mut sts, &patch).expect("the patch applies to the base StatefulSet");
+    sts
+}
+
+/// The secure overlay's projected volume: (secret, key, path) per item.
+fn projected_items(sts: &Value) -> Vec<(String, String, String)> {
+    let volumes = sts["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+    let tls = volumes.iter().find(|v| v["name"] == "tls").expect("a tls volume");
+    let mut out = Vec::new();
+    for source in tls["projected"]["sources"].as_array().expect("projected sources") {
+        let secret = source["secret"]["name"].as_str().expect("a secret").to_string();
+        for item in source["secret"]["items"].as_array().expect("items") {
+            let s = |f: &str| item[f].as_str().expect("key and path").to_string();
+            out.push((secret.clone(), s("key"), s("path")));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_secure_overlay_issues_what_each_pod_reads() {
+    let sts = secure_statefulset();
+    let certs: Vec<Value> = load_all("certificates.yaml").into_iter().filter(|r| r["kind"] == "Certificate").collect();
+    let items = projected_items(&sts);
+    for n in 1..=3 {
+        let pod = format!("strata-{n}");
+        let env: BTreeMap<String, String> = pod_env(&sts, n, "strata", "z").into_iter().collect();
+        let mount = container(&sts)["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "tls")
+            .and_then(|m| m["mountPath"].as_str())
+            .expect("the tls mount")
+            .to_string();
+        for (var, key) in
+            [("STRATA_TLS_CERT_FILE", "tls.crt"), ("STRATA_TLS_KEY_FILE", "tls.key"), ("STRATA_TLS_CA_FILE", "ca.crt")]
+        {
+            let file = env[var].strip_prefix(&format!("{mount}/")).unwrap_or_else(|| panic!("{var} under {mount}"));
+            let (secret, k, _) = items.iter().find(|(_, _, p)| p == file).unwrap_or_else(|| panic!("{pod}: {file}"));
+            assert_eq!(k, key, "{pod}: {var}");
+            let cert = certs.iter().find(|c| c["spec"]["secretName"] == secret.as_str()).expect("a Certificate");
+            let names: Vec<&str> =
+                cert["spec"]["dnsNames"].as_array().expect("dnsNames").iter().filter_map(Value::as_str).collect();
+            assert!(names.contains(&format!("strata-node-{n}").as_str()), "{pod} is node {n}: {names:?}");
+            assert!(names.contains(&"localhost") && cert["spec"]["ipAddresses"] == serde_json::json!(["127.0.0.1"]));
+            let usages = &cert["spec"]["usages"];
+            assert_eq!(usages, &serde_json::json!(["server auth", "client auth"]), "{pod}: node links are mutual TLS");
+        }
+    }
+    let admin = certs.iter().find(|c| c["spec"]["commonName"] == "admin").expect("an admin certificate");
+    assert_eq!(admin["spec"]["usages"], serde_json::json!(["client auth"]));
+    let env: BTreeMap<String, String> = pod_env(&sts, 1, "strata", "z").into_iter().collect();
+    assert!(env["STRATA_SUPER_USERS"].split(',').any(|p| p == "User:admin"), "the admin certificate's principal");
+    assert_eq!(env["STRATA_AUTHORIZER"], "on");
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        assert_eq!(container(&sts)[probe]["httpGet"]["scheme"], "HTTPS", "{probe}: the HTTP port serves TLS");
+    }
+}
+
+#[test]
+fn three_pods_from_the_secure_overlay_form_a_tls_cluster_with_users_and_acls() {
+    let sts = secure_statefulset();
+    let service = sts["spec"]["serviceName"].as_str().expect("serviceName").to_string();
+    let namespace = load("kustomization.yaml")["namespace"].as_str().unwrap_or("default").to_string();
+    let root = tempfile::tempdir().expect("tempdir");
+    let config_text = resource("ConfigMap")["data"]["strata.toml"].as_str().expect("strata.toml").to_string();
+    // cert-manager's part: a CA and a certificate per node, laid out as the
+    // projected volume lays out their Secrets' keys.
+    let tls_root = root.path().join("tls");
+    let authority = strata_tls::generate::Authority::new("test cluster CA").expect("CA");
+    let items = projected_items(&sts);
+    for n in 1..=3 {
+        let (cert, key) = authority.issue(&[&format!("strata-node-{n}"), "localhost"]).expect("a node certificate");
+        for (secret, k, path) in &items {
+            if secret != &format!("strata-node-{n}-tls") {
+                continue;
+            }
+            let body = match k.as_str() {
+                "tls.crt" => &cert,
+                "tls.key" => &key,
+                "ca.crt" => authority.cert_pem(),
+                other => panic!("unexpected key {other}"),
+            };
+            let file = tls_root.join(path);
+            std::fs::create_dir_all(file.parent().expect("a folder")).expect("mkdir");
+            std::fs::write(&file, body).expect("write");
+        }
+    }
+    let mount = container(&sts)["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "tls")
+        .and_then(|m| m["mountPath"].as_str())
+        .expect("the tls mount")
+        .to_string();
+    let config_mount = "/etc/strata".to_string();
+    let ports: BTreeMap<u32, Ports> = (1..=3)
+        .map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port(), kafka: free_port() }))
+        .collect();
+    let args: Vec<String> = container(&sts)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    let pod = PodSpec {
+        sts: &sts,
+        service: &service,
+        namespace: &namespace,
+        ports: &ports,
+        root: root.path(),
+        extra_mount: Some((&mount, &tls_root)),
+    };
+    let pods: Vec<Pod> = (1..=3u32).map(|n| pod.start(n, &config_text, &config_mount, &args)).collect();
+    // The kubelet's HTTPS probes (it does not verify; this does).
+    let ca = tls_root.join("strata-1/ca.crt");
+    let client_tls = strata_tls::ClientTls::new(
+        &strata_tls::TlsFiles { ca: Some(ca.clone()), ..Default::default() },
+        &[b"http/1.1"],
+    )
+    .expect("client TLS");
+    let readiness = probe_path(&sts, "readinessProbe");
+    let started = Instant::now();
+    while !pods
+        .iter()
+        .all(|p| strata_tests::https_get(p.server.http, &readiness, &client_tls).is_some_and(|(c, _)| c == 200))
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            let tails: Vec<String> = pods
+                .iter()
+                .map(|p| {
+                    let log = p.server.log();
+                    let tail: Vec<&str> = log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+                    format!("pod {}:\n{}", p.ordinal, tail.join("\n"))
+                })
+                .collect();
+            panic!("the three secure pods are ready over HTTPS: not within 60s\n{}", tails.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(http_get(pods[0].server.http, &readiness).is_none_or(|(c, _)| c != 200), "no plaintext HTTP");
+
+    // The operator's first step (`kubectl exec strata-1 -- strata ...`, on
+    // the pod's loopback): the first user, then everything as that user.
+    let cli = |args: &[&str], user: Option<(&str, &str)>, input: &str| {
+        let mut c = Command::new(binary("strata"));
+        c.args(["--bootstrap", &pods[0].bootstrap()]).arg("--ca-file").arg(&ca).args(args);
+        if let Some((u, p)) = user {
+            c.env("STRATA_USER", u).env("STRATA_PASSWORD", p);
+        }
+        strata_tests::cli::run_with_input(&mut c, input)
+    };
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(cli(&["user", "create", "admin"], None, "s3cret\n"));
+    let anonymous = cli(&["topic", "list"], None, "");
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("authenticates its clients"), "{anonymous:?}");
+    let admin = Some(("admin", "s3cret"));
+    ok(cli(&["topic", "create", "k8s", "-p", "3", "-r", "3"], admin, ""));
+    let records: String = (0..50).map(|i| format!("record-{i}\n")).collect();
+    ok(cli(&["produce", "k8s", "--acks", "all"], admin, &records));
+    assert_eq!(ok(cli(&["consume", "k8s"], admin, "")).lines().count(), 50);
+    // A user without ACLs is authenticated and refused.
+    ok(cli(&["user", "create", "app"], admin, "app-pw\n"));
+    let refused = cli(&["consume", "k8s"], Some(("app", "app-pw")), "");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("TOPIC_AUTHORIZATION_FAILED"), "{refused:?}");
+
+    // The preStop hook of pod 2 speaks HTTPS with the pod's own env.
+    let pre_stop: Vec<String> = container(&sts)["lifecycle"]["preStop"]["exec"]["command"]
+        .as_array()
+        .expect("preStop")
+        .iter()
+        .map(|a| a.as_str().expect("string").replace("127.0.0.1:9702", &format!("127.0.0.1:{}", ports[&2].http)))
+        .collect();
+    let tls_env: Vec<(String, String)> = pod_env(&sts, 2, &namespace, "zone-2")
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("STRATA_TLS_"))
+        .map(|(k, v)| (k, v.replacen(&mount, &tls_root.display().to_string(), 1)))
+        .collect();
+    let drained = Command::new(binary("strata-server")).args(&pre_stop[1..]).envs(tls_env).output().expect("preStop");
+    assert!(drained.status.success(), "preStop over HTTPS: {}", String::from_utf8_lossy(&drained.stderr));
 }
 
 /// Produces `record-<i>` for each i with acks=all through `bootstrap`.
