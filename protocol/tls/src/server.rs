@@ -100,5 +100,8 @@ fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<(Arc<ServerConfig>, Vec<u
     };
     let mut config = builder.with_single_cert(chain, key).map_err(TlsError::Rustls)?;
     config.alpn_protocols = alpn.to_vec();
+    // The server's suite order (AES-128-GCM first), not the client's:
+    // OpenSSL-based clients (librdkafka) list AES-256 first.
+    config.ignore_client_order = true;
     Ok((Arc::new(config), snapshot))
 }
