@@ -322,23 +322,9 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
     let namespace = load("kustomization.yaml")["namespace"].as_str().unwrap_or("default").to_string();
     let root = tempfile::tempdir().expect("tempdir");
     let config_text = resource("ConfigMap")["data"]["strata.toml"].as_str().expect("strata.toml").to_string();
-    let config_mount = container(&sts)["volumeMounts"]
-        .as_array()
-        .expect("volumeMounts")
-        .iter()
-        .find(|m| m["name"] == "config")
-        .and_then(|m| m["mountPath"].as_str())
-        .expect("the config volume mount")
-        .to_string();
-    let ports: BTreeMap<u32, Ports> = (1..=3)
-        .map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port(), kafka: free_port() }))
-        .collect();
-    let args: Vec<String> = container(&sts)["args"]
-        .as_array()
-        .expect("container args")
-        .iter()
-        .map(|a| a.as_str().expect("string arg").to_string())
-        .collect();
+    let config_mount = mount_path(&sts, "config");
+    let ports = loopback_ports();
+    let args = container_args(&sts);
     let pod = PodSpec {
         sts: &sts,
         service: &service,
@@ -433,6 +419,35 @@ fn three_pods_from_the_statefulset_form_a_cluster_and_drain_before_stopping() {
     assert_eq!(pods.iter().map(|p| p.ordinal).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
+/// Where the container mounts volume `name`.
+fn mount_path(sts: &Value, name: &str) -> String {
+    container(sts)["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["mountPath"].as_str())
+        .unwrap_or_else(|| panic!("the {name} volume mount"))
+        .to_string()
+}
+
+/// Free loopback ports for pods 1..=3.
+fn loopback_ports() -> BTreeMap<u32, Ports> {
+    (1..=3)
+        .map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port(), kafka: free_port() }))
+        .collect()
+}
+
+/// The container's args.
+fn container_args(sts: &Value) -> Vec<String> {
+    container(sts)["args"]
+        .as_array()
+        .expect("container args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_string())
+        .collect()
+}
+
 /// Every document of a multi-document YAML file of `secure/`.
 fn load_all(file: &str) -> Vec<Value> {
     let path = manifests().join("secure").join(file);
@@ -481,14 +496,7 @@ fn the_secure_overlay_issues_what_each_pod_reads() {
     for n in 1..=3 {
         let pod = format!("strata-{n}");
         let env: BTreeMap<String, String> = pod_env(&sts, n, "strata", "z").into_iter().collect();
-        let mount = container(&sts)["volumeMounts"]
-            .as_array()
-            .expect("mounts")
-            .iter()
-            .find(|m| m["name"] == "tls")
-            .and_then(|m| m["mountPath"].as_str())
-            .expect("the tls mount")
-            .to_string();
+        let mount = mount_path(&sts, "tls");
         for (var, key) in
             [("STRATA_TLS_CERT_FILE", "tls.crt"), ("STRATA_TLS_KEY_FILE", "tls.key"), ("STRATA_TLS_CA_FILE", "ca.crt")]
         {
@@ -543,24 +551,10 @@ fn three_pods_from_the_secure_overlay_form_a_tls_cluster_with_users_and_acls() {
             std::fs::write(&file, body).expect("write");
         }
     }
-    let mount = container(&sts)["volumeMounts"]
-        .as_array()
-        .expect("mounts")
-        .iter()
-        .find(|m| m["name"] == "tls")
-        .and_then(|m| m["mountPath"].as_str())
-        .expect("the tls mount")
-        .to_string();
-    let config_mount = "/etc/strata".to_string();
-    let ports: BTreeMap<u32, Ports> = (1..=3)
-        .map(|n| (n, Ports { client: free_port(), controller: free_port(), http: free_port(), kafka: free_port() }))
-        .collect();
-    let args: Vec<String> = container(&sts)["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().expect("arg").to_string())
-        .collect();
+    let mount = mount_path(&sts, "tls");
+    let config_mount = mount_path(&sts, "config");
+    let ports = loopback_ports();
+    let args = container_args(&sts);
     let pod = PodSpec {
         sts: &sts,
         service: &service,

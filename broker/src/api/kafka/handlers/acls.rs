@@ -68,6 +68,22 @@ fn permission_code(p: AclPermission) -> i8 {
     }
 }
 
+/// The filter of a DescribeAcls request or a DeleteAcls entry (the same
+/// seven fields in two message types).
+macro_rules! filter_of {
+    ($f:expr) => {
+        filter(
+            $f.resource_type_filter,
+            $f.resource_name_filter.as_ref(),
+            $f.pattern_type_filter,
+            $f.principal_filter.as_ref(),
+            $f.host_filter.as_ref(),
+            $f.operation,
+            $f.permission_type,
+        )
+    };
+}
+
 /// A filter from its seven fields, or why it is invalid.
 #[allow(clippy::too_many_arguments)] // Kafka's seven filter fields
 fn filter(
@@ -174,15 +190,7 @@ pub(crate) fn describe(core: &BrokerService, session: &Session, req: DescribeAcl
         (r.error_code, r.error_message) = super::refusal(&e);
         return r;
     }
-    let f = match filter(
-        req.resource_type_filter,
-        req.resource_name_filter.as_ref(),
-        req.pattern_type_filter,
-        req.principal_filter.as_ref(),
-        req.host_filter.as_ref(),
-        req.operation,
-        req.permission_type,
-    ) {
+    let f = match filter_of!(req) {
         Ok(f) => f,
         Err(message) => {
             r.error_code = ResponseError::InvalidRequest.code();
@@ -225,16 +233,7 @@ pub(crate) async fn delete(core: &BrokerService, session: &Session, req: DeleteA
         .iter()
         .map(|f| match &denied {
             Some(e) => Err(super::refusal(e)),
-            None => filter(
-                f.resource_type_filter,
-                f.resource_name_filter.as_ref(),
-                f.pattern_type_filter,
-                f.principal_filter.as_ref(),
-                f.host_filter.as_ref(),
-                f.operation,
-                f.permission_type,
-            )
-            .map_err(|m| (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(m)))),
+            None => filter_of!(f).map_err(|m| (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(m)))),
         })
         .collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
