@@ -259,11 +259,33 @@ async fn produce_until(producer: &Producer, topic: &str, tag: &str, done: &Atomi
     run
 }
 
+/// Every record of one partition, read until at least the last
+/// acknowledged offset is readable: a leader that just took over reports a
+/// high watermark behind the old leader's until its followers fetch again
+/// (Kafka's too), so a read right after a leader change can end early.
+async fn consume_acknowledged(
+    c: &LocalCluster,
+    topic: &str,
+    p: u32,
+    acked: &[(u32, u64, String)],
+) -> BTreeMap<u64, String> {
+    let need = acked.iter().filter(|(ap, _, _)| *ap == p).map(|(_, o, _)| o + 1).max().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = consume_all(&c.bootstrap_all(), topic, p).await;
+        if records.len() as u64 >= need {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "{topic}-{p}: {} records readable, {need} acknowledged", records.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The oracle on the consumer side: dense offsets from 0, and every
 /// acknowledged record exactly at its acknowledged offset.
 async fn verify_acknowledged(c: &LocalCluster, topic: &str, partitions: u32, acked: &[(u32, u64, String)], what: &str) {
     for p in 0..partitions {
-        let records = consume_all(&c.bootstrap_all(), topic, p).await;
+        let records = consume_acknowledged(c, topic, p, acked).await;
         for (i, offset) in records.keys().enumerate() {
             assert_eq!(*offset, i as u64, "{what}: {topic}-{p}: offsets not dense at {i}");
         }
@@ -278,9 +300,7 @@ async fn verify_acknowledged(c: &LocalCluster, topic: &str, partitions: u32, ack
 }
 
 /// (records in the log, records whose value is there more than once),
-/// reading each partition at least past its last acknowledged offset (a
-/// leader that just took over may report a high watermark behind the old
-/// leader's until its followers fetch again).
+/// reading each partition at least past its last acknowledged offset.
 async fn count_duplicates(
     c: &LocalCluster,
     topic: &str,
@@ -290,16 +310,7 @@ async fn count_duplicates(
     let mut seen = std::collections::HashSet::new();
     let mut total = 0;
     for p in 0..partitions {
-        let need = acked.iter().filter(|(ap, _, _)| *ap == p).map(|(_, o, _)| o + 1).max().unwrap_or(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let records = loop {
-            let records = consume_all(&c.bootstrap_all(), topic, p).await;
-            if records.len() as u64 >= need {
-                break records;
-            }
-            assert!(Instant::now() < deadline, "{topic}-{p}: {} records readable, {need} acknowledged", records.len());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let records = consume_acknowledged(c, topic, p, acked).await;
         for (i, offset) in records.keys().enumerate() {
             assert_eq!(*offset, i as u64, "{topic}-{p}: offsets not dense at {i} when counting duplicates");
         }
