@@ -70,6 +70,25 @@ pub(crate) fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     use rustls::CipherSuite as C;
     let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    // The AES-GCM suites from ring: its AES-GCM has a VAES + VPCLMULQDQ
+    // (AVX2) path that aws-lc has only for AVX-512 CPUs. Key exchange
+    // (post-quantum hybrids), signatures and keys stay aws-lc-rs's.
+    {
+        use rustls::crypto::ring::cipher_suite as ring;
+        let faster = [
+            ring::TLS13_AES_128_GCM_SHA256,
+            ring::TLS13_AES_256_GCM_SHA384,
+            ring::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ring::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ring::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            ring::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ];
+        for s in p.cipher_suites.iter_mut() {
+            if let Some(r) = faster.iter().find(|r| r.suite() == s.suite()) {
+                *s = *r;
+            }
+        }
+    }
     // AES-128-GCM before AES-256-GCM (rustls' default order): as safe for
     // TLS's purposes and 10 AES rounds per block instead of 14, which
     // shows in a broker's CPU per byte (docs/performance.md, "TLS").
