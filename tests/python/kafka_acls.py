@@ -12,12 +12,23 @@ and lists again with kafka-python. Prints JSON.
 """
 import json
 import sys
+import time
 
 from kafka_clients import confluent_security, kafka_python_security
 
 
 def triple(restype, name, pattern, principal, operation, permission):
     return [str(restype), name, str(pattern), principal, str(operation), str(permission)]
+
+
+def eventually(listing, count, seconds=10):
+    """listing() once it has `count` entries, or what it has after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = listing()
+        if len(got) == count or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
 
 
 def main():
@@ -38,10 +49,17 @@ def main():
         created[str(b)] = f.result() is None
     everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
                                   AclOperation.ANY, AclPermissionType.ANY)
-    listed = admin.describe_acls(everything, request_timeout=15).result()
-    confluent_listed = sorted(
-        [b.restype_int, b.name, b.resource_pattern_type_int, b.principal, b.operation_int, b.permission_type_int]
-        for b in listed)
+
+    def confluent_list():
+        listed = admin.describe_acls(everything, request_timeout=15).result()
+        return sorted(
+            [b.restype_int, b.name, b.resource_pattern_type_int, b.principal, b.operation_int, b.permission_type_int]
+            for b in listed)
+
+    # ACL changes reach every broker's metadata within moments, not at once
+    # (Kafka's too): a describe answered by another broker may not show them
+    # yet.
+    confluent_listed = eventually(confluent_list, 3)
 
     from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
                              KafkaAdminClient, ResourcePatternFilter, ResourceType as KResourceType)
@@ -57,7 +75,7 @@ def main():
                        int(a.resource_pattern.pattern_type), a.principal, int(a.operation),
                        int(a.permission_type)] for a in acls)
 
-    kafka_python_before = kafka_python_list()
+    kafka_python_before = eventually(kafka_python_list, 3)
     deny = AclBindingFilter(ResourceType.TOPIC, "orders-eu", ResourcePatternType.LITERAL, principal, None,
                             AclOperation.ANY, AclPermissionType.DENY)
     deleted = []
@@ -68,7 +86,7 @@ def main():
         "confluent_listed": confluent_listed,
         "kafka_python_before": kafka_python_before,
         "deleted": deleted,
-        "kafka_python_after": kafka_python_list(),
+        "kafka_python_after": eventually(kafka_python_list, 2),
     }))
     kp.close()
 

@@ -241,9 +241,11 @@ fn acls_decide_alike_on_both_listeners_of_a_secure_cluster() {
     assert_eq!(report["confluent_listed"], all, "{report}");
     assert_eq!(report["kafka_python_before"], all, "{report}");
     assert_eq!(report["deleted"], serde_json::json!([["orders-eu", 4, 2]]), "{report}");
-    let bob = s.admin(&["--output", "json", "acl", "list", "--principal", "User:bob"], "");
-    let bob: serde_json::Value = serde_json::from_str(&bob).unwrap();
-    assert_eq!(bob["acls"].as_array().unwrap().len(), 2, "{bob}");
+    eventually("the CLI lists bob's two remaining ACLs", || {
+        let bob = s.admin(&["--output", "json", "acl", "list", "--principal", "User:bob"], "");
+        let bob: serde_json::Value = serde_json::from_str(&bob).unwrap();
+        bob["acls"].as_array().unwrap().len() == 2
+    });
 
     // Removing alice's ACLs takes her access away again.
     let removed = s.admin(&["--output", "json", "acl", "remove", "--principal", "User:alice"], "");
