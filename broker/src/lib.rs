@@ -12,6 +12,7 @@
 
 pub mod acls;
 pub(crate) mod admin;
+pub mod alter_configs;
 pub mod api;
 pub(crate) mod api_error;
 pub mod authorizer;

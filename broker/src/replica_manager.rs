@@ -124,6 +124,19 @@ impl ReplicaManager {
                     if let Err(e) = p.apply(w.info, replication) {
                         tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not change the replica's role");
                     }
+                    // A topic config changed on a running cluster: the log
+                    // takes it from its next append or retention pass.
+                    match topic_config::log_config(&self.defaults, w.configs) {
+                        Ok(config) if config != p.log.config() => {
+                            if let Err(e) = p.log.set_config(config) {
+                                tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not apply a changed topic config");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "changed topic config rejected; keeping the old one")
+                        }
+                    }
                 }
                 None => new.push((tp, w, replication)),
             }

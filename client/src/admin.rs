@@ -330,6 +330,32 @@ impl Admin {
         .await
     }
 
+    /// Changes `name`'s configs: sets `set`, returns `delete` to the broker
+    /// defaults (every broker applies the change within seconds).
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        delete: &[String],
+    ) -> Result<(), ClientError> {
+        let request = v1::AlterTopicConfigsRequest {
+            topic: name.to_owned(),
+            set: set.iter().cloned().collect(),
+            delete: delete.to_vec(),
+            validate_only: false,
+        };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("AlterTopicConfigs", ADMIN_TIMEOUT, c.alter_topic_configs(request)).await }
+                })
+                .await?;
+            topic_result(name, vec![response])
+        })
+        .await
+    }
+
     /// All topics, sorted by name.
     pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
         let response = self

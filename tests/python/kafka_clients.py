@@ -237,6 +237,66 @@ def admin_confluent(bootstrap, topic):
     return out
 
 
+def alter_configs(bootstrap, topic):
+    """Topic configs changed through two clients' admin APIs: confluent-kafka's
+    IncrementalAlterConfigs (SET, DELETE) and legacy AlterConfigs (replace),
+    kafka-python's alter_configs, each read back with the other client's
+    DescribeConfigs."""
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource)
+    from kafka.admin import KafkaAdminClient, ConfigResource as KResource, ConfigResourceType
+    a = AdminClient({"bootstrap.servers": bootstrap, **confluent_security()})
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_python_security())
+    out = {}
+
+    def kafka_python_configs():
+        res = kp.describe_configs([KResource(ConfigResourceType.TOPIC, topic)])
+        return {k: v["value"] for k, v in res["topic"][topic].items()}
+
+    def confluent_configs():
+        for f in a.describe_configs([ConfigResource("topic", topic)]).values():
+            return {k: v.value for k, v in f.result(10).items()}
+
+    resource = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET),
+    ])
+    for f in a.incremental_alter_configs([resource]).values():
+        f.result(10)
+    time.sleep(0.5)
+    got = kafka_python_configs()
+    out["after_incremental_set"] = {k: got.get(k) for k in ("retention.ms", "max.message.bytes")}
+    resource = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    for f in a.incremental_alter_configs([resource]).values():
+        f.result(10)
+    time.sleep(0.5)
+    got = kafka_python_configs()
+    out["after_incremental_delete"] = {k: got.get(k) for k in ("retention.ms", "max.message.bytes")}
+    # kafka-python's alter_configs (IncrementalAlterConfigs SET here).
+    kp.alter_configs([KResource(ConfigResourceType.TOPIC, topic, configs={"segment.ms": "600000"})])
+    time.sleep(0.5)
+    got = confluent_configs()
+    out["after_kafka_python_set"] = {k: got.get(k) for k in ("retention.ms", "segment.ms")}
+    # confluent-kafka's legacy alter_configs: AlterConfigs, which replaces
+    # the whole set (every key not given returns to its default).
+    for f in a.alter_configs([ConfigResource("topic", topic, set_config={"segment.bytes": "1048576"})]).values():
+        f.result(10)
+    time.sleep(0.5)
+    got = kafka_python_configs()
+    out["after_replace"] = {k: got.get(k) for k in ("retention.ms", "segment.ms", "segment.bytes")}
+    try:
+        resource = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)])
+        for f in a.incremental_alter_configs([resource]).values():
+            f.result(10)
+        out["unknown_key"] = "accepted"
+    except Exception as e:  # the client's KafkaException
+        out["unknown_key"] = e.args[0].name()
+    kp.close()
+    return out
+
+
 def offsets_and_dirs(bootstrap, topic):
     """ListOffsets specs (v7 max timestamp, v8 earliest local, v9 latest
     tiered) through kafka-python's and librdkafka's admin clients,
@@ -430,6 +490,9 @@ def main():
         return
     if sys.argv[1] == "groups":
         print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "alter-configs":
+        print(json.dumps(alter_configs(sys.argv[2], sys.argv[3])))
         return
     if sys.argv[1] == "offsets-and-dirs":
         print(json.dumps(offsets_and_dirs(sys.argv[2], sys.argv[3])))

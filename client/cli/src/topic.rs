@@ -24,6 +24,17 @@ pub(crate) enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Change a topic's configs on the running cluster.
+    AlterConfig {
+        /// Topic name.
+        name: String,
+        /// A config to set, e.g. `retention.ms=3600000` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_config)]
+        set: Vec<(String, String)>,
+        /// A config to return to the broker default (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
     /// Move partition leadership back to the preferred replicas (Kafka's
     /// preferred leader election), for the named topics or every topic.
     RebalanceLeaders {
@@ -70,6 +81,23 @@ pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
             match global.output {
                 Output::Text => print_text(&format!("deleted topic '{name}'\n"))?,
                 Output::Json => print_json(&json!({ "topic": name, "deleted": true }))?,
+            }
+            Ok(())
+        }
+        TopicCommand::AlterConfig { name, set, delete } => {
+            if set.is_empty() && delete.is_empty() {
+                anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+            }
+            admin.alter_topic_configs(&name, &set, &delete).await?;
+            match global.output {
+                Output::Text => {
+                    print_text(&format!("altered topic '{name}': {} set, {} deleted\n", set.len(), delete.len()))?
+                }
+                Output::Json => print_json(&json!({
+                    "topic": name,
+                    "set": set.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+                    "deleted": delete,
+                }))?,
             }
             Ok(())
         }

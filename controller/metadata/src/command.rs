@@ -121,6 +121,17 @@ pub enum MetadataCommand {
         /// The mechanism.
         mechanism: String,
     },
+    /// Changes a topic's configs: sets `set`, then removes `delete` (back to
+    /// the broker defaults). Values were validated by the broker that
+    /// proposes it; every broker applies them to its replicas.
+    AlterTopicConfigs {
+        /// The topic.
+        name: String,
+        /// Keys to set, with their values.
+        set: std::collections::BTreeMap<String, String>,
+        /// Keys to remove.
+        delete: Vec<String>,
+    },
     /// Adds ACLs (already present ones are left as they are).
     CreateAcls {
         /// The bindings.
@@ -140,6 +151,9 @@ pub enum MetadataCommand {
         count: u32,
     },
 }
+
+/// Most config keys one `AlterTopicConfigs` sets or deletes.
+pub const MAX_CONFIG_CHANGES: usize = 100;
 
 /// Largest producer-id block one command hands out.
 pub const MAX_PRODUCER_ID_BLOCK: u32 = 1_000_000;
@@ -164,7 +178,8 @@ impl MetadataCommand {
             | MetadataCommand::UpsertScramCredential { .. }
             | MetadataCommand::DeleteScramCredential { .. }
             | MetadataCommand::CreateAcls { .. }
-            | MetadataCommand::DeleteAcls { .. } => None,
+            | MetadataCommand::DeleteAcls { .. }
+            | MetadataCommand::AlterTopicConfigs { .. } => None,
         }
     }
 
@@ -198,6 +213,7 @@ impl MetadataImage {
             }
             MetadataCommand::DeleteScramCredential { user, mechanism } => self.delete_scram(user, mechanism),
             MetadataCommand::CreateAcls { acls } => self.create_acls(acls),
+            MetadataCommand::AlterTopicConfigs { name, set, delete } => self.alter_topic_configs(name, set, delete),
             MetadataCommand::DeleteAcls { filters } => self.delete_acls(filters),
             MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
             MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
@@ -321,6 +337,35 @@ impl MetadataImage {
             TopicInfo { id: topic_id.to_string(), name: name.to_string(), configs: configs.clone(), partitions };
         self.topics.insert(name.to_string(), topic.clone());
         Ok(CommandOutcome::TopicCreated { topic })
+    }
+
+    fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        set: &std::collections::BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<CommandOutcome, MetadataError> {
+        let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic { name: name.to_string() })?;
+        if set.len() + delete.len() > MAX_CONFIG_CHANGES {
+            return Err(MetadataError::InvalidConfigChange {
+                reason: format!("at most {MAX_CONFIG_CHANGES} config changes at a time"),
+            });
+        }
+        if let Some(k) = set.keys().chain(delete).find(|k| k.is_empty() || k.len() > 255) {
+            return Err(MetadataError::InvalidConfigChange {
+                reason: format!("config key {k:?} is not 1..=255 bytes"),
+            });
+        }
+        if let Some(k) = set.keys().find(|k| delete.contains(k)) {
+            return Err(MetadataError::InvalidConfigChange {
+                reason: format!("config key {k:?} is both set and deleted"),
+            });
+        }
+        topic.configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for k in delete {
+            topic.configs.remove(k);
+        }
+        Ok(CommandOutcome::TopicConfigsAltered { name: name.to_string(), configs: topic.configs.clone() })
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<CommandOutcome, MetadataError> {

@@ -26,7 +26,7 @@ pub use acls::{
     applies_to, AclBinding, AclFilter, AclOperation, AclPermission, PatternFilter, PatternType, ResourceType,
     CLUSTER_RESOURCE_NAME, MAX_ACLS, MAX_ACLS_PER_COMMAND,
 };
-pub use command::{MetadataCommand, MAX_PARTITIONS, MAX_PRODUCER_ID_BLOCK};
+pub use command::{MetadataCommand, MAX_CONFIG_CHANGES, MAX_PARTITIONS, MAX_PRODUCER_ID_BLOCK};
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use outcome::{CommandOutcome, ElectionSkip, ElectionSkipReason, ElectionType, LeaderChange, MetadataError};
 pub use placement::{place_replicas, rack_alternating};

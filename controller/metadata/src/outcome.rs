@@ -100,6 +100,13 @@ pub enum CommandOutcome {
         /// The created topic, with its partition assignment.
         topic: TopicInfo,
     },
+    /// A topic's configs changed; `configs` is the whole set now.
+    TopicConfigsAltered {
+        /// The topic.
+        name: String,
+        /// Its configs after the change.
+        configs: std::collections::BTreeMap<String, String>,
+    },
     /// A topic was deleted.
     TopicDeleted {
         /// The deleted topic's name.
@@ -263,6 +270,12 @@ pub enum MetadataError {
     /// parameters.
     #[error("invalid SCRAM credential: {reason}")]
     InvalidScramCredential {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A config change that cannot apply.
+    #[error("invalid config change: {reason}")]
+    InvalidConfigChange {
         /// What is wrong.
         reason: String,
     },

@@ -377,3 +377,26 @@ fn producer_id_blocks_never_overlap_and_survive_a_snapshot() {
     // The command survives its log encoding.
     assert_eq!(MetadataCommand::decode(&alloc(2, 7).encode()).unwrap(), alloc(2, 7));
 }
+
+#[test]
+fn topic_configs_are_set_and_deleted_and_bad_changes_change_nothing() {
+    let mut img = image_with_brokers(1);
+    img.apply(&create("t", "id-t", 1, 1)).unwrap();
+    let alter = |set: &[(&str, &str)], delete: &[&str]| MetadataCommand::AlterTopicConfigs {
+        name: "t".into(),
+        set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+    };
+    let out = img.apply(&alter(&[("retention.ms", "1000"), ("segment.bytes", "4096")], &[])).unwrap();
+    assert!(matches!(out, CommandOutcome::TopicConfigsAltered { ref configs, .. } if configs.len() == 2), "{out:?}");
+    img.apply(&alter(&[("retention.ms", "2000")], &["segment.bytes"])).unwrap();
+    let configs = &img.topics["t"].configs;
+    assert_eq!(configs.get("retention.ms").map(String::as_str), Some("2000"));
+    assert!(!configs.contains_key("segment.bytes"));
+    let before = img.clone();
+    assert_rejected(&mut img, alter(&[("a", "1")], &["a"]));
+    assert_rejected(&mut img, alter(&[("", "1")], &[]));
+    let unknown = MetadataCommand::AlterTopicConfigs { name: "nope".into(), set: Default::default(), delete: vec![] };
+    assert_eq!(assert_rejected(&mut img, unknown), MetadataError::UnknownTopic { name: "nope".into() });
+    assert_eq!(img, before);
+}

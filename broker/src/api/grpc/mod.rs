@@ -130,6 +130,14 @@ impl Strata for GrpcService {
         Ok(Response::new(users::describe(&self.core)))
     }
 
+    async fn alter_topic_configs(
+        &self,
+        req: Request<AlterTopicConfigsRequest>,
+    ) -> Result<Response<TopicResult>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(topics::alter_configs(&self.core, &session, req.into_inner()).await))
+    }
+
     async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {
         allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(acls::create(&self.core, req.into_inner()).await))

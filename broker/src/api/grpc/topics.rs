@@ -44,6 +44,17 @@ pub(crate) async fn delete(
     v1::DeleteTopicsResponse { results: results.into_iter().map(|(n, r)| topic_result(n, r)).collect() }
 }
 
+/// `AlterTopicConfigs`.
+pub(crate) async fn alter_configs(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::AlterTopicConfigsRequest,
+) -> v1::TopicResult {
+    let change = crate::alter_configs::ConfigChange { set: req.set.into_iter().collect(), delete: req.delete };
+    let result = core.alter_topic_configs(session, &req.topic, change, req.validate_only).await;
+    topic_result(req.topic, result)
+}
+
 /// `ListTopics`.
 pub(crate) fn list(core: &BrokerService, session: &Session) -> v1::ListTopicsResponse {
     v1::ListTopicsResponse {

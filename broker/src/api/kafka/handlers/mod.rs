@@ -2,6 +2,7 @@
 //! the broker core and builds the answer for the version asked.
 
 mod acls;
+mod alter_configs;
 pub(crate) mod api_versions;
 mod classic;
 mod cluster;
@@ -121,6 +122,10 @@ pub(crate) async fn handle(
         RequestKind::DescribeUserScramCredentials(r) => {
             ResponseKind::DescribeUserScramCredentials(scram_users::describe(core, session, r))
         }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(alter_configs::incremental(core, session, r).await)
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::replace(core, session, r).await),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(core, session, r).await),
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(core, session, r)),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(core, session, r).await),

@@ -1,0 +1,122 @@
+//! Topic configs changed on a running 3-node cluster: through the CLI
+//! (gRPC) every replica applies a new retention and drops its old segments
+//! within seconds, a lowered `max.message.bytes` refuses a large record and
+//! a deleted one accepts it again; through Kafka clients' admin APIs
+//! (confluent-kafka's IncrementalAlterConfigs, kafka-python's AlterConfigs)
+//! read back by the other client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
+
+use std::time::{Duration, Instant};
+
+use strata_tests::cli::{strata, strata_json};
+use strata_tests::local_cluster::LocalCluster;
+
+fn ok(out: std::process::Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The base offset of the first segment of partition 0 on each node, from
+/// the segment files in its data directory (`<base offset>.log`).
+fn log_starts(c: &LocalCluster, topic: &str) -> Vec<(usize, u64)> {
+    (1..=3)
+        .map(|i| {
+            let dir = c.dir().join(format!("node{i}")).join(format!("{topic}-0"));
+            let first = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix(".log")?.parse::<u64>().ok())
+                .min()
+                .unwrap_or_else(|| panic!("no segment in {}", dir.display()));
+            (i, first)
+        })
+        .collect()
+}
+
+#[test]
+fn topic_configs_change_live_on_every_replica() {
+    let c = LocalCluster::up_with_env(3, &[("STRATA_LOG_RETENTION_CHECK_INTERVAL_MS", "300")]);
+    let b = c.bootstrap_all();
+    ok(strata(&b, &["topic", "create", "live", "-p", "1", "-r", "3", "-c", "segment.bytes=16384"]), "create");
+    // Six runs of ~17 KB each: at least six batches, so several segments of
+    // 16 KiB (a segment rolls between batches, never inside one).
+    for run in 0..6 {
+        let records: String = (0..80).map(|i| format!("record-{run}-{i:03}-{}\n", "x".repeat(200))).collect();
+        let mut produce = std::process::Command::new(strata_tests::binary("strata"));
+        produce.args(["--bootstrap", &b, "produce", "live", "--acks", "all"]);
+        ok(strata_tests::cli::run_with_input(&mut produce, &records), "produce");
+    }
+    let before = log_starts(&c, "live");
+    assert!(before.iter().all(|(_, s)| *s == 0), "{before:?}");
+
+    // Retention shrinks live: every replica drops its old segments.
+    ok(strata(&b, &["topic", "alter-config", "live", "--set", "retention.bytes=20000"]), "alter retention");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let starts = log_starts(&c, "live");
+        if starts.iter().all(|(_, s)| *s > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "old segments still on some replica: {starts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let described = strata_json(&b, &["topic", "describe", "live"]);
+    assert_eq!(described["configs"]["retention.bytes"], "20000", "{described}");
+
+    // A lowered max.message.bytes refuses a large record; deleting it
+    // restores the default.
+    ok(strata(&b, &["topic", "alter-config", "live", "--set", "max.message.bytes=1000"]), "alter max");
+    let big = format!("{}\n", "y".repeat(5000));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut p = std::process::Command::new(strata_tests::binary("strata"));
+        p.args(["--bootstrap", &b, "produce", "live"]);
+        let out = strata_tests::cli::run_with_input(&mut p, &big);
+        if !out.status.success() {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("RECORD_TOO_LARGE"), "{out:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a 5000-byte record still accepted");
+    }
+    ok(strata(&b, &["topic", "alter-config", "live", "--delete", "max.message.bytes"]), "delete max");
+    let mut p = std::process::Command::new(strata_tests::binary("strata"));
+    p.args(["--bootstrap", &b, "produce", "live"]);
+    ok(strata_tests::cli::run_with_input(&mut p, &big), "the default is back");
+
+    // Bad changes name the problem and change nothing.
+    let bad = strata(&b, &["topic", "alter-config", "live", "--set", "retention.ms=soon"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("retention.ms"), "{bad:?}");
+    let bad = strata(&b, &["topic", "alter-config", "live", "--set", "no.such=1"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown topic config 'no.such'"), "{bad:?}");
+    let bad = strata(&b, &["topic", "alter-config", "nope", "--set", "retention.ms=1"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("UNKNOWN_TOPIC"), "{bad:?}");
+
+    // Kafka clients' admin APIs, each read back by the other client.
+    ok(strata(&b, &["topic", "create", "kafka-live", "-p", "1", "-r", "3"]), "create");
+    let out = strata_tests::kafka_python::run_script(
+        "kafka_clients.py",
+        &["alter-configs", &c.kafka_bootstrap_all(), "kafka-live"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["after_incremental_set"],
+        serde_json::json!({"retention.ms": "7200000", "max.message.bytes": "2000"}),
+        "{v}"
+    );
+    assert_eq!(v["after_incremental_delete"]["retention.ms"], "7200000", "{v}");
+    assert_ne!(v["after_incremental_delete"]["max.message.bytes"], "2000", "back to the default: {v}");
+    assert_eq!(
+        v["after_kafka_python_set"],
+        serde_json::json!({"retention.ms": "7200000", "segment.ms": "600000"}),
+        "{v}"
+    );
+    // AlterConfigs replaces the whole set: the other keys return to their
+    // defaults.
+    assert_eq!(v["after_replace"]["segment.bytes"], "1048576", "{v}");
+    assert_ne!(v["after_replace"]["retention.ms"], "7200000", "{v}");
+    assert_ne!(v["after_replace"]["segment.ms"], "600000", "{v}");
+    assert_eq!(v["unknown_key"], "INVALID_CONFIG", "{v}");
+    let d = strata_json(&b, &["topic", "describe", "kafka-live"]);
+    assert_eq!(d["configs"]["segment.bytes"], "1048576", "the gRPC door sees the Kafka door's change: {d}");
+    assert!(d["configs"].get("retention.ms").is_none(), "{d}");
+}
