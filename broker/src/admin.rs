@@ -284,7 +284,10 @@ pub(crate) fn controller_error(e: &ControllerCallError) -> BrokerError {
         ControllerCallError::Metadata(m) => match m {
             MetadataError::TopicAlreadyExists { .. } => ErrorKind::TopicAlreadyExists,
             MetadataError::UnknownTopic { .. } => ErrorKind::UnknownTopicOrPartition,
-            MetadataError::InvalidPartitions { .. } => ErrorKind::InvalidPartitions,
+            MetadataError::InvalidPartitions { .. } | MetadataError::PartitionCountNotRaised { .. } => {
+                ErrorKind::InvalidPartitions
+            }
+            MetadataError::InvalidConfigChange { .. } => ErrorKind::InvalidConfig,
             MetadataError::InvalidReplicationFactor { .. } => ErrorKind::InvalidReplicationFactor,
             _ => ErrorKind::InvalidRequest,
         },

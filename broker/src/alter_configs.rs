@@ -1,7 +1,8 @@
-//! Changing a topic's configs on a running cluster: validated here against
-//! the merged result (the same checks as at creation), stored through the
-//! controller quorum, and applied by every broker to its replicas when the
-//! metadata reaches it (`ReplicaManager::apply_metadata`).
+//! Changing a topic on a running cluster — its configs, its partition
+//! count: validated here (configs against the merged result, the same
+//! checks as at creation), stored through the controller quorum, and
+//! applied by every broker to its replicas when the metadata reaches it
+//! (`ReplicaManager::apply_metadata`).
 
 use std::collections::BTreeMap;
 
@@ -65,6 +66,36 @@ impl BrokerService {
         self.controller.propose(cmd).await.map_err(|e| controller_error(&e))?;
         self.apply_current_metadata().await;
         tracing::info!(%topic, principal = %session.principal, "topic configs changed");
+        Ok(())
+    }
+}
+
+impl BrokerService {
+    /// Grows `topic` to `count` partitions (or only checks it, with
+    /// `validate_only`); needs Alter on the topic. New partitions are
+    /// placed rack-aware with the topic's replication factor; producers and
+    /// group consumers see them at their next metadata refresh.
+    pub async fn create_partitions(
+        &self,
+        session: &Session,
+        topic: &str,
+        count: u32,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        self.authorize(session, AclOperation::Alter, Resource::Topic(topic))?;
+        refuse_internal(topic, "grown")?;
+        let cmd = MetadataCommand::CreatePartitions { name: topic.to_string(), count };
+        if validate_only {
+            // The state machine is pure: try the command on a copy.
+            let mut image = (*self.controller.metadata()).clone();
+            return image
+                .apply(&cmd)
+                .map(|_| ())
+                .map_err(|e| controller_error(&crate::controller_link::ControllerCallError::Metadata(e)));
+        }
+        self.controller.propose(cmd).await.map_err(|e| controller_error(&e))?;
+        self.apply_current_metadata().await;
+        tracing::info!(%topic, count, principal = %session.principal, "partitions added");
         Ok(())
     }
 }

@@ -356,6 +356,21 @@ impl Admin {
         .await
     }
 
+    /// Grows `name` to `count` partitions.
+    pub async fn create_partitions(&self, name: &str, count: u32) -> Result<(), ClientError> {
+        let request = v1::CreatePartitionsRequest { topic: name.to_owned(), count, validate_only: false };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("CreatePartitions", ADMIN_TIMEOUT, c.create_partitions(request)).await }
+                })
+                .await?;
+            topic_result(name, vec![response])
+        })
+        .await
+    }
+
     /// All topics, sorted by name.
     pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
         let response = self

@@ -297,6 +297,28 @@ def alter_configs(bootstrap, topic):
     return out
 
 
+def create_partitions(bootstrap, topic, count):
+    """confluent-kafka's CreatePartitions to `count`, read back with
+    kafka-python; then a shrink, which must be refused."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    from kafka.admin import KafkaAdminClient
+    a = AdminClient({"bootstrap.servers": bootstrap, **confluent_security()})
+    out = {}
+    for f in a.create_partitions([NewPartitions(topic, count)]).values():
+        f.result(10)
+    time.sleep(0.5)
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_python_security())
+    out["partitions"] = len(kp.describe_topics([topic])[0]["partitions"])
+    kp.close()
+    try:
+        for f in a.create_partitions([NewPartitions(topic, 2)]).values():
+            f.result(10)
+        out["shrink"] = "accepted"
+    except Exception as e:  # the client's KafkaException
+        out["shrink"] = e.args[0].name()
+    return out
+
+
 def offsets_and_dirs(bootstrap, topic):
     """ListOffsets specs (v7 max timestamp, v8 earliest local, v9 latest
     tiered) through kafka-python's and librdkafka's admin clients,
@@ -490,6 +512,9 @@ def main():
         return
     if sys.argv[1] == "groups":
         print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "create-partitions":
+        print(json.dumps(create_partitions(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         return
     if sys.argv[1] == "alter-configs":
         print(json.dumps(alter_configs(sys.argv[2], sys.argv[3])))

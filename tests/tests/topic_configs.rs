@@ -120,3 +120,36 @@ fn topic_configs_change_live_on_every_replica() {
     assert_eq!(d["configs"]["segment.bytes"], "1048576", "the gRPC door sees the Kafka door's change: {d}");
     assert!(d["configs"].get("retention.ms").is_none(), "{d}");
 }
+
+/// A topic grows from 3 to 6 partitions (CLI) and to 8 (confluent-kafka's
+/// CreatePartitions): the new partitions are replicated like the old ones,
+/// kcat produces to one and the CLI reads it back; shrinking is refused.
+#[test]
+fn partitions_are_added_live() {
+    let c = LocalCluster::up(3);
+    let b = c.bootstrap_all();
+    ok(strata(&b, &["topic", "create", "grow", "-p", "3", "-r", "3"]), "create");
+    ok(strata(&b, &["topic", "add-partitions", "grow", "--count", "6"]), "add partitions");
+    let d = strata_json(&b, &["topic", "describe", "grow"]);
+    let parts = d["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 6, "{d}");
+    let leaders: std::collections::BTreeSet<u64> = parts[3..].iter().filter_map(|p| p["leader"].as_u64()).collect();
+    assert_eq!(leaders.len(), 3, "new leaders spread over the brokers: {d}");
+    assert!(parts.iter().all(|p| p["replicas"].as_array().unwrap().len() == 3), "{d}");
+    // kcat writes to a new partition (it learns the count from Metadata);
+    // the CLI reads it back from its leader.
+    let lines: String = (0..20).map(|i| format!("grown-{i}\n")).collect();
+    let mut kcat = std::process::Command::new(strata_tests::kcat::kcat());
+    kcat.args(["-b", &c.kafka_bootstrap_all(), "-P", "-t", "grow", "-p", "5"]);
+    ok(strata_tests::cli::run_with_input(&mut kcat, &lines), "kcat to partition 5");
+    let read = ok(strata(&b, &["consume", "grow", "-p", "5", "--format", "%v\\n"]), "consume partition 5");
+    assert_eq!(read.lines().count(), 20, "{read}");
+    let shrink = strata(&b, &["topic", "add-partitions", "grow", "--count", "4"]);
+    assert!(String::from_utf8_lossy(&shrink.stderr).contains("INVALID_PARTITIONS"), "{shrink:?}");
+    let out = strata_tests::kafka_python::run_script(
+        "kafka_clients.py",
+        &["create-partitions", &c.kafka_bootstrap_all(), "grow", "8"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"partitions": 8, "shrink": "INVALID_PARTITIONS"}));
+}

@@ -24,6 +24,14 @@ pub(crate) enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Grow a topic to more partitions (placed like a new topic's).
+    AddPartitions {
+        /// Topic name.
+        name: String,
+        /// The partition count after the change.
+        #[arg(long, value_name = "N")]
+        count: u32,
+    },
     /// Change a topic's configs on the running cluster.
     AlterConfig {
         /// Topic name.
@@ -81,6 +89,14 @@ pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
             match global.output {
                 Output::Text => print_text(&format!("deleted topic '{name}'\n"))?,
                 Output::Json => print_json(&json!({ "topic": name, "deleted": true }))?,
+            }
+            Ok(())
+        }
+        TopicCommand::AddPartitions { name, count } => {
+            admin.create_partitions(&name, count).await?;
+            match global.output {
+                Output::Text => print_text(&format!("topic '{name}' now has {count} partitions\n"))?,
+                Output::Json => print_json(&json!({ "topic": name, "partitions": count }))?,
             }
             Ok(())
         }

@@ -121,6 +121,15 @@ pub enum MetadataCommand {
         /// The mechanism.
         mechanism: String,
     },
+    /// Grows a topic to `count` partitions (Kafka's CreatePartitions); the
+    /// new ones are placed rack-aware like a new topic's, with the topic's
+    /// replication factor. Partitions are never removed.
+    CreatePartitions {
+        /// The topic.
+        name: String,
+        /// The partition count after the change.
+        count: u32,
+    },
     /// Changes a topic's configs: sets `set`, then removes `delete` (back to
     /// the broker defaults). Values were validated by the broker that
     /// proposes it; every broker applies them to its replicas.
@@ -179,7 +188,8 @@ impl MetadataCommand {
             | MetadataCommand::DeleteScramCredential { .. }
             | MetadataCommand::CreateAcls { .. }
             | MetadataCommand::DeleteAcls { .. }
-            | MetadataCommand::AlterTopicConfigs { .. } => None,
+            | MetadataCommand::AlterTopicConfigs { .. }
+            | MetadataCommand::CreatePartitions { .. } => None,
         }
     }
 
@@ -214,6 +224,7 @@ impl MetadataImage {
             MetadataCommand::DeleteScramCredential { user, mechanism } => self.delete_scram(user, mechanism),
             MetadataCommand::CreateAcls { acls } => self.create_acls(acls),
             MetadataCommand::AlterTopicConfigs { name, set, delete } => self.alter_topic_configs(name, set, delete),
+            MetadataCommand::CreatePartitions { name, count } => self.create_partitions(name, *count),
             MetadataCommand::DeleteAcls { filters } => self.delete_acls(filters),
             MetadataCommand::FenceBroker { node_id } => self.fence_broker(*node_id),
             MetadataCommand::UnfenceBroker { node_id } => self.unfence_broker(*node_id),
@@ -337,6 +348,40 @@ impl MetadataImage {
             TopicInfo { id: topic_id.to_string(), name: name.to_string(), configs: configs.clone(), partitions };
         self.topics.insert(name.to_string(), topic.clone());
         Ok(CommandOutcome::TopicCreated { topic })
+    }
+
+    fn create_partitions(&mut self, name: &str, count: u32) -> Result<CommandOutcome, MetadataError> {
+        let brokers = self.unfenced_brokers();
+        let with_racks: Vec<(u32, Option<&str>)> =
+            brokers.iter().map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref()))).collect();
+        let order = rack_alternating(&with_racks);
+        let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic { name: name.to_string() })?;
+        let current = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
+        if count <= current || count > MAX_PARTITIONS {
+            return Err(MetadataError::PartitionCountNotRaised {
+                topic: name.to_string(),
+                current,
+                requested: count,
+                max: MAX_PARTITIONS,
+            });
+        }
+        let rf = topic.partitions.first().map_or(1, |p| u32::try_from(p.replicas.len()).unwrap_or(u32::MAX));
+        let available = u32::try_from(order.len()).unwrap_or(u32::MAX);
+        if rf > available {
+            return Err(MetadataError::InvalidReplicationFactor { requested: rf, available });
+        }
+        for p in current..count {
+            let replicas = place_replicas(&order, p, rf);
+            topic.partitions.push(PartitionInfo {
+                partition: p,
+                isr: replicas.clone(),
+                leader: replicas.first().copied(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        Ok(CommandOutcome::PartitionsCreated { topic: topic.clone() })
     }
 
     fn alter_topic_configs(

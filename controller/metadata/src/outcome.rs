@@ -100,6 +100,11 @@ pub enum CommandOutcome {
         /// The created topic, with its partition assignment.
         topic: TopicInfo,
     },
+    /// A topic has more partitions; `topic` is its new state.
+    PartitionsCreated {
+        /// The topic with every partition.
+        topic: TopicInfo,
+    },
     /// A topic's configs changed; `configs` is the whole set now.
     TopicConfigsAltered {
         /// The topic.
@@ -234,6 +239,19 @@ pub enum MetadataError {
     #[error("invalid partition count {requested} (must be 1..={max})")]
     InvalidPartitions {
         /// The requested count.
+        requested: u32,
+        /// The largest count allowed.
+        max: u32,
+    },
+    /// A partition count change that does not grow the topic (partitions
+    /// are never removed) or goes past the limit.
+    #[error("topic '{topic}' has {current} partition(s): the new count must be more, at most {max} (got {requested})")]
+    PartitionCountNotRaised {
+        /// The topic.
+        topic: String,
+        /// Its partition count now.
+        current: u32,
+        /// The count asked for.
         requested: u32,
         /// The largest count allowed.
         max: u32,

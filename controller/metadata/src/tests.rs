@@ -400,3 +400,27 @@ fn topic_configs_are_set_and_deleted_and_bad_changes_change_nothing() {
     assert_eq!(assert_rejected(&mut img, unknown), MetadataError::UnknownTopic { name: "nope".into() });
     assert_eq!(img, before);
 }
+
+#[test]
+fn partitions_are_added_placed_like_a_new_topics_and_never_removed() {
+    let mut img = image_with_brokers(3);
+    img.apply(&create("t", "id-t", 3, 2)).unwrap();
+    let out = img.apply(&MetadataCommand::CreatePartitions { name: "t".into(), count: 6 }).unwrap();
+    let CommandOutcome::PartitionsCreated { topic } = out else { panic!("{out:?}") };
+    assert_eq!(topic.partitions.len(), 6);
+    for p in &topic.partitions[3..] {
+        assert_eq!(p.replicas.len(), 2, "the topic's replication factor");
+        assert_eq!(p.isr, p.replicas);
+        assert_eq!(p.leader, p.replicas.first().copied());
+        assert_eq!(p.leader_epoch, 0);
+    }
+    // New partitions spread over every broker, as a new topic's would.
+    let leaders: std::collections::BTreeSet<u32> = topic.partitions[3..].iter().filter_map(|p| p.leader).collect();
+    assert_eq!(leaders.len(), 3, "{:?}", topic.partitions);
+    for count in [6, 5, MAX_PARTITIONS + 1] {
+        let e = assert_rejected(&mut img, MetadataCommand::CreatePartitions { name: "t".into(), count });
+        assert!(matches!(e, MetadataError::PartitionCountNotRaised { current: 6, .. }), "{e:?}");
+    }
+    let e = assert_rejected(&mut img, MetadataCommand::CreatePartitions { name: "nope".into(), count: 9 });
+    assert_eq!(e, MetadataError::UnknownTopic { name: "nope".into() });
+}

@@ -138,6 +138,11 @@ impl Strata for GrpcService {
         Ok(Response::new(topics::alter_configs(&self.core, &session, req.into_inner()).await))
     }
 
+    async fn create_partitions(&self, req: Request<CreatePartitionsRequest>) -> Result<Response<TopicResult>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(topics::create_partitions(&self.core, &session, req.into_inner()).await))
+    }
+
     async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {
         allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(acls::create(&self.core, req.into_inner()).await))

@@ -55,6 +55,16 @@ pub(crate) async fn alter_configs(
     topic_result(req.topic, result)
 }
 
+/// `CreatePartitions`.
+pub(crate) async fn create_partitions(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::CreatePartitionsRequest,
+) -> v1::TopicResult {
+    let result = core.create_partitions(session, &req.topic, req.count, req.validate_only).await;
+    topic_result(req.topic, result)
+}
+
 /// `ListTopics`.
 pub(crate) fn list(core: &BrokerService, session: &Session) -> v1::ListTopicsResponse {
     v1::ListTopicsResponse {

@@ -19,6 +19,7 @@ mod list_offsets;
 mod log_dirs;
 mod metadata;
 mod offsets;
+mod partitions;
 mod produce;
 mod scram_users;
 mod topics;
@@ -125,6 +126,7 @@ pub(crate) async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(alter_configs::incremental(core, session, r).await)
         }
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(partitions::create(core, session, r).await),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::replace(core, session, r).await),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(core, session, r).await),
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(core, session, r)),
