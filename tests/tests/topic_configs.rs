@@ -153,3 +153,50 @@ fn partitions_are_added_live() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, serde_json::json!({"partitions": 8, "shrink": "INVALID_PARTITIONS"}));
 }
+
+/// A group consumer subscribed to a topic is handed the partitions added
+/// while it runs, without a restart (the coordinator sees the new count in
+/// the metadata and reassigns), and reads what is written to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_group_consumer_gets_the_added_partitions() {
+    use strata_client::{Consumer, ConsumerConfig, OffsetReset};
+    let c = LocalCluster::up(3);
+    let b = c.bootstrap_all();
+    ok(strata(&b, &["topic", "create", "grow-g", "-p", "2", "-r", "3"]), "create");
+    // Earliest: records written to a partition before it is assigned count
+    // (the added ones get theirs right after the change).
+    let config = ConsumerConfig {
+        group_id: Some("grower".into()),
+        auto_offset_reset: OffsetReset::Earliest,
+        max_wait: Duration::from_millis(200),
+        ..ConsumerConfig::new([b.as_str()])
+    };
+    let mut consumer = Consumer::connect(config).await.expect("consumer");
+    consumer.subscribe(["grow-g"]).expect("subscribe");
+    let mut seen = std::collections::BTreeSet::new();
+    let produce_each = |partitions: u32| {
+        for p in 0..partitions {
+            let mut cmd = std::process::Command::new(strata_tests::binary("strata"));
+            cmd.args(["--bootstrap", &b, "produce", "grow-g", "-p", &p.to_string()]);
+            ok(strata_tests::cli::run_with_input(&mut cmd, &format!("p{p}\n")), "produce");
+        }
+    };
+    produce_each(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 2 {
+        assert!(Instant::now() < deadline, "the first two partitions: saw {seen:?}");
+        for r in consumer.poll().await.unwrap_or_default() {
+            seen.insert(r.partition);
+        }
+    }
+    ok(strata(&b, &["topic", "add-partitions", "grow-g", "--count", "5"]), "add partitions");
+    produce_each(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 5 {
+        assert!(Instant::now() < deadline, "the added partitions reach the running member: saw {seen:?}");
+        for r in consumer.poll().await.unwrap_or_default() {
+            seen.insert(r.partition);
+        }
+    }
+    consumer.close().await.expect("close");
+}
