@@ -19,6 +19,7 @@ pub mod authorizer;
 mod blocking;
 pub mod config;
 pub mod controller_link;
+pub mod delete_records;
 pub(crate) mod elect;
 pub mod error;
 pub(crate) mod fetch;

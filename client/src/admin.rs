@@ -356,6 +356,40 @@ impl Admin {
         .await
     }
 
+    /// Deletes `topic`-`partition`'s records below `before` (`None`: below
+    /// the high watermark), at the partition's leader; the new log start
+    /// offset.
+    pub async fn delete_records(&self, topic: &str, partition: u32, before: Option<u64>) -> Result<u64, ClientError> {
+        let request = v1::DeleteRecordsRequest {
+            topic: topic.to_owned(),
+            partition,
+            before_offset: before.map_or(-1, |o| i64::try_from(o).unwrap_or(i64::MAX)),
+        };
+        let mut last = None;
+        // A leader that moved between the describe and the call: ask again.
+        for _ in 0..5 {
+            let described = self.describe_topics(&[topic.to_owned()]).await?;
+            let leader = described
+                .first()
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+                .ok_or_else(|| ClientError::InvalidArgument(format!("topic '{topic}' has no partition {partition}")))?
+                .leader;
+            let Some(leader) = leader else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            let mut c = self.cluster.broker_client(leader).await?;
+            let response = call("DeleteRecords", ADMIN_TIMEOUT, c.delete_records(request.clone())).await?;
+            match ClientError::from_api(response.error.as_ref()) {
+                None => return Ok(response.low_watermark),
+                Some(e) if e.is_retriable() => last = Some(e),
+                Some(e) => return Err(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(last.unwrap_or_else(|| ClientError::Timeout(format!("no leader for {topic}-{partition}"))))
+    }
+
     /// Grows `name` to `count` partitions.
     pub async fn create_partitions(&self, name: &str, count: u32) -> Result<(), ClientError> {
         let request = v1::CreatePartitionsRequest { topic: name.to_owned(), count, validate_only: false };

@@ -319,6 +319,15 @@ def create_partitions(bootstrap, topic, count):
     return out
 
 
+def delete_records(bootstrap, topic, partition, before):
+    """confluent-kafka's DeleteRecords: the partition's new low watermark."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient({"bootstrap.servers": bootstrap, **confluent_security()})
+    for f in a.delete_records([TopicPartition(topic, partition, before)]).values():
+        return {"low_watermark": f.result(10).low_watermark}
+
+
 def offsets_and_dirs(bootstrap, topic):
     """ListOffsets specs (v7 max timestamp, v8 earliest local, v9 latest
     tiered) through kafka-python's and librdkafka's admin clients,
@@ -512,6 +521,9 @@ def main():
         return
     if sys.argv[1] == "groups":
         print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "delete-records":
+        print(json.dumps(delete_records(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
         return
     if sys.argv[1] == "create-partitions":
         print(json.dumps(create_partitions(sys.argv[2], sys.argv[3], int(sys.argv[4]))))

@@ -200,3 +200,51 @@ async fn a_running_group_consumer_gets_the_added_partitions() {
     }
     consumer.close().await.expect("close");
 }
+
+/// Records deleted below an offset (the CLI, then confluent-kafka's
+/// DeleteRecords) are gone from every replica: after the leader stops, the
+/// new leader starts at the same offset.
+#[test]
+fn records_are_deleted_below_an_offset_on_every_replica() {
+    let c = LocalCluster::up(3);
+    let b = c.bootstrap_all();
+    ok(strata(&b, &["topic", "create", "trim", "-p", "1", "-r", "3"]), "create");
+    let lines: String = (0..100).map(|i| format!("r{i}\n")).collect();
+    let mut produce = std::process::Command::new(strata_tests::binary("strata"));
+    produce.args(["--bootstrap", &b, "produce", "trim", "--acks", "all"]);
+    ok(strata_tests::cli::run_with_input(&mut produce, &lines), "produce");
+    let out = strata_json(&b, &["topic", "trim", "trim", "-p", "0", "--before", "40"]);
+    assert_eq!(out["log_start_offset"], 40, "{out}");
+    let first = |what: &str| -> (u64, usize) {
+        let read = ok(strata(&b, &["consume", "trim", "--format", "%o\\n"]), what);
+        let offsets: Vec<u64> = read.lines().map(|l| l.parse().unwrap()).collect();
+        (offsets[0], offsets.len())
+    };
+    assert_eq!(first("after the CLI's trim"), (40, 60));
+    let out = strata_tests::kafka_python::run_script(
+        "kafka_clients.py",
+        &["delete-records", &c.kafka_bootstrap_all(), "trim", "0", "70"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["low_watermark"], 70, "{v}");
+    assert_eq!(first("after Kafka's DeleteRecords"), (70, 30));
+    let above = strata(&b, &["topic", "trim", "trim", "-p", "0", "--before", "1000"]);
+    assert!(String::from_utf8_lossy(&above.stderr).contains("above the high watermark"), "{above:?}");
+    // The followers took the leader's log start: stop the leader, and the
+    // new one starts at 70 too.
+    let leader = strata_json(&b, &["topic", "describe", "trim"])["partitions"][0]["leader"].as_u64().unwrap() as usize;
+    std::thread::sleep(Duration::from_secs(2));
+    c.stop(leader);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = strata_json(&b, &["topic", "describe", "trim"]);
+        let p = &d["partitions"][0];
+        if p["leader"].as_u64().is_some_and(|l| l as usize != leader) && p["offsets_from_leader"] == true {
+            assert_eq!(p["log_start_offset"], 70, "the new leader's log start: {d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {d}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(first("from the new leader"), (70, 30));
+}

@@ -24,6 +24,17 @@ pub(crate) enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Delete a partition's records below an offset (every replica).
+    Trim {
+        /// Topic name.
+        name: String,
+        /// The partition.
+        #[arg(long, short = 'p', value_name = "P")]
+        partition: u32,
+        /// Records below this offset go (default: every committed record).
+        #[arg(long, value_name = "OFFSET")]
+        before: Option<u64>,
+    },
     /// Grow a topic to more partitions (placed like a new topic's).
     AddPartitions {
         /// Topic name.
@@ -89,6 +100,16 @@ pub(crate) async fn run(cmd: TopicCommand, global: &Global) -> Result<()> {
             match global.output {
                 Output::Text => print_text(&format!("deleted topic '{name}'\n"))?,
                 Output::Json => print_json(&json!({ "topic": name, "deleted": true }))?,
+            }
+            Ok(())
+        }
+        TopicCommand::Trim { name, partition, before } => {
+            let start = admin.delete_records(&name, partition, before).await?;
+            match global.output {
+                Output::Text => print_text(&format!("{name}-{partition} now starts at offset {start}\n"))?,
+                Output::Json => {
+                    print_json(&json!({ "topic": name, "partition": partition, "log_start_offset": start }))?
+                }
             }
             Ok(())
         }

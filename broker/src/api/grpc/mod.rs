@@ -138,6 +138,14 @@ impl Strata for GrpcService {
         Ok(Response::new(topics::alter_configs(&self.core, &session, req.into_inner()).await))
     }
 
+    async fn delete_records(
+        &self,
+        req: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(topics::delete_records(&self.core, &session, req.into_inner()).await))
+    }
+
     async fn create_partitions(&self, req: Request<CreatePartitionsRequest>) -> Result<Response<TopicResult>, Status> {
         let session = session_of(&req);
         Ok(Response::new(topics::create_partitions(&self.core, &session, req.into_inner()).await))

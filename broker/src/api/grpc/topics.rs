@@ -55,6 +55,29 @@ pub(crate) async fn alter_configs(
     topic_result(req.topic, result)
 }
 
+/// `DeleteRecords`: -1 is the high watermark; other negatives are refused.
+pub(crate) async fn delete_records(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::DeleteRecordsRequest,
+) -> v1::DeleteRecordsResponse {
+    let before = match req.before_offset {
+        -1 => None,
+        o => match u64::try_from(o) {
+            Ok(o) => Some(o),
+            Err(_) => {
+                let e = v1::Error::new(v1::ErrorCode::InvalidRequest, format!("offset {o}: use -1 or an offset"));
+                return v1::DeleteRecordsResponse { error: Some(e), low_watermark: 0 };
+            }
+        },
+    };
+    let tp = strata_record::TopicPartition { topic: req.topic, partition: req.partition };
+    match core.delete_records(session, &tp, before).await {
+        Ok(low_watermark) => v1::DeleteRecordsResponse { error: None, low_watermark },
+        Err(e) => v1::DeleteRecordsResponse { error: Some(e.into()), low_watermark: 0 },
+    }
+}
+
 /// `CreatePartitions`.
 pub(crate) async fn create_partitions(
     core: &BrokerService,

@@ -9,6 +9,7 @@ mod cluster;
 mod configs;
 mod consumer_heartbeat;
 mod coordinator;
+mod delete_records;
 mod denied;
 mod epoch;
 mod fetch;
@@ -126,6 +127,7 @@ pub(crate) async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(alter_configs::incremental(core, session, r).await)
         }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(core, session, r).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(partitions::create(core, session, r).await),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::replace(core, session, r).await),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(core, session, r).await),
