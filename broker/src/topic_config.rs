@@ -183,36 +183,70 @@ pub(crate) fn described(
     base: &LogConfig,
     replication_factor: u32,
     configs: &BTreeMap<String, String>,
-) -> Vec<(&'static str, String, bool)> {
+) -> Vec<(&'static str, String, ConfigSource)> {
+    let built_in = LogConfig::default();
+    KNOWN_KEYS
+        .iter()
+        .map(|&key| {
+            if let Some(v) = configs.get(key) {
+                return (key, v.clone(), ConfigSource::Topic);
+            }
+            let value = default_value(key, base, replication_factor);
+            // A node's config file ([log]) overriding the built-in default.
+            let source = if value == default_value(key, &built_in, replication_factor) {
+                ConfigSource::Default
+            } else {
+                ConfigSource::Broker
+            };
+            (key, value, source)
+        })
+        .collect()
+}
+
+/// Where a described config value comes from (Kafka's config sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigSource {
+    /// Set on the topic (Kafka's DYNAMIC_TOPIC_CONFIG).
+    Topic,
+    /// This node's config file (STATIC_BROKER_CONFIG).
+    Broker,
+    /// The built-in default (DEFAULT_CONFIG).
+    Default,
+}
+
+impl ConfigSource {
+    /// Kafka's code for it in DescribeConfigs and CreateTopics answers.
+    pub(crate) fn kafka_code(self) -> i8 {
+        match self {
+            ConfigSource::Topic => 1,
+            ConfigSource::Broker => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
+/// `key`'s value when the topic does not set it, under `base`.
+fn default_value(key: &str, base: &LogConfig, replication_factor: u32) -> String {
     let unlimited = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |n| n.to_string());
     let (policy, interval, delay) = match base.flush {
         FlushPolicy::Always => ("always", 1000, 0),
         FlushPolicy::GroupCommit { max_delay_ms } => ("group_commit", 1000, max_delay_ms),
         FlushPolicy::Interval { interval_ms } => ("interval", interval_ms, 0),
     };
-    KNOWN_KEYS
-        .iter()
-        .map(|&key| {
-            if let Some(v) = configs.get(key) {
-                return (key, v.clone(), true);
-            }
-            let default = match key {
-                "retention.ms" => unlimited(base.retention_ms),
-                "retention.bytes" => unlimited(base.retention_bytes),
-                "segment.bytes" => base.segment_bytes.to_string(),
-                "segment.ms" => base.segment_ms.to_string(),
-                "max.message.bytes" => base.max_batch_bytes.to_string(),
-                "flush.policy" => policy.to_string(),
-                "flush.interval.ms" => interval.to_string(),
-                "flush.max.delay.ms" => delay.to_string(),
-                "min.insync.replicas" => default_min_insync(replication_factor).to_string(),
-                "unclean.leader.election.enable" => "false".to_string(),
-                "compression.type" => "producer".to_string(),
-                _ => String::new(),
-            };
-            (key, default, false)
-        })
-        .collect()
+    match key {
+        "retention.ms" => unlimited(base.retention_ms),
+        "retention.bytes" => unlimited(base.retention_bytes),
+        "segment.bytes" => base.segment_bytes.to_string(),
+        "segment.ms" => base.segment_ms.to_string(),
+        "max.message.bytes" => base.max_batch_bytes.to_string(),
+        "flush.policy" => policy.to_string(),
+        "flush.interval.ms" => interval.to_string(),
+        "flush.max.delay.ms" => delay.to_string(),
+        "min.insync.replicas" => default_min_insync(replication_factor).to_string(),
+        "unclean.leader.election.enable" => "false".to_string(),
+        "compression.type" => "producer".to_string(),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -227,9 +261,14 @@ mod tests {
     fn every_known_key_is_described_with_its_default_or_its_value() {
         let d = described(&LogConfig::default(), 3, &map(&[("retention.ms", "1000")]));
         assert_eq!(d.len(), KNOWN_KEYS.len());
-        assert!(d.contains(&("retention.ms", "1000".into(), true)));
-        assert!(d.contains(&("min.insync.replicas", "2".into(), false)));
-        assert!(d.contains(&("compression.type", "producer".into(), false)));
+        assert!(d.contains(&("retention.ms", "1000".into(), ConfigSource::Topic)));
+        assert!(d.contains(&("min.insync.replicas", "2".into(), ConfigSource::Default)));
+        assert!(d.contains(&("compression.type", "producer".into(), ConfigSource::Default)));
+        // A node's config file overriding a default shows as the broker's.
+        let node = LogConfig { segment_bytes: 4096, ..LogConfig::default() };
+        let d = described(&node, 3, &map(&[]));
+        assert!(d.contains(&("segment.bytes", "4096".into(), ConfigSource::Broker)), "{d:?}");
+        assert!(d.contains(&("retention.bytes", "-1".into(), ConfigSource::Default)), "{d:?}");
         assert!(d.iter().all(|(_, v, _)| !v.is_empty()), "{d:?}");
         // The defaults listed are accepted back as topic configs.
         let all: BTreeMap<String, String> = d.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect();

@@ -265,6 +265,10 @@ def alter_configs(bootstrap, topic):
     time.sleep(0.5)
     got = kafka_python_configs()
     out["after_incremental_set"] = {k: got.get(k) for k in ("retention.ms", "max.message.bytes")}
+    for f in a.describe_configs([ConfigResource("topic", topic)]).values():
+        entries = f.result(10)
+        # Kafka's ConfigSource: 1 the topic's own, 5 the default.
+        out["sources"] = {k: int(entries[k].source) for k in ("retention.ms", "segment.bytes")}
     resource = ConfigResource("topic", topic, incremental_configs=[
         ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE),
     ])

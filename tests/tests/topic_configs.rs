@@ -103,6 +103,7 @@ fn topic_configs_change_live_on_every_replica() {
         serde_json::json!({"retention.ms": "7200000", "max.message.bytes": "2000"}),
         "{v}"
     );
+    assert_eq!(v["sources"], serde_json::json!({"retention.ms": 1, "segment.bytes": 5}), "{v}");
     assert_eq!(v["after_incremental_delete"]["retention.ms"], "7200000", "{v}");
     assert_ne!(v["after_incremental_delete"]["max.message.bytes"], "2000", "back to the default: {v}");
     assert_eq!(

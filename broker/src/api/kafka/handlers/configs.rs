@@ -16,9 +16,6 @@ use strata_metadata::AclOperation;
 /// Kafka's resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-/// Kafka's config sources.
-const TOPIC_CONFIG: i8 = 1;
-const DEFAULT_CONFIG: i8 = 5;
 /// Kafka's config types (v3+).
 const STRING: i8 = 2;
 
@@ -56,7 +53,7 @@ pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfi
                 None
             }
         };
-        for (key, value, set) in entries.unwrap_or_default() {
+        for (key, value, source) in entries.unwrap_or_default() {
             if !wanted(key) {
                 continue;
             }
@@ -64,7 +61,7 @@ pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfi
             c.name = StrBytes::from_static_str(key);
             c.value = Some(StrBytes::from_string(value));
             c.read_only = res.resource_type == BROKER;
-            c.config_source = if set { TOPIC_CONFIG } else { DEFAULT_CONFIG };
+            c.config_source = source.kafka_code();
             c.config_type = STRING;
             out.configs.push(c);
         }

@@ -73,11 +73,11 @@ pub(crate) async fn create(core: &BrokerService, session: &Session, req: CreateT
                             tr.configs = Some(
                                 topic_config::described(core.replicas.defaults(), rf, &d.configs)
                                     .into_iter()
-                                    .map(|(key, value, set)| {
+                                    .map(|(key, value, source)| {
                                         let mut c = CreatableTopicConfigs::default();
                                         c.name = StrBytes::from_static_str(key);
                                         c.value = Some(StrBytes::from_string(value));
-                                        c.config_source = if set { 1 } else { 5 };
+                                        c.config_source = source.kafka_code();
                                         c
                                     })
                                     .collect(),
