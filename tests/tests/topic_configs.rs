@@ -249,3 +249,32 @@ fn records_are_deleted_below_an_offset_on_every_replica() {
     }
     assert_eq!(first("from the new leader"), (70, 30));
 }
+
+/// A running producer writing keyless records uses partitions added while
+/// it runs, from its next periodic metadata refresh (`metadata_max_age`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_producer_uses_the_added_partitions() {
+    use strata_client::{Producer, ProducerConfig, ProducerRecord};
+    let c = LocalCluster::up(3);
+    let b = c.bootstrap_all();
+    ok(strata(&b, &["topic", "create", "grow-p", "-p", "2", "-r", "3"]), "create");
+    let config = ProducerConfig { metadata_max_age: Duration::from_millis(500), ..ProducerConfig::new([b.as_str()]) };
+    let producer = Producer::connect(config).await.expect("producer");
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let meta = producer.send(ProducerRecord::new("grow-p", format!("v{i}"))).await.unwrap().await.unwrap();
+        used.insert(meta.partition);
+    }
+    assert!(used.iter().all(|p| *p < 2), "{used:?}");
+    ok(strata(&b, &["topic", "add-partitions", "grow-p", "--count", "4"]), "add partitions");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut i = 0;
+    while !(used.contains(&2) && used.contains(&3)) {
+        assert!(Instant::now() < deadline, "the producer never wrote to the added partitions: {used:?}");
+        let meta = producer.send(ProducerRecord::new("grow-p", format!("w{i}"))).await.unwrap().await.unwrap();
+        used.insert(meta.partition);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    producer.close().await;
+}

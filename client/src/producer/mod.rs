@@ -173,6 +173,11 @@ pub struct ProducerConfig {
     /// good (its delivery timeout passed) the producer takes a new producer
     /// id and numbers the following batches afresh.
     pub enable_idempotence: bool,
+    /// How often the producer refreshes the metadata of the topics it
+    /// writes even when nothing fails (5 min, Kafka's
+    /// `metadata.max.age.ms`): partitions added to a topic are used from
+    /// the next refresh.
+    pub metadata_max_age: Duration,
 }
 
 impl ProducerConfig {
@@ -198,6 +203,7 @@ impl ProducerConfig {
             compression: Compression::None,
             compression_level: None,
             enable_idempotence: true,
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 
@@ -208,6 +214,9 @@ impl ProducerConfig {
         }
         if self.max_in_flight == 0 {
             return bad("max_in_flight must be at least 1");
+        }
+        if self.metadata_max_age < Duration::from_millis(100) {
+            return bad("metadata_max_age must be at least 100 ms");
         }
         if self.max_request_bytes <= HEADER_LEN || self.max_request_bytes > MAX_MESSAGE_BYTES - 1024 * 1024 {
             return bad("max_request_bytes must be between 62 bytes and 63 MiB");
@@ -472,6 +481,22 @@ pub struct Producer {
     handle: Arc<Handle>,
 }
 
+/// Refreshes the producer's metadata every `metadata_max_age` until the
+/// producer is closed or dropped (it holds no strong reference).
+async fn refresh_metadata(shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(age) = shared.upgrade().map(|s| s.config.metadata_max_age) else { return };
+        tokio::time::sleep(age).await;
+        let Some(s) = shared.upgrade() else { return };
+        if s.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = s.cluster.refresh().await {
+            tracing::debug!(error = %e, "periodic metadata refresh failed; the next one retries");
+        }
+    }
+}
+
 impl Producer {
     /// Checks the config, contacts the cluster and starts the sender task.
     /// Must run inside a tokio runtime.
@@ -498,6 +523,7 @@ impl Producer {
             done: Notify::new(),
             closed: AtomicBool::new(false),
         });
+        tokio::spawn(refresh_metadata(Arc::downgrade(&shared)));
         let task = tokio::spawn(sender::run(shared.clone()));
         let handle = Arc::new(Handle { shared: shared.clone(), task: Mutex::new(Some(task)) });
         Ok(Producer { shared, handle })
