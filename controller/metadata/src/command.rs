@@ -328,33 +328,27 @@ impl MetadataImage {
         if replication_factor == 0 || replication_factor > available {
             return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, available });
         }
-        let with_racks: Vec<(u32, Option<&str>)> =
-            brokers.iter().map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref()))).collect();
-        let order = rack_alternating(&with_racks);
-        let partitions = (0..partitions)
-            .map(|p| {
-                let replicas = place_replicas(&order, p, replication_factor);
-                PartitionInfo {
-                    partition: p,
-                    isr: replicas.clone(),
-                    leader: replicas.first().copied(),
-                    replicas,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                }
-            })
-            .collect();
+        let order = self.placement_order();
+        let partitions = (0..partitions).map(|p| new_partition(&order, p, replication_factor)).collect();
         let topic =
             TopicInfo { id: topic_id.to_string(), name: name.to_string(), configs: configs.clone(), partitions };
         self.topics.insert(name.to_string(), topic.clone());
         Ok(CommandOutcome::TopicCreated { topic })
     }
 
+    /// The unfenced brokers in the order partitions are placed on: racks
+    /// alternating, so consecutive replicas land on different racks.
+    fn placement_order(&self) -> Vec<u32> {
+        let with_racks: Vec<(u32, Option<&str>)> = self
+            .unfenced_brokers()
+            .iter()
+            .map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref())))
+            .collect();
+        rack_alternating(&with_racks)
+    }
+
     fn create_partitions(&mut self, name: &str, count: u32) -> Result<CommandOutcome, MetadataError> {
-        let brokers = self.unfenced_brokers();
-        let with_racks: Vec<(u32, Option<&str>)> =
-            brokers.iter().map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref()))).collect();
-        let order = rack_alternating(&with_racks);
+        let order = self.placement_order();
         let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic { name: name.to_string() })?;
         let current = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
         if count <= current || count > MAX_PARTITIONS {
@@ -370,17 +364,7 @@ impl MetadataImage {
         if rf > available {
             return Err(MetadataError::InvalidReplicationFactor { requested: rf, available });
         }
-        for p in current..count {
-            let replicas = place_replicas(&order, p, rf);
-            topic.partitions.push(PartitionInfo {
-                partition: p,
-                isr: replicas.clone(),
-                leader: replicas.first().copied(),
-                replicas,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            });
-        }
+        topic.partitions.extend((current..count).map(|p| new_partition(&order, p, rf)));
         Ok(CommandOutcome::PartitionsCreated { topic: topic.clone() })
     }
 
@@ -418,5 +402,19 @@ impl MetadataImage {
             Some(t) => Ok(CommandOutcome::TopicDeleted { name: t.name, topic_id: t.id }),
             None => Err(MetadataError::UnknownTopic { name: name.to_string() }),
         }
+    }
+}
+
+/// A new partition `p` placed on `order` with `rf` replicas: every replica
+/// in the ISR, the first one leading, epochs at 0.
+fn new_partition(order: &[u32], p: u32, rf: u32) -> PartitionInfo {
+    let replicas = place_replicas(order, p, rf);
+    PartitionInfo {
+        partition: p,
+        isr: replicas.clone(),
+        leader: replicas.first().copied(),
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
     }
 }
