@@ -192,6 +192,7 @@ mod tests {
                     rack: None,
                     fenced: id == 2,
                     kafka_address: None,
+                    decommissioning: false,
                 },
             );
         }
@@ -203,6 +204,7 @@ mod tests {
                 leader: Some(1),
                 leader_epoch: 1,
                 partition_epoch: 1,
+                reassignment: None,
             })
             .collect();
         img.topics.insert(

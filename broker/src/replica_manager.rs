@@ -293,6 +293,7 @@ mod tests {
                 leader: Some(1),
                 leader_epoch: 0,
                 partition_epoch: 0,
+                reassignment: None,
             };
             let info =
                 TopicInfo { id: format!("id-{t}"), name: t.to_string(), configs: BTreeMap::new(), partitions: vec![p] };

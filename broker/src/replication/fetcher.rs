@@ -372,6 +372,7 @@ mod tests {
             leader: Some(LEADER),
             leader_epoch: 1,
             partition_epoch: 1,
+            reassignment: None,
         };
         Arc::new(Partition::new(1, tp, "id".into(), log, &info, TopicSettings::defaults(2)).unwrap())
     }

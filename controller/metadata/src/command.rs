@@ -151,6 +151,28 @@ pub enum MetadataCommand {
         /// The filters.
         filters: Vec<crate::AclFilter>,
     },
+    /// Starts or cancels replica moves (Kafka's AlterPartitionReassignments).
+    AlterPartitionReassignments {
+        /// One per partition.
+        reassignments: Vec<crate::ReassignmentRequest>,
+    },
+    /// Plans and starts the moves that even out replicas and preferred
+    /// leaders over the placeable brokers ([`crate::rebalance_plan`]).
+    RebalanceReplicas {},
+    /// Marks a broker as leaving: it gets no new replicas, and every
+    /// replica it holds starts moving elsewhere ([`crate::decommission_plan`]).
+    DecommissionBroker {
+        /// The broker.
+        node_id: u32,
+    },
+    /// Changes the cluster-wide dynamic broker configs (validated by the
+    /// proposing broker), like [`MetadataCommand::AlterTopicConfigs`].
+    AlterBrokerConfigs {
+        /// Keys to set.
+        set: BTreeMap<String, String>,
+        /// Keys to remove.
+        delete: Vec<String>,
+    },
     /// Hands a broker the next `count` idempotent-producer ids (KIP-730: in
     /// blocks, so a producer's `InitProducerId` is not a Raft round trip).
     AllocateProducerIds {
@@ -189,7 +211,11 @@ impl MetadataCommand {
             | MetadataCommand::CreateAcls { .. }
             | MetadataCommand::DeleteAcls { .. }
             | MetadataCommand::AlterTopicConfigs { .. }
-            | MetadataCommand::CreatePartitions { .. } => None,
+            | MetadataCommand::CreatePartitions { .. }
+            | MetadataCommand::AlterPartitionReassignments { .. }
+            | MetadataCommand::RebalanceReplicas {}
+            | MetadataCommand::DecommissionBroker { .. }
+            | MetadataCommand::AlterBrokerConfigs { .. } => None,
         }
     }
 
@@ -241,7 +267,45 @@ impl MetadataImage {
                 self.elect_leaders(partitions.as_deref(), *election)
             }
             MetadataCommand::AllocateProducerIds { node_id, count } => self.allocate_producer_ids(*node_id, *count),
+            MetadataCommand::AlterPartitionReassignments { reassignments } => {
+                if reassignments.len() > crate::MAX_PLANNED_MOVES {
+                    return Err(MetadataError::TooManyReassignments {
+                        requested: reassignments.len(),
+                        max: crate::MAX_PLANNED_MOVES,
+                    });
+                }
+                Ok(CommandOutcome::ReassignmentsAltered { results: self.alter_reassignments(reassignments) })
+            }
+            MetadataCommand::RebalanceReplicas {} => {
+                let plan = crate::rebalance_plan(self);
+                Ok(CommandOutcome::ReassignmentsAltered { results: self.alter_reassignments(&plan) })
+            }
+            MetadataCommand::DecommissionBroker { node_id } => self.decommission_broker(*node_id),
+            MetadataCommand::AlterBrokerConfigs { set, delete } => {
+                check_config_change(set, delete)?;
+                self.broker_configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for k in delete {
+                    self.broker_configs.remove(k);
+                }
+                Ok(CommandOutcome::BrokerConfigsAltered { configs: self.broker_configs.clone() })
+            }
         }
+    }
+
+    fn decommission_broker(&mut self, node_id: u32) -> Result<CommandOutcome, MetadataError> {
+        if !self.brokers.contains_key(&node_id) {
+            return Err(MetadataError::UnknownBroker { node_id });
+        }
+        // Planned as if it were already out, on a copy: a plan that cannot
+        // empty the broker changes nothing.
+        let mut next = self.clone();
+        if let Some(b) = next.brokers.get_mut(&node_id) {
+            b.decommissioning = true;
+        }
+        let plan = crate::decommission_plan(&next, node_id)?;
+        let results = next.alter_reassignments(&plan);
+        *self = next;
+        Ok(CommandOutcome::BrokerDecommissioning { node_id, results })
     }
 
     fn allocate_producer_ids(&mut self, node_id: u32, count: u32) -> Result<CommandOutcome, MetadataError> {
@@ -287,6 +351,8 @@ impl MetadataImage {
             rack: rack.map(str::to_string),
             fenced: false,
             kafka_address: kafka_address.map(str::to_string),
+            // A decommissioned broker that restarts stays decommissioned.
+            decommissioning: self.brokers.get(&node_id).is_some_and(|b| b.decommissioning),
         };
         let previous = self.brokers.insert(node_id, info);
         let new = previous.is_none();
@@ -323,7 +389,7 @@ impl MetadataImage {
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(MetadataError::InvalidPartitions { requested: partitions, max: MAX_PARTITIONS });
         }
-        let brokers = self.unfenced_brokers();
+        let brokers = self.placeable_brokers();
         let available = u32::try_from(brokers.len()).unwrap_or(u32::MAX);
         if replication_factor == 0 || replication_factor > available {
             return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, available });
@@ -340,7 +406,7 @@ impl MetadataImage {
     /// alternating, so consecutive replicas land on different racks.
     fn placement_order(&self) -> Vec<u32> {
         let with_racks: Vec<(u32, Option<&str>)> = self
-            .unfenced_brokers()
+            .placeable_brokers()
             .iter()
             .map(|id| (*id, self.brokers.get(id).and_then(|b| b.rack.as_deref())))
             .collect();
@@ -359,7 +425,10 @@ impl MetadataImage {
                 max: MAX_PARTITIONS,
             });
         }
-        let rf = topic.partitions.first().map_or(1, |p| u32::try_from(p.replicas.len()).unwrap_or(u32::MAX));
+        let rf = topic.partitions.first().map_or(1, |p| {
+            let set = p.reassignment.as_ref().map_or(&p.replicas, |r| &r.target);
+            u32::try_from(set.len()).unwrap_or(u32::MAX)
+        });
         let available = u32::try_from(order.len()).unwrap_or(u32::MAX);
         if rf > available {
             return Err(MetadataError::InvalidReplicationFactor { requested: rf, available });
@@ -375,21 +444,7 @@ impl MetadataImage {
         delete: &[String],
     ) -> Result<CommandOutcome, MetadataError> {
         let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic { name: name.to_string() })?;
-        if set.len() + delete.len() > MAX_CONFIG_CHANGES {
-            return Err(MetadataError::InvalidConfigChange {
-                reason: format!("at most {MAX_CONFIG_CHANGES} config changes at a time"),
-            });
-        }
-        if let Some(k) = set.keys().chain(delete).find(|k| k.is_empty() || k.len() > 255) {
-            return Err(MetadataError::InvalidConfigChange {
-                reason: format!("config key {k:?} is not 1..=255 bytes"),
-            });
-        }
-        if let Some(k) = set.keys().find(|k| delete.contains(k)) {
-            return Err(MetadataError::InvalidConfigChange {
-                reason: format!("config key {k:?} is both set and deleted"),
-            });
-        }
+        check_config_change(set, delete)?;
         topic.configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
         for k in delete {
             topic.configs.remove(k);
@@ -405,6 +460,23 @@ impl MetadataImage {
     }
 }
 
+/// The limits every config change obeys: at most [`MAX_CONFIG_CHANGES`]
+/// keys, each 1..=255 bytes, none both set and deleted.
+fn check_config_change(set: &BTreeMap<String, String>, delete: &[String]) -> Result<(), MetadataError> {
+    if set.len() + delete.len() > MAX_CONFIG_CHANGES {
+        return Err(MetadataError::InvalidConfigChange {
+            reason: format!("at most {MAX_CONFIG_CHANGES} config changes at a time"),
+        });
+    }
+    if let Some(k) = set.keys().chain(delete).find(|k| k.is_empty() || k.len() > 255) {
+        return Err(MetadataError::InvalidConfigChange { reason: format!("config key {k:?} is not 1..=255 bytes") });
+    }
+    if let Some(k) = set.keys().find(|k| delete.contains(k)) {
+        return Err(MetadataError::InvalidConfigChange { reason: format!("config key {k:?} is both set and deleted") });
+    }
+    Ok(())
+}
+
 /// A new partition `p` placed on `order` with `rf` replicas: every replica
 /// in the ISR, the first one leading, epochs at 0.
 fn new_partition(order: &[u32], p: u32, rf: u32) -> PartitionInfo {
@@ -416,5 +488,6 @@ fn new_partition(order: &[u32], p: u32, rf: u32) -> PartitionInfo {
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        reassignment: None,
     }
 }

@@ -29,6 +29,10 @@ pub struct MetadataImage {
     /// Access-control lists (absent from images written before them).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub acls: BTreeSet<crate::AclBinding>,
+    /// Cluster-wide dynamic broker configs (Kafka's default-broker
+    /// resource): set at run time, in force on every broker at once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, String>,
 }
 
 /// One registered broker.
@@ -45,6 +49,10 @@ pub struct BrokerInfo {
     /// The address Kafka clients reach it at, if it runs a Kafka listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_address: Option<String>,
+    /// Being emptied for removal (`strata broker decommission`): it gets
+    /// no new replicas, and its replicas are moving elsewhere.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decommissioning: bool,
 }
 
 /// One topic.
@@ -73,14 +81,24 @@ pub struct PartitionInfo {
     pub leader: Option<u32>,
     /// Bumped on every leader change.
     pub leader_epoch: u32,
-    /// Bumped on every change of leader or ISR.
+    /// Bumped on every change of leader, ISR or replicas.
     pub partition_epoch: u32,
+    /// A replica move in progress (Kafka's KIP-455), if any; `replicas`
+    /// then holds the target and the original replicas together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<crate::Reassignment>,
 }
 
 impl MetadataImage {
     /// Node ids of the registered brokers that are not fenced, in ascending order.
     pub fn unfenced_brokers(&self) -> Vec<u32> {
         self.brokers.values().filter(|b| !b.fenced).map(|b| b.node_id).collect()
+    }
+
+    /// The brokers new replicas may go to: unfenced and not being
+    /// decommissioned, ascending.
+    pub fn placeable_brokers(&self) -> Vec<u32> {
+        self.brokers.values().filter(|b| !b.fenced && !b.decommissioning).map(|b| b.node_id).collect()
     }
 
     /// The topic with this id, if any.

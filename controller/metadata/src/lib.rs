@@ -13,9 +13,13 @@ mod command;
 mod image;
 mod outcome;
 mod placement;
+mod reassignment;
+mod rebalance;
 #[cfg(test)]
 mod proptests;
 mod replication;
+#[cfg(test)]
+mod reassignment_tests;
 #[cfg(test)]
 mod replication_tests;
 #[cfg(test)]
@@ -30,5 +34,7 @@ pub use command::{MetadataCommand, MAX_CONFIG_CHANGES, MAX_PARTITIONS, MAX_PRODU
 pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 pub use outcome::{CommandOutcome, ElectionSkip, ElectionSkipReason, ElectionType, LeaderChange, MetadataError};
 pub use placement::{place_replicas, rack_alternating};
+pub use reassignment::{Reassignment, ReassignmentRequest, ReassignmentResult};
+pub use rebalance::{decommission_plan, rebalance_plan, MAX_PLANNED_MOVES};
 pub use replication::UNCLEAN_LEADER_ELECTION_ENABLE;
 pub use users::{ScramEntry, MAX_USER_NAME_LEN, SCRAM_MECHANISMS};

@@ -194,6 +194,24 @@ pub enum CommandOutcome {
         /// The mechanism.
         mechanism: String,
     },
+    /// Reassignments were started, cancelled or refused, one result per
+    /// request in order (also the outcome of a rebalance: its planned moves).
+    ReassignmentsAltered {
+        /// Per partition, what happened.
+        results: Vec<crate::ReassignmentResult>,
+    },
+    /// A broker is being decommissioned; `results` are the moves started.
+    BrokerDecommissioning {
+        /// The broker.
+        node_id: u32,
+        /// The moves off it.
+        results: Vec<crate::ReassignmentResult>,
+    },
+    /// The cluster-wide dynamic broker configs changed; the whole set now.
+    BrokerConfigsAltered {
+        /// The configs after the change.
+        configs: std::collections::BTreeMap<String, String>,
+    },
     /// A block of producer ids now belongs to a broker.
     ProducerIdsAllocated {
         /// The broker.
@@ -399,5 +417,55 @@ pub enum MetadataError {
         partition: u32,
         /// The fenced broker.
         broker: u32,
+    },
+    /// A reassignment's partition does not exist (`UNKNOWN_TOPIC_OR_PARTITION`).
+    #[error("topic '{topic}' has no partition {partition}")]
+    UnknownPartition {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+    },
+    /// A reassignment target Kafka would refuse too (`INVALID_REPLICA_ASSIGNMENT`).
+    #[error("invalid replica assignment for {topic}-{partition}: {reason}")]
+    InvalidReplicaAssignment {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A new target for a partition already moving (`REASSIGNMENT_IN_PROGRESS`).
+    #[error("{topic}-{partition} is already being reassigned; cancel it first")]
+    ReassignmentInProgress {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+    },
+    /// A cancel for a partition that is not moving (`NO_REASSIGNMENT_IN_PROGRESS`).
+    #[error("{topic}-{partition} is not being reassigned")]
+    NoReassignmentInProgress {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: u32,
+    },
+    /// A decommission that cannot empty the broker.
+    #[error("cannot decommission broker {node_id}: {reason}")]
+    CannotDecommission {
+        /// The broker.
+        node_id: u32,
+        /// Why.
+        reason: String,
+    },
+    /// More moves in one command than [`crate::MAX_PLANNED_MOVES`].
+    #[error("{requested} reassignments in one request; at most {max}")]
+    TooManyReassignments {
+        /// How many were asked for.
+        requested: usize,
+        /// The limit.
+        max: usize,
     },
 }

@@ -181,6 +181,8 @@ impl MetadataImage {
             return Err(MetadataError::IneligibleReplica { topic: name, partition, broker });
         }
         set_state(&name, p, Some(leader_id), new_isr.to_vec(), false);
+        // The ISR this change formed may complete a replica move.
+        crate::reassignment::complete_if_in_sync(brokers, &name, p);
         Ok(CommandOutcome::PartitionAltered { topic: name, topic_id: topic_id.to_string(), partition: p.clone() })
     }
 

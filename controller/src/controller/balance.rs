@@ -52,6 +52,7 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            reassignment: None,
         }
     }
 
@@ -64,6 +65,7 @@ mod tests {
                 rack: None,
                 fenced: fenced.contains(&id),
                 kafka_address: None,
+                decommissioning: false,
             };
             img.brokers.insert(id, b);
         }
