@@ -289,6 +289,12 @@ pub(crate) fn controller_error(e: &ControllerCallError) -> BrokerError {
             }
             MetadataError::InvalidConfigChange { .. } => ErrorKind::InvalidConfig,
             MetadataError::InvalidReplicationFactor { .. } => ErrorKind::InvalidReplicationFactor,
+            MetadataError::UnknownPartition { .. } => ErrorKind::UnknownTopicOrPartition,
+            MetadataError::InvalidReplicaAssignment { .. } | MetadataError::CannotDecommission { .. } => {
+                ErrorKind::InvalidReplicaAssignment
+            }
+            MetadataError::ReassignmentInProgress { .. } => ErrorKind::ReassignmentInProgress,
+            MetadataError::NoReassignmentInProgress { .. } => ErrorKind::NoReassignmentInProgress,
             _ => ErrorKind::InvalidRequest,
         },
         ControllerCallError::NotLeader { .. } => ErrorKind::NotController,

@@ -99,6 +99,12 @@ pub enum ErrorKind {
     TransactionalIdAuthorizationFailed,
     /// The caller's credentials were refused.
     SaslAuthenticationFailed,
+    /// A replica move's target is not a valid replica set.
+    InvalidReplicaAssignment,
+    /// The partition is already moving.
+    ReassignmentInProgress,
+    /// The partition is not moving (nothing to cancel).
+    NoReassignmentInProgress,
 }
 
 impl ErrorKind {
@@ -151,6 +157,9 @@ impl ErrorKind {
             ErrorKind::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
             ErrorKind::TransactionalIdAuthorizationFailed => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
             ErrorKind::SaslAuthenticationFailed => "SASL_AUTHENTICATION_FAILED",
+            ErrorKind::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
+            ErrorKind::ReassignmentInProgress => "REASSIGNMENT_IN_PROGRESS",
+            ErrorKind::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct Metrics {
     fetch_requests: Counter,
     fetch_bytes: Counter,
     cold_reads: Counter,
+    throttled_replication_bytes: Counter,
     errors: Family<CodeLabels, Counter>,
     groups: Gauge,
 }
@@ -63,6 +64,12 @@ impl Metrics {
     /// segment off the async workers: how often readers are catching up.
     pub fn record_cold_read(&self) {
         self.cold_reads.inc();
+    }
+
+    /// Counts bytes sent to replicas a reassignment adds (under the
+    /// replication throttle).
+    pub fn record_throttled_replication(&self, bytes: usize) {
+        self.throttled_replication_bytes.inc_by(bytes as u64);
     }
 
     /// Counts an error returned to a client.
@@ -98,6 +105,11 @@ impl Metrics {
             "cold_reads",
             "Fetch passes (consumers and followers) that read a sealed segment, off the async workers",
             self.cold_reads.clone(),
+        );
+        r.register(
+            "reassignment_bytes",
+            "Bytes a leader sent to replicas a reassignment adds (limited by replication.throttled.rate)",
+            self.throttled_replication_bytes.clone(),
         );
         r.register("errors", "Errors returned to clients, by code", self.errors.clone());
         r.register(

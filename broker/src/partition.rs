@@ -63,6 +63,9 @@ pub struct ReplicaState {
     pub replicas: Vec<u32>,
     /// The committed ISR.
     pub isr: Vec<u32>,
+    /// Replicas a reassignment is adding: the leader serves them under the
+    /// replication throttle until they join the ISR.
+    pub adding: Vec<u32>,
     /// Leader or follower.
     pub role: Role,
     /// min.insync.replicas and unclean election.
@@ -117,6 +120,7 @@ impl Partition {
             partition_epoch: info.partition_epoch,
             replicas: info.replicas.clone(),
             isr: info.isr.clone(),
+            adding: Vec::new(),
             role: Role::Follower { leader: None },
             config,
         };
@@ -151,11 +155,14 @@ impl Partition {
         }
         st.replicas = info.replicas.clone();
         st.isr = info.isr.clone();
+        st.adding = info.reassignment.as_ref().map(|r| r.adding.clone()).unwrap_or_default();
         st.partition_epoch = info.partition_epoch;
         let leads = info.leader == Some(self.node_id);
         if same_epoch && initialized {
             match &mut st.role {
                 Role::Leader(l) if leads => {
+                    // A reassignment adds or removes followers within the epoch.
+                    l.set_replicas(&info.replicas, self.clock.now());
                     l.set_isr(info.partition_epoch, info.isr.clone());
                     let leo = self.log.log_end_offset();
                     if let Some(hw) = l.update_high_watermark(leo) {
@@ -195,6 +202,28 @@ impl Partition {
             self.high_watermark.send_modify(|_| {});
         }
         Ok(true)
+    }
+
+    /// True when the leader should send `replica` data under the
+    /// replication throttle: a reassignment is adding it and it is not in
+    /// the ISR yet.
+    pub fn is_throttled(&self, replica: u32) -> bool {
+        let st = self.lock();
+        st.adding.contains(&replica) && !st.isr.contains(&replica)
+    }
+
+    /// As leader: its log end and each follower's as last fetched (`None`:
+    /// not yet in this epoch) — a reassignment's progress.
+    pub fn follower_log_ends(&self) -> Option<(u64, Vec<(u32, Option<u64>)>)> {
+        let st = self.lock();
+        let Role::Leader(l) = &st.role else { return None };
+        let followers = st
+            .replicas
+            .iter()
+            .filter(|r| **r != self.node_id)
+            .map(|r| (*r, l.follower(*r).and_then(|f| f.leo)))
+            .collect();
+        Some((self.log.log_end_offset(), followers))
     }
 
     /// The leader epoch, if this replica leads.

@@ -13,6 +13,7 @@ use strata_storage::{LogConfig, LogManager, TopicPartition};
 
 use crate::partition::{system_clock, Clock, ClockHandle, Partition};
 use crate::replication::fetcher::ReplicaFetcherManager;
+use crate::replication::throttle::{self, ReplicationThrottle};
 use crate::topic_config;
 
 /// Partitions hosted by this broker.
@@ -26,6 +27,7 @@ pub struct ReplicaManager {
     image: RwLock<Arc<MetadataImage>>,
     applying: std::sync::Mutex<()>,
     fetchers: OnceLock<ReplicaFetcherManager>,
+    throttle: ReplicationThrottle,
 }
 
 /// What the image wants hosted for one partition.
@@ -53,6 +55,7 @@ impl ReplicaManager {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applying: std::sync::Mutex::new(()),
             fetchers: OnceLock::new(),
+            throttle: ReplicationThrottle::default(),
         }
     }
 
@@ -84,6 +87,11 @@ impl ReplicaManager {
         self.logs.dir()
     }
 
+    /// The rate limit on data sent to replicas a reassignment adds.
+    pub fn throttle(&self) -> &ReplicationThrottle {
+        &self.throttle
+    }
+
     /// The log defaults topic configs override.
     pub fn defaults(&self) -> &LogConfig {
         &self.defaults
@@ -99,6 +107,12 @@ impl ReplicaManager {
             // Stale, or not yet the cluster's metadata (a broker that has
             // not caught up): applying it could delete live logs.
             return;
+        }
+        let rate = image.broker_configs.get(throttle::THROTTLE_CONFIG).map(|v| throttle::parse_rate(v));
+        match rate {
+            Some(Err(e)) => tracing::error!(error = %e, "replication throttle ignored"),
+            Some(Ok(r)) => self.throttle.set_rate(Some(r)),
+            None => self.throttle.set_rate(None),
         }
         let mut wanted: HashMap<TopicPartition, Wanted<'_>> = HashMap::new();
         for topic in image.topics.values() {

@@ -44,7 +44,7 @@ const NOT_CONTROLLER_BACKOFF: Duration = Duration::from_millis(200);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
-    cluster: Arc<Cluster>,
+    pub(crate) cluster: Arc<Cluster>,
     /// Consumer-group requests (coordinator routing); see `groups.rs`.
     groups: Arc<Groups>,
 }

@@ -49,6 +49,7 @@ mod groups;
 mod metadata;
 mod partition_offset;
 mod producer;
+mod reassign;
 mod security;
 mod users;
 
@@ -62,6 +63,7 @@ pub use error::ClientError;
 pub use groups::{CommittedOffset, GroupCoordinator, GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use partition_offset::PartitionOffset;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use reassign::{MoveListing, MoveOutcome};
 pub use security::{Credentials, Security};
 /// The API's machine-readable error codes (`ClientError::Server::code`).
 pub use strata_protocol::v1::ErrorCode;

@@ -107,6 +107,20 @@ impl LeaderState {
         self.pending = None;
     }
 
+    /// Takes a replica set changed within this epoch (a reassignment): new
+    /// followers start unheard-from (outside the high watermark until they
+    /// join the ISR), removed ones are forgotten.
+    pub fn set_replicas(&mut self, replicas: &[u32], now: Instant) {
+        if self.replicas == replicas {
+            return;
+        }
+        self.followers.retain(|r, _| replicas.contains(r));
+        for &r in replicas.iter().filter(|&&r| r != self.leader_id) {
+            self.followers.entry(r).or_insert(FollowerProgress { leo: None, last_caught_up: now, last_fetch: None });
+        }
+        self.replicas = replicas.to_vec();
+    }
+
     /// Records a fetch by follower `replica` at `fetch_offset` (its LEO)
     /// while the leader's log ends at `leader_leo`. Returns false for a
     /// broker that is not a follower of this partition.
@@ -288,6 +302,26 @@ mod tests {
         assert_eq!(l.desired_isr(t + Duration::from_secs(30), LAG), None);
         assert!(l.record_fetch(2, 0, 0, t));
         assert!(!l.record_fetch(9, 0, 0, t), "not a replica");
+    }
+
+    #[test]
+    fn a_replica_added_by_a_reassignment_joins_the_isr_once_caught_up() {
+        let t = Instant::now();
+        let mut l = LeaderState::new(1, 1, 1, vec![1, 2], vec![1, 2], 100, 100, t);
+        l.record_fetch(2, 100, 100, t);
+        assert!(!l.record_fetch(3, 0, 100, t), "not a replica yet");
+        l.set_replicas(&[1, 2, 3], t);
+        assert!(l.record_fetch(3, 40, 100, t));
+        assert_eq!(l.desired_isr(t, LAG), None, "behind the high watermark");
+        assert_eq!(l.update_high_watermark(110), None, "follower 2 has not reached 110 yet");
+        l.record_fetch(2, 110, 110, t);
+        assert_eq!(l.update_high_watermark(110), Some(110), "the catching-up replica does not hold the HW");
+        l.record_fetch(3, 110, 110, t);
+        assert_eq!(l.desired_isr(t, LAG), Some(vec![1, 2, 3]));
+        // Completion drops broker 2.
+        l.set_replicas(&[1, 3], t);
+        assert!(l.follower(2).is_none());
+        assert!(l.follower(3).is_some_and(|f| f.leo == Some(110)), "progress kept");
     }
 
     #[test]

@@ -32,6 +32,18 @@ impl BrokerService {
         loop {
             let (watchers, response, bytes, done) = self.replica_fetch_pass(&req, first);
             first = false;
+            let throttle = self.replicas.throttle();
+            if bytes == 0 && !done && Instant::now() < deadline && self.is_starved(&req) {
+                // Only throttled partitions, and the bucket is empty: wait
+                // for tokens rather than for the log end to move.
+                let wait = throttle.until_available(std::time::Instant::now()).max(Duration::from_millis(10));
+                let until = (Instant::now() + wait).min(deadline);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = self.stopping.cancelled() => return response,
+                }
+                continue;
+            }
             if bytes >= min_bytes
                 || done
                 || watchers.is_empty()
@@ -44,6 +56,18 @@ impl BrokerService {
                 return self.replica_fetch_pass(&req, false).1;
             }
         }
+    }
+
+    /// True when every partition of `req` led here is one the throttle
+    /// holds back right now (a follower that only catches up).
+    fn is_starved(&self, req: &ReplicaFetch) -> bool {
+        let throttle = self.replicas.throttle();
+        if throttle.available(std::time::Instant::now()) > 0 {
+            return false;
+        }
+        req.partitions
+            .iter()
+            .all(|fp| self.replicas.lookup(&fp.tp.topic, fp.tp.partition).is_ok_and(|p| p.is_throttled(req.replica_id)))
     }
 
     /// [`Self::replica_fetch_once`], off the async worker when a partition
@@ -89,12 +113,20 @@ impl BrokerService {
                 Err(e) => r.error = Some(e),
                 Ok(p) => {
                     watchers.push(p.watch_log_end());
-                    let budget = match fp.max_bytes {
+                    let mut budget = match fp.max_bytes {
                         0 => max_bytes.saturating_sub(used),
                         n => (n as usize).min(max_bytes.saturating_sub(used)),
                     };
+                    let throttled = p.is_throttled(req.replica_id);
+                    if throttled {
+                        budget = budget.min(self.replicas.throttle().available(std::time::Instant::now()));
+                    }
                     if let Err(e) = serve_partition(&p, req.replica_id, fp, record_progress, budget, &mut r) {
                         r.error = Some(e);
+                    }
+                    if throttled {
+                        self.replicas.throttle().consume(r.records.len(), std::time::Instant::now());
+                        self.metrics.record_throttled_replication(r.records.len());
                     }
                     used += r.records.len();
                 }

@@ -1,4 +1,4 @@
-//! `strata cluster info|health`.
+//! `strata cluster info|health|rebalance|alter-config|describe-config`.
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -17,6 +17,27 @@ pub(crate) enum ClusterCommand {
     /// is unfenced, and every partition of every topic has a leader.
     /// Otherwise print why and exit 1.
     Health,
+    /// Even out replicas and preferred leaders over the brokers (e.g. after
+    /// adding one): moves replicas, copying their data.
+    Rebalance {
+        /// Only show the moves it would start.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        moving: super::moves::MoveArgs,
+    },
+    /// Change cluster-wide broker configs at run time
+    /// (`replication.throttled.rate`).
+    AlterConfig {
+        /// A config to set, e.g. `replication.throttled.rate=10485760`.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = super::topic::parse_config)]
+        set: Vec<(String, String)>,
+        /// A config to remove (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
+    /// The cluster-wide broker configs set at run time.
+    DescribeConfig,
 }
 
 pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
@@ -24,31 +45,75 @@ pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
     match cmd {
         ClusterCommand::Info => info(&admin, global.output).await,
         ClusterCommand::Health => health(&admin, global.output).await,
+        ClusterCommand::Rebalance { dry_run, moving } => {
+            super::moves::rebalance(&admin, dry_run, &moving, global.output).await
+        }
+        ClusterCommand::AlterConfig { set, delete } => {
+            if set.is_empty() && delete.is_empty() {
+                bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+            }
+            let configs = admin.alter_broker_configs(&set, &delete).await?;
+            print_configs(&configs, global.output)
+        }
+        ClusterCommand::DescribeConfig => print_configs(&admin.describe_broker_configs().await?, global.output),
     }
 }
 
-async fn info(admin: &Admin, output: Output) -> Result<()> {
-    let c = admin.describe_cluster().await?;
+fn print_configs(configs: &std::collections::BTreeMap<String, String>, output: Output) -> Result<()> {
     match output {
-        Output::Text => print_text(&info_text(&c))?,
-        Output::Json => print_json(&info_json(&c))?,
+        Output::Text => {
+            let mut t = Table::new(&["CONFIG", "VALUE"]);
+            for (k, v) in configs {
+                t.row(vec![k.clone(), v.clone()]);
+            }
+            print_text(&t.render())?;
+        }
+        Output::Json => print_json(&json!(configs))?,
     }
     Ok(())
 }
 
-fn info_text(c: &ClusterDescription) -> String {
+async fn info(admin: &Admin, output: Output) -> Result<()> {
+    let c = admin.describe_cluster().await?;
+    let topics = admin.describe_topics(&[]).await?;
+    let load = load(&topics);
+    match output {
+        Output::Text => print_text(&info_text(&c, &load))?,
+        Output::Json => print_json(&info_json(&c, &load))?,
+    }
+    Ok(())
+}
+
+/// Replicas and leaderships per broker.
+fn load(topics: &[TopicDescription]) -> std::collections::BTreeMap<u32, (usize, usize)> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in topics.iter().flat_map(|t| &t.partitions) {
+        for r in &p.replicas {
+            out.entry(*r).or_insert((0, 0)).0 += 1;
+        }
+        if let Some(l) = p.leader {
+            out.entry(l).or_insert((0, 0)).1 += 1;
+        }
+    }
+    out
+}
+
+fn info_text(c: &ClusterDescription, load: &std::collections::BTreeMap<u32, (usize, usize)>) -> String {
     let mut s = String::new();
     s.push_str(&format!("CLUSTER          {}\n", c.cluster_id));
     s.push_str(&format!("CONTROLLER       {}\n", c.controller_id.map_or("none".to_owned(), |id| id.to_string())));
     s.push_str(&format!("METADATA OFFSET  {}\n", c.metadata_offset));
     s.push_str("\nBROKERS\n");
-    let mut brokers = Table::new(&["ID", "ADDRESS", "RACK", "STATE"]);
+    let mut brokers = Table::new(&["ID", "ADDRESS", "RACK", "STATE", "REPLICAS", "LEADERS"]);
     for b in &c.brokers {
+        let (replicas, leaders) = load.get(&b.node_id).copied().unwrap_or((0, 0));
         brokers.row(vec![
             b.node_id.to_string(),
             b.address.clone(),
             b.rack.clone().unwrap_or_else(|| "-".into()),
             b.state.clone(),
+            replicas.to_string(),
+            leaders.to_string(),
         ]);
     }
     s.push_str(&brokers.render());
@@ -66,7 +131,7 @@ fn info_text(c: &ClusterDescription) -> String {
     s
 }
 
-fn info_json(c: &ClusterDescription) -> Value {
+fn info_json(c: &ClusterDescription, load: &std::collections::BTreeMap<u32, (usize, usize)>) -> Value {
     json!({
         "cluster_id": c.cluster_id,
         "controller_id": c.controller_id,
@@ -76,6 +141,8 @@ fn info_json(c: &ClusterDescription) -> Value {
             "address": b.address,
             "rack": b.rack,
             "state": b.state,
+            "replicas": load.get(&b.node_id).map_or(0, |l| l.0),
+            "leaders": load.get(&b.node_id).map_or(0, |l| l.1),
         })).collect::<Vec<_>>(),
         "voters": c.voters.iter().map(|v| json!({
             "node_id": v.node_id,

@@ -13,6 +13,7 @@ mod cluster;
 mod consume;
 mod format;
 mod group;
+mod moves;
 mod output;
 mod produce;
 mod topic;
@@ -96,6 +97,12 @@ enum Command {
     /// ACLs: add, list, remove (enforced with --authorizer on).
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Move partitions' replicas; list the moves in progress.
+    #[command(subcommand)]
+    Partition(moves::PartitionCommand),
+    /// Decommission a broker (move everything off it).
+    #[command(subcommand)]
+    Broker(moves::BrokerCommand),
 }
 
 /// Settings every command can use.
@@ -180,6 +187,8 @@ async fn run(command: Command, global: Global) -> anyhow::Result<()> {
         Command::Group(cmd) => group::run(cmd, &global).await,
         Command::User(cmd) => user::run(cmd, &global).await,
         Command::Acl(cmd) => acl::run(cmd, &global).await,
+        Command::Partition(cmd) => moves::run_partition(cmd, &global).await,
+        Command::Broker(cmd) => moves::run_broker(cmd, &global).await,
         Command::Bench(cmd) => bench::run(cmd, &global).await,
     }
 }

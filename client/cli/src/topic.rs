@@ -82,7 +82,7 @@ pub(crate) struct CreateArgs {
     configs: Vec<(String, String)>,
 }
 
-fn parse_config(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_config(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("'{s}' is not KEY=VALUE")),

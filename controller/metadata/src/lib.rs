@@ -13,13 +13,13 @@ mod command;
 mod image;
 mod outcome;
 mod placement;
-mod reassignment;
-mod rebalance;
 #[cfg(test)]
 mod proptests;
-mod replication;
+mod reassignment;
 #[cfg(test)]
 mod reassignment_tests;
+mod rebalance;
+mod replication;
 #[cfg(test)]
 mod replication_tests;
 #[cfg(test)]

@@ -47,6 +47,9 @@ pub struct ReassignmentResult {
     pub topic: String,
     /// The partition number.
     pub partition: u32,
+    /// The target asked for (`None`: a cancel).
+    #[serde(default)]
+    pub target: Option<Vec<u32>>,
     /// Why it was refused; `None` when it took effect (or changed nothing).
     pub error: Option<MetadataError>,
 }
@@ -60,6 +63,7 @@ impl MetadataImage {
             .map(|r| ReassignmentResult {
                 topic: r.topic.clone(),
                 partition: r.partition,
+                target: r.target.clone(),
                 error: match &r.target {
                     Some(target) => self.start_reassignment(&r.topic, r.partition, target),
                     None => self.cancel_reassignment(&r.topic, r.partition),
@@ -73,13 +77,9 @@ impl MetadataImage {
         find(&mut self.topics, topic, partition)
     }
 
-
     fn start_reassignment(&mut self, topic: &str, partition: u32, target: &[u32]) -> Result<(), MetadataError> {
-        let invalid = |reason: String| MetadataError::InvalidReplicaAssignment {
-            topic: topic.to_string(),
-            partition,
-            reason,
-        };
+        let invalid =
+            |reason: String| MetadataError::InvalidReplicaAssignment { topic: topic.to_string(), partition, reason };
         if target.is_empty() {
             return Err(invalid("the target replica list is empty".into()));
         }

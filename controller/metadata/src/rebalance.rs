@@ -166,9 +166,12 @@ pub fn rebalance_plan(image: &MetadataImage) -> Vec<ReassignmentRequest> {
             if set.first() != Some(&donor) {
                 return None;
             }
-            let to = set.iter().copied().skip(1).filter(|b| leaders.get(b).is_some_and(|c| *c + 1 < max)).min_by_key(
-                |b| (leaders.get(b).copied().unwrap_or(0), *b),
-            )?;
+            let to = set
+                .iter()
+                .copied()
+                .skip(1)
+                .filter(|b| leaders.get(b).is_some_and(|c| *c + 1 < max))
+                .min_by_key(|b| (leaders.get(b).copied().unwrap_or(0), *b))?;
             Some((key, set, to))
         });
         match found {

@@ -55,6 +55,9 @@ pub(crate) fn code_of(kind: ErrorKind) -> ErrorCode {
         ErrorKind::ClusterAuthorizationFailed => ErrorCode::ClusterAuthorizationFailed,
         ErrorKind::TransactionalIdAuthorizationFailed => ErrorCode::TransactionalIdAuthorizationFailed,
         ErrorKind::SaslAuthenticationFailed => ErrorCode::SaslAuthenticationFailed,
+        ErrorKind::InvalidReplicaAssignment => ErrorCode::InvalidReplicaAssignment,
+        ErrorKind::ReassignmentInProgress => ErrorCode::ReassignmentInProgress,
+        ErrorKind::NoReassignmentInProgress => ErrorCode::NoReassignmentInProgress,
     }
 }
 
@@ -107,6 +110,9 @@ pub(crate) fn kind_of(code: ErrorCode) -> Option<ErrorKind> {
         ErrorCode::ClusterAuthorizationFailed => ErrorKind::ClusterAuthorizationFailed,
         ErrorCode::TransactionalIdAuthorizationFailed => ErrorKind::TransactionalIdAuthorizationFailed,
         ErrorCode::SaslAuthenticationFailed => ErrorKind::SaslAuthenticationFailed,
+        ErrorCode::InvalidReplicaAssignment => ErrorKind::InvalidReplicaAssignment,
+        ErrorCode::ReassignmentInProgress => ErrorKind::ReassignmentInProgress,
+        ErrorCode::NoReassignmentInProgress => ErrorKind::NoReassignmentInProgress,
     })
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod data;
 pub(crate) mod elect;
 pub(crate) mod errors;
 pub(crate) mod groups;
+pub(crate) mod reassign;
 pub(crate) mod replica;
 pub(crate) mod topics;
 pub(crate) mod users;
@@ -149,6 +150,51 @@ impl Strata for GrpcService {
     async fn create_partitions(&self, req: Request<CreatePartitionsRequest>) -> Result<Response<TopicResult>, Status> {
         let session = session_of(&req);
         Ok(Response::new(topics::create_partitions(&self.core, &session, req.into_inner()).await))
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        req: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<ReassignmentResults>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::alter(&self.core, &session, req.into_inner()).await))
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        req: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::list(&self.core, &session, req.into_inner())))
+    }
+
+    async fn rebalance(&self, req: Request<RebalanceRequest>) -> Result<Response<ReassignmentResults>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::rebalance(&self.core, &session, req.into_inner()).await))
+    }
+
+    async fn decommission_broker(
+        &self,
+        req: Request<DecommissionBrokerRequest>,
+    ) -> Result<Response<ReassignmentResults>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::decommission(&self.core, &session, req.into_inner()).await))
+    }
+
+    async fn alter_broker_configs(
+        &self,
+        req: Request<AlterBrokerConfigsRequest>,
+    ) -> Result<Response<BrokerConfigsResponse>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::alter_configs(&self.core, &session, req.into_inner()).await))
+    }
+
+    async fn describe_broker_configs(
+        &self,
+        req: Request<DescribeBrokerConfigsRequest>,
+    ) -> Result<Response<BrokerConfigsResponse>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::describe_configs(&self.core, &session)))
     }
 
     async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {

@@ -53,6 +53,9 @@ pub(crate) fn code_of(kind: ErrorKind) -> i16 {
         ErrorKind::ClusterAuthorizationFailed => K::ClusterAuthorizationFailed,
         ErrorKind::TransactionalIdAuthorizationFailed => K::TransactionalIdAuthorizationFailed,
         ErrorKind::SaslAuthenticationFailed => K::SaslAuthenticationFailed,
+        ErrorKind::InvalidReplicaAssignment => K::InvalidReplicaAssignment,
+        ErrorKind::ReassignmentInProgress => K::ReassignmentInProgress,
+        ErrorKind::NoReassignmentInProgress => K::NoReassignmentInProgress,
     }
     .code()
 }
