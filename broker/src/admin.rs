@@ -74,9 +74,10 @@ impl BrokerService {
             (Some(rf), _) => rf,
         };
         let configs = spec.configs;
-        topic_config::log_config(self.replicas.defaults(), &configs)
+        let effective = topic_config::effective(&self.controller.metadata().broker_configs, &configs, rf);
+        topic_config::log_config(self.replicas.defaults(), &effective)
             .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
-        topic_config::topic_settings(&configs, rf)
+        topic_config::topic_settings(&effective, rf)
             .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
         if validate_only {
             // The state machine is pure: apply the command to a copy of the

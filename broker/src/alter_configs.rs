@@ -54,7 +54,11 @@ impl BrokerService {
         for k in &change.delete {
             merged.remove(k);
         }
-        let rf = t.partitions.first().map_or(1, |p| p.replicas.len() as u32);
+        let rf = t
+            .partitions
+            .first()
+            .map_or(1, |p| p.reassignment.as_ref().map_or(p.replicas.len(), |r| r.target.len()) as u32);
+        let merged = topic_config::effective(&image.broker_configs, &merged, rf);
         topic_config::log_config(self.replicas.defaults(), &merged).map_err(|e| invalid(e.to_string()))?;
         topic_config::topic_settings(&merged, rf).map_err(|e| invalid(e.to_string()))?;
         drop(image);

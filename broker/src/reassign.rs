@@ -16,6 +16,7 @@ use crate::controller_link::ControllerCallError;
 use crate::error::{BrokerError, ErrorKind};
 use crate::replication::throttle;
 use crate::service::BrokerService;
+use crate::topic_config;
 
 /// One partition's replicas and the move it is in, as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,8 @@ pub struct MoveResult {
     pub error: Option<BrokerError>,
 }
 
-/// Broker configs that may be set cluster-wide at run time.
+/// Broker configs that may be set cluster-wide at run time besides the
+/// topic defaults (every topic config key, under its topic name).
 pub const BROKER_CONFIG_KEYS: &[&str] = &[throttle::THROTTLE_CONFIG];
 
 impl BrokerService {
@@ -139,15 +141,27 @@ impl BrokerService {
     ) -> Result<(), BrokerError> {
         self.authorize(session, AclOperation::AlterConfigs, Resource::Cluster)?;
         let invalid = |reason: String| BrokerError::new(ErrorKind::InvalidConfig, reason);
-        if let Some(k) = change.set.keys().chain(&change.delete).find(|k| !BROKER_CONFIG_KEYS.contains(&k.as_str())) {
+        let known = |k: &str| BROKER_CONFIG_KEYS.contains(&k) || topic_config::KNOWN_KEYS.contains(&k);
+        if let Some(k) = change.set.keys().chain(&change.delete).find(|k| !known(k)) {
             return Err(invalid(format!(
-                "'{k}' cannot be changed at run time (dynamic broker configs: {})",
-                BROKER_CONFIG_KEYS.join(", ")
+                "'{k}' cannot be changed at run time (cluster configs: {}, and every topic config as a default: {})",
+                BROKER_CONFIG_KEYS.join(", "),
+                topic_config::KNOWN_KEYS.join(", ")
             )));
         }
         if let Some(v) = change.set.get(throttle::THROTTLE_CONFIG) {
             throttle::parse_rate(v).map_err(invalid)?;
         }
+        // Topic defaults are checked as a topic's configs would be (the
+        // replication factor is checked per topic, where it applies).
+        let defaults: BTreeMap<String, String> = change
+            .set
+            .iter()
+            .filter(|(k, _)| topic_config::KNOWN_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        topic_config::log_config(self.replicas.defaults(), &defaults).map_err(|e| invalid(e.to_string()))?;
+        topic_config::topic_settings(&defaults, u32::MAX).map_err(|e| invalid(e.to_string()))?;
         if validate_only {
             return Ok(());
         }

@@ -34,7 +34,8 @@ pub struct ReplicaManager {
 struct Wanted<'a> {
     topic_id: &'a str,
     info: &'a PartitionInfo,
-    configs: &'a BTreeMap<String, String>,
+    /// The topic's configs over the cluster-wide defaults.
+    configs: Arc<BTreeMap<String, String>>,
 }
 
 impl ReplicaManager {
@@ -116,10 +117,17 @@ impl ReplicaManager {
         }
         let mut wanted: HashMap<TopicPartition, Wanted<'_>> = HashMap::new();
         for topic in image.topics.values() {
+            let mut configs = None;
             for info in &topic.partitions {
                 if info.replicas.contains(&self.node_id) {
                     if let Ok(tp) = TopicPartition::new(&topic.name, info.partition) {
-                        wanted.insert(tp, Wanted { topic_id: &topic.id, info, configs: &topic.configs });
+                        let configs = configs
+                            .get_or_insert_with(|| {
+                                let rf = info.reassignment.as_ref().map_or(info.replicas.len(), |r| r.target.len());
+                                Arc::new(topic_config::effective(&image.broker_configs, &topic.configs, rf as u32))
+                            })
+                            .clone();
+                        wanted.insert(tp, Wanted { topic_id: &topic.id, info, configs });
                     }
                 }
             }
@@ -129,7 +137,7 @@ impl ReplicaManager {
         let mut new = Vec::new();
         for (tp, w) in &wanted {
             let rf = w.info.replicas.len() as u32;
-            let replication = topic_config::topic_settings(w.configs, rf).unwrap_or_else(|e| {
+            let replication = topic_config::topic_settings(&w.configs, rf).unwrap_or_else(|e| {
                 tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "replication config rejected; using defaults");
                 topic_config::TopicSettings::defaults(rf)
             });
@@ -140,7 +148,7 @@ impl ReplicaManager {
                     }
                     // A topic config changed on a running cluster: the log
                     // takes it from its next append or retention pass.
-                    match topic_config::log_config(&self.defaults, w.configs) {
+                    match topic_config::log_config(&self.defaults, &w.configs) {
                         Ok(config) if config != p.log.config() => {
                             if let Err(e) = p.log.set_config(config) {
                                 tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "could not apply a changed topic config");
@@ -158,7 +166,7 @@ impl ReplicaManager {
         // Opening a replica records its leader epoch durably (an fsync or
         // two): thousands of new replicas (a restart) open several at once.
         let opened = strata_storage::map_unordered(new, strata_storage::LOG_THREADS, |(tp, w, replication)| {
-            let config = match topic_config::log_config(&self.defaults, w.configs) {
+            let config = match topic_config::log_config(&self.defaults, &w.configs) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(partition = %tp, error = %strata_record::ErrorChain(&e), "topic config rejected; using broker defaults");

@@ -175,21 +175,26 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
     Ok(c)
 }
 
-/// Every known topic config of a topic with `configs` set at creation and
-/// `replication_factor` replicas: `(key, value, set on the topic)`, where a
-/// value not set on the topic is the broker's default (Kafka's
-/// DescribeConfigs lists them all, with their source).
+/// Every known topic config of a topic with `configs` set on it,
+/// `cluster` defaults set at run time and `replication_factor` replicas:
+/// `(key, value, source)`, where a value set on neither is the node's
+/// default (Kafka's DescribeConfigs lists them all, with their source).
 pub(crate) fn described(
     base: &LogConfig,
     replication_factor: u32,
     configs: &BTreeMap<String, String>,
+    cluster: &BTreeMap<String, String>,
 ) -> Vec<(&'static str, String, ConfigSource)> {
     let built_in = LogConfig::default();
+    let from_cluster = effective(cluster, &BTreeMap::new(), replication_factor);
     KNOWN_KEYS
         .iter()
         .map(|&key| {
             if let Some(v) = configs.get(key) {
                 return (key, v.clone(), ConfigSource::Topic);
+            }
+            if let Some(v) = from_cluster.get(key) {
+                return (key, v.clone(), ConfigSource::Cluster);
             }
             let value = default_value(key, base, replication_factor);
             // A node's config file ([log]) overriding the built-in default.
@@ -203,11 +208,33 @@ pub(crate) fn described(
         .collect()
 }
 
+/// The configs a topic runs with: the cluster-wide defaults set at run
+/// time (`strata cluster alter-config`, Kafka's default-broker resource)
+/// under the topic's own. A cluster `min.insync.replicas` above the
+/// topic's replication factor applies as the replication factor.
+pub(crate) fn effective(
+    cluster: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+    replication_factor: u32,
+) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> =
+        cluster.iter().filter(|(k, _)| KNOWN_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(v) = out.get_mut("min.insync.replicas") {
+        if v.trim().parse::<u32>().is_ok_and(|n| n > replication_factor) {
+            *v = replication_factor.max(1).to_string();
+        }
+    }
+    out.extend(topic.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
 /// Where a described config value comes from (Kafka's config sources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConfigSource {
     /// Set on the topic (Kafka's DYNAMIC_TOPIC_CONFIG).
     Topic,
+    /// A cluster-wide default set at run time (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    Cluster,
     /// This node's config file (STATIC_BROKER_CONFIG).
     Broker,
     /// The built-in default (DEFAULT_CONFIG).
@@ -219,6 +246,7 @@ impl ConfigSource {
     pub(crate) fn kafka_code(self) -> i8 {
         match self {
             ConfigSource::Topic => 1,
+            ConfigSource::Cluster => 3,
             ConfigSource::Broker => 4,
             ConfigSource::Default => 5,
         }
@@ -259,20 +287,37 @@ mod tests {
 
     #[test]
     fn every_known_key_is_described_with_its_default_or_its_value() {
-        let d = described(&LogConfig::default(), 3, &map(&[("retention.ms", "1000")]));
+        let d = described(&LogConfig::default(), 3, &map(&[("retention.ms", "1000")]), &map(&[]));
         assert_eq!(d.len(), KNOWN_KEYS.len());
         assert!(d.contains(&("retention.ms", "1000".into(), ConfigSource::Topic)));
         assert!(d.contains(&("min.insync.replicas", "2".into(), ConfigSource::Default)));
         assert!(d.contains(&("compression.type", "producer".into(), ConfigSource::Default)));
         // A node's config file overriding a default shows as the broker's.
         let node = LogConfig { segment_bytes: 4096, ..LogConfig::default() };
-        let d = described(&node, 3, &map(&[]));
+        let d = described(&node, 3, &map(&[]), &map(&[("retention.bytes", "100"), ("retention.ms", "5")]));
         assert!(d.contains(&("segment.bytes", "4096".into(), ConfigSource::Broker)), "{d:?}");
-        assert!(d.contains(&("retention.bytes", "-1".into(), ConfigSource::Default)), "{d:?}");
+        assert!(d.contains(&("retention.bytes", "100".into(), ConfigSource::Cluster)), "{d:?}");
+        assert!(d.contains(&("flush.policy", "group_commit".into(), ConfigSource::Default)), "{d:?}");
         assert!(d.iter().all(|(_, v, _)| !v.is_empty()), "{d:?}");
         // The defaults listed are accepted back as topic configs.
         let all: BTreeMap<String, String> = d.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect();
         log_config(&LogConfig::default(), &all).expect("the described values are valid configs");
+    }
+
+    #[test]
+    fn cluster_defaults_sit_under_the_topics_own_configs() {
+        let cluster =
+            map(&[("retention.ms", "60000"), ("min.insync.replicas", "2"), ("replication.throttled.rate", "9")]);
+        let e = effective(&cluster, &map(&[("retention.ms", "1000")]), 3);
+        assert_eq!(
+            e,
+            map(&[("retention.ms", "1000"), ("min.insync.replicas", "2")]),
+            "the topic wins; non-topic keys stay out"
+        );
+        let e = effective(&cluster, &map(&[]), 1);
+        assert_eq!(e["min.insync.replicas"], "1", "clamped to the replication factor");
+        assert_eq!(e["retention.ms"], "60000");
+        topic_settings(&e, 1).expect("a clamped default is valid");
     }
 
     #[test]

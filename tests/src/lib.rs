@@ -21,6 +21,7 @@ pub mod kafka_python;
 pub mod kafkajs;
 pub mod kcat;
 pub mod local_cluster;
+pub mod oracle;
 pub mod server_process;
 
 pub use server_process::{Launch, ServerProcess};

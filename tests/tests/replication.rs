@@ -13,16 +13,15 @@
 //! idempotent (duplicates are then reported, not refused).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_client::{Acks, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
 use strata_server::testkit::wait_until;
-use strata_storage::{Log, LogConfig};
 use strata_tests::cli::{strata, strata_json};
 use strata_tests::local_cluster::LocalCluster;
+use strata_tests::oracle::{self, consume_all, count_duplicates, produce_until, verify_acknowledged};
 
 const TOPIC: &str = "chaos";
 const PARTITIONS: u32 = 3;
@@ -70,37 +69,9 @@ fn wait_fully_replicated(c: &LocalCluster, topic: &str, timeout: Duration) {
     });
 }
 
-/// Reads every record of `topic`-`partition` from the start up to the high
-/// watermark: offset → value.
-async fn consume_all(bootstrap: &str, topic: &str, partition: u32) -> BTreeMap<u64, String> {
-    let mut consumer = Consumer::connect(ConsumerConfig::new([bootstrap])).await.expect("consumer");
-    consumer.assign(vec![(topic.to_string(), partition)]);
-    consumer.seek(topic, partition, SeekTo::Beginning).await.expect("seek");
-    let end = consumer.lookup_offset(topic, partition, SeekTo::End).await.expect("end offset");
-    let mut out = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while consumer.position(topic, partition).unwrap_or(0) < end {
-        assert!(Instant::now() < deadline, "consuming {topic}-{partition} to {end} took too long");
-        for r in consumer.poll().await.expect("poll") {
-            let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).to_string();
-            assert!(out.insert(r.offset, value).is_none(), "offset {} delivered twice", r.offset);
-        }
-    }
-    out
-}
-
 /// The stored bytes of one replica's log (a clean copy after `down`).
 fn log_bytes(c: &LocalCluster, node: usize, topic: &str, partition: u32) -> Vec<u8> {
-    let dir = c.dir().join(format!("node{node}")).join(format!("{topic}-{partition}"));
-    let log = Log::open(&dir, LogConfig::default()).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
-    let mut bytes = Vec::new();
-    let mut at = log.log_start_offset();
-    while at < log.log_end_offset() {
-        let read = log.read(at, 1 << 20).expect("read replica log");
-        bytes.extend_from_slice(&read.batches);
-        at = read.next_offset;
-    }
-    bytes
+    oracle::log_bytes(&c.dir().join(format!("node{node}")).join(format!("{topic}-{partition}")))
 }
 
 fn assert_replicas_identical(c: &LocalCluster, topic: &str, partitions: u32) {
@@ -184,7 +155,7 @@ async fn chaos_run(seed: u64) {
         })
     };
 
-    let run = produce_until(&producer, TOPIC, &format!("{seed}"), &done).await;
+    let run = produce_until(&producer, TOPIC, PARTITIONS, &format!("{seed}"), &done).await;
     let (acked, failed) = (run.acked, run.failed);
     let schedule = chaos.join().expect("chaos thread");
     producer.close().await;
@@ -197,8 +168,8 @@ async fn chaos_run(seed: u64) {
     }
     wait_fully_replicated(&c, TOPIC, Duration::from_secs(30));
 
-    verify_acknowledged(&c, TOPIC, PARTITIONS, &acked, &format!("seed {seed}")).await;
-    let (records, duplicates) = count_duplicates(&c, TOPIC, PARTITIONS, &acked).await;
+    verify_acknowledged(&c.bootstrap_all(), TOPIC, PARTITIONS, &acked, &format!("seed {seed}")).await;
+    let (records, duplicates) = count_duplicates(&c.bootstrap_all(), TOPIC, PARTITIONS, &acked).await;
     assert!(records >= acked.len(), "seed {seed}: {records} records in the log, {} acknowledged", acked.len());
     eprintln!("seed {seed}: {records} records in the log, {duplicates} duplicates (idempotence {})", idempotent());
     if idempotent() {
@@ -207,119 +178,6 @@ async fn chaos_run(seed: u64) {
     let c = Arc::try_unwrap(c).expect("chaos thread done");
     c.down();
     assert_replicas_identical(&c, TOPIC, PARTITIONS);
-}
-
-/// What a producing run got back.
-struct ProduceRun {
-    /// Acknowledged records: (partition, offset, value).
-    acked: Vec<(u32, u64, String)>,
-    /// Sends that failed (not acknowledged; allowed, never checked for).
-    failed: usize,
-    /// The first few failures, for the report of a test that forbids them.
-    errors: Vec<String>,
-    /// The longest a record waited for its acknowledgement.
-    max_ack_latency: Duration,
-}
-
-impl ProduceRun {
-    fn fail(&mut self, e: impl std::fmt::Display) {
-        self.failed += 1;
-        if self.errors.len() < 5 {
-            self.errors.push(format!("{:?}: {e}", std::time::SystemTime::now()));
-        }
-    }
-}
-
-/// Produces windows of 50 acks=all records round-robin over the partitions
-/// until `done`; values are `{tag}-{seq}`.
-async fn produce_until(producer: &Producer, topic: &str, tag: &str, done: &AtomicBool) -> ProduceRun {
-    let mut run = ProduceRun { acked: Vec::new(), failed: 0, errors: Vec::new(), max_ack_latency: Duration::ZERO };
-    let mut seq = 0u64;
-    while !done.load(Ordering::SeqCst) {
-        let mut pending = Vec::new();
-        for _ in 0..50 {
-            let value = format!("{tag}-{seq}");
-            let record = ProducerRecord::new(topic, value.clone()).with_partition((seq % u64::from(PARTITIONS)) as u32);
-            seq += 1;
-            match producer.send(record).await {
-                Ok(d) => pending.push((value, Instant::now(), d)),
-                Err(e) => run.fail(e),
-            }
-        }
-        for (value, sent, d) in pending {
-            match d.await {
-                Ok(meta) => {
-                    run.max_ack_latency = run.max_ack_latency.max(sent.elapsed());
-                    run.acked.push((meta.partition, meta.offset.expect("acks=all has an offset"), value));
-                }
-                Err(e) => run.fail(e),
-            }
-        }
-    }
-    run
-}
-
-/// Every record of one partition, read until at least the last
-/// acknowledged offset is readable: a leader that just took over reports a
-/// high watermark behind the old leader's until its followers fetch again
-/// (Kafka's too), so a read right after a leader change can end early.
-async fn consume_acknowledged(
-    c: &LocalCluster,
-    topic: &str,
-    p: u32,
-    acked: &[(u32, u64, String)],
-) -> BTreeMap<u64, String> {
-    let need = acked.iter().filter(|(ap, _, _)| *ap == p).map(|(_, o, _)| o + 1).max().unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let records = consume_all(&c.bootstrap_all(), topic, p).await;
-        if records.len() as u64 >= need {
-            return records;
-        }
-        assert!(Instant::now() < deadline, "{topic}-{p}: {} records readable, {need} acknowledged", records.len());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The oracle on the consumer side: dense offsets from 0, and every
-/// acknowledged record exactly at its acknowledged offset.
-async fn verify_acknowledged(c: &LocalCluster, topic: &str, partitions: u32, acked: &[(u32, u64, String)], what: &str) {
-    for p in 0..partitions {
-        let records = consume_acknowledged(c, topic, p, acked).await;
-        for (i, offset) in records.keys().enumerate() {
-            assert_eq!(*offset, i as u64, "{what}: {topic}-{p}: offsets not dense at {i}");
-        }
-        for (ap, offset, value) in acked.iter().filter(|(ap, _, _)| *ap == p) {
-            assert_eq!(
-                records.get(offset),
-                Some(value),
-                "{what}: acknowledged record {value} missing at {topic}-{ap}@{offset}"
-            );
-        }
-    }
-}
-
-/// (records in the log, records whose value is there more than once),
-/// reading each partition at least past its last acknowledged offset.
-async fn count_duplicates(
-    c: &LocalCluster,
-    topic: &str,
-    partitions: u32,
-    acked: &[(u32, u64, String)],
-) -> (usize, usize) {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    for p in 0..partitions {
-        let records = consume_acknowledged(c, topic, p, acked).await;
-        for (i, offset) in records.keys().enumerate() {
-            assert_eq!(*offset, i as u64, "{topic}-{p}: offsets not dense at {i} when counting duplicates");
-        }
-        for value in records.into_values() {
-            total += 1;
-            seen.insert(value);
-        }
-    }
-    (total, total - seen.len())
 }
 
 fn seeds() -> Vec<u64> {
@@ -462,7 +320,7 @@ async fn a_rolling_restart_loses_no_acks_all_write() {
             done.store(true, Ordering::SeqCst);
         })
     };
-    let run = produce_until(&producer, topic, "roll", &done).await;
+    let run = produce_until(&producer, topic, PARTITIONS, "roll", &done).await;
     roller.join().expect("roller");
     producer.close().await;
     eprintln!(
@@ -479,7 +337,7 @@ async fn a_rolling_restart_loses_no_acks_all_write() {
         "a write waited {:?} during the rolling restart",
         run.max_ack_latency
     );
-    verify_acknowledged(&c, topic, 3, &run.acked, "rolling restart").await;
+    verify_acknowledged(&c.bootstrap_all(), topic, 3, &run.acked, "rolling restart").await;
     let c = Arc::try_unwrap(c).expect("roller done");
     c.down();
     assert_replicas_identical(&c, topic, 3);

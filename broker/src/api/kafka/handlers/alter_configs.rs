@@ -1,8 +1,8 @@
-//! IncrementalAlterConfigs (0–1) and AlterConfigs (0–2) for topics: each
-//! resource becomes a [`ConfigChange`] for the core, which validates the
-//! merged configs, stores them through the controller quorum and lets
-//! every broker apply them. Broker-level configs are not changeable yet
-//! (INVALID_REQUEST, named).
+//! IncrementalAlterConfigs (0–1) and AlterConfigs (0–2) for topics and
+//! for the cluster-wide broker default (resource type BROKER, empty name):
+//! each resource becomes a [`ConfigChange`] for the core, which validates
+//! it, stores it through the controller quorum and lets every broker apply
+//! it. Per-broker resources (a broker id as the name) are refused, named.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -17,6 +17,8 @@ use crate::service::BrokerService;
 
 /// Kafka's resource type of a topic.
 const TOPIC: i8 = 2;
+/// Kafka's resource type of a broker (empty name: the cluster default).
+const BROKER: i8 = 4;
 
 /// IncrementalAlterConfigs operations.
 const SET: i8 = 0;
@@ -31,15 +33,22 @@ async fn alter(
     change: Result<ConfigChange, String>,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
-    if resource_type != TOPIC {
-        let message = format!("resource type {resource_type}: only topic configs (type 2) can be changed");
-        return (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(message)));
-    }
+    let invalid = |message: String| (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(message)));
     let change = match change {
         Ok(c) => c,
-        Err(message) => return (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(message))),
+        Err(message) => return invalid(message),
     };
-    match core.alter_topic_configs(session, name, change, validate_only).await {
+    let result = match (resource_type, name) {
+        (TOPIC, _) => core.alter_topic_configs(session, name, change, validate_only).await,
+        (BROKER, "") => core.alter_broker_configs(session, change, validate_only).await,
+        (BROKER, id) => {
+            return invalid(format!(
+                "broker {id}: dynamic configs are cluster-wide here; use the default broker resource (empty name)"
+            ))
+        }
+        (other, _) => return invalid(format!("resource type {other}: only topic (2) and broker (4) configs change")),
+    };
+    match result {
         Ok(()) => (0, None),
         Err(e) => super::refusal(&e),
     }
@@ -90,10 +99,14 @@ pub(crate) async fn replace(core: &BrokerService, session: &Session, req: AlterC
                 change.set.insert(c.name.to_string(), v.to_string());
             }
         }
-        if res.resource_type == TOPIC {
-            let current = core.controller.metadata().topics.get(res.resource_name.as_str()).map(|t| t.configs.clone());
-            change.delete = current.unwrap_or_default().into_keys().filter(|k| !change.set.contains_key(k)).collect();
-        }
+        let image = core.controller.metadata();
+        let current = match res.resource_type {
+            TOPIC => image.topics.get(res.resource_name.as_str()).map(|t| t.configs.clone()),
+            BROKER => Some(image.broker_configs.clone()),
+            _ => None,
+        };
+        drop(image);
+        change.delete = current.unwrap_or_default().into_keys().filter(|k| !change.set.contains_key(k)).collect();
         let (error_code, error_message) =
             alter(core, session, res.resource_type, &res.resource_name, Ok(change), req.validate_only).await;
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default();

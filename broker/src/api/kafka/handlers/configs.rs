@@ -37,7 +37,8 @@ pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfi
             TOPIC => match core.describe_topics(session, vec![res.resource_name.to_string()]).pop() {
                 Some((_, Ok(d))) => {
                     let rf = d.partitions.first().map_or(0, |p| p.replicas.len() as u32);
-                    Some(topic_config::described(core.replicas.defaults(), rf, &d.configs))
+                    let cluster = core.controller.metadata().broker_configs.clone();
+                    Some(topic_config::described(core.replicas.defaults(), rf, &d.configs, &cluster))
                 }
                 Some((_, Err(e))) => {
                     out.error_code = code_of(e.kind());
@@ -46,7 +47,19 @@ pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfi
                 }
                 None => None,
             },
-            BROKER => Some(topic_config::described(core.replicas.defaults(), 3, &Default::default())),
+            BROKER => {
+                let cluster = core.controller.metadata().broker_configs.clone();
+                let mut entries = topic_config::described(core.replicas.defaults(), 3, &Default::default(), &cluster);
+                // The run-time broker configs that are not topic defaults.
+                for (k, v) in &cluster {
+                    if let Some(key) = crate::reassign::BROKER_CONFIG_KEYS.iter().find(|key| **key == k.as_str()) {
+                        if !entries.iter().any(|(e, _, _)| e == key) {
+                            entries.push((key, v.clone(), topic_config::ConfigSource::Cluster));
+                        }
+                    }
+                }
+                Some(entries)
+            }
             other => {
                 out.error_code = ResponseError::InvalidRequest.code();
                 out.error_message = Some(StrBytes::from_string(format!("resource type {other} is not supported")));
@@ -60,7 +73,9 @@ pub(crate) fn handle(core: &BrokerService, session: &Session, req: DescribeConfi
             let mut c = DescribeConfigsResourceResult::default();
             c.name = StrBytes::from_static_str(key);
             c.value = Some(StrBytes::from_string(value));
-            c.read_only = res.resource_type == BROKER;
+            // The cluster-wide default broker resource changes at run
+            // time; a single broker's static config does not.
+            c.read_only = res.resource_type == BROKER && !res.resource_name.is_empty();
             c.config_source = source.kafka_code();
             c.config_type = STRING;
             out.configs.push(c);

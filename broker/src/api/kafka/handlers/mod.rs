@@ -22,6 +22,7 @@ mod metadata;
 mod offsets;
 mod partitions;
 mod produce;
+mod reassignments;
 mod scram_users;
 mod topics;
 
@@ -131,6 +132,12 @@ pub(crate) async fn handle(
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(partitions::create(core, session, r).await),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::replace(core, session, r).await),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(core, session, r).await),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassignments::alter(core, session, r, version).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassignments::list(core, session, r))
+        }
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(core, session, r)),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(core, session, r).await),
         other => {

@@ -71,16 +71,21 @@ pub(crate) async fn create(core: &BrokerService, session: &Session, req: CreateT
                             tr.num_partitions = d.partitions.len() as i32;
                             tr.replication_factor = rf as i16;
                             tr.configs = Some(
-                                topic_config::described(core.replicas.defaults(), rf, &d.configs)
-                                    .into_iter()
-                                    .map(|(key, value, source)| {
-                                        let mut c = CreatableTopicConfigs::default();
-                                        c.name = StrBytes::from_static_str(key);
-                                        c.value = Some(StrBytes::from_string(value));
-                                        c.config_source = source.kafka_code();
-                                        c
-                                    })
-                                    .collect(),
+                                topic_config::described(
+                                    core.replicas.defaults(),
+                                    rf,
+                                    &d.configs,
+                                    &core.controller.metadata().broker_configs,
+                                )
+                                .into_iter()
+                                .map(|(key, value, source)| {
+                                    let mut c = CreatableTopicConfigs::default();
+                                    c.name = StrBytes::from_static_str(key);
+                                    c.value = Some(StrBytes::from_string(value));
+                                    c.config_source = source.kafka_code();
+                                    c
+                                })
+                                .collect(),
                             );
                         }
                     }
