@@ -332,6 +332,71 @@ def delete_records(bootstrap, topic, partition, before):
         return {"low_watermark": f.result(10).low_watermark}
 
 
+def reassign(bootstrap, topic, partition, replicas):
+    """kafka-python's AlterPartitionReassignments: moves one partition to
+    `replicas` (comma-separated ids); the per-partition error, if any."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    target = [int(r) for r in replicas.split(",")]
+    res = a.alter_partition_reassignments({TopicPartition(topic, partition): target})
+    a.close()
+    return {f"{tp.topic}-{tp.partition}": (None if e is None else e.__name__) for tp, e in res.items()}
+
+
+def list_reassignments(bootstrap):
+    """kafka-python's ListPartitionReassignments: the moves in progress."""
+    from kafka.admin import KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    res = a.list_partition_reassignments()
+    a.close()
+    return {f"{tp.topic}-{tp.partition}": v for tp, v in res.items()}
+
+
+def cluster_defaults(bootstrap, topic, key, value):
+    """A cluster-wide topic default through Kafka's default broker resource
+    (type BROKER, empty name, as `kafka-configs.sh --entity-default` sends
+    it). confluent-kafka and kafka-python refuse an empty broker name in
+    their admin APIs, so the IncrementalAlterConfigs v1 and DescribeConfigs
+    v4 requests are encoded and decoded by kafka-python's protocol classes
+    over a plain socket; the topic is then described by confluent-kafka.
+    Returns [value, source code] for the broker resource and the topic."""
+    import socket
+    import struct
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    from kafka.protocol.admin import (DescribeConfigsRequest, DescribeConfigsResponse,
+                                      IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse)
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+
+    def call(req, resp_cls, version, correlation):
+        req.with_header(correlation_id=correlation)
+        s.sendall(req.encode(version=version, header=True, framed=True))
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = b""
+        while len(data) < size:
+            data += s.recv(size - len(data))
+        return resp_cls.decode(data, version=version, header=True)
+
+    cfg = IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig(name=key, config_operation=0, value=value)
+    req = IncrementalAlterConfigsRequest(validate_only=False, resources=[
+        IncrementalAlterConfigsRequest.AlterConfigsResource(resource_type=4, resource_name="", configs=[cfg])])
+    r = call(req, IncrementalAlterConfigsResponse, 1, 1)
+    out = {"alter_error": r.responses[0].error_code}
+    req = DescribeConfigsRequest(include_synonyms=False, include_documentation=False, resources=[
+        DescribeConfigsRequest.DescribeConfigsResource(resource_type=4, resource_name="", configuration_keys=[key])])
+    r = call(req, DescribeConfigsResponse, 4, 2)
+    for c in r.results[0].configs:
+        out["broker"] = [c.value, c.config_source]
+    s.close()
+    time.sleep(0.5)
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.describe_configs([ConfigResource("topic", topic)]).values():
+        e = f.result(10)[key]
+        out["topic"] = [e.value, int(e.source)]
+    return out
+
+
 def offsets_and_dirs(bootstrap, topic):
     """ListOffsets specs (v7 max timestamp, v8 earliest local, v9 latest
     tiered) through kafka-python's and librdkafka's admin clients,
@@ -525,6 +590,15 @@ def main():
         return
     if sys.argv[1] == "groups":
         print(json.dumps(groups_confluent(sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "reassign":
+        print(json.dumps(reassign(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
+        return
+    if sys.argv[1] == "list-reassignments":
+        print(json.dumps(list_reassignments(sys.argv[2])))
+        return
+    if sys.argv[1] == "cluster-defaults":
+        print(json.dumps(cluster_defaults(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])))
         return
     if sys.argv[1] == "delete-records":
         print(json.dumps(delete_records(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))

@@ -33,19 +33,37 @@ fn log_starts(c: &LocalCluster, topic: &str) -> Vec<(usize, u64)> {
         .collect()
 }
 
+/// Creates `topic` (one partition, 3 replicas, 16 KiB segments) and writes
+/// six runs of ~17 KB each: at least six batches, so several segments (a
+/// segment rolls between batches, never inside one).
+fn topic_with_segments(b: &str, topic: &str) {
+    ok(strata(b, &["topic", "create", topic, "-p", "1", "-r", "3", "-c", "segment.bytes=16384"]), "create");
+    for run in 0..6 {
+        let records: String = (0..80).map(|i| format!("record-{run}-{i:03}-{}\n", "x".repeat(200))).collect();
+        let mut produce = std::process::Command::new(strata_tests::binary("strata"));
+        produce.args(["--bootstrap", b, "produce", topic, "--acks", "all"]);
+        ok(strata_tests::cli::run_with_input(&mut produce, &records), "produce");
+    }
+}
+
+/// Waits until every replica of `topic`-0 dropped its first segment.
+fn wait_old_segments_gone(c: &LocalCluster, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let starts = log_starts(c, topic);
+        if starts.iter().all(|(_, s)| *s > 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "old segments of {topic} still on some replica: {starts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn topic_configs_change_live_on_every_replica() {
     let c = LocalCluster::up_with_env(3, &[("STRATA_LOG_RETENTION_CHECK_INTERVAL_MS", "300")]);
     let b = c.bootstrap_all();
-    ok(strata(&b, &["topic", "create", "live", "-p", "1", "-r", "3", "-c", "segment.bytes=16384"]), "create");
-    // Six runs of ~17 KB each: at least six batches, so several segments of
-    // 16 KiB (a segment rolls between batches, never inside one).
-    for run in 0..6 {
-        let records: String = (0..80).map(|i| format!("record-{run}-{i:03}-{}\n", "x".repeat(200))).collect();
-        let mut produce = std::process::Command::new(strata_tests::binary("strata"));
-        produce.args(["--bootstrap", &b, "produce", "live", "--acks", "all"]);
-        ok(strata_tests::cli::run_with_input(&mut produce, &records), "produce");
-    }
+    topic_with_segments(&b, "live");
     let before = log_starts(&c, "live");
     assert!(before.iter().all(|(_, s)| *s == 0), "{before:?}");
 
@@ -120,6 +138,30 @@ fn topic_configs_change_live_on_every_replica() {
     let d = strata_json(&b, &["topic", "describe", "kafka-live"]);
     assert_eq!(d["configs"]["segment.bytes"], "1048576", "the gRPC door sees the Kafka door's change: {d}");
     assert!(d["configs"].get("retention.ms").is_none(), "{d}");
+
+    // A cluster-wide default changes every topic that does not set the key
+    // itself, live: "inherits" loses its old segments on every replica.
+    topic_with_segments(&b, "inherits");
+    assert!(log_starts(&c, "inherits").iter().all(|(_, s)| *s == 0));
+    let bad = strata(&b, &["cluster", "alter-config", "--set", "retention.bytes=lots"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("retention.bytes"), "{bad:?}");
+    let bad = strata(&b, &["cluster", "alter-config", "--set", "log.dirs=/tmp"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot be changed at run time"), "{bad:?}");
+    ok(strata(&b, &["cluster", "alter-config", "--set", "retention.bytes=20000"]), "cluster default");
+    wait_old_segments_gone(&c, "inherits");
+    // Kafka's view: set through the default broker resource by
+    // confluent-kafka, reported as DYNAMIC_DEFAULT_BROKER_CONFIG (3) for
+    // the broker and for a topic that does not override it.
+    let out = strata_tests::kafka_python::run_script(
+        "kafka_clients.py",
+        &["cluster-defaults", &c.kafka_bootstrap_all(), "inherits", "retention.ms", "86400000"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alter_error"], 0, "{v}");
+    assert_eq!(v["broker"], serde_json::json!(["86400000", 3]), "{v}");
+    assert_eq!(v["topic"], serde_json::json!(["86400000", 3]), "{v}");
+    let configs = strata_json(&b, &["cluster", "describe-config"]);
+    assert_eq!(configs, serde_json::json!({"retention.bytes": "20000", "retention.ms": "86400000"}));
 }
 
 /// A topic grows from 3 to 6 partitions (CLI) and to 8 (confluent-kafka's
