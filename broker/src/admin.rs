@@ -241,8 +241,10 @@ impl BrokerService {
             controller_id: leader,
             brokers: image.brokers.values().cloned().collect(),
             voters: self
-                .config
-                .voters
+                .voter_addresses(&image, quorum.as_ref())
+                .into_iter()
+                .map(|(node_id, address)| crate::config::Voter { node_id, address })
+                .collect::<Vec<_>>()
                 .iter()
                 .map(|v| VoterState {
                     node_id: v.node_id,

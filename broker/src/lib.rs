@@ -30,6 +30,7 @@ pub mod metrics;
 pub(crate) mod partition;
 pub(crate) mod produce;
 pub mod producer_ids;
+pub mod quorum;
 pub mod reassign;
 pub mod replica_manager;
 pub mod replication;

@@ -207,6 +207,36 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Adds controller voter `node_id` at `address` (it joins as a learner
+    /// and votes once caught up) or, with `address` `None`, removes it;
+    /// the voters and learners after the change.
+    pub async fn change_controller_voter(
+        &self,
+        node_id: u64,
+        address: Option<&str>,
+    ) -> Result<(Vec<u64>, Vec<u64>), ClientError> {
+        let request = v1::ChangeControllerVoterRequest {
+            node_id,
+            address: address.unwrap_or_default().to_owned(),
+            remove: address.is_none(),
+        };
+        self.until_controller_answers(|| async {
+            let response = self
+                .with_retry(|mut c| {
+                    let request = request.clone();
+                    async move { call("ChangeControllerVoter", ADMIN_TIMEOUT, c.change_controller_voter(request)).await }
+                })
+                .await?;
+            match ClientError::from_api(response.error.as_ref()) {
+                Some(e) => Err(e),
+                None => Ok((response.voters, response.learners)),
+            }
+        })
+        .await
+    }
+}
+
 fn broker_configs(response: v1::BrokerConfigsResponse) -> Result<BTreeMap<String, String>, ClientError> {
     match ClientError::from_api(response.error.as_ref()) {
         Some(e) => Err(e),

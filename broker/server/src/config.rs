@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// Controller voters: `id@host:port,…`.
     #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
     pub controller_voters: Option<String>,
+    /// This controller joins a running quorum although `--controller-voters`
+    /// does not name it: it waits until `strata cluster add-voter` adds it.
+    #[arg(long, env = "STRATA_CONTROLLER_JOIN")]
+    pub controller_join: Option<bool>,
     /// Address clients are told to use for this broker.
     #[arg(long, env = "STRATA_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
@@ -220,6 +224,8 @@ pub struct FileConfig {
     pub auto_create_topics_enable: Option<bool>,
     /// `--controller-voters`.
     pub controller_voters: Option<String>,
+    /// `--controller-join`.
+    pub controller_join: Option<bool>,
     /// `--advertised-address`.
     pub advertised_address: Option<String>,
     /// `--rack`.
@@ -346,6 +352,9 @@ pub struct ServerConfig {
     pub sasl_mechanisms: Vec<strata_broker::api::kafka::SaslMechanism>,
     /// ACL enforcement and super users.
     pub authorizer: strata_broker::authorizer::AuthorizerConfig,
+    /// A controller not among the configured voters joins the running
+    /// quorum (`--controller-join`).
+    pub controller_join: bool,
 }
 
 /// Where the Kafka protocol listener binds and what it advertises.
@@ -406,6 +415,7 @@ impl ServerConfig {
             tls: None,
             sasl_mechanisms: Vec::new(),
             authorizer: strata_broker::authorizer::AuthorizerConfig::default(),
+            controller_join: false,
         })
     }
 
@@ -483,6 +493,7 @@ impl ServerConfig {
                 args.authorizer.as_deref().or(file.authorizer.as_deref()),
                 args.super_users.as_deref().or(file.super_users.as_deref()),
             )?,
+            controller_join: args.controller_join.or(file.controller_join).unwrap_or(false),
         })
     }
 
@@ -551,10 +562,14 @@ impl ServerConfig {
             }
         }
         let voter = self.voters.iter().any(|v| v.node_id == self.node_id);
-        if self.roles.controller && !voter {
+        if self.roles.controller && !voter && !self.controller_join {
             return Err(ConfigError::Invalid {
                 name: "--controller-voters",
-                reason: format!("node {} has the controller role but is not among the voters", self.node_id),
+                reason: format!(
+                    "node {} has the controller role but is not among the voters (to join a running quorum, \
+                     add --controller-join and then run strata cluster add-voter)",
+                    self.node_id
+                ),
             });
         }
         if !self.roles.controller && voter {
@@ -723,6 +738,14 @@ mod tests {
         assert!(run(2, "broker").is_ok(), "a broker-only node outside the voters");
         assert!(run(1, "broker").unwrap_err().to_string().contains("lacks the controller role"));
         assert!(run(2, "controller").unwrap_err().to_string().contains("not among the voters"));
+        let joining = RunArgs { controller_join: Some(true), ..RunArgs::default() };
+        let joining = RunArgs {
+            node_id: Some(2),
+            roles: Some("controller".into()),
+            controller_voters: Some("1@127.0.0.1:9701".into()),
+            ..joining
+        };
+        assert!(ServerConfig::run(&joining).and_then(|c| c.validate()).is_ok(), "--controller-join");
     }
 
     #[test]

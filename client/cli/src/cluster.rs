@@ -38,6 +38,24 @@ pub(crate) enum ClusterCommand {
     },
     /// The cluster-wide broker configs set at run time.
     DescribeConfig,
+    /// Add a controller voter: start the node first (same
+    /// `--controller-voters`, not listing itself); it catches up as a
+    /// learner and then votes.
+    AddVoter {
+        /// The node's id.
+        id: u64,
+        /// Its controller (Raft) address, as the other voters reach it.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: String,
+        /// Wait until it votes (at most this long, e.g. `60s`).
+        #[arg(long, value_name = "DURATION", value_parser = super::moves::parse_duration)]
+        wait: Option<std::time::Duration>,
+    },
+    /// Remove a controller voter (a failed one, or one being retired).
+    RemoveVoter {
+        /// The node's id.
+        id: u64,
+    },
 }
 
 pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
@@ -56,7 +74,45 @@ pub(crate) async fn run(cmd: ClusterCommand, global: &Global) -> Result<()> {
             print_configs(&configs, global.output)
         }
         ClusterCommand::DescribeConfig => print_configs(&admin.describe_broker_configs().await?, global.output),
+        ClusterCommand::AddVoter { id, address, wait } => {
+            let (voters, learners) = admin.change_controller_voter(id, Some(&address)).await?;
+            print_voters(&voters, &learners, global.output)?;
+            let Some(limit) = wait else { return Ok(()) };
+            let deadline = std::time::Instant::now() + limit;
+            loop {
+                let c = admin.describe_cluster().await?;
+                if c.voters.iter().any(|v| u64::from(v.node_id) == id) {
+                    if global.output == Output::Text {
+                        print_text(&format!("node {id} is a voter\n"))?;
+                    }
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    bail!("node {id} is not a voter after {limit:?} (is it running, at {address}?)");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+        ClusterCommand::RemoveVoter { id } => {
+            let (voters, learners) = admin.change_controller_voter(id, None).await?;
+            print_voters(&voters, &learners, global.output)
+        }
     }
+}
+
+fn print_voters(voters: &[u64], learners: &[u64], output: Output) -> Result<()> {
+    let list = |ids: &[u64]| {
+        if ids.is_empty() {
+            "-".to_owned()
+        } else {
+            ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+        }
+    };
+    match output {
+        Output::Text => print_text(&format!("VOTERS    {}\nLEARNERS  {}\n", list(voters), list(learners)))?,
+        Output::Json => print_json(&json!({"voters": voters, "learners": learners}))?,
+    }
+    Ok(())
 }
 
 fn print_configs(configs: &std::collections::BTreeMap<String, String>, output: Output) -> Result<()> {

@@ -70,7 +70,7 @@ pub(crate) struct MoveArgs {
     pub wait: Option<Duration>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
     let n: u64 = n.parse().map_err(|_| format!("'{s}' is not a duration like 90s, 10m or 1h"))?;
     match unit {

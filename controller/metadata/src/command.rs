@@ -165,6 +165,13 @@ pub enum MetadataCommand {
         /// The broker.
         node_id: u32,
     },
+    /// Adds or removes a controller voter. Never a metadata entry: the
+    /// leader turns it into a Raft configuration change (a new node joins
+    /// as a learner and is promoted once caught up), one at a time.
+    ChangeControllerVoter {
+        /// What to change.
+        change: crate::VoterChange,
+    },
     /// Changes the cluster-wide dynamic broker configs (validated by the
     /// proposing broker), like [`MetadataCommand::AlterTopicConfigs`].
     AlterBrokerConfigs {
@@ -215,7 +222,8 @@ impl MetadataCommand {
             | MetadataCommand::AlterPartitionReassignments { .. }
             | MetadataCommand::RebalanceReplicas {}
             | MetadataCommand::DecommissionBroker { .. }
-            | MetadataCommand::AlterBrokerConfigs { .. } => None,
+            | MetadataCommand::AlterBrokerConfigs { .. }
+            | MetadataCommand::ChangeControllerVoter { .. } => None,
         }
     }
 
@@ -281,6 +289,9 @@ impl MetadataImage {
                 Ok(CommandOutcome::ReassignmentsAltered { results: self.alter_reassignments(&plan) })
             }
             MetadataCommand::DecommissionBroker { node_id } => self.decommission_broker(*node_id),
+            MetadataCommand::ChangeControllerVoter { .. } => Err(MetadataError::InvalidVoterChange {
+                reason: "a voter change is a Raft configuration change, not a metadata entry".into(),
+            }),
             MetadataCommand::AlterBrokerConfigs { set, delete } => {
                 check_config_change(set, delete)?;
                 self.broker_configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));

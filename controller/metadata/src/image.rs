@@ -33,6 +33,12 @@ pub struct MetadataImage {
     /// resource): set at run time, in force on every broker at once.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, String>,
+    /// Controller addresses of the voters and learners added at run time
+    /// (`strata cluster add-voter`); the first voters' come from each
+    /// node's `--controller-voters`. Kept by the Raft layer when it applies
+    /// a configuration change, so a restarted voter can reach them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub controller_addresses: BTreeMap<u64, String>,
 }
 
 /// One registered broker.

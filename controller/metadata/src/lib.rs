@@ -25,6 +25,7 @@ mod replication_tests;
 #[cfg(test)]
 mod tests;
 mod users;
+mod voters;
 
 pub use acls::{
     applies_to, AclBinding, AclFilter, AclOperation, AclPermission, PatternFilter, PatternType, ResourceType,
@@ -38,3 +39,4 @@ pub use reassignment::{Reassignment, ReassignmentRequest, ReassignmentResult};
 pub use rebalance::{decommission_plan, rebalance_plan, MAX_PLANNED_MOVES};
 pub use replication::UNCLEAN_LEADER_ELECTION_ENABLE;
 pub use users::{ScramEntry, MAX_USER_NAME_LEN, SCRAM_MECHANISMS};
+pub use voters::VoterChange;

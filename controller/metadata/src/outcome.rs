@@ -207,6 +207,13 @@ pub enum CommandOutcome {
         /// The moves off it.
         results: Vec<crate::ReassignmentResult>,
     },
+    /// A controller configuration change was applied.
+    VotersChanged {
+        /// The voters now, ascending.
+        voters: Vec<u64>,
+        /// Nodes catching up before they vote (promoted automatically).
+        learners: Vec<u64>,
+    },
     /// The cluster-wide dynamic broker configs changed; the whole set now.
     BrokerConfigsAltered {
         /// The configs after the change.
@@ -457,6 +464,12 @@ pub enum MetadataError {
     CannotDecommission {
         /// The broker.
         node_id: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A controller voter change that cannot be made.
+    #[error("invalid controller voter change: {reason}")]
+    InvalidVoterChange {
         /// Why.
         reason: String,
     },

@@ -11,7 +11,7 @@ mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,10 @@ use crate::grpc::{Forwarded, Forwarder, GrpcTransport};
 use crate::logging::raft_logger;
 use crate::metadata::{CommandOutcome, MetadataCommand, MetadataImage, TopicInfo};
 use crate::raft_storage::RaftStorage;
+
+/// Controller addresses by node id, shared by the Raft thread (which
+/// changes them as members join and leave) and the proposal forwarder.
+pub(crate) type PeerAddresses = Arc<RwLock<HashMap<u64, String>>>;
 
 /// Pause between attempts while `propose_anywhere` looks for a leader.
 const FORWARD_RETRY: Duration = Duration::from_millis(50);
@@ -199,12 +203,14 @@ impl Controller {
         config: ControllerConfig,
         transport: Box<dyn Transport>,
     ) -> Result<Controller, ControllerError> {
-        Self::start_inner(config, transport, None)
+        Self::start_inner(config, transport, None, PeerAddresses::default())
     }
 
     /// Starts a voter of a multi-voter quorum over gRPC. `voter_addresses`
-    /// maps every voter's id (this node's included) to its controller
-    /// `host:port`; it replaces `config.voters`. Raft messages leave through a
+    /// maps every voter's id to its controller `host:port`; it replaces
+    /// `config.voters`. A node not among them whose data directory holds no
+    /// Raft state joins: it waits, with no vote, until a voter adds it
+    /// (`strata cluster add-voter`). Raft messages leave through a
     /// [`GrpcTransport`] whose tasks run on `runtime`; peers' messages arrive
     /// through a [`crate::RaftService`] the caller serves on this node's
     /// address. [`Controller::propose_anywhere`] (and the convenience methods)
@@ -225,22 +231,17 @@ impl Controller {
         tls: Option<strata_tls::ClientTls>,
         runtime: tokio::runtime::Handle,
     ) -> Result<Controller, ControllerError> {
-        if !voter_addresses.contains_key(&config.node_id) {
-            return Err(ControllerError::Raft(raft::Error::ConfigInvalid(format!(
-                "node {} is not in the controller voters {:?}",
-                config.node_id,
-                sorted(&voter_addresses.keys().copied().collect::<Vec<_>>())
-            ))));
-        }
         config.voters = sorted(&voter_addresses.keys().copied().collect::<Vec<_>>());
         let transport = GrpcTransport::with_tls(config.node_id, &voter_addresses, tls.clone(), &runtime);
-        Self::start_inner(config, Box::new(transport), Some(Forwarder::new(voter_addresses, tls)))
+        let addresses = Arc::new(RwLock::new(voter_addresses));
+        Self::start_inner(config, Box::new(transport), Some(Forwarder::new(addresses.clone(), tls)), addresses)
     }
 
     fn start_inner(
         config: ControllerConfig,
-        transport: Box<dyn Transport>,
+        mut transport: Box<dyn Transport>,
         forwarder: Option<Forwarder>,
+        addresses: PeerAddresses,
     ) -> Result<Controller, ControllerError> {
         let id = config.node_id;
         if id == 0 || config.voters.is_empty() || config.voters.contains(&0) {
@@ -250,7 +251,20 @@ impl Controller {
             ))));
         }
         let mut storage = RaftStorage::open(&config.data_dir)?;
-        if !storage.is_initialized() {
+        if !storage.is_initialized() && !config.voters.contains(&id) {
+            if forwarder.is_none() {
+                return Err(ControllerError::Raft(raft::Error::ConfigInvalid(format!(
+                    "node {id} is not in the controller voters {:?}",
+                    config.voters
+                ))));
+            }
+            tracing::warn!(
+                node = id,
+                voters = ?config.voters,
+                "this node is not a controller voter and holds no Raft state: it waits to be added \
+                 (strata cluster add-voter {id} --address <its controller address>)"
+            );
+        } else if !storage.is_initialized() {
             storage.bootstrap(&config.voters)?;
         } else if sorted(&storage.conf_state().voters) != sorted(&config.voters) {
             tracing::info!(
@@ -260,6 +274,11 @@ impl Controller {
             );
         }
         let image = load_image(&storage)?;
+        // Members added at run time: the image remembers their addresses.
+        for (peer, address) in &image.controller_addresses {
+            transport.set_peer(*peer, address);
+            addresses.write().unwrap_or_else(|p| p.into_inner()).insert(*peer, address.clone());
+        }
         let raft_config = raft::Config {
             id,
             election_tick: config.election_tick,
@@ -305,6 +324,8 @@ impl Controller {
             leader_balance_interval: config.leader_balance_interval,
             next_balance: Instant::now() + config.leader_balance_interval,
             next_unclean: None,
+            addresses,
+            next_promotion: Instant::now(),
         };
         let (status_tx, status_rx) = watch::channel(node.status());
         node.status_tx = status_tx;
@@ -529,6 +550,12 @@ impl Controller {
                 self.on_leader(local, |leader, remaining| forwarder.describe_quorum(leader, remaining)).await
             }
         }
+    }
+
+    /// True when `node_id` is a controller voter or learner now (one added
+    /// at run time included), as far as this node has applied.
+    pub fn is_member(&self, node_id: u64) -> bool {
+        self.status().voters.contains(&node_id) || self.metadata().controller_addresses.contains_key(&node_id)
     }
 
     /// This node's Raft status.

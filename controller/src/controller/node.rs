@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot};
 use raft::{RawNode, StateRole, Storage as _};
 use tokio::sync::{oneshot, watch};
 
@@ -15,7 +15,7 @@ use super::journal::MetadataJournal;
 use super::transport::Transport;
 use super::ControllerStatus;
 use crate::error::ControllerError;
-use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError, MetadataImage};
+use crate::metadata::{CommandOutcome, MetadataCommand, MetadataError, MetadataImage, VoterChange};
 use crate::raft_storage::RaftStorage;
 
 /// The reply to a proposal.
@@ -112,7 +112,14 @@ pub(crate) struct Node {
     pub next_balance: Instant,
     /// When an unclean election may be proposed again.
     pub next_unclean: Option<Instant>,
+    /// Controller addresses, shared with the proposal forwarder.
+    pub addresses: super::PeerAddresses,
+    /// When the leader next looks for learners to promote.
+    pub next_promotion: Instant,
 }
+
+/// How often the leader looks for caught-up learners to promote.
+const PROMOTION_CHECK: Duration = Duration::from_millis(200);
 
 impl Node {
     /// Runs until `Stop` or a fatal storage error; pending proposals then fail
@@ -173,6 +180,17 @@ impl Node {
         if let MetadataCommand::RegisterBroker { node_id, .. } = cmd {
             // A registration counts as a heartbeat.
             self.liveness().last_seen.insert(node_id, Instant::now());
+        }
+        if let MetadataCommand::ChangeControllerVoter { change } = cmd {
+            match self.propose_voter_change(&change) {
+                Ok(seq) => {
+                    self.pending.insert(seq, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            return;
         }
         match self.propose_raw(&cmd) {
             Ok(seq) => {
@@ -266,6 +284,110 @@ impl Node {
             }
             Err(e) => {
                 tracing::debug!(broker = node_id, error = %strata_record::ErrorChain(&e), "could not propose a broker liveness change")
+            }
+        }
+    }
+
+    /// Turns a voter change into a Raft configuration change (one at a
+    /// time): an added node first joins as a learner ([`Self::promote_learners`]
+    /// makes it a voter once caught up); a removed leader first hands its
+    /// leadership to the most caught-up voter, and the change is retried
+    /// there (the caller sees `NotLeader` with the new leader).
+    fn propose_voter_change(&mut self, change: &VoterChange) -> Result<u64, ControllerError> {
+        let invalid = |reason: String| ControllerError::from(MetadataError::InvalidVoterChange { reason });
+        let conf = self.raw.store().conf_state().clone();
+        let (kind, node_id, address) = match change {
+            VoterChange::Add { node_id, address } => {
+                if *node_id == 0 || address.trim().is_empty() {
+                    return Err(invalid("a node id (non-zero) and its controller address are needed".into()));
+                }
+                if conf.voters.contains(node_id) {
+                    return Err(invalid(format!("node {node_id} is already a voter")));
+                }
+                if conf.learners.contains(node_id) {
+                    return Err(invalid(format!("node {node_id} is already joining (catching up as a learner)")));
+                }
+                (ConfChangeType::AddLearnerNode, *node_id, address.clone())
+            }
+            VoterChange::Remove { node_id } => {
+                let member = conf.voters.contains(node_id) || conf.learners.contains(node_id);
+                if !member {
+                    return Err(invalid(format!(
+                        "node {node_id} is not a controller voter (voters {:?})",
+                        conf.voters
+                    )));
+                }
+                if conf.voters == [*node_id] {
+                    return Err(invalid(format!("node {node_id} is the last voter")));
+                }
+                if *node_id == self.id {
+                    let to = conf
+                        .voters
+                        .iter()
+                        .copied()
+                        .filter(|v| *v != self.id)
+                        .max_by_key(|v| self.raw.raft.prs().get(*v).map_or(0, |p| p.matched));
+                    if let Some(to) = to {
+                        tracing::info!(
+                            node = self.id,
+                            to,
+                            "handing controller leadership over before leaving the quorum"
+                        );
+                        self.raw.transfer_leader(to);
+                    }
+                    return Err(ControllerError::NotLeader { leader: to });
+                }
+                (ConfChangeType::RemoveNode, *node_id, String::new())
+            }
+        };
+        if self.raw.raft.has_pending_conf() {
+            return Err(invalid("another voter change is in progress; retry when it is done".into()));
+        }
+        self.propose_conf_change(kind, node_id, address)
+    }
+
+    fn propose_conf_change(
+        &mut self,
+        kind: ConfChangeType,
+        node_id: u64,
+        address: String,
+    ) -> Result<u64, ControllerError> {
+        let mut cc = ConfChange::default();
+        cc.set_change_type(kind);
+        cc.node_id = node_id;
+        cc.context = address.into_bytes().into();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut ctx = Vec::with_capacity(CONTEXT_LEN);
+        ctx.extend_from_slice(&self.id.to_le_bytes());
+        ctx.extend_from_slice(&self.incarnation.to_le_bytes());
+        ctx.extend_from_slice(&seq.to_le_bytes());
+        self.raw.propose_conf_change(ctx, cc)?;
+        tracing::info!(node = self.id, member = node_id, change = ?kind, "proposing a controller configuration change");
+        Ok(seq)
+    }
+
+    /// On the leader: makes a learner whose log caught up with the commit
+    /// index a voter (one change at a time).
+    fn promote_learners(&mut self, is_leader: bool) {
+        let now = Instant::now();
+        if !is_leader || now < self.next_promotion || self.raw.raft.has_pending_conf() {
+            return;
+        }
+        self.next_promotion = now + PROMOTION_CHECK;
+        let committed = self.raw.raft.raft_log.committed;
+        let ready = self
+            .raw
+            .store()
+            .conf_state()
+            .learners
+            .iter()
+            .copied()
+            .find(|l| self.raw.raft.prs().get(*l).is_some_and(|p| p.matched >= committed));
+        if let Some(learner) = ready {
+            let address = self.image.controller_addresses.get(&learner).cloned().unwrap_or_default();
+            if let Err(e) = self.propose_conf_change(ConfChangeType::AddNode, learner, address) {
+                tracing::debug!(learner, error = %strata_record::ErrorChain(&e), "could not promote a learner");
             }
         }
     }
@@ -396,10 +518,7 @@ impl Node {
                     }
                     Some(result.map_err(ControllerError::from))
                 }
-                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    self.apply_conf_change(&entry)?;
-                    None
-                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => self.apply_conf_change(&entry)?,
             };
             Arc::make_mut(&mut self.image).offset = entry.index;
             if let Some(seq) = self.own_seq(&entry.context) {
@@ -414,11 +533,22 @@ impl Node {
         Ok(())
     }
 
-    /// Applies a configuration change (none are proposed yet; the multi-voter
-    /// issue adds them). One already persisted is not applied twice on replay.
-    fn apply_conf_change(&mut self, entry: &Entry) -> Result<(), ControllerError> {
+    /// Applies a configuration change, and keeps the addresses of the
+    /// members it adds (in the image, so restarts and snapshots keep them;
+    /// in the transport and forwarder, so messages reach them). One already
+    /// persisted is not applied to Raft twice on replay; its address is.
+    /// The outcome answers the proposer.
+    fn apply_conf_change(
+        &mut self,
+        entry: &Entry,
+    ) -> Result<Option<Result<CommandOutcome, ControllerError>>, ControllerError> {
+        if entry.get_entry_type() == EntryType::EntryConfChange {
+            if let Ok(cc) = ConfChange::parse_from_bytes(&entry.data) {
+                self.remember_member(&cc);
+            }
+        }
         if entry.index <= self.raw.store().conf_index() {
-            return Ok(());
+            return Ok(None);
         }
         let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
             ConfChange::parse_from_bytes(&entry.data)
@@ -430,10 +560,40 @@ impl Node {
                 .and_then(|cc| self.raw.apply_conf_change(&cc))
         };
         match cs {
-            Ok(cs) => self.raw.mut_store().set_conf_state(cs, entry.index),
+            Ok(cs) => {
+                let outcome =
+                    CommandOutcome::VotersChanged { voters: sorted(&cs.voters), learners: sorted(&cs.learners) };
+                tracing::info!(node = self.id, voters = ?cs.voters, learners = ?cs.learners, "controller configuration changed");
+                self.raw.mut_store().set_conf_state(cs, entry.index)?;
+                Ok(Some(Ok(outcome)))
+            }
             Err(e) => {
                 tracing::warn!(index = entry.index, error = %strata_record::ErrorChain(&e), "ignoring an invalid configuration change");
-                Ok(())
+                let reason = strata_record::ErrorChain(&e).to_string();
+                Ok(Some(Err(MetadataError::InvalidVoterChange { reason }.into())))
+            }
+        }
+    }
+
+    /// Records (or forgets) a member's controller address as `cc` says.
+    fn remember_member(&mut self, cc: &ConfChange) {
+        let id = cc.node_id;
+        match cc.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let Ok(address) = std::str::from_utf8(&cc.context) else { return };
+                if address.is_empty() || id == self.id {
+                    return;
+                }
+                Arc::make_mut(&mut self.image).controller_addresses.insert(id, address.to_string());
+                self.transport.set_peer(id, address);
+                self.addresses.write().unwrap_or_else(|p| p.into_inner()).insert(id, address.to_string());
+            }
+            ConfChangeType::RemoveNode => {
+                Arc::make_mut(&mut self.image).controller_addresses.remove(&id);
+                if id != self.id {
+                    self.transport.remove_peer(id);
+                    self.addresses.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                }
             }
         }
     }
@@ -464,6 +624,7 @@ impl Node {
             }
         }
         self.maybe_balance_leaders(is_leader);
+        self.promote_learners(is_leader);
         self.maybe_snapshot()?;
         let published = Arc::ptr_eq(&self.image_tx.borrow(), &self.image);
         if !published {
@@ -572,4 +733,10 @@ impl Node {
             voters,
         }
     }
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v
 }

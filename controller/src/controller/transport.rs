@@ -18,6 +18,13 @@ pub trait Transport: Send + 'static {
     /// Sends `msgs` (each names its recipient in `to`). Must not block for long:
     /// it runs on the Raft thread.
     fn send(&mut self, msgs: Vec<Message>);
+
+    /// A voter or learner at `address` joined (or moved): send it messages
+    /// from now on. Transports without addresses ignore it.
+    fn set_peer(&mut self, _id: u64, _address: &str) {}
+
+    /// A member left: stop sending to it.
+    fn remove_peer(&mut self, _id: u64) {}
 }
 
 /// A transport that drops everything: a single voter has no peers.

@@ -2,7 +2,7 @@
 //! `ControllerRaft.Propose` and maps the answer back to a local result.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use strata_protocol::v1::controller_raft_client::ControllerRaftClient;
@@ -30,14 +30,17 @@ pub(crate) enum Forwarded<T = CommandOutcome> {
 /// Clients for the voters' `ControllerRaft.Propose`, connected on first use.
 #[derive(Debug)]
 pub(crate) struct Forwarder {
-    addresses: HashMap<u64, String>,
+    /// The voters' addresses, shared with the Raft thread, which changes
+    /// them as voters join and leave.
+    addresses: Arc<RwLock<HashMap<u64, String>>>,
     /// TLS to the voters (this node's certificate), when the cluster runs it.
     tls: Option<strata_tls::ClientTls>,
-    clients: Mutex<HashMap<u64, ControllerRaftClient<Channel>>>,
+    /// Connected clients with the address each was made for.
+    clients: Mutex<HashMap<u64, (String, ControllerRaftClient<Channel>)>>,
 }
 
 impl Forwarder {
-    pub(crate) fn new(addresses: HashMap<u64, String>, tls: Option<strata_tls::ClientTls>) -> Self {
+    pub(crate) fn new(addresses: Arc<RwLock<HashMap<u64, String>>>, tls: Option<strata_tls::ClientTls>) -> Self {
         Forwarder { addresses, tls, clients: Mutex::new(HashMap::new()) }
     }
 
@@ -133,13 +136,18 @@ impl Forwarder {
     }
 
     fn client(&self, id: u64) -> Option<ControllerRaftClient<Channel>> {
+        let address = self.addresses.read().unwrap_or_else(|p| p.into_inner()).get(&id)?.clone();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&id) {
-            return Some(c.clone());
+        if let Some((a, c)) = clients.get(&id) {
+            if *a == address {
+                return Some(c.clone());
+            }
         }
-        let address = self.addresses.get(&id)?;
-        match super::client(address, None, self.tls.as_ref()) {
-            Ok(c) => Some(clients.entry(id).or_insert(c).clone()),
+        match super::client(&address, None, self.tls.as_ref()) {
+            Ok(c) => {
+                clients.insert(id, (address, c.clone()));
+                Some(c)
+            }
             Err(e) => {
                 tracing::warn!(leader = id, %address, error = %strata_record::ErrorChain(&e), "bad controller voter address");
                 None

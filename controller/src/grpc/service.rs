@@ -33,7 +33,8 @@ pub struct RaftService {
 impl RaftService {
     /// A service for `controller`, accepting Raft messages from the voters it
     /// was configured with (`ControllerConfig::voters`, or the voter map given
-    /// to [`Controller::start_with_grpc`]).
+    /// to [`Controller::start_with_grpc`]) and from members added at run
+    /// time ([`Controller::is_member`]).
     pub fn new(controller: Controller) -> Self {
         let voters = controller.configured_voters().iter().copied().collect();
         Self::with_voters(controller, voters)
@@ -139,7 +140,7 @@ impl ControllerRaft for RaftService {
                     msg.to, self.node_id
                 )));
             }
-            if msg.from == self.node_id || !self.voters.contains(&msg.from) {
+            if msg.from == self.node_id || !(self.voters.contains(&msg.from) || self.controller.is_member(msg.from)) {
                 return Err(Status::permission_denied(format!(
                     "raft message {i} from node {}, not a peer controller voter",
                     msg.from

@@ -23,7 +23,8 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 /// Pause after a failed `Step` before the next attempt.
 const BACKOFF: Duration = Duration::from_millis(100);
 
-/// A [`Transport`] over gRPC for a static voter set. `send` never blocks: it
+/// A [`Transport`] over gRPC to the voters (and learners; the set changes
+/// with [`Transport::set_peer`]). `send` never blocks: it
 /// queues each message for its recipient (dropping and counting it when that
 /// queue is full; Raft retries) and one tokio task per peer ships the queue in
 /// batches, one `Step` call each, over a lazily (re)connected channel. The
@@ -31,8 +32,11 @@ const BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct GrpcTransport {
     node_id: u64,
-    peers: HashMap<u64, mpsc::Sender<Message>>,
+    /// Each peer's queue and address.
+    peers: HashMap<u64, (mpsc::Sender<Message>, String)>,
     dropped: Arc<AtomicU64>,
+    tls: Option<strata_tls::ClientTls>,
+    runtime: Handle,
 }
 
 impl GrpcTransport {
@@ -51,16 +55,11 @@ impl GrpcTransport {
         runtime: &Handle,
     ) -> Self {
         let dropped = Arc::new(AtomicU64::new(0));
-        let mut peers = HashMap::new();
+        let mut t = GrpcTransport { node_id, peers: HashMap::new(), dropped, tls, runtime: runtime.clone() };
         for (&peer, address) in voter_addresses {
-            if peer == node_id {
-                continue;
-            }
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            runtime.spawn(run_peer(node_id, peer, address.clone(), tls.clone(), rx, dropped.clone()));
-            peers.insert(peer, tx);
+            t.set_peer(peer, address);
         }
-        GrpcTransport { node_id, peers, dropped }
+        t
     }
 
     /// A counter of the messages dropped so far (full queue, unknown peer,
@@ -76,7 +75,7 @@ impl Transport for GrpcTransport {
         for msg in msgs {
             let to = msg.to;
             let queued = match self.peers.get(&to) {
-                Some(tx) => match tx.try_send(msg) {
+                Some((tx, _)) => match tx.try_send(msg) {
                     Ok(()) => true,
                     Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => false,
                 },
@@ -89,6 +88,21 @@ impl Transport for GrpcTransport {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    fn set_peer(&mut self, peer: u64, address: &str) {
+        if peer == self.node_id || self.peers.get(&peer).is_some_and(|(_, a)| a == address) {
+            return;
+        }
+        // A replaced sender ends the old task (its queue closes).
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let task = run_peer(self.node_id, peer, address.to_string(), self.tls.clone(), rx, self.dropped.clone());
+        self.runtime.spawn(task);
+        self.peers.insert(peer, (tx, address.to_string()));
+    }
+
+    fn remove_peer(&mut self, peer: u64) {
+        self.peers.remove(&peer);
     }
 }
 

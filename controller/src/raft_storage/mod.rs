@@ -383,9 +383,13 @@ impl raft::Storage for RaftStorage {
         Ok(self.last_log_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let index = self.snapshot_index();
-        if index == 0 || index < request_index {
+        // A member added after the snapshot was taken would refuse it (it is
+        // not in the snapshot's configuration): take a newer one first.
+        let cs = self.snapshot.get_metadata().get_conf_state();
+        let knows_to = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if index == 0 || index < request_index || !knows_to {
             self.snapshot_request.set(Some(request_index));
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }

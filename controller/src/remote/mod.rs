@@ -64,7 +64,7 @@ impl ControllerClient {
         Ok(ControllerClient {
             inner: Arc::new(Inner {
                 voters,
-                forwarder: Forwarder::new(voter_addresses, tls),
+                forwarder: Forwarder::new(std::sync::Arc::new(std::sync::RwLock::new(voter_addresses)), tls),
                 leader: AtomicU64::new(0),
                 next: AtomicUsize::new(0),
                 timeout,

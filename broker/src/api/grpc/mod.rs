@@ -197,6 +197,14 @@ impl Strata for GrpcService {
         Ok(Response::new(reassign::describe_configs(&self.core, &session)))
     }
 
+    async fn change_controller_voter(
+        &self,
+        req: Request<ChangeControllerVoterRequest>,
+    ) -> Result<Response<ChangeControllerVoterResponse>, Status> {
+        let session = session_of(&req);
+        Ok(Response::new(reassign::change_voter(&self.core, &session, req.into_inner()).await))
+    }
+
     async fn create_acls(&self, req: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {
         allow(&self.core, &session_of(&req), AclOperation::Alter, Resource::Cluster)?;
         Ok(Response::new(acls::create(&self.core, req.into_inner()).await))

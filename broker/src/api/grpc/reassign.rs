@@ -1,5 +1,6 @@
-//! Replica moves and cluster-wide broker configs at the gRPC edge, to and
-//! from the core's types (`crate::reassign`).
+//! Replica moves, cluster-wide broker configs and controller voter changes
+//! at the gRPC edge, to and from the core's types (`crate::reassign`,
+//! `crate::quorum`).
 
 use strata_metadata::ReassignmentRequest;
 use strata_protocol::v1;
@@ -121,6 +122,23 @@ pub(crate) async fn alter_configs(
     match core.alter_broker_configs(session, change, req.validate_only).await {
         Ok(()) => describe_configs(core, session),
         Err(e) => v1::BrokerConfigsResponse { error: Some(e.into()), configs: Default::default() },
+    }
+}
+
+/// `ChangeControllerVoter`.
+pub(crate) async fn change_voter(
+    core: &BrokerService,
+    session: &Session,
+    req: v1::ChangeControllerVoterRequest,
+) -> v1::ChangeControllerVoterResponse {
+    let change = if req.remove {
+        strata_metadata::VoterChange::Remove { node_id: req.node_id }
+    } else {
+        strata_metadata::VoterChange::Add { node_id: req.node_id, address: req.address }
+    };
+    match core.change_controller_voter(session, change).await {
+        Ok((voters, learners)) => v1::ChangeControllerVoterResponse { error: None, voters, learners },
+        Err(e) => v1::ChangeControllerVoterResponse { error: Some(e.into()), voters: Vec::new(), learners: Vec::new() },
     }
 }
 
