@@ -40,6 +40,10 @@ impl std::fmt::Debug for ClockHandle {
     }
 }
 
+/// A leader's log end and each follower's (`None`: not fetched yet in
+/// this epoch).
+pub(crate) type FollowerLogEnds = (u64, Vec<(u32, Option<u64>)>);
+
 /// This replica's role in the current leader epoch.
 #[derive(Debug, Clone)]
 pub enum Role {
@@ -214,7 +218,7 @@ impl Partition {
 
     /// As leader: its log end and each follower's as last fetched (`None`:
     /// not yet in this epoch) — a reassignment's progress.
-    pub fn follower_log_ends(&self) -> Option<(u64, Vec<(u32, Option<u64>)>)> {
+    pub fn follower_log_ends(&self) -> Option<FollowerLogEnds> {
         let st = self.lock();
         let Role::Leader(l) = &st.role else { return None };
         let followers = st

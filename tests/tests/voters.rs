@@ -24,6 +24,12 @@ fn create(via: &Node, topic: &str) -> std::process::Output {
     strata(&via.bootstrap(), &["topic", "create", topic, "-p", "1", "-r", "1"])
 }
 
+/// The last lines of a node's log, for a failure report.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -71,7 +77,16 @@ fn a_failed_voter_is_replaced_and_the_quorum_keeps_committing() {
     // voter's address comes from its own metadata, or nothing commits.
     nodes[1].stop();
     nodes[1].start(&original);
-    wait_until("node 2 ready again", Duration::from_secs(30), || nodes[1].ready());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !nodes[1].ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 not ready again within 30 s\n--- node 2 ---\n{}\n--- node 4 ---\n{}",
+            tail(&nodes[1].log()),
+            tail(&new.log())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = create(&nodes[1], "after-restart");
     assert!(out.status.success(), "{}\n{}", stderr(&out), nodes[1].log());
     let topics = strata_json(&nodes[1].bootstrap(), &["topic", "list"]);

@@ -550,6 +550,20 @@ impl Node {
         if entry.index <= self.raw.store().conf_index() {
             return Ok(None);
         }
+        if self.raw.store().conf_state().voters.is_empty() {
+            // A joining node that got log entries instead of a snapshot
+            // lacks the first voters (they are not in the log): applying a
+            // change on an empty configuration could make it a quorum of
+            // one. Stay out until a snapshot brings the configuration.
+            tracing::error!(
+                node = self.id,
+                index = entry.index,
+                "a configuration change reached this node before the quorum's configuration did; not applied \
+                 (remove this node's controller directory and add it again)"
+            );
+            let reason = "this node lacks the quorum's configuration".to_string();
+            return Ok(Some(Err(MetadataError::InvalidVoterChange { reason }.into())));
+        }
         let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
             ConfChange::parse_from_bytes(&entry.data)
                 .map_err(raft::Error::from)
@@ -559,8 +573,18 @@ impl Node {
                 .map_err(raft::Error::from)
                 .and_then(|cc| self.raw.apply_conf_change(&cc))
         };
+        let adds_learner = entry.get_entry_type() == EntryType::EntryConfChange
+            && ConfChange::parse_from_bytes(&entry.data)
+                .is_ok_and(|cc| cc.get_change_type() == ConfChangeType::AddLearnerNode);
         match cs {
             Ok(cs) => {
+                if adds_learner {
+                    // The first voters are not in the log (they were
+                    // bootstrapped), so a new member must start from a
+                    // snapshot holding the configuration: compact now, and
+                    // the leader can only send it one.
+                    self.raw.store().request_snapshot();
+                }
                 let outcome =
                     CommandOutcome::VotersChanged { voters: sorted(&cs.voters), learners: sorted(&cs.learners) };
                 tracing::info!(node = self.id, voters = ?cs.voters, learners = ?cs.learners, "controller configuration changed");

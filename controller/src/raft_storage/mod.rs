@@ -192,6 +192,12 @@ impl RaftStorage {
         self.entries.len()
     }
 
+    /// Asks for a snapshot at the next chance (the Raft thread takes it
+    /// after applying): a joining member must start from one.
+    pub fn request_snapshot(&self) {
+        self.snapshot_request.set(Some(self.snapshot_request.get().unwrap_or(0)));
+    }
+
     /// Takes a pending request (from raft) for a snapshot at least this recent.
     pub fn take_snapshot_request(&self) -> Option<u64> {
         self.snapshot_request.take()

@@ -104,8 +104,12 @@ fn compaction_snapshot_and_reload() {
             Err(raft::Error::Store(StorageError::Compacted))
         );
         assert_eq!(all(s), entries(111..=120, 3));
-        let snap = s.snapshot(0, 2).unwrap();
+        let snap = s.snapshot(0, 1).unwrap();
         assert_eq!((snap.get_metadata().index, snap.get_metadata().term), (110, 3));
+        // A member the snapshot's configuration lacks (added since) would
+        // refuse it: a newer snapshot is asked for instead.
+        assert_eq!(s.snapshot(0, 2), Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)));
+        assert!(s.take_snapshot_request().is_some());
         assert_eq!(&snap.data[..], b"image-at-110");
         assert_eq!(snap.get_metadata().get_conf_state(), &ConfState::from((vec![1], vec![])));
         assert_eq!(s.entry_count(), 10);
