@@ -76,6 +76,19 @@ pub struct LogConfig {
     /// An idempotent producer's state is dropped once its newest batch is
     /// this old (Kafka's `producer.id.expiration.ms`, 1 day).
     pub producer_id_expiration_ms: u64,
+    /// Keep only the latest record per key (`cleanup.policy` with
+    /// `compact`); see `cleaner`.
+    pub compact: bool,
+    /// Tombstones (null values) stay this long before compaction removes
+    /// them (`delete.retention.ms`, 1 day), so consumers see the deletion.
+    pub delete_retention_ms: u64,
+    /// A record is compacted only once it is this old
+    /// (`min.compaction.lag.ms`, 0).
+    pub min_compaction_lag_ms: u64,
+    /// Compaction starts once this share of the cleanable log, in
+    /// thousandths, was written since the last pass
+    /// (`min.cleanable.dirty.ratio` 0.5 = 500).
+    pub min_cleanable_dirty_permille: u32,
 }
 
 impl Default for LogConfig {
@@ -91,6 +104,10 @@ impl Default for LogConfig {
             preallocate_bytes: 16 << 20,
             flush: FlushPolicy::default(),
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            compact: false,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_permille: 500,
         }
     }
 }

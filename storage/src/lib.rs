@@ -16,6 +16,7 @@
 //! or async runtimes.
 
 mod checkpoint;
+mod cleaner;
 mod clock;
 mod config;
 mod epoch_cache;
@@ -34,6 +35,7 @@ mod scan;
 mod segment;
 
 pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+pub use cleaner::{CleanOptions, CleanReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};

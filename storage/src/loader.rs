@@ -60,6 +60,7 @@ pub(crate) struct LoadedLog {
 /// Opens (creating if needed) the log in `dir`.
 pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<LoadedLog> {
     std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, "creating log directory", e))?;
+    crate::cleaner::recover_interrupted(dir)?;
     let bases = list_segments(dir)?;
     let clean = checkpoint::clean_marker_exists(dir);
     let cp = LogCheckpoint::read(dir)?;

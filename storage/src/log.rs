@@ -83,6 +83,9 @@ pub(crate) struct LogState {
     pub(crate) epochs_file_ahead: bool,
     /// In [log_start_offset, log end]; persisted with the checkpoint.
     pub(crate) high_watermark: u64,
+    /// Offsets below this were cleaned by the compaction pass (in memory:
+    /// after a restart the first pass cleans the whole log again).
+    pub(crate) cleaned_up_to: u64,
     /// Idempotent producers' state as of the log end.
     pub(crate) producers: ProducerStateManager,
 }
@@ -130,6 +133,7 @@ impl Log {
                 epochs_file_ahead,
                 high_watermark: loaded.high_watermark,
                 producers,
+                cleaned_up_to: 0,
             }),
             flush: Mutex::new(FlushState {
                 durable: log_end,
@@ -395,11 +399,19 @@ impl Log {
         if from_offset == log_end_offset || from_offset >= max_offset {
             return Ok(empty);
         }
-        let seg = st.segment_for(from_offset);
-        let bytes = seg.bytes()?;
-        let Some((start, _)) = seg.find(from_offset, &bytes)? else {
-            return Ok(empty);
+        // A compacted segment may end before the next one starts (its last
+        // records were cleaned away): the read continues in the next one.
+        let mut i = st.segments.partition_point(|s| s.base_offset() <= from_offset).saturating_sub(1);
+        let (seg, bytes, start) = loop {
+            let seg = &st.segments[i];
+            let bytes = seg.bytes()?;
+            match seg.find(from_offset, &bytes)? {
+                Some((start, _)) => break (seg, bytes, start),
+                None if i + 1 < st.segments.len() => i += 1,
+                None => return Ok(empty),
+            }
         };
+        let from_offset = from_offset.max(seg.base_offset());
         let (mut pos, mut next_offset) = (start, from_offset);
         while pos < bytes.len() as u64 {
             let h = seg.header_at(&bytes, pos)?;
@@ -443,13 +455,14 @@ impl Log {
                 let h = seg.header_at(&bytes, pos)?;
                 let end = pos + h.total_len() as u64;
                 if h.max_timestamp >= timestamp && h.last_offset() >= st.log_start_offset {
-                    let batch = RecordBatch::new(bytes.slice(pos as usize..end as usize), usize::MAX).map_err(|e| {
-                        StorageError::CorruptSegment {
-                            path: seg.path().to_path_buf(),
-                            position: pos,
-                            reason: e.to_string(),
-                        }
-                    })?;
+                    let batch =
+                        RecordBatch::stored(bytes.slice(pos as usize..end as usize), usize::MAX).map_err(|e| {
+                            StorageError::CorruptSegment {
+                                path: seg.path().to_path_buf(),
+                                position: pos,
+                                reason: e.to_string(),
+                            }
+                        })?;
                     for rec in batch.records() {
                         let rec = rec.map_err(|e| StorageError::CorruptSegment {
                             path: seg.path().to_path_buf(),
@@ -869,12 +882,6 @@ impl LogState {
 
     pub(crate) fn log_end(&self) -> u64 {
         self.active().next_offset()
-    }
-
-    /// The segment holding `offset` (the last with base ≤ offset).
-    pub(crate) fn segment_for(&self, offset: u64) -> &LogSegment {
-        let i = self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
-        &self.segments[i]
     }
 }
 

@@ -37,9 +37,9 @@ impl Log {
 
     /// A follower's append: writes the leader's batches unchanged (offsets,
     /// leader epochs and bytes as fetched), so replicas hold identical
-    /// bytes. The first batch must start at the log end and each next one
-    /// right after the previous
-    /// ([`StorageError::UnexpectedAppendOffset`] otherwise), epochs must not
+    /// bytes. The first batch must start at or after the log end and each
+    /// next one after the previous (past it where compaction left a gap;
+    /// [`StorageError::UnexpectedAppendOffset`] for one that overlaps), epochs must not
     /// go below the newest epoch of the data already in the log
     /// ([`StorageError::StaleLeaderEpoch`]), and every batch must fit the
     /// size limit; if any check fails nothing is appended. Each newer epoch
@@ -129,7 +129,10 @@ impl Log {
         let mut expected = end;
         for batch in batches {
             let h = batch.header();
-            if h.base_offset != expected {
+            // A compacted leader log has gaps between batches (records the
+            // cleaner removed): a batch may start past the expected offset,
+            // never before it.
+            if h.base_offset < expected {
                 return Err(StorageError::UnexpectedAppendOffset { expected, actual: h.base_offset });
             }
             let next = h.base_offset.checked_add(u64::from(h.last_offset_delta) + 1);

@@ -37,6 +37,12 @@ pub struct BackgroundConfig {
     pub checkpoint_interval: Duration,
     /// Retention passes (Kafka's `log.retention.check.interval.ms`, 5 min).
     pub retention_check: Duration,
+    /// How often the cleaner looks for compacted logs to clean (Kafka's
+    /// `log.cleaner.backoff.ms`, 15 s). It runs on a thread of its own.
+    pub cleaner_check: Duration,
+    /// Disk bytes per second one cleaning pass reads and writes at most
+    /// (`None`: unlimited).
+    pub cleaner_io_bytes_per_sec: Option<u64>,
 }
 
 impl Default for BackgroundConfig {
@@ -45,6 +51,8 @@ impl Default for BackgroundConfig {
             flush_check: Duration::from_millis(50),
             checkpoint_interval: Duration::from_secs(60),
             retention_check: Duration::from_secs(300),
+            cleaner_check: Duration::from_secs(15),
+            cleaner_io_bytes_per_sec: Some(100 << 20),
         }
     }
 }
@@ -54,6 +62,8 @@ impl Default for BackgroundConfig {
 pub struct LogManager {
     inner: Arc<Inner>,
     background: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The compaction thread (stops with the background one's flag).
+    cleaner: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -130,6 +140,7 @@ impl LogManager {
                 _lock: lock,
             }),
             background: None,
+            cleaner: None,
         })
     }
 
@@ -227,19 +238,25 @@ impl LogManager {
             .spawn(move || background_loop(&inner, &flag, cfg))
             .ok();
         if let Some(h) = handle {
-            self.background = Some((stop, h));
+            self.background = Some((stop.clone(), h));
         } else {
             tracing::error!("could not start the log background thread");
         }
+        let inner = self.inner.clone();
+        let cleaner = std::thread::Builder::new()
+            .name("strata-log-cleaner".into())
+            .spawn(move || cleaner_loop(&inner, &stop, cfg))
+            .ok();
+        if cleaner.is_none() {
+            tracing::error!("could not start the log cleaner thread");
+        }
+        self.cleaner = cleaner;
     }
 
     /// Clean shutdown: stops the background thread and closes every log
     /// (flush, trim, checkpoint, clean-shutdown marker).
     pub fn close(mut self) -> Result<()> {
-        if let Some((stop, handle)) = self.background.take() {
-            stop.store(true, Ordering::SeqCst);
-            let _ = handle.join();
-        }
+        self.stop_background();
         let logs = std::mem::take(&mut *self.inner.logs.write().unwrap_or_else(|p| p.into_inner()));
         let closed = parallel::map_unordered(logs.into_iter().collect(), parallel::LOG_THREADS, |(tp, log)| {
             let result = match Arc::try_unwrap(log) {
@@ -263,14 +280,64 @@ impl LogManager {
     }
 }
 
-impl Drop for LogManager {
-    fn drop(&mut self) {
+impl LogManager {
+    fn stop_background(&mut self) {
         if let Some((stop, handle)) = self.background.take() {
             stop.store(true, Ordering::SeqCst);
             let _ = handle.join();
         }
+        if let Some(cleaner) = self.cleaner.take() {
+            let _ = cleaner.join();
+        }
     }
 }
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+/// Cleans compacted logs whose dirty share reached their threshold, one
+/// log at a time, every `cleaner_check`.
+fn cleaner_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
+    let mut next = Instant::now() + cfg.cleaner_check;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(cfg.flush_check.min(cfg.cleaner_check));
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + cfg.cleaner_check;
+        let logs: Vec<Arc<Log>> = read(&inner.logs).values().cloned().collect();
+        for log in logs {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let config = log.config();
+            let now_ms = inner.clock.now_ms();
+            if !config.compact || log.dirty_ratio(now_ms) * 1000.0 < f64::from(config.min_cleanable_dirty_permille) {
+                continue;
+            }
+            let opts = crate::CleanOptions {
+                now_ms,
+                max_keys: CLEANER_MAX_KEYS,
+                io_bytes_per_sec: cfg.cleaner_io_bytes_per_sec,
+            };
+            match log.clean(&opts) {
+                Ok(r) if r.segments_rewritten > 0 => {
+                    tracing::info!(dir = %log.dir().display(), report = ?r, "compacted")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(dir = %log.dir().display(), error = %strata_record::ErrorChain(&e), "compaction failed")
+                }
+            }
+        }
+    }
+}
+
+/// Keys one cleaning pass maps at most (about 100 MB of map for 64-byte keys).
+const CLEANER_MAX_KEYS: usize = 1_000_000;
 
 fn background_loop(inner: &Inner, stop: &AtomicBool, cfg: BackgroundConfig) {
     let mut last_checkpoint = Instant::now();

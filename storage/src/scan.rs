@@ -171,7 +171,8 @@ fn check_batch(rest: &[u8], expected: u64, base_offset: u64, mode: ScanMode) -> 
         return Err(format!("batch of {} bytes runs past the end of the segment", h.total_len()));
     }
     if let ScanMode::Validate { max_batch_bytes } = mode {
-        batch::validate(&rest[..h.total_len()], max_batch_bytes.max(h.total_len())).map_err(|e| e.to_string())?;
+        batch::validate_stored(&rest[..h.total_len()], max_batch_bytes.max(h.total_len()))
+            .map_err(|e| e.to_string())?;
     }
     if h.base_offset > crate::log::MAX_OFFSET || h.last_offset() >= crate::log::MAX_OFFSET {
         return Err(format!("batch offsets {}..={} exceed the largest offset", h.base_offset, h.last_offset()));

@@ -464,6 +464,7 @@ fn background_thread_flushes_interval_logs_and_releases_cold_mappings() {
         flush_check: std::time::Duration::from_millis(5),
         checkpoint_interval: std::time::Duration::from_millis(5),
         retention_check: std::time::Duration::from_secs(3600),
+        ..strata_storage::BackgroundConfig::default()
     });
     let log = m.get_or_create(&TopicPartition::new("t", 0).unwrap(), None).unwrap();
     for i in 0..40 {

@@ -2,7 +2,7 @@
 //! end (on the leader, its log is the truth: followers truncate to it) and
 //! replay every record in order. Blocking I/O: run it on a blocking thread.
 
-use strata_record::batch::{split_batches, Record};
+use strata_record::batch::{split_stored_batches, Record};
 use strata_storage::{Log, StorageError};
 
 use super::shard::Shard;
@@ -52,7 +52,7 @@ pub(crate) fn for_each_record(log: &Log, end: u64, mut f: impl FnMut(Record)) ->
         if read.batches.is_empty() {
             break;
         }
-        for batch in split_batches(read.batches, max_batch) {
+        for batch in split_stored_batches(read.batches, max_batch) {
             for record in batch?.records() {
                 let record = record?;
                 if record.offset >= next && record.offset < end {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
-use strata_record::batch::split_batches;
+use strata_record::batch::split_stored_batches;
 use strata_record::{ErrorChain, TopicPartition};
 use strata_storage::{map_unordered, AppendInfo, StorageError, LOG_THREADS};
 use tokio::sync::watch;
@@ -323,7 +323,7 @@ fn stage_fetch_result(p: &Partition, r: FollowerFetched) -> Result<Option<Append
     if !r.records.is_empty() {
         let max = p.log.config().max_batch_bytes.max(r.records.len());
         let mut batches = Vec::new();
-        for b in split_batches(r.records, max) {
+        for b in split_stored_batches(r.records, max) {
             batches.push(b.map_err(|e| format!("leader sent a bad batch: {e}"))?);
         }
         let epoch = p.leader_epoch();

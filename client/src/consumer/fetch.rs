@@ -7,7 +7,7 @@ use strata_record::TopicPartition;
 
 use bytes::Bytes;
 use strata_protocol::v1::{ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchedPartition};
-use strata_record::batch::{split_batches, BatchError, BatchHeader};
+use strata_record::batch::{split_stored_batches, BatchError, BatchHeader};
 
 use super::{ConsumerConfig, ConsumerRecord};
 use crate::connection::call;
@@ -181,7 +181,7 @@ pub(crate) fn decode(
     };
     let mut next = position;
     let mut decoded_any = false;
-    for batch in split_batches(bytes, usize::MAX) {
+    for batch in split_stored_batches(bytes, usize::MAX) {
         let batch = match batch {
             Ok(b) => b,
             // A partial batch after whole ones (the broker cut at max_bytes):

@@ -19,6 +19,7 @@
 
 mod builder;
 mod error;
+mod filter;
 mod header;
 mod record;
 pub mod varint;
@@ -29,6 +30,7 @@ use crate::compression::Compression;
 
 pub use builder::{compress_batch, set_producer, BatchBuilder};
 pub use error::BatchError;
+pub use filter::{filter_records, Filtered};
 pub use header::{
     set_base_offset, set_partition_leader_epoch, BatchHeader, COMPRESSION_MASK, CONTROL, DELETE_HORIZON, HEADER_LEN,
     LOG_OVERHEAD, MAGIC, MIN_BATCH_LENGTH, NO_PARTITION_LEADER_EPOCH, TIMESTAMP_TYPE_LOG_APPEND, TRANSACTIONAL,
@@ -41,7 +43,13 @@ pub use record::{Record, RecordHeader};
 /// (bounded by [`uncompressed_limit`]) to check its records. Returns the
 /// parsed header.
 pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
-    validate_parts(buf, max_batch_bytes).map(|(header, _)| header)
+    validate_parts(buf, max_batch_bytes, Offsets::Dense).map(|(header, _)| header)
+}
+
+/// [`validate`] for a batch read back from a log, where compaction may have
+/// removed records (see [`RecordBatch::stored`]).
+pub fn validate_stored(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    validate_parts(buf, max_batch_bytes, Offsets::Gaps).map(|(header, _)| header)
 }
 
 /// The most bytes a compressed batch's records may inflate to: at least
@@ -53,7 +61,11 @@ pub fn uncompressed_limit(max_batch_bytes: usize) -> usize {
 
 /// [`validate`], also giving back the decompressed records of a compressed
 /// batch (so a reader does not decompress twice).
-fn validate_parts(buf: &[u8], max_batch_bytes: usize) -> Result<(BatchHeader, Option<Vec<u8>>), BatchError> {
+fn validate_parts(
+    buf: &[u8],
+    max_batch_bytes: usize,
+    offsets: Offsets,
+) -> Result<(BatchHeader, Option<Vec<u8>>), BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
     if total > max_batch_bytes {
@@ -72,23 +84,34 @@ fn validate_parts(buf: &[u8], max_batch_bytes: usize) -> Result<(BatchHeader, Op
     let codec =
         Compression::from_id(header.compression()).ok_or(BatchError::UnsupportedCompression(header.compression()))?;
     if codec == Compression::None {
-        check_records(&buf[HEADER_LEN..], &header)?;
+        check_records(&buf[HEADER_LEN..], &header, offsets)?;
         return Ok((header, None));
     }
     let records = codec.decompress(&buf[HEADER_LEN..], uncompressed_limit(max_batch_bytes))?;
-    check_records(&records, &header)?;
+    check_records(&records, &header, offsets)?;
     Ok((header, Some(records)))
+}
+
+/// What the records' offset deltas may look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offsets {
+    /// A producer's batch: 0, 1, 2, … and `last_offset_delta` the last.
+    Dense,
+    /// A stored batch, which log compaction may have thinned: strictly
+    /// increasing, within `last_offset_delta`.
+    Gaps,
 }
 
 /// Checks the records section (`records`, decompressed if need be) against
 /// the header.
-fn check_records(records: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+fn check_records(records: &[u8], header: &BatchHeader, offsets: Offsets) -> Result<(), BatchError> {
     if header.record_count == 0 {
         return Err(BatchError::InvalidHeader("record_count is 0: a batch holds at least one record"));
     }
     let mut pos = 0;
     let mut found: u32 = 0;
     let mut max_ts = i64::MIN;
+    let mut previous_delta = -1i64;
     while pos < records.len() {
         if found == header.record_count {
             return Err(BatchError::RecordCountMismatch {
@@ -97,13 +120,22 @@ fn check_records(records: &[u8], header: &BatchHeader) -> Result<(), BatchError>
             });
         }
         let layout = record::walk(records, pos, found)?;
-        if i64::from(layout.offset_delta) != i64::from(found) {
+        let delta = i64::from(layout.offset_delta);
+        let in_order = match offsets {
+            Offsets::Dense => delta == i64::from(found),
+            Offsets::Gaps => delta > previous_delta && delta <= i64::from(header.last_offset_delta),
+        };
+        if !in_order {
             return Err(BatchError::MalformedRecord {
                 index: found,
                 reason: "offset delta",
-                detail: "offset deltas must count up from 0",
+                detail: match offsets {
+                    Offsets::Dense => "offset deltas must count up from 0",
+                    Offsets::Gaps => "offset deltas must increase, up to last_offset_delta",
+                },
             });
         }
+        previous_delta = delta;
         max_ts = max_ts.max(header.first_timestamp.wrapping_add(layout.timestamp_delta));
         pos = layout.end;
         found += 1;
@@ -111,7 +143,7 @@ fn check_records(records: &[u8], header: &BatchHeader) -> Result<(), BatchError>
     if found != header.record_count {
         return Err(BatchError::RecordCountMismatch { declared: header.record_count, found });
     }
-    if header.last_offset_delta != found - 1 {
+    if offsets == Offsets::Dense && header.last_offset_delta != found - 1 {
         return Err(BatchError::InvalidHeader("last_offset_delta is not record_count - 1"));
     }
     if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 && header.max_timestamp != max_ts {
@@ -133,7 +165,18 @@ pub struct RecordBatch {
 impl RecordBatch {
     /// Validates `bytes` as exactly one batch (see [`validate`]).
     pub fn new(bytes: Bytes, max_batch_bytes: usize) -> Result<Self, BatchError> {
-        let (header, decompressed) = validate_parts(&bytes, max_batch_bytes)?;
+        Self::with_offsets(bytes, max_batch_bytes, Offsets::Dense)
+    }
+
+    /// Validates `bytes` as one batch read from a log, where compaction may
+    /// have removed records: offset deltas need only increase, within the
+    /// batch's span. For replicas and consumers.
+    pub fn stored(bytes: Bytes, max_batch_bytes: usize) -> Result<Self, BatchError> {
+        Self::with_offsets(bytes, max_batch_bytes, Offsets::Gaps)
+    }
+
+    fn with_offsets(bytes: Bytes, max_batch_bytes: usize, offsets: Offsets) -> Result<Self, BatchError> {
+        let (header, decompressed) = validate_parts(&bytes, max_batch_bytes, offsets)?;
         let records = match decompressed {
             Some(records) => Bytes::from(records),
             None => bytes.slice(HEADER_LEN..),
@@ -213,10 +256,16 @@ impl Iterator for Records<'_> {
     }
 }
 
-/// Splits a buffer of back-to-back batches (a produce request, a fetch
-/// response) into validated batches. Stops at the first error.
+/// Splits a buffer of back-to-back batches (a produce request) into
+/// validated batches. Stops at the first error.
 pub fn split_batches(bytes: Bytes, max_batch_bytes: usize) -> BatchSplitter {
-    BatchSplitter { rest: bytes, max_batch_bytes, failed: false }
+    BatchSplitter { rest: bytes, max_batch_bytes, failed: false, stored: false }
+}
+
+/// [`split_batches`] for batches read from a log (a fetch response, a
+/// replica fetch): see [`RecordBatch::stored`].
+pub fn split_stored_batches(bytes: Bytes, max_batch_bytes: usize) -> BatchSplitter {
+    BatchSplitter { rest: bytes, max_batch_bytes, failed: false, stored: true }
 }
 
 /// Iterator returned by [`split_batches`].
@@ -225,6 +274,7 @@ pub struct BatchSplitter {
     rest: Bytes,
     max_batch_bytes: usize,
     failed: bool,
+    stored: bool,
 }
 
 impl Iterator for BatchSplitter {
@@ -242,7 +292,12 @@ impl Iterator for BatchSplitter {
             if total > self.rest.len() {
                 return Err(BatchError::Truncated { needed: total, available: self.rest.len() });
             }
-            RecordBatch::new(self.rest.split_to(total), self.max_batch_bytes)
+            let bytes = self.rest.split_to(total);
+            if self.stored {
+                RecordBatch::stored(bytes, self.max_batch_bytes)
+            } else {
+                RecordBatch::new(bytes, self.max_batch_bytes)
+            }
         });
         self.failed = item.is_err();
         Some(item)
