@@ -263,6 +263,72 @@ fn image_and_commands_round_trip_through_json() {
     assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
 }
 
+/// Rebalances a cluster of `brokers` (+ `added` new ones) holding
+/// `topics` (partitions, replication factor), completes every move, and
+/// checks the result.
+fn check_rebalance(brokers: u32, added: u32, topics: &[(u32, u32)], racks: bool) -> Result<(), TestCaseError> {
+    let mut img = MetadataImage::default();
+    let register = |img: &mut MetadataImage, id: u32| {
+        let rack = racks.then(|| format!("r{}", id % 2));
+        img.apply(&MetadataCommand::RegisterBroker {
+            node_id: id,
+            address: format!("h:{id}"),
+            rack,
+            kafka_address: None,
+        })
+        .unwrap();
+    };
+    for id in 1..=brokers {
+        register(&mut img, id);
+    }
+    for (i, (parts, rf)) in topics.iter().enumerate() {
+        img.apply(&create(&format!("t{i}"), &format!("id{i}"), *parts, (*rf).min(brokers))).unwrap();
+    }
+    for id in brokers + 1..=brokers + added {
+        register(&mut img, id);
+    }
+    let out = img.apply(&MetadataCommand::RebalanceReplicas {}).unwrap();
+    prop_assert!(results(&out).iter().all(Option::is_none));
+    // Complete every move: the leader puts all target replicas in sync.
+    let moving: Vec<(String, u32, Vec<u32>)> = img
+        .topics
+        .values()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter_map(|p| p.reassignment.as_ref().map(|_| (t.name.clone(), p.partition, p.replicas.clone())))
+        })
+        .collect();
+    for (t, p, all) in moving {
+        isr(&mut img, &t, p, &all).unwrap();
+    }
+    for p in img.topics.values().flat_map(|t| &t.partitions) {
+        prop_assert!(p.reassignment.is_none());
+        let mut set = p.replicas.clone();
+        set.sort_unstable();
+        set.dedup();
+        prop_assert_eq!(set.len(), p.replicas.len());
+        prop_assert!(p.isr.iter().all(|r| p.replicas.contains(r)));
+        prop_assert!(p.leader.is_some_and(|l| p.isr.contains(&l)));
+    }
+    if !racks {
+        let l = loads(&img);
+        let (min, max) = (l.values().map(|c| c.0).min().unwrap(), l.values().map(|c| c.0).max().unwrap());
+        prop_assert!(max - min <= 1, "replicas {:?}", l);
+    }
+    let again = img.apply(&MetadataCommand::RebalanceReplicas {}).unwrap();
+    prop_assert_eq!(results(&again).len(), 0, "a settled cluster plans nothing");
+    Ok(())
+}
+
+#[test]
+fn a_donor_stuck_on_racks_gives_once_loads_change() {
+    // Found by the property test below: a donor skipped for its racks early
+    // in a plan stayed skipped after other moves made a move possible, so
+    // the next plan was not empty.
+    check_rebalance(5, 2, &[(5, 1), (1, 1), (3, 3), (3, 3)], true).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -276,41 +342,6 @@ proptest! {
         topics in proptest::collection::vec((1u32..9, 1u32..4), 1..5),
         racks in any::<bool>(),
     ) {
-        let mut img = MetadataImage::default();
-        for id in 1..=brokers {
-            let rack = racks.then(|| format!("r{}", id % 2));
-            img.apply(&MetadataCommand::RegisterBroker { node_id: id, address: format!("h:{id}"), rack, kafka_address: None }).unwrap();
-        }
-        for (i, (parts, rf)) in topics.iter().enumerate() {
-            let rf = (*rf).min(brokers);
-            img.apply(&create(&format!("t{i}"), &format!("id{i}"), *parts, rf)).unwrap();
-        }
-        for id in brokers + 1..=brokers + added {
-            let rack = racks.then(|| format!("r{}", id % 2));
-            img.apply(&MetadataCommand::RegisterBroker { node_id: id, address: format!("h:{id}"), rack, kafka_address: None }).unwrap();
-        }
-        let out = img.apply(&MetadataCommand::RebalanceReplicas {}).unwrap();
-        prop_assert!(results(&out).iter().all(Option::is_none));
-        // Complete every move: the leader puts all target replicas in sync.
-        let moving: Vec<(String, u32, Vec<u32>)> = img.topics.values().flat_map(|t| t.partitions.iter().filter_map(|p| p.reassignment.as_ref().map(|_| (t.name.clone(), p.partition, p.replicas.clone())))).collect();
-        for (t, p, all) in moving {
-            isr(&mut img, &t, p, &all).unwrap();
-        }
-        for p in img.topics.values().flat_map(|t| &t.partitions) {
-            prop_assert!(p.reassignment.is_none());
-            let mut set = p.replicas.clone();
-            set.sort_unstable();
-            set.dedup();
-            prop_assert_eq!(set.len(), p.replicas.len());
-            prop_assert!(p.isr.iter().all(|r| p.replicas.contains(r)));
-            prop_assert!(p.leader.is_some_and(|l| p.isr.contains(&l)));
-        }
-        if !racks {
-            let l = loads(&img);
-            let (min, max) = (l.values().map(|c| c.0).min().unwrap(), l.values().map(|c| c.0).max().unwrap());
-            prop_assert!(max - min <= 1, "replicas {:?}", l);
-        }
-        let again = img.apply(&MetadataCommand::RebalanceReplicas {}).unwrap();
-        prop_assert_eq!(results(&again).len(), 0, "a settled cluster plans nothing");
+        check_rebalance(brokers, added, &topics, racks)?;
     }
 }

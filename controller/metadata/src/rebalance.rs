@@ -144,7 +144,11 @@ pub fn rebalance_plan(image: &MetadataImage) -> Vec<ReassignmentRequest> {
             plan.receiver(&set, donor, max - 1).map(|to| (key, set, to))
         });
         match found {
-            Some((key, set, to)) => plan.replace(key, set, donor, to),
+            Some((key, set, to)) => {
+                plan.replace(key, set, donor, to);
+                // Loads changed: a donor that could not give may now.
+                stuck.clear();
+            }
             None => {
                 stuck.insert(donor);
             }
@@ -184,6 +188,7 @@ pub fn rebalance_plan(image: &MetadataImage) -> Vec<ReassignmentRequest> {
                 }
                 *plan.leaders.entry(to).or_insert(0) += 1;
                 plan.planned.insert(key, set);
+                stuck.clear();
             }
             None => {
                 stuck.insert(donor);
