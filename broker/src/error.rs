@@ -105,6 +105,8 @@ pub enum ErrorKind {
     ReassignmentInProgress,
     /// The partition is not moving (nothing to cancel).
     NoReassignmentInProgress,
+    /// A record the topic refuses (a compacted topic's record without a key).
+    InvalidRecord,
 }
 
 impl ErrorKind {
@@ -160,6 +162,7 @@ impl ErrorKind {
             ErrorKind::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
             ErrorKind::ReassignmentInProgress => "REASSIGNMENT_IN_PROGRESS",
             ErrorKind::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
+            ErrorKind::InvalidRecord => "INVALID_RECORD",
         }
     }
 }

@@ -128,6 +128,7 @@ impl BrokerService {
         let bytes = records.len() as u64;
         let max = p.log.config().max_batch_bytes;
         let policy = p.compression_policy();
+        let keys_required = p.log.config().compact;
         let log = p.log.clone();
         let epoch = p.leader_epoch_if_leader().ok_or_else(|| p.not_leader())?;
         let tp = p.tp.clone();
@@ -142,13 +143,13 @@ impl BrokerService {
         // blocking pool, with the first append (and its fsync wait), not for
         // the async workers; a small plain request is cheaper inline.
         let (batches, mut appended) = if inline_append(&records, policy) {
-            let batches = Arc::new(accepted_batches(&tp, records, max, policy)?);
+            let batches = Arc::new(accepted_batches(&tp, records, max, policy, keys_required)?);
             let appended = log.append_batches_unsynced(&batches, epoch, NewProducers::StartAtZero);
             (batches, appended)
         } else {
             let log = log.clone();
             let first = tokio::task::spawn_blocking(move || {
-                let batches = Arc::new(accepted_batches(&tp, records, max, policy)?);
+                let batches = Arc::new(accepted_batches(&tp, records, max, policy, keys_required)?);
                 let appended = append_and_sync(&log, &batches, epoch, NewProducers::StartAtZero);
                 Ok::<_, BrokerError>((batches, appended))
             });
@@ -241,17 +242,31 @@ fn sequence_ahead(expected: i32, found: i32) -> bool {
 /// Splits and validates a produce's `records` (decompressing compressed
 /// batches to check every record), re-encoding each batch whose codec is not
 /// the one the topic's `compression.type` asks for. Any bad batch fails
-/// them all: nothing is written.
+/// them all: nothing is written. A compacted topic (`keys_required`) takes
+/// only records with a key, as Kafka's.
 fn accepted_batches(
     tp: &TopicPartition,
     records: Bytes,
     max_batch_bytes: usize,
     policy: CompressionPolicy,
+    keys_required: bool,
 ) -> Result<Vec<RecordBatch>, BrokerError> {
     let mut batches = Vec::new();
     for (i, b) in split_batches(records, max_batch_bytes).enumerate() {
         let bad = |e| api_error::batch_error(&tp.topic, tp.partition, i, e);
         let batch = b.map_err(bad)?;
+        if keys_required {
+            for r in batch.records() {
+                if r.map_err(bad)?.key.is_none() {
+                    return Err(BrokerError::new(
+                        ErrorKind::InvalidRecord,
+                        format!(
+                            "{tp}: a compacted topic (cleanup.policy=compact) takes only records with a key; batch {i} has one without"
+                        ),
+                    ));
+                }
+            }
+        }
         let batch = match policy {
             CompressionPolicy::Codec(codec) if codec != batch.compression() => {
                 batch.recompressed(codec, None).map_err(bad)?

@@ -19,6 +19,10 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "min.insync.replicas",
     "unclean.leader.election.enable",
     "compression.type",
+    "cleanup.policy",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
 ];
 
 /// The settings of a topic that its partitions apply outside the log:
@@ -123,6 +127,7 @@ pub(crate) struct TopicConfigError {
 pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, TopicConfigError> {
     let mut c = base.clone();
     let mut flush_policy: Option<String> = None;
+    let mut cleanup: Option<(bool, bool)> = None;
     let mut flush_interval: Option<u64> = None;
     let mut flush_delay: Option<u64> = None;
     for (key, value) in configs {
@@ -144,6 +149,18 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
                 c.max_batch_bytes = usize::try_from(positive()?).map_err(|_| err("too large"))?;
             }
             "flush.policy" => flush_policy = Some(value.clone()),
+            "cleanup.policy" => cleanup = Some(parse_cleanup_policy(value).map_err(|reason| err(reason))?),
+            "delete.retention.ms" => {
+                c.delete_retention_ms = u64::try_from(number()?).map_err(|_| err("must not be negative"))?
+            }
+            "min.compaction.lag.ms" => {
+                c.min_compaction_lag_ms = u64::try_from(number()?).map_err(|_| err("must not be negative"))?
+            }
+            "min.cleanable.dirty.ratio" => {
+                let ratio = value.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r));
+                let ratio = ratio.ok_or_else(|| err("must be a number between 0 and 1"))?;
+                c.min_cleanable_dirty_permille = (ratio * 1000.0).round() as u32;
+            }
             // Keys outside the log: see `topic_settings`.
             "min.insync.replicas" | "unclean.leader.election.enable" | "compression.type" => {}
             "flush.interval.ms" => flush_interval = Some(positive()?),
@@ -151,6 +168,14 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
                 flush_delay = Some(number().and_then(|n| u64::try_from(n).map_err(|_| err("must not be negative")))?)
             }
             _ => return Err(err(&format!("unknown config key; known keys: {}", KNOWN_KEYS.join(", ")))),
+        }
+    }
+    if let Some((compact, delete)) = cleanup {
+        c.compact = compact;
+        if !delete {
+            // Compacted only: records go when superseded, never by age or size.
+            c.retention_ms = None;
+            c.retention_bytes = None;
         }
     }
     if let Some(p) = flush_policy.as_deref() {
@@ -173,6 +198,23 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
         reason: e.to_string(),
     })?;
     Ok(c)
+}
+
+/// Kafka's `cleanup.policy`: `delete`, `compact`, or both (comma-separated,
+/// either order) as (compact, delete).
+fn parse_cleanup_policy(value: &str) -> Result<(bool, bool), &'static str> {
+    let (mut compact, mut delete) = (false, false);
+    for part in value.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+        match part.as_str() {
+            "compact" => compact = true,
+            "delete" => delete = true,
+            _ => return Err("must be delete, compact, or compact,delete"),
+        }
+    }
+    if !compact && !delete {
+        return Err("must be delete, compact, or compact,delete");
+    }
+    Ok((compact, delete))
 }
 
 /// Every known topic config of a topic with `configs` set on it,
@@ -273,6 +315,10 @@ fn default_value(key: &str, base: &LogConfig, replication_factor: u32) -> String
         "min.insync.replicas" => default_min_insync(replication_factor).to_string(),
         "unclean.leader.election.enable" => "false".to_string(),
         "compression.type" => "producer".to_string(),
+        "cleanup.policy" => if base.compact { "compact" } else { "delete" }.to_string(),
+        "delete.retention.ms" => base.delete_retention_ms.to_string(),
+        "min.compaction.lag.ms" => base.min_compaction_lag_ms.to_string(),
+        "min.cleanable.dirty.ratio" => format!("{}", f64::from(base.min_cleanable_dirty_permille) / 1000.0),
         _ => String::new(),
     }
 }

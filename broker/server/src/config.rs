@@ -171,6 +171,10 @@ pub struct RunArgs {
     /// log.retention.check.interval.ms; default 5 min).
     #[arg(long, env = "STRATA_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
+    /// How often the log cleaner looks for compacted topics to clean
+    /// (Kafka's log.cleaner.backoff.ms; default 15 s).
+    #[arg(long, env = "STRATA_LOG_CLEANER_CHECK_INTERVAL_MS")]
+    pub log_cleaner_check_interval_ms: Option<u64>,
     /// Records an offsets-topic partition holds before its coordinator
     /// compacts it by key (default 10000; it also waits until at most half
     /// are live keys).
@@ -255,6 +259,8 @@ pub struct FileConfig {
     pub offsets_topic_partitions: Option<u32>,
     /// See the flag.
     pub log_retention_check_interval_ms: Option<u64>,
+    /// See the flag.
+    pub log_cleaner_check_interval_ms: Option<u64>,
     /// See the flag.
     pub offsets_compaction_min_records: Option<u64>,
     /// Defaults of every partition log (topic configs override them).
@@ -341,6 +347,8 @@ pub struct ServerConfig {
     pub offsets_topic_partitions: u32,
     /// How often retention runs over the logs.
     pub log_retention_check_interval: std::time::Duration,
+    /// How often the cleaner looks for compacted logs to clean.
+    pub log_cleaner_check_interval: std::time::Duration,
     /// Records below an offsets partition's high watermark before it is
     /// compacted.
     pub offsets_compaction_min_records: u64,
@@ -371,6 +379,9 @@ pub const DEFAULT_OFFSETS_COMPACTION_MIN_RECORDS: u64 = 10_000;
 
 /// Kafka's log.retention.check.interval.ms default.
 pub const DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+
+/// Default pause between the log cleaner's looks for work (Kafka's 15 s).
+pub const DEFAULT_LOG_CLEANER_CHECK_INTERVAL_MS: u64 = 15_000;
 
 /// Kafka's default offsets.topic.num.partitions is 50; 16 keeps a small
 /// cluster's partition count modest.
@@ -407,6 +418,9 @@ impl ServerConfig {
             offsets_topic_partitions: file.offsets_topic_partitions.unwrap_or(DEFAULT_OFFSETS_TOPIC_PARTITIONS),
             log_retention_check_interval: std::time::Duration::from_millis(
                 file.log_retention_check_interval_ms.unwrap_or(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS),
+            ),
+            log_cleaner_check_interval: std::time::Duration::from_millis(
+                file.log_cleaner_check_interval_ms.unwrap_or(DEFAULT_LOG_CLEANER_CHECK_INTERVAL_MS),
             ),
             offsets_compaction_min_records: file
                 .offsets_compaction_min_records
@@ -475,6 +489,11 @@ impl ServerConfig {
                     .or(file.log_retention_check_interval_ms)
                     .unwrap_or(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS),
             ),
+            log_cleaner_check_interval: std::time::Duration::from_millis(
+                args.log_cleaner_check_interval_ms
+                    .or(file.log_cleaner_check_interval_ms)
+                    .unwrap_or(DEFAULT_LOG_CLEANER_CHECK_INTERVAL_MS),
+            ),
             offsets_compaction_min_records: args
                 .offsets_compaction_min_records
                 .or(file.offsets_compaction_min_records)
@@ -539,6 +558,12 @@ impl ServerConfig {
         self.log.validate().map_err(|source| ConfigError::Log { source })?;
         if self.replica_lag_time_max.is_zero() {
             return Err(ConfigError::Invalid { name: "--replica-lag-time-max-ms", reason: "must be positive".into() });
+        }
+        if self.log_cleaner_check_interval.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "--log-cleaner-check-interval-ms",
+                reason: "must be positive".into(),
+            });
         }
         if self.log_retention_check_interval.is_zero() {
             return Err(ConfigError::Invalid {

@@ -191,6 +191,7 @@ async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>, tap: Op
     }
     logs.start_background(BackgroundConfig {
         retention_check: config.log_retention_check_interval,
+        cleaner_check: config.log_cleaner_check_interval,
         ..BackgroundConfig::default()
     });
     for (tp, reason) in logs.offline() {

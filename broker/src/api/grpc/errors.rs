@@ -58,6 +58,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> ErrorCode {
         ErrorKind::InvalidReplicaAssignment => ErrorCode::InvalidReplicaAssignment,
         ErrorKind::ReassignmentInProgress => ErrorCode::ReassignmentInProgress,
         ErrorKind::NoReassignmentInProgress => ErrorCode::NoReassignmentInProgress,
+        ErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
     }
 }
 
@@ -113,6 +114,7 @@ pub(crate) fn kind_of(code: ErrorCode) -> Option<ErrorKind> {
         ErrorCode::InvalidReplicaAssignment => ErrorKind::InvalidReplicaAssignment,
         ErrorCode::ReassignmentInProgress => ErrorKind::ReassignmentInProgress,
         ErrorCode::NoReassignmentInProgress => ErrorKind::NoReassignmentInProgress,
+        ErrorCode::InvalidRecord => ErrorKind::InvalidRecord,
     })
 }
 

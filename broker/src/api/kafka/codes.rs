@@ -56,6 +56,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> i16 {
         ErrorKind::InvalidReplicaAssignment => K::InvalidReplicaAssignment,
         ErrorKind::ReassignmentInProgress => K::ReassignmentInProgress,
         ErrorKind::NoReassignmentInProgress => K::NoReassignmentInProgress,
+        ErrorKind::InvalidRecord => K::InvalidRecord,
     }
     .code()
 }
