@@ -149,7 +149,7 @@ pub(crate) fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -
                 c.max_batch_bytes = usize::try_from(positive()?).map_err(|_| err("too large"))?;
             }
             "flush.policy" => flush_policy = Some(value.clone()),
-            "cleanup.policy" => cleanup = Some(parse_cleanup_policy(value).map_err(|reason| err(reason))?),
+            "cleanup.policy" => cleanup = Some(parse_cleanup_policy(value).map_err(&err)?),
             "delete.retention.ms" => {
                 c.delete_retention_ms = u64::try_from(number()?).map_err(|_| err("must not be negative"))?
             }
