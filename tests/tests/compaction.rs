@@ -156,7 +156,7 @@ async fn a_compacted_topic_keeps_the_latest_record_per_key_on_every_replica() {
     // One log, two doors: the same records, offsets and all.
     assert_eq!(kcat_rows(&c), rows, "kcat and the Strata client disagree");
     for w in rows.windows(2) {
-        assert!(w[0].0 < w[1].0, "offsets keep their order: {:?}", &w[..]);
+        assert!(w[0].0 < w[1].0, "offsets keep their order: {:?}", w);
     }
     let last = latest(&rows);
     for k in (0..10).filter(|k| *k != 3 && *k != 7) {
