@@ -2,7 +2,7 @@
 a real Kafka client: each member runs in its own thread (as applications
 run them), auto-commits, and the script checks that nothing was lost.
 
-  group_churn.py [static] CLIENT BOOTSTRAP TOPIC GROUP N
+  group_churn.py [static|grow] CLIENT BOOTSTRAP TOPIC GROUP N
 
 CLIENT is `kafka-python` (classic protocol), `confluent-classic`
 (librdkafka, classic protocol) or `confluent-consumer` (librdkafka,
@@ -23,6 +23,13 @@ consumer with the same instance id); a restarted member gets its partitions
 back and no member is ever revoked: no rebalance. Prints {"stages",
 "check", "duplicates", "revokes": per member}.
 
+With `grow`: TOPIC has 3 partitions; two members subscribe by pattern
+(`^TOPIC$`, a regex subscription) while an idempotent producer sends N
+keyed records over a few seconds; meanwhile the topic grows to 6
+partitions (confluent-kafka's CreatePartitions). The members must be
+handed all six and read every record. Prints {"stages", "check",
+"duplicates", "partitions": those the records came from}.
+
 Otherwise prints {"stages": {stage: {"ok", "assignments", "seconds"}}, "check": the
 check of every record received (at least once: duplicates are counted,
 not failed), "duplicates", "resumed_old": records of earlier stages that
@@ -42,9 +49,10 @@ class Member(threading.Thread):
     """One group member polling in its own thread until stopped; records go
     to the shared list, its assignment is published after every poll."""
 
-    def __init__(self, name, client, bootstrap, topic, group, sink, lock, instance=None):
+    def __init__(self, name, client, bootstrap, topic, group, sink, lock, instance=None, pattern=False):
         super().__init__(name=name, daemon=True)
         self.client, self.bootstrap, self.topic, self.group = client, bootstrap, topic, group
+        self.pattern = pattern
         self.sink, self.lock, self.instance = sink, lock, instance
         self.assignment = []
         self.revokes = 0
@@ -76,8 +84,12 @@ class Member(threading.Thread):
                     pass
             c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group, group_instance_id=self.instance,
                               auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=200,
-                              session_timeout_ms=6000, heartbeat_interval_ms=500, fetch_max_wait_ms=100)
-            c.subscribe([self.topic], listener=Listener())
+                              session_timeout_ms=6000, heartbeat_interval_ms=500, fetch_max_wait_ms=100,
+                              metadata_max_age_ms=1000)
+            if self.pattern:
+                c.subscribe(pattern=f"^{self.topic}$", listener=Listener())
+            else:
+                c.subscribe([self.topic], listener=Listener())
 
             def poll(c):
                 return [(r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
@@ -85,7 +97,8 @@ class Member(threading.Thread):
             return c, poll, lambda c: sorted(tp.partition for tp in c.assignment())
         from confluent_kafka import Consumer
         conf = {"bootstrap.servers": self.bootstrap, "group.id": self.group, "auto.offset.reset": "earliest",
-                "enable.auto.commit": True, "auto.commit.interval.ms": 200}
+                "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+                "topic.metadata.refresh.interval.ms": 1000}
         if self.client == "confluent-classic":
             conf.update({"group.protocol": "classic", "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
         else:
@@ -96,7 +109,7 @@ class Member(threading.Thread):
         def on_revoke(_c, partitions):
             member.revokes += 1 if partitions else 0
         c = Consumer(conf)
-        c.subscribe([self.topic], on_revoke=on_revoke)
+        c.subscribe([f"^{self.topic}$" if self.pattern else self.topic], on_revoke=on_revoke)
 
         def poll(c):
             out = []
@@ -115,9 +128,65 @@ def spread(members):
     return all(sets) and sum(len(s) for s in sets) == len(PARTITIONS) and set().union(*sets) == PARTITIONS
 
 
+def produce_paced(bootstrap, topic, n, tag, seconds):
+    """An idempotent producer (acks=all) sending n keyed records over about
+    `seconds`, refreshing metadata every second so it uses added partitions."""
+    from confluent_kafka import Producer
+    from kafka_clients import delivery_counter, record
+    acked, errors, done = delivery_counter()
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                  "topic.metadata.refresh.interval.ms": 1000})
+    start = time.time()
+    for i in range(n):
+        k, v, h, ts = record(tag, i)
+        p.produce(topic, key=k, value=v, headers=h, timestamp=ts, on_delivery=done)
+        p.poll(0)
+        wait = start + seconds * i / n - time.time()
+        if wait > 0:
+            time.sleep(wait)
+    left = p.flush(60)
+    if errors or left:
+        raise SystemExit(f"delivery failed: {errors}, {left} left")
+
+
+def grow(bootstrap, topic, n, start, stop, members, got, lock, stages):
+    """The `grow` mode (see the module documentation)."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    start("g0", pattern=True)
+    start("g1", pattern=True)
+    producer = threading.Thread(target=produce_paced, args=(bootstrap, topic, n, "grow", 6.0))
+    producer.start()
+    time.sleep(2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_partitions([NewPartitions(topic, 6)]).values():
+        f.result(10)
+    producer.join(90)
+    t0 = time.time()
+    ok = False
+    while time.time() - t0 < 60:
+        errors = [m.error for m in members.values() if m.error]
+        if errors:
+            raise SystemExit("; ".join(errors))
+        with lock:
+            have = {r[3] for r in got}
+        if len(have) == n and spread([members["g0"], members["g1"]]):
+            ok = True
+            break
+        time.sleep(0.1)
+    stages["grow"] = {"ok": ok, "assignments": {m: members[m].assignment for m in ("g0", "g1")},
+                      "seconds": round(time.time() - t0, 1)}
+    stop("g0")
+    stop("g1")
+    records = [r[1:] for r in got]
+    print(json.dumps({"stages": stages, "check": check(records, n, ["grow"]),
+                      "duplicates": len(records) - len({r[2] for r in records}),
+                      "partitions": sorted({r[1] for r in got}),
+                      "errors": [m.error for m in members.values() if m.error]}))
+
+
 def main():
     mode = "churn"
-    if sys.argv[1] == "static":
+    if sys.argv[1] in ("static", "grow"):
         mode = sys.argv.pop(1)
     client, bootstrap, topic, group, n = sys.argv[1:6]
     n = int(n)
@@ -125,8 +194,8 @@ def main():
     members = {}
     stages = {}
 
-    def start(name, instance=None):
-        members[name] = Member(name, client, bootstrap, topic, group, got, lock, instance)
+    def start(name, instance=None, pattern=False):
+        members[name] = Member(name, client, bootstrap, topic, group, got, lock, instance, pattern)
         members[name].start()
 
     def stop(name):
@@ -150,6 +219,9 @@ def main():
         stages[tag] = {"ok": ok, "assignments": {m: members[m].assignment for m in live},
                        "seconds": round(time.time() - t0, 1)}
 
+    if mode == "grow":
+        grow(bootstrap, topic, n, start, stop, members, got, lock, stages)
+        return
     if mode == "static":
         start("s0", "instance-0")
         start("s1", "instance-1")

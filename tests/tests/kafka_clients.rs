@@ -465,7 +465,29 @@ async fn classic_groups_keep_every_record_through_joins_and_leaves() {
     for client in ["confluent-classic", "kafka-python"] {
         group_survives_churn(&server, client).await;
         static_members_restart_without_a_rebalance(&server, client).await;
+        a_growing_topic_is_read_exactly_once(&server, client).await;
     }
+}
+
+/// A topic grows from 3 to 6 partitions while two members subscribed by
+/// pattern (a regex subscription) read it and an idempotent producer writes
+/// to it (`group_churn.py grow`): the members are handed all six and every
+/// record is read exactly once.
+async fn a_growing_topic_is_read_exactly_once(server: &ServerProcess, client: &str) {
+    const N: usize = 3_000;
+    let topic = format!("grow-{client}");
+    create(server, &topic, 3).await;
+    let kafka = server.kafka.to_string();
+    let v = json(&run_script(
+        "group_churn.py",
+        &["grow", client, &kafka, &topic, &format!("grow-{client}"), &N.to_string()],
+    ));
+    assert_eq!(v["errors"], serde_json::json!([]), "{client}: {v}");
+    assert_eq!(v["stages"]["grow"]["ok"], true, "{client}: records or partitions missing: {v}");
+    assert_eq!(v["check"]["complete"], true, "{client}: records lost: {v}");
+    assert_eq!(v["check"]["bad"], serde_json::json!([]), "{client}: {v}");
+    assert_eq!(v["duplicates"], 0, "{client}: records read twice: {v}");
+    assert_eq!(v["partitions"], serde_json::json!([0, 1, 2, 3, 4, 5]), "{client}: records in every partition: {v}");
 }
 
 /// KIP-345 through `group_churn.py static`: two members with a
