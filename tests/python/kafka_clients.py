@@ -332,6 +332,17 @@ def delete_records(bootstrap, topic, partition, before):
         return {"low_watermark": f.result(10).low_watermark}
 
 
+def delete_records_kafka_python(bootstrap, topic, partition, before):
+    """kafka-python's DeleteRecords: the partition's new low watermark."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    res = a.delete_records({TopicPartition(topic, partition): before})
+    a.close()
+    for meta in res.values():
+        return {"low_watermark": meta["low_watermark"] if isinstance(meta, dict) else meta.low_watermark}
+
+
 def reassign(bootstrap, topic, partition, replicas):
     """kafka-python's AlterPartitionReassignments: moves one partition to
     `replicas` (comma-separated ids); the per-partition error, if any."""
@@ -361,22 +372,10 @@ def cluster_defaults(bootstrap, topic, key, value):
     v4 requests are encoded and decoded by kafka-python's protocol classes
     over a plain socket; the topic is then described by confluent-kafka.
     Returns [value, source code] for the broker resource and the topic."""
-    import socket
-    import struct
     from confluent_kafka.admin import AdminClient, ConfigResource
     from kafka.protocol.admin import (DescribeConfigsRequest, DescribeConfigsResponse,
                                       IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse)
-    host, port = bootstrap.split(",")[0].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=10)
-
-    def call(req, resp_cls, version, correlation):
-        req.with_header(correlation_id=correlation)
-        s.sendall(req.encode(version=version, header=True, framed=True))
-        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-        data = b""
-        while len(data) < size:
-            data += s.recv(size - len(data))
-        return resp_cls.decode(data, version=version, header=True)
+    s, call = raw_connection(bootstrap)
 
     cfg = IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig(name=key, config_operation=0, value=value)
     req = IncrementalAlterConfigsRequest(validate_only=False, resources=[
@@ -448,15 +447,13 @@ def offsets_and_dirs(bootstrap, topic):
     return out
 
 
-def epoch_checks(bootstrap, topic, epoch):
-    """Fetch v12 and ListOffsets v7 of partition 0 with current leader
-    epochs epoch-1, epoch, epoch+1 and -1, encoded and decoded by
-    kafka-python's protocol classes over a plain socket; prints the error
-    codes and how many record bytes each fetch returned."""
+def raw_connection(bootstrap):
+    """A plain socket to the first broker of `bootstrap` and a call(request,
+    response class, version, correlation id) that encodes and decodes with
+    kafka-python's protocol classes: requests its admin API will not send."""
     import socket
     import struct
-    from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse
-    host, port = bootstrap.rsplit(":", 1)
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout=10)
 
     def call(req, resp_cls, version, correlation):
@@ -467,6 +464,16 @@ def epoch_checks(bootstrap, topic, epoch):
         while len(data) < size:
             data += s.recv(size - len(data))
         return resp_cls.decode(data, version=version, header=True)
+    return s, call
+
+
+def epoch_checks(bootstrap, topic, epoch):
+    """Fetch v12 and ListOffsets v7 of partition 0 with current leader
+    epochs epoch-1, epoch, epoch+1 and -1, encoded and decoded by
+    kafka-python's protocol classes over a plain socket; prints the error
+    codes and how many record bytes each fetch returned."""
+    from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse
+    s, call = raw_connection(bootstrap)
 
     out = {"fetch": {}, "list_offsets": {}}
     for i, current in enumerate([epoch - 1, epoch, epoch + 1, -1]):
@@ -599,6 +606,9 @@ def main():
         return
     if sys.argv[1] == "cluster-defaults":
         print(json.dumps(cluster_defaults(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])))
+        return
+    if sys.argv[1] == "delete-records-kafka-python":
+        print(json.dumps(delete_records_kafka_python(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
         return
     if sys.argv[1] == "delete-records":
         print(json.dumps(delete_records(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))

@@ -139,10 +139,14 @@ async fn a_compacted_topic_keeps_the_latest_record_per_key_on_every_replica() {
         (0..30).flat_map(|round| (0..10).map(move |k| format!("k{k}\tv{round}-{}\n", "x".repeat(40)))).collect();
     kcat_produce(&c, &updates, false);
     kcat_produce(&c, "k3\t\nk7\t\n", true);
+    // A batch whose last record is superseded by a later batch: compaction
+    // leaves it ending in a gap, which a consumer must step over.
+    kcat_produce(&c, "z1\tkept\nz2\tsuperseded\n", false);
+    kcat_produce(&c, "z2\tlatest\n", false);
     // Fill past the tombstones so they land in sealed (cleanable) segments.
     let filler: String = (0..120).map(|i| format!("f{i}\t{}\n", "y".repeat(60))).collect();
     kcat_produce(&c, &filler, false);
-    let produced = 200 + 300 + 2 + 120;
+    let produced = 200 + 300 + 2 + 3 + 120;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let rows = loop {
@@ -169,6 +173,9 @@ async fn a_compacted_topic_keeps_the_latest_record_per_key_on_every_replica() {
     for p in 0..5 {
         assert!(last[&format!("p{p}")].2.as_deref().is_some_and(|v| v.starts_with("before-19")), "{p}");
     }
+    assert_eq!(last["z1"].2.as_deref(), Some("kept"));
+    assert_eq!(last["z2"].2.as_deref(), Some("latest"));
+    assert!(!rows.iter().any(|r| r.2.as_deref() == Some("superseded")), "z2's first value compacted away");
 
     // The idempotent producer goes on after compaction and a leader
     // restart: no sequence error, nothing written twice.

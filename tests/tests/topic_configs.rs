@@ -244,9 +244,9 @@ async fn a_running_group_consumer_gets_the_added_partitions() {
     consumer.close().await.expect("close");
 }
 
-/// Records deleted below an offset (the CLI, then confluent-kafka's
-/// DeleteRecords) are gone from every replica: after the leader stops, the
-/// new leader starts at the same offset.
+/// Records deleted below an offset (the CLI, then confluent-kafka's and
+/// kafka-python's DeleteRecords) are gone from every replica: after the
+/// leader stops, the new leader starts at the same offset.
 #[test]
 fn records_are_deleted_below_an_offset_on_every_replica() {
     let c = LocalCluster::up(3);
@@ -271,10 +271,17 @@ fn records_are_deleted_below_an_offset_on_every_replica() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["low_watermark"], 70, "{v}");
     assert_eq!(first("after Kafka's DeleteRecords"), (70, 30));
+    let out = strata_tests::kafka_python::run_script(
+        "kafka_clients.py",
+        &["delete-records-kafka-python", &c.kafka_bootstrap_all(), "trim", "0", "80"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["low_watermark"], 80, "{v}");
+    assert_eq!(first("after kafka-python's DeleteRecords"), (80, 20));
     let above = strata(&b, &["topic", "trim", "trim", "-p", "0", "--before", "1000"]);
     assert!(String::from_utf8_lossy(&above.stderr).contains("above the high watermark"), "{above:?}");
     // The followers took the leader's log start: stop the leader, and the
-    // new one starts at 70 too.
+    // new one starts at 80 too.
     let leader = strata_json(&b, &["topic", "describe", "trim"])["partitions"][0]["leader"].as_u64().unwrap() as usize;
     std::thread::sleep(Duration::from_secs(2));
     c.stop(leader);
@@ -283,13 +290,13 @@ fn records_are_deleted_below_an_offset_on_every_replica() {
         let d = strata_json(&b, &["topic", "describe", "trim"]);
         let p = &d["partitions"][0];
         if p["leader"].as_u64().is_some_and(|l| l as usize != leader) && p["offsets_from_leader"] == true {
-            assert_eq!(p["log_start_offset"], 70, "the new leader's log start: {d}");
+            assert_eq!(p["log_start_offset"], 80, "the new leader's log start: {d}");
             break;
         }
         assert!(Instant::now() < deadline, "no new leader: {d}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(first("from the new leader"), (70, 30));
+    assert_eq!(first("from the new leader"), (80, 20));
 }
 
 /// A running producer writing keyless records uses partitions added while

@@ -25,6 +25,11 @@ pub(crate) struct Round {
     /// A retriable failure (lost connection, leader moved) hit some
     /// partition: metadata should be refreshed before the next round.
     pub retriable: Option<ClientError>,
+    /// Partitions whose fetched batches held no record at or after the
+    /// position (a compacted topic's cleaner removed them): the position
+    /// moves past those batches, as Kafka's consumer does, or the same
+    /// batches would come back forever.
+    pub skipped: Vec<(TopicPartition, u64)>,
 }
 
 /// The raw outcome of one round of `Fetch` requests, before decoding.
@@ -145,7 +150,11 @@ pub(crate) fn decode_round(positions: &[(TopicPartition, u64)], fetched: Fetched
             round
                 .high_watermarks
                 .push((TopicPartition::of(fetched.topic.clone(), fetched.partition), fetched.high_watermark));
-            decode(&fetched.topic, fetched.partition, fetched.records, position, &mut round.records)?;
+            let before = round.records.len();
+            let end = decode(&fetched.topic, fetched.partition, fetched.records, position, &mut round.records)?;
+            if round.records.len() == before && end > position {
+                round.skipped.push((TopicPartition::of(fetched.topic.clone(), fetched.partition), end));
+            }
         }
     }
     Ok(round)
@@ -173,13 +182,14 @@ pub(crate) fn decode(
     bytes: Bytes,
     position: u64,
     out: &mut Vec<ConsumerRecord>,
-) -> Result<(), ClientError> {
+) -> Result<u64, ClientError> {
     let corrupt = |e: &BatchError, at: u64| {
         ClientError::InvalidResponse(format!(
             "corrupt record batch for partition {topic}-{partition} at offset {at}: {e}"
         ))
     };
     let mut next = position;
+    let mut end = position;
     let mut decoded_any = false;
     for batch in split_stored_batches(bytes, usize::MAX) {
         let batch = match batch {
@@ -190,6 +200,7 @@ pub(crate) fn decode(
             Err(e) => return Err(corrupt(&e, next)),
         };
         decoded_any = true;
+        end = end.max(batch.header().next_offset());
         if batch.header().next_offset() <= position {
             continue;
         }
@@ -211,7 +222,7 @@ pub(crate) fn decode(
             });
         }
     }
-    Ok(())
+    Ok(end)
 }
 
 fn clamp_u32(n: impl TryInto<u32>) -> u32 {
@@ -221,7 +232,7 @@ fn clamp_u32(n: impl TryInto<u32>) -> u32 {
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use strata_record::batch::{set_base_offset, BatchBuilder};
+    use strata_record::batch::{filter_records, set_base_offset, BatchBuilder, Filtered, RecordBatch};
 
     use super::*;
 
@@ -247,6 +258,17 @@ mod tests {
         let got: Vec<(u64, &[u8])> = out.iter().map(|r| (r.offset, r.value.as_deref().unwrap())).collect();
         assert_eq!(got, vec![(11, &b"b"[..]), (12, b"c"), (13, b"d"), (14, b"e")]);
         assert_eq!(out[0].headers, vec![("h".to_string(), Some(Bytes::from_static(b"v")))]);
+    }
+
+    #[test]
+    fn a_batch_thinned_by_compaction_moves_the_position_past_it() {
+        let b = RecordBatch::new(batch(10, &["a", "b", "c", "d"]), usize::MAX).unwrap();
+        let Filtered::Rewritten(thinned) = filter_records(&b, |r| r.offset == 10).unwrap() else { panic!() };
+        let mut out = Vec::new();
+        // Position 11 is inside the batch, past its only record.
+        let end = decode("t", 0, thinned, 11, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(end, 14, "the batch's span ends at 13");
     }
 
     #[test]

@@ -433,6 +433,9 @@ impl Consumer {
             }
             let round = fetch::decode_round(&positions, fetched)?;
             self.high_watermarks.extend(round.high_watermarks);
+            for (tp, to) in &round.skipped {
+                self.advance(&tp.topic, tp.partition, *to);
+            }
             let got_records = !round.records.is_empty();
             if self.buffered.is_empty() {
                 self.buffered = VecDeque::from(round.records);

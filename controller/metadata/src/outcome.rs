@@ -39,6 +39,22 @@ fn yes() -> bool {
     true
 }
 
+impl LeaderChange {
+    /// The change that left `p` as it is now.
+    pub(crate) fn of(topic: &str, p: &PartitionInfo, leader_changed: bool, unclean: bool) -> Self {
+        LeaderChange {
+            topic: topic.to_string(),
+            partition: p.partition,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            isr: p.isr.clone(),
+            partition_epoch: p.partition_epoch,
+            leader_changed,
+            unclean,
+        }
+    }
+}
+
 /// Which kind of leader election [`super::MetadataCommand::ElectLeaders`] runs
 /// (Kafka's `ElectionType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

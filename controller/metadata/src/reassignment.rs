@@ -172,16 +172,7 @@ pub(super) fn complete_if_in_sync(
     p.reassignment = None;
     let leader_changed = p.leader != leader;
     set_leader_and_isr(p, leader, isr, leader_changed);
-    Some(LeaderChange {
-        topic: topic.to_string(),
-        partition: p.partition,
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        isr: p.isr.clone(),
-        partition_epoch: p.partition_epoch,
-        leader_changed,
-        unclean: false,
-    })
+    Some(LeaderChange::of(topic, p, leader_changed, false))
 }
 
 /// Sets leader and ISR with one partition-epoch bump (the replica set

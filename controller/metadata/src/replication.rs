@@ -45,16 +45,7 @@ fn set_state(
     }
     p.isr = isr;
     p.partition_epoch += 1;
-    Some(LeaderChange {
-        topic: topic.to_string(),
-        partition: p.partition,
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        isr: p.isr.clone(),
-        partition_epoch: p.partition_epoch,
-        leader_changed,
-        unclean,
-    })
+    Some(LeaderChange::of(topic, p, leader_changed, unclean))
 }
 
 impl MetadataImage {

@@ -356,12 +356,7 @@ impl Node {
         cc.set_change_type(kind);
         cc.node_id = node_id;
         cc.context = address.into_bytes().into();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let mut ctx = Vec::with_capacity(CONTEXT_LEN);
-        ctx.extend_from_slice(&self.id.to_le_bytes());
-        ctx.extend_from_slice(&self.incarnation.to_le_bytes());
-        ctx.extend_from_slice(&seq.to_le_bytes());
+        let (seq, ctx) = self.next_context();
         self.raw.propose_conf_change(ctx, cc)?;
         tracing::info!(node = self.id, member = node_id, change = ?kind, "proposing a controller configuration change");
         Ok(seq)
@@ -393,14 +388,21 @@ impl Node {
     }
 
     fn propose_raw(&mut self, cmd: &MetadataCommand) -> Result<u64, ControllerError> {
+        let (seq, ctx) = self.next_context();
+        self.raw.propose(ctx, cmd.encode())?;
+        Ok(seq)
+    }
+
+    /// The next proposal's sequence number and the entry context naming
+    /// it (node id, incarnation, sequence), which tells its reply apart.
+    fn next_context(&mut self) -> (u64, Vec<u8>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut ctx = Vec::with_capacity(CONTEXT_LEN);
         ctx.extend_from_slice(&self.id.to_le_bytes());
         ctx.extend_from_slice(&self.incarnation.to_le_bytes());
         ctx.extend_from_slice(&seq.to_le_bytes());
-        self.raw.propose(ctx, cmd.encode())?;
-        Ok(seq)
+        (seq, ctx)
     }
 
     /// The sequence number of a proposal made by this run of this node.

@@ -231,7 +231,8 @@ pub fn compress_batch(batch: &[u8], codec: Compression, level: Option<i32>) -> R
     Ok(Bytes::from(b))
 }
 
-fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {
+/// Writes a nullable byte field: its varint length (-1 for null), then it.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {
     match field {
         None => put_varint(out, -1),
         Some(bytes) => {

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 
+use super::builder::put_bytes;
 use super::header::{finish, FIRST_TIMESTAMP, HEADER_LEN, LEADER_EPOCH, MAX_TIMESTAMP, RECORD_COUNT};
 use super::varint::{put_varint, put_varlong};
 use super::{set_base_offset, BatchError, Record, RecordBatch, COMPRESSION_MASK};
@@ -48,12 +49,12 @@ pub fn filter_records(batch: &RecordBatch, mut keep: impl FnMut(&Record) -> bool
         put_varlong(&mut record, r.timestamp.wrapping_sub(first_timestamp));
         let delta = i32::try_from(r.offset - h.base_offset).map_err(|_| BatchError::Build("offset delta overflow"))?;
         put_varint(&mut record, delta);
-        put_field(&mut record, r.key.as_deref());
-        put_field(&mut record, r.value.as_deref());
+        put_bytes(&mut record, r.key.as_deref());
+        put_bytes(&mut record, r.value.as_deref());
         put_varint(&mut record, i32::try_from(r.headers.len()).map_err(|_| BatchError::Build("too many headers"))?);
         for header in &r.headers {
-            put_field(&mut record, Some(header.key.as_bytes()));
-            put_field(&mut record, header.value.as_deref());
+            put_bytes(&mut record, Some(header.key.as_bytes()));
+            put_bytes(&mut record, header.value.as_deref());
         }
         put_varlong(&mut body, record.len() as i64);
         body.extend_from_slice(&record);
@@ -75,16 +76,6 @@ pub fn filter_records(batch: &RecordBatch, mut keep: impl FnMut(&Record) -> bool
     finish(&mut out, (h.attributes & !COMPRESSION_MASK) | u16::from(batch.compression().id()))?;
     set_base_offset(&mut out, h.base_offset)?;
     Ok(Filtered::Rewritten(Bytes::from(out)))
-}
-
-fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
-    match field {
-        None => put_varint(out, -1),
-        Some(bytes) => {
-            put_varint(out, bytes.len() as i32);
-            out.extend_from_slice(bytes);
-        }
-    }
 }
 
 #[cfg(test)]
