@@ -26,9 +26,10 @@ back and no member is ever revoked: no rebalance. Prints {"stages",
 With `grow`: TOPIC has 3 partitions; two members subscribe by pattern
 (`^TOPIC$`, a regex subscription) while an idempotent producer sends N
 keyed records over a few seconds; meanwhile the topic grows to 6
-partitions (confluent-kafka's CreatePartitions). The members must be
-handed all six and read every record. Prints {"stages", "check",
-"duplicates", "partitions": those the records came from}.
+partitions (confluent-kafka's CreatePartitions). The members must read
+every record (stage "ok") and share all six partitions ("spread"). Prints
+{"stages", "check", "duplicates", "partitions": those the records came
+from}.
 
 Otherwise prints {"stages": {stage: {"ok", "assignments", "seconds"}}, "check": the
 check of every record received (at least once: duplicates are counted,
@@ -162,18 +163,19 @@ def grow(bootstrap, topic, n, start, stop, members, got, lock, stages):
         f.result(10)
     producer.join(90)
     t0 = time.time()
-    ok = False
+    ok = spread_ok = False
     while time.time() - t0 < 60:
         errors = [m.error for m in members.values() if m.error]
         if errors:
             raise SystemExit("; ".join(errors))
         with lock:
             have = {r[3] for r in got}
-        if len(have) == n and spread([members["g0"], members["g1"]]):
-            ok = True
+        ok = len(have) == n
+        spread_ok = spread([members["g0"], members["g1"]])
+        if ok and spread_ok:
             break
         time.sleep(0.1)
-    stages["grow"] = {"ok": ok, "assignments": {m: members[m].assignment for m in ("g0", "g1")},
+    stages["grow"] = {"ok": ok, "spread": spread_ok, "assignments": {m: members[m].assignment for m in ("g0", "g1")},
                       "seconds": round(time.time() - t0, 1)}
     stop("g0")
     stop("g1")
