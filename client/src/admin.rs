@@ -430,6 +430,16 @@ impl Admin {
     /// the order the broker returns them. A topic the broker reports an
     /// error for (unknown topic...) fails the call with that error.
     pub async fn describe_topics(&self, names: &[String]) -> Result<Vec<TopicDescription>, ClientError> {
+        let mut topics = self.describe_placements(names).await?;
+        self.offsets_from_leaders(&mut topics).await;
+        Ok(topics)
+    }
+
+    /// [`Admin::describe_topics`] as one broker knows them — replicas,
+    /// ISR, leaders — without asking each leader for its offsets (which
+    /// waits on a leader that does not answer): for views of placement
+    /// such as `strata cluster info`.
+    pub async fn describe_placements(&self, names: &[String]) -> Result<Vec<TopicDescription>, ClientError> {
         let request = DescribeTopicsRequest { names: names.to_vec() };
         let response = self
             .with_retry(|mut c| {
@@ -437,10 +447,7 @@ impl Admin {
                 async move { call("DescribeTopics", ADMIN_TIMEOUT, c.describe_topics(request)).await }
             })
             .await?;
-        let mut topics: Vec<TopicDescription> =
-            response.topics.into_iter().map(describe_topic).collect::<Result<_, _>>()?;
-        self.offsets_from_leaders(&mut topics).await;
-        Ok(topics)
+        response.topics.into_iter().map(describe_topic).collect()
     }
 
     /// Replaces each partition's offsets with its leader's: any broker can

@@ -195,6 +195,23 @@ fn partitions_are_added_live() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, serde_json::json!({"partitions": 8, "shrink": "INVALID_PARTITIONS"}));
+
+    // On the cluster: two librdkafka classic members subscribed by pattern
+    // and an idempotent producer run while a topic grows from 3 to 6
+    // (`group_churn.py grow`): the members share all six and every record
+    // is read exactly once.
+    ok(strata(&b, &["topic", "create", "grow-live", "-p", "3", "-r", "3"]), "create");
+    let out = strata_tests::kafka_python::run_script(
+        "group_churn.py",
+        &["grow", "confluent-classic", &c.kafka_bootstrap_all(), "grow-live", "grow-live-group", "3000"],
+    );
+    let v = strata_tests::client_report::json(&out);
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(v["stages"]["grow"]["ok"], true, "records missing: {v}");
+    assert_eq!(v["stages"]["grow"]["spread"], true, "the members do not share the six: {v}");
+    assert_eq!(v["check"]["complete"], true, "{v}");
+    assert_eq!(v["duplicates"], 0, "records read twice: {v}");
+    assert_eq!(v["partitions"], serde_json::json!([0, 1, 2, 3, 4, 5]), "{v}");
 }
 
 /// A group consumer subscribed to a topic is handed the partitions added

@@ -131,7 +131,8 @@ fn print_configs(configs: &std::collections::BTreeMap<String, String>, output: O
 
 async fn info(admin: &Admin, output: Output) -> Result<()> {
     let c = admin.describe_cluster().await?;
-    let topics = admin.describe_topics(&[]).await?;
+    // Placement only: a paused or dead leader must not hold `info` up.
+    let topics = admin.describe_placements(&[]).await?;
     let load = load(&topics);
     match output {
         Output::Text => print_text(&info_text(&c, &load))?,

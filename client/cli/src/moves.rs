@@ -138,7 +138,7 @@ pub(crate) async fn rebalance(admin: &Admin, dry_run: bool, moving: &MoveArgs, o
 
 /// Replicas (current or targeted) broker `id` holds.
 async fn replicas_on(admin: &Admin, id: u32) -> Result<usize> {
-    let topics = admin.describe_topics(&[]).await?;
+    let topics = admin.describe_placements(&[]).await?;
     Ok(topics.iter().flat_map(|t| &t.partitions).filter(|p| p.replicas.contains(&id)).count())
 }
 
