@@ -34,6 +34,25 @@ use crate::segment::{self, LogSegment};
 /// The directory a pass builds its segments in.
 pub(crate) const CLEANING_DIR: &str = ".cleaning";
 
+/// The file holding the offset below which the log was cleaned.
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// The cleaned-up-to offset stored in `dir`, at most `log_end`; 0 when the
+/// file is missing or does not parse (the next pass then cleans the whole
+/// log: slower, never wrong).
+pub(crate) fn read_cleaned_up_to(dir: &Path, log_end: u64) -> u64 {
+    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return 0 };
+    let mut lines = text.lines();
+    match (lines.next(), lines.next().and_then(|l| l.trim().parse::<u64>().ok())) {
+        (Some("1"), Some(offset)) => offset.min(log_end),
+        _ => {
+            tracing::warn!(file = %path.display(), "unreadable cleaner checkpoint; the next pass cleans the whole log");
+            0
+        }
+    }
+}
+
 /// What one cleaning pass may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CleanOptions {
@@ -157,6 +176,9 @@ impl Log {
         let mut st = self.write_state();
         st.cleaned_up_to = st.cleaned_up_to.max(end);
         report.cleaned_up_to = st.cleaned_up_to;
+        let contents = format!("1\n{}\n", st.cleaned_up_to);
+        drop(st);
+        file_io::write_atomic(&self.dir().join(CLEANER_CHECKPOINT_FILE), contents.as_bytes())?;
         Ok(report)
     }
 

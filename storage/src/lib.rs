@@ -35,7 +35,7 @@ mod scan;
 mod segment;
 
 pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
-pub use cleaner::{CleanOptions, CleanReport};
+pub use cleaner::{CleanOptions, CleanReport, CLEANER_CHECKPOINT_FILE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};

@@ -83,8 +83,8 @@ pub(crate) struct LogState {
     pub(crate) epochs_file_ahead: bool,
     /// In [log_start_offset, log end]; persisted with the checkpoint.
     pub(crate) high_watermark: u64,
-    /// Offsets below this were cleaned by the compaction pass (in memory:
-    /// after a restart the first pass cleans the whole log again).
+    /// Offsets below this were cleaned by the compaction pass (kept in
+    /// `cleaner-offset-checkpoint`, so a restart does not clean it all again).
     pub(crate) cleaned_up_to: u64,
     /// Idempotent producers' state as of the log end.
     pub(crate) producers: ProducerStateManager,
@@ -121,6 +121,7 @@ impl Log {
             log_replica::load_epoch_cache(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
         loaded.report.epoch_cache_rebuilt = rebuilt;
         let producers = ProducerStateManager::load(&dir, &loaded.segments, loaded.log_start_offset, log_end)?;
+        let cleaned_up_to = crate::cleaner::read_cleaned_up_to(&dir, log_end);
         let now = clock.now_ms();
         Ok(Log {
             dir,
@@ -133,7 +134,7 @@ impl Log {
                 epochs_file_ahead,
                 high_watermark: loaded.high_watermark,
                 producers,
-                cleaned_up_to: 0,
+                cleaned_up_to,
             }),
             flush: Mutex::new(FlushState {
                 durable: log_end,

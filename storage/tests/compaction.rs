@@ -183,6 +183,29 @@ fn the_active_segment_uncommitted_records_and_young_ones_are_never_cleaned() {
 }
 
 #[test]
+fn the_cleaned_offset_survives_a_restart() {
+    let _serial = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let batches: Vec<Vec<Write>> = (0..80).map(|i| vec![(i as u8 % 4, Some(i), T0)]).collect();
+    write(&log, &batches);
+    assert!(log.dirty_ratio(NOW) > 0.9);
+    let first = clean(&log);
+    assert!(first.segments_rewritten > 0);
+    assert_eq!(log.dirty_ratio(NOW), 0.0);
+    log.close().unwrap();
+    let log = open(dir.path());
+    assert_eq!(log.dirty_ratio(NOW), 0.0, "nothing to clean again after a restart");
+    assert_eq!(clean(&log).cleaned_up_to, first.cleaned_up_to);
+    // A damaged checkpoint only costs a full pass.
+    log.close().unwrap();
+    std::fs::write(dir.path().join(strata_storage::CLEANER_CHECKPOINT_FILE), b"garbage").unwrap();
+    let log = open(dir.path());
+    assert!(log.dirty_ratio(NOW) > 0.9);
+    assert_eq!(clean(&log).records_removed, 0, "the log was already clean");
+}
+
+#[test]
 fn a_follower_takes_a_compacted_leaders_batches_with_their_gaps() {
     let _serial = fail::FailScenario::setup();
     let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
