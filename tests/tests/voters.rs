@@ -94,3 +94,33 @@ fn a_failed_voter_is_replaced_and_the_quorum_keeps_committing() {
         assert!(topics.to_string().contains(t), "{t} missing: {topics}");
     }
 }
+
+#[test]
+fn three_voters_grow_to_five_and_commit_without_two_of_the_first() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::node(root.path(), id, "broker,controller")).collect();
+    let original = Node::voters(&nodes);
+    for n in nodes.iter_mut() {
+        n.start(&original);
+    }
+    wait_until("three nodes ready", Duration::from_secs(30), || nodes.iter().all(Node::ready));
+    // Two new controllers join, one change at a time.
+    let mut joined = Vec::new();
+    for id in [4, 5] {
+        let mut n = Node::node(root.path(), id, "controller");
+        n.add_env(&[("STRATA_CONTROLLER_JOIN", "true")]);
+        n.start(&original);
+        let address = n.controller.to_string();
+        let id = id.to_string();
+        let out = strata(&nodes[2].bootstrap(), &["cluster", "add-voter", &id, "--address", &address, "--wait", "60s"]);
+        assert!(out.status.success(), "{}\n{}", stderr(&out), n.log());
+        joined.push(n);
+    }
+    assert_eq!(voters(&nodes[2]), vec![1, 2, 3, 4, 5]);
+    // Voters 1 and 2 die: 3, 4 and 5 are a majority of five only if both
+    // new voters vote.
+    nodes[0].kill();
+    nodes[1].kill();
+    let out = create(&nodes[2], "with-five");
+    assert!(out.status.success(), "{{3, 4, 5}} commit: {}\n{}", stderr(&out), tail(&joined[1].log()));
+}
