@@ -65,9 +65,21 @@ impl BrokerService {
         if validate_only {
             return Ok(());
         }
-        let cmd =
-            MetadataCommand::AlterTopicConfigs { name: topic.to_string(), set: change.set, delete: change.delete };
+        let cmd = MetadataCommand::AlterTopicConfigs {
+            name: topic.to_string(),
+            set: change.set.clone(),
+            delete: change.delete.clone(),
+        };
         self.controller.propose(cmd).await.map_err(|e| controller_error(&e))?;
+        // Read your writes: a describe on this broker right after sees it.
+        self.controller
+            .wait_visible(|image| {
+                image.topics.get(topic).is_some_and(|t| {
+                    change.set.iter().all(|(k, v)| t.configs.get(k) == Some(v))
+                        && change.delete.iter().all(|k| !t.configs.contains_key(k))
+                })
+            })
+            .await;
         self.apply_current_metadata().await;
         tracing::info!(%topic, principal = %session.principal, "topic configs changed");
         Ok(())

@@ -164,7 +164,7 @@ impl dyn ControllerLink + '_ {
     /// Waits (bounded) until this node's metadata satisfies `done`. The
     /// change is committed either way; a slow follower only delays when
     /// this node sees it.
-    async fn wait_visible(&self, done: impl Fn(&MetadataImage) -> bool) {
+    pub(crate) async fn wait_visible(&self, done: impl Fn(&MetadataImage) -> bool) {
         let mut rx = self.subscribe();
         if tokio::time::timeout(VISIBLE_TIMEOUT, rx.wait_for(|image| done(image))).await.is_err() {
             tracing::warn!("a committed metadata change has not reached this broker yet");

@@ -165,8 +165,16 @@ impl BrokerService {
         if validate_only {
             return Ok(());
         }
-        let cmd = MetadataCommand::AlterBrokerConfigs { set: change.set, delete: change.delete };
+        let cmd = MetadataCommand::AlterBrokerConfigs { set: change.set.clone(), delete: change.delete.clone() };
         self.controller.propose(cmd).await.map_err(|e| controller_error(&e))?;
+        // Read your writes: a DescribeConfigs to this broker right after
+        // sees the change.
+        self.controller
+            .wait_visible(|image| {
+                change.set.iter().all(|(k, v)| image.broker_configs.get(k) == Some(v))
+                    && change.delete.iter().all(|k| !image.broker_configs.contains_key(k))
+            })
+            .await;
         self.apply_current_metadata().await;
         tracing::info!(principal = %session.principal, "cluster broker configs changed");
         Ok(())
